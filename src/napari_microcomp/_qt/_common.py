@@ -1,0 +1,269 @@
+"""Small pieces shared by the dock widgets: layer pickers, codec pickers, workers, messages.
+
+Only napari's public API is used (``napari.layers``, ``napari.qt.threading``,
+``napari.utils.notifications``, ``napari.utils.progress``).
+"""
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+from napari.layers import Image
+from napari.qt.threading import create_worker
+from napari.utils import progress
+from napari.utils.notifications import show_error
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QStandardItemModel
+from qtpy.QtWidgets import QComboBox, QLabel, QListWidget, QListWidgetItem
+
+from ..errors import MicrocompError
+from . import avoid_triton_crash
+
+FAMILIES = (("classical", "Classical"), ("lossless", "Lossless"), ("learned", "Learned"),
+            ("volumetric", "3D (volumetric)"))
+
+
+def error_message(exc: BaseException) -> str:
+    """The text shown to the user: the project's own message, or the type and text of a bug."""
+    if isinstance(exc, MicrocompError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__}: {exc}"
+
+
+def report_error(exc: BaseException, status: Optional[QLabel] = None, what: str = "") -> str:
+    """Show ``exc`` as a napari error notification (and in ``status``); return the message."""
+    msg = (f"{what}: " if what else "") + error_message(exc)
+    if status is not None:
+        status.setText(msg)
+        status.setStyleSheet("color: #e05050")
+    show_error(msg)
+    return msg
+
+
+def set_status(status: QLabel, text: str) -> None:
+    status.setText(text)
+    status.setStyleSheet("")
+
+
+def refuse_reason(layer) -> Optional[str]:
+    """Why ``layer`` cannot be compressed, in words for the user; None when it can.
+
+    Only cheap attribute checks run here (on the GUI thread); the core's ``check_image``
+    makes the complete check (NaN/Inf, pixel type, size) on the worker.
+    """
+    if layer is None:
+        return "select an image layer first"
+    if not isinstance(layer, Image):
+        return f"layer {layer.name!r} is a {type(layer).__name__} layer, not an image"
+    if layer.rgb:
+        return (f"layer {layer.name!r} is RGB; microcomp compresses single-channel images "
+                "(split the channels first: right-click > Split RGB)")
+    if layer.multiscale:
+        return f"layer {layer.name!r} is multiscale; open a single resolution level"
+    if layer.ndim not in (2, 3):
+        return (f"layer {layer.name!r} is {layer.ndim}D; select one channel/time point "
+                "(a 2D or 3D image)")
+    if 0 in layer.data.shape:
+        return f"layer {layer.name!r} is empty (shape {tuple(layer.data.shape)})"
+    return None
+
+
+class LayerPicker(QComboBox):
+    """A combo box listing the viewer's image layers, kept in sync with the layer list."""
+
+    def __init__(self, viewer, optional: bool = False, none_text: str = "(none)", parent=None):
+        super().__init__(parent)
+        self._viewer = viewer
+        self._optional = optional
+        self._none_text = none_text
+        viewer.layers.events.inserted.connect(self.refresh)
+        viewer.layers.events.removed.connect(self.refresh)
+        viewer.layers.events.moved.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self, event=None) -> None:
+        current = self.currentText()
+        self.blockSignals(True)
+        self.clear()
+        if self._optional:
+            self.addItem(self._none_text)
+        for layer in self._viewer.layers:
+            if isinstance(layer, Image):
+                self.addItem(layer.name)
+                try:
+                    layer.events.name.disconnect(self.refresh)
+                except (TypeError, ValueError, RuntimeError):
+                    pass
+                layer.events.name.connect(self.refresh)
+        idx = self.findText(current)
+        self.setCurrentIndex(idx if idx >= 0 else 0)
+        self.blockSignals(False)
+        self.currentIndexChanged.emit(self.currentIndex())
+
+    def layer(self) -> Optional[Image]:
+        name = self.currentText()
+        if not name or (self._optional and self.currentIndex() == 0):
+            return None
+        return self._viewer.layers[name] if name in self._viewer.layers else None
+
+    def select(self, name: str) -> None:
+        idx = self.findText(name)
+        if idx < 0:
+            raise ValueError(f"no image layer named {name!r}")
+        self.setCurrentIndex(idx)
+
+
+def grouped_codecs() -> List[tuple]:
+    """[(family title, [codec names])] for every family with at least one available codec.
+
+    Learned codecs are listed only when some quality has weights (shipped or in
+    ``$MICROCOMP_WEIGHTS``).
+    """
+    avoid_triton_crash()
+    from ..codecs import available_codecs, codec_class
+
+    groups = []
+    for family, title in FAMILIES:
+        try:
+            names = [n for n in available_codecs(family) if has_weights(codec_class(n))]
+        except MicrocompError:
+            names = []
+        if names:
+            groups.append((title, names))
+    return groups
+
+
+def has_weights(cls) -> bool:
+    """False for a learned codec without any weight file; True for every other codec."""
+    check = getattr(cls, "weights_available", None)
+    return True if check is None else bool(check())
+
+
+def weights_hint(name: str) -> str:
+    """'' for codecs without weights, else which qualities have weights, e.g. 'weights: q2 q4'."""
+    from ..codecs import codec_class
+
+    check = getattr(codec_class(name), "weights_available", None)
+    if check is None:
+        return ""
+    qualities = sorted(check())
+    return "weights: " + (" ".join(f"q{q}" for q in qualities) if qualities else "none")
+
+
+class CodecCombo(QComboBox):
+    """A codec dropdown grouped by family; the headers are disabled entries."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        model: QStandardItemModel = self.model()
+        for title, names in grouped_codecs():
+            self.addItem(f"— {title} —")
+            model.item(self.count() - 1).setEnabled(False)
+            for name in names:
+                self.addItem(name, name)
+        for i in range(self.count()):
+            if self.itemData(i):
+                self.setCurrentIndex(i)
+                break
+
+    def codec_name(self) -> Optional[str]:
+        return self.currentData()
+
+    def select(self, name: str) -> None:
+        idx = self.findData(name)
+        if idx < 0:
+            raise ValueError(f"codec {name!r} is not available")
+        self.setCurrentIndex(idx)
+
+
+class CodecChecklist(QListWidget):
+    """Checkable codec list grouped by family (benchmark widget)."""
+
+    def __init__(self, checked: Sequence[str] = (), parent=None):
+        super().__init__(parent)
+        for title, names in grouped_codecs():
+            header = QListWidgetItem(title)
+            header.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.addItem(header)
+            for name in names:
+                item = QListWidgetItem(name)
+                item.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled)
+                item.setCheckState(Qt.CheckState.Checked if name in checked else Qt.CheckState.Unchecked)
+                item.setData(Qt.ItemDataRole.UserRole, name)
+                self.addItem(item)
+
+    def checked(self) -> List[str]:
+        return [self.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.count())
+                if self.item(i).data(Qt.ItemDataRole.UserRole)
+                and self.item(i).checkState() == Qt.CheckState.Checked]
+
+    def set_checked(self, names: Sequence[str]) -> None:
+        for i in range(self.count()):
+            name = self.item(i).data(Qt.ItemDataRole.UserRole)
+            if name:
+                self.item(i).setCheckState(Qt.CheckState.Checked if name in names
+                                           else Qt.CheckState.Unchecked)
+
+
+def start_worker(func: Callable, *args, desc: str = "", on_yield: Optional[Callable] = None,
+                 on_return: Optional[Callable] = None, on_error: Optional[Callable] = None,
+                 on_finish: Optional[Callable] = None, **kwargs):
+    """Run ``func(*args, **kwargs)`` (a function or a Progress generator) on a napari thread worker.
+
+    A generator's :class:`~napari_microcomp._progress.Progress` events drive a napari progress
+    bar (activity dock) before ``on_yield`` sees them. ``on_finish`` runs after success, error
+    and cancel alike, so buttons are always re-enabled there.
+    """
+    avoid_triton_crash()
+    connect: Dict[str, Any] = {"errored": on_error or (lambda exc: report_error(exc))}
+    if on_return:
+        connect["returned"] = on_return
+    worker = create_worker(func, *args, _start_thread=False, _connect=connect, **kwargs)
+    pbar = progress(total=0, desc=desc or getattr(func, "__name__", "working"))
+
+    def _yielded(event):
+        total, done = getattr(event, "total", None), getattr(event, "done", None)
+        if total is not None and done is not None:
+            if pbar.total != total:
+                pbar.total = total
+            if done > pbar.n:
+                pbar.update(done - pbar.n)
+        if on_yield:
+            on_yield(event)
+
+    if hasattr(worker, "yielded"):
+        worker.yielded.connect(_yielded)
+    worker.finished.connect(pbar.close)
+    if on_finish:
+        worker.finished.connect(on_finish)
+    worker.start()
+    return worker
+
+
+def add_or_replace_image(viewer, data: np.ndarray, name: str, like=None, **kwargs) -> Image:
+    """Add an image layer called ``name``, or update the data of the existing one of that name.
+
+    ``like``: a source layer whose scale and translate the new layer copies, so it overlays it.
+    """
+    if like is not None:
+        kwargs.setdefault("scale", tuple(like.scale))
+        kwargs.setdefault("translate", tuple(like.translate))
+    if name in viewer.layers and isinstance(viewer.layers[name], Image):
+        layer = viewer.layers[name]
+        layer.data = data
+        for key in ("metadata", "contrast_limits", "scale", "translate", "colormap"):
+            if key in kwargs:
+                setattr(layer, key, kwargs[key])
+        return layer
+    return viewer.add_image(data, name=name, **kwargs)
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """Format a metric for display (inf for lossless PSNR, blanks for missing values)."""
+    if value is None:
+        return "–"
+    if isinstance(value, (float, np.floating)):
+        if np.isinf(value):
+            return "∞"
+        if np.isnan(value):
+            return "–"
+        return f"{value:.{digits}g}" if abs(value) < 1e4 else f"{value:.0f}"
+    return str(value)

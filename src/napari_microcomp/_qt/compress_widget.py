@@ -1,0 +1,186 @@
+"""Compress dock widget: one image layer, one codec, one quality (or a target) -> reconstruction.
+
+The widget only collects parameters and calls :func:`napari_microcomp.api.compress_array` on a
+napari thread worker. It adds two layers named after the source, codec and quality,
+``"<src> [<codec> q<k>]"`` (the reconstruction, with the source's contrast limits) and
+``"<src> [<codec> q<k>] |error|"`` (absolute error, float32); running again with the same
+settings updates those layers in place, other settings add new ones. The source is never touched.
+"""
+from typing import Optional
+
+import numpy as np
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
+                            QLabel, QPushButton, QRadioButton, QSlider, QVBoxLayout, QWidget)
+
+from ..container import array_crc32
+from ..errors import InputError
+from ._common import (CodecCombo, LayerPicker, add_or_replace_image, fmt, refuse_reason,
+                      report_error, set_status, start_worker, weights_hint)
+
+TARGETS = {"PSNR (dB)": ("psnr", 40.0, 10.0, 100.0, 0.5), "SSIM": ("ssim", 0.95, 0.5, 0.9999, 0.01),
+           "bpp": ("bpp", 0.5, 0.01, 16.0, 0.05), "compression ratio": ("cr", 20.0, 1.1, 1000.0, 1.0)}
+SHOWN = (("compression_ratio", "CR"), ("bpp", "bpp"), ("psnr", "PSNR (dB)"), ("ssim", "SSIM"),
+         ("ms_ssim", "MS-SSIM"), ("pearson_r", "Pearson r"))
+
+
+def _compress(data, codec: str, quality: Optional[int], target: Optional[str]):
+    from ..api import compress_array
+
+    original = np.asarray(data)
+    res = compress_array(original, codec, quality=quality, target=target)
+    error = np.abs(res.reconstruction.astype(np.float32) - original.astype(np.float32))
+    return res, error
+
+
+class CompressWidget(QWidget):
+    """Compress the selected image layer and show the reconstruction, its error and its metrics."""
+
+    run_finished = Signal()  # after success, error and cancel alike
+
+    def __init__(self, napari_viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.worker = None
+        self.result = None
+        self.layers_added = []
+
+        self.layer_picker = LayerPicker(napari_viewer)
+        self.codec_combo = CodecCombo()
+        self.codec_info = QLabel("")
+        self.codec_info.setWordWrap(True)
+        self.codec_combo.currentIndexChanged.connect(self._codec_changed)
+        self._codec_changed()
+        self.by_quality = QRadioButton("quality")
+        self.by_target = QRadioButton("target")
+        self.by_quality.setChecked(True)
+        group = QButtonGroup(self)
+        group.addButton(self.by_quality)
+        group.addButton(self.by_target)
+        self.quality = QSlider(Qt.Orientation.Horizontal)
+        self.quality.setRange(1, 8)
+        self.quality.setValue(4)
+        self.quality.setTickPosition(QSlider.TickPosition.TicksBelow)
+        quality_label = QLabel("4")
+        self.quality.valueChanged.connect(lambda v: quality_label.setText(str(v)))
+        self.target_metric = QComboBox()
+        self.target_metric.addItems(list(TARGETS))
+        self.target_value = QDoubleSpinBox()
+        self.target_metric.currentTextChanged.connect(self._target_changed)
+        self._target_changed(self.target_metric.currentText())
+        self.run_button = QPushButton("Run")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.metric_labels = {key: QLabel("–") for key, _ in SHOWN + (("time", ""),)}
+
+        form = QFormLayout()
+        form.addRow("image layer", self.layer_picker)
+        form.addRow("codec", self.codec_combo)
+        form.addRow("", self.codec_info)
+        row = QHBoxLayout()
+        row.addWidget(self.by_quality)
+        row.addWidget(self.quality)
+        row.addWidget(quality_label)
+        form.addRow("1 (small) … 8 (best)", row)
+        row = QHBoxLayout()
+        row.addWidget(self.by_target)
+        row.addWidget(self.target_metric)
+        row.addWidget(self.target_value)
+        form.addRow("or reach", row)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        results = QFormLayout()
+        for key, title in SHOWN:
+            results.addRow(title, self.metric_labels[key])
+        results.addRow("encode / decode (s)", self.metric_labels["time"])
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        layout.addLayout(results)
+        layout.addStretch()
+
+    def _codec_changed(self, *_) -> None:
+        from ..codecs import codec_class
+
+        name = self.codec_combo.codec_name()
+        if name:
+            cls = codec_class(name)
+            self.codec_info.setText(" ".join(filter(None, [cls.description, weights_hint(name)])))
+
+    def _target_changed(self, text: str) -> None:
+        _, default, lo, hi, step = TARGETS[text]
+        self.target_value.setDecimals(4 if step < 0.05 else 2)
+        self.target_value.setRange(lo, hi)
+        self.target_value.setSingleStep(step)
+        self.target_value.setValue(default)
+
+    def target(self) -> Optional[str]:
+        if not self.by_target.isChecked():
+            return None
+        return f"{TARGETS[self.target_metric.currentText()][0]}={self.target_value.value():g}"
+
+    # -- actions -----------------------------------------------------------------------------
+    def run(self) -> None:
+        layer = self.layer_picker.layer()
+        reason = refuse_reason(layer)
+        codec = self.codec_combo.codec_name()
+        if reason is None and not codec:
+            reason = "no codec is available"
+        if reason:
+            report_error(InputError(reason), self.status)
+            return
+        target = self.target()
+        quality = None if target else self.quality.value()
+        self._busy(True)
+        self.result = None
+        set_status(self.status, f"compressing {layer.name!r} with {codec}…")
+        self.worker = worker = start_worker(
+            _compress, layer.data, codec, quality, target, desc=f"compress {layer.name}",
+            on_return=lambda out: self._show(*out, layer),
+            on_error=lambda exc: report_error(exc, self.status, "compression failed"),
+            on_finish=lambda: self.worker is worker and self._busy(False))
+
+    def cancel(self) -> None:
+        """Stop waiting for the running compression; its result is discarded."""
+        if self.worker is not None:
+            self.worker.returned.disconnect()
+            self.worker.errored.disconnect()
+            self.worker.quit()
+            set_status(self.status, "cancelled; the running compression finishes in the background "
+                                    "and its result is discarded")
+            self._busy(False)
+
+    def _busy(self, busy: bool) -> None:
+        self.run_button.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)
+        if not busy:
+            self.worker = None
+            self.run_finished.emit()
+
+    def _show(self, res, error, source) -> None:
+        self.result = res
+        m = res.metrics
+        for key, _ in SHOWN:
+            self.metric_labels[key].setText(fmt(m.get(key), 4))
+        self.metric_labels["time"].setText(f"{res.encode_seconds:.2f} / {res.decode_seconds:.2f}")
+        name = f"{source.name} [{res.codec.label}]"
+        meta = {"microcomp": {"source": source.name, "codec": res.config, "metrics": dict(m),
+                              "target": res.target, "stream": res.data, "dtype": res.reconstruction.dtype.name,
+                              "data_crc32": array_crc32(res.reconstruction)}}
+        recon = add_or_replace_image(self.viewer, res.reconstruction, name, like=source,
+                                     contrast_limits=tuple(source.contrast_limits),
+                                     colormap=source.colormap.name, metadata=meta)
+        err = add_or_replace_image(self.viewer, error, name + " |error|", like=source,
+                                   colormap="magma", metadata={"microcomp": {"source": source.name,
+                                                                             "codec": res.config}})
+        self.layers_added = [recon, err]
+        note = ""
+        if res.target:
+            note = f" (target {res.target['target']}: {'met' if res.target.get('met') else 'NOT met'})"
+        set_status(self.status, f"{res.codec.label}: {len(res.data):,} bytes{note}")

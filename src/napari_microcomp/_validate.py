@@ -1,0 +1,52 @@
+"""Checks on arrays before they reach a codec, with messages a user can act on."""
+import numpy as np
+
+from .errors import InputError
+
+SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32)
+
+
+def check_image(array, *, allow_3d: bool = True) -> np.ndarray:
+    """Return ``array`` as a C-contiguous numpy array of a supported dtype, or raise InputError.
+
+    Accepts 2D (Y, X) and, when ``allow_3d``, 3D (Z, Y, X). float64 is converted to float32,
+    other integer types to uint16 when their values fit.
+    """
+    if array is None:
+        raise InputError("no image given")
+    a = np.asarray(array)
+    if a.dtype == bool or a.dtype.kind in "OUSV":
+        raise InputError(f"unsupported pixel type {a.dtype}; expected uint8, uint16 or float32")
+    if a.size == 0:
+        raise InputError(f"the image is empty (shape {a.shape})")
+    if a.ndim == 3 and a.shape[-1] in (3, 4) and min(a.shape[:2]) > 4:
+        raise InputError(
+            f"shape {a.shape} looks like an RGB/RGBA image; microcomp compresses single-channel "
+            "images: pick one channel (e.g. --channel 0) or convert to grayscale")
+    if a.ndim not in ((2, 3) if allow_3d else (2,)):
+        want = "2D (Y, X) or 3D (Z, Y, X)" if allow_3d else "2D (Y, X)"
+        raise InputError(f"expected a {want} single-channel image, got {a.ndim}D with shape {a.shape}; "
+                         "select one channel/time point first")
+    if min(a.shape[-2:]) < 8:
+        raise InputError(f"image too small to compress meaningfully: shape {a.shape} (need ≥ 8×8 in Y, X)")
+    if a.dtype.kind == "f":
+        if not np.isfinite(a).all():
+            bad = int((~np.isfinite(a)).sum())
+            raise InputError(f"the image contains {bad} NaN/Inf value(s); replace them before compressing")
+        a = a.astype(np.float32, copy=False)
+    elif a.dtype.kind in "iu" and a.dtype not in (np.uint8, np.uint16):
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi > 65535:
+            raise InputError(f"integer values {lo}..{hi} do not fit uint16; convert to float32 or rescale")
+        a = a.astype(np.uint16)
+    return np.ascontiguousarray(a)
+
+
+def used_bits(a: np.ndarray) -> int:
+    """Bit depth actually used by integer content (e.g. 12 for 12-bit data stored in uint16)."""
+    if a.dtype == np.uint8:
+        return 8
+    if a.dtype != np.uint16:
+        raise InputError(f"used_bits needs an integer image, got {a.dtype}")
+    hi = int(a.max())
+    return max(8, min(16, int(hi).bit_length()))

@@ -1,0 +1,51 @@
+"""`microcomp` command line: ``main(argv) -> int``.
+
+Each subcommand lives in its own module exposing ``register(subparsers)``; the parser's
+``func(args) -> int`` runs it. Project errors print one clear line (no traceback) and exit 2.
+"""
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+from ..errors import MicrocompError
+
+# One module per command group; each defines register(subparsers).
+COMMAND_MODULES = [
+    "napari_microcomp.cli.codec_commands",   # codecs, compress, decompress, info
+    "napari_microcomp.cli.labelfree",        # predict, train-labelfree
+    "napari_microcomp.cli.train_codec",      # train-codec
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="microcomp",
+        description="Compress microscopy images with classical and learned codecs and measure what it costs.")
+    parser.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except MicrocompError as exc:
+        if args.verbose:
+            raise
+        print(f"microcomp {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""`microcomp codecs | compress | decompress | info`."""
+import json
+from pathlib import Path
+from typing import Any, Dict, List
+
+from .. import codecs as _codecs
+from ..errors import CodecError, InputError
+from ..io import atomic_write_bytes, read_image, write_image
+
+EXT = ".mcz"
+
+
+def register(sub) -> None:
+    p = sub.add_parser("codecs", help="list codecs, their quality 1–8 mapping and availability")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_codecs)
+
+    p = sub.add_parser("compress", help="compress an image file to a .mcz stream")
+    p.add_argument("input", help="TIFF/OME-TIFF, PNG, NPY, CZI or ND2")
+    p.add_argument("output", nargs="?", help=f"output {EXT} file (default: INPUT{EXT})")
+    p.add_argument("--codec", "-c", default="jpegxl", help="codec name (see `microcomp codecs`)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--quality", "-q", type=int, help="1 (smallest) … 8 (best); default 4")
+    g.add_argument("--lossless", action="store_true", help="lossless mode where the codec has one")
+    g.add_argument("--target", help="rate control: psnr=40, ssim=0.95, bpp=0.5 or cr=20")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="native codec parameter for experts, e.g. --param distance=1.5")
+    p.add_argument("--channel", type=int, help="channel index (CZI/ND2/multi-channel files)")
+    p.add_argument("--scene", type=int, help="scene index (CZI/ND2)")
+    p.add_argument("--timepoint", type=int, help="time point index")
+    p.add_argument("--zarr", metavar="OUT.zarr", help="write a chunked zarr array with this codec instead")
+    p.add_argument("--chunks", help="zarr chunk shape, e.g. 1,512,512")
+    p.add_argument("--no-metrics", action="store_true", help="skip the decode + metrics step")
+    p.set_defaults(func=cmd_compress)
+
+    p = sub.add_parser("decompress", help="decode a .mcz stream to TIFF/OME-TIFF or NPY")
+    p.add_argument("input")
+    p.add_argument("output", help="output .tif / .ome.tif / .npy")
+    p.set_defaults(func=cmd_decompress)
+
+    p = sub.add_parser("info", help="show the header of a .mcz stream")
+    p.add_argument("input")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+
+def _parse_params(items: List[str]) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise CodecError(f"--param expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except ValueError:
+            out[k.strip()] = v
+    return out
+
+
+def codec_table() -> List[Dict[str, Any]]:
+    """One row per registered codec: name, family, availability, native parameter, quality table."""
+    rows = []
+    for name in _codecs.available_codecs(include_unavailable=True):
+        cls = _codecs.codec_class(name)
+        row = {"name": name, "family": cls.family, "available": cls.available(),
+               "native": cls.native_param or "-", "meaning": cls.native_meaning,
+               "lossless": "only" if cls.lossless_only else ("yes" if cls.supports_lossless else "no"),
+               "qualities": {} if cls.lossless_only else {str(q): v for q, v in cls.quality_table.items()},
+               "relative": bool(getattr(cls, "relative_native", False)),
+               "description": cls.description}
+        extra = getattr(cls, "table_extra", None)
+        if callable(extra):
+            row.update(extra())
+        rows.append(row)
+    return rows
+
+
+def _fmt(v: Any, relative: bool = False) -> str:
+    if relative:  # a fraction of the image range
+        return f"R/{round(1 / v)}"
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def cmd_codecs(args) -> int:
+    rows = codec_table()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'codec':26} {'family':11} {'avail':5} {'lossless':8} {'native':10} quality 1 … 8")
+    for r in rows:
+        qs = " ".join(_fmt(v, r["relative"]) for v in r["qualities"].values()) or "-"
+        weights = f"  weights: q{','.join(map(str, r['weights']))}" if r.get("weights") else ""
+        print(f"{r['name']:26} {r['family']:11} {'yes' if r['available'] else 'no':5} {r['lossless']:8} "
+              f"{r['native']:10} {qs}{weights}")
+    print("\nR = the image's value range (max - min). Native parameters:")
+    for r in rows:
+        if r["meaning"] and r["qualities"]:
+            print(f"  {r['name']:24} {r['native']}: {r['meaning']}")
+    return 0
+
+
+def _print_metrics(m: Dict[str, Any]) -> None:
+    keys = ["compressed_bytes", "compression_ratio", "bpp", "mse", "psnr", "ssim", "ms_ssim", "pearson_r"]
+    print("  ".join(f"{k}={m[k]:.4g}" if isinstance(m[k], float) else f"{k}={m[k]}" for k in keys if k in m))
+
+
+def cmd_compress(args) -> int:
+    from ..api import compress_array
+
+    array, meta = read_image(args.input, channel=args.channel, scene=args.scene, timepoint=args.timepoint)
+    params = _parse_params(args.param)
+    if args.zarr:
+        from ..zarr_codecs import compress_to_zarr
+
+        codec = _codecs.get_codec(args.codec, quality=args.quality, lossless=args.lossless, **params)
+        chunks = tuple(int(c) for c in args.chunks.split(",")) if args.chunks else None
+        compress_to_zarr(array, args.zarr, codec, chunks=chunks)
+        print(f"wrote {args.zarr} ({codec.label}, shape {array.shape})")
+        return 0
+    out = Path(args.output or (str(args.input) + EXT))
+    if out.suffix.lower() != EXT:
+        raise InputError(f"output must end in {EXT}, got {out.name}")
+    keep = {k: v for k, v in meta.items() if k in ("pixel_size", "channel_names", "channel", "scene", "source")}
+    if args.lossless:
+        params["lossless"] = True
+    if args.no_metrics:
+        codec = _codecs.get_codec(args.codec, quality=args.quality, **params)
+        data = codec.encode(array, meta=keep)
+        atomic_write_bytes(out, data)
+        print(f"wrote {out} ({codec.label}, {len(data)} bytes)")
+        return 0
+    res = compress_array(array, args.codec, quality=args.quality, target=args.target, meta=keep, **params)
+    atomic_write_bytes(out, res.data)
+    print(f"wrote {out}: {res.codec.label}, shape {list(array.shape)} {array.dtype}, "
+          f"encode {res.encode_seconds:.2f}s, decode {res.decode_seconds:.2f}s")
+    if res.target:
+        t = res.target
+        print(f"target {t['target']}={t['value']:g}: achieved {t['achieved']:.4g} "
+              f"({'met' if t['met'] else 'NOT met, closest setting used'}, {t['trials']} trials)")
+    _print_metrics(res.metrics)
+    if array.ndim == 3:
+        from ..metrics import per_slice
+        ps = per_slice(array, res.reconstruction)
+        print("per-slice PSNR: " + " ".join(f"{v:.1f}" for v in ps["psnr"]))
+    return 0
+
+
+def cmd_decompress(args) -> int:
+    data = Path(args.input).read_bytes() if Path(args.input).is_file() else None
+    if data is None:
+        raise InputError(f"file not found: {args.input}")
+    header = _codecs.info(data)
+    array = _codecs.decode(data)
+    write_image(args.output, array, header.get("meta"))
+    print(f"wrote {args.output}: {array.dtype}{list(array.shape)} from {header['codec']['id']}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    p = Path(args.input)
+    if not p.is_file():
+        raise InputError(f"file not found: {p}")
+    d = _codecs.info(p.read_bytes())
+    if args.json:
+        print(json.dumps(d, indent=2))
+        return 0
+    print(f"file:       {p} ({d['total_bytes']} bytes: header {d['header_bytes']}, payload {d['payload_bytes']})")
+    print(f"format:     microcomp container v{d['format_version']}")
+    print(f"codec:      {json.dumps(d['codec'])}")
+    print(f"array:      {d['dtype']} {d['shape']}  layout={d['layout']} ({len(d['payloads'])} payload(s))")
+    if d["norm"]:
+        print(f"norm:       {json.dumps(d['norm'])}")
+    if d["check"]:
+        print(f"check:      {json.dumps(d['check'])}")
+    tiles = d["meta"].get("tiles")
+    if tiles:
+        print(f"tiling:     {json.dumps(tiles) if not isinstance(tiles, list) else f'{len(tiles)} tiles'}")
+    meta = {k: v for k, v in d["meta"].items() if k != "tiles"}
+    if meta:
+        print(f"meta:       {json.dumps(meta)}")
+    return 0

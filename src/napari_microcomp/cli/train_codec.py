@@ -1,0 +1,76 @@
+"""``microcomp train-codec``: train a learned codec (2D or 3D) and export a compact weight file.
+
+Example (one quality of one architecture on a GPU, stopping cleanly after 8 minutes)::
+
+    microcomp train-codec --arch mbt2018-mean --quality 4 --data train/ --steps 100000 \\
+        --device cuda --batch 16 --patch 256 --max-minutes 8 \\
+        --out mbt2018-mean-q4.pt --ckpt mbt2018-mean-q4.ckpt
+"""
+import argparse
+import shlex
+import sys
+
+
+def _widths(text: str):
+    out = {}
+    for part in filter(None, text.split(",")):
+        k, _, v = part.partition("=")
+        if k not in ("N", "M") or not v.isdigit():
+            raise argparse.ArgumentTypeError(f"--widths expects e.g. N=64,M=96, got {text!r}")
+        out[k] = int(v)
+    return out
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train-codec", help="train a learned codec on image files and export its weights",
+        description="Rate-distortion training (CompressAI's λ·255²·MSE + bpp) of one architecture at one "
+                    "quality (VBR architectures: all qualities at once). Prints a progress line every "
+                    "--log-every steps; writes --ckpt atomically and --out (fp16 weights + metadata) at the end.")
+    p.add_argument("--arch", required=True, help="architecture name (see `microcomp codecs`)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--quality", type=int, choices=range(1, 9), metavar="1..8",
+                   help="quality level; selects CompressAI's MSE λ for that level")
+    g.add_argument("--lambda", dest="lmbda", type=float, help="explicit λ (instead of --quality)")
+    p.add_argument("--data", nargs="+", required=True, help="image files or folders (TIFF/PNG/NPY/CZI/ND2)")
+    p.add_argument("--steps", type=int, default=100_000, help="maximum optimizer steps")
+    p.add_argument("--patch", type=int, nargs="+", default=None,
+                   help="crop size: P (P×P, or P×P×P for 3D) or D H W for 3D (default 256 / 16 64 64)")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--aux-lr", type=float, default=1e-3)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget; stops cleanly, then exports")
+    p.add_argument("--out", default=None, help="exported weight file (default: {arch}-q{Q}.pt here)")
+    p.add_argument("--ckpt", default=None, help="full checkpoint for --resume, written atomically")
+    p.add_argument("--ckpt-every", type=int, default=1000)
+    p.add_argument("--resume", default=None, help="continue from this checkpoint")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--widths", type=_widths, default={}, help="override network widths, e.g. N=64,M=96")
+    p.add_argument("--log-every", type=int, default=100)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1 with cuda)")
+    p.add_argument("--bf16", dest="bf16", action="store_true", default=None,
+                   help="force bf16 autocast (default: on for cuda and bf16-capable CPUs)")
+    p.add_argument("--no-bf16", dest="bf16", action="store_false")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..training.codec import TrainConfig, train
+
+    cfg = TrainConfig(arch=args.arch, data=list(args.data), quality=args.quality, lmbda=args.lmbda,
+                      steps=args.steps, patch=args.patch, batch=args.batch, lr=args.lr, aux_lr=args.aux_lr,
+                      device=args.device, max_minutes=args.max_minutes, out=args.out, ckpt=args.ckpt,
+                      ckpt_every=args.ckpt_every, resume=args.resume, seed=args.seed, widths=args.widths,
+                      log_every=args.log_every, threads=args.threads, bf16=args.bf16,
+                      command=shlex.join(["microcomp", *sys.argv[1:]]) if sys.argv else "")
+    gen = train(cfg)
+    # Plain lines, flushed: training runs as a logged background job, never a terminal UI.
+    try:
+        while True:
+            ev = next(gen)
+            print(f"[{cfg.arch}{'' if cfg.quality is None else f' q{cfg.quality}'}] {ev.message}", flush=True)
+    except StopIteration as stop:
+        result = stop.value
+    print(f"done: {result['out']}", flush=True)
+    return 0

@@ -1,0 +1,184 @@
+"""The one Codec interface every codec (classical, learned, volumetric) implements.
+
+A codec turns a 2D (Y, X) or 3D (Z, Y, X) uint8/uint16/float32 array into a self-describing
+container stream (see :mod:`napari_microcomp.container`) and back. Quality is one scale for all
+codecs: 1 = smallest file ... 8 = best quality; each codec maps it to its native parameter
+with ``quality_table``. Experts may pass the native parameter instead.
+"""
+import abc
+from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .. import container
+from .._validate import check_image
+from ..errors import CodecError, StreamError
+
+QUALITIES = tuple(range(1, 9))
+DEFAULT_QUALITY = 4
+
+
+class Codec(abc.ABC):
+    """Base class. Subclasses implement :meth:`_encode` and :meth:`_decode`."""
+
+    codec_id: ClassVar[str] = ""
+    family: ClassVar[str] = "classical"      # classical | lossless | learned | volumetric
+    description: ClassVar[str] = ""
+    native_param: ClassVar[Optional[str]] = None
+    native_meaning: ClassVar[str] = ""
+    quality_table: ClassVar[Dict[int, Any]] = {}
+    supports_lossless: ClassVar[bool] = False
+    lossless_only: ClassVar[bool] = False
+    native_3d: ClassVar[bool] = False         # encodes a whole volume, not slices
+
+    def __init__(self, quality: Optional[int] = None, lossless: bool = False, **native: Any):
+        unknown = set(native) - set(self.extra_params()) - ({self.native_param} - {None})
+        if unknown:
+            allowed = sorted({self.native_param, *self.extra_params()} - {None})
+            raise CodecError(f"{self.codec_id}: unknown parameter(s) {sorted(unknown)}; "
+                             f"allowed: {allowed or 'none'}")
+        if self.lossless_only:
+            lossless = True
+        if lossless and not (self.supports_lossless or self.lossless_only):
+            raise CodecError(f"{self.codec_id} has no lossless mode")
+        if quality is not None and not lossless:
+            if isinstance(quality, bool) or int(quality) != quality or int(quality) not in QUALITIES:
+                raise CodecError(f"quality must be an integer 1..8, got {quality!r}")
+            quality = int(quality)
+        if lossless:
+            quality = None
+        elif quality is None and (self.native_param is None or self.native_param not in native):
+            quality = DEFAULT_QUALITY
+        self.quality = quality
+        self.lossless = bool(lossless)
+        self.params: Dict[str, Any] = dict(native)
+
+    # -- configuration -------------------------------------------------------------------
+    @classmethod
+    def extra_params(cls) -> Sequence[str]:
+        """Names of optional native keyword arguments besides ``native_param``."""
+        return ()
+
+    @classmethod
+    def available(cls) -> bool:
+        return True
+
+    def native_value(self) -> Any:
+        """The native parameter in effect (explicit value, else the quality table)."""
+        if self.native_param and self.native_param in self.params:
+            return self.params[self.native_param]
+        if self.lossless or self.quality is None:
+            return None
+        return self.quality_table.get(self.quality)
+
+    def get_config(self) -> Dict[str, Any]:
+        cfg = {"id": self.codec_id, "quality": self.quality, "lossless": self.lossless}
+        cfg.update(self.params)
+        return cfg
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "Codec":
+        cfg = dict(config)
+        cid = cfg.pop("id", cls.codec_id)
+        if cid != cls.codec_id:
+            raise CodecError(f"config is for {cid!r}, not {cls.codec_id!r}")
+        return cls(**cfg)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "id")
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __hash__(self):
+        return hash(repr(self))
+
+    @property
+    def label(self) -> str:
+        """Short human label, e.g. ``jpegxl q4`` or ``zstd lossless``."""
+        if self.lossless:
+            return f"{self.codec_id} lossless"
+        if self.quality is not None:
+            return f"{self.codec_id} q{self.quality}"
+        return f"{self.codec_id} {self.native_param}={self.native_value()}"
+
+    # -- encode / decode -------------------------------------------------------------------
+    def encode(self, array, meta: Optional[Dict[str, Any]] = None) -> bytes:
+        """Compress ``array``; return the complete container stream."""
+        a = check_image(array)
+        header = container.Header(codec=self.get_config(), shape=list(a.shape), dtype=a.dtype.name,
+                                  meta=dict(meta or {}))
+        payloads = self._encode(a, header)
+        return container.pack(header, payloads)
+
+    def decode(self, data) -> np.ndarray:
+        """Decompress a container stream written by this codec (or any codec: see ``codecs.decode``)."""
+        header, payloads = container.unpack(data)
+        if header.codec_id != self.codec_id:
+            raise StreamError(f"stream was written by {header.codec_id!r}, not {self.codec_id!r}; "
+                              "use napari_microcomp.codecs.decode() to decode any stream")
+        return self._decode_checked(header, payloads)
+
+    def _decode_checked(self, header: container.Header, payloads: List[bytes]) -> np.ndarray:
+        try:
+            out = self._decode(header, payloads)
+        except StreamError:
+            raise
+        except (MemoryError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            raise StreamError(f"{self.codec_id}: payload could not be decoded ({type(exc).__name__}: {exc})") from exc
+        out = np.asarray(out)
+        if list(out.shape) != header.shape or out.dtype.name != header.dtype:
+            raise StreamError(f"{self.codec_id}: decoded {out.dtype}{list(out.shape)} but the header says "
+                              f"{header.dtype}{header.shape}; refusing a wrong result")
+        expected = header.check.get("crc32")
+        if expected is not None and container.array_crc32(out) != expected:
+            raise StreamError(
+                f"{self.codec_id}: the reconstruction does not match the checksum recorded at encode time "
+                "(the stream is damaged or this machine decodes it differently); refusing a wrong result")
+        return out
+
+    @abc.abstractmethod
+    def _encode(self, a: np.ndarray, header: container.Header) -> List[bytes]:
+        """Return payloads; may fill ``header.layout/norm/check/meta``."""
+
+    @abc.abstractmethod
+    def _decode(self, header: container.Header, payloads: List[bytes]) -> np.ndarray:
+        """Invert :meth:`_encode`."""
+
+
+class SliceCodec(Codec):
+    """A 2D codec: 3D input is encoded slice by slice (layout ``slicewise``)."""
+
+    def _encode(self, a, header):
+        self._prepare(a, header)
+        if a.ndim == 2:
+            header.layout = "whole"
+            return [self._encode_2d(a, header)]
+        header.layout = "slicewise"
+        return [self._encode_2d(s, header) for s in a]
+
+    def _decode(self, header, payloads):
+        shape = header.shape
+        if header.layout == "whole":
+            if len(shape) != 2 or len(payloads) != 1:
+                raise StreamError("whole-image stream with a bad payload count")
+            return self._decode_2d(payloads[0], header, tuple(shape))
+        if header.layout != "slicewise" or len(shape) != 3 or len(payloads) != shape[0]:
+            raise StreamError(f"expected {shape[0] if len(shape) == 3 else '?'} slices, "
+                              f"got {len(payloads)} payloads in layout {header.layout!r}")
+        out = np.empty(shape, dtype=header.dtype)
+        for i, p in enumerate(payloads):
+            out[i] = self._decode_2d(p, header, tuple(shape[1:]))
+        return out
+
+    def _prepare(self, a: np.ndarray, header: container.Header) -> None:
+        """Hook to inspect the whole array once (bit depth, ranges) before slices are encoded."""
+
+    @abc.abstractmethod
+    def _encode_2d(self, a: np.ndarray, header: container.Header) -> bytes: ...
+
+    @abc.abstractmethod
+    def _decode_2d(self, data: bytes, header: container.Header, shape: Tuple[int, ...]) -> np.ndarray: ...

@@ -1,0 +1,305 @@
+"""Classical codecs through imagecodecs, on whole images (not the study's 16×16 TIFF tiles).
+
+Quality 1..8 maps to each codec's native parameter (``quality_table``; see docs/codecs.md):
+
+========  ==========================  =========================================================
+codec     native parameter            1 → 8
+========  ==========================  =========================================================
+jpeg2k    ``level``: target PSNR (dB)  34 38 42 46 50 55 60 70, against the declared bit depth
+htj2k     ``level``: quantisation step 0.1 … 0.0005 (relative to full range)
+jpegxr    ``level``: quality 0–1       0.02 0.05 0.1 0.2 0.3 0.45 0.6 0.8 (0 and 1 are lossless)
+jpegxl    ``distance`` (butteraugli)   12 8 5 3 2 1 0.5 0.2
+lerc      ``max_error`` (absolute)     2^-5 … 2^-12 of the image range (exact bound)
+jpegls    ``near`` (absolute, ≤ 255)   2^-8 … 2^-15 of the image range (exact bound)
+========  ==========================  =========================================================
+
+Bit depth: uint16 content that uses fewer bits (12-, 14-bit cameras) is declared as such to the
+codecs that take ``bitspersample``. float32: LERC and zstd are native; the others get the image
+mapped affinely to uint16 (offset/scale stored in the header; adds ≤ range/131070 error).
+"""
+from typing import Any, Dict, Sequence
+
+import numpy as np
+
+from .. import container
+from .._validate import used_bits
+from ..errors import CodecError
+from .base import SliceCodec
+from .registry import register_codec
+
+try:
+    import imagecodecs as _ic
+except ImportError:  # pragma: no cover - imagecodecs is a hard dependency; guard for odd builds
+    _ic = None
+
+
+def _has(name: str) -> bool:
+    return _ic is not None and bool(getattr(getattr(_ic, name, None), "available", False))
+
+
+def _fraction_table(first_exp: int) -> Dict[int, float]:
+    return {q: 2.0 ** -(first_exp + q - 1) for q in range(1, 9)}
+
+
+class ImagecodecsCodec(SliceCodec):
+    """Shared logic: float mapping to uint16, bit depth, native parameter resolution."""
+
+    imagecodecs_name: str = ""
+    native_float: bool = False          # codec takes float32 itself
+    takes_bits: bool = False            # codec takes bitspersample
+    relative_native: bool = False       # native value is a fraction of the image range
+
+    @classmethod
+    def available(cls) -> bool:
+        return _has(cls.imagecodecs_name)
+
+    @classmethod
+    def extra_params(cls) -> Sequence[str]:
+        return ("numthreads",)
+
+    def _prepare(self, a: np.ndarray, header: container.Header) -> None:
+        norm: Dict[str, Any] = {}
+        if a.dtype == np.float32 and not self.native_float:
+            if self.lossless:
+                raise CodecError(f"{self.codec_id} cannot store float32 losslessly; use lerc or zstd")
+            lo, hi = float(a.min()), float(a.max())
+            norm = {"kind": "affine16", "offset": lo, "scale": (hi - lo) / 65535.0 if hi > lo else 1.0}
+        header.norm = norm
+        work_dtype = np.uint16 if norm else a.dtype
+        header.meta["bits"] = used_bits(a) if a.dtype != np.float32 and not norm else (16 if norm else 32)
+        header.meta["work_dtype"] = np.dtype(work_dtype).name
+        self._native = self._resolve_native(a)
+        if self._native is not None:
+            header.meta["native"] = {self.native_param: self._native}
+
+    def _resolve_native(self, a: np.ndarray) -> Any:
+        value = self.native_value()
+        if value is None or not self.relative_native or (self.native_param in self.params):
+            return value
+        rng = float(a.max()) - float(a.min())
+        return value * (rng if rng > 0 else 1.0)
+
+    def _to_work(self, a: np.ndarray, header: container.Header) -> np.ndarray:
+        n = header.norm
+        if n.get("kind") == "affine16":
+            return np.clip(np.rint((a - n["offset"]) / n["scale"]), 0, 65535).astype(np.uint16)
+        return a
+
+    def _from_work(self, w: np.ndarray, header: container.Header) -> np.ndarray:
+        n = header.norm
+        if n.get("kind") == "affine16":
+            return (w.astype(np.float64) * n["scale"] + n["offset"]).astype(np.float32)
+        return w.astype(header.dtype, copy=False)
+
+    def _kwargs(self, header: container.Header) -> Dict[str, Any]:
+        kw = {}
+        if self.takes_bits and header.meta.get("bits", 16) < 16:
+            kw["bitspersample"] = header.meta["bits"]
+        if "numthreads" in self.params:
+            kw["numthreads"] = self.params["numthreads"]
+        return kw
+
+    def _encode_2d(self, a, header):
+        return bytes(self._encode_work(self._to_work(a, header), header))
+
+    def _decode_2d(self, data, header, shape):
+        w = np.asarray(self._decode_work(data, header))
+        if w.shape != shape:
+            raise ValueError(f"slice decoded to {w.shape}, expected {shape}")
+        return self._from_work(w, header)
+
+    def _encode_work(self, w: np.ndarray, header) -> bytes:
+        raise NotImplementedError
+
+    def _decode_work(self, data: bytes, header) -> np.ndarray:
+        return getattr(_ic, f"{self.imagecodecs_name.lower()}_decode")(data)
+
+
+@register_codec
+class JPEG2000(ImagecodecsCodec):
+    codec_id = "jpeg2k"
+    description = "JPEG 2000 (OpenJPEG), whole image, single quality layer"
+    imagecodecs_name = "JPEG2K"
+    native_param = "level"
+    native_meaning = "target PSNR in dB against the declared bit depth"
+    quality_table = dict(zip(range(1, 9), (34, 38, 42, 46, 50, 55, 60, 70)))
+    supports_lossless = True
+    takes_bits = True
+
+    def _encode_work(self, w, header):
+        level = None if self.lossless else self._native
+        return _ic.jpeg2k_encode(w, level=level, reversible=True if self.lossless else None,
+                                 **self._kwargs(header))
+
+
+@register_codec
+class HTJ2K(ImagecodecsCodec):
+    codec_id = "htj2k"
+    description = "High-throughput JPEG 2000 (OpenJPH)"
+    imagecodecs_name = "HTJ2K"
+    native_param = "level"
+    native_meaning = "quantisation step relative to the full range (smaller = better)"
+    quality_table = dict(zip(range(1, 9), (0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001, 0.0005)))
+    supports_lossless = True
+
+    @classmethod
+    def extra_params(cls):
+        return ()
+
+    def _prepare(self, a, header):
+        super()._prepare(a, header)
+        # Lossy OpenJPH wraps saturated 16-bit values to ~0: dropping the LSB of full 16-bit data avoids it
+        # (measured: saturated 65535 decoded as 0 before, ~65478 after). The decoder shifts back.
+        if not self.lossless and header.meta["bits"] >= 16:
+            header.norm = dict(header.norm, shift=1)
+
+    def _encode_work(self, w, header):
+        if self.lossless:
+            return _ic.htj2k_encode(w, reversible=True)
+        shift = header.norm.get("shift", 0)
+        src = (w >> shift) if shift else w
+        data = _ic.htj2k_encode(src, level=float(self._native))
+        back = _ic.htj2k_decode(data)
+        # Guard: refuse a stream whose reconstruction would be grossly wrong instead of returning it.
+        span = float(src.max()) - float(src.min()) or 1.0
+        if np.abs(back.astype(np.int64) - src).max() > 0.5 * span:
+            raise CodecError("htj2k produced a wrapped-around reconstruction on this image; "
+                             "use jpeg2k or a higher quality")
+        return data
+
+    def _decode_work(self, data, header):
+        w = _ic.htj2k_decode(data)
+        shift = header.norm.get("shift", 0)
+        if shift:
+            w = (w.astype(np.uint32) << shift)
+            w = np.minimum(w, np.iinfo(np.dtype(header.meta["work_dtype"])).max)
+        return w.astype(header.meta["work_dtype"])
+
+
+@register_codec
+class JPEGXR(ImagecodecsCodec):
+    codec_id = "jpegxr"
+    description = "JPEG XR (jxrlib)"
+    imagecodecs_name = "JPEGXR"
+    native_param = "level"
+    native_meaning = "quality 0–1 (0.0 and 1.0 are lossless in jxrlib)"
+    quality_table = dict(zip(range(1, 9), (0.02, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8)))
+    supports_lossless = True
+
+    @classmethod
+    def extra_params(cls):
+        return ()
+
+    def _encode_work(self, w, header):
+        return _ic.jpegxr_encode(w, level=1.0 if self.lossless else float(self._native))
+
+
+@register_codec
+class LERC(ImagecodecsCodec):
+    codec_id = "lerc"
+    description = "LERC (Esri), exact max-error bound; float32 native"
+    imagecodecs_name = "LERC"
+    native_param = "max_error"
+    native_meaning = "maximum absolute error in data units (exact bound)"
+    quality_table = _fraction_table(5)
+    supports_lossless = True
+    native_float = True
+    relative_native = True
+
+    @classmethod
+    def extra_params(cls):
+        return ()
+
+    def _encode_work(self, w, header):
+        level = 0.0 if self.lossless else float(self._native)
+        if w.dtype.kind == "u" and level < 1.0:
+            level = 0.0  # integer data: anything below 1 is lossless
+        header.meta.setdefault("native", {})["max_error"] = level
+        return _ic.lerc_encode(w, level=level)
+
+    def _decode_work(self, data, header):
+        return _ic.lerc_decode(data)
+
+
+@register_codec
+class JPEGXL(ImagecodecsCodec):
+    codec_id = "jpegxl"
+    description = "JPEG XL (libjxl), VarDCT lossy or modular lossless"
+    imagecodecs_name = "JPEGXL"
+    native_param = "distance"
+    native_meaning = "butteraugli distance (smaller = better; 1 ≈ visually lossless)"
+    quality_table = dict(zip(range(1, 9), (12.0, 8.0, 5.0, 3.0, 2.0, 1.0, 0.5, 0.2)))
+    supports_lossless = True
+    takes_bits = True
+
+    @classmethod
+    def extra_params(cls):
+        return ("effort", "numthreads")
+
+    def _encode_work(self, w, header):
+        kw = self._kwargs(header)
+        if "effort" in self.params:
+            kw["effort"] = self.params["effort"]
+        if self.lossless:
+            return _ic.jpegxl_encode(w, lossless=True, **kw)
+        return _ic.jpegxl_encode(w, distance=float(self._native), **kw)
+
+
+@register_codec
+class JPEGXLLossless(JPEGXL):
+    codec_id = "jpegxl-lossless"
+    family = "lossless"
+    description = "JPEG XL modular mode, lossless"
+    lossless_only = True
+
+
+@register_codec
+class JPEGLS(ImagecodecsCodec):
+    codec_id = "jpegls"
+    description = "JPEG-LS (CharLS), lossless or near-lossless with an exact error bound"
+    imagecodecs_name = "JPEGLS"
+    native_param = "near"
+    native_meaning = "NEAR: maximum absolute error in data units (0–255)"
+    quality_table = _fraction_table(8)
+    supports_lossless = True
+    relative_native = True
+
+    @classmethod
+    def extra_params(cls):
+        return ()
+
+    def _resolve_native(self, a):
+        v = super()._resolve_native(a)
+        return None if v is None else int(min(255, max(0, round(v))))
+
+    def _encode_work(self, w, header):
+        return _ic.jpegls_encode(w, level=0 if self.lossless else self._native)
+
+
+@register_codec
+class Zstd(ImagecodecsCodec):
+    codec_id = "zstd"
+    family = "lossless"
+    description = "Zstandard on the raw pixels with byte shuffling (lossless baseline)"
+    imagecodecs_name = "ZSTD"
+    lossless_only = True
+    native_float = True
+
+    @classmethod
+    def extra_params(cls):
+        return ("level",)
+
+    def _encode_work(self, w, header):
+        # Byte-plane shuffle lets zstd see the slowly varying high bytes of 16-bit data together.
+        planes = w.view(np.uint8).reshape(w.shape + (w.itemsize,))
+        shuffled = np.ascontiguousarray(np.moveaxis(planes, -1, 0))
+        return _ic.zstd_encode(shuffled.tobytes(), level=int(self.params.get("level", 9)))
+
+    def _decode_2d(self, data, header, shape):
+        raw = _ic.zstd_decode(data)
+        dt = np.dtype(header.meta["work_dtype"])
+        if len(raw) != dt.itemsize * int(np.prod(shape)):
+            raise ValueError(f"zstd payload holds {len(raw)} bytes, expected {dt.itemsize * int(np.prod(shape))}")
+        planes = np.frombuffer(raw, np.uint8).reshape(dt.itemsize, -1)
+        w = np.ascontiguousarray(planes.T).view(dt).reshape(shape)
+        return self._from_work(w, header)

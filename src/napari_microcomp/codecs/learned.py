@@ -1,0 +1,215 @@
+"""Learned 2D codecs: CompressAI's nine image architectures, 1-channel, as registered codecs.
+
+``get_codec("mbt2018-mean", quality=4)`` picks the weights for that quality (see
+:mod:`napari_microcomp.models.zoo` for where they come from; ``weights=`` overrides). VBR
+architectures use one weight file for all eight qualities.
+
+Intensity: the image (the whole volume for 3D input) is mapped to [0, 1] with its min and max,
+stored in ``header.norm``; decoding maps back in float64 and rounds/clips to the input dtype.
+
+Tiles and seams: planes larger than ``tile`` (default 1024, a multiple of 64) are cut into
+non-overlapping tiles on a fixed grid; each tile is replicate-padded to a multiple of 64 and coded
+independently (bounded memory, one payload per tile). Tiles do not share context, so at low rates a
+faint block edge can appear every ``tile`` pixels; a larger ``tile`` trades memory for fewer seams.
+
+Exactness: entropy decoding is only correct when the decoder recomputes the entropy parameters
+bit-identically. Encode and decode therefore run with a fixed torch thread count (``threads``,
+stored in the stream), and the stream records the CRC32 of the reconstruction the encoder
+produced: a decoder that computes anything else raises StreamError instead of returning garbage.
+The weights' fingerprint is stored too, so decoding with other weights fails clearly.
+"""
+import os
+import struct
+from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import container
+from ..errors import CodecError, StreamError
+from ..models import arch2d, zoo
+from .base import Codec
+from .registry import register_codec
+
+DEFAULT_TILE = 1024
+_PAYLOAD = struct.Struct("<BB")
+
+
+def default_threads() -> int:
+    """Thread count recorded in new streams: up to 4 (more rarely helps these model sizes)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def tile_grid(h: int, w: int, tile: int) -> List[Tuple[int, int, int, int]]:
+    """Non-overlapping ``(y0, y1, x0, x1)`` tiles covering an ``h × w`` plane, row-major."""
+    return [(y, min(y + tile, h), x, min(x + tile, w)) for y in range(0, h, tile) for x in range(0, w, tile)]
+
+
+def _pack_payload(strings: Sequence[bytes], shape: Sequence[int]) -> bytes:
+    head = _PAYLOAD.pack(len(strings), len(shape)) + struct.pack(f"<{len(shape)}H", *shape)
+    head += struct.pack(f"<{len(strings)}I", *[len(s) for s in strings])
+    return head + b"".join(strings)
+
+
+def _unpack_payload(data: bytes) -> Tuple[List[bytes], Tuple[int, ...]]:
+    try:
+        n, nd = _PAYLOAD.unpack_from(data, 0)
+        off = _PAYLOAD.size
+        shape = struct.unpack_from(f"<{nd}H", data, off)
+        off += 2 * nd
+        lens = struct.unpack_from(f"<{n}I", data, off)
+        off += 4 * n
+    except struct.error as exc:
+        raise StreamError(f"learned payload header is damaged ({exc})") from exc
+    if off + sum(lens) != len(data):
+        raise StreamError("learned payload lengths do not add up (damaged stream)")
+    out = []
+    for ln in lens:
+        out.append(data[off:off + ln])
+        off += ln
+    return out, tuple(shape)
+
+
+def to_dtype(xhat: np.ndarray, lo: float, hi: float, dtype: np.dtype) -> np.ndarray:
+    """Invert the [0, 1] normalisation exactly the same way at encode and decode."""
+    v = xhat.astype(np.float64) * (hi - lo) + lo
+    dtype = np.dtype(dtype)
+    if dtype.kind == "u":
+        return np.clip(np.rint(v), 0, np.iinfo(dtype).max).astype(dtype)
+    return v.astype(dtype)
+
+
+class LearnedCodec(Codec):
+    """A CompressAI model as a codec. Subclasses set ``arch`` (a :mod:`~napari_microcomp.models.zoo` name).
+
+    Parameters (besides ``quality`` 1..8): ``weights`` (path, URL, or ``"compressai"``; default: user
+    folder then shipped file), ``threads`` (torch threads for coding; recorded in the stream),
+    ``tile`` (tile size, multiple of 64).
+    """
+
+    family: ClassVar[str] = "learned"
+    arch: ClassVar[str] = ""
+    native_meaning: ClassVar[str] = "λ of the rate–distortion loss the weights were trained with"
+    quality_table: ClassVar[Dict[int, Any]] = {q: lam for q, lam in enumerate(zoo.LAMBDAS_MSE, 1)}
+
+    def __init__(self, quality: Optional[int] = None, lossless: bool = False, **native: Any):
+        super().__init__(quality=quality, lossless=lossless, **native)
+        tile = self.params.get("tile", DEFAULT_TILE)
+        if not isinstance(tile, int) or tile < 64 or tile % 64:
+            raise CodecError(f"{self.codec_id}: tile must be a positive multiple of 64, got {tile!r}")
+        threads = self.params.get("threads")
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise CodecError(f"{self.codec_id}: threads must be a positive integer, got {threads!r}")
+
+    @classmethod
+    def extra_params(cls) -> Sequence[str]:
+        return ("weights", "threads", "tile", "weights_id")
+
+    @classmethod
+    def weights_available(cls) -> Dict[int, str]:
+        """quality -> ``"shipped"``/``"user"`` for the qualities that have weight files."""
+        return zoo.available_qualities(cls.arch)
+
+    @property
+    def spec(self) -> zoo.ArchSpec:
+        return zoo.get_arch(self.arch)
+
+    def load(self) -> zoo.LoadedModel:
+        """The (cached) model for this codec's quality and weights; WeightsNotFoundError if none."""
+        return zoo.get_model(self.arch, int(self.quality), self.params.get("weights"))
+
+    # -- coding of one tile ------------------------------------------------------------------
+    def _kwargs(self) -> Dict[str, Any]:
+        return {"stage": 2, "s": int(self.quality) - 1} if self.spec.vbr else {}
+
+    def _code_tile(self, lm: zoo.LoadedModel, x: np.ndarray) -> Tuple[bytes, np.ndarray]:
+        h, w = x.shape
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None]
+        m = self.spec.multiple
+        t = F.pad(t, (0, -w % m, 0, -h % m), mode="replicate")
+        if lm.channels != 1:
+            t = t.expand(1, lm.channels, -1, -1).contiguous()
+        out = lm.model.compress(t, **self._kwargs())
+        strings = [s[0] for s in out["strings"]]
+        shape = tuple(int(v) for v in out["shape"])
+        return _pack_payload(strings, shape), self._decode_tile(lm, strings, shape, h, w)
+
+    def _decode_tile(self, lm: zoo.LoadedModel, strings: List[bytes], shape: Tuple[int, ...],
+                     h: int, w: int) -> np.ndarray:
+        rec = lm.model.decompress([[s] for s in strings], list(shape), **self._kwargs())["x_hat"]
+        rec = rec[0, :, :h, :w]
+        rec = rec.mean(0) if rec.shape[0] != 1 else rec[0]
+        return rec.numpy()
+
+    # -- Codec interface ---------------------------------------------------------------------
+    def _encode(self, a: np.ndarray, header: container.Header) -> List[bytes]:
+        lm = self.load()
+        threads = int(self.params.get("threads") or default_threads())
+        header.codec["threads"] = threads
+        header.codec["weights_id"] = lm.weights_id
+        tile = int(self.params.get("tile", DEFAULT_TILE))
+        lo, hi = float(a.min()), float(a.max())
+        header.norm = {"mode": "minmax", "lo": lo, "hi": hi}
+        planes = a[None] if a.ndim == 2 else a
+        grid = tile_grid(*planes.shape[1:], tile)
+        header.layout = ("whole" if a.ndim == 2 else "slicewise") if len(grid) == 1 else "tiles"
+        if hi == lo:
+            header.check["crc32"] = container.array_crc32(a)
+            return []
+        recon = np.empty(planes.shape, dtype=a.dtype)
+        payloads = []
+        scale = np.float32(1.0 / (hi - lo))
+        with zoo.fixed_threads(threads), torch.inference_mode():
+            for z, plane in enumerate(planes):
+                for y0, y1, x0, x1 in grid:
+                    x = (plane[y0:y1, x0:x1].astype(np.float32) - np.float32(lo)) * scale
+                    payload, rec = self._code_tile(lm, x)
+                    payloads.append(payload)
+                    recon[z, y0:y1, x0:x1] = to_dtype(rec, lo, hi, a.dtype)
+        header.check["crc32"] = container.array_crc32(recon.reshape(a.shape))
+        return payloads
+
+    def _decode(self, header: container.Header, payloads: List[bytes]) -> np.ndarray:
+        norm = header.norm
+        if norm.get("mode") != "minmax":
+            raise StreamError(f"{self.codec_id}: unknown intensity mapping {norm.get('mode')!r}")
+        lo, hi = float(norm["lo"]), float(norm["hi"])
+        shape = tuple(header.shape)
+        planes_shape = (1, *shape) if len(shape) == 2 else shape
+        grid = tile_grid(*planes_shape[1:], int(self.params.get("tile", DEFAULT_TILE)))
+        if hi == lo:
+            if payloads:
+                raise StreamError(f"{self.codec_id}: constant image with payloads (damaged stream)")
+            return np.full(shape, lo, dtype=header.dtype)
+        if len(payloads) != planes_shape[0] * len(grid):
+            raise StreamError(f"{self.codec_id}: expected {planes_shape[0] * len(grid)} tile payloads, "
+                              f"got {len(payloads)}")
+        lm = self.load()
+        want = self.params.get("weights_id")
+        if want and want != lm.weights_id:
+            raise StreamError(f"{self.codec_id} q{self.quality}: the stream was encoded with weights {want} "
+                              f"but {lm.source} is {lm.weights_id}; decode with the same weights "
+                              "(weights='path/to/file.pt')")
+        out = np.empty(planes_shape, dtype=header.dtype)
+        threads = int(self.params.get("threads") or default_threads())
+        it = iter(payloads)
+        with zoo.fixed_threads(threads), torch.inference_mode():
+            for z in range(planes_shape[0]):
+                for y0, y1, x0, x1 in grid:
+                    strings, zshape = _unpack_payload(next(it))
+                    rec = self._decode_tile(lm, strings, zshape, y1 - y0, x1 - x0)
+                    out[z, y0:y1, x0:x1] = to_dtype(rec, lo, hi, header.dtype)
+        return out.reshape(shape)
+
+
+def _make(arch: str) -> type:
+    spec = zoo.get_arch(arch)
+    name = "".join(p.capitalize() for p in arch.replace("-", "_").split("_")) + "Codec"
+    return register_codec(type(name, (LearnedCodec,), {
+        "codec_id": arch, "arch": arch, "__module__": __name__,
+        "description": f"{spec.description} (CompressAI, 1-channel)",
+        "__doc__": f"Learned codec {arch!r}: {spec.description}."}))
+
+
+LEARNED_CODECS = {arch: _make(arch) for arch in arch2d.FACTORIES}

@@ -1,0 +1,91 @@
+"""Codec registry (numcodecs-style): names -> classes, configs -> codecs, streams -> arrays."""
+import importlib
+from typing import Any, Dict, List, Optional, Type
+
+import numpy as np
+
+from .. import container
+from ..errors import CodecError
+from .base import Codec
+
+_REGISTRY: Dict[str, Type[Codec]] = {}
+# Modules that import torch: loaded on first need, never at package import.
+_LAZY_MODULES = ("napari_microcomp.codecs.learned", "napari_microcomp.codecs.volumetric",
+                 "napari_microcomp.tiled")  # tiled: no torch, but it imports this registry
+_lazy_loaded = False
+
+
+def register_codec(cls: Type[Codec]) -> Type[Codec]:
+    """Class decorator: make ``cls`` reachable by its ``codec_id``."""
+    if not cls.codec_id:
+        raise CodecError(f"{cls.__name__} has no codec_id")
+    _REGISTRY[cls.codec_id] = cls
+    return cls
+
+
+def _load_lazy() -> None:
+    global _lazy_loaded
+    if _lazy_loaded:
+        return
+    _lazy_loaded = True
+    for name in _LAZY_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("napari_microcomp"):
+                continue  # part not installed in this build
+            raise
+
+
+def codec_class(name: str) -> Type[Codec]:
+    if name not in _REGISTRY:
+        _load_lazy()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = [n for n in _REGISTRY if name.lower().replace("_", "-") in n]
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise CodecError(f"unknown codec {name!r}.{hint} Run `microcomp codecs` for the list.") from None
+
+
+def available_codecs(family: Optional[str] = None, include_unavailable: bool = False) -> List[str]:
+    """Names of registered codecs (optionally of one family), available ones only by default."""
+    _load_lazy()
+    return [n for n, c in _REGISTRY.items()
+            if (family is None or c.family == family) and (include_unavailable or c.available())]
+
+
+def get_codec(name: str, quality: Optional[int] = None, **params: Any) -> Codec:
+    """Return a configured codec, e.g. ``get_codec("jpegxl", quality=4)``."""
+    cls = codec_class(name)
+    if not cls.available():
+        raise CodecError(f"codec {name!r} is not available in this installation")
+    return cls(quality=quality, **params)
+
+
+def codec_from_config(config: Dict[str, Any]) -> Codec:
+    if not isinstance(config, dict) or "id" not in config:
+        raise CodecError(f"not a codec config: {config!r}")
+    return codec_class(config["id"]).from_config(config)
+
+
+def decode(data) -> np.ndarray:
+    """Decode any microcomp stream, reading the codec from its header."""
+    header, payloads = container.unpack(data)
+    try:
+        codec = codec_from_config(header.codec)
+    except CodecError as exc:
+        from ..errors import StreamError
+        raise StreamError(f"stream needs codec {header.codec_id!r}: {exc}") from exc
+    return codec._decode_checked(header, payloads)
+
+
+def info(data) -> Dict[str, Any]:
+    """The header of a stream as a dict, plus sizes."""
+    header, offset = container.read_header(data)
+    d = header.to_dict()
+    d["format_version"] = container.FORMAT_VERSION
+    d["header_bytes"] = offset
+    d["payload_bytes"] = sum(n for n, _ in header.payloads)
+    d["total_bytes"] = len(data)
+    return d

@@ -1,0 +1,21 @@
+"""The project's exception types. Every user-facing failure is a MicrocompError."""
+
+
+class MicrocompError(Exception):
+    """Base class: the message is meant for the user, as is."""
+
+
+class StreamError(MicrocompError):
+    """A compressed stream is truncated, corrupted, foreign, or would decode wrongly."""
+
+
+class InputError(MicrocompError, ValueError):
+    """An array or file the tool cannot compress (RGB, 4D+, empty, NaN/Inf, ...)."""
+
+
+class CodecError(MicrocompError):
+    """Unknown codec, unavailable codec, or bad codec parameters."""
+
+
+class WeightsNotFoundError(MicrocompError):
+    """A learned model has no weights for the requested setting."""

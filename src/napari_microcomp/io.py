@@ -1,0 +1,132 @@
+"""Reading and writing images: TIFF/OME-TIFF, PNG, NPY, and CZI/ND2 through aicsimageio.
+
+The core returns plain numpy arrays plus a small metadata dict (``pixel_size`` in µm as
+(z, y, x) where known, ``source`` path, ``channel_names``).
+"""
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+
+from .errors import InputError, MicrocompError
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".npy", ".czi", ".nd2", ".jpg", ".jpeg")
+
+
+def _squeeze_to_zyx(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a)
+    while a.ndim > 3 and a.shape[0] == 1:
+        a = a[0]
+    squeezed = np.squeeze(a)
+    return squeezed if squeezed.ndim >= 2 else a
+
+
+def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
+               timepoint: Optional[int] = None) -> Tuple[np.ndarray, Dict[str, Any]]:
+    """Read one single-channel 2D or 3D image from ``path``.
+
+    TIFF/PNG/NPY are read directly; CZI, ND2 and multi-dimensional files go through aicsimageio,
+    where ``channel``, ``scene`` and ``timepoint`` select the plane set (default: first of each).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"file not found: {p}")
+    if p.is_dir():
+        raise InputError(f"{p} is a directory, expected an image file")
+    suffix = p.suffix.lower()
+    meta: Dict[str, Any] = {"source": str(p)}
+    try:
+        if suffix == ".npy":
+            return _squeeze_to_zyx(np.load(p, allow_pickle=False)), meta
+        if suffix in (".png", ".jpg", ".jpeg"):
+            import imageio.v3 as iio
+            return np.asarray(iio.imread(p)), meta
+        if suffix in (".tif", ".tiff") and channel is None and scene is None and timepoint is None:
+            import tifffile
+            with tifffile.TiffFile(p) as tf:
+                series = tf.series[0]
+                if len(series.axes.replace("Y", "").replace("X", "").replace("Z", "").replace("Q", "")
+                       .replace("S", "")) == 0 or not tf.is_ome:
+                    arr = series.asarray()
+                    if series.axes.endswith("S") and arr.shape[-1] in (3, 4):
+                        return arr, meta
+                    return _squeeze_to_zyx(arr), meta
+        if suffix in (".czi", ".nd2", ".tif", ".tiff"):
+            return _read_aics(p, channel, scene, timepoint, meta)
+    except MicrocompError:
+        raise
+    except Exception as exc:  # third-party readers raise anything on a corrupt file
+        raise InputError(f"could not read {p.name}: {type(exc).__name__}: {exc}") from exc
+    raise InputError(f"unsupported file type {suffix!r}; supported: {', '.join(IMAGE_SUFFIXES)}")
+
+
+def _read_aics(p: Path, channel, scene, timepoint, meta):
+    from aicsimageio import AICSImage
+
+    img = AICSImage(str(p))
+    if scene is not None:
+        if scene >= len(img.scenes):
+            raise InputError(f"{p.name} has {len(img.scenes)} scene(s); --scene {scene} is out of range")
+        img.set_scene(scene)
+    dims = img.dims
+    c = 0 if channel is None else channel
+    if c >= dims.C:
+        raise InputError(f"{p.name} has {dims.C} channel(s) {img.channel_names}; --channel {c} is out of range")
+    t = 0 if timepoint is None else timepoint
+    if t >= dims.T:
+        raise InputError(f"{p.name} has {dims.T} time point(s); --timepoint {t} is out of range")
+    arr = np.asarray(img.get_image_data("ZYX", C=c, T=t))
+    if arr.shape[0] == 1:
+        arr = arr[0]
+    ps = img.physical_pixel_sizes
+    meta.update(pixel_size=[ps.Z, ps.Y, ps.X], channel_names=list(img.channel_names),
+                channel=c, scene=img.current_scene, timepoint=t)
+    return arr, meta
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` so that ``path`` is either the old file or the complete new one."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_image(path, array: np.ndarray, metadata: Optional[Dict[str, Any]] = None) -> None:
+    """Write a 2D/3D array as (OME-)TIFF atomically, keeping pixel sizes when known."""
+    import tifffile
+
+    p = Path(path)
+    if p.suffix.lower() == ".npy":
+        fd, tmp = tempfile.mkstemp(suffix=".npy", dir=p.parent if str(p.parent) else ".")
+        os.close(fd)
+        np.save(tmp, array)
+        os.replace(tmp, p)
+        return
+    if p.suffix.lower() not in (".tif", ".tiff"):
+        raise InputError(f"output must be .tif/.tiff/.ome.tif or .npy, got {p.name}")
+    kwargs: Dict[str, Any] = {}
+    md: Dict[str, Any] = {"axes": "ZYX" if array.ndim == 3 else "YX"}
+    ps = (metadata or {}).get("pixel_size")
+    if ps and ps[-1]:
+        md["PhysicalSizeX"], md["PhysicalSizeY"] = float(ps[-1]), float(ps[-2] or ps[-1])
+        if array.ndim == 3 and ps[0]:
+            md["PhysicalSizeZ"] = float(ps[0])
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part.ome.tif", dir=p.parent or ".")
+    os.close(fd)
+    try:
+        tifffile.imwrite(tmp, array, ome=True, metadata=md, photometric="minisblack", **kwargs)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

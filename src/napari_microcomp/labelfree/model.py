@@ -1,0 +1,150 @@
+"""A trained label-free model: network + metadata, its weights file format, and prediction.
+
+Weights file (``.pt``, read with ``torch.load(weights_only=True)``)::
+
+    {"format": "napari-microcomp/labelfree", "version": 1,
+     "state_dict": {name: fp16 tensor, ...},      # integer buffers kept as they are
+     "meta": {"kind": "unet"|"pix2pix",
+              "arch": {"ndim", "in_channels", "out_channels", "depth", "base"},
+              "input": {"layout": "yx"|"zyx-channels", "n_slices": int},
+              "normalization": {"input": scheme, "target": scheme},   # see normalize.py
+              "inference": {"tile", "overlap", "batch"},
+              "training": {...provenance...}}}
+
+Predictions are in the target's normalized units (percentile scheme of ``meta``).
+"""
+import io as _io
+import json
+from pathlib import Path
+from typing import Any, Dict, Generator, Optional
+
+import numpy as np
+
+from .._progress import Progress, result_of
+from .._validate import check_image
+from ..errors import InputError, MicrocompError, WeightsNotFoundError
+from ..io import atomic_write_bytes
+from .normalize import normalize
+from .tiling import iter_tiled
+
+FORMAT = "napari-microcomp/labelfree"
+VERSION = 1
+DEFAULT_INFERENCE = {"tile": 512, "overlap": 64, "batch": 2}
+
+
+def resolve_device(device: str):
+    """A torch.device for ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...; clear error when CUDA is absent."""
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise MicrocompError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    return dev
+
+
+def export_weights(path, state_dict: Dict[str, Any], meta: Dict[str, Any]) -> None:
+    """Write the compact fp16 weights file atomically."""
+    import torch
+
+    # A JSON round trip guarantees plain types (loadable with weights_only=True, printable as JSON).
+    meta = json.loads(json.dumps(meta))
+    compact = {k: (v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu())
+               for k, v in state_dict.items()}
+    buf = _io.BytesIO()
+    torch.save({"format": FORMAT, "version": VERSION, "state_dict": compact, "meta": meta}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+class LabelFreeModel:
+    """A loaded label-free network, ready to predict a fluorescence channel.
+
+    Use :func:`napari_microcomp.labelfree.load_model` rather than constructing it directly.
+    """
+
+    def __init__(self, net, meta: Dict[str, Any], device: str = "cpu"):
+        self.net = net
+        self.meta = meta
+        self.device = resolve_device(device)
+        self.net.to(self.device).eval()
+
+    @classmethod
+    def from_file(cls, path, device: str = "cpu") -> "LabelFreeModel":
+        import torch
+
+        from .nets import build_generator
+
+        p = Path(path)
+        if not p.is_file():
+            raise WeightsNotFoundError(f"label-free weights file not found: {p}")
+        try:
+            blob = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise WeightsNotFoundError(f"{p.name} is not a readable weights file ({type(exc).__name__}: {exc})") from exc
+        if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+            raise WeightsNotFoundError(f"{p.name} is not a napari-microcomp label-free weights file")
+        if int(blob.get("version", 0)) > VERSION:
+            raise WeightsNotFoundError(f"{p.name} needs a newer napari-microcomp (format v{blob['version']})")
+        meta = blob["meta"]
+        net = build_generator(meta["arch"])
+        state = {k: (v.float() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()}
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as exc:
+            raise WeightsNotFoundError(f"{p.name}: weights do not match the stored architecture: {exc}") from exc
+        meta = dict(meta, source=str(p))
+        return cls(net, meta, device)
+
+    # -- description ------------------------------------------------------------------------
+    @property
+    def zstack(self) -> bool:
+        return self.meta["input"]["layout"] == "zyx-channels"
+
+    @property
+    def n_slices(self) -> int:
+        return int(self.meta["input"].get("n_slices", 1))
+
+    def __repr__(self) -> str:
+        what = f"z-stack of {self.n_slices}" if self.zstack else "2D"
+        return f"LabelFreeModel({self.meta.get('kind')}, {what} input, device={self.device})"
+
+    # -- prediction ----------------------------------------------------------------------------
+    def prepare(self, image) -> np.ndarray:
+        """Validate and normalize ``image``; return ``(C, Y, X)`` float32 network input."""
+        a = check_image(image, allow_3d=True)
+        if self.zstack:
+            if a.ndim != 3 or a.shape[0] != self.n_slices:
+                raise InputError(f"this z-stack model needs a ({self.n_slices}, Y, X) stack, got shape {a.shape}")
+        elif a.ndim != 2:
+            raise InputError(f"this model takes one 2D (Y, X) image, got shape {a.shape}; pick one z-slice "
+                             "(e.g. --slice) or use a z-stack model")
+        x = normalize(a, self.meta["normalization"]["input"])
+        return x if x.ndim == 3 else x[None]
+
+    def _run_batch(self, tiles: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            t = torch.from_numpy(np.ascontiguousarray(tiles)).to(self.device)
+            return self.net(t).float().cpu().numpy()
+
+    def iter_predict(self, image, tile: Optional[int] = None, overlap: Optional[int] = None,
+                     batch: Optional[int] = None) -> Generator[Progress, None, np.ndarray]:
+        """Generator yielding Progress per batch of tiles; returns the (Y, X) float32 prediction.
+
+        ``tile``/``overlap``/``batch`` default to the model's ``meta["inference"]``.
+        """
+        x = self.prepare(image)
+        inf = dict(DEFAULT_INFERENCE, **self.meta.get("inference", {}))
+        tile = int(tile or inf["tile"])
+        overlap = int(inf["overlap"] if overlap is None else overlap)
+        out = yield from iter_tiled(self._run_batch, x, tile=tile, overlap=overlap,
+                                    batch=int(batch or inf["batch"]), multiple=self.net.multiple)
+        return out[0]
+
+    def predict(self, image, **kwargs) -> np.ndarray:
+        """The predicted fluorescence image (float32, normalized units) for ``image``."""
+        return result_of(self.iter_predict(image, **kwargs))
+
+    def normalize_target(self, target) -> np.ndarray:
+        """Ground truth in the prediction's units (the target scheme used in training)."""
+        return normalize(check_image(target, allow_3d=False), self.meta["normalization"]["target"])

@@ -1,0 +1,4 @@
+"""Training of learned codecs: patch sampling (:mod:`.data`) and the generic trainer (:mod:`.codec`).
+
+Importing this package does not import torch.
+"""

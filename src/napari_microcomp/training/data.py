@@ -1,0 +1,119 @@
+"""Random training patches from image files, normalised exactly as the codecs normalise.
+
+Every 2D plane (for 2D architectures) or 3D stack (for 3D ones) is mapped to [0, 1] with its own
+min/max, as :mod:`napari_microcomp.codecs.learned` does per image at encode time. Arrays stay in
+their native dtype in memory (uint16 is half the size of float32) and are normalised per crop.
+Images are drawn with probability proportional to their size, so every pixel is equally likely.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, List, Sequence, Tuple
+
+import numpy as np
+
+from ..errors import InputError
+from ..io import IMAGE_SUFFIXES, read_image
+
+
+def collect_files(paths: Iterable) -> List[Path]:
+    """Expand files and folders (recursively) into a sorted list of image files."""
+    out: List[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+                          and not f.name.startswith("."))
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise InputError(f"training data not found: {p}")
+    if not out:
+        raise InputError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, paths))}")
+    return out
+
+
+@dataclass
+class Item:
+    name: str
+    array: np.ndarray    # (Y, X) or (Z, Y, X), native dtype
+    lo: float
+    hi: float
+
+
+def _split(name: str, a: np.ndarray, ndim: int) -> List[Tuple[str, np.ndarray]]:
+    if a.ndim == 3 and a.shape[-1] in (3, 4) and a.shape[0] > 4:
+        parts = [(f"{name}_c{c}", np.ascontiguousarray(a[..., c])) for c in range(a.shape[-1])]
+        return [q for n, x in parts for q in _split(n, x, ndim)]
+    if ndim == 2:
+        if a.ndim == 2:
+            return [(name, a)]
+        if a.ndim == 3:
+            return [(f"{name}_z{z}", a[z]) for z in range(a.shape[0])]
+    elif a.ndim == 3:
+        return [(name, a)]
+    return []
+
+
+def load_items(files: Sequence[Path], ndim: int = 2) -> List[Item]:
+    """Read ``files`` into normalisable items: planes for ``ndim=2``, stacks for ``ndim=3``."""
+    items: List[Item] = []
+    for f in files:
+        a, _ = read_image(f)
+        a = np.asarray(a)
+        if a.dtype.kind not in "uif":
+            continue
+        if a.dtype.kind == "i" or a.dtype == np.float64:
+            a = a.astype(np.float32)
+        for name, x in _split(Path(f).name, a, ndim):
+            lo, hi = float(x.min()), float(x.max())
+            if hi > lo and min(x.shape[-2:]) >= 16:
+                items.append(Item(name, x, lo, hi))
+    if not items:
+        raise InputError(f"no usable {ndim}D training images (non-constant, at least 16×16) in "
+                         f"{len(files)} file(s)")
+    return items
+
+
+class PatchSampler:
+    """Draw batches of random normalised crops, shape ``(B, 1, *patch)``, float32 in [0, 1].
+
+    Crops smaller than the image are taken uniformly; images smaller than the patch are padded by
+    edge replication. Random flips and 90° rotations in the (Y, X) plane augment the data.
+    """
+
+    def __init__(self, items: Sequence[Item], patch: Sequence[int], seed: int = 0, augment: bool = True):
+        self.items = list(items)
+        self.patch = tuple(int(p) for p in patch)
+        nd = len(self.patch)
+        if any(it.array.ndim != nd for it in self.items):
+            raise InputError(f"patch {self.patch} has {nd} dims but the items are not all {nd}D")
+        sizes = np.array([float(np.prod(it.array.shape)) for it in self.items])
+        self.p = sizes / sizes.sum()
+        self.rng = np.random.default_rng(seed)
+        self.augment = augment
+
+    @property
+    def n_pixels(self) -> int:
+        return int(sum(np.prod(it.array.shape) for it in self.items))
+
+    def _crop(self, it: Item) -> np.ndarray:
+        a = it.array
+        sl = []
+        for dim, want in zip(a.shape, self.patch):
+            start = int(self.rng.integers(0, dim - want + 1)) if dim > want else 0
+            sl.append(slice(start, start + want))
+        c = a[tuple(sl)]
+        if c.shape != self.patch:
+            c = np.pad(c, [(0, w - s) for s, w in zip(c.shape, self.patch)], mode="edge")
+        x = (c.astype(np.float32) - np.float32(it.lo)) / np.float32(it.hi - it.lo)
+        if self.augment:
+            if self.rng.random() < 0.5:
+                x = x[..., ::-1]
+            if self.rng.random() < 0.5:
+                x = x[..., ::-1, :]
+            if self.patch[-1] == self.patch[-2]:
+                x = np.rot90(x, int(self.rng.integers(0, 4)), axes=(-2, -1))
+        return x
+
+    def batch(self, n: int) -> np.ndarray:
+        idx = self.rng.choice(len(self.items), size=n, p=self.p)
+        return np.ascontiguousarray(np.stack([self._crop(self.items[i]) for i in idx])[:, None])

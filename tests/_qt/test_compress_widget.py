@@ -1,0 +1,129 @@
+"""The Compress widget driven as a user: pick a layer, a codec, a quality or a target, click Run."""
+import numpy as np
+import pytest
+
+from napari_microcomp.api import compress_array
+from napari_microcomp._qt._common import fmt
+from napari_microcomp._qt.compress_widget import CompressWidget
+
+pytestmark = pytest.mark.gui
+TIMEOUT = 60_000
+
+
+def _run(qtbot, widget):
+    with qtbot.waitSignal(widget.run_finished, timeout=TIMEOUT):
+        widget.run_button.click()
+    assert widget.run_button.isEnabled() and not widget.cancel_button.isEnabled()
+
+
+def test_quality_run_adds_reconstruction_and_error(make_napari_viewer, qtbot, cell):
+    viewer = make_napari_viewer()
+    src = viewer.add_image(cell, name="cell", scale=(0.5, 0.5), translate=(3, 4))
+    viewer.add_labels(np.zeros(cell.shape, np.uint8), name="seg")
+    before = cell.copy()
+    w = CompressWidget(viewer)
+    qtbot.addWidget(w)
+    assert [w.layer_picker.itemText(i) for i in range(w.layer_picker.count())] == ["cell"]  # no labels
+    w.codec_combo.select("jpeg2k")
+    w.quality.setValue(3)
+    _run(qtbot, w)
+
+    expected = compress_array(cell, "jpeg2k", quality=3)
+    recon, err = viewer.layers["cell [jpeg2k q3]"], viewer.layers["cell [jpeg2k q3] |error|"]
+    np.testing.assert_array_equal(recon.data, expected.reconstruction)
+    np.testing.assert_array_equal(err.data, np.abs(expected.reconstruction.astype(np.float32)
+                                                   - cell.astype(np.float32)))
+    assert tuple(recon.scale) == tuple(src.scale) == tuple(err.scale)
+    assert tuple(recon.translate) == tuple(src.translate)
+    assert w.metric_labels["psnr"].text() == fmt(expected.metrics["psnr"], 4)
+    assert w.metric_labels["compression_ratio"].text() == fmt(expected.metrics["compression_ratio"], 4)
+    assert recon.metadata["microcomp"]["codec"] == expected.config
+    assert recon.metadata["microcomp"]["stream"] == expected.data
+    np.testing.assert_array_equal(src.data, before)  # the source is never modified
+    assert src.data is cell
+
+    # same settings again: same layers updated, no new ones; new quality: two more layers
+    n = len(viewer.layers)
+    _run(qtbot, w)
+    assert len(viewer.layers) == n
+    w.quality.setValue(7)
+    _run(qtbot, w)
+    assert len(viewer.layers) == n + 2 and "cell [jpeg2k q7]" in viewer.layers
+    assert viewer.layers["cell [jpeg2k q7]"].metadata["microcomp"]["metrics"]["psnr"] > \
+        recon.metadata["microcomp"]["metrics"]["psnr"]
+
+
+def test_target_run_on_3d(make_napari_viewer, qtbot, nuclei_crop):
+    viewer = make_napari_viewer()
+    viewer.add_image(nuclei_crop, name="nuclei", scale=(0.29, 0.26, 0.26))
+    w = CompressWidget(viewer)
+    qtbot.addWidget(w)
+    w.codec_combo.select("jpegxl")
+    w.by_target.setChecked(True)
+    w.target_metric.setCurrentText("PSNR (dB)")
+    w.target_value.setValue(45.0)
+    assert w.target() == "psnr=45"
+    _run(qtbot, w)
+    assert w.result is not None and w.result.target is not None
+    recon = [layer for layer in viewer.layers if layer.name.startswith("nuclei [jpegxl")][0]
+    assert recon.data.shape == nuclei_crop.shape and recon.data.dtype == nuclei_crop.dtype
+    assert tuple(recon.scale) == (0.29, 0.26, 0.26)
+    assert w.result.metrics["psnr"] >= 45.0 or not w.result.target["met"]
+    np.testing.assert_array_equal(recon.data, w.result.reconstruction)
+
+
+@pytest.mark.parametrize("kind", ["rgb", "4d"])
+def test_bad_layers_are_refused(make_napari_viewer, qtbot, errors_shown, kind):
+    viewer = make_napari_viewer()
+    if kind == "rgb":
+        viewer.add_image(np.zeros((32, 32, 3), np.uint8), name="bad", rgb=True)
+        word = "RGB"
+    elif kind == "4d":
+        viewer.add_image(np.zeros((2, 3, 32, 32), np.uint16), name="bad")
+        word = "4D"
+    w = CompressWidget(viewer)
+    qtbot.addWidget(w)
+    n = len(viewer.layers)
+    w.run_button.click()
+    assert w.worker is None and w.run_button.isEnabled()
+    assert word in w.status.text()
+    assert any(word in m for m in errors_shown())
+    assert len(viewer.layers) == n
+
+
+@pytest.mark.parametrize("kind, word", [("nan", "NaN"), ("tiny", "too small")])
+def test_core_refusal_is_shown_and_button_reenabled(make_napari_viewer, qtbot, errors_shown, cell,
+                                                    kind, word):
+    """Checks only the core can make (NaN, size) arrive from the worker as a notification."""
+    viewer = make_napari_viewer()
+    if kind == "nan":
+        img = cell.astype(np.float32)
+        img[5, 5] = np.nan
+    else:
+        img = cell[:4, :4].copy()
+    viewer.add_image(img, name=kind)
+    w = CompressWidget(viewer)
+    qtbot.addWidget(w)
+    _run(qtbot, w)
+    assert word in w.status.text()
+    assert any(word in m for m in errors_shown())
+    assert len(viewer.layers) == 1
+
+
+def test_codec_that_raises(make_napari_viewer, qtbot, errors_shown, cell, monkeypatch):
+    from napari_microcomp.codecs.classical import JPEG2000
+    from napari_microcomp.errors import CodecError
+
+    def broken(self, *a, **k):
+        raise CodecError("jpeg2k exploded on purpose")
+
+    monkeypatch.setattr(JPEG2000, "_encode_2d", broken)
+    viewer = make_napari_viewer()
+    viewer.add_image(cell, name="cell")
+    w = CompressWidget(viewer)
+    qtbot.addWidget(w)
+    w.codec_combo.select("jpeg2k")
+    _run(qtbot, w)
+    assert "exploded on purpose" in w.status.text()
+    assert any("exploded on purpose" in m for m in errors_shown())
+    assert len(viewer.layers) == 1

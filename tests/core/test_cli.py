@@ -1,0 +1,118 @@
+"""CLI tests in-process through main(argv)."""
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from conftest import smooth_image
+from napari_microcomp.cli import main
+
+
+def run(argv, capsys):
+    rc = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_codecs_lists_classical_with_mapping(capsys):
+    rc, out, _ = run(["codecs", "--json"], capsys)
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rc == 0
+    classical = [n for n, r in rows.items() if r["family"] in ("classical", "lossless") and r["available"]]
+    assert len(classical) >= 7
+    assert rows["jpeg2k"]["qualities"]["8"] == 70 and rows["jpegxl"]["native"] == "distance"
+    rc, out, _ = run(["codecs"], capsys)
+    assert "jpegxr" in out and "quality 1 … 8" in out
+
+
+def test_compress_decompress_info_round_trip(tmp_path, capsys):
+    a = smooth_image((3, 64, 80), np.uint16, bits=12)
+    src = tmp_path / "stack.tif"
+    tifffile.imwrite(src, a)
+    out = tmp_path / "stack.mcz"
+    rc, text, err = run(["compress", src, out, "--codec", "jpeg2k", "--quality", "5"], capsys)
+    assert rc == 0, err
+    assert "psnr=" in text and "compression_ratio=" in text and "per-slice PSNR" in text
+    rc, text, _ = run(["info", out], capsys)
+    assert rc == 0 and "jpeg2k" in text and "slicewise" in text and '"bits": 12' in text
+    back = tmp_path / "back.ome.tif"
+    rc, _, _ = run(["decompress", out, back], capsys)
+    restored = tifffile.imread(back)
+    assert restored.shape == a.shape and restored.dtype == a.dtype
+    assert np.abs(restored.astype(int) - a).max() < 0.1 * a.max()
+
+
+def test_lossless_and_target_and_native_param(tmp_path, capsys):
+    a = smooth_image((96, 96), np.uint16)
+    src = tmp_path / "img.npy"
+    np.save(src, a)
+    rc, _, err = run(["compress", src, tmp_path / "a.mcz", "-c", "jpegxl", "--lossless"], capsys)
+    assert rc == 0, err
+    rc, _, _ = run(["decompress", tmp_path / "a.mcz", tmp_path / "a.npy"], capsys)
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), a)
+    rc, text, err = run(["compress", src, tmp_path / "t.mcz", "-c", "jpeg2k", "--target", "psnr=45"], capsys)
+    assert rc == 0, err
+    assert "target psnr=45: achieved" in text and "met" in text
+    rc, text, err = run(["compress", src, tmp_path / "p.mcz", "-c", "jpegxl", "--param", "distance=1.5"], capsys)
+    assert rc == 0, err
+    rc, text, _ = run(["info", tmp_path / "p.mcz", "--json"], capsys)
+    assert json.loads(text)["codec"]["distance"] == 1.5
+
+
+@pytest.mark.parametrize("array,message", [
+    (np.zeros((40, 40, 3), np.uint16), "RGB"),
+    (np.zeros((2, 2, 40, 40), np.uint16), "4D"),
+    (np.zeros((0, 40), np.uint16), "empty"),
+    (np.full((40, 40), np.nan, np.float32), "NaN"),
+])
+def test_bad_arrays_give_clear_errors(tmp_path, capsys, array, message):
+    src = tmp_path / "bad.npy"
+    np.save(src, array)
+    rc, out, err = run(["compress", src, tmp_path / "bad.mcz"], capsys)
+    assert rc == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "bad.mcz").exists()
+
+
+def test_bad_paths_codecs_quality(tmp_path, capsys):
+    src = tmp_path / "ok.npy"
+    np.save(src, smooth_image((32, 32)))
+    for argv, message in [
+        (["compress", tmp_path / "missing.tif", tmp_path / "x.mcz"], "not found"),
+        (["compress", src, tmp_path / "x.mcz", "-c", "jpeg3000"], "unknown codec"),
+        (["compress", src, tmp_path / "x.mcz", "-q", "9"], "quality must be"),
+        (["compress", src, tmp_path / "x.tif"], ".mcz"),
+        (["compress", src, tmp_path / "x.mcz", "--target", "psnr=abc"], "target"),
+        (["decompress", tmp_path / "missing.mcz", tmp_path / "x.tif"], "not found"),
+    ]:
+        rc, _, err = run(argv, capsys)
+        assert rc == 2 and message in err, (argv, err)
+
+
+def test_corrupted_stream_clear_error_and_no_output(tmp_path, capsys):
+    src = tmp_path / "ok.npy"
+    np.save(src, smooth_image((32, 32)))
+    run(["compress", src, tmp_path / "ok.mcz"], capsys)
+    data = (tmp_path / "ok.mcz").read_bytes()
+    (tmp_path / "bad.mcz").write_bytes(data[: len(data) // 2])
+    rc, _, err = run(["decompress", tmp_path / "bad.mcz", tmp_path / "out.tif"], capsys)
+    assert rc == 2 and "truncated" in err
+    assert not (tmp_path / "out.tif").exists()
+
+
+def test_real_nd2_round_trip_keeps_pixel_size(shared_data, tmp_path, capsys):
+    nd2 = shared_data / "arcadia_brightfield_fluorescence" / "example-pbmc.nd2"
+    if not nd2.exists():
+        pytest.skip("example-pbmc.nd2 not in the shared data")
+    out = tmp_path / "pbmc.mcz"
+    rc, text, err = run(["compress", nd2, out, "-c", "jpegxl", "-q", "6", "--channel", "1"], capsys)
+    assert rc == 0, err
+    assert "psnr=" in text
+    rc, text, _ = run(["info", out, "--json"], capsys)
+    meta = json.loads(text)["meta"]
+    assert meta["channel_names"][1] == "DAPI" and meta["pixel_size"][-1] == pytest.approx(0.6468, abs=1e-3)
+    rc, _, _ = run(["decompress", out, tmp_path / "pbmc.ome.tif"], capsys)
+    with tifffile.TiffFile(tmp_path / "pbmc.ome.tif") as tf:
+        assert tf.is_ome and "PhysicalSizeX" in tf.ome_metadata
+    rc, _, err = run(["compress", nd2, out, "--channel", "7"], capsys)
+    assert rc == 2 and "channel" in err

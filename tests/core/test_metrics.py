@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+from conftest import smooth_image
+from napari_microcomp import metrics
+from napari_microcomp.errors import InputError
+
+
+def test_psnr_known_value_and_data_range_modes():
+    a = np.zeros((32, 32), np.uint16)
+    a[0, 0] = 4000
+    b = a.copy()
+    b[5, 5] = 10  # MSE = 100 / 1024
+    mse = 100 / 1024
+    assert metrics.mse(a, b) == pytest.approx(mse)
+    assert metrics.psnr(a, b) == pytest.approx(10 * np.log10(4000 ** 2 / mse))               # image range
+    assert metrics.psnr(a, b, "dtype") == pytest.approx(10 * np.log10(65535 ** 2 / mse))
+    assert metrics.psnr(a, b, "bits") == pytest.approx(10 * np.log10(4095 ** 2 / mse))         # 12-bit
+    assert metrics.psnr(a, b, 1000) == pytest.approx(10 * np.log10(1000 ** 2 / mse))
+    assert metrics.psnr(a, a) == float("inf")
+
+
+def test_gain_and_offset_errors_are_not_hidden():
+    a = smooth_image((64, 64), np.uint16, bits=12).astype(np.float32)
+    brighter = a * 1.2 + 100
+    # a z-scored comparison would call these identical; ours must not
+    assert metrics.psnr(a, brighter) < 30
+    assert metrics.ssim(a, brighter) < 0.99
+    assert metrics.pearson(a, brighter) == pytest.approx(1.0)
+
+
+def test_ssim_identity_and_3d():
+    a = smooth_image((8, 40, 40), np.uint16)
+    assert metrics.ssim(a, a) == pytest.approx(1.0)
+    noisy = np.clip(a + np.random.default_rng(0).normal(0, 3000, a.shape), 0, 65535).astype(np.uint16)
+    assert 0 < metrics.ssim(a, noisy) < 0.99
+    thin = a[:3]
+    assert metrics.ssim(thin, thin) == pytest.approx(1.0)
+
+
+def test_ms_ssim_small_images_nan_and_large_identity():
+    assert np.isnan(metrics.ms_ssim(np.ones((64, 64)), np.ones((64, 64))))
+    a = smooth_image((192, 192), np.uint16)
+    assert metrics.ms_ssim(a, a) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_ratio_and_bpp_use_whole_stream():
+    a = np.zeros((10, 100, 100), np.uint16)
+    assert metrics.compression_ratio(a, 2000) == pytest.approx(200000 / 2000)
+    assert metrics.bpp(a, 2000) == pytest.approx(16000 / 100000)
+
+
+def test_per_slice_uses_volume_range():
+    a = smooth_image((4, 32, 32), np.uint16)
+    b = a.copy()
+    b[2] = b[2] // 2
+    curves = metrics.per_slice(a, b)
+    assert curves["psnr"][0] == float("inf") and np.isfinite(curves["psnr"][2])
+    with pytest.raises(InputError):
+        metrics.per_slice(a[0], b[0])
+
+
+def test_shape_mismatch_is_an_input_error():
+    with pytest.raises(InputError, match="shapes differ"):
+        metrics.psnr(np.zeros((4, 4)), np.zeros((4, 5)))
+
+
+def test_all_metrics_keys():
+    a = smooth_image((200, 200), np.uint16)
+    m = metrics.all_metrics(a, a, 1000)
+    assert {"mse", "psnr", "ssim", "ms_ssim", "pearson_r", "compression_ratio", "bpp", "data_range"} <= set(m)
