@@ -38,3 +38,53 @@ def errors_shown():
         return [str(n.message) for n in notification_manager.records[start:]
                 if getattr(n.severity, "value", n.severity) == "error"]
     return messages
+
+
+@pytest.fixture(scope="session")
+def isl_crops():
+    """Real ISL phase-contrast z-stack crop (13x192x224 uint16) and its registered DAPI crop."""
+    phase = samples.isl_phase_stack()
+    dapi = samples.isl_dapi()
+    win = (slice(400, 592), slice(300, 524))
+    return np.ascontiguousarray(phase[(slice(None),) + win]), np.ascontiguousarray(dapi[win])
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory):
+    """A small randomly initialised 2D U-Net saved in the label-free weights format.
+
+    The widget tests check plumbing (the widget shows exactly what the core computes), not
+    prediction quality, so an untrained network of the real architecture is enough.
+    """
+    import torch
+
+    from napari_microcomp.labelfree.model import export_weights
+    from napari_microcomp.labelfree.nets import build_generator
+    from napari_microcomp.labelfree.normalize import DEFAULT_SCHEME
+
+    torch.manual_seed(0)
+    arch = {"ndim": 2, "in_channels": 1, "out_channels": 1, "depth": 3, "base": 8}
+    meta = {"kind": "unet", "arch": arch, "input": {"layout": "yx", "n_slices": 1},
+            "normalization": {"input": DEFAULT_SCHEME, "target": DEFAULT_SCHEME},
+            "inference": {"tile": 128, "overlap": 32, "batch": 2}}
+    path = tmp_path_factory.mktemp("labelfree") / "tiny-unet.pt"
+    export_weights(path, build_generator(arch).state_dict(), meta)
+    return path
+
+
+@pytest.fixture
+def user_codec_weights(tmp_path, monkeypatch):
+    """Weights for bmshj2018-factorized at quality 4 only, in a $MICROCOMP_WEIGHTS folder.
+
+    Untrained (freshly initialised): the widget tests check plumbing, not compression quality.
+    """
+    from napari_microcomp.models import zoo
+
+    arch = "bmshj2018-factorized"
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    model = zoo.build_model(arch, 4)
+    zoo.export_weights(model, arch, folder / f"{arch}-q4.pt", 4, zoo.model_widths(model),
+                       {"note": "untrained, widget test only"})
+    monkeypatch.setenv("MICROCOMP_WEIGHTS", str(folder))
+    return arch

@@ -72,7 +72,7 @@ def test_target_run_on_3d(make_napari_viewer, qtbot, nuclei_crop):
     np.testing.assert_array_equal(recon.data, w.result.reconstruction)
 
 
-@pytest.mark.parametrize("kind", ["rgb", "4d"])
+@pytest.mark.parametrize("kind", ["rgb", "4d", "labels only"])
 def test_bad_layers_are_refused(make_napari_viewer, qtbot, errors_shown, kind):
     viewer = make_napari_viewer()
     if kind == "rgb":
@@ -81,6 +81,9 @@ def test_bad_layers_are_refused(make_napari_viewer, qtbot, errors_shown, kind):
     elif kind == "4d":
         viewer.add_image(np.zeros((2, 3, 32, 32), np.uint16), name="bad")
         word = "4D"
+    else:  # a labels layer is never offered: there is nothing to compress
+        viewer.add_labels(np.zeros((32, 32), np.uint8), name="bad")
+        word = "select an image layer"
     w = CompressWidget(viewer)
     qtbot.addWidget(w)
     n = len(viewer.layers)
@@ -127,3 +130,32 @@ def test_codec_that_raises(make_napari_viewer, qtbot, errors_shown, cell, monkey
     assert "exploded on purpose" in w.status.text()
     assert any("exploded on purpose" in m for m in errors_shown())
     assert len(viewer.layers) == 1
+
+
+def test_learned_codec_with_user_weights(make_napari_viewer, qtbot, cell, user_codec_weights, errors_shown):
+    """Learned codecs appear only with weights; the reconstruction equals the core API's."""
+    from napari_microcomp._qt._common import weight_qualities
+    from napari_microcomp.codecs import codec_class
+
+    arch = user_codec_weights
+    viewer = make_napari_viewer()
+    viewer.add_image(cell, name="cell")
+    w = CompressWidget(viewer)
+    qtbot.addWidget(w)
+    listed = [w.codec_combo.itemData(i) for i in range(w.codec_combo.count()) if w.codec_combo.itemData(i)]
+    assert arch in listed
+    for name in listed:  # every listed model-based codec has weights for some quality
+        assert weight_qualities(codec_class(name)) != {}
+    w.codec_combo.select(arch)
+    assert "weights: " in w.codec_info.text() and "q4" in w.codec_info.text()
+    w.quality.setValue(4)
+    _run(qtbot, w)
+    expected = compress_array(cell, arch, quality=4)
+    np.testing.assert_array_equal(viewer.layers[f"cell [{arch} q4]"].data, expected.reconstruction)
+    assert w.metric_labels["bpp"].text() == fmt(expected.metrics["bpp"], 4)
+
+    missing = [q for q in range(1, 9) if q not in weight_qualities(codec_class(arch))]
+    if missing:  # no weights for that quality: the zoo's message reaches the user
+        w.quality.setValue(missing[0])
+        _run(qtbot, w)
+        assert "no weights" in w.status.text() and any("no weights" in m for m in errors_shown())

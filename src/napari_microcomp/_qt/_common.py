@@ -3,6 +3,7 @@
 Only napari's public API is used (``napari.layers``, ``napari.qt.threading``,
 ``napari.utils.notifications``, ``napari.utils.progress``).
 """
+import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -66,6 +67,42 @@ def refuse_reason(layer) -> Optional[str]:
     return None
 
 
+def follow_layers(viewer, widget, method: str) -> None:
+    """Call ``widget.<method>()`` whenever layers are added, removed, moved or renamed.
+
+    The connection holds the widget weakly and ends once its Qt object is deleted (a closed dock
+    widget), so the viewer never calls into a dead widget.
+    """
+    ref = weakref.ref(widget)
+    emitters = [viewer.layers.events.inserted, viewer.layers.events.removed, viewer.layers.events.moved]
+
+    def callback(event=None):
+        w = ref()
+        if w is None or not alive(w):
+            for emitter in emitters:
+                emitter.disconnect(callback)
+            return
+        if event is not None and getattr(event, "type", "") == "inserted":
+            layer = event.value
+            layer.events.name.connect(callback)
+            emitters.append(layer.events.name)
+        getattr(w, method)()
+
+    for emitter in emitters[:3]:
+        emitter.connect(callback)
+    for layer in viewer.layers:
+        layer.events.name.connect(callback)
+        emitters.append(layer.events.name)
+
+
+def alive(qobject) -> bool:
+    try:
+        qobject.objectName()
+        return True
+    except RuntimeError:  # wrapped C++ object has been deleted
+        return False
+
+
 class LayerPicker(QComboBox):
     """A combo box listing the viewer's image layers, kept in sync with the layer list."""
 
@@ -74,12 +111,10 @@ class LayerPicker(QComboBox):
         self._viewer = viewer
         self._optional = optional
         self._none_text = none_text
-        viewer.layers.events.inserted.connect(self.refresh)
-        viewer.layers.events.removed.connect(self.refresh)
-        viewer.layers.events.moved.connect(self.refresh)
+        follow_layers(viewer, self, "refresh")
         self.refresh()
 
-    def refresh(self, event=None) -> None:
+    def refresh(self) -> None:
         current = self.currentText()
         self.blockSignals(True)
         self.clear()
@@ -88,11 +123,6 @@ class LayerPicker(QComboBox):
         for layer in self._viewer.layers:
             if isinstance(layer, Image):
                 self.addItem(layer.name)
-                try:
-                    layer.events.name.disconnect(self.refresh)
-                except (TypeError, ValueError, RuntimeError):
-                    pass
-                layer.events.name.connect(self.refresh)
         idx = self.findText(current)
         self.setCurrentIndex(idx if idx >= 0 else 0)
         self.blockSignals(False)
@@ -111,19 +141,25 @@ class LayerPicker(QComboBox):
         self.setCurrentIndex(idx)
 
 
+# Wrappers configured by parameters the widgets do not expose (inner codec, tile sizes): API/CLI only.
+HIDDEN_CODECS = ("tiled",)
+
+
 def grouped_codecs() -> List[tuple]:
     """[(family title, [codec names])] for every family with at least one available codec.
 
-    Learned codecs are listed only when some quality has weights (shipped or in
+    Learned and volumetric codecs are listed only when some quality has weights (shipped or in
     ``$MICROCOMP_WEIGHTS``).
     """
     avoid_triton_crash()
+    from .. import benchmark  # noqa: F401  (registers the study's tiled-TIFF codec)
     from ..codecs import available_codecs, codec_class
 
     groups = []
     for family, title in FAMILIES:
         try:
-            names = [n for n in available_codecs(family) if has_weights(codec_class(n))]
+            names = [n for n in available_codecs(family)
+                     if n not in HIDDEN_CODECS and weight_qualities(codec_class(n)) != {}]
         except MicrocompError:
             names = []
         if names:
@@ -131,21 +167,26 @@ def grouped_codecs() -> List[tuple]:
     return groups
 
 
-def has_weights(cls) -> bool:
-    """False for a learned codec without any weight file; True for every other codec."""
+def weight_qualities(cls) -> Optional[Dict[int, str]]:
+    """quality -> "shipped"/"user" for a codec built on model weights; None for other codecs."""
     check = getattr(cls, "weights_available", None)
-    return True if check is None else bool(check())
+    if check is not None:
+        return dict(check())
+    if getattr(cls, "arch", ""):
+        from ..models import zoo
+
+        return zoo.available_qualities(cls.arch)
+    return None
 
 
 def weights_hint(name: str) -> str:
     """'' for codecs without weights, else which qualities have weights, e.g. 'weights: q2 q4'."""
     from ..codecs import codec_class
 
-    check = getattr(codec_class(name), "weights_available", None)
-    if check is None:
+    qualities = weight_qualities(codec_class(name))
+    if qualities is None:
         return ""
-    qualities = sorted(check())
-    return "weights: " + (" ".join(f"q{q}" for q in qualities) if qualities else "none")
+    return "weights: " + (" ".join(f"q{q}" for q in sorted(qualities)) if qualities else "none")
 
 
 class CodecCombo(QComboBox):
@@ -195,6 +236,10 @@ class CodecChecklist(QListWidget):
                 if self.item(i).data(Qt.ItemDataRole.UserRole)
                 and self.item(i).checkState() == Qt.CheckState.Checked]
 
+    def all_names(self) -> List[str]:
+        return [self.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.count())
+                if self.item(i).data(Qt.ItemDataRole.UserRole)]
+
     def set_checked(self, names: Sequence[str]) -> None:
         for i in range(self.count()):
             name = self.item(i).data(Qt.ItemDataRole.UserRole)
@@ -220,14 +265,14 @@ def start_worker(func: Callable, *args, desc: str = "", on_yield: Optional[Calla
     pbar = progress(total=0, desc=desc or getattr(func, "__name__", "working"))
 
     def _yielded(event):
+        if on_yield:  # first: updating the napari progress bar may process pending events
+            on_yield(event)
         total, done = getattr(event, "total", None), getattr(event, "done", None)
         if total is not None and done is not None:
             if pbar.total != total:
                 pbar.total = total
             if done > pbar.n:
                 pbar.update(done - pbar.n)
-        if on_yield:
-            on_yield(event)
 
     if hasattr(worker, "yielded"):
         worker.yielded.connect(_yielded)
@@ -254,6 +299,31 @@ def add_or_replace_image(viewer, data: np.ndarray, name: str, like=None, **kwarg
                 setattr(layer, key, kwargs[key])
         return layer
     return viewer.add_image(data, name=name, **kwargs)
+
+
+def reconstruction_metadata(res, source_name: str, crc: int) -> Dict[str, Any]:
+    """Layer metadata of a reconstruction: codec, metrics, and the stream that produced it.
+
+    ``crc``: ``container.array_crc32(res.reconstruction)``, computed on the worker. The ``.mcz``
+    writer saves that exact stream when the layer is saved unchanged.
+    """
+    return {"microcomp": {"source": source_name, "codec": res.config, "metrics": dict(res.metrics),
+                          "target": res.target, "stream": res.data,
+                          "dtype": res.reconstruction.dtype.name, "data_crc32": crc}}
+
+
+def compress_with_crc(image, codec, **kwargs):
+    """``api.compress_array`` plus the CRC32 of the reconstruction (worker side)."""
+    from ..api import compress_array
+    from ..container import array_crc32
+
+    res = compress_array(image, codec, **kwargs)
+    return res, array_crc32(res.reconstruction)
+
+
+def is_reconstruction(layer) -> bool:
+    """True for layers this plugin made from a source layer (reconstructions, errors, predictions)."""
+    return "source" in (layer.metadata.get("microcomp") or {})
 
 
 def fmt(value: Any, digits: int = 3) -> str:

@@ -13,10 +13,10 @@ from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
                             QLabel, QPushButton, QRadioButton, QSlider, QVBoxLayout, QWidget)
 
-from ..container import array_crc32
 from ..errors import InputError
-from ._common import (CodecCombo, LayerPicker, add_or_replace_image, fmt, refuse_reason,
-                      report_error, set_status, start_worker, weights_hint)
+from ._common import (CodecCombo, LayerPicker, add_or_replace_image, compress_with_crc, fmt,
+                      reconstruction_metadata, refuse_reason, report_error, set_status, start_worker,
+                      weights_hint)
 
 TARGETS = {"PSNR (dB)": ("psnr", 40.0, 10.0, 100.0, 0.5), "SSIM": ("ssim", 0.95, 0.5, 0.9999, 0.01),
            "bpp": ("bpp", 0.5, 0.01, 16.0, 0.05), "compression ratio": ("cr", 20.0, 1.1, 1000.0, 1.0)}
@@ -25,12 +25,10 @@ SHOWN = (("compression_ratio", "CR"), ("bpp", "bpp"), ("psnr", "PSNR (dB)"), ("s
 
 
 def _compress(data, codec: str, quality: Optional[int], target: Optional[str]):
-    from ..api import compress_array
-
     original = np.asarray(data)
-    res = compress_array(original, codec, quality=quality, target=target)
+    res, crc = compress_with_crc(original, codec, quality=quality, target=target)
     error = np.abs(res.reconstruction.astype(np.float32) - original.astype(np.float32))
-    return res, error
+    return res, crc, error
 
 
 class CompressWidget(QWidget):
@@ -163,16 +161,14 @@ class CompressWidget(QWidget):
             self.worker = None
             self.run_finished.emit()
 
-    def _show(self, res, error, source) -> None:
+    def _show(self, res, crc, error, source) -> None:
         self.result = res
         m = res.metrics
         for key, _ in SHOWN:
             self.metric_labels[key].setText(fmt(m.get(key), 4))
         self.metric_labels["time"].setText(f"{res.encode_seconds:.2f} / {res.decode_seconds:.2f}")
         name = f"{source.name} [{res.codec.label}]"
-        meta = {"microcomp": {"source": source.name, "codec": res.config, "metrics": dict(m),
-                              "target": res.target, "stream": res.data, "dtype": res.reconstruction.dtype.name,
-                              "data_crc32": array_crc32(res.reconstruction)}}
+        meta = reconstruction_metadata(res, source.name, crc)
         recon = add_or_replace_image(self.viewer, res.reconstruction, name, like=source,
                                      contrast_limits=tuple(source.contrast_limits),
                                      colormap=source.colormap.name, metadata=meta)

@@ -57,10 +57,31 @@ def open_client(workers: Optional[int] = None, scheduler: Optional[str] = None) 
         cluster.close()
 
 
+def preload() -> None:
+    """Import what rows need before any task runs on a worker.
+
+    A worker unpickles task arguments on its event-loop thread while the task thread runs; two
+    threads importing the same packages (scipy, torch, the lazily registered learned codecs) can
+    hit Python's import deadlock detection (measured: ``_DeadlockError`` in a row). Importing
+    everything once, up front, removes the race.
+    """
+    import scipy.ndimage  # noqa: F401
+    import skimage.metrics  # noqa: F401
+
+    from ..codecs import available_codecs
+
+    available_codecs()
+    try:
+        import pytorch_msssim  # noqa: F401
+    except ImportError:  # pragma: no cover - MS-SSIM is then NaN anyway
+        pass
+
+
 def iter_plan_distributed(client, plan: Plan, should_stop=None, **opts) -> Generator[Progress, None, List[Row]]:
     """Run ``plan`` on ``client``'s workers; same events and result as the local loop."""
     from distributed import as_completed
 
+    client.run(preload)  # on every current worker, before any row is submitted
     run = uuid.uuid4().hex[:8]
     total = len(plan)
     image_f = {name: client.scatter(img) for name, img in plan.images}
@@ -77,7 +98,7 @@ def iter_plan_distributed(client, plan: Plan, should_stop=None, **opts) -> Gener
     futures, index = [], {}
     for k, (i, j) in enumerate(plan.tasks):
         name, _ = plan.images[i]
-        ref = references.get(name)
+        ref = references.get(name) if plan.phase2_for(i, j) else None
         fut = client.submit(run_row, name, image_f[name], plan.configs[j],
                             predictor=predictor_f if ref is not None else None, reference=ref,
                             key=f"microcomp-row-{run}-{k}", pure=False, priority=-k, **opts)

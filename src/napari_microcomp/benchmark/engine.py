@@ -47,6 +47,10 @@ p2_orig_psnr, p2_orig_ssim, p2_orig_pearson_r
 predict_s           wall seconds of the prediction from the reconstruction
 ==================  ====================================================================
 
+Phase-2 scores follow :func:`napari_microcomp.labelfree.compare`: with a model predictor the
+ground truth is normalized like the model's targets, and all phase-2 PSNR/SSIM of one image use
+one peak, the range of that normalized ground truth (see :func:`image_reference`).
+
 A codec that raises records ``status="error"`` and its message in its row and the run goes on;
 unknown codec names fail before any work starts (a typo should not cost a long run).
 """
@@ -92,7 +96,7 @@ def named_images(images: ImagesLike) -> List[Tuple[str, np.ndarray]]:
     """
     if isinstance(images, Mapping):
         items = list(images.items())
-    elif isinstance(images, np.ndarray) or hasattr(images, "__array__") and not isinstance(images, (list, tuple)):
+    elif isinstance(images, np.ndarray) or (hasattr(images, "__array__") and not isinstance(images, (list, tuple))):
         items = [("image", images)]
     else:
         items = []
@@ -154,9 +158,14 @@ def expand_codecs(codecs: Sequence[CodecSpec], qualities: Optional[Sequence[int]
 
 
 # -- one row --------------------------------------------------------------------------------------
+# Config keys that do not make a different method: the level itself, execution details, and weight
+# files (learned codecs have one file per level, so a path would split every curve into points).
+NOT_METHOD_KEYS = ("id", "quality", "lossless", "threads", "numthreads", "weights", "weights_id")
+
+
 def method_name(config: Mapping[str, Any]) -> str:
-    """The RD-curve a config belongs to: its codec id plus any parameter other than quality."""
-    extra = {k: v for k, v in config.items() if k not in ("id", "quality", "lossless") and v is not None}
+    """The RD-curve a config belongs to: its codec id plus any parameter other than the level."""
+    extra = {k: v for k, v in config.items() if k not in NOT_METHOD_KEYS and v is not None}
     if not extra:
         return str(config.get("id"))
     parts = (f"{k}={method_name(v) if isinstance(v, Mapping) and 'id' in v else v}" for k, v in sorted(extra.items()))
@@ -174,21 +183,32 @@ def empty_row(name: str, image: np.ndarray, config: Mapping[str, Any]) -> Row:
     return row
 
 
-def _phase2_metrics(reference: np.ndarray, prediction: np.ndarray) -> Tuple[float, float, float]:
+def _phase2_metrics(reference: np.ndarray, prediction: np.ndarray, peak: float) -> Tuple[float, float, float]:
     ref = np.asarray(reference, dtype=np.float32)
     pred = np.asarray(prediction, dtype=np.float32)
-    return metrics.psnr(ref, pred), metrics.ssim(ref, pred), metrics.pearson(ref, pred)
+    return metrics.psnr(ref, pred, peak), metrics.ssim(ref, pred, peak), metrics.pearson(ref, pred)
 
 
 def image_reference(image: np.ndarray, predictor: Predictor,
                     ground_truth: Optional[np.ndarray] = None) -> Dict[str, Any]:
-    """Prediction from the original image and, with a ground truth, its phase-2 metrics."""
+    """Prediction from the original image and, with a ground truth, its phase-2 metrics.
+
+    Same convention as :func:`napari_microcomp.labelfree.compare`: a predictor with a
+    ``normalize_target`` method (e.g. :class:`ModelPredictor`) predicts in normalized units, so
+    the ground truth is normalized the same way first; every phase-2 PSNR/SSIM of the image uses
+    one peak: the range of the (normalized) ground truth, or without one, of the prediction from
+    the original.
+    """
     t0 = time.perf_counter()
     pred = np.asarray(predictor(image), dtype=np.float32)
-    out: Dict[str, Any] = {"prediction": pred, "predict_s": time.perf_counter() - t0,
-                           "ground_truth": ground_truth, "error": None}
+    out: Dict[str, Any] = {"prediction": pred, "predict_s": time.perf_counter() - t0, "ground_truth": None,
+                           "error": None, "peak": metrics.data_range(pred, "image")}
     if ground_truth is not None:
-        out["p2_orig_psnr"], out["p2_orig_ssim"], out["p2_orig_pearson_r"] = _phase2_metrics(ground_truth, pred)
+        norm = getattr(predictor, "normalize_target", None)
+        gt = np.asarray(norm(ground_truth) if callable(norm) else ground_truth, dtype=np.float32)
+        out["ground_truth"] = gt
+        out["peak"] = metrics.data_range(gt, "image")
+        out["p2_orig_psnr"], out["p2_orig_ssim"], out["p2_orig_pearson_r"] = _phase2_metrics(gt, pred, out["peak"])
     return out
 
 
@@ -225,25 +245,29 @@ def run_row(name: str, image: np.ndarray, config: Mapping[str, Any], *,
         row.update(status="error", error=f"{type(exc).__name__}: {exc}")
         return row
     if predictor is not None and reference is not None:
-        _phase2(row, recon, predictor, reference)
+        _phase2(row, image, recon, predictor, reference)
     return row
 
 
-def _phase2(row: Row, recon: np.ndarray, predictor: Predictor, reference: Mapping[str, Any]) -> None:
+def _phase2(row: Row, image: np.ndarray, recon: np.ndarray, predictor: Predictor,
+            reference: Mapping[str, Any]) -> None:
     if reference.get("error"):
         row["note"] = f"phase 2 skipped: {reference['error']}"
         return
     try:
         t0 = time.perf_counter()
-        pred = np.asarray(predictor(recon), dtype=np.float32)
+        if np.array_equal(recon, image):  # lossless: the prediction is the original's, no need to rerun
+            pred = reference["prediction"]
+        else:
+            pred = np.asarray(predictor(recon), dtype=np.float32)
         row["predict_s"] = time.perf_counter() - t0
-        gt = reference.get("ground_truth")
+        gt, peak = reference.get("ground_truth"), reference["peak"]
         if gt is not None:
-            row["p2_psnr"], row["p2_ssim"], row["p2_pearson_r"] = _phase2_metrics(gt, pred)
+            row["p2_psnr"], row["p2_ssim"], row["p2_pearson_r"] = _phase2_metrics(gt, pred, peak)
             for k in ("p2_orig_psnr", "p2_orig_ssim", "p2_orig_pearson_r"):
                 row[k] = reference[k]
         row["p2_ref_psnr"], row["p2_ref_ssim"], row["p2_ref_pearson_r"] = _phase2_metrics(
-            reference["prediction"], pred)
+            reference["prediction"], pred, peak)
     except Exception as exc:  # phase 2 failing keeps the phase-1 numbers
         row["note"] = f"phase 2 failed: {type(exc).__name__}: {exc}"
 
@@ -262,7 +286,8 @@ class Plan:
     """The images, configs and phase-2 inputs of one run, in row order."""
 
     def __init__(self, images: ImagesLike, codecs: Sequence[CodecSpec], qualities=None,
-                 predictor: Optional[Predictor] = None, ground_truth=None):
+                 predictor: Optional[Predictor] = None, ground_truth=None,
+                 phase2_qualities: Optional[Sequence[int]] = None):
         self.images = named_images(images)
         self.configs = expand_codecs(codecs, qualities)
         if not self.configs:
@@ -274,7 +299,15 @@ class Plan:
         # says nothing about an image that is not a phase image.
         self.phase2_names = ([n for n in names if n in self.ground_truth] if self.ground_truth else names) \
             if predictor is not None else []
+        self.phase2_qualities = None if phase2_qualities is None else {int(q) for q in phase2_qualities}
         self.tasks = [(i, j) for i in range(len(self.images)) for j in range(len(self.configs))]
+
+    def phase2_for(self, i: int, j: int) -> bool:
+        """Whether the row of image ``i`` and config ``j`` gets phase-2 metrics."""
+        if self.images[i][0] not in self.phase2_names:
+            return False
+        q = self.configs[j].get("quality")
+        return self.phase2_qualities is None or q is None or q in self.phase2_qualities
 
     def __len__(self) -> int:
         return len(self.tasks)
@@ -284,6 +317,7 @@ def iter_benchmark(images: ImagesLike, codecs: Sequence[CodecSpec], qualities: O
                    predictor: Optional[Predictor] = None, ground_truth=None,
                    should_stop: Optional[Callable[[], bool]] = None, *,
                    data_range: metrics.DataRange = "image", with_ms_ssim: bool = True,
+                   phase2_qualities: Optional[Sequence[int]] = None,
                    client=None) -> Generator[Progress, None, List[Row]]:
     """Benchmark every codec configuration on every image; yield progress, return the rows.
 
@@ -306,6 +340,10 @@ def iter_benchmark(images: ImagesLike, codecs: Sequence[CodecSpec], qualities: O
         Peak for PSNR/SSIM, see :func:`napari_microcomp.metrics.data_range`.
     with_ms_ssim
         Compute MS-SSIM (imports torch; NaN for images under 161 px).
+    phase2_qualities
+        Levels whose rows get phase 2 (default: all). A label-free prediction costs seconds per
+        image on a CPU; rows of other levels keep NaN phase-2 metrics. Lossless rows always get
+        them (their prediction is the original's).
     client
         A ``dask.distributed.Client``: rows are computed on its workers (see ``distributed``).
 
@@ -320,7 +358,7 @@ def iter_benchmark(images: ImagesLike, codecs: Sequence[CodecSpec], qualities: O
     list of dict
         One row per (image, config), in plan order; see the module docstring for the keys.
     """
-    plan = Plan(images, codecs, qualities, predictor, ground_truth)
+    plan = Plan(images, codecs, qualities, predictor, ground_truth, phase2_qualities)
     opts = {"data_range": data_range, "with_ms_ssim": with_ms_ssim}
     if client is not None:
         from .distributed import iter_plan_distributed
@@ -339,7 +377,7 @@ def _iter_plan_local(plan: Plan, should_stop=None, **opts) -> Generator[Progress
             return rows
         name, image = plan.images[i]
         reference = None
-        if name in plan.phase2_names:
+        if plan.phase2_for(i, j):
             if name not in references:
                 yield Progress("reference", len(rows), total, f"{name}: prediction from the original")
                 references[name] = safe_reference(image, plan.predictor, plan.ground_truth.get(name))
@@ -375,6 +413,10 @@ class ModelPredictor:
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return self._get().predict(image)
+
+    def normalize_target(self, target: np.ndarray) -> np.ndarray:
+        """The ground truth in the model's normalized units (what its predictions are in)."""
+        return self._get().normalize_target(target)
 
     def __getstate__(self):
         return {"model": self.model, "device": self.device, "_loaded": None}

@@ -20,13 +20,18 @@ from .tiff_tiles import paper_configs
 # The study's nine learned architectures (CompressAI names).
 PAPER_LEARNED = ("bmshj2018-factorized", "bmshj2018-factorized-relu", "bmshj2018-hyperprior", "mbt2018-mean",
                  "mbt2018", "cheng2020-anchor", "cheng2020-attn", "bmshj2018-hyperprior-vbr", "mbt2018-mean-vbr")
-EXCLUDED_FROM_TUNED = ("tiff-tiles",)
+# The study's setting (its own preset) and the tiling wrapper (same method as its inner codec).
+EXCLUDED_FROM_TUNED = ("tiff-tiles", "tiled")
+_WRAPPER_PARAMS = ("codec", "inner")
 
 
 def _is_wrapper(name: str) -> bool:
-    """Codecs that wrap another codec (e.g. ``tiled``) are not methods of their own."""
+    """Codecs that wrap another codec are not methods of their own."""
+    if name in EXCLUDED_FROM_TUNED:
+        return True
     cls = codec_class(name)
-    return "codec" in tuple(cls.extra_params()) or "codec" in inspect.signature(cls.__init__).parameters
+    params = set(cls.extra_params()) | set(inspect.signature(cls.__init__).parameters)
+    return any(p in params for p in _WRAPPER_PARAMS)
 
 
 @dataclass
@@ -67,16 +72,32 @@ def is_autoregressive(name: str) -> bool:
         return False
 
 
-def _learned_configs(names: Sequence[str], levels: Sequence[int], notes: List[str]) -> List[Dict[str, Any]]:
+def spread(levels: Sequence[int], n: Optional[int]) -> List[int]:
+    """At most ``n`` of ``levels``, evenly spread and always including the lowest and highest."""
+    levels = sorted(levels)
+    if n is None or len(levels) <= n:
+        return levels
+    if n <= 1:
+        return levels[-1:]
+    return [levels[round(k * (len(levels) - 1) / (n - 1))] for k in range(n)]
+
+
+def _learned_configs(names: Sequence[str], levels: Sequence[int], notes: List[str],
+                     max_levels: Optional[int] = None, max_ar_levels: Optional[int] = None) -> List[Dict[str, Any]]:
     out, none = [], []
     for name in names:
         have = weighted_qualities(name)
         use = [q for q in levels if q in have]
-        missing = [q for q in levels if q not in have]
         if not have:
             none.append(name)
-        elif missing:
-            notes.append(f"{name}: skipped level(s) {missing}: no weights installed (have {have})")
+            continue
+        slow = max_ar_levels is not None and is_autoregressive(name)
+        cap = max_ar_levels if slow else max_levels
+        if cap is not None and len(use) > cap:
+            use = spread(use, cap)
+        if use != list(levels):
+            notes.append(f"{name}: levels {use} (weights installed for {have}"
+                         + ("; autoregressive, slow on CPU)" if slow else ")"))
         out.extend({"id": name, "quality": q, "lossless": False} for q in use)
     if none:
         notes.append(f"skipped, no weights installed: {', '.join(none)}")
@@ -84,7 +105,8 @@ def _learned_configs(names: Sequence[str], levels: Sequence[int], notes: List[st
 
 
 def tuned(levels: Optional[Sequence[int]] = None, ndim: int = 2, learned: bool = True,
-          autoregressive: bool = True, learned_levels: Optional[Sequence[int]] = None) -> PresetPlan:
+          autoregressive: bool = True, learned_levels: Optional[Sequence[int]] = None,
+          max_learned_levels: Optional[int] = None, max_autoregressive_levels: Optional[int] = None) -> PresetPlan:
     """Whole-image classical codecs, lossless baselines and learned codecs with weights.
 
     Parameters
@@ -99,12 +121,14 @@ def tuned(levels: Optional[Sequence[int]] = None, ndim: int = 2, learned: bool =
         Include the autoregressive learned codecs (slow on CPU: ~6 s encode, ~14 s decode per 1024²).
     learned_levels
         Levels for learned codecs (default: ``levels``).
+    max_learned_levels, max_autoregressive_levels
+        Keep at most this many levels (evenly spread) of each learned / autoregressive codec.
     """
     levels = list(QUALITIES if levels is None else levels)
     notes: List[str] = []
     configs: List[Dict[str, Any]] = []
     for name in available_codecs("classical"):
-        if name not in EXCLUDED_FROM_TUNED and not _is_wrapper(name):
+        if not _is_wrapper(name):
             configs.extend({"id": name, "quality": q, "lossless": False} for q in levels)
     configs.extend({"id": name, "quality": None, "lossless": True} for name in available_codecs("lossless")
                    if not _is_wrapper(name))
@@ -120,17 +144,20 @@ def tuned(levels: Optional[Sequence[int]] = None, ndim: int = 2, learned: bool =
             if slow:
                 notes.append(f"autoregressive codecs left out: {', '.join(slow)}")
             names = [n for n in names if n not in slow]
-        configs.extend(_learned_configs(names, list(levels if learned_levels is None else learned_levels), notes))
+        configs.extend(_learned_configs(names, list(levels if learned_levels is None else learned_levels), notes,
+                                        max_learned_levels, max_autoregressive_levels))
     return PresetPlan("tuned", configs, notes)
 
 
-def paper(ndim: int = 2) -> PresetPlan:
-    """The study's 12 methods and settings (see the module docstring)."""
+def paper(ndim: int = 2, learned: bool = True) -> PresetPlan:
+    """The study's 12 methods and settings (see the module docstring); ``learned=False``: its 3 classical."""
     if ndim != 2:
         raise MicrocompError("the paper preset is defined for 2D images (the study's 2D experiments)")
     notes = ["classical codecs as the study ran them: TIFF, 16×16 tiles, level 8 (see benchmark.tiff_tiles)"]
     configs = paper_configs()
-    for name in PAPER_LEARNED:
+    if not learned:
+        notes.append("learned codecs left out")
+    for name in PAPER_LEARNED if learned else ():
         try:
             have = weighted_qualities(name)
         except CodecError:

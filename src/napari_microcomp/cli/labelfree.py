@@ -22,6 +22,8 @@ def register(sub) -> None:
     p.add_argument("--channel", type=int, default=None, help="channel of a multi-channel file")
     p.add_argument("--slice", type=int, default=None, help="z-slice to use for a 2D model")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast: ~2x faster on recent CPUs, approximate")
+    p.add_argument("--tta", action="store_true", help="average the 8 rotations/flips (8x slower, more accurate)")
     p.set_defaults(func=run_predict)
 
     t = sub.add_parser("train-labelfree", help="train a label-free (phase -> fluorescence) model",
@@ -70,8 +72,8 @@ def run_predict(args: argparse.Namespace) -> int:
         if image.ndim != 3 or not 0 <= args.slice < image.shape[0]:
             raise InputError(f"--slice {args.slice} is out of range for shape {image.shape}")
         image = image[args.slice]
-    pred = drain(model.iter_predict(image, tile=args.tile, overlap=args.overlap, batch=args.batch),
-                 desc="predict")
+    pred = drain(model.iter_predict(image, tile=args.tile, overlap=args.overlap, batch=args.batch,
+                                    precision="bf16" if args.bf16 else "fp32", tta=args.tta), desc="predict")
     write_image(args.output, pred, {"pixel_size": meta.get("pixel_size")})
     print(f"wrote {args.output}: {pred.shape} float32 prediction ({model!r})")
     return 0

@@ -8,7 +8,6 @@ Example (one quality of one architecture on a GPU, stopping cleanly after 8 minu
 """
 import argparse
 import shlex
-import sys
 
 
 def _widths(text: str):
@@ -45,6 +44,9 @@ def register(subparsers) -> None:
     p.add_argument("--ckpt", default=None, help="full checkpoint for --resume, written atomically")
     p.add_argument("--ckpt-every", type=int, default=1000)
     p.add_argument("--resume", default=None, help="continue from this checkpoint")
+    p.add_argument("--init", default=None,
+                   help="warm start from a weight file (.pt) or checkpoint of the same architecture "
+                        "(fresh optimizers, step 0), e.g. fine-tune every quality from one model")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--widths", type=_widths, default={}, help="override network widths, e.g. N=64,M=96")
     p.add_argument("--log-every", type=int, default=100)
@@ -55,15 +57,33 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _command_line(args) -> str:
+    """The run as a complete, re-runnable command (every option explicit, defaults included)."""
+    parts = ["microcomp", "train-codec"]
+    for key, value in vars(args).items():
+        if key in ("func", "command", "verbose") or value is None or value == {}:
+            continue
+        flag = "--lambda" if key == "lmbda" else "--" + key.replace("_", "-")
+        if key == "bf16":
+            parts.append("--bf16" if value else "--no-bf16")
+        elif key == "widths":
+            parts += [flag, ",".join(f"{k}={v}" for k, v in value.items())]
+        elif isinstance(value, list):
+            parts += [flag, *map(str, value)]
+        else:
+            parts += [flag, str(value)]
+    return shlex.join(parts)
+
+
 def run(args) -> int:
     from ..training.codec import TrainConfig, train
 
     cfg = TrainConfig(arch=args.arch, data=list(args.data), quality=args.quality, lmbda=args.lmbda,
                       steps=args.steps, patch=args.patch, batch=args.batch, lr=args.lr, aux_lr=args.aux_lr,
                       device=args.device, max_minutes=args.max_minutes, out=args.out, ckpt=args.ckpt,
-                      ckpt_every=args.ckpt_every, resume=args.resume, seed=args.seed, widths=args.widths,
+                      ckpt_every=args.ckpt_every, resume=args.resume, init=args.init, seed=args.seed, widths=args.widths,
                       log_every=args.log_every, threads=args.threads, bf16=args.bf16,
-                      command=shlex.join(["microcomp", *sys.argv[1:]]) if sys.argv else "")
+                      command=_command_line(args))
     gen = train(cfg)
     # Plain lines, flushed: training runs as a logged background job, never a terminal UI.
     try:

@@ -8,7 +8,6 @@ Weights file (``.pt``, read with ``torch.load(weights_only=True)``)::
               "arch": {"ndim", "in_channels", "out_channels", "depth", "base"},
               "input": {"layout": "yx"|"zyx-channels", "n_slices": int},
               "normalization": {"input": scheme, "target": scheme},   # see normalize.py
-              "inference": {"tile", "overlap", "batch"},
               "training": {...provenance...}}}
 
 Predictions are in the target's normalized units (percentile scheme of ``meta``).
@@ -29,7 +28,9 @@ from .tiling import iter_tiled
 
 FORMAT = "napari-microcomp/labelfree"
 VERSION = 1
-DEFAULT_INFERENCE = {"tile": 512, "overlap": 64, "batch": 2}
+# A 1024² image runs as one tile (no seams; ~1 GB on CPU); larger ones are tiled. Overlap 128 leaves
+# 32 px discarded + 64 px blended per seam: fnet's receptive field is wide, so less overlap shows seams.
+DEFAULT_INFERENCE = {"tile": 1024, "overlap": 128, "batch": 1}
 
 
 def resolve_device(device: str):
@@ -39,6 +40,8 @@ def resolve_device(device: str):
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise MicrocompError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
     return dev
 
 
@@ -66,6 +69,14 @@ class LabelFreeModel:
         self.meta = meta
         self.device = resolve_device(device)
         self.net.to(self.device).eval()
+        if getattr(self.net, "ndim", 2) == 2:
+            # channels_last: measured 1.35x faster fp32 convolutions on this CPU, same results.
+            self.net.to(memory_format=self._memory_format())
+
+    def _memory_format(self):
+        import torch
+
+        return torch.channels_last if getattr(self.net, "ndim", 2) == 2 else torch.contiguous_format
 
     @classmethod
     def from_file(cls, path, device: str = "cpu") -> "LabelFreeModel":
@@ -120,26 +131,53 @@ class LabelFreeModel:
         x = normalize(a, self.meta["normalization"]["input"])
         return x if x.ndim == 3 else x[None]
 
-    def _run_batch(self, tiles: np.ndarray) -> np.ndarray:
+    def _runner(self, precision: str):
         import torch
 
-        with torch.inference_mode():
-            t = torch.from_numpy(np.ascontiguousarray(tiles)).to(self.device)
-            return self.net(t).float().cpu().numpy()
+        if precision not in ("fp32", "bf16"):
+            raise InputError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+
+        def run(tiles: np.ndarray) -> np.ndarray:
+            with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                                        enabled=precision == "bf16"):
+                t = torch.from_numpy(np.ascontiguousarray(tiles)).to(self.device)
+                return self.net(t.contiguous(memory_format=self._memory_format())).float().cpu().numpy()
+        return run
 
     def iter_predict(self, image, tile: Optional[int] = None, overlap: Optional[int] = None,
-                     batch: Optional[int] = None) -> Generator[Progress, None, np.ndarray]:
+                     batch: Optional[int] = None, precision: str = "fp32", tta: bool = False
+                     ) -> Generator[Progress, None, np.ndarray]:
         """Generator yielding Progress per batch of tiles; returns the (Y, X) float32 prediction.
 
-        ``tile``/``overlap``/``batch`` default to the model's ``meta["inference"]``.
+        ``tile``/``overlap``/``batch`` default to ``DEFAULT_INFERENCE`` (a property of this code, not
+        of the weights: early exports carried a ``meta["inference"]`` with seam-prone values; it is ignored).
+        ``precision="bf16"`` runs under bfloat16 autocast (about 2x faster on CPUs with AMX/AVX-512
+        bf16, small numeric differences); the default is exact float32.
+        ``tta=True`` averages the predictions of the 8 rotations/flips of the image (8x the time;
+        on the ISL evaluation strip it raised Pearson r by about 0.04 for every shipped model).
         """
         x = self.prepare(image)
-        inf = dict(DEFAULT_INFERENCE, **self.meta.get("inference", {}))
-        tile = int(tile or inf["tile"])
-        overlap = int(inf["overlap"] if overlap is None else overlap)
-        out = yield from iter_tiled(self._run_batch, x, tile=tile, overlap=overlap,
-                                    batch=int(batch or inf["batch"]), multiple=self.net.multiple)
-        return out[0]
+        inf = DEFAULT_INFERENCE
+        kwargs = dict(tile=int(tile or inf["tile"]), overlap=int(inf["overlap"] if overlap is None else overlap),
+                      batch=int(batch or inf["batch"]), multiple=self.net.multiple)
+        run = self._runner(precision)
+        views = [(k, flip) for k in range(4) for flip in (False, True)] if tta else [(0, False)]
+        acc = None
+        for i, (k, flip) in enumerate(views):
+            v = np.rot90(x, k, axes=(-2, -1))
+            v = np.ascontiguousarray(v[..., ::-1] if flip else v)
+            gen = iter_tiled(run, v, **kwargs)
+            while True:
+                try:
+                    ev = next(gen)
+                except StopIteration as stop:
+                    pred = stop.value
+                    break
+                yield Progress(ev.stage, i * ev.total + ev.done, len(views) * ev.total,
+                               ev.message if len(views) == 1 else f"view {i + 1}/{len(views)} {ev.message}")
+            pred = np.rot90(pred[..., ::-1] if flip else pred, -k, axes=(-2, -1))
+            acc = pred.copy() if acc is None else acc + pred
+        return np.ascontiguousarray(acc[0] / len(views), dtype=np.float32)
 
     def predict(self, image, **kwargs) -> np.ndarray:
         """The predicted fluorescence image (float32, normalized units) for ``image``."""

@@ -13,7 +13,6 @@ weight 10, reconstruction (MSE) weight 1000; the generator is first trained with
 import hashlib
 import io as _io
 import math
-import os
 import shlex
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import numpy as np
 from .._progress import Progress
 from ..errors import InputError, MicrocompError
 from ..io import atomic_write_bytes, read_image
-from .model import DEFAULT_INFERENCE, export_weights, resolve_device
+from .model import export_weights, resolve_device
 from .normalize import normalize, percentile_scheme
 
 CKPT_FORMAT = "napari-microcomp/labelfree-checkpoint"
@@ -290,8 +289,10 @@ def iter_train(cfg: TrainConfig, stop: Optional[Callable[[], bool]] = None
         return elapsed_before + time.monotonic() - t0
 
     def fraction() -> float:
+        # With a time budget (per invocation) the schedule runs in time; a resumed run continues it
+        # from where the checkpoint left off and ends it at this invocation's deadline.
         f = step / cfg.steps
-        return max(f, elapsed() / budget) if budget else f
+        return max(f, elapsed() / (elapsed_before + budget)) if budget else f
 
     def meta(final: bool) -> Dict[str, Any]:
         G.eval()
@@ -303,7 +304,7 @@ def iter_train(cfg: TrainConfig, stop: Optional[Callable[[], bool]] = None
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "amp": "bf16" if use_amp else "off", "torch": str(torch.__version__), "numpy": str(np.__version__),
             "git_revision": git_revision(), "command": cfg.command, "crop": cfg.crop, "batch": cfg.batch,
-            "lr": cfg.lr, "seed": cfg.seed, "finished": final, "loss_ema": loss_ema,
+            "lr": cfg.lr, "seed": cfg.seed, "max_minutes": cfg.max_minutes, "finished": final, "loss_ema": loss_ema,
             "heldin_pearson_r": r, "data": data_info["files"], "compress_with": data_info["compress_with"],
             "augmentation": "random aligned crops, 90-degree rotations, horizontal flips",
             "gan_started_step": gan_started, "history": history[-200:],
@@ -315,8 +316,9 @@ def iter_train(cfg: TrainConfig, stop: Optional[Callable[[], bool]] = None
         return {"kind": cfg.model, "arch": arch,
                 "input": {"layout": "zyx-channels" if cfg.zstack else "yx", "n_slices": data_info["n_slices"]},
                 "normalization": {"input": data_info["normalization"], "target": data_info["normalization"]},
-                "output_units": "target normalized by its own 1st/99th percentiles (see normalization.target)",
-                "inference": dict(DEFAULT_INFERENCE), "training": training}
+                "output_units": (f"target normalized by its own {cfg.norm_low:g}th/{cfg.norm_high:g}th "
+                                 "percentiles (see normalization.target)"),
+                "training": training}
 
     def save(final: bool):
         m = meta(final)
@@ -340,7 +342,7 @@ def iter_train(cfg: TrainConfig, stop: Optional[Callable[[], bool]] = None
         if stop is not None and stop():
             stopped = "signal"
             break
-        if budget is not None and elapsed() >= budget:
+        if budget is not None and time.monotonic() - t0 >= budget:
             stopped = "time"
             break
         frac = fraction()
@@ -411,7 +413,7 @@ def iter_train(cfg: TrainConfig, stop: Optional[Callable[[], bool]] = None
             message = (f"step {step}/{cfg.steps} {'gan' if gan_phase else 'mse'} mse {logs['mse']:.5f} "
                        f"ema {loss_ema:.5f}{extra} r_heldin {r:.4f} lr {lr:.2e} {rate:.2f} it/s "
                        f"{elapsed():.0f}s{mem}")
-            history.append({"step": step, "mse_ema": round(loss_ema, 6), "r_heldin": round(r, 4),
+            history.append({"step": step, "mse": round(logs["mse"], 6), "mse_ema": round(loss_ema, 6), "r_heldin": round(r, 4),
                             "seconds": round(elapsed(), 1)})
         if cfg.ckpt_every and step % cfg.ckpt_every == 0 and step < cfg.steps:
             save(final=False)
@@ -435,4 +437,3 @@ def apply_threads(device: str, threads: Optional[int]) -> None:
         threads = 1
     if threads:
         torch.set_num_threads(int(threads))
-        os.environ.setdefault("OMP_NUM_THREADS", str(threads))

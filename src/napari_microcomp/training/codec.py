@@ -13,6 +13,8 @@ the zoo, 2D (patches ``P×P``) or 3D (crops ``D×H×W``).
 :func:`train` is a generator of :class:`~napari_microcomp._progress.Progress` events that returns
 a summary dict; checkpoints (model + both optimizers + step + sampler state) are written
 atomically every ``ckpt_every`` steps and at the end, and training resumes from one exactly.
+``init`` warm-starts a new run (fresh optimizers, step 0) from another run's weights, e.g. every
+quality fine-tuned from one model trained at the highest λ, which short GPU budgets need.
 """
 import io as _io
 import math
@@ -58,6 +60,7 @@ class TrainConfig:
     ckpt: Optional[str] = None
     ckpt_every: int = 1000
     resume: Optional[str] = None
+    init: Optional[str] = None
     seed: int = 0
     widths: Dict[str, int] = field(default_factory=dict)
     log_every: int = 100
@@ -145,6 +148,19 @@ def _save_ckpt(path, model, opt, aux_opt, step, elapsed, cfg: TrainConfig, width
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _init_state(path, arch: str):
+    """Model weights and widths to start from: an exported weight file or a training checkpoint."""
+    d = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(d, dict) and d.get("format") == CKPT_FORMAT:
+        src_arch, widths, state = d["arch"], dict(d["widths"]), d["model"]
+    else:
+        lm = zoo.load_weights(path)
+        src_arch, widths, state = lm.arch, dict(lm.meta["widths"]), lm.model.state_dict()
+    if src_arch != arch:
+        raise MicrocompError(f"--init {path} holds {src_arch!r} weights, not {arch!r}")
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, widths
+
+
 def train(cfg: TrainConfig) -> Generator[Progress, None, Dict[str, Any]]:
     """Train ``cfg.arch``; yield progress every ``log_every`` steps; return a summary dict."""
     t_start = time.monotonic()
@@ -174,15 +190,21 @@ def train(cfg: TrainConfig) -> Generator[Progress, None, Dict[str, Any]]:
         if ckpt.get("format") != CKPT_FORMAT or ckpt.get("arch") != cfg.arch:
             raise MicrocompError(f"{cfg.resume} is not a {cfg.arch} training checkpoint")
         widths = dict(ckpt["widths"])
+    elif cfg.init:
+        init_state, widths = _init_state(cfg.init, cfg.arch)
     else:
         widths = dict(spec.widths(cfg.quality or 8))
         widths.update({k: int(v) for k, v in cfg.widths.items()})
     model = spec.factory(**widths)
+    if ckpt is None and cfg.init:
+        model.load_state_dict(init_state)
 
     files = collect_files(cfg.data)
     yield Progress("load", 0, len(files), f"reading {len(files)} file(s)")
     items = load_items(files, spec.ndim)
     patch = cfg.resolved_patch(spec.ndim)
+    if any(p % spec.multiple for p in patch[-2:]):
+        raise MicrocompError(f"{cfg.arch} needs --patch sizes (Y, X) that are multiples of {spec.multiple}, got {patch}")
     sampler = PatchSampler(items, patch, seed=cfg.seed)
     yield Progress("load", len(files), len(files),
                    f"{len(items)} {spec.ndim}D items, {sampler.n_pixels / 1e6:.1f} Mpx; patch {patch} batch {cfg.batch}")
@@ -281,7 +303,7 @@ def train(cfg: TrainConfig) -> Generator[Progress, None, Dict[str, Any]]:
             "device": (torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"),
             "bf16": bool(bf16), "torch": str(torch.__version__), "compressai": _compressai_version(),
             "git": _git_revision(), "command": cfg.command or " ".join(sys.argv), "seed": cfg.seed,
-            "final_train": last}
+            "final_train": last, "init": cfg.init}
     model.eval()
     zoo.export_weights(model, cfg.arch, out_path, None if spec.vbr else cfg.quality, widths, meta)
     yield Progress("export", 1, 1, f"wrote {out_path} ({os.path.getsize(out_path) / 1024:.0f} KiB) after "

@@ -1,0 +1,35 @@
+"""Write docs/cli/<command>.md from the CLI's own argparse help, so the pages cannot drift from the code.
+
+    python scripts/gen_cli_docs.py
+"""
+import argparse
+import contextlib
+import io
+from pathlib import Path
+
+from napari_microcomp.cli import build_parser
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "cli"
+
+
+def main() -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    DOCS.mkdir(parents=True, exist_ok=True)
+    index = ["# `microcomp` command line", "",
+             "Every command prints one clear line and exits with status 2 on bad input; `--verbose` shows "
+             "tracebacks.", "", "| command | what it does |", "|---|---|"]
+    helps = {a.dest: a.help for a in sub._choices_actions}
+    for name, p in sub.choices.items():
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            p.print_help()
+        (DOCS / f"{name}.md").write_text(f"# `microcomp {name}`\n\n{helps.get(name, '')}\n\n```text\n"
+                                         f"{buf.getvalue().rstrip()}\n```\n")
+        index.append(f"| [`{name}`](cli/{name}.md) | {helps.get(name, '')} |")
+    (DOCS.parent / "cli.md").write_text("\n".join(index) + "\n")
+    print(f"wrote {len(sub.choices)} pages to {DOCS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""Take the user guide's screenshots: each dock widget run end to end on the real sample data.
+
+Run headless with::
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshots.py [--out docs/images]
+
+The plugin is opened the way a user opens it (npe2: Plugins menu entries and File > Open Sample),
+so napari-microcomp must be importable (``pip install -e .``). Each widget gets a fresh viewer;
+the script clicks its Run button, waits for the worker to finish and saves the whole window.
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+# Import the learned codecs (torch / CompressAI / triton) before napari creates an OpenGL
+# context (see napari_microcomp._qt.avoid_triton_crash).
+from napari_microcomp.codecs import available_codecs
+
+available_codecs()
+
+import napari  # noqa: E402
+from qtpy.QtCore import QEventLoop, Qt, QTimer  # noqa: E402
+
+PLUGIN = "napari-microcomp"
+SIZE = (1500, 950)
+
+
+def wait_for(signal, click, timeout_s: float = 900) -> float:
+    """Click, then run the Qt event loop until ``signal`` fires; return the seconds it took."""
+    loop = QEventLoop()
+    fired = []
+    signal.connect(lambda *_: (fired.append(1), loop.quit()))
+    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    t0 = time.perf_counter()
+    click()
+    if not fired:
+        loop.exec()
+    if not fired:
+        raise TimeoutError(f"no {signal} within {timeout_s} s")
+    return time.perf_counter() - t0
+
+
+def settle(viewer, ms: int = 400) -> None:
+    loop = QEventLoop()
+    QTimer.singleShot(ms, loop.quit)
+    loop.exec()
+
+
+def new_viewer(title: str):
+    viewer = napari.Viewer(title=title)
+    viewer.window.resize(*SIZE)
+    return viewer
+
+
+def shoot(viewer, path: Path) -> None:
+    settle(viewer)
+    viewer.screenshot(str(path), canvas_only=False, flash=False)
+    print(f"wrote {path}")
+
+
+def compress(out: Path) -> None:
+    viewer = new_viewer("napari-microcomp: Compress")
+    viewer.open_sample(PLUGIN, "isl_phase_dapi")
+    viewer.layers["ISL DAPI"].visible = False
+    viewer.dims.set_current_step(0, 6)
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "Compress")
+    w.layer_picker.select("ISL phase contrast")
+    w.codec_combo.select("jpeg2k")
+    w.quality.setValue(2)
+    took = wait_for(w.run_finished, w.run_button.click)
+    print(f"compress: {w.status.text()} ({took:.1f} s)")
+    recon, error = w.layers_added
+    viewer.layers["ISL phase contrast"].visible = False
+    viewer.grid.enabled = True
+    error.contrast_limits = (0, float(error.data.max()) / 4 or 1)
+    viewer.reset_view()
+    shoot(viewer, out / "compress-widget.png")
+    viewer.close()
+
+
+def labelfree(out: Path) -> None:
+    from napari_microcomp.labelfree import available_models
+
+    models = available_models()
+    if not models:
+        print("label-free: no shipped model weights; screenshot skipped", file=sys.stderr)
+        return
+    viewer = new_viewer("napari-microcomp: Label-free prediction")
+    viewer.open_sample(PLUGIN, "isl_phase_dapi")
+    viewer.dims.set_current_step(0, 6)
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "Label-free prediction")
+    w.image_picker.select("ISL phase contrast")
+    w.target_picker.select("ISL DAPI")
+    prefer = [m for m in models if m.startswith("unet2d")] or models
+    w.model.setCurrentText(prefer[0])
+    w.codec_combo.select("jpeg2k")
+    w.quality.setValue(1)
+    took = wait_for(w.run_finished, w.run_button.click)
+    print(f"label-free: {w.status.text()} ({took:.1f} s)")
+    for layer in viewer.layers:
+        layer.visible = layer in w.layers_added or layer.name.endswith("[jpeg2k q1]")
+    viewer.reset_view()
+    shoot(viewer, out / "labelfree-widget.png")
+    viewer.close()
+
+
+def benchmark(out: Path) -> None:
+    viewer = new_viewer("napari-microcomp: Benchmark")
+    viewer.open_sample(PLUGIN, "skimage_cell")
+    viewer.open_sample(PLUGIN, "hipsc_nuclei")
+    viewer.dims.set_current_step(0, 30)
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "Benchmark")
+    w.select_layers(["skimage cell", "hiPSC nuclei"])
+    w.current_slice.setChecked(True)
+    codecs = ["jpeg2k", "jpegxl", "jpegxr"]
+    learned = [n for n in available_codecs("learned") if n in w.codecs.all_names()][:1]
+    w.codecs.set_checked(codecs + learned)
+    w.set_qualities(range(1, 9))
+    took = wait_for(w.run_finished, w.run_button.click)
+    print(f"benchmark: {w.status.text()} ({took:.1f} s)")
+    w.table.sortByColumn(w.table.column_of("bpp"), Qt.SortOrder.AscendingOrder)
+    # show a strongly compressed JPEG XL row of the nuclei slice: artefacts visible in the viewer
+    pick = [r for r in range(w.table.rowCount())
+            if w.rows[w.table.row_index(r)]["label"] == "jpegxl q2"
+            and w.rows[w.table.row_index(r)]["image"].startswith("hiPSC")]
+    wait_for(w.reconstruction_shown, lambda: w.show_row(pick[0]))
+    shown = viewer.layers["hiPSC nuclei z30 [jpegxl q2]"]
+    for layer in viewer.layers:
+        layer.visible = layer is shown
+    viewer.reset_view(layers=[shown])
+    shoot(viewer, out / "benchmark-widget.png")
+    viewer.close()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "images"))
+    parser.add_argument("--only", choices=("compress", "labelfree", "benchmark"), action="append")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in args.only or ("compress", "labelfree", "benchmark"):
+        {"compress": compress, "labelfree": labelfree, "benchmark": benchmark}[name](out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""The benchmark widget's result views: a sortable rows table and a rate–distortion plot."""
+import math
+from typing import Any, Dict, List, Optional, Sequence
+
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtGui import QImage, QPixmap
+from qtpy.QtWidgets import QLabel, QTableWidget, QTableWidgetItem
+
+from ._common import alive, fmt
+
+COLUMNS = (("image", "image"), ("label", "codec"), ("status", "status"), ("compression_ratio", "CR"),
+           ("bpp", "bpp"), ("psnr", "PSNR"), ("ssim", "SSIM"), ("ms_ssim", "MS-SSIM"),
+           ("pearson_r", "r"), ("encode_s", "enc s"), ("decode_s", "dec s"),
+           ("p2_pearson_r", "pred r vs GT"), ("p2_ref_pearson_r", "pred r vs orig"))
+PLOT_METRICS = ("psnr", "ssim", "ms_ssim", "pearson_r", "p2_pearson_r", "p2_ssim", "p2_ref_pearson_r")
+ROW_INDEX = Qt.ItemDataRole.UserRole
+
+
+def finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+class _NumberItem(QTableWidgetItem):
+    """A cell that shows a formatted number and sorts by its value, NaN last in either order."""
+
+    def __init__(self, value: Any):
+        super().__init__(fmt(value, 4) if isinstance(value, float) else str(value))
+        self.value = float(value)
+
+    def __lt__(self, other):
+        a, b = self.value, getattr(other, "value", math.nan)
+        if math.isnan(a) or math.isnan(b):
+            table = self.tableWidget()
+            descending = table is not None and \
+                table.horizontalHeader().sortIndicatorOrder() == Qt.SortOrder.DescendingOrder
+            # Qt sorts descending by ``b < a``: NaN must then compare as the smallest value
+            return math.isnan(a) and not math.isnan(b) if descending else math.isnan(b) and not math.isnan(a)
+        return a < b
+
+
+class ResultsTable(QTableWidget):
+    """Benchmark rows, one line each; header clicks sort; each cell knows its row's index."""
+
+    def __init__(self, parent=None):
+        super().__init__(0, len(COLUMNS), parent)
+        self.setHorizontalHeaderLabels([title for _, title in COLUMNS])
+        self.setSortingEnabled(True)
+        self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+
+    def add_row(self, row: Dict[str, Any], index: int) -> None:
+        self.setSortingEnabled(False)  # Qt's advice: no sorting while inserting
+        r = self.rowCount()
+        self.insertRow(r)
+        for c, (key, _) in enumerate(COLUMNS):
+            value = row.get(key)
+            is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            item = _NumberItem(value) if is_number else QTableWidgetItem("–" if value is None else str(value))
+            item.setData(ROW_INDEX, index)
+            if key == "status" and value != "ok":
+                item.setToolTip(str(row.get("error")))
+            self.setItem(r, c, item)
+        self.setSortingEnabled(True)
+
+    def row_index(self, table_row: int) -> int:
+        """Index in the rows list of the row shown at ``table_row`` (whatever the sort order)."""
+        return int(self.item(table_row, 0).data(ROW_INDEX))
+
+    def column_of(self, key: str) -> int:
+        return [k for k, _ in COLUMNS].index(key)
+
+
+def render_rd(rows: Sequence[Dict[str, Any]], metric: str, per_image: bool, size=(400, 300), dpi: int = 100):
+    """A new Agg figure: ``metric`` vs bpp, one curve per method (and image when ``per_image``).
+
+    Pure function of its arguments (no shared state), so it can run on a worker thread.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
+    FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=0.15, right=0.97, bottom=0.16, top=0.96)
+    ax = fig.add_subplot()
+    curves: Dict[str, List] = {}
+    for row in rows:
+        x, y = row.get("bpp"), row.get(metric)
+        if row.get("status") == "ok" and finite(x) and finite(y):
+            key = f"{row['method']} ({row['image']})" if per_image else row["method"]
+            curves.setdefault(key, []).append((x, y))
+    for key, points in curves.items():
+        points.sort()
+        ax.plot(*zip(*points), marker="o", markersize=3, label=key)
+    ax.set_xlabel("bits per pixel")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3, which="both")
+    if curves:
+        ax.set_xscale("log")  # bpp spans decades (0.01 .. 16)
+        ax.legend(fontsize="x-small", framealpha=0.7)
+    fig.canvas.draw()
+    return fig
+
+
+class RDPlot(QLabel):
+    """The rate–distortion plot, rendered by matplotlib (Agg) on a worker thread.
+
+    A draw costs 30–60 ms of CPU on an idle core and several times that on a busy machine; done
+    on the GUI thread it froze the viewer after every benchmark row. Requests are coalesced: at
+    most one render runs at a time, and the newest request wins.
+    """
+
+    rendered = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setMinimumHeight(220)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.figure = None  # the last rendered matplotlib Figure (PNG export saves it)
+        self._request = None
+        self._last = None
+        self._worker = None
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None or self._request is not None
+
+    def draw(self, rows: Sequence[Dict[str, Any]], metric: str, per_image: bool) -> None:
+        """Render soon; calls made while a render runs are merged into one."""
+        size = (max(self.width(), 320), max(self.height(), 220))
+        self._request = self._last = (list(rows), metric, per_image, size)
+        if self._worker is None:
+            self._start()
+
+    def _start(self) -> None:
+        from napari.qt.threading import create_worker
+
+        request, self._request = self._request, None
+        self._worker = create_worker(render_rd, *request, _start_thread=True,
+                                     _connect={"returned": self._show, "errored": self._failed})
+        self._worker.finished.connect(self._finished)
+
+    def _show(self, fig) -> None:
+        if not alive(self):  # the dock was closed while rendering
+            return
+        w, h = (int(v) for v in fig.canvas.get_width_height())
+        image = QImage(bytes(fig.canvas.buffer_rgba()), w, h, QImage.Format.Format_RGBA8888)
+        self.setPixmap(QPixmap.fromImage(image))
+        self.figure = fig
+
+    def _failed(self, exc) -> None:
+        self.setText(f"plot failed: {type(exc).__name__}: {exc}")
+
+    def _finished(self) -> None:
+        if not alive(self):
+            return
+        self._worker = None
+        if self._request is not None:
+            self._start()
+        else:
+            self.rendered.emit()
+
+    def save(self, path, dpi: Optional[int] = 150) -> None:
+        """Save the plot of the latest request (rendered here if the worker has not caught up)."""
+        if self._last is None:
+            raise ValueError("nothing plotted yet")
+        fig = self.figure if not self.busy and self.figure is not None else render_rd(*self._last)
+        fig.savefig(path, dpi=dpi)

@@ -1,0 +1,325 @@
+"""Benchmark dock widget: image layers x codecs x qualities -> live table, RD plot, exports.
+
+Runs :func:`napari_microcomp.benchmark.iter_benchmark` on a napari thread worker; each finished
+row arrives as a Progress payload and is added to a sortable table and the rate–distortion plot.
+Cancel stops after the row being computed (the rows so far stay). Clicking a row recomputes that
+configuration from the row's codec config (``api.compress_array``, on a worker) and shows its
+reconstruction in the viewer, named like the Compress widget's layers.
+"""
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                            QListWidget, QListWidgetItem, QProgressBar, QPushButton, QVBoxLayout,
+                            QWidget)
+
+from ..errors import InputError
+from ._common import (CodecChecklist, LayerPicker, add_or_replace_image, compress_with_crc, fmt,
+                      follow_layers, is_reconstruction, reconstruction_metadata, refuse_reason,
+                      report_error, set_status, start_worker, weight_qualities)
+from ._results import PLOT_METRICS, RDPlot, ResultsTable
+
+DEFAULT_CODECS = ("jpeg2k", "jpegxl", "jpegxr")
+
+
+def _images(layers, gt, predictor_name: str):
+    """(images dict, ground-truth dict, predictor) for the engine; runs on the worker.
+
+    ``layers``: (name, data, z) with z the slice to take from 3D data, or None for all of it.
+    """
+    from ..benchmark import ModelPredictor
+
+    images = {}
+    for name, data, z in layers:
+        if z is not None and data.ndim == 3:
+            images[f"{name} z{z}"] = np.asarray(data[z])
+        else:
+            images[name] = np.asarray(data)
+    predictor, truth = None, None
+    if predictor_name:
+        predictor = ModelPredictor(predictor_name)
+        predictor.check()
+        if gt is not None:
+            g = np.asarray(gt)
+            truth = {n: g for n, a in images.items() if a.shape[-2:] == g.shape[-2:]}
+            if not truth:
+                raise InputError(f"the ground truth's shape {g.shape} matches no selected image in (Y, X)")
+    return images, truth, predictor
+
+
+def _run(layers, gt, predictor_name, codecs, qualities):
+    from ..benchmark import iter_benchmark
+
+    images, truth, predictor = _images(layers, gt, predictor_name)
+    yield {"images": images}
+    return (yield from iter_benchmark(images, codecs, qualities=qualities, predictor=predictor,
+                                      ground_truth=truth))
+
+
+def _reconstruct(image, config):
+    from ..codecs import codec_from_config
+
+    return compress_with_crc(image, codec_from_config(config))
+
+
+class BenchmarkWidget(QWidget):
+    """Benchmark codecs on image layers, with a live table, an RD plot and exports."""
+
+    run_finished = Signal()  # after success, error and cancel alike
+    reconstruction_shown = Signal(object)  # the layer added or updated by clicking a row
+
+    def __init__(self, napari_viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.worker = None
+        self.rows: List[Dict[str, Any]] = []
+        self.images: Dict[str, np.ndarray] = {}
+        self.sources: Dict[str, Any] = {}
+        self._failed: set = set()
+
+        self.layer_list = QListWidget()
+        self.layer_list.setMaximumHeight(90)
+        follow_layers(napari_viewer, self, "_refresh_layers")
+        self._refresh_layers()
+        self.current_slice = QCheckBox("3D layers: only the z-slice shown in the viewer")
+        self.codecs = CodecChecklist(DEFAULT_CODECS)
+        self.codecs.setMaximumHeight(150)
+        self.quality_boxes = [QCheckBox(str(q)) for q in range(1, 9)]
+        for box in self.quality_boxes:
+            box.setChecked(box.text() in ("2", "4", "6", "8"))
+        self.model = QComboBox()
+        self.model.setEditable(True)
+        self.model.setToolTip("a shipped label-free model or the path of a .pt file; empty: phase 1 only")
+        self.model.addItem("")
+        self._add_models()
+        self.ground_truth = LayerPicker(napari_viewer, optional=True)
+        self.run_button, self.cancel_button = QPushButton("Run benchmark"), QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress = QProgressBar()
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.table = ResultsTable()
+        self.table.cellClicked.connect(self.show_row)
+        self.metric = QComboBox()
+        self.metric.addItems(PLOT_METRICS)
+        self.metric.currentTextChanged.connect(lambda _: self.redraw())
+        self.plot = RDPlot()
+        self.export_buttons = {kind: QPushButton(kind) for kind in ("CSV", "JSON", "Markdown", "PNG")}
+        for kind, button in self.export_buttons.items():
+            button.clicked.connect(lambda _=False, k=kind: self._export_clicked(k))
+            button.setEnabled(False)
+
+        form = QFormLayout()
+        form.addRow("image layers", self.layer_list)
+        form.addRow("", self.current_slice)
+        form.addRow("codecs", self.codecs)
+        qualities = QHBoxLayout()
+        for box in self.quality_boxes:
+            qualities.addWidget(box)
+        form.addRow("qualities", qualities)
+        form.addRow("label-free model", self.model)
+        form.addRow("ground truth", self.ground_truth)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        exports = QHBoxLayout()
+        exports.addWidget(QLabel("export"))
+        for button in self.export_buttons.values():
+            exports.addWidget(button)
+        plot_bar = QHBoxLayout()
+        plot_bar.addWidget(QLabel("plot metric vs bpp"))
+        plot_bar.addWidget(self.metric)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.table, stretch=2)
+        layout.addLayout(plot_bar)
+        layout.addWidget(self.plot, stretch=2)
+        layout.addLayout(exports)
+        self.redraw()  # empty axes at once; also loads matplotlib before the first run
+
+    # -- inputs ------------------------------------------------------------------------------
+    def _add_models(self) -> None:
+        try:
+            from ..labelfree import available_models
+
+            self.model.addItems(available_models())
+        except Exception as exc:  # label-free part missing: phase 1 still works
+            self.model.setToolTip(f"label-free models unavailable: {exc}")
+
+    def _refresh_layers(self) -> None:
+        from napari.layers import Image
+
+        checked = set(self.selected_layer_names()) if hasattr(self, "layer_list") else set()
+        self.layer_list.clear()
+        for layer in self.viewer.layers:
+            if isinstance(layer, Image) and not is_reconstruction(layer):
+                item = QListWidgetItem(layer.name)
+                item.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled)
+                item.setCheckState(Qt.CheckState.Checked if layer.name in checked else Qt.CheckState.Unchecked)
+                self.layer_list.addItem(item)
+
+    def selected_layer_names(self) -> List[str]:
+        return [self.layer_list.item(i).text() for i in range(self.layer_list.count())
+                if self.layer_list.item(i).checkState() == Qt.CheckState.Checked]
+
+    def select_layers(self, names) -> None:
+        for i in range(self.layer_list.count()):
+            item = self.layer_list.item(i)
+            item.setCheckState(Qt.CheckState.Checked if item.text() in names else Qt.CheckState.Unchecked)
+
+    def qualities(self) -> List[int]:
+        return [int(b.text()) for b in self.quality_boxes if b.isChecked()]
+
+    def set_qualities(self, levels) -> None:
+        for box in self.quality_boxes:
+            box.setChecked(int(box.text()) in levels)
+
+    # -- run ---------------------------------------------------------------------------------
+    def run(self) -> None:
+        layers = [self.viewer.layers[n] for n in self.selected_layer_names()]
+        reasons = [refuse_reason(layer) for layer in layers]
+        reason = next((r for r in reasons if r), None)
+        if not layers:
+            reason = "tick at least one image layer"
+        elif not self.codecs.checked():
+            reason = "tick at least one codec"
+        elif not self.qualities():
+            reason = "tick at least one quality level"
+        elif not self.codec_specs():
+            reason = "the ticked learned codecs have no weights for the ticked qualities"
+        if reason:
+            report_error(InputError(reason), self.status)
+            return
+        gt = self.ground_truth.layer()
+        model = self.model.currentText().strip()
+        self.rows, self.images, self._failed = [], {}, set()
+        self.sources = {layer.name: layer for layer in layers}
+        self.table.setRowCount(0)
+        self.redraw()
+        self.progress.setValue(0)
+        self._busy(True)
+        set_status(self.status, "preparing…")
+        self.worker = worker = start_worker(
+            _run, [(layer.name, layer.data, self._slice_of(layer)) for layer in layers],
+            None if gt is None else gt.data, model, self.codec_specs(), self.qualities(),
+            desc="benchmark", on_yield=self._on_event,
+            on_return=lambda rows: set_status(self.status, f"done: {len(rows)} rows"),
+            on_error=lambda exc: report_error(exc, self.status, "benchmark failed"),
+            on_finish=lambda: self.worker is worker and self._busy(False))
+        worker.aborted.connect(lambda: set_status(self.status, f"cancelled after {len(self.rows)} rows"))
+
+    def codec_specs(self) -> List[Any]:
+        """Ticked codecs for the engine: names, and for model-based codecs one config per ticked
+        quality that has weights (qualities without weights are skipped, not run as errors)."""
+        from ..codecs import codec_class
+
+        specs: List[Any] = []
+        for name in self.codecs.checked():
+            have = weight_qualities(codec_class(name))
+            if have is None:
+                specs.append(name)
+            else:
+                specs += [{"id": name, "quality": q, "lossless": False} for q in self.qualities() if q in have]
+        return specs
+
+    def _slice_of(self, layer) -> Optional[int]:
+        """The z index of ``layer`` shown in the viewer, when only that slice is benchmarked."""
+        if not self.current_slice.isChecked() or layer.ndim != 3:
+            return None
+        z = int(round(layer.world_to_data(self.viewer.dims.point)[0]))
+        return min(max(z, 0), layer.data.shape[0] - 1)
+
+    def cancel(self) -> None:
+        """Stop after the row being computed; the finished rows stay in the table."""
+        if self.worker is not None:
+            self.worker.quit()
+            self.cancel_button.setEnabled(False)
+            set_status(self.status, "cancelling after the current row…")
+
+    def _busy(self, busy: bool) -> None:
+        self.run_button.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)
+        for button in self.export_buttons.values():
+            button.setEnabled(not busy and bool(self.rows))
+        if not busy:
+            self.worker = None
+            self.table.resizeColumnsToContents()
+            self.run_finished.emit()
+
+    def _on_event(self, event) -> None:
+        if isinstance(event, dict):  # the prepared images, kept to show reconstructions later
+            self.images = event["images"]
+            return
+        self.progress.setMaximum(max(event.total, 1))
+        self.progress.setValue(event.done)
+        set_status(self.status, event.message)
+        if event.stage == "row" and event.payload is not None:
+            self._add_row(event.payload)
+
+    def _add_row(self, row: Dict[str, Any]) -> None:
+        self.rows.append(row)
+        if row.get("status") != "ok" and row.get("codec") not in self._failed:
+            self._failed.add(row.get("codec"))  # one notification per failing codec
+            report_error(InputError(f"{row.get('label')} on {row.get('image')}: {row.get('error')}"))
+        self.table.add_row(row, len(self.rows) - 1)
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Redraw the RD plot with the chosen metric."""
+        self.plot.draw(self.rows, self.metric.currentText(), per_image=len(self.sources) > 1)
+
+    # -- exports -----------------------------------------------------------------------------
+    def _export_clicked(self, kind: str) -> None:
+        suffix = {"CSV": ".csv", "JSON": ".json", "Markdown": ".md", "PNG": ".png"}[kind]
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {kind}", f"benchmark{suffix}",
+                                              f"{kind} (*{suffix})")
+        if path:
+            self.export(kind, path)
+
+    def export(self, kind: str, path: str) -> Optional[str]:
+        """Write the rows (CSV, JSON, Markdown) or the plot (PNG) to ``path``."""
+        from ..benchmark import export_csv, export_json, export_markdown
+
+        try:
+            if kind == "PNG":
+                self.plot.save(path)
+            else:
+                {"CSV": export_csv, "JSON": export_json, "Markdown": export_markdown}[kind](self.rows, path)
+        except Exception as exc:
+            report_error(exc, self.status, f"export to {path} failed")
+            return None
+        set_status(self.status, f"wrote {path}")
+        return path
+
+    # -- click a row -> reconstruction ---------------------------------------------------------
+    def show_row(self, table_row: int, _column: int = 0) -> None:
+        row = self.rows[self.table.row_index(table_row)]
+        image = self.images.get(row["image"])
+        if row.get("status") != "ok" or image is None:
+            report_error(InputError(f"no reconstruction for this row ({row.get('error') or 'image gone'})"),
+                         self.status)
+            return
+        set_status(self.status, f"reconstructing {row['label']} on {row['image']}…")
+        start_worker(_reconstruct, image, row["config"], desc=f"show {row['label']}",
+                     on_return=lambda out: self._show_reconstruction(*out, row),
+                     on_error=lambda exc: report_error(exc, self.status, "reconstruction failed"))
+
+    def _show_reconstruction(self, res, crc, row) -> None:
+        source = self.sources.get(row["image"]) or self.sources.get(row["image"].rsplit(" z", 1)[0])
+        name = f"{row['image']} [{res.codec.label}]"
+        kwargs = {}
+        if source is not None and source.ndim == res.reconstruction.ndim:
+            kwargs = {"like": source, "contrast_limits": tuple(source.contrast_limits)}
+        elif source is not None:  # a z-slice of a 3D layer: keep its (Y, X) geometry
+            kwargs = {"scale": tuple(source.scale[-2:]), "translate": tuple(source.translate[-2:])}
+        layer = add_or_replace_image(self.viewer, res.reconstruction, name,
+                                     metadata=reconstruction_metadata(res, row["image"], crc), **kwargs)
+        set_status(self.status, f"showing {name}: PSNR {fmt(res.metrics.get('psnr'), 4)} dB")
+        self.reconstruction_shown.emit(layer)
+

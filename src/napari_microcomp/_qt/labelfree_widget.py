@@ -1,0 +1,222 @@
+"""Label-free dock widget: predicted fluorescence from the original and from a reconstruction.
+
+Pick the transmitted-light layer (phase contrast / bright field), optionally the ground-truth
+fluorescence layer, a model, and where the reconstruction comes from: compress now with a codec
+and quality (``api.compress_array``) or an existing layer (e.g. one the Compress widget made).
+The worker runs :func:`napari_microcomp.labelfree.iter_compare` (or, without ground truth, the
+model's ``iter_predict`` twice) and the widget adds the two predictions (and the normalized
+ground truth) with linked contrast, optionally in grid mode, plus a table of their scores.
+2D models use the z-slice shown in the viewer; z-stack models take the whole stack.
+"""
+from typing import Any, Dict, Optional
+
+import numpy as np
+from napari.experimental import link_layers
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton,
+                            QRadioButton, QSlider, QTableWidget, QTableWidgetItem, QVBoxLayout,
+                            QWidget)
+
+from ..errors import InputError
+from ._common import (CodecCombo, LayerPicker, add_or_replace_image, compress_with_crc, fmt,
+                      reconstruction_metadata, refuse_reason, report_error, set_status, start_worker)
+
+ROWS = (("orig", "original vs ground truth"), ("rec", "reconstruction vs ground truth"),
+        ("rec_vs_orig", "reconstruction vs original"))
+COLS = (("ssim", "SSIM"), ("psnr", "PSNR"), ("pearson", "Pearson r"))
+
+
+def _plane(data, z: Optional[int], zstack: bool) -> np.ndarray:
+    a = np.asarray(data)
+    return a[z] if (a.ndim == 3 and not zstack and z is not None) else a
+
+
+def _predict(model_name: str, image, target, z, recon_data, codec: Optional[str], quality: int):
+    """Worker: (scores, arrays, (CompressResult, crc) or None, z used or None); yields progress."""
+    from .. import metrics
+    from ..labelfree import iter_compare, load_model
+
+    model = load_model(model_name)
+    img = _plane(image, z, model.zstack)
+    z = z if img.ndim < np.ndim(image) else None
+    compression = None
+    if recon_data is None:
+        compression = compress_with_crc(img, codec, quality=quality)
+        rec = compression[0].reconstruction
+    else:
+        rec = _plane(recon_data, z, model.zstack)
+    if target is not None:
+        row = yield from iter_compare(model, img, np.asarray(target), reconstruction=rec, return_arrays=True)
+        arrays = row.pop("arrays")
+    else:
+        pred_o = yield from model.iter_predict(img)
+        pred_r = yield from model.iter_predict(rec)
+        rng = metrics.data_range(pred_o, "image")  # same peak convention as iter_compare
+        row = {"ssim_rec_vs_orig": metrics.ssim(pred_o, pred_r, rng),
+               "psnr_rec_vs_orig": metrics.psnr(pred_o, pred_r, rng),
+               "pearson_rec_vs_orig": metrics.pearson(pred_o, pred_r)}
+        arrays = {"original": pred_o, "reconstruction": pred_r}
+    arrays["limits"] = tuple(float(v) for v in np.percentile(arrays["original"], [0.5, 99.5]))
+    return row, arrays, compression, z
+
+
+class LabelFreeWidget(QWidget):
+    """Predict fluorescence from an image and from its reconstruction; compare them."""
+
+    run_finished = Signal()  # after success, error and cancel alike
+
+    def __init__(self, napari_viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.worker = None
+        self.scores: Dict[str, Any] = {}
+        self.layers_added = []
+
+        self.image_picker = LayerPicker(napari_viewer)
+        self.target_picker = LayerPicker(napari_viewer, optional=True, none_text="(none: no ground truth)")
+        self.model = QComboBox()
+        self.model.setEditable(True)
+        self.model.setToolTip("a shipped label-free model, or type the path of a .pt weights file")
+        self._add_models()
+        self.by_codec = QRadioButton("compress now")
+        self.by_layer = QRadioButton("use layer")
+        self.by_codec.setChecked(True)
+        self.codec_combo = CodecCombo()
+        self.quality = QSlider(Qt.Orientation.Horizontal)
+        self.quality.setRange(1, 8)
+        self.quality.setValue(4)
+        quality_label = QLabel("q4")
+        self.quality.valueChanged.connect(lambda v: quality_label.setText(f"q{v}"))
+        self.recon_picker = LayerPicker(napari_viewer)
+        self.grid = QCheckBox("side by side (grid mode)")
+        self.grid.setChecked(True)
+        self.run_button, self.cancel_button = QPushButton("Predict"), QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.table = QTableWidget(len(ROWS), len(COLS))
+        self.table.setHorizontalHeaderLabels([t for _, t in COLS])
+        self.table.setVerticalHeaderLabels([t for _, t in ROWS])
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setMaximumHeight(120)
+        self.compression_label = QLabel("")
+
+        form = QFormLayout()
+        form.addRow("transmitted light", self.image_picker)
+        form.addRow("ground truth", self.target_picker)
+        form.addRow("model", self.model)
+        row = QHBoxLayout()
+        for w in (self.by_codec, self.codec_combo, self.quality, quality_label):
+            row.addWidget(w)
+        form.addRow("reconstruction", row)
+        row = QHBoxLayout()
+        row.addWidget(self.by_layer)
+        row.addWidget(self.recon_picker)
+        form.addRow("", row)
+        form.addRow("", self.grid)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        layout.addWidget(self.compression_label)
+        layout.addWidget(self.table)
+        layout.addStretch()
+
+    def _add_models(self) -> None:
+        try:
+            from ..labelfree import available_models
+
+            names = available_models()
+        except Exception as exc:  # label-free part not installed
+            names = []
+            self.model.setToolTip(f"label-free models unavailable: {exc}")
+        self.model.addItems(names)
+        if not names:
+            self.model.setPlaceholderText("no shipped model: type the path of a .pt file")
+
+    def _z(self, layer) -> Optional[int]:
+        if layer.ndim != 3:
+            return None
+        z = int(round(layer.world_to_data(self.viewer.dims.point)[0]))
+        return min(max(z, 0), layer.data.shape[0] - 1)
+
+    # -- actions -----------------------------------------------------------------------------
+    def run(self) -> None:
+        image, target = self.image_picker.layer(), self.target_picker.layer()
+        recon = self.recon_picker.layer() if self.by_layer.isChecked() else None
+        model = self.model.currentText().strip()
+        reason = refuse_reason(image) or (target is not None and refuse_reason(target)) or None
+        if reason is None and self.by_layer.isChecked():
+            reason = refuse_reason(recon)
+            if reason is None and recon.data.shape != image.data.shape:
+                reason = (f"the reconstruction {recon.name!r} {tuple(recon.data.shape)} and the image "
+                          f"{image.name!r} {tuple(image.data.shape)} differ in shape")
+        if reason is None and not model:
+            reason = "choose a label-free model (or type the path of a .pt weights file)"
+        if reason:
+            report_error(InputError(reason), self.status)
+            return
+        self._busy(True)
+        set_status(self.status, f"predicting with {model}…")
+        self.worker = worker = start_worker(
+            _predict, model, image.data, None if target is None else target.data, self._z(image),
+            None if recon is None else recon.data, self.codec_combo.codec_name(), self.quality.value(),
+            desc="label-free prediction",
+            on_return=lambda out: self._show(*out, image, recon, model),
+            on_error=lambda exc: report_error(exc, self.status, "prediction failed"),
+            on_finish=lambda: self.worker is worker and self._busy(False))
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.quit()
+            set_status(self.status, "cancelled")
+
+    def _busy(self, busy: bool) -> None:
+        self.run_button.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)
+        if not busy:
+            self.worker = None
+            self.run_finished.emit()
+
+    def _show(self, scores, arrays, compression, z, image, recon, model: str) -> None:
+        self.scores = scores
+        for r, (key, _) in enumerate(ROWS):
+            for c, (metric, _) in enumerate(COLS):
+                self.table.setItem(r, c, QTableWidgetItem(fmt(scores.get(f"{metric}_{key}"), 4)))
+        geometry = {"scale": tuple(image.scale[-2:]), "translate": tuple(image.translate[-2:])}
+        src_name = image.name if z is None else f"{image.name} z{z}"
+        if compression is not None:  # show the reconstruction the prediction was made from
+            res, crc = compression
+            rec_name = f"{src_name} [{res.codec.label}]"
+            m = res.metrics
+            self.compression_label.setText(f"{res.codec.label}: CR {fmt(m['compression_ratio'], 4)}, "
+                                           f"{fmt(m['bpp'], 3)} bpp, PSNR {fmt(m['psnr'], 4)} dB")
+            where = geometry if z is not None else {"like": image}
+            add_or_replace_image(self.viewer, res.reconstruction, rec_name,
+                                 contrast_limits=tuple(image.contrast_limits),
+                                 metadata=reconstruction_metadata(res, src_name, crc), **where)
+        else:
+            rec_name = recon.name
+        short = model.rsplit("/", 1)[-1].removesuffix(".pt")
+        pred_o = arrays["original"]
+        lo, hi = arrays["limits"]
+        common = dict(colormap="magma", contrast_limits=(lo, hi if hi > lo else lo + 1), **geometry)
+        meta = {"microcomp": {"source": image.name, "model": model, "scores": dict(scores)}}
+        layers = [add_or_replace_image(self.viewer, pred_o, f"{short}: from {src_name}",
+                                       metadata=meta, **common),
+                  add_or_replace_image(self.viewer, arrays["reconstruction"], f"{short}: from {rec_name}",
+                                       metadata=meta, **common)]
+        if "target" in arrays:
+            layers.append(add_or_replace_image(self.viewer, arrays["target"], f"{short}: ground truth (normalized)",
+                                               metadata=meta, **common))
+        link_layers(layers, ("contrast_limits", "gamma", "colormap"))
+        self.layers_added = layers
+        if self.grid.isChecked():
+            self.viewer.grid.enabled = True
+        set_status(self.status, f"done: r(reconstruction vs original) = "
+                                f"{fmt(scores.get('pearson_rec_vs_orig'), 4)}")

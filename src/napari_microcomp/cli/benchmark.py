@@ -1,0 +1,214 @@
+"""`microcomp benchmark`: the two-phase benchmark from the command line (the README's main job).
+
+With no arguments it runs the ``tuned`` preset on the built-in real samples
+(:func:`napari_microcomp.samples.benchmark_samples`), with phase 2 on the ISL phase image against
+its DAPI ground truth when the label-free model's weights are installed, and writes ``results/``:
+``results.csv``, ``results.json``, ``results.md`` and ``rd_*.png``. The summary tables are printed
+at the end.
+"""
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .._progress import drain
+from ..errors import InputError, MicrocompError, WeightsNotFoundError
+
+MAIN_MODEL = "unet2d-isl-dapi"
+MAIN_PHASE2_IMAGE = "isl_phase_z6"
+# A label-free prediction of a 1024² image costs ~3 s on 2 CPU cores: the main job scores phase 2 at
+# every other level (and the lossless rows, which are free) to stay within its 15-minute budget.
+MAIN_PHASE2_QUALITIES = (2, 4, 6, 8)
+# Learned rows cost 3–9 CPU-s per 1024² image, autoregressive ones ~25 (serial decode): the main job
+# keeps 3 levels of each learned codec and 1 of each autoregressive one (measured, see the module doc).
+MAIN_MAX_LEARNED_LEVELS = 3
+MAIN_MAX_AR_LEVELS = 1
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "benchmark", help="benchmark codecs on images: tables, RD plots, BD-rates (no arguments: the main job)",
+        description="Compress every image with every codec configuration, measure stream and reconstruction "
+                    "(phase 1) and, with a label-free model and ground truth, the predicted fluorescence "
+                    "(phase 2). Without IMAGES: the built-in real samples.")
+    p.add_argument("images", nargs="*", help="image files (TIFF, PNG, NPY, CZI, ND2); default: built-in samples")
+    p.add_argument("--preset", choices=("tuned", "paper"), default="tuned",
+                   help="tuned: whole-image codecs, every level (default); paper: the study's 12 methods")
+    p.add_argument("--codecs", nargs="+", metavar="CODEC", help="codec names instead of the preset's")
+    p.add_argument("--qualities", nargs="+", type=int, metavar="Q", help="levels 1..8 (default: all)")
+    p.add_argument("--out", default="results", help="output folder (default: results/)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--workers", type=int, metavar="N", help="start a local dask cluster of N worker processes")
+    g.add_argument("--scheduler", metavar="ADDRESS", help="use a running dask scheduler, e.g. tcp://host:8786")
+    p.add_argument("--ground-truth", nargs="+", metavar="FILE",
+                   help="ground-truth fluorescence, one file per image, for phase 2")
+    p.add_argument("--model", help=f"label-free model name or .pt file for phase 2 (main job: {MAIN_MODEL})")
+    p.add_argument("--no-phase2", action="store_true", help="phase 1 only")
+    p.add_argument("--phase2-qualities", nargs="+", type=int, metavar="Q",
+                   help="levels that get phase 2 (default: all; main job: 2 4 6 8)")
+    p.add_argument("--no-learned", action="store_true", help="leave out learned codecs")
+    p.add_argument("--no-autoregressive", action="store_true",
+                   help="leave out the slow autoregressive learned codecs (mbt2018, cheng2020-*)")
+    p.add_argument("--no-ms-ssim", action="store_true", help="skip MS-SSIM (saves time)")
+    p.add_argument("--anchor", default="jpeg2k", help="anchor method of the BD-rate table (default jpeg2k)")
+    p.add_argument("--data-range", default="image", help="PSNR/SSIM peak: image, dtype, bits or a number")
+    p.add_argument("--channel", type=int, help="channel of multi-channel files")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no tables")
+    p.set_defaults(func=cmd_benchmark)
+
+
+def _data_range(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        if text not in ("image", "dtype", "bits"):
+            raise InputError(f"--data-range must be image, dtype, bits or a number, got {text!r}") from None
+        return text
+
+
+def _read(paths: List[str], channel: Optional[int]) -> List[Tuple[str, np.ndarray]]:
+    from ..io import read_image
+
+    out, seen = [], set()
+    for p in paths:
+        arr, _ = read_image(p, channel=channel)
+        name = Path(p).name
+        while name in seen:  # same file name in two folders
+            name = f"{name}_"
+        seen.add(name)
+        out.append((name, arr))
+    return out
+
+
+def _predictor(name: str, notes: List[str]):
+    from ..benchmark import ModelPredictor
+
+    pred = ModelPredictor(name)
+    try:
+        pred.check()
+    except WeightsNotFoundError as exc:
+        notes.append(f"phase 2 skipped: {exc}")
+        return None
+    return pred
+
+
+def resolve(args) -> Dict[str, Any]:
+    """Turn the arguments into the run's inputs: images, configs, predictor, ground truth, notes."""
+    from ..benchmark import get_preset
+    from ..benchmark.engine import expand_codecs
+
+    notes: List[str] = []
+    predictor, ground_truth = None, None
+    phase2_qualities = args.phase2_qualities
+    if args.images:
+        images = _read(args.images, args.channel)
+        if args.ground_truth:
+            if len(args.ground_truth) != len(images):
+                raise InputError(f"--ground-truth needs one file per image ({len(images)}), "
+                                 f"got {len(args.ground_truth)}")
+            ground_truth = {n: _read([g], None)[0][1] for (n, _), g in zip(images, args.ground_truth)}
+        if args.model and not args.no_phase2:
+            predictor = _predictor(args.model, notes)
+        elif ground_truth is not None and not args.no_phase2:
+            raise InputError("--ground-truth needs --model (the label-free model that predicts it)")
+    else:
+        from .. import samples
+
+        images = samples.benchmark_samples()
+        if not args.no_phase2:
+            predictor = _predictor(args.model or MAIN_MODEL, notes)
+            if predictor is not None:
+                ground_truth = {MAIN_PHASE2_IMAGE: samples.isl_dapi()}
+                if phase2_qualities is None:
+                    phase2_qualities = MAIN_PHASE2_QUALITIES
+                    notes.append(f"phase 2 at levels {', '.join(map(str, phase2_qualities))} and lossless "
+                                 "(--phase2-qualities to change)")
+    ndim = max(a.ndim for _, a in images)
+    if args.codecs:
+        configs = expand_codecs(args.codecs, args.qualities)
+    elif args.preset == "paper":
+        plan = get_preset("paper", ndim=ndim, learned=not args.no_learned)
+        configs, notes = plan.configs, plan.notes + notes
+    else:
+        plan = get_preset("tuned", levels=args.qualities, ndim=ndim, learned=not args.no_learned,
+                          autoregressive=not args.no_autoregressive,
+                          max_learned_levels=None if args.images else MAIN_MAX_LEARNED_LEVELS,
+                          max_autoregressive_levels=None if args.images else MAIN_MAX_AR_LEVELS)
+        configs, notes = plan.configs, plan.notes + notes
+    return {"images": images, "configs": configs, "predictor": predictor, "ground_truth": ground_truth,
+            "phase2_qualities": phase2_qualities, "notes": notes}
+
+
+def _meta(args, run: Dict[str, Any], seconds: float, n_rows: int) -> Dict[str, Any]:
+    """Run metadata; CPU seconds of this process help read the wall time on a busy machine."""
+    import napari_microcomp
+
+    return {"arguments": {k: v for k, v in vars(args).items() if k != "func"},
+            "preset": None if args.codecs else args.preset, "images": [n for n, _ in run["images"]],
+            "rows": n_rows, "wall_seconds": round(seconds, 1),
+            "process_cpu_seconds": round(time.process_time(), 1), "cpu_count": os.cpu_count(),
+            "workers": args.workers or (args.scheduler and f"scheduler {args.scheduler}") or "local process",
+            "phase2_model": getattr(run["predictor"], "model", None), "napari_microcomp": napari_microcomp.__version__,
+            "python": platform.python_version(), "machine": platform.machine()}
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from ..benchmark import export_all, iter_benchmark, summary_markdown
+
+    run = resolve(args)
+    if not run["configs"]:
+        raise MicrocompError("nothing to run: no codec configurations (see the notes above)")
+    out = Path(args.out)
+    rows: List[Dict[str, Any]] = []
+    t0 = time.perf_counter()
+    kwargs = dict(predictor=run["predictor"], ground_truth=run["ground_truth"],
+                  data_range=_data_range(args.data_range), with_ms_ssim=not args.no_ms_ssim,
+                  phase2_qualities=run["phase2_qualities"])
+    if not args.quiet:
+        for n in run["notes"]:
+            print(f"note: {n}", file=sys.stderr)
+        print(f"benchmark: {len(run['images'])} image(s) × {len(run['configs'])} configuration(s) -> {out}/",
+              file=sys.stderr)
+
+    def collect(gen):
+        # Rows are collected from the events too, so an interrupted run still writes what it has.
+        for event in gen:
+            if event.stage == "row":
+                rows.append(event.payload)
+            yield event
+
+    try:
+        if args.workers or args.scheduler:
+            from ..benchmark.distributed import open_client
+
+            with open_client(workers=args.workers, scheduler=args.scheduler) as client:
+                rows_done = drain(collect(iter_benchmark(run["images"], run["configs"], client=client, **kwargs)),
+                                  desc="benchmark", show=not args.quiet)
+        else:
+            rows_done = drain(collect(iter_benchmark(run["images"], run["configs"], **kwargs)),
+                              desc="benchmark", show=not args.quiet)
+    except KeyboardInterrupt:
+        if rows:
+            export_all(rows, out, anchor=args.anchor, notes=run["notes"] + ["interrupted: partial results"],
+                       meta=_meta(args, run, time.perf_counter() - t0, len(rows)))
+            print(f"interrupted: {len(rows)} row(s) written to {out}/", file=sys.stderr)
+        raise
+    # collect() sees rows in completion order; the engine returns them in plan order
+    rows = rows_done if rows_done is not None else rows
+    seconds = time.perf_counter() - t0
+    paths = export_all(rows, out, anchor=args.anchor, notes=run["notes"], meta=_meta(args, run, seconds, len(rows)))
+    failed = [r for r in rows if r["status"] != "ok"]
+    if not args.quiet:
+        print(summary_markdown(rows, anchor=args.anchor))
+        print(f"{len(rows)} rows in {seconds:.0f} s ({len(failed)} failed); wrote "
+              + ", ".join(str(p) for k, p in paths.items() if k != "plots")
+              + (", " + ", ".join(str(p) for p in paths["plots"]) if paths["plots"] else ""))
+    return 0
+
+
+__all__ = ["register", "resolve", "cmd_benchmark"]

@@ -1,0 +1,172 @@
+"""Learned volumetric codecs: a whole z-stack through a Conv3d model (:mod:`..models.arch3d`).
+
+Intensities (as the 2D learned codecs): the volume is mapped to [0, 1] with its own min/max
+(``header.norm``, mode ``minmax``), the model's output mapped back in float64, rounded for integer
+types and clipped to the original range.
+
+Exactness (as the 2D learned codecs): convolutions run with a fixed torch thread count recorded in
+the stream (``threads``), the encoder decodes its own stream and records the CRC32 of that
+reconstruction in ``header.check``, and the base class refuses any decode that does not reproduce
+it; the weights' fingerprint (``weights_id``) is recorded too. A stream decodes bit-exactly or
+raises StreamError, never decodes wrongly.
+
+Memory: volumes larger than ``block`` are coded as independent blocks with a halo
+(:func:`napari_microcomp.tiled.tile_grid`; same seam strategy as tiled streams), so the model's
+activations stay bounded; for volumes larger than RAM use :mod:`napari_microcomp.tiled`.
+"""
+from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from .. import container
+from ..errors import CodecError, StreamError
+from ..models import zoo
+from ..models.arch3d import pad_multiple
+from .base import Codec
+from .learned import default_threads
+from .registry import register_codec
+
+
+class VolumetricCodec(Codec):
+    """Base of the learned 3D codecs; subclasses set ``codec_id`` and ``arch``."""
+
+    family = "volumetric"
+    native_3d = True
+    arch: ClassVar[str] = ""
+    quality_table = {q: lam for q, lam in enumerate(zoo.LAMBDAS_MSE, start=1)}
+    native_meaning = "λ of the rate–distortion loss the weights were trained with"
+    # Blocks coded at once (Z, Y, X) and their halo: ~4 M voxels, ~0.5 GB of activations (N=64).
+    block: ClassVar[Tuple[int, int, int]] = (64, 256, 256)
+    block_halo: ClassVar[Tuple[int, int, int]] = (2, 8, 8)
+    # Preferred tile and halo when wrapped by napari_microcomp.tiled: half the block, so that with
+    # torch + compressai loaded (~0.85 GB RSS) a tile pass stays well inside 1.5 GB.
+    tile_shape: ClassVar[Tuple[int, int, int]] = (32, 256, 256)
+    tile_halo: ClassVar[Tuple[int, int, int]] = (2, 8, 8)
+
+    @classmethod
+    def extra_params(cls) -> Sequence[str]:
+        return ("weights", "threads", "weights_id")
+
+    @classmethod
+    def weights_available(cls) -> Dict[int, str]:
+        """quality -> ``"shipped"``/``"user"`` for the qualities that have weight files."""
+        return zoo.available_qualities(cls.arch)
+
+    def __init__(self, quality: Optional[int] = None, lossless: bool = False, **native: Any):
+        super().__init__(quality=quality, lossless=lossless, **native)
+        if self.quality is None:
+            raise CodecError(f"{self.codec_id} needs a quality 1..8")
+        threads = self.params.get("threads")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise CodecError(f"{self.codec_id}: threads must be a positive integer, got {threads!r}")
+
+    def _model(self) -> "zoo.LoadedModel":
+        lm = zoo.get_model(self.arch, int(self.quality), self.params.get("weights"))
+        if not getattr(lm.model, "_channels_last_3d", False):
+            # Part of the stream format (it changes float reductions): on CPU, channels-last 3D
+            # convolutions run ~2x faster with less peak memory than the default layout.
+            lm.model.to(memory_format=torch.channels_last_3d)
+            lm.model._channels_last_3d = True
+        return lm
+
+    # -- encode --------------------------------------------------------------------------
+    def _encode(self, a: np.ndarray, header: container.Header) -> List[bytes]:
+        from ..tiled import tile_grid
+
+        lm = self._model()
+        threads = int(self.params.get("threads") or default_threads())
+        header.codec["threads"] = threads
+        header.codec["weights_id"] = lm.weights_id
+        vol = a if a.ndim == 3 else a[None]
+        lo, hi = float(vol.min()), float(vol.max())
+        header.layout = "volume"
+        header.norm = {"mode": "minmax", "lo": lo, "hi": hi}
+        tiles = tile_grid(vol.shape, self.block, self.block_halo)
+        recon = np.empty(vol.shape, dtype=a.dtype)
+        payloads: List[bytes] = []
+        blocks = []
+        with zoo.fixed_threads(threads), torch.inference_mode():
+            for t in tiles:
+                x = _to_unit(vol[t.slices("outer")], lo, hi)
+                xp, zyx = pad_multiple(x, lm.model.downsampling_factor)
+                enc = lm.model.compress(xp)
+                strings = [s[0] for s in enc["strings"]]
+                latent = [int(v) for v in enc["shape"]]
+                y = lm.model.decompress([[s] for s in strings], latent)["x_hat"]
+                recon[t.slices("core")] = _from_unit(y, zyx, lo, hi, a.dtype)[t.core_in_outer()]
+                payloads.extend(strings)
+                blocks.append({"core": [list(c) for c in t.core], "outer": [list(o) for o in t.outer],
+                               "latent": latent, "n": len(strings)})
+        header.meta["blocks"] = blocks
+        header.check = {"crc32": container.array_crc32(recon if a.ndim == 3 else recon[0])}
+        return payloads
+
+    # -- decode --------------------------------------------------------------------------
+    def _decode(self, header: container.Header, payloads: List[bytes]) -> np.ndarray:
+        if header.layout != "volume":
+            raise StreamError(f"{self.codec_id}: unexpected layout {header.layout!r}")
+        if header.norm.get("mode") != "minmax":
+            raise StreamError(f"{self.codec_id}: unknown intensity mapping {header.norm.get('mode')!r}")
+        lm = self._model()
+        # the stream, not this instance, says how it was coded (codec.decode(data) on any instance works)
+        want = header.codec.get("weights_id")
+        if want and want != lm.weights_id:
+            raise StreamError(
+                f"{self.codec_id} q{self.quality}: the stream was encoded with weights {want} but {lm.source} "
+                f"is {lm.weights_id}; decode with the same weights (weights='path/to/file.pt')")
+        try:
+            lo, hi = float(header.norm["lo"]), float(header.norm["hi"])
+            threads = int(header.codec["threads"])
+            blocks = list(header.meta["blocks"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StreamError(f"{self.codec_id}: header lacks normalisation/blocks ({exc})") from exc
+        shape = tuple(header.shape) if len(header.shape) == 3 else (1, *header.shape)
+        dtype = np.dtype(header.dtype)
+        if sum(int(b["n"]) for b in blocks) != len(payloads):
+            raise StreamError(f"{self.codec_id}: {len(payloads)} payloads for {len(blocks)} blocks")
+        out = np.empty(shape, dtype=dtype)
+        i = 0
+        with zoo.fixed_threads(threads), torch.inference_mode():
+            for b in blocks:
+                core = [tuple(map(int, c)) for c in b["core"]]
+                outer = [tuple(map(int, o)) for o in b["outer"]]
+                n = int(b["n"])
+                strings = [[p] for p in payloads[i:i + n]]
+                i += n
+                y = lm.model.decompress(strings, [int(v) for v in b["latent"]])["x_hat"]
+                zyx = tuple(o1 - o0 for o0, o1 in outer)
+                block = _from_unit(y, zyx, lo, hi, dtype)
+                out[tuple(slice(c0, c1) for c0, c1 in core)] = block[
+                    tuple(slice(c0 - o0, c1 - o0) for (c0, c1), (o0, _) in zip(core, outer))]
+        return out if len(header.shape) == 3 else out[0]
+
+
+def _to_unit(block: np.ndarray, lo: float, hi: float) -> torch.Tensor:
+    scale = (hi - lo) or 1.0
+    x = (block.astype(np.float32) - np.float32(lo)) / np.float32(scale)
+    return torch.from_numpy(np.ascontiguousarray(x))[None, None]
+
+
+def _from_unit(y: torch.Tensor, zyx: Sequence[int], lo: float, hi: float, dtype: np.dtype) -> np.ndarray:
+    z, h, w = zyx
+    v = y[0, 0, :z, :h, :w].float().numpy().astype(np.float64) * ((hi - lo) or 1.0) + lo
+    v = np.clip(v, lo, hi)
+    if np.dtype(dtype).kind in "iu":
+        v = np.rint(v)
+    return v.astype(dtype)
+
+
+@register_codec
+class Factorized3DCodec(VolumetricCodec):
+    codec_id = "factorized3d"
+    arch = "factorized3d"
+    description = "learned 3D (Conv3d) factorized prior, whole z-stack at once"
+
+
+
+@register_codec
+class Hyperprior3DCodec(VolumetricCodec):
+    codec_id = "hyperprior3d"
+    arch = "hyperprior3d"
+    description = "learned 3D (Conv3d) scale hyperprior, whole z-stack at once"

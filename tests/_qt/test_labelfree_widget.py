@@ -1,0 +1,101 @@
+"""The Label-free widget driven as a user: pick layers and a model, compress or pick a layer, Predict."""
+import numpy as np
+import pytest
+
+from napari_microcomp._qt._common import fmt
+from napari_microcomp._qt.labelfree_widget import LabelFreeWidget
+from napari_microcomp.api import compress_array
+from napari_microcomp.labelfree import compare, load_model
+
+pytestmark = pytest.mark.gui
+TIMEOUT = 120_000
+
+
+def _widget(viewer, qtbot, model_path):
+    w = LabelFreeWidget(viewer)
+    qtbot.addWidget(w)
+    w.model.setEditText(str(model_path))
+    return w
+
+
+def _run(qtbot, w):
+    with qtbot.waitSignal(w.run_finished, timeout=TIMEOUT):
+        w.run_button.click()
+    assert w.run_button.isEnabled() and not w.cancel_button.isEnabled()
+
+
+def test_compress_now_with_ground_truth_on_current_slice(make_napari_viewer, qtbot, isl_crops, tiny_model_file):
+    phase, dapi = isl_crops
+    viewer = make_napari_viewer()
+    src = viewer.add_image(phase, name="phase")
+    viewer.add_image(dapi, name="dapi")
+    viewer.dims.set_current_step(0, 5)
+    w = _widget(viewer, qtbot, tiny_model_file)
+    w.image_picker.select("phase")
+    w.target_picker.select("dapi")
+    w.codec_combo.select("jpegxl")
+    w.quality.setValue(2)
+    _run(qtbot, w)
+
+    comp = compress_array(phase[5], "jpegxl", quality=2)
+    expected = compare(load_model(str(tiny_model_file)), phase[5], dapi, reconstruction=comp.reconstruction,
+                       return_arrays=True)
+    arrays = expected.pop("arrays")
+    names = [layer.name for layer in viewer.layers]
+    assert "phase z5 [jpegxl q2]" in names
+    np.testing.assert_array_equal(viewer.layers["phase z5 [jpegxl q2]"].data, comp.reconstruction)
+    pred_o = viewer.layers["tiny-unet: from phase z5"]
+    pred_r = viewer.layers["tiny-unet: from phase z5 [jpegxl q2]"]
+    gt = viewer.layers["tiny-unet: ground truth (normalized)"]
+    np.testing.assert_allclose(pred_o.data, arrays["original"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(pred_r.data, arrays["reconstruction"], rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(gt.data, arrays["target"])
+    for r, key in enumerate(("orig", "rec", "rec_vs_orig")):
+        assert w.table.item(r, 0).text() == fmt(expected[f"ssim_{key}"], 4)
+        assert w.table.item(r, 2).text() == fmt(expected[f"pearson_{key}"], 4)
+    assert "jpegxl q2" in w.compression_label.text()
+    # side by side, contrast linked
+    assert viewer.grid.enabled
+    pred_o.contrast_limits = (0.1, 0.7)
+    assert tuple(pred_r.contrast_limits) == (0.1, 0.7) == tuple(gt.contrast_limits)
+    assert src.data is phase and tuple(pred_o.scale) == tuple(src.scale[-2:])
+
+
+def test_existing_reconstruction_layer_without_ground_truth(make_napari_viewer, qtbot, isl_crops, tiny_model_file):
+    from napari_microcomp import metrics
+
+    image = isl_crops[0][6]
+    recon = compress_array(image, "jpeg2k", quality=1).reconstruction
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name="phase6")
+    viewer.add_image(recon, name="phase6 rec")
+    w = _widget(viewer, qtbot, tiny_model_file)
+    w.image_picker.select("phase6")
+    w.by_layer.setChecked(True)
+    w.recon_picker.select("phase6 rec")
+    w.grid.setChecked(False)
+    _run(qtbot, w)
+    model = load_model(str(tiny_model_file))
+    p_o, p_r = model.predict(image), model.predict(recon)
+    np.testing.assert_allclose(viewer.layers["tiny-unet: from phase6 rec"].data, p_r, atol=1e-6)
+    r = metrics.pearson(p_o, p_r)
+    assert w.table.item(2, 2).text() == fmt(r, 4)
+    assert w.table.item(0, 0).text() == "–"  # no ground truth, no score against it
+    assert not viewer.grid.enabled
+
+
+def test_missing_model_and_shape_mismatch_are_reported(make_napari_viewer, qtbot, isl_crops, errors_shown,
+                                                       tmp_path):
+    phase, dapi = isl_crops
+    viewer = make_napari_viewer()
+    viewer.add_image(phase[0], name="phase0")
+    viewer.add_image(dapi[:100], name="small")
+    w = _widget(viewer, qtbot, tmp_path / "nope.pt")
+    w.image_picker.select("phase0")
+    _run(qtbot, w)
+    assert "not found" in w.status.text() and any("not found" in m for m in errors_shown())
+    w.by_layer.setChecked(True)
+    w.recon_picker.select("small")
+    w.run_button.click()
+    assert "differ in shape" in w.status.text() and w.worker is None
+    assert len(viewer.layers) == 2

@@ -1,0 +1,64 @@
+"""`microcomp benchmark` in-process: outputs, errors, and the main job's plan (not run: too long here)."""
+import numpy as np
+import pytest
+import tifffile
+
+from conftest import smooth_image
+from napari_microcomp.benchmark import load_csv, load_json
+from napari_microcomp.cli import build_parser, main
+
+
+@pytest.fixture
+def two_images(tmp_path):
+    paths = []
+    for k, shape in enumerate([(40, 56), (48, 48)]):
+        p = tmp_path / f"img{k}.tif"
+        tifffile.imwrite(p, smooth_image(shape, np.uint16, seed=k, bits=12))
+        paths.append(str(p))
+    return paths
+
+
+def test_benchmark_files_writes_all_outputs(two_images, tmp_path, capsys):
+    out = tmp_path / "res"
+    rc = main(["benchmark", *two_images, "--codecs", "jpegxl", "jpeg2k", "zstd", "--qualities", "2", "6",
+               "--out", str(out), "--no-ms-ssim", "--anchor", "jpeg2k"])
+    assert rc == 0
+    rows = load_csv(out / "results.csv")
+    assert len(rows) == 2 * 5 and {r["image"] for r in rows} == {"img0.tif", "img1.tif"}
+    assert load_json(out / "results.json")[3]["label"] == rows[3]["label"]
+    assert (out / "results.md").read_text().count("\n| img") >= 10
+    assert (out / "rd_psnr.png").is_file() and (out / "rd_ssim.png").is_file()
+    printed = capsys.readouterr().out
+    assert "Highest compression ratio at SSIM ≥ 0.94" in printed and "BD-rate vs jpeg2k" in printed
+
+
+def test_paper_preset_on_a_file(two_images, tmp_path):
+    out = tmp_path / "paper"
+    assert main(["benchmark", two_images[0], "--preset", "paper", "--no-learned", "--out", str(out), "--quiet"]) == 0
+    rows = load_csv(out / "results.csv")
+    assert [r["config"]["compression"] for r in rows if r["codec"] == "tiff-tiles"] == ["jpegxr", "jpeg2000", "lerc"]
+    assert all(r["status"] == "ok" for r in rows)
+
+
+def test_clear_errors(two_images, tmp_path, capsys):
+    assert main(["benchmark", two_images[0], "--codecs", "nope", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown codec 'nope'" in capsys.readouterr().err
+    assert main(["benchmark", *two_images, "--ground-truth", two_images[0], "--model", "m",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "one file per image" in capsys.readouterr().err
+    assert main(["benchmark", str(tmp_path / "missing.tif"), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_main_job_plan_without_running_it(shared_data):
+    from napari_microcomp.cli.benchmark import resolve
+
+    args = build_parser().parse_args(["benchmark"])
+    run = resolve(args)
+    names = [n for n, _ in run["images"]]
+    assert names[:4] == ["isl_phase_z6", "isl_dapi", "skimage_cell", "hipsc_nuclei_z30"]
+    ids = {c["id"] for c in run["configs"]}
+    assert {"jpeg2k", "htj2k", "jpegxr", "lerc", "jpegxl", "jpegls", "zstd"} <= ids
+    if run["predictor"] is None:  # weights not installed: a note, not an error
+        assert any("phase 2 skipped" in n for n in run["notes"])
+    else:
+        assert list(run["ground_truth"]) == ["isl_phase_z6"]

@@ -1,0 +1,131 @@
+"""Label-free training: tiny CPU runs of the U-Net, z-stack U-Net, Pix2Pix, compression-aware, resume, CLI."""
+import json
+
+import numpy as np
+import pytest
+
+from napari_microcomp._progress import result_of
+from napari_microcomp.errors import InputError
+
+torch = pytest.importorskip("torch")
+
+TINY = dict(depth=2, base=8, crop=32, batch=4, log_every=1, seed=0)
+
+
+@pytest.fixture(scope="module")
+def isl_files(tmp_path_factory):
+    """A 96×128 patch of the ISL train region as TIFF files, like the packed GPU inputs."""
+    import tifffile
+
+    from napari_microcomp.samples import shared_data_dir
+    if shared_data_dir() is None:
+        pytest.skip("shared data not available")
+    from napari_microcomp.datasets import labelfree_split
+    stack, dapi = labelfree_split("train", zstack=True)
+    d = tmp_path_factory.mktemp("isl")
+    win = (slice(400, 496), slice(300, 428))
+    paths = {"z6": d / "phase_z6.tif", "stack": d / "phase_stack.tif", "dapi": d / "dapi.tif"}
+    tifffile.imwrite(paths["z6"], stack[6][win])
+    tifffile.imwrite(paths["stack"], np.ascontiguousarray(stack[(slice(None),) + win]))
+    tifffile.imwrite(paths["dapi"], dapi[win])
+    return paths
+
+
+def _cfg(files, tmp_path, **kw):
+    from napari_microcomp.labelfree.train import TrainConfig
+    base = dict(inputs=[str(files["z6"])], targets=[str(files["dapi"])], out=str(tmp_path / "m.pt"),
+                command="test", **TINY)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_tiny_unet_training_lowers_the_loss_and_exports(isl_files, tmp_path):
+    from napari_microcomp.labelfree import load_model
+    from napari_microcomp.labelfree.train import iter_train
+
+    summary = result_of(iter_train(_cfg(isl_files, tmp_path, steps=25, lr=3e-3)))
+    mse = [h["mse"] for h in summary["history"]]
+    assert summary["steps"] == 25 and summary["stopped_by"] == "steps"
+    assert np.mean(mse[-5:]) < 0.7 * np.mean(mse[:3]), mse
+    model = load_model(tmp_path / "m.pt")
+    meta = model.meta
+    json.dumps(meta)   # JSON-able
+    assert meta["kind"] == "unet" and meta["training"]["steps"] == 25 and meta["training"]["finished"]
+    assert meta["normalization"]["input"] == {"scheme": "percentile", "low": 1.0, "high": 99.0}
+    assert {d["role"] for d in meta["training"]["data"]} == {"input", "target"}
+    pred = model.predict(np.asarray(__import__("tifffile").imread(isl_files["z6"])))
+    assert pred.shape == (96, 128) and pred.dtype == np.float32
+
+
+def test_zstack_and_pix2pix_runs(isl_files, tmp_path):
+    from napari_microcomp.labelfree import load_model
+    from napari_microcomp.labelfree.train import iter_train
+
+    result_of(iter_train(_cfg(isl_files, tmp_path, inputs=[str(isl_files["stack"])], zstack=True, steps=3,
+                              out=str(tmp_path / "z.pt"))))
+    z = load_model(tmp_path / "z.pt")
+    assert z.zstack and z.n_slices == 13 and z.meta["arch"]["in_channels"] == 13
+    assert z.predict(__import__("tifffile").imread(isl_files["stack"])).shape == (96, 128)
+    s = result_of(iter_train(_cfg(isl_files, tmp_path, model="pix2pix", steps=4, pretrain_frac=0.5,
+                                  out=str(tmp_path / "p.pt"))))
+    p = load_model(tmp_path / "p.pt")
+    assert p.meta["kind"] == "pix2pix" and p.meta["training"]["gan_started_step"] == 2
+    assert p.meta["training"]["loss_weights"] == {"gan": 1.0, "feature_matching": 10.0, "reconstruction": 1000.0}
+    assert all(np.isfinite(h["mse"]) for h in s["history"])
+    with pytest.raises(InputError, match="--zstack"):
+        result_of(iter_train(_cfg(isl_files, tmp_path, inputs=[str(isl_files["stack"])], steps=1)))
+
+
+def test_compress_with_trains_on_reconstructions(isl_files, tmp_path):
+    from napari_microcomp.codecs import available_codecs
+    from napari_microcomp.labelfree import load_model
+    from napari_microcomp.labelfree.train import iter_train, load_pairs
+
+    codec = "jpegxr" if "jpegxr" in available_codecs() else "jpegxl"
+    plain, _, _ = load_pairs(_cfg(isl_files, tmp_path))
+    comp, targets, info = load_pairs(_cfg(isl_files, tmp_path, compress_with=f"{codec}:1"))
+    assert info["compress_with"]["codec"]["id"] == codec and info["compress_with"]["streams"][0]["ratio"] > 2
+    assert not np.array_equal(plain[0], comp[0])
+    assert np.corrcoef(plain[0].ravel(), comp[0].ravel())[0, 1] > 0.8   # same image, compressed
+    result_of(iter_train(_cfg(isl_files, tmp_path, compress_with=f"{codec}:1", steps=2)))
+    assert load_model(tmp_path / "m.pt").meta["training"]["compress_with"]["codec"]["quality"] == 1
+    with pytest.raises(Exception, match="unknown codec"):
+        load_pairs(_cfg(isl_files, tmp_path, compress_with="nocodec:3"))
+
+
+def test_checkpoint_resume_and_stops(isl_files, tmp_path):
+    from napari_microcomp.labelfree.train import iter_train
+
+    ck = str(tmp_path / "c.ckpt")
+    first = result_of(iter_train(_cfg(isl_files, tmp_path, steps=3, ckpt=ck, ckpt_every=2)))
+    assert first["steps"] == 3
+    second = result_of(iter_train(_cfg(isl_files, tmp_path, steps=5, ckpt=ck, resume=ck)))
+    assert second["steps"] == 5 and [h["step"] for h in second["history"]][:3] == [1, 2, 3]
+    with pytest.raises(InputError, match="checkpoint is for"):
+        result_of(iter_train(_cfg(isl_files, tmp_path, steps=6, model="pix2pix", resume=ck)))
+    stopped = result_of(iter_train(_cfg(isl_files, tmp_path, steps=50), stop=lambda: True))
+    assert stopped["stopped_by"] == "signal" and stopped["steps"] == 0
+    timed = result_of(iter_train(_cfg(isl_files, tmp_path, steps=50, max_minutes=1e-6)))
+    assert timed["stopped_by"] == "time" and timed["steps"] < 50
+
+
+def test_cli_train_then_predict(isl_files, tmp_path, capsys):
+    import tifffile
+
+    from napari_microcomp.cli import main
+
+    out = tmp_path / "cli.pt"
+    rc = main(["train-labelfree", "--inputs", str(isl_files["z6"]), "--targets", str(isl_files["dapi"]),
+               "--steps", "2", "--crop", "32", "--batch", "2", "--depth", "2", "--base", "8",
+               "--log-every", "1", "--out", str(out)])
+    assert rc == 0 and out.is_file()
+    assert "step 2/2" in capsys.readouterr().out
+    pred_path = tmp_path / "pred.tif"
+    assert main(["predict", str(isl_files["z6"]), str(pred_path), "--model", str(out), "--tile", "64"]) == 0
+    pred = tifffile.imread(pred_path)
+    assert pred.shape == (96, 128) and pred.dtype == np.float32
+    assert main(["predict", str(isl_files["z6"]), str(pred_path), "--model", "unet2d-nope"]) == 2
+    assert "unknown label-free model" in capsys.readouterr().err
+    assert main(["predict", str(isl_files["stack"]), str(pred_path), "--model", str(out)]) == 2
+    assert "--slice" in capsys.readouterr().err
+    assert main(["predict", str(isl_files["stack"]), str(pred_path), "--model", str(out), "--slice", "6"]) == 0

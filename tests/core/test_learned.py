@@ -1,0 +1,240 @@
+"""Learned 2D codecs with tiny random-init weights: real bitstreams for all nine architectures,
+dtypes, tiles, exactness across threads and processes, refusal of damaged streams, weight lookup."""
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("compressai")
+
+from napari_microcomp import container  # noqa: E402
+from napari_microcomp.codecs import available_codecs, decode, get_codec  # noqa: E402
+from napari_microcomp.errors import CodecError, StreamError, WeightsNotFoundError  # noqa: E402
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+ARCHS = ["bmshj2018-factorized", "bmshj2018-factorized-relu", "bmshj2018-hyperprior", "mbt2018-mean", "mbt2018",
+         "cheng2020-anchor", "cheng2020-attn", "bmshj2018-hyperprior-vbr", "mbt2018-mean-vbr"]
+
+
+def tiny_weights(folder: Path, arch: str, quality: int = 3, seed: int = 0, name: str = None) -> Path:
+    """Export a randomly initialised narrow model in the shipped format (name as the loader expects)."""
+    from napari_microcomp.models import zoo
+
+    torch.manual_seed(seed)
+    spec = zoo.get_arch(arch)
+    widths = {"N": 16} if arch.startswith("cheng") else {"N": 16, "M": 16}
+    model = spec.factory(**widths)
+    last = model.g_s[-1] if isinstance(model.g_s[-1], torch.nn.ConvTranspose2d) else model.g_s[-1][0]
+    with torch.no_grad():
+        last.bias.fill_(0.5)   # random init decodes to ~0 (clamped); centre it so reconstructions vary
+    return zoo.export_weights(model, arch, folder / (name or spec.weights_filename(quality)), quality, widths,
+                              {"test": True})
+
+
+@pytest.fixture(scope="module")
+def wdir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("weights")
+    for arch in ARCHS:
+        tiny_weights(d, arch)
+    return d
+
+
+@pytest.fixture(scope="module")
+def image(shared_data):
+    import imageio.v3 as iio
+
+    a = iio.imread(shared_data / "isl_phase_to_fluorescence" / "z_depth-6_channel-PHASE_CONTRAST.png")
+    assert a.dtype == np.uint16
+    return np.ascontiguousarray(a[300:372, 400:500])   # 72×100: exercises the padding to 64
+
+
+def _codec(wdir, arch, quality=3, **kw):
+    from napari_microcomp.models import zoo
+
+    return get_codec(arch, quality=quality, weights=str(wdir / zoo.get_arch(arch).weights_filename(quality)), **kw)
+
+
+def test_all_nine_registered():
+    names = available_codecs(family="learned")
+    assert set(ARCHS) <= set(names)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_arch_round_trips(wdir, image, arch):
+    src = image.copy()
+    c = _codec(wdir, arch)
+    data = c.encode(image)
+    assert np.array_equal(image, src), "the source array was modified"
+    header, payloads = container.unpack(data)
+    assert header.codec["id"] == arch and header.layout == "whole" and len(payloads) == 1
+    assert header.codec["threads"] >= 1 and len(header.codec["weights_id"]) == 16
+    assert header.norm == {"mode": "minmax", "lo": float(image.min()), "hi": float(image.max())}
+    out = decode(data)           # verifies the reconstruction CRC recorded at encode time
+    assert out.dtype == np.uint16 and out.shape == image.shape
+    assert image.min() <= out.min() and out.max() <= image.max()
+    assert container.array_crc32(out) == header.check["crc32"]
+    assert np.array_equal(out, c.decode(data))
+
+
+def test_vbr_one_file_serves_every_quality(image, tmp_path):
+    from napari_microcomp.models import zoo
+
+    torch.manual_seed(0)
+    model = zoo.get_arch("mbt2018-mean-vbr").factory(N=16, M=16)
+    with torch.no_grad():
+        model.g_a[-1].weight.mul_(50)   # random init gives near-zero latents; make the rate visible
+    w = zoo.export_weights(model, "mbt2018-mean-vbr", tmp_path / "mbt2018-mean-vbr.pt", None,
+                           {"N": 16, "M": 16}, {})
+    sizes = []
+    for q in (1, 8):
+        c = get_codec("mbt2018-mean-vbr", quality=q, weights=str(w))
+        data = c.encode(image)
+        assert decode(data).shape == image.shape
+        sizes.append(len(data))
+    assert sizes[0] != sizes[1]   # a different quantisation gain per quality
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_dtypes(wdir, image, dtype):
+    a = (image / 257).astype(dtype) if dtype == np.uint8 else image.astype(np.float32) / 1000
+    out = decode(_codec(wdir, "bmshj2018-hyperprior").encode(a))
+    assert out.dtype == dtype and out.shape == a.shape
+    assert a.min() - 1e-3 <= out.min() and out.max() <= a.max() + 1e-3
+
+
+def test_constant_image_is_exact_without_payload(wdir):
+    a = np.full((40, 50), 1234, np.uint16)
+    data = _codec(wdir, "mbt2018-mean").encode(a)
+    assert container.unpack(data)[1] == []
+    assert np.array_equal(decode(data), a)
+
+
+def test_tiles_and_stacks(wdir, image):
+    c = _codec(wdir, "mbt2018", tile=64)
+    data = c.encode(image)                                 # 72×100 -> 2×2 tiles
+    header, payloads = container.unpack(data)
+    assert header.layout == "tiles" and len(payloads) == 4
+    assert decode(data).shape == image.shape
+    stack = np.stack([image, image[::-1], image[:, ::-1]])
+    data = _codec(wdir, "bmshj2018-factorized").encode(stack)
+    header, payloads = container.unpack(data)
+    assert header.layout == "slicewise" and len(payloads) == 3
+    out = decode(data)
+    assert out.shape == stack.shape and np.array_equal(out[1], decode(_codec(wdir, "bmshj2018-factorized")
+                                                                          .encode(stack))[1])
+
+
+def _retamper(data: bytes, index: int = 0) -> bytes:
+    """Flip bytes inside one payload's entropy-coded strings and recompute the container CRCs."""
+    header, payloads = container.unpack(data)
+    p = bytearray(payloads[index])
+    n, nd = p[0], p[1]
+    start = 2 + 2 * nd + 4 * n
+    for k in range(start + 1, len(p), max(1, (len(p) - start) // 4)):
+        p[k] ^= 0x5A
+    payloads[index] = bytes(p)
+    return container.pack(header, payloads)
+
+
+@pytest.mark.parametrize("arch", ["mbt2018-mean", "mbt2018", "bmshj2018-factorized"])
+def test_tampered_stream_raises(wdir, image, arch):
+    data = _codec(wdir, arch).encode(image)
+    bad = _retamper(data)
+    container.unpack(bad)  # the container itself accepts it: only the reconstruction check can tell
+    with pytest.raises(StreamError):
+        decode(bad)
+
+
+def test_other_weights_are_refused(wdir, image, tmp_path):
+    data = _codec(wdir, "mbt2018-mean").encode(image)
+    other = tiny_weights(tmp_path, "mbt2018-mean", seed=1)
+    cfg = container.unpack(data)[0].codec
+    c = get_codec("mbt2018-mean", quality=3, weights=str(other), weights_id=cfg["weights_id"])
+    with pytest.raises(StreamError, match="weights"):
+        c.decode(data)
+
+
+CHILD = textwrap.dedent("""
+    import sys, numpy as np, torch
+    torch.set_num_threads(int(sys.argv[1]))
+    from napari_microcomp.codecs import decode, get_codec
+    mode, folder = sys.argv[2], sys.argv[3]
+    archs = ["mbt2018-mean", "mbt2018", "bmshj2018-hyperprior-vbr"]
+    if mode == "encode":
+        img = np.load(folder + "/img.npy")
+        for arch in archs:
+            w = folder + "/w/" + (arch + ".pt" if arch.endswith("vbr") else arch + "-q3.pt")
+            for t in (1, 2, 4):
+                data = get_codec(arch, quality=3, weights=w, threads=t).encode(img)
+                open(f"{folder}/{arch}-{t}.mcz", "wb").write(data)
+                np.save(f"{folder}/{arch}-{t}.npy", decode(data))
+    else:
+        for arch in archs:
+            for t in (1, 2, 4):
+                out = decode(open(f"{folder}/{arch}-{t}.mcz", "rb").read())
+                assert np.array_equal(out, np.load(f"{folder}/{arch}-{t}.npy")), (arch, t)
+        print("ok")
+""")
+
+
+def test_bit_exact_across_threads_and_processes(wdir, image, tmp_path):
+    import shutil
+
+    shutil.copytree(wdir, tmp_path / "w")
+    np.save(tmp_path / "img.npy", image)
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    env = dict(os.environ, PYTHONPATH=SRC, OMP_NUM_THREADS="4")
+    for ambient, mode in [(1, "encode"), (2, "decode"), (4, "decode")]:
+        r = subprocess.run([sys.executable, "-W", "ignore", str(script), str(ambient), mode, str(tmp_path)],
+                           env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().endswith("ok")
+
+
+def test_weights_found_by_name_in_user_folder(wdir, image, monkeypatch, tmp_path):
+    from napari_microcomp.models import zoo
+
+    monkeypatch.setattr(zoo, "SHIPPED_DIR", tmp_path)
+    monkeypatch.setenv(zoo.ENV_WEIGHTS, str(wdir))
+    assert zoo.available_qualities("mbt2018-mean") == {3: "user"}
+    assert set(zoo.available_qualities("mbt2018-mean-vbr")) == set(range(1, 9))
+    assert decode(get_codec("mbt2018-mean", quality=3).encode(image)).shape == image.shape
+    assert decode(get_codec("mbt2018-mean-vbr", quality=6).encode(image)).shape == image.shape
+
+
+def test_missing_weights_message(image, monkeypatch, tmp_path):
+    from napari_microcomp.models import zoo
+
+    monkeypatch.setattr(zoo, "SHIPPED_DIR", tmp_path)
+    monkeypatch.delenv(zoo.ENV_WEIGHTS, raising=False)
+    with pytest.raises(WeightsNotFoundError) as err:
+        get_codec("cheng2020-attn", quality=2).encode(image)
+    msg = str(err.value)
+    assert "microcomp train-codec --arch cheng2020-attn --quality 2" in msg and "cheng2020-attn-q2.pt" in msg
+    with pytest.raises(WeightsNotFoundError, match="not found"):
+        get_codec("mbt2018", quality=2, weights=str(tmp_path / "nope.pt")).encode(image)
+
+
+def test_wrong_quality_file_is_refused(wdir, image):
+    with pytest.raises(WeightsNotFoundError, match="quality 3"):
+        get_codec("mbt2018-mean", quality=5, weights=str(wdir / "mbt2018-mean-q3.pt")).encode(image)
+
+
+def test_config_round_trip_and_bad_params(wdir):
+    from napari_microcomp.codecs import codec_from_config
+
+    c = _codec(wdir, "bmshj2018-hyperprior", tile=512, threads=2)
+    assert codec_from_config(c.get_config()) == c
+    assert c.quality_table[1] == 0.0018 and c.family == "learned"
+    with pytest.raises(CodecError):
+        get_codec("bmshj2018-hyperprior", quality=3, tile=100)
+    with pytest.raises(CodecError):
+        get_codec("bmshj2018-hyperprior", quality=3, threads=0)
+    with pytest.raises(CodecError):
+        get_codec("bmshj2018-hyperprior", quality=9)

@@ -1,0 +1,112 @@
+"""`microcomp train-codec` and the patch sampler: tiny CPU runs that export loadable weights,
+checkpoint/resume, the wall-clock budget, VBR and 3D architectures."""
+import numpy as np
+import pytest
+import tifffile
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("compressai")
+
+from napari_microcomp.cli import main  # noqa: E402
+from napari_microcomp.codecs import decode, get_codec  # noqa: E402
+from napari_microcomp.errors import InputError  # noqa: E402
+from napari_microcomp.training.data import PatchSampler, collect_files, load_items  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def data_dir(shared_data, tmp_path_factory):
+    """A few real planes and one real stack, written as TIFF like scripts/pack_training_data.py does."""
+    import imageio.v3 as iio
+
+    d = tmp_path_factory.mktemp("train")
+    isl = shared_data / "isl_phase_to_fluorescence"
+    tifffile.imwrite(d / "dapi.tif", iio.imread(isl / "depth_computation-MAXPROJECT_channel-DAPI_CONFOCAL.png")[:160, :200],
+                     compression="zlib")
+    stack = np.stack([iio.imread(isl / f"z_depth-{k}_channel-PHASE_CONTRAST.png")[:96, :96] for k in range(4)])
+    tifffile.imwrite(d / "phase_stack.tif", stack)
+    (d / "notes.txt").write_text("ignored")
+    return d
+
+
+ARGS = ["--patch", "64", "--batch", "2", "--log-every", "1", "--threads", "1"]
+
+
+def _meta(path):
+    return torch.load(path, weights_only=True)["meta"]
+
+
+def test_train_export_resume_and_use(data_dir, tmp_path, capsys):
+    out, ckpt = tmp_path / "mbt2018-mean-q3.pt", tmp_path / "run.ckpt"
+    rc = main(["train-codec", "--arch", "mbt2018-mean", "--quality", "3", "--data", str(data_dir), "--steps", "2",
+               "--widths", "N=8,M=8", "--out", str(out), "--ckpt", str(ckpt), *ARGS])
+    assert rc == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any("step 2/2" in ln and "bpp" in ln and "psnr" in ln for ln in lines)
+    m = _meta(out)
+    assert m["arch"] == "mbt2018-mean" and m["quality"] == 3 and m["lambda"] == 0.0067 and m["steps"] == 2
+    assert m["patch"] == [64, 64] and m["batch"] == 2 and m["device"] == "cpu" and m["widths"] == {"N": 8, "M": 8}
+    assert len(m["data"]) == 2 and "git" in m and "train-codec" in m["command"] and m["seconds"] > 0
+    assert torch.load(ckpt, weights_only=False)["step"] == 2
+    # resume continues the same run (widths from the checkpoint) up to the new step count
+    rc = main(["train-codec", "--arch", "mbt2018-mean", "--quality", "3", "--data", str(data_dir), "--steps", "3",
+               "--resume", str(ckpt), "--ckpt", str(ckpt), "--out", str(out), *ARGS])
+    assert rc == 0 and _meta(out)["steps"] == 3 and torch.load(ckpt, weights_only=False)["step"] == 3
+    # warm start: another quality fine-tuned from these weights (widths come from the file)
+    tuned = tmp_path / "mbt2018-mean-q5.pt"
+    rc = main(["train-codec", "--arch", "mbt2018-mean", "--quality", "5", "--data", str(data_dir), "--steps", "1",
+               "--init", str(out), "--out", str(tuned), *ARGS])
+    assert rc == 0 and _meta(tuned)["init"] == str(out) and _meta(tuned)["widths"] == {"N": 8, "M": 8}
+    assert main(["train-codec", "--arch", "mbt2018", "--quality", "5", "--data", str(data_dir), "--steps", "1",
+                 "--init", str(out), *ARGS]) == 2
+    img = tifffile.imread(data_dir / "dapi.tif")
+    restored = decode(get_codec("mbt2018-mean", quality=3, weights=str(out)).encode(img))
+    assert restored.shape == img.shape and restored.dtype == img.dtype
+
+
+def test_vbr_budget_and_default_name(data_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc = main(["train-codec", "--arch", "bmshj2018-hyperprior-vbr", "--data", str(data_dir / "dapi.tif"),
+               "--steps", "1000", "--max-minutes", "0.0001", "--widths", "N=8,M=8", *ARGS])
+    assert rc == 0
+    out = tmp_path / "bmshj2018-hyperprior-vbr.pt"
+    m = _meta(out)
+    assert m["stop"] == "time" and m["steps"] < 1000 and m["quality"] is None and len(m["lambda"]) == 8
+    for q in (1, 8):
+        assert get_codec("bmshj2018-hyperprior-vbr", quality=q, weights=str(out)).load().arch.endswith("vbr")
+
+
+def test_fixed_rate_needs_quality_and_patch_multiple(data_dir, capsys):
+    rc = main(["train-codec", "--arch", "bmshj2018-factorized", "--data", str(data_dir), "--steps", "1"])
+    assert rc == 2 and "--quality" in capsys.readouterr().err
+    rc = main(["train-codec", "--arch", "mbt2018", "--quality", "1", "--data", str(data_dir), "--patch", "96"])
+    assert rc == 2 and "multiples of 64" in capsys.readouterr().err
+
+
+def test_3d_architecture_gets_3d_crops(data_dir, tmp_path):
+    from napari_microcomp.models import zoo
+
+    arch3d = [a for a in zoo.list_archs(ndim=3)]
+    if not arch3d:
+        pytest.skip("no 3D architecture registered")
+    out = tmp_path / "w3d.pt"
+    rc = main(["train-codec", "--arch", arch3d[0], "--quality", "2", "--data", str(data_dir), "--steps", "1",
+               "--widths", "N=8,M=8", "--out", str(out), "--batch", "1", "--patch", "4", "16", "16",
+               "--log-every", "1", "--threads", "1"])
+    assert rc == 0
+    m = _meta(out)
+    assert m["patch"] == [4, 16, 16] and m["n_items"] == 1     # only the stack is a 3D item
+
+
+def test_sampler_shapes_range_and_padding(data_dir):
+    files = collect_files([data_dir])
+    assert [f.name for f in files] == ["dapi.tif", "phase_stack.tif"]
+    items = load_items(files, ndim=2)
+    assert len(items) == 1 + 4                                   # a stack gives its planes to a 2D model
+    s = PatchSampler(items, (128, 128), seed=3)
+    b = s.batch(4)
+    assert b.shape == (4, 1, 128, 128) and b.dtype == np.float32 and 0 <= b.min() and b.max() <= 1
+    big = PatchSampler(items, (200, 256), seed=3).batch(2)       # larger than the 96×96 planes: edge-padded
+    assert big.shape == (2, 1, 200, 256)
+    assert np.array_equal(PatchSampler(items, (64, 64), seed=5).batch(3), PatchSampler(items, (64, 64), seed=5).batch(3))
+    with pytest.raises(InputError):
+        collect_files([data_dir / "missing"])
