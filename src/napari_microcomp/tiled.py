@@ -325,7 +325,7 @@ class TiledCodec(Codec):
     """
 
     codec_id = "tiled"
-    family = "classical"
+    family = "wrapper"  # listed apart from the codecs it wraps; instances take the inner family
     description = "any codec, tile by tile with halos, for volumes larger than memory"
 
     def __init__(self, inner: Union[str, Dict[str, Any], Codec] = "zstd", tile=None, halo=None,

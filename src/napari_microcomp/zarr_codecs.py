@@ -156,7 +156,7 @@ def iter_compress_to_zarr(array, path, codec: CodecLike, chunks: Optional[Sequen
         raise InputError(f"chunks {chunks} are too small: need at least 8×8 in (Y, X)")
     target = Path(path)
     if target.exists() and not overwrite:
-        raise InputError(f"{target} exists; pass overwrite=True (CLI: --overwrite) to replace it")
+        raise InputError(f"{target} exists; remove it first or pass overwrite=True to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
     # Written beside the target and renamed at the end: a reader never sees half an array.
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))

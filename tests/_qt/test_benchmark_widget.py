@@ -164,6 +164,28 @@ def test_learned_codec_runs_only_qualities_with_weights(make_napari_viewer, qtbo
     assert all(r["status"] == "ok" for r in w.rows)
 
 
+def test_phase_two_with_model_and_ground_truth(make_napari_viewer, qtbot, isl_crops, tiny_model_file):
+    from napari_microcomp.benchmark import ModelPredictor
+
+    phase, dapi = isl_crops
+    viewer = make_napari_viewer()
+    viewer.add_image(phase, name="phase")
+    viewer.add_image(dapi, name="dapi")
+    viewer.dims.set_current_step(0, 4)
+    w = _widget(viewer, qtbot, ["phase"], ["jpegxl"], [2, 6])
+    w.current_slice.setChecked(True)
+    w.model.setEditText(str(tiny_model_file))
+    w.ground_truth.select("dapi")
+    _run(qtbot, w)
+    expected = drain(iter_benchmark({"phase z4": phase[4]}, ["jpegxl"], qualities=[2, 6],
+                                    predictor=ModelPredictor(str(tiny_model_file)),
+                                    ground_truth={"phase z4": dapi}), show=False)
+    assert _same(w.rows, expected)
+    assert all(math.isfinite(r["p2_pearson_r"]) and math.isfinite(r["p2_ref_pearson_r"]) for r in w.rows)
+    _, shown = _column(w, "p2_pearson_r")
+    assert shown == [f"{r['p2_pearson_r']:.4g}" for r in w.rows]
+
+
 def test_bad_inputs_are_refused(make_napari_viewer, qtbot, cell, errors_shown):
     viewer = make_napari_viewer()
     viewer.add_image(np.zeros((2, 3, 32, 32), np.uint16), name="4d")

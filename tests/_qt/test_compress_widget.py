@@ -159,3 +159,43 @@ def test_learned_codec_with_user_weights(make_napari_viewer, qtbot, cell, user_c
         w.quality.setValue(missing[0])
         _run(qtbot, w)
         assert "no weights" in w.status.text() and any("no weights" in m for m in errors_shown())
+
+
+def test_shipped_volumetric_codec_on_a_stack(make_napari_viewer, qtbot, nuclei_crop):
+    from napari_microcomp._qt._common import weight_qualities
+    from napari_microcomp.codecs import codec_class
+
+    have = weight_qualities(codec_class("factorized3d")) or {}
+    if not have:
+        pytest.skip("no shipped factorized3d weights")
+    q = sorted(have)[0]
+    viewer = make_napari_viewer()
+    viewer.add_image(nuclei_crop, name="nuclei")
+    w = CompressWidget(viewer)
+    qtbot.addWidget(w)
+    items = [w.codec_combo.itemText(i) for i in range(w.codec_combo.count())]
+    assert items.index("— 3D (volumetric) —") < items.index("factorized3d")  # grouped under its family
+    w.codec_combo.select("factorized3d")
+    w.quality.setValue(q)
+    _run(qtbot, w)
+    expected = compress_array(nuclei_crop, "factorized3d", quality=q)
+    np.testing.assert_array_equal(viewer.layers[f"nuclei [factorized3d q{q}]"].data, expected.reconstruction)
+
+
+def test_cancel_discards_the_running_compression(make_napari_viewer, qtbot, isl_images):
+    phase, _ = isl_images
+    viewer = make_napari_viewer()
+    viewer.add_image(phase, name="phase")  # 13 x 1024 x 1024: seconds of work
+    w = CompressWidget(viewer)
+    qtbot.addWidget(w)
+    w.codec_combo.select("jpeg2k")
+    w.run_button.click()
+    worker = w.worker
+    assert worker is not None and w.cancel_button.isEnabled() and not w.run_button.isEnabled()
+    with qtbot.waitSignal(w.run_finished, timeout=5_000):
+        w.cancel_button.click()
+    assert w.run_button.isEnabled() and not w.cancel_button.isEnabled()
+    assert "cancelled" in w.status.text()
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=TIMEOUT)
+    qtbot.wait(200)  # let any queued signal of the finished worker arrive
+    assert [layer.name for layer in viewer.layers] == ["phase"] and w.result is None

@@ -99,3 +99,29 @@ def test_missing_model_and_shape_mismatch_are_reported(make_napari_viewer, qtbot
     w.run_button.click()
     assert "differ in shape" in w.status.text() and w.worker is None
     assert len(viewer.layers) == 2
+
+
+def test_shipped_zstack_model_takes_the_whole_stack(make_napari_viewer, qtbot, isl_crops):
+    from napari_microcomp.labelfree import available_models
+
+    if "unet-zstack-isl-dapi" not in available_models():
+        pytest.skip("shipped z-stack label-free weights not installed")
+    phase, dapi = isl_crops
+    viewer = make_napari_viewer()
+    viewer.add_image(phase, name="phase")
+    viewer.add_image(dapi, name="dapi")
+    w = LabelFreeWidget(viewer)
+    qtbot.addWidget(w)
+    assert w.model.findText("unet-zstack-isl-dapi") >= 0  # shipped models are offered
+    w.model.setCurrentText("unet-zstack-isl-dapi")
+    w.image_picker.select("phase")
+    w.target_picker.select("dapi")
+    w.codec_combo.select("jpeg2k")
+    w.quality.setValue(3)
+    _run(qtbot, w)
+    comp = compress_array(phase, "jpeg2k", quality=3)  # the whole 13-slice stack is compressed
+    np.testing.assert_array_equal(viewer.layers["phase [jpeg2k q3]"].data, comp.reconstruction)
+    expected = compare("unet-zstack-isl-dapi", phase, dapi, reconstruction=comp.reconstruction)
+    assert w.table.item(0, 2).text() == fmt(expected["pearson_orig"], 4)
+    assert w.table.item(1, 2).text() == fmt(expected["pearson_rec"], 4)
+    assert viewer.layers["unet-zstack-isl-dapi: from phase"].data.shape == dapi.shape

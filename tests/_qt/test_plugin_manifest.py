@@ -15,7 +15,6 @@ from napari_microcomp._qt.compress_widget import CompressWidget
 from napari_microcomp._qt.labelfree_widget import LabelFreeWidget
 from napari_microcomp._reader import napari_get_reader, read_mcz
 from napari_microcomp._writer import DEFAULT_CODEC, write_single_image
-from napari_microcomp.api import compress_array
 
 pytestmark = pytest.mark.gui
 MANIFEST = Path(napari_microcomp.__file__).parent / "napari.yaml"
@@ -98,7 +97,7 @@ def test_widgets_open_from_the_plugins_menu(make_napari_viewer, plugin, qtbot, c
     assert not [c for c in caught if "deleted" in str(c.message)]
 
 
-def test_sample_data_opens(make_napari_viewer, plugin):
+def test_sample_data_opens(make_napari_viewer, plugin, isl_images):
     viewer = make_napari_viewer()
     viewer.open_sample("napari-microcomp", "skimage_cell")
     viewer.open_sample("napari-microcomp", "hipsc_nuclei")

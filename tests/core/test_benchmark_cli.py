@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import smooth_image
+from helpers import smooth_image
 from napari_microcomp.benchmark import load_csv, load_json
 from napari_microcomp.cli import build_parser, main
 

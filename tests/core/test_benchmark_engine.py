@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from conftest import smooth_image
+from helpers import smooth_image
 from napari_microcomp import metrics
-from napari_microcomp._progress import Progress, result_of
+from napari_microcomp._progress import result_of
 from napari_microcomp.benchmark import ROW_KEYS, iter_benchmark
 from napari_microcomp.benchmark.engine import expand_codecs, method_name
 from napari_microcomp.codecs import Codec, codec_from_config, get_codec, registry

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import smooth_image
+from helpers import smooth_image
 from napari_microcomp._progress import result_of
 from napari_microcomp.bdrate import bd_rate
 from napari_microcomp.benchmark import (ROW_KEYS, bd_rate_table, best_cr_summary, export_all, iter_benchmark,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import smooth_image
+from helpers import smooth_image
 from napari_microcomp.benchmark import get_preset
 from napari_microcomp.benchmark.presets import PAPER_LEARNED
 from napari_microcomp.benchmark.tiff_tiles import TiffTiles

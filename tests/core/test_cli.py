@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import smooth_image
+from helpers import smooth_image
 from napari_microcomp.cli import main
 
 

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import smooth_image
+from helpers import smooth_image
 from napari_microcomp import container
 from napari_microcomp.codecs import available_codecs, codec_from_config, decode, get_codec
 from napari_microcomp.errors import CodecError, StreamError

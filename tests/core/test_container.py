@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import smooth_image
+from helpers import smooth_image
 from napari_microcomp import container
 from napari_microcomp.codecs import decode, get_codec, info
 from napari_microcomp.errors import MicrocompError, StreamError

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import smooth_image
+from helpers import smooth_image
 from napari_microcomp._progress import result_of
 from napari_microcomp.benchmark import comparable, iter_benchmark
 
@@ -18,16 +18,27 @@ def _same(a, b):
     return all(a[k] == b[k] or (isinstance(a[k], float) and math.isnan(a[k]) and math.isnan(b[k])) for k in a)
 
 
-def test_two_worker_cluster_gives_identical_rows():
+def test_two_worker_cluster_gives_identical_rows(tmp_path):
     from scipy.ndimage import uniform_filter
 
     from napari_microcomp.benchmark.distributed import open_client
+
+    codecs = ["jpegls", "jpeg2k", "zstd"]
+    try:  # a learned codec too (tiny random weights): its streams must not depend on the process
+        from napari_microcomp.models import zoo
+
+        arch = "bmshj2018-factorized"
+        w = zoo.export_weights(zoo.build_model(arch, 1, N=8, M=8), arch, tmp_path / "tiny.pt", 1,
+                               {"N": 8, "M": 8}, {"note": "random init, test only"})
+        codecs.append({"id": arch, "quality": 1, "weights": str(w)})
+    except ImportError:  # pragma: no cover - torch/compressai missing
+        pass
 
     images = {"a": smooth_image((64, 72), np.uint16, seed=1, bits=12),
               "b": smooth_image((56, 64), np.uint16, seed=2)}
     gt = {"a": uniform_filter(images["a"], 3).astype(np.float32) + 5}
     predictor = functools.partial(uniform_filter, size=5)  # picklable by reference, like ModelPredictor
-    kwargs = dict(codecs=["jpegls", "jpeg2k", "zstd"], qualities=[2, 5], predictor=predictor, ground_truth=gt)
+    kwargs = dict(codecs=codecs, qualities=[2, 5], predictor=predictor, ground_truth=gt)
     local = result_of(iter_benchmark(images, **kwargs))
     with open_client(workers=2) as client:
         assert len(client.scheduler_info()["workers"]) == 2
@@ -43,7 +54,7 @@ def test_two_worker_cluster_gives_identical_rows():
         done = []
         cancelled = result_of(iter_benchmark(images, client=client, should_stop=lambda: len(done) > 0 or
                                              done.append(1), **kwargs))
-    assert len(remote) == len(local) == 10
+    assert len(remote) == len(local) == 2 * (5 + len(codecs) - 3)
     diffs = [(r["label"], k, r[k], s[k]) for r, s in zip(local, remote) for k in comparable(r)
              if not _same({k: r[k]}, {k: s[k]})]
     assert not diffs

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from conftest import smooth_image
+from helpers import smooth_image
 from napari_microcomp import metrics
 from napari_microcomp.api import compress_array
 from napari_microcomp.errors import CodecError

@@ -4,7 +4,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from conftest import smooth_image
+from helpers import smooth_image
 from napari_microcomp import container, tiled
 from napari_microcomp.codecs import decode, get_codec, info
 from napari_microcomp.errors import CodecError, InputError, StreamError

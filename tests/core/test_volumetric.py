@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import smooth_image
+from helpers import smooth_image
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("compressai")

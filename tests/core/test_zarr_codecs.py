@@ -8,7 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import smooth_image
+from helpers import smooth_image
 
 try:  # zarr 2.15 cannot even be imported next to numcodecs >= 0.16: say so instead of failing obscurely
     import zarr

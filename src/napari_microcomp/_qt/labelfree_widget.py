@@ -13,9 +13,9 @@ from typing import Any, Dict, Optional
 import numpy as np
 from napari.experimental import link_layers
 from qtpy.QtCore import Qt, Signal
-from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton,
-                            QRadioButton, QSlider, QTableWidget, QTableWidgetItem, QVBoxLayout,
-                            QWidget)
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
+                            QPushButton, QRadioButton, QSlider, QTableWidget, QTableWidgetItem,
+                            QVBoxLayout, QWidget)
 
 from ..errors import InputError
 from ._common import (CodecCombo, LayerPicker, add_or_replace_image, compress_with_crc, fmt,
@@ -100,7 +100,8 @@ class LabelFreeWidget(QWidget):
         self.table.setHorizontalHeaderLabels([t for _, t in COLS])
         self.table.setVerticalHeaderLabels([t for _, t in ROWS])
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.setMaximumHeight(120)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setMinimumHeight(140)
         self.compression_label = QLabel("")
 
         form = QFormLayout()
@@ -108,12 +109,16 @@ class LabelFreeWidget(QWidget):
         form.addRow("ground truth", self.target_picker)
         form.addRow("model", self.model)
         row = QHBoxLayout()
-        for w in (self.by_codec, self.codec_combo, self.quality, quality_label):
-            row.addWidget(w)
+        row.addWidget(self.by_codec)
+        row.addWidget(self.codec_combo, stretch=1)
         form.addRow("reconstruction", row)
         row = QHBoxLayout()
+        row.addWidget(self.quality, stretch=1)
+        row.addWidget(quality_label)
+        form.addRow("quality 1 … 8", row)
+        row = QHBoxLayout()
         row.addWidget(self.by_layer)
-        row.addWidget(self.recon_picker)
+        row.addWidget(self.recon_picker, stretch=1)
         form.addRow("", row)
         form.addRow("", self.grid)
         buttons = QHBoxLayout()

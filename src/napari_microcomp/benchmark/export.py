@@ -166,14 +166,19 @@ DEFAULT_COLUMNS = {"image": ("image", 0), "label": ("codec", 0), "compression_ra
                    "status": ("status", 0)}
 
 
+OPTIONAL_COLUMNS = ("p2_pearson_r", "p2_ref_pearson_r")
+
+
 def markdown_table(records: Iterable[Mapping[str, Any]], columns: Optional[Mapping[str, Any]] = None) -> str:
-    """A GitHub Markdown table of ``records``; ``columns`` maps key -> (header, float digits)."""
+    """A GitHub Markdown table of ``records``; ``columns`` maps key -> (header, float digits).
+
+    Phase-2 columns are left out when no record has a value in them.
+    """
     records = list(records)
     cols = dict(columns or DEFAULT_COLUMNS)
-    if columns is None:  # leave out phase-2 columns when no row has them
-        for k in ("p2_pearson_r", "p2_ref_pearson_r"):
-            if not any(isinstance(r.get(k), float) and not math.isnan(r[k]) for r in records):
-                cols.pop(k)
+    for k in OPTIONAL_COLUMNS:
+        if k in cols and not any(isinstance(r.get(k), float) and not math.isnan(r[k]) for r in records):
+            cols.pop(k)
     lines = ["| " + " | ".join(h for h, _ in cols.values()) + " |",
              "|" + "|".join("---" if d == 0 else "---:" for _, d in cols.values()) + "|"]
     for r in records:
@@ -202,7 +207,8 @@ def bd_rate_table(rows: Sequence[Row], anchor: str = DEFAULT_ANCHOR, method: str
     """BD-rate (PSNR and SSIM, %, negative = fewer bits) and BD-PSNR (dB) of every method vs ``anchor``.
 
     Computed per image over bpp; ``anchor`` is a method name (codec id for plain codecs).
-    Methods with fewer than two lossy points get NaN.
+    Methods with fewer than two lossy points (lossless baselines, single settings) are left out;
+    curves that do not overlap the anchor's get NaN.
     """
     out = []
     for image, rs in _by(_ok(rows), "image").items():
@@ -241,7 +247,7 @@ def best_cr_summary(rows: Sequence[Row], ssim_min: float = SSIM_THRESHOLD) -> Li
 
 SUMMARY_COLUMNS = {"image": ("image", 0), "family": ("family", 0), "label": ("best codec", 0),
                    "compression_ratio": ("CR", 2), "bpp": ("bpp", 3), "psnr": ("PSNR dB", 2),
-                   "ssim": ("SSIM", 4)}
+                   "ssim": ("SSIM", 4), "p2_pearson_r": ("pred r vs GT", 4)}
 BD_COLUMNS = {"image": ("image", 0), "method": ("method", 0), "bd_rate_psnr": ("BD-rate PSNR %", 1),
               "bd_rate_ssim": ("BD-rate SSIM %", 1), "bd_psnr": ("BD-PSNR dB", 2)}
 
@@ -255,7 +261,8 @@ def summary_markdown(rows: Sequence[Row], anchor: str = DEFAULT_ANCHOR, ssim_min
         parts += [f"\n### BD-rate vs {anchor} (bpp; negative = fewer bits for the same quality)\n",
                   markdown_table(bd, BD_COLUMNS)]
     else:
-        parts.append(f"\n(no BD-rate table: anchor {anchor!r} is not among the results)\n")
+        parts.append(f"\n(no BD-rate table: it needs the anchor {anchor!r} and another method with at least "
+                     "two lossy points on the same image)\n")
     return "".join(parts)
 
 

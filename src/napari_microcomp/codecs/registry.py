@@ -11,7 +11,8 @@ from .base import Codec
 _REGISTRY: Dict[str, Type[Codec]] = {}
 # Modules that import torch: loaded on first need, never at package import.
 _LAZY_MODULES = ("napari_microcomp.codecs.learned", "napari_microcomp.codecs.volumetric",
-                 "napari_microcomp.tiled")  # tiled: no torch, but it imports this registry
+                 "napari_microcomp.tiled",  # tiled: no torch, but it imports this registry
+                 "napari_microcomp.benchmark.tiff_tiles")  # the study's 16×16-tile TIFF way
 _lazy_loaded = False
 
 

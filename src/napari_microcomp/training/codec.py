@@ -121,9 +121,12 @@ class _Prefetcher:
 
     def _run(self):
         while not self.stop.is_set():
-            x = torch.from_numpy(self.sampler.batch(self.batch))
-            if self.device.type == "cuda":
-                x = x.pin_memory()
+            try:
+                x = torch.from_numpy(self.sampler.batch(self.batch))
+                if self.device.type == "cuda":
+                    x = x.pin_memory()
+            except BaseException as exc:  # hand the error to the training loop instead of hanging it
+                x = exc
             while not self.stop.is_set():
                 try:
                     self.q.put(x, timeout=0.5)
@@ -132,7 +135,10 @@ class _Prefetcher:
                     continue
 
     def next(self) -> torch.Tensor:
-        return self.q.get().to(self.device, non_blocking=True)
+        x = self.q.get()
+        if isinstance(x, BaseException):
+            raise x
+        return x.to(self.device, non_blocking=True)
 
     def close(self):
         self.stop.set()
