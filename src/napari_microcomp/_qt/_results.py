@@ -4,7 +4,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtGui import QImage, QPixmap
-from qtpy.QtWidgets import QLabel, QTableWidget, QTableWidgetItem
+from qtpy.QtWidgets import QLabel, QSizePolicy, QTableWidget, QTableWidgetItem
 
 from ._common import alive, fmt
 
@@ -80,7 +80,8 @@ def render_rd(rows: Sequence[Dict[str, Any]], metric: str, per_image: bool, size
 
     fig = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
     FigureCanvasAgg(fig)
-    fig.subplots_adjust(left=0.15, right=0.97, bottom=0.16, top=0.96)
+    w, h = size  # margins in pixels: room for tick labels and axis titles at any size
+    fig.subplots_adjust(left=60 / w, right=1 - 12 / w, bottom=52 / h, top=1 - 10 / h)
     ax = fig.add_subplot()
     curves: Dict[str, List] = {}
     for row in rows:
@@ -115,6 +116,8 @@ class RDPlot(QLabel):
         super().__init__(parent)
         self.setMinimumHeight(220)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        # the layout sizes the label, never the rendered pixmap (no resize/re-render feedback loop)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.figure = None  # the last rendered matplotlib Figure (PNG export saves it)
         self._request = None
         self._last = None
@@ -130,6 +133,11 @@ class RDPlot(QLabel):
         self._request = self._last = (list(rows), metric, per_image, size)
         if self._worker is None:
             self._start()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self._last is not None and self._last[3] != (max(self.width(), 320), max(self.height(), 220)):
+            self.draw(*self._last[:3])  # re-render at the new size
 
     def _start(self) -> None:
         from napari.qt.threading import create_worker
