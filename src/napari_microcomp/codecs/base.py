@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import container
 from .._validate import check_image
-from ..errors import CodecError, StreamError
+from ..errors import CodecError, MicrocompError, StreamError
 
 QUALITIES = tuple(range(1, 9))
 DEFAULT_QUALITY = 4
@@ -123,7 +123,7 @@ class Codec(abc.ABC):
     def _decode_checked(self, header: container.Header, payloads: List[bytes]) -> np.ndarray:
         try:
             out = self._decode(header, payloads)
-        except StreamError:
+        except MicrocompError:  # already a clear message (e.g. missing weights)
             raise
         except (MemoryError, KeyboardInterrupt):
             raise
