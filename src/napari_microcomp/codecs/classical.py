@@ -162,7 +162,7 @@ class HTJ2K(ImagecodecsCodec):
         back = _ic.htj2k_decode(data)
         # Guard: refuse a stream whose reconstruction would be grossly wrong instead of returning it.
         span = float(src.max()) - float(src.min()) or 1.0
-        if np.abs(back.astype(np.int64) - src).max() > 0.5 * span:
+        if np.abs(np.subtract(back, src, dtype=np.int32)).max() > 0.5 * span:
             raise CodecError("htj2k produced a wrapped-around reconstruction on this image; "
                              "use jpeg2k or a higher quality")
         return data
@@ -170,10 +170,10 @@ class HTJ2K(ImagecodecsCodec):
     def _decode_work(self, data, header):
         w = _ic.htj2k_decode(data)
         shift = header.norm.get("shift", 0)
-        if shift:
-            w = (w.astype(np.uint32) << shift)
-            w = np.minimum(w, np.iinfo(np.dtype(header.meta["work_dtype"])).max)
-        return w.astype(header.meta["work_dtype"])
+        if shift:  # lossy values may overshoot 15 bits: shift in int32 and clip to the type
+            top = np.iinfo(np.dtype(header.meta["work_dtype"])).max
+            w = np.clip(np.left_shift(w.astype(np.int32), shift), 0, top)
+        return w.astype(header.meta["work_dtype"], copy=False)
 
 
 @register_codec
