@@ -54,8 +54,12 @@ def new_viewer(title: str):
 
 
 def shoot(viewer, path: Path) -> None:
+    from PIL import Image
+
     settle(viewer)
     viewer.screenshot(str(path), canvas_only=False, flash=False)
+    # a 256-colour palette keeps the docs light (noisy microscopy makes true-colour PNGs large)
+    Image.open(path).convert("RGB").quantize(256, dither=Image.Dither.NONE).save(path, optimize=True)
     print(f"wrote {path}")
 
 

@@ -204,8 +204,9 @@ def test_weights_found_by_name_in_user_folder(wdir, image, monkeypatch, tmp_path
     monkeypatch.setenv(zoo.ENV_WEIGHTS, str(wdir))
     assert zoo.available_qualities("mbt2018-mean") == {3: "user"}
     assert set(zoo.available_qualities("mbt2018-mean-vbr")) == set(range(1, 9))
-    from napari_microcomp.codecs import codec_class
-    assert codec_class("mbt2018-mean").table_extra() == {"weights": [3], "weights_source": {"3": "user"}}
+    from napari_microcomp.cli.codec_commands import codec_table
+    row = next(r for r in codec_table() if r["name"] == "mbt2018-mean")
+    assert row["weights"] == [3] and row["weights_source"] == {"3": "user"}
     assert decode(get_codec("mbt2018-mean", quality=3).encode(image)).shape == image.shape
     assert decode(get_codec("mbt2018-mean-vbr", quality=6).encode(image)).shape == image.shape
 

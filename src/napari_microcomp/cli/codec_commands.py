@@ -63,14 +63,16 @@ def codec_table() -> List[Dict[str, Any]]:
     for name in _codecs.available_codecs(include_unavailable=True):
         cls = _codecs.codec_class(name)
         row = {"name": name, "family": cls.family, "available": cls.available(),
-               "native": cls.native_param or "-", "meaning": cls.native_meaning,
+               "native": cls.native_param or ("λ" if hasattr(cls, "weights_available") else "-"),
+               "meaning": cls.native_meaning,
                "lossless": "only" if cls.lossless_only else ("yes" if cls.supports_lossless else "no"),
                "qualities": {} if cls.lossless_only else {str(q): v for q, v in cls.quality_table.items()},
                "relative": bool(getattr(cls, "relative_native", False)),
                "description": cls.description}
-        extra = getattr(cls, "table_extra", None)
-        if callable(extra):
-            row.update(extra())
+        found = getattr(cls, "weights_available", None)  # learned/volumetric: levels with weight files
+        if callable(found):
+            w = found()
+            row.update(weights=sorted(w), weights_source={str(q): src for q, src in w.items()})
         rows.append(row)
     return rows
 

@@ -208,12 +208,6 @@ class LearnedCodec(Codec):
         """quality -> ``"shipped"``/``"user"`` for the qualities that have weight files."""
         return zoo.available_qualities(cls.arch)
 
-    @classmethod
-    def table_extra(cls) -> Dict[str, Any]:
-        """Extra columns for ``microcomp codecs``: the qualities that have weights, and from where."""
-        found = cls.weights_available()
-        return {"weights": sorted(found), "weights_source": {str(q): src for q, src in found.items()}}
-
     @property
     def spec(self) -> zoo.ArchSpec:
         return zoo.get_arch(self.arch)
