@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 APT_PACKAGES="xvfb xauth libgl1 libegl1 libglib2.0-0 libfontconfig1 libdbus-1-3 libxkbcommon-x11-0 \
   libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-xinerama0 \
-  libxcb-shape0 libxcb-cursor0 libxcb-xkb1 libxrender1 libxi6"
+  libxcb-shape0 libxcb-cursor0 libxcb-xkb1 libxrender1 libxi6 libgl1-mesa-dri"
 if [ "${SKIP_APT:-0}" != "1" ] && command -v apt-get >/dev/null; then
   missing=$(for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
   if [ -n "$missing" ]; then

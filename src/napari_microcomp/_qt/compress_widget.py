@@ -66,7 +66,7 @@ class CompressWidget(QWidget):
         self.target_metric = QComboBox()
         self.target_metric.addItems(list(TARGETS))
         self.target_value = QDoubleSpinBox()
-        self.target_value.setMinimumWidth(120)
+        self.target_value.setMinimumWidth(130)
         self.target_metric.currentTextChanged.connect(self._target_changed)
         self._target_changed(self.target_metric.currentText())
         self.run_button = QPushButton("Run")
@@ -114,7 +114,7 @@ class CompressWidget(QWidget):
 
     def _target_changed(self, text: str) -> None:
         _, default, lo, hi, step = TARGETS[text]
-        self.target_value.setDecimals(4 if step < 0.05 else 2)
+        self.target_value.setDecimals(4 if step < 0.05 else 2 if step < 0.5 else 1)
         self.target_value.setRange(lo, hi)
         self.target_value.setSingleStep(step)
         self.target_value.setValue(default)
