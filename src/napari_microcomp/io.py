@@ -3,10 +3,11 @@
 The core returns plain numpy arrays plus a small metadata dict (``pixel_size`` in µm as
 (z, y, x) where known, ``source`` path, ``channel_names``).
 """
+import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -86,47 +87,50 @@ def _read_aics(p: Path, channel, scene, timepoint, meta):
     return arr, meta
 
 
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` so that ``path`` is either the old file or the complete new one."""
+@contextlib.contextmanager
+def atomic_target(path, suffix: str = ".part") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one step, on error it
+    is removed, so ``path`` is always either the old file or the complete new one."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=suffix, dir=p.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the user's usual mode
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` so that ``path`` is either the old file or the complete new one."""
+    with atomic_target(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
 def write_image(path, array: np.ndarray, metadata: Optional[Dict[str, Any]] = None) -> None:
-    """Write a 2D/3D array as (OME-)TIFF atomically, keeping pixel sizes when known."""
+    """Write a 2D/3D array as (OME-)TIFF or NPY atomically, keeping pixel sizes when known."""
     import tifffile
 
     p = Path(path)
     if p.suffix.lower() == ".npy":
-        fd, tmp = tempfile.mkstemp(suffix=".npy", dir=p.parent if str(p.parent) else ".")
-        os.close(fd)
-        np.save(tmp, array)
-        os.replace(tmp, p)
+        with atomic_target(p, suffix=".npy") as tmp:
+            np.save(tmp, array)
         return
     if p.suffix.lower() not in (".tif", ".tiff"):
         raise InputError(f"output must be .tif/.tiff/.ome.tif or .npy, got {p.name}")
-    kwargs: Dict[str, Any] = {}
     md: Dict[str, Any] = {"axes": "ZYX" if array.ndim == 3 else "YX"}
     ps = (metadata or {}).get("pixel_size")
     if ps and ps[-1]:
         md["PhysicalSizeX"], md["PhysicalSizeY"] = float(ps[-1]), float(ps[-2] or ps[-1])
         if array.ndim == 3 and ps[0]:
             md["PhysicalSizeZ"] = float(ps[0])
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part.ome.tif", dir=p.parent or ".")
-    os.close(fd)
-    try:
-        tifffile.imwrite(tmp, array, ome=True, metadata=md, photometric="minisblack", **kwargs)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_target(p, suffix=".part.ome.tif") as tmp:
+        tifffile.imwrite(tmp, array, ome=True, metadata=md, photometric="minisblack")
