@@ -53,9 +53,11 @@ class ImagecodecsCodec(SliceCodec):
     def available(cls) -> bool:
         return _has(cls.imagecodecs_name)
 
+    extra_names: Sequence[str] = ()      # optional native keyword arguments besides native_param
+
     @classmethod
     def extra_params(cls) -> Sequence[str]:
-        return ("numthreads",)
+        return cls.extra_names
 
     def _prepare(self, a: np.ndarray, header: container.Header) -> None:
         norm: Dict[str, Any] = {}
@@ -125,6 +127,7 @@ class JPEG2000(ImagecodecsCodec):
     quality_table = dict(zip(range(1, 9), (34, 38, 42, 46, 50, 55, 60, 70)))
     supports_lossless = True
     takes_bits = True
+    extra_names = ("numthreads",)
 
     def _encode_work(self, w, header):
         level = None if self.lossless else self._native
@@ -141,10 +144,6 @@ class HTJ2K(ImagecodecsCodec):
     native_meaning = "quantisation step relative to the full range (smaller = better)"
     quality_table = dict(zip(range(1, 9), (0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001, 0.0005)))
     supports_lossless = True
-
-    @classmethod
-    def extra_params(cls):
-        return ()
 
     def _prepare(self, a, header):
         super()._prepare(a, header)
@@ -186,10 +185,6 @@ class JPEGXR(ImagecodecsCodec):
     quality_table = dict(zip(range(1, 9), (0.02, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8)))
     supports_lossless = True
 
-    @classmethod
-    def extra_params(cls):
-        return ()
-
     def _encode_work(self, w, header):
         return _ic.jpegxr_encode(w, level=1.0 if self.lossless else float(self._native))
 
@@ -205,10 +200,6 @@ class LERC(ImagecodecsCodec):
     supports_lossless = True
     native_float = True
     relative_native = True
-
-    @classmethod
-    def extra_params(cls):
-        return ()
 
     def _encode_work(self, w, header):
         level = 0.0 if self.lossless else float(self._native)
@@ -232,9 +223,7 @@ class JPEGXL(ImagecodecsCodec):
     supports_lossless = True
     takes_bits = True
 
-    @classmethod
-    def extra_params(cls):
-        return ("effort", "numthreads")
+    extra_names = ("effort", "numthreads")
 
     def _encode_work(self, w, header):
         kw = self._kwargs(header)
@@ -264,10 +253,6 @@ class JPEGLS(ImagecodecsCodec):
     supports_lossless = True
     relative_native = True
 
-    @classmethod
-    def extra_params(cls):
-        return ()
-
     def _resolve_native(self, a):
         v = super()._resolve_native(a)
         return None if v is None else int(min(255, max(0, round(v))))
@@ -285,9 +270,7 @@ class Zstd(ImagecodecsCodec):
     lossless_only = True
     native_float = True
 
-    @classmethod
-    def extra_params(cls):
-        return ("level",)
+    extra_names = ("level",)
 
     def _encode_work(self, w, header):
         # Byte-plane shuffle lets zstd see the slowly varying high bytes of 16-bit data together.
