@@ -145,3 +145,82 @@ def labelfree_split(split: str, root=None, zstack: bool = False) -> Tuple[np.nda
     if split not in ("train", "eval"):
         raise MicrocompError(f"split must be 'train' or 'eval', got {split!r}")
     return np.ascontiguousarray(x[..., sl]), np.ascontiguousarray(dapi[:, sl])
+
+
+# Modality-specific codec splits (issue 10). (relative path, channels or None, crop or None); a crop is
+# ((y0, y1), (x0, x1)) on the plane. Whole sources are held back for evaluation where a folder has
+# several images, so the evaluation measures a new field of view, not a neighbouring patch.
+_CROP_TRAIN_X = ((0, None), (0, 1000))
+_CROP_EVAL_X = ((0, None), (1000, None))
+TRANSMITTED_TRAIN = [
+    ("brightfield_colony/3500002699_Scan_1-28-2019-7-37-12-AM_Well_E8_Ch1_-1um_resized.tiff", None, None),
+    ("brightfield_colony/3500002779_Scan_2-25-2019-8-08-35-AM_Well_B2_Ch1_-1um_resized.tiff", None, None),
+    ("brightfield_colony/3500002779_Scan_2-25-2019-8-08-35-AM_Well_B4_Ch1_-1um_resized.tiff", None, None),
+    ("brightfield_colony/3500002808_Scan_3-18-2019-8-18-35-AM_Well_G3_Ch1_-1um_resized.tiff", None, None),
+    ("fluorescence/embryos_grey.tif", None, None),
+    ("transmitted_light/isl_dic.png", None, ((0, None), (0, 800))),
+    ("transmitted_light/omnipose_bacteria_phase/caulo_15.tif", None, None),
+    ("transmitted_light/omnipose_bacteria_phase/ec_5I_t141xy5c1.tif", None, None),
+    ("paired_more/sephace_bf_dapi/set1_bf_zstack_m10_0_p10um.tif", None, None),
+    ("paired_more/maicrobe_saureus_phase_dna/phase.tif", None, _CROP_TRAIN_X),
+    ("paired_more/colicoords_ecoli_bf_fluo/ds1_brightfield.tif", None, None),
+    ("paired_more/rcell2_yeast_bf_yfp/pos4_BF.tif", None, None),
+    ("paired_more/rcell2_yeast_bf_yfp/pos4_TFP.tif", None, None),
+    ("arcadia_brightfield_fluorescence/example-multichannel.nd2", [0], None),
+    ("arcadia_brightfield_fluorescence/example-cerevisiae.nd2", [0], None),
+]
+TRANSMITTED_EVAL = [
+    ("brightfield_colony/3500002779_Scan_2-25-2019-8-08-35-AM_Well_B5_Ch1_-1um_resized.tiff", None, None),
+    ("brightfield_colony/3500002808_Scan_3-18-2019-8-18-35-AM_Well_G7_Ch1_-1um_resized.tiff", None, None),
+    ("transmitted_light/isl_dic.png", None, ((0, None), (800, None))),
+    ("transmitted_light/omnipose_bacteria_phase/e1t1_crop.tif", None, None),
+    ("paired_more/maicrobe_saureus_phase_dna/phase.tif", None, _CROP_EVAL_X),
+    ("paired_more/colicoords_ecoli_bf_fluo/ds2_brightfield.tif", None, None),
+    ("paired_more/rcell2_yeast_bf_yfp/pos12_BF.tif", None, None),
+    ("arcadia_brightfield_fluorescence/example-pbmc.nd2", [0], None),
+]
+FLUORESCENCE_TRAIN = [(rel, ch, None) for rel, ch in CODEC2D_TRAIN
+                      if "brightfield" not in rel and "embryos" not in rel and "nd2" not in rel] + [
+    ("arcadia_brightfield_fluorescence/example-multichannel.nd2", [1, 2, 3], None),
+    ("arcadia_brightfield_fluorescence/example-cerevisiae.nd2", [1], None),
+    ("paired_more/maicrobe_saureus_phase_dna/membrane.tif", None, _CROP_TRAIN_X),
+    ("paired_more/colicoords_ecoli_bf_fluo/ds1_fluorescence.tif", None, None),
+    ("paired_more/rcell2_yeast_bf_yfp/pos4_YFP.tif", None, None),
+    ("paired_more/sephace_bf_dapi/set1_dapi.tif", None, _CROP_TRAIN_X),
+]
+FLUORESCENCE_EVAL = [(rel, ch, None) for rel, ch in CODEC2D_EVAL if "brightfield" not in rel and "nd2" not in rel] + [
+    ("arcadia_brightfield_fluorescence/example-pbmc.nd2", [1, 2, 3], None),
+    ("paired_more/maicrobe_saureus_phase_dna/membrane.tif", None, _CROP_EVAL_X),
+    ("paired_more/colicoords_ecoli_bf_fluo/ds2_fluorescence.tif", None, None),
+    ("paired_more/rcell2_yeast_bf_yfp/pos12_YFP.tif", None, None),
+    ("paired_more/sephace_bf_dapi/set1_dapi.tif", None, _CROP_EVAL_X),
+]
+MODALITIES = ("transmitted", "fluorescence")
+
+
+def codec2d_modality_split(modality: str, split: str, root=None) -> List[Tuple[str, np.ndarray]]:
+    """2D planes of one modality (``"transmitted"`` light or ``"fluorescence"``) for ``"train"``/``"eval"``."""
+    if modality not in MODALITIES or split not in ("train", "eval"):
+        raise MicrocompError(f"unknown modality/split {modality!r}/{split!r}; modalities: {', '.join(MODALITIES)}")
+    r = _root(root)
+    table = {("transmitted", "train"): TRANSMITTED_TRAIN, ("transmitted", "eval"): TRANSMITTED_EVAL,
+             ("fluorescence", "train"): FLUORESCENCE_TRAIN, ("fluorescence", "eval"): FLUORESCENCE_EVAL}
+    out: List[Tuple[str, np.ndarray]] = []
+    sl = slice(None, ISL_SPLIT_X) if split == "train" else slice(ISL_SPLIT_X, None)
+    if modality == "transmitted":
+        phase = isl_phase(r)
+        zs = range(len(phase)) if split == "train" else [6]
+        out += [(f"isl_phase_z{k}_{split}", phase[k][:, sl]) for k in zs]
+    else:
+        out.append((f"isl_dapi_{split}", isl_target(r)[:, sl]))
+        if split == "train":
+            out += [(f"isl_{c.lower()}_train", isl_target(r, c)[:, sl]) for c in ("MAP2", "NFH")]
+    for rel, ch, crop in table[(modality, split)]:
+        if not (r / rel).exists():
+            continue
+        for name, a in _planes(r, rel, ch):
+            if crop is not None:
+                (y0, y1), (x0, x1) = crop
+                a = a[y0:y1, x0:x1]
+            out.append((name, a))
+    return [(n, np.ascontiguousarray(a)) for n, a in out]

@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "napari_microcomp.cli.codec_commands",   # codecs, compress, decompress, info
     "napari_microcomp.cli.labelfree",        # predict, train-labelfree
     "napari_microcomp.cli.train_codec",      # train-codec
+    "napari_microcomp.cli.train_zoo",        # train-zoo (the campaign)
     "napari_microcomp.cli.benchmark",        # benchmark
     "napari_microcomp.cli.tiled_commands",   # compress-tiled, decompress-tiled (issue 4)
 ]

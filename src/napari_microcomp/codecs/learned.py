@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from .. import container
-from ..errors import CodecError, StreamError
+from ..errors import CodecError, StreamError, WeightsNotFoundError
+from ..modality import MODALITIES, detect_modality
 from ..models import arch2d, zoo
 from .base import Codec
 from .registry import register_codec
@@ -180,8 +181,10 @@ def to_dtype(xhat: np.ndarray, lo: float, hi: float, dtype: np.dtype) -> np.ndar
 class LearnedCodec(Codec):
     """A CompressAI model as a codec. Subclasses set ``arch`` (a :mod:`~napari_microcomp.models.zoo` name).
 
-    Parameters (besides ``quality`` 1..8): ``weights`` (path, URL, or ``"compressai"``; default: user
-    folder then shipped file), ``threads`` (torch threads for coding; recorded in the stream),
+    Parameters (besides ``quality`` 1..8): ``weights`` (``"auto"``/None: the weights for the image's
+    modality, detected by :func:`~napari_microcomp.modality.detect_modality` and recorded in the stream;
+    ``"transmitted"`` or ``"fluorescence"``; a path, a URL, or ``"compressai"``), ``threads`` (torch
+    threads for coding; recorded in the stream),
     ``tile`` (tile size, multiple of 64).
     """
 
@@ -212,9 +215,35 @@ class LearnedCodec(Codec):
     def spec(self) -> zoo.ArchSpec:
         return zoo.get_arch(self.arch)
 
-    def load(self) -> zoo.LoadedModel:
+    def load(self, weights: Any = None) -> zoo.LoadedModel:
         """The (cached) model for this codec's quality and weights; WeightsNotFoundError if none."""
-        return zoo.get_model(self.arch, int(self.quality), self.params.get("weights"))
+        w = weights if weights is not None else self.params.get("weights")
+        return zoo.get_model(self.arch, int(self.quality), None if w == "auto" else w)
+
+    def _resolve_weights(self, a: np.ndarray) -> Any:
+        """The weights to encode ``a`` with: the user's choice, else the image's modality (recorded)."""
+        w = self.params.get("weights")
+        return detect_modality(a) if w in (None, "auto") else w
+
+    def _load_for_decode(self) -> zoo.LoadedModel:
+        """The model a stream names; if the named file changed, any known file with the recorded fingerprint."""
+        want = self.params.get("weights_id")
+        try:
+            lm = self.load()
+        except WeightsNotFoundError:
+            lm = None
+        if want and (lm is None or lm.weights_id != want):
+            alt = zoo.find_by_id(self.arch, int(self.quality), want)
+            if alt is not None:
+                return zoo.load_weights(alt, self.arch)
+            if lm is None:
+                raise WeightsNotFoundError(zoo.missing_weights_message(self.arch, int(self.quality)))
+            raise StreamError(f"{self.codec_id} q{self.quality}: the stream was encoded with weights {want} "
+                              f"but {lm.source} is {lm.weights_id}; decode with the same weights "
+                              "(weights='path/to/file.pt')")
+        if lm is None:
+            raise WeightsNotFoundError(zoo.missing_weights_message(self.arch, int(self.quality)))
+        return lm
 
     # -- coding of one tile ------------------------------------------------------------------
     def _kwargs(self) -> Dict[str, Any]:
@@ -254,7 +283,10 @@ class LearnedCodec(Codec):
 
     # -- Codec interface ---------------------------------------------------------------------
     def _encode(self, a: np.ndarray, header: container.Header) -> List[bytes]:
-        lm = self.load()
+        weights = self._resolve_weights(a)
+        lm = self.load(weights)
+        if isinstance(weights, str) and weights in MODALITIES:
+            header.codec["weights"] = weights
         threads = int(self.params.get("threads") or default_threads())
         header.codec["threads"] = threads
         header.codec["weights_id"] = lm.weights_id
@@ -295,12 +327,7 @@ class LearnedCodec(Codec):
         if len(payloads) != planes_shape[0] * len(grid):
             raise StreamError(f"{self.codec_id}: expected {planes_shape[0] * len(grid)} tile payloads, "
                               f"got {len(payloads)}")
-        lm = self.load()
-        want = self.params.get("weights_id")
-        if want and want != lm.weights_id:
-            raise StreamError(f"{self.codec_id} q{self.quality}: the stream was encoded with weights {want} "
-                              f"but {lm.source} is {lm.weights_id}; decode with the same weights "
-                              "(weights='path/to/file.pt')")
+        lm = self._load_for_decode()
         out = np.empty(planes_shape, dtype=header.dtype)
         threads = int(self.params.get("threads") or default_threads())
         it = iter(payloads)

@@ -317,13 +317,42 @@ def weight_dirs() -> List[Path]:
     return [Path(d).expanduser() for d in env.split(os.pathsep) if d] + [SHIPPED_DIR]
 
 
-def find_weights(arch: str, quality: int) -> Optional[Path]:
-    """The first weight file for ``(arch, quality)`` in :func:`weight_dirs`, or None."""
+def candidate_files(arch: str, quality: int, modality: Optional[str] = None) -> List[Path]:
+    """Existing weight files for ``(arch, quality)``, best first.
+
+    In each of :func:`weight_dirs` (user folders first): ``DIR/MODALITY/NAME`` when a modality is
+    asked for, then ``DIR/NAME`` (general weights, trained on mixed data). Without a modality, every
+    modality folder comes after the general files.
+    """
+    from ..modality import MODALITIES
+
     name = get_arch(arch).weights_filename(quality)
+    out = []
     for d in weight_dirs():
-        if (d / name).is_file():
-            return d / name
+        subs = [modality, None] if modality else [None, *MODALITIES]
+        for sub in subs:
+            p = (d / sub / name) if sub else (d / name)
+            if p.is_file():
+                out.append(p)
+    return out
+
+
+def find_weights(arch: str, quality: int, modality: Optional[str] = None) -> Optional[Path]:
+    """The first weight file for ``(arch, quality)`` (and ``modality``) in :func:`weight_dirs`, or None."""
+    c = candidate_files(arch, quality, modality)
+    return c[0] if c else None
+
+
+def find_by_id(arch: str, quality: int, weights_id: str) -> Optional[Path]:
+    """A weight file for ``(arch, quality)`` whose fingerprint is ``weights_id`` (any folder, any modality)."""
+    for p in candidate_files(arch, quality):
+        if _file_id(p) == weights_id:
+            return p
     return None
+
+
+def _is_shipped(p: Path) -> bool:
+    return SHIPPED_DIR.resolve() in p.resolve().parents
 
 
 def available_qualities(arch: str) -> Dict[int, str]:
@@ -332,7 +361,7 @@ def available_qualities(arch: str) -> Dict[int, str]:
     for q in range(1, 9):
         p = find_weights(arch, q)
         if p is not None:
-            out[q] = "shipped" if p.parent.resolve() == SHIPPED_DIR.resolve() else "user"
+            out[q] = "shipped" if _is_shipped(p) else "user"
     return out
 
 
@@ -402,12 +431,16 @@ def load_url(arch: str, url: str, cache: Optional[Path] = None) -> LoadedModel:
 def get_model(arch: str, quality: int, weights: Optional[str] = None) -> LoadedModel:
     """Resolve and load the weights for ``(arch, quality)``.
 
-    ``weights``: None (user folders, then shipped), a file path, an http(s) URL, or ``"compressai"``.
+    ``weights``: None (user folders, then shipped; general weights first), ``"transmitted"`` or
+    ``"fluorescence"`` (that modality's weights, else the general ones), a file path, an http(s) URL,
+    or ``"compressai"``.
     Raises WeightsNotFoundError with instructions when nothing is found.
     """
+    from ..modality import MODALITIES
+
     spec = get_arch(arch)
-    if weights is None:
-        p = find_weights(arch, quality)
+    if weights is None or weights in MODALITIES:
+        p = find_weights(arch, quality, weights)
         if p is None:
             raise WeightsNotFoundError(missing_weights_message(arch, quality))
         return load_weights(p, arch, None if spec.vbr else quality)

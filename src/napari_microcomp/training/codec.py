@@ -67,6 +67,10 @@ class TrainConfig:
     threads: Optional[int] = None
     bf16: Optional[bool] = None
     command: str = ""
+    warmup: int = 500
+    schedule: str = "cosine"     # "cosine" (warm-up, then cosine to lr/50) or "step" (×0.1 for the last quarter)
+    spike: float = 20.0          # a loss this many times its running median counts as an explosion
+    modality: Optional[str] = None  # recorded in the weights' metadata ("transmitted", "fluorescence")
 
     def resolved_patch(self, ndim: int) -> List[int]:
         if not self.patch:
@@ -145,19 +149,50 @@ class _Prefetcher:
         self.thread.join(timeout=5)
 
 
-def _save_ckpt(path, model, opt, aux_opt, step, elapsed, cfg: TrainConfig, widths, sampler_state) -> None:
+def _save_ckpt(path, model, opt, aux_opt, step, elapsed, cfg: TrainConfig, widths, sampler_state,
+               lr_scale: float = 1.0) -> None:
     buf = _io.BytesIO()
     torch.save({"format": CKPT_FORMAT, "arch": cfg.arch, "widths": widths, "config": asdict(cfg),
                 "model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
                 "step": step, "elapsed": elapsed, "sampler": sampler_state,
-                "torch_rng": torch.get_rng_state()}, buf)
+                "torch_rng": torch.get_rng_state(), "lr_scale": float(lr_scale)}, buf)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def _load_ckpt(path) -> Dict[str, Any]:
+    """A training checkpoint, loaded without running any code from it (``weights_only=True``)."""
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise MicrocompError(f"{path} is not a readable training checkpoint ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    if not isinstance(d, dict):
+        raise MicrocompError(f"{path} is not a napari-microcomp training checkpoint")
+    return d
+
+
+def lr_factor(step: int, frac: float, cfg: "TrainConfig") -> float:
+    """Learning-rate multiplier: linear warm-up over ``cfg.warmup`` steps, then the decay schedule.
+
+    ``frac`` is the fraction of the budget used (steps or wall clock, whichever is further).
+    """
+    warm = min(1.0, (step + 1) / cfg.warmup) if cfg.warmup > 0 else 1.0
+    if cfg.schedule == "step":
+        return warm * (0.1 if frac >= 0.75 else 1.0)
+    floor = 0.02
+    return warm * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(max(frac, 0.0), 1.0))))
+
+
+def _snapshot(model, opt, aux_opt) -> Dict[str, Any]:
+    import copy
+    return {"model": copy.deepcopy(model.state_dict()), "opt": copy.deepcopy(opt.state_dict()),
+            "aux_opt": copy.deepcopy(aux_opt.state_dict())}
 
 
 def _init_state(path, arch: str):
     """Model weights and widths to start from: an exported weight file or a training checkpoint."""
-    d = torch.load(path, map_location="cpu", weights_only=False)
-    if isinstance(d, dict) and d.get("format") == CKPT_FORMAT:
+    d = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(d, dict) and d.get("format") == CKPT_FORMAT:  # a checkpoint (loaded weights_only above)
         src_arch, widths, state = d["arch"], dict(d["widths"]), d["model"]
     else:
         lm = zoo.load_weights(path)
@@ -167,8 +202,15 @@ def _init_state(path, arch: str):
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, widths
 
 
-def train(cfg: TrainConfig) -> Generator[Progress, None, Dict[str, Any]]:
-    """Train ``cfg.arch``; yield progress every ``log_every`` steps; return a summary dict."""
+def train(cfg: TrainConfig, stop: Optional[threading.Event] = None) -> Generator[Progress, None, Dict[str, Any]]:
+    """Train ``cfg.arch``; yield progress every ``log_every`` steps; return a summary dict.
+
+    ``stop``: when set (e.g. from a SIGTERM handler), training ends after the current step,
+    writes its checkpoint and exports, exactly as when the budget runs out.
+
+    A non-finite loss, or one above ``cfg.spike`` times the running median, restores the last good
+    state (kept in memory every ``ckpt_every`` steps), halves the learning rate and goes on.
+    """
     t_start = time.monotonic()
     spec = zoo.get_arch(cfg.arch)
     if spec.vbr:
@@ -192,7 +234,7 @@ def train(cfg: TrainConfig) -> Generator[Progress, None, Dict[str, Any]]:
 
     ckpt = None
     if cfg.resume:
-        ckpt = torch.load(cfg.resume, map_location="cpu", weights_only=False)
+        ckpt = _load_ckpt(cfg.resume)
         if ckpt.get("format") != CKPT_FORMAT or ckpt.get("arch") != cfg.arch:
             raise MicrocompError(f"{cfg.resume} is not a {cfg.arch} training checkpoint")
         widths = dict(ckpt["widths"])
@@ -224,8 +266,9 @@ def train(cfg: TrainConfig) -> Generator[Progress, None, Dict[str, Any]]:
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     opt = torch.optim.Adam(main_params, lr=cfg.lr)
     aux_opt = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
-    step, elapsed_before = 0, 0.0
+    step, elapsed_before, ckpt_lr_scale = 0, 0.0, 1.0
     if ckpt is not None:
+        ckpt_lr_scale = float(ckpt.get("lr_scale", 1.0))
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["opt"])
         aux_opt.load_state_dict(ckpt["aux_opt"])
@@ -239,7 +282,10 @@ def train(cfg: TrainConfig) -> Generator[Progress, None, Dict[str, Any]]:
     model.train()
     window: Dict[str, List[float]] = {"loss": [], "bpp": [], "mse": []}
     last = {"loss": float("nan"), "bpp": float("nan"), "psnr": float("nan")}
-    n_bad = 0
+    n_restores = 0
+    lr_scale = float(ckpt_lr_scale)
+    recent: Dict[Any, List[float]] = {}   # per rate level: VBR losses differ ~50× across λ
+    good = _snapshot(model, opt, aux_opt)
     stop_reason = "steps"
     try:
         while step < cfg.steps:
@@ -247,8 +293,11 @@ def train(cfg: TrainConfig) -> Generator[Progress, None, Dict[str, Any]]:
             if budget is not None and run_time >= budget:
                 stop_reason = "time"
                 break
+            if stop is not None and stop.is_set():
+                stop_reason = "stopped"
+                break
             frac = max(step / max(cfg.steps, 1), run_time / budget if budget else 0.0)
-            lr = cfg.lr * (0.1 if frac >= 0.75 else 1.0)
+            lr = cfg.lr * lr_scale * lr_factor(step, frac, cfg)
             for g in opt.param_groups:
                 g["lr"] = lr
             x = prefetch.next()
@@ -268,11 +317,23 @@ def train(cfg: TrainConfig) -> Generator[Progress, None, Dict[str, Any]]:
             bpp = sum(torch.log(v.float()).sum() for v in out["likelihoods"].values()) / (-math.log(2) * n_px)
             mse = F.mse_loss(out["x_hat"].float(), x.float())
             loss = lam * 255 ** 2 * mse + bpp
-            if not torch.isfinite(loss):
-                n_bad += 1
-                if n_bad > 20:
-                    raise MicrocompError(f"training diverged (non-finite loss {n_bad} times); lower --lr")
+            lv = float(loss.detach())
+            hist = recent.setdefault(kwargs.get("s"), [])
+            med = float(np.median(hist)) if len(hist) >= 50 else None
+            if not math.isfinite(lv) or (med is not None and lv > cfg.spike * med):
+                n_restores += 1
+                if n_restores > 12:
+                    raise MicrocompError(f"training diverged ({n_restores} loss explosions); lower --lr")
+                model.load_state_dict(good["model"])
+                opt.load_state_dict(good["opt"])
+                aux_opt.load_state_dict(good["aux_opt"])
+                lr_scale *= 0.5
+                yield Progress("train", step, cfg.steps, f"loss {lv:.3g} at step {step} (running median "
+                               f"{med if med is not None else float('nan'):.3g}): restored the last good state, "
+                               f"lr ×{lr_scale:g}")
                 continue
+            hist.append(lv)
+            del hist[:-200]
             loss.backward()
             torch.nn.utils.clip_grad_norm_(main_params, 1.0)
             opt.step()
@@ -280,7 +341,7 @@ def train(cfg: TrainConfig) -> Generator[Progress, None, Dict[str, Any]]:
             aux.backward()
             aux_opt.step()
             step += 1
-            window["loss"].append(float(loss.detach()))
+            window["loss"].append(lv)
             window["bpp"].append(float(bpp.detach()))
             window["mse"].append(float(mse.detach()))
             if step % cfg.log_every == 0 or step == cfg.steps:
@@ -293,14 +354,17 @@ def train(cfg: TrainConfig) -> Generator[Progress, None, Dict[str, Any]]:
                                f"step {step}/{cfg.steps} loss {last['loss']:.4f} bpp {last['bpp']:.4f} "
                                f"psnr {last['psnr']:.2f}dB aux {float(aux.detach()):.1f} lr {lr:.1e} "
                                f"{t:.0f}s{mem}")
-            if cfg.ckpt and step % cfg.ckpt_every == 0:
-                _save_ckpt(cfg.ckpt, model, opt, aux_opt, step, elapsed_before + time.monotonic() - t_start,
-                           cfg, widths, sampler.rng.bit_generator.state)
+            if step % cfg.ckpt_every == 0:
+                good = _snapshot(model, opt, aux_opt)
+                if cfg.ckpt:
+                    _save_ckpt(cfg.ckpt, model, opt, aux_opt, step, elapsed_before + time.monotonic() - t_start,
+                               cfg, widths, sampler.rng.bit_generator.state, lr_scale)
     finally:
         prefetch.close()
     seconds = elapsed_before + time.monotonic() - t_start
     if cfg.ckpt:
-        _save_ckpt(cfg.ckpt, model, opt, aux_opt, step, seconds, cfg, widths, sampler.rng.bit_generator.state)
+        _save_ckpt(cfg.ckpt, model, opt, aux_opt, step, seconds, cfg, widths, sampler.rng.bit_generator.state,
+                   lr_scale)
     out_path = cfg.out or spec.weights_filename(cfg.quality or 0)
     meta = {"arch": cfg.arch, "quality": None if spec.vbr else cfg.quality,
             "lambda": list(spec.lambdas) if spec.vbr else lmbda, "widths": widths, "steps": step,
@@ -309,7 +373,8 @@ def train(cfg: TrainConfig) -> Generator[Progress, None, Dict[str, Any]]:
             "device": (torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"),
             "bf16": bool(bf16), "torch": str(torch.__version__), "compressai": _compressai_version(),
             "git": _git_revision(), "command": cfg.command or " ".join(sys.argv), "seed": cfg.seed,
-            "final_train": last, "init": cfg.init}
+            "final_train": last, "init": cfg.init, "schedule": cfg.schedule,
+            "warmup": cfg.warmup, "restores": n_restores, "modality": cfg.modality}
     model.eval()
     zoo.export_weights(model, cfg.arch, out_path, None if spec.vbr else cfg.quality, widths, meta)
     yield Progress("export", 1, 1, f"wrote {out_path} ({os.path.getsize(out_path) / 1024:.0f} KiB) after "
@@ -321,3 +386,25 @@ def _compressai_version() -> str:
     import compressai
     return getattr(compressai, "__version__", "?")
 
+
+
+def export_checkpoint(ckpt_path, out, extra_meta: Optional[Dict[str, Any]] = None) -> Path:
+    """Export a checkpoint's current model as a weight file (e.g. to evaluate a run that goes on)."""
+    ck = _load_ckpt(ckpt_path)
+    if ck.get("format") != CKPT_FORMAT:
+        raise MicrocompError(f"{ckpt_path} is not a napari-microcomp training checkpoint")
+    spec = zoo.get_arch(ck["arch"])
+    cfg = dict(ck.get("config") or {})
+    widths = dict(ck["widths"])
+    model = spec.factory(**widths)
+    model.load_state_dict(ck["model"])
+    model.eval()
+    q = None if spec.vbr else cfg.get("quality")
+    lam = list(spec.lambdas) if spec.vbr else (cfg.get("lmbda") or spec.lmbda(int(q or 4)))
+    meta = {"arch": ck["arch"], "quality": q, "lambda": lam, "widths": widths, "steps": int(ck["step"]),
+            "seconds": round(float(ck["elapsed"]), 1), "data": cfg.get("data"), "patch": cfg.get("patch"),
+            "batch": cfg.get("batch"), "lr": cfg.get("lr"), "schedule": cfg.get("schedule", "step"),
+            "device": cfg.get("device"), "torch": str(torch.__version__), "compressai": _compressai_version(),
+            "git": _git_revision(), "command": cfg.get("command"), "seed": cfg.get("seed"),
+            "modality": cfg.get("modality"), "from_checkpoint": True, **(extra_meta or {})}
+    return zoo.export_weights(model, ck["arch"], out, q, widths, meta)

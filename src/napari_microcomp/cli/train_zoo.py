@@ -1,0 +1,57 @@
+"""``microcomp train-zoo``: run the training campaign (a plan file of codec trainings) in the background.
+
+    nice -n 19 microcomp train-zoo --plan scripts/train_plan.json --workdir runs/zoo > runs/zoo/log 2>&1 &
+    microcomp train-zoo --plan scripts/train_plan.json --workdir runs/zoo --status
+
+Stop it with SIGTERM or Ctrl-C: the current job checkpoints and exports; the next start resumes it.
+Jobs that finish go through the RD gate; the ones that pass are copied into the shipped weights folder.
+"""
+import time
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train-zoo", help="run the training campaign: a resumable queue of codec trainings with an RD gate",
+        description="Train every unfinished job of a plan file in order (checkpointed, resumable after "
+                    "SIGTERM/SIGINT or on a fresh machine from the last promoted weights); gate each result "
+                    "on the evaluation split and promote it into the shipped weights if it passes.")
+    p.add_argument("--plan", default="scripts/train_plan.json", help="the plan file (JSON, versioned)")
+    p.add_argument("--workdir", default="runs/zoo", help="checkpoints, logs, packed data and status")
+    p.add_argument("--only", nargs="+", default=None, help="run only these job names")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all)")
+    p.add_argument("--gate-crop", type=int, default=512, help="centre crop of each evaluation image for the gate")
+    p.add_argument("--status", action="store_true", help="print the status table and exit")
+    p.add_argument("--promote-snapshot", metavar="JOB", default=None,
+                   help="gate the current checkpoint of a running job and promote it if it passes (training goes on)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..training import campaign
+
+    wd = Path(args.workdir)
+    if args.status:
+        md = wd / "status.md"
+        print(md.read_text() if md.exists() else f"no campaign status in {wd} yet")
+        return 0
+    wd.mkdir(parents=True, exist_ok=True)
+    logf = open(wd / "campaign.log", "a", buffering=1)
+
+    def log(msg: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} {msg}"
+        print(line, flush=True)
+        logf.write(line + "\n")
+
+    if args.promote_snapshot:
+        try:
+            ok = campaign.promote_snapshot(args.plan, wd, args.promote_snapshot, log, args.gate_crop)
+        finally:
+            logf.close()
+        return 0 if ok else 1
+    try:
+        n = campaign.run(args.plan, wd, only=args.only, log=log, threads=args.threads, gate_crop=args.gate_crop)
+    finally:
+        logf.close()
+    print(f"done: {n} job(s) promoted; status in {wd / 'status.md'}")
+    return 0

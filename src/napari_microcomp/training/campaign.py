@@ -1,0 +1,240 @@
+"""The training campaign: a versioned queue of codec trainings that runs in the background and resumes.
+
+A plan file (JSON, ``scripts/train_plan.json``) lists jobs in order::
+
+    {"version": 1, "jobs": [{"name": "mbt2018-mean-vbr-transmitted", "arch": "mbt2018-mean-vbr",
+      "modality": "transmitted", "steps": 120000, "lr": 5e-4, "patch": 128, "batch": 8}, ...]}
+
+Optional job keys: ``quality`` (fixed-rate architectures), ``widths``, ``init`` (the name of an earlier
+job whose weights warm-start this one: λ-transfer), ``warmup``.
+
+For each job the runner packs the modality's training split once (``WORKDIR/data/MODALITY``), then
+trains with checkpoints every ``ckpt_every`` steps. It resumes from ``WORKDIR/NAME.ckpt`` when the
+machine kept it, else warm-starts from the job's last promoted weights (their metadata holds the steps
+done), so a fresh machine loses nothing that was committed. SIGTERM/SIGINT stop the current job cleanly
+(checkpoint + export). A finished job goes through the RD gate (:mod:`.gate`); a file that passes is
+copied into the shipped folder ``weights/codecs/MODALITY/``. ``WORKDIR/status.json`` and ``status.md``
+say where every job stands.
+"""
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from ..errors import MicrocompError
+from ..io import atomic_write_bytes
+
+PLAN_VERSION = 1
+REQUIRED = ("name", "arch", "modality", "steps")
+
+
+def load_plan(path) -> List[Dict[str, Any]]:
+    d = json.loads(Path(path).read_text())
+    if d.get("version") != PLAN_VERSION:
+        raise MicrocompError(f"{path}: plan version {d.get('version')!r}, expected {PLAN_VERSION}")
+    jobs = d.get("jobs") or []
+    names = set()
+    for j in jobs:
+        miss = [k for k in REQUIRED if k not in j]
+        if miss:
+            raise MicrocompError(f"{path}: job {j.get('name', '?')} lacks {', '.join(miss)}")
+        if j["name"] in names:
+            raise MicrocompError(f"{path}: job name {j['name']!r} appears twice")
+        if j.get("init") and j["init"] not in names:
+            raise MicrocompError(f"{path}: job {j['name']} starts from {j['init']!r}, which is not an earlier job")
+        names.add(j["name"])
+    return jobs
+
+
+def shipped_path(job: Dict[str, Any]) -> Path:
+    from ..models import zoo
+
+    spec = zoo.get_arch(job["arch"])
+    return zoo.SHIPPED_DIR / job["modality"] / spec.weights_filename(int(job.get("quality") or 0))
+
+
+def ensure_data(workdir: Path, modality: str, root=None) -> Path:
+    """Pack the modality's training split into compressed TIFFs once (fast, restartable reads)."""
+    import tifffile
+
+    from ..datasets import codec2d_modality_split
+
+    d = workdir / "data" / modality
+    done = d / ".complete"
+    if not done.exists():
+        d.mkdir(parents=True, exist_ok=True)
+        for name, a in codec2d_modality_split(modality, "train", root):
+            tifffile.imwrite(d / f"{name}.tif", a, compression="zlib")
+        done.write_text("ok\n")
+    return d
+
+
+class Status:
+    def __init__(self, workdir: Path):
+        self.path = workdir / "status.json"
+        self.md = workdir / "status.md"
+        self.data: Dict[str, Dict[str, Any]] = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def set(self, name: str, **kw) -> None:
+        self.data.setdefault(name, {}).update(kw, updated=time.strftime("%Y-%m-%d %H:%M:%S"))
+        atomic_write_bytes(self.path, json.dumps(self.data, indent=1, default=str).encode())
+        rows = ["| job | state | steps | train bpp | train PSNR | gate | updated |", "|---|---|---|---|---|---|---|"]
+        for n, s in self.data.items():
+            rows.append(f"| {n} | {s.get('state', '')} | {s.get('steps', '')} | {s.get('bpp', '')} | "
+                        f"{s.get('psnr', '')} | {s.get('gate', '')} | {s.get('updated', '')} |")
+        atomic_write_bytes(self.md, ("\n".join(rows) + "\n").encode())
+
+
+def _start_point(job: Dict[str, Any], workdir: Path, ckpt: Path, jobs_by_name: Dict[str, Dict]):
+    """(resume, init, steps_done) for a job: checkpoint, else last promoted weights, else its init job."""
+    import torch
+
+    if ckpt.exists():
+        return str(ckpt), None, None
+    shipped = shipped_path(job)
+    if shipped.exists():
+        meta = torch.load(shipped, map_location="cpu", weights_only=True).get("meta", {})
+        if meta.get("campaign_job") == job["name"]:
+            return None, str(shipped), int(meta.get("steps") or 0)
+    if job.get("init"):
+        src = workdir / f"{job['init']}.pt"
+        if not src.exists():
+            src = shipped_path(jobs_by_name[job["init"]])
+        if not src.exists():
+            raise MicrocompError(f"{job['name']} starts from {job['init']}, which has no weights yet")
+        return None, str(src), 0
+    return None, None, 0
+
+
+def run_job(job: Dict[str, Any], workdir: Path, jobs_by_name: Dict[str, Dict], stop: threading.Event,
+            status: Status, log: Callable[[str], None], threads: Optional[int] = None, root=None) -> Optional[Path]:
+    from .codec import TrainConfig, train
+
+    name = job["name"]
+    data = ensure_data(workdir, job["modality"], root)
+    ckpt = workdir / f"{name}.ckpt"
+    out = workdir / f"{name}.pt"
+    resume, init, done_steps = _start_point(job, workdir, ckpt, jobs_by_name)
+    steps = int(job["steps"]) - int(done_steps or 0)
+    if steps <= 0:
+        status.set(name, state="done", steps=done_steps, plan_steps=job["steps"])
+        return None
+    cfg = TrainConfig(arch=job["arch"], data=[str(data)], quality=job.get("quality"), steps=steps,
+                      patch=[int(job.get("patch", 128))], batch=int(job.get("batch", 8)),
+                      lr=float(job.get("lr", 5e-4)), out=str(out), ckpt=str(ckpt),
+                      ckpt_every=int(job.get("ckpt_every", 500)), resume=resume, init=init,
+                      widths=dict(job.get("widths") or {}), threads=threads, warmup=int(job.get("warmup", 500)),
+                      modality=job["modality"], seed=int(job.get("seed", 0)),
+                      log_every=int(job.get("log_every", 100)),
+                      command=f"microcomp train-zoo --plan PLAN --only {name}")
+    log(f"[{name}] start: {'resume ' + resume if resume else 'init ' + init if init else 'from scratch'}, "
+        f"{steps} steps to go")
+    status.set(name, state="training")
+    gen = train(cfg, stop)
+    try:
+        while True:
+            ev = next(gen)
+            log(f"[{name}] {ev.message}")
+            if ev.stage == "train" and "psnr" in ev.message:
+                parts = ev.message.split()
+                status.set(name, steps=ev.done, bpp=parts[parts.index("bpp") + 1],
+                           psnr=parts[parts.index("psnr") + 1])
+    except StopIteration as fin:
+        result = fin.value
+    if stop.is_set():
+        status.set(name, state="stopped (resumable)")
+        return None
+    status.set(name, state="trained", steps=result["steps"])
+    return out
+
+
+def promote(job: Dict[str, Any], candidate: Path, status: Status, log: Callable[[str], None],
+            crop: int = 512, root=None, final: bool = True) -> bool:
+    """Run the RD gate on ``candidate``; copy it into the shipped folder if it passes.
+
+    ``final=False`` gates a snapshot of a job that is still training (its state stays as it is).
+    """
+    import torch
+
+    from ..models import zoo
+    from . import gate
+
+    spec = zoo.get_arch(job["arch"])
+    new = gate.evaluate([candidate], job["arch"], job["modality"], crop=crop, root=root)
+    target = shipped_path(job)
+    old = gate.evaluate([target], job["arch"], job["modality"], crop=crop, anchor=False, root=root) \
+        if target.exists() else None
+    ok, why = gate.gate(new, old) if spec.vbr else gate.gate_single(new, old)
+    log(f"[{job['name']}] gate: {'PASS' if ok else 'FAIL'} — {why}; BD-rate vs {new['anchor']['codec']} "
+        f"median {new['bd_rate_vs_anchor_median']:+.1f} %, mean curve {new['bd_rate_vs_anchor_mean_curve']:+.1f} %")
+    if final:
+        status.set(job["name"], state="promoted" if ok else "rejected", gate=why, plan_steps=job["steps"])
+    else:
+        status.set(job["name"], gate=f"snapshot {'promoted' if ok else 'rejected'}: {why}")
+    if ok:
+        d = torch.load(candidate, map_location="cpu", weights_only=True)
+        d["meta"] = json.loads(json.dumps({**d.get("meta", {}), "campaign_job": job["name"],
+                                           "gate": gate.gate_meta(new)}, default=str))
+        import io as _io
+        buf = _io.BytesIO()
+        torch.save(d, buf)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(target, buf.getvalue())
+        zoo.clear_cache()
+    report = Path(candidate).with_suffix(".gate.json")
+    atomic_write_bytes(report, json.dumps(new, indent=1, default=str).encode())
+    return ok
+
+
+def promote_snapshot(plan_path, workdir, name: str, log: Callable[[str], None] = print,
+                     crop: int = 512, root=None) -> bool:
+    """Export the current checkpoint of a running job and gate/promote it (training goes on)."""
+    from .codec import export_checkpoint
+
+    workdir = Path(workdir)
+    jobs = {j["name"]: j for j in load_plan(plan_path)}
+    if name not in jobs:
+        raise MicrocompError(f"no job {name!r} in {plan_path}")
+    ckpt = workdir / f"{name}.ckpt"
+    if not ckpt.exists():
+        raise MicrocompError(f"{ckpt} does not exist (the job has not started or has finished)")
+    snap = export_checkpoint(ckpt, workdir / f"{name}.snapshot.pt")
+    return promote(jobs[name], snap, Status(workdir), log, crop, root, final=False)
+
+
+def run(plan_path, workdir, only: Optional[List[str]] = None, log: Callable[[str], None] = print,
+        threads: Optional[int] = None, gate_crop: int = 512, root=None) -> int:
+    """Run every unfinished job of the plan in order; return the number of jobs promoted."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    jobs = load_plan(plan_path)
+    by_name = {j["name"]: j for j in jobs}
+    status = Status(workdir)
+    stop = threading.Event()
+
+    def _on_signal(signum, frame):
+        log(f"signal {signum}: stopping after this step (checkpoint + export)")
+        stop.set()
+
+    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    promoted = 0
+    try:
+        for job in jobs:
+            if only and job["name"] not in only:
+                continue
+            st = status.data.get(job["name"], {})
+            if st.get("state") in ("promoted", "rejected", "done") and st.get("plan_steps") == job["steps"]:
+                continue  # raise a job's steps in the plan to train it further
+            out = run_job(job, workdir, by_name, stop, status, log, threads, root)
+            if stop.is_set():
+                break
+            if out is not None:
+                promoted += promote(job, out, status, log, gate_crop, root)
+                Path(workdir / f"{job['name']}.ckpt").rename(workdir / f"{job['name']}.ckpt.done")
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    return promoted
+

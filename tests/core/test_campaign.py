@@ -1,0 +1,192 @@
+"""The training campaign (issue 10): plan validation, stop/resume, the RD gate and promotion,
+modality-aware weight lookup, the LR schedule, and checkpoints that never run code."""
+import json
+import pickle
+import threading
+
+import numpy as np
+import pytest
+import tifffile
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("compressai")
+
+from helpers import smooth_image  # noqa: E402
+from napari_microcomp.codecs import decode, get_codec  # noqa: E402
+from napari_microcomp.container import unpack  # noqa: E402
+from napari_microcomp.errors import MicrocompError  # noqa: E402
+from napari_microcomp.models import zoo  # noqa: E402
+from napari_microcomp.training import campaign, gate  # noqa: E402
+from napari_microcomp.training.codec import TrainConfig, export_checkpoint, lr_factor, train  # noqa: E402
+
+TINY = {"arch": "mbt2018-mean-vbr", "modality": "transmitted", "patch": 64, "batch": 2,
+        "widths": {"N": 8, "M": 8}, "warmup": 2, "ckpt_every": 2, "lr": 1e-3, "log_every": 1}
+
+
+def _images(n=2, size=64):
+    return [(f"img{i}", smooth_image((size, size), seed=i)) for i in range(n)]
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    """Campaign pieces pointed at synthetic data and a temporary shipped folder."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for n, a in _images(3, 96):
+        tifffile.imwrite(data / f"{n}.tif", a)
+    monkeypatch.setattr(campaign, "ensure_data", lambda workdir, modality, root=None: data)
+    monkeypatch.setattr(gate, "eval_images", lambda modality, crop=512, max_images=None, root=None: _images())
+    monkeypatch.setattr(gate, "ANCHORS", {"transmitted": ("jpeg2k", "level", (20, 26, 32, 38, 44, 50, 56, 62))})
+    shipped = tmp_path / "shipped"
+    monkeypatch.setattr(zoo, "SHIPPED_DIR", shipped)
+    monkeypatch.delenv("MICROCOMP_WEIGHTS", raising=False)
+    zoo.clear_cache()
+    yield tmp_path
+    zoo.clear_cache()
+
+
+def _plan(tmp_path, jobs):
+    p = tmp_path / "plan.json"
+    p.write_text(json.dumps({"version": 1, "jobs": jobs}))
+    return p
+
+
+def test_plan_validation(tmp_path):
+    with pytest.raises(MicrocompError, match="lacks"):
+        campaign.load_plan(_plan(tmp_path, [{"name": "a", "arch": "mbt2018-mean-vbr"}]))
+    with pytest.raises(MicrocompError, match="twice"):
+        campaign.load_plan(_plan(tmp_path, [{"name": "a", **TINY, "steps": 1}] * 2))
+    with pytest.raises(MicrocompError, match="not an earlier job"):
+        campaign.load_plan(_plan(tmp_path, [{"name": "a", **TINY, "steps": 1, "init": "b"}]))
+    (tmp_path / "v2.json").write_text(json.dumps({"version": 2, "jobs": []}))
+    with pytest.raises(MicrocompError, match="version"):
+        campaign.load_plan(tmp_path / "v2.json")
+
+
+def test_shipped_plan_is_valid():
+    from pathlib import Path
+
+    plan = Path(__file__).resolve().parents[2] / "scripts" / "train_plan.json"
+    jobs = campaign.load_plan(plan)
+    assert jobs[0]["arch"] == "mbt2018-mean-vbr"   # the GUI's default learned codec comes first
+    for j in jobs:
+        zoo.get_arch(j["arch"])
+        assert j["modality"] in ("transmitted", "fluorescence")
+
+
+def test_lr_schedule_warms_up_then_decays():
+    cfg = TrainConfig(arch="mbt2018-mean", data=[], warmup=10)
+    f = [lr_factor(s, s / 100, cfg) for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0, abs=0.03)
+    assert all(a >= b for a, b in zip(f[10:], f[11:])) and f[-1] < 0.05
+    step = TrainConfig(arch="mbt2018-mean", data=[], warmup=0, schedule="step")
+    assert lr_factor(10, 0.5, step) == 1.0 and lr_factor(80, 0.8, step) == pytest.approx(0.1)
+
+
+def test_stop_resume_gate_and_promote(sandbox):
+    plan = _plan(sandbox, [{"name": "vbr-t", **TINY, "steps": 6}])
+    wd = sandbox / "work"
+    stop = threading.Event()
+    log = []
+
+    def stopping_log(msg):
+        log.append(msg)
+        if "step 3/" in msg:
+            stop.set()   # as the SIGTERM handler does
+
+    jobs = {j["name"]: j for j in campaign.load_plan(plan)}
+    st = campaign.Status(wd) if wd.mkdir() is None else None
+    out = campaign.run_job(jobs["vbr-t"], wd, jobs, stop, st, stopping_log, threads=1)
+    assert out is None and st.data["vbr-t"]["state"].startswith("stopped")
+    ck = torch.load(wd / "vbr-t.ckpt", weights_only=True)
+    assert ck["step"] == 3
+    # a second start resumes from the checkpoint, finishes, passes the gate and is promoted
+    n = campaign.run(plan, wd, log=log.append, threads=1, gate_crop=64)
+    assert any("resume" in m for m in log) and any("gate:" in m for m in log)
+    status = json.loads((wd / "status.json").read_text())["vbr-t"]
+    target = zoo.SHIPPED_DIR / "transmitted" / "mbt2018-mean-vbr.pt"
+    if n == 1:
+        assert status["state"] == "promoted" and target.exists()
+        meta = torch.load(target, weights_only=True)["meta"]
+        assert meta["campaign_job"] == "vbr-t" and meta["steps"] == 6 and meta["gate"]["modality"] == "transmitted"
+        assert len(meta["gate"]["eval_mean"]) == 8
+        # the file serves weights="transmitted" and re-measures as recorded
+        assert zoo.find_weights("mbt2018-mean-vbr", 3, "transmitted") == target
+        assert gate.recheck(target) == []
+    else:  # six steps rarely give a monotone curve; then it must say why and ship nothing
+        assert status["state"] == "rejected" and "monotone" in status["gate"] and not target.exists()
+    # finished jobs are skipped until their plan steps are raised
+    log.clear()
+    assert campaign.run(plan, wd, log=log.append, threads=1) == 0 and not any("start" in m for m in log)
+
+
+def test_gate_rules():
+    def rep(points):
+        return {"learned_mean": [{"setting": q, "bpp": b, "psnr": p} for q, b, p in points]}
+
+    good = rep([(1, 0.1, 30), (2, 0.2, 33), (3, 0.4, 36)])
+    assert gate.gate(good, None)[0]
+    assert not gate.gate(rep([(1, 0.1, 30), (2, 0.2, 29), (3, 0.4, 36)]), None)[0]
+    worse = rep([(1, 0.1, 29), (2, 0.2, 32), (3, 0.4, 35)])
+    assert gate.gate(good, worse)[0] and not gate.gate(worse, good)[0]
+    anchor = [{"bpp": 0.1, "psnr": 30.0}, {"bpp": 0.4, "psnr": 36.0}]
+    assert gate.delta_db(anchor, {"bpp": 0.2, "psnr": 34.0}) == pytest.approx(1.0)
+    assert np.isnan(gate.delta_db(anchor, {"bpp": 1.0, "psnr": 40.0}))
+
+
+class _Boom:
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch /tmp/microcomp-pwned-$PPID",))
+
+
+def test_crafted_checkpoint_runs_no_code(tmp_path):
+    bad = tmp_path / "evil.ckpt"
+    with open(bad, "wb") as f:
+        pickle.dump({"format": "napari-microcomp-ckpt/1", "x": _Boom()}, f)
+    torch.save({"format": "napari-microcomp-ckpt/1", "arch": "mbt2018-mean", "payload": _Boom()}, tmp_path / "evil2.ckpt")
+    import os
+    marker = f"/tmp/microcomp-pwned-{os.getpid()}"
+    for path in (bad, tmp_path / "evil2.ckpt"):
+        for kw in ({"resume": str(path)}, {"init": str(path)}):
+            cfg = TrainConfig(arch="mbt2018-mean", quality=3, data=[str(tmp_path)], **kw)
+            with pytest.raises(Exception):
+                list(train(cfg))
+        with pytest.raises(MicrocompError):
+            export_checkpoint(path, tmp_path / "x.pt")
+    assert not os.path.exists(marker)
+
+
+def test_modality_weights_are_chosen_recorded_and_found_again(sandbox, tmp_path, monkeypatch):
+    # one tiny VBR file as the general weights and another as the transmitted-light weights
+    users = tmp_path / "user"
+    for sub in ("", "transmitted"):
+        (users / sub).mkdir(parents=True, exist_ok=True)
+        cfg = TrainConfig(arch="mbt2018-mean-vbr", data=[str(campaign.ensure_data(None, "x"))], steps=1,
+                          patch=[64], batch=2, widths={"N": 8, "M": 8}, threads=1, seed=len(sub),
+                          out=str(users / sub / "mbt2018-mean-vbr.pt"))
+        list(train(cfg))
+    monkeypatch.setenv("MICROCOMP_WEIGHTS", str(users))
+    zoo.clear_cache()
+    grey = smooth_image((80, 72), seed=5)                      # mid-grey texture: transmitted light
+    dark = np.zeros((80, 72), np.uint16)
+    dark[20:30, 30:40] = 3000                                  # dark background, bright spot
+    dark += np.random.default_rng(0).integers(0, 20, dark.shape).astype(np.uint16)
+    for img, want, path in ((grey, "transmitted", users / "transmitted" / "mbt2018-mean-vbr.pt"),
+                            (dark, "fluorescence", users / "mbt2018-mean-vbr.pt")):
+        data = get_codec("mbt2018-mean-vbr", quality=4).encode(img)
+        header, _ = unpack(data)
+        assert header.codec["weights"] == want
+        assert header.codec["weights_id"] == zoo._file_id(path)
+        assert decode(data).shape == img.shape
+    # the user's explicit choice wins over detection
+    header, _ = unpack(get_codec("mbt2018-mean-vbr", quality=4, weights="transmitted").encode(dark))
+    assert header.codec["weights"] == "transmitted"
+    # a stream whose named file moved still decodes from any file with its fingerprint
+    data = get_codec("mbt2018-mean-vbr", quality=4).encode(grey)
+    (users / "transmitted" / "mbt2018-mean-vbr.pt").rename(users / "kept.pt")
+    (users / "elsewhere").mkdir()
+    zoo.clear_cache()
+    monkeypatch.setenv("MICROCOMP_WEIGHTS", f"{users}:{users / 'elsewhere'}")
+    (users / "kept.pt").rename(users / "elsewhere" / "mbt2018-mean-vbr.pt")
+    assert decode(data).shape == grey.shape
