@@ -25,6 +25,11 @@ def register(sub) -> None:
     g.add_argument("--target", help="rate control: psnr=40, ssim=0.95, bpp=0.5 or cr=20")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="native codec parameter for experts, e.g. --param distance=1.5")
+    p.add_argument("--weights", help="learned codecs: auto (default: by the image's modality), transmitted, "
+                                     "fluorescence, or a weight file")
+    p.add_argument("--refine", type=int, metavar="N",
+                   help="learned codecs: N steps of encode-time latent refinement (slower encode, smaller/better "
+                        "stream, same decoder)")
     p.add_argument("--channel", type=int, help="channel index (CZI/ND2/multi-channel files)")
     p.add_argument("--scene", type=int, help="scene index (CZI/ND2)")
     p.add_argument("--timepoint", type=int, help="time point index")
@@ -111,6 +116,9 @@ def cmd_compress(args) -> int:
 
     array, meta = read_image(args.input, channel=args.channel, scene=args.scene, timepoint=args.timepoint)
     params = _parse_params(args.param)
+    for key in ("weights", "refine"):
+        if getattr(args, key, None) is not None:
+            params[key] = getattr(args, key)
     if args.zarr:
         from ..zarr_codecs import compress_to_zarr
 

@@ -31,6 +31,7 @@ from ..errors import CodecError, StreamError, WeightsNotFoundError
 from ..modality import MODALITIES, detect_modality
 from ..models import arch2d, zoo
 from .base import Codec
+from .refine import refine_latents, with_latents
 from .registry import register_codec
 
 DEFAULT_TILE = 1024
@@ -184,7 +185,8 @@ class LearnedCodec(Codec):
     Parameters (besides ``quality`` 1..8): ``weights`` (``"auto"``/None: the weights for the image's
     modality, detected by :func:`~napari_microcomp.modality.detect_modality` and recorded in the stream;
     ``"transmitted"`` or ``"fluorescence"``; a path, a URL, or ``"compressai"``), ``threads`` (torch
-    threads for coding; recorded in the stream),
+    threads for coding; recorded in the stream), ``refine`` (Adam steps of encode-time latent refinement,
+    :mod:`~napari_microcomp.codecs.refine`; slower encode, same decoder),
     ``tile`` (tile size, multiple of 64).
     """
 
@@ -198,13 +200,16 @@ class LearnedCodec(Codec):
         tile = self.params.get("tile", DEFAULT_TILE)
         if not isinstance(tile, int) or tile < 64 or tile % 64:
             raise CodecError(f"{self.codec_id}: tile must be a positive multiple of 64, got {tile!r}")
+        refine = self.params.get("refine")
+        if refine is not None and (isinstance(refine, bool) or not isinstance(refine, int) or not 0 <= refine <= 10_000):
+            raise CodecError(f"{self.codec_id}: refine must be a number of steps 0..10000, got {refine!r}")
         threads = self.params.get("threads")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise CodecError(f"{self.codec_id}: threads must be a positive integer, got {threads!r}")
 
     @classmethod
     def extra_params(cls) -> Sequence[str]:
-        return ("weights", "threads", "tile", "weights_id")
+        return ("weights", "threads", "tile", "weights_id", "refine")
 
     @classmethod
     def weights_available(cls) -> Dict[int, str]:
@@ -258,9 +263,20 @@ class LearnedCodec(Codec):
             t = t.expand(1, lm.channels, -1, -1).contiguous()
         t = t.contiguous(memory_format=torch.channels_last)
         if self.spec.coding == "ar":
+            if self.params.get("refine"):
+                raise CodecError(f"{self.codec_id}: latent refinement is not available for autoregressive models; "
+                                 "use mbt2018-mean(-vbr), bmshj2018-hyperprior(-vbr) or bmshj2018-factorized")
             strings, shape, rec = _ar_compress(lm.model, t)
             return _pack_payload(strings, shape), self._crop(rec, h, w)
-        out = lm.model.compress(t, **self._kwargs())
+        model = lm.model
+        n_refine = int(self.params.get("refine") or 0)
+        if n_refine > 0:
+            spec = self.spec
+            s = int(self.quality) - 1 if spec.vbr else None
+            lam = spec.lambdas[s] if spec.vbr else float(lm.meta.get("lambda") or spec.lmbda(int(self.quality)))
+            y, z = refine_latents(model, t, lam, n_refine, s=s, n_px=h * w)
+            model = with_latents(model, y, z)
+        out = model.compress(t, **self._kwargs())
         strings = [s[0] for s in out["strings"]]
         shape = tuple(int(v) for v in out["shape"])
         return _pack_payload(strings, shape), self._decode_tile(lm, strings, shape, h, w)

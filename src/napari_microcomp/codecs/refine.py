@@ -1,0 +1,129 @@
+"""Encode-time latent refinement: optimise one image's latents under the model's RD loss.
+
+The analysis transform gives latents that are good on average over the training set; for the one
+image being coded, gradient steps on ``y`` (and the hyper-latent ``z``) lower λ·255²·MSE + bpp
+further (Campos et al. 2019, "Content adaptive optimization for neural image compression"). Rounding
+uses the straight-through estimator, so the loss seen is the loss of the hard-quantised latents, and
+the best iterate is kept: refinement never codes worse (in the model's own estimate) than the plain
+encoder. The result is written by the model's unchanged ``compress`` (so any decoder reads it):
+:func:`with_latents` hands ``compress`` the refined ``y``/``z`` instead of recomputing them.
+
+Supported: the factorized, scale- and mean-scale-hyperprior families, fixed-rate and VBR. The
+autoregressive models (mbt2018, cheng2020) code ``y`` in a causal order that this loss does not
+model; they are refused.
+"""
+import copy
+import math
+from typing import Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import CodecError
+
+
+class _Const(nn.Module):
+    def __init__(self, t: torch.Tensor):
+        super().__init__()
+        self.t = t
+
+    def forward(self, *args, **kwargs):
+        return self.t
+
+
+def supported(model: nn.Module) -> bool:
+    return not hasattr(model, "context_prediction") and hasattr(model, "g_a")
+
+
+def with_latents(model: nn.Module, y: torch.Tensor, z: Optional[torch.Tensor]) -> nn.Module:
+    """A shallow copy of ``model`` (shared weights) whose analysis transforms return ``y`` and ``z``."""
+    m = copy.copy(model)
+    m._modules = dict(model._modules)
+    m._modules["g_a"] = _Const(y)
+    if z is not None:
+        m._modules["h_a"] = _Const(z)
+    return m
+
+
+def _ste_round(v: torch.Tensor) -> torch.Tensor:
+    return v + (torch.round(v) - v).detach()
+
+
+def _eb_bits(eb, v: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(hard-quantised values with STE gradient, their bits) under an EntropyBottleneck."""
+    med = eb._get_medians().detach().reshape(1, -1, *([1] * (v.ndim - 2)))
+    v_hat = _ste_round(v - med) + med
+    c = v_hat.shape[1]
+    flat = v_hat.transpose(0, 1).reshape(c, 1, -1)
+    lik, _, _ = eb._likelihood(flat)
+    lik = eb.likelihood_lower_bound(lik)
+    return v_hat, -torch.log2(lik).sum()
+
+
+def _rd(model, x, y, z, lam: float, s: Optional[int], n_px: int):
+    if not hasattr(model, "h_a"):                                 # factorized prior
+        y_hat, bits = _eb_bits(model.entropy_bottleneck, y)
+    else:
+        z_hat, bits = _eb_bits(model.entropy_bottleneck, z)
+        params = model.h_s(z_hat)
+        if params.shape[1] == 2 * y.shape[1]:
+            scales, means = params.chunk(2, 1)
+        else:
+            scales, means = params, torch.zeros_like(y)
+        gc = model.gaussian_conditional
+        g = torch.abs(model.Gain[s]).detach() if s is not None else torch.tensor(1.0)
+        q = _ste_round((y - means) * g)
+        lik = gc.likelihood_lower_bound(gc._likelihood(q, scales * g))
+        bits = bits - torch.log2(lik).sum()
+        if s is not None and not getattr(model, "no_quantoffset", True):
+            stdev = gc.lower_bound_scale(scales * g).detach()
+            sg = torch.stack((stdev, g.expand_as(stdev)), dim=-1)
+            off = -model.QuantABCD(sg).squeeze(-1)
+            off = torch.where(q.detach().abs() < 1e-4, torch.zeros_like(off), off)
+            y_hat = (torch.sign(q.detach()) * (q.abs() + off)) / g + means
+        else:
+            y_hat = q / g + means
+    x_hat = model.g_s(y_hat)
+    mse = F.mse_loss(x_hat, x)
+    return lam * 255 ** 2 * mse + bits / n_px, mse, bits / n_px
+
+
+def refine_latents(model: nn.Module, x: torch.Tensor, lam: float, steps: int, s: Optional[int] = None,
+                   lr: float = 5e-3, n_px: Optional[int] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """Latents ``(y, z)`` for ``x`` (1×C×H×W in [0, 1]) after ``steps`` Adam steps on the RD loss.
+
+    ``s``: the VBR rate index (None for fixed-rate models); ``n_px``: pixels the rate is counted over.
+    """
+    if not supported(model):
+        raise CodecError("latent refinement is not available for autoregressive models (mbt2018, cheng2020); "
+                         "use mbt2018-mean(-vbr), bmshj2018-hyperprior(-vbr) or bmshj2018-factorized")
+    n_px = int(n_px or x.shape[-1] * x.shape[-2])
+    with torch.inference_mode(False), torch.enable_grad():
+        x = x.detach().clone().contiguous()
+        y = model.g_a(x).detach().clone().requires_grad_(True)
+        has_z = hasattr(model, "h_a")
+        # the scale-only hyperpriors analyse |y|, the mean-scale ones y itself (as their compress does)
+        z = (model.h_a(y if _mean_scale(model) else torch.abs(y))
+             .detach().clone().requires_grad_(True)) if has_z else None
+        leaves = [y] + ([z] if has_z else [])
+        opt = torch.optim.Adam(leaves, lr=lr)
+        best, best_loss = [t.detach().clone() for t in leaves], math.inf
+        for i in range(int(steps) + 1):
+            loss, _, _ = _rd(model, x, y, z, lam, s, n_px)
+            lv = float(loss.detach())
+            if lv < best_loss:
+                best_loss, best = lv, [t.detach().clone() for t in leaves]
+            if i == steps:
+                break
+            grads = torch.autograd.grad(loss, leaves)
+            for t, g in zip(leaves, grads):
+                t.grad = g
+            opt.step()
+    return best[0], (best[1] if has_z else None)
+
+
+def _mean_scale(model) -> bool:
+    from compressai.models import MeanScaleHyperprior
+
+    return isinstance(model, MeanScaleHyperprior)
