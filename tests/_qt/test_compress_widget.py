@@ -199,3 +199,22 @@ def test_cancel_discards_the_running_compression(make_napari_viewer, qtbot, isl_
     qtbot.waitUntil(lambda: not worker.is_running, timeout=TIMEOUT)
     qtbot.wait(200)  # let any queued signal of the finished worker arrive
     assert [layer.name for layer in viewer.layers] == ["phase"] and w.result is None
+
+
+def test_learned_weights_choice_and_refine_reach_the_stream(make_napari_viewer, qtbot, cell, user_codec_weights):
+    arch = user_codec_weights
+    viewer = make_napari_viewer()
+    viewer.add_image(cell, name="cell")
+    w = CompressWidget(viewer)
+    qtbot.addWidget(w)
+    w.codec_combo.select("jpegxl")
+    assert not w.weights.isEnabled() and not w.refine.isEnabled() and w.learned_params() == {}
+    w.codec_combo.select(arch)
+    assert w.weights.isEnabled() and w.refine.isEnabled()
+    w.weights.setCurrentText("transmitted")
+    w.refine.setValue(2)
+    w.quality.setValue(4)
+    _run(qtbot, w)
+    cfg = w.result.config
+    assert cfg["refine"] == 2 and cfg["weights"] == "transmitted"
+    assert f"cell [{arch} q4]" in viewer.layers

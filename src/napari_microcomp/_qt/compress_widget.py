@@ -11,7 +11,7 @@ from typing import Optional
 import numpy as np
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
-                            QLabel, QPushButton, QRadioButton, QSlider, QVBoxLayout, QWidget)
+                            QLabel, QPushButton, QRadioButton, QSlider, QSpinBox, QVBoxLayout, QWidget)
 
 from ..errors import InputError
 from ._common import (CodecCombo, LayerPicker, add_or_replace_image, compress_with_crc, fmt,
@@ -24,9 +24,9 @@ SHOWN = (("compression_ratio", "CR"), ("bpp", "bpp"), ("psnr", "PSNR (dB)"), ("s
          ("ms_ssim", "MS-SSIM"), ("pearson_r", "Pearson r"))
 
 
-def _compress(data, codec: str, quality: Optional[int], target: Optional[str]):
+def _compress(data, codec: str, quality: Optional[int], target: Optional[str], params: Optional[dict] = None):
     original = np.asarray(data)
-    res, crc = compress_with_crc(original, codec, quality=quality, target=target)
+    res, crc = compress_with_crc(original, codec, quality=quality, target=target, **(params or {}))
     error = np.abs(res.reconstruction.astype(np.float32) - original.astype(np.float32))
     return res, crc, error
 
@@ -47,6 +47,16 @@ class CompressWidget(QWidget):
         self.codec_combo = CodecCombo()
         self.codec_info = QLabel("")
         self.codec_info.setWordWrap(True)
+        self.weights = QComboBox()
+        self.weights.addItems(["auto", "transmitted", "fluorescence"])
+        self.weights.setToolTip("learned codecs: weights trained on transmitted light (bright-field, phase, DIC) "
+                                "or on fluorescence; auto picks by the image's intensity distribution")
+        self.refine = QSpinBox()
+        self.refine.setRange(0, 2000)
+        self.refine.setSingleStep(50)
+        self.refine.setSpecialValueText("off")
+        self.refine.setToolTip("refine (slower): optimise this image's latents for N steps before coding; "
+                               "smaller or better streams, the same decoder")
         self.codec_combo.currentIndexChanged.connect(self._codec_changed)
         self._codec_changed()
         self.by_quality = QRadioButton("quality")
@@ -83,6 +93,11 @@ class CompressWidget(QWidget):
         form.addRow("codec", self.codec_combo)
         form.addRow("", self.codec_info)
         row = QHBoxLayout()
+        row.addWidget(self.weights, stretch=1)
+        row.addWidget(QLabel("refine (slower)"))
+        row.addWidget(self.refine)
+        form.addRow("learned weights", row)
+        row = QHBoxLayout()
         row.addWidget(self.quality, stretch=1)
         row.addWidget(quality_label)
         form.addRow(self.by_quality, row)
@@ -111,6 +126,9 @@ class CompressWidget(QWidget):
         if name:
             cls = codec_class(name)
             self.codec_info.setText(" ".join(filter(None, [cls.description, weights_hint(name)])))
+            learned = cls.family == "learned"
+            self.weights.setEnabled(learned)
+            self.refine.setEnabled(learned and "refine" in cls.extra_params())
 
     def _target_changed(self, text: str) -> None:
         _, default, lo, hi, step = TARGETS[text]
@@ -118,6 +136,15 @@ class CompressWidget(QWidget):
         self.target_value.setRange(lo, hi)
         self.target_value.setSingleStep(step)
         self.target_value.setValue(default)
+
+    def learned_params(self) -> dict:
+        """Weights choice and refinement steps, for learned codecs only."""
+        if not self.weights.isEnabled():
+            return {}
+        params = {"weights": self.weights.currentText()}
+        if self.refine.isEnabled() and self.refine.value() > 0:
+            params["refine"] = self.refine.value()
+        return params
 
     def target(self) -> Optional[str]:
         if not self.by_target.isChecked():
@@ -140,7 +167,7 @@ class CompressWidget(QWidget):
         self.result = None
         set_status(self.status, f"compressing {layer.name!r} with {codec}…")
         self.worker = worker = start_worker(
-            _compress, layer.data, codec, quality, target, desc=f"compress {layer.name}",
+            _compress, layer.data, codec, quality, target, self.learned_params(), desc=f"compress {layer.name}",
             on_return=lambda out: self._show(*out, layer),
             on_error=lambda exc: report_error(exc, self.status, "compression failed"),
             on_finish=lambda: self.worker is worker and self._busy(False))
