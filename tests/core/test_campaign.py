@@ -150,7 +150,7 @@ def test_crafted_checkpoint_runs_no_code(tmp_path):
     for path in (bad, tmp_path / "evil2.ckpt"):
         for kw in ({"resume": str(path)}, {"init": str(path)}):
             cfg = TrainConfig(arch="mbt2018-mean", quality=3, data=[str(tmp_path)], **kw)
-            with pytest.raises(Exception):
+            with pytest.raises(MicrocompError, match="not a readable training checkpoint"):
                 list(train(cfg))
         with pytest.raises(MicrocompError):
             export_checkpoint(path, tmp_path / "x.pt")

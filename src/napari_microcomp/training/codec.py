@@ -191,7 +191,7 @@ def _snapshot(model, opt, aux_opt) -> Dict[str, Any]:
 
 def _init_state(path, arch: str):
     """Model weights and widths to start from: an exported weight file or a training checkpoint."""
-    d = torch.load(path, map_location="cpu", weights_only=True)
+    d = _load_ckpt(path)
     if isinstance(d, dict) and d.get("format") == CKPT_FORMAT:  # a checkpoint (loaded weights_only above)
         src_arch, widths, state = d["arch"], dict(d["widths"]), d["model"]
     else:

@@ -52,24 +52,36 @@ def measure(codec, img: np.ndarray) -> Dict[str, float]:
 
 
 def curves(images: Sequence[Tuple[str, np.ndarray]], make: Callable[[Any], Any],
-           settings: Sequence) -> Dict[str, List[Dict[str, float]]]:
-    """Per image: one point (bpp, psnr, ssim, setting) per setting, lossless/infinite points dropped."""
+           settings: Sequence, skip_refusals: bool = False) -> Dict[str, List[Dict[str, float]]]:
+    """Per image: one point (bpp, psnr, ssim, setting) per setting, lossless/infinite points dropped.
+
+    ``skip_refusals``: a setting the codec refuses on an image (CodecError) is no point, not a failure.
+    """
+    from ..errors import CodecError
+
     out: Dict[str, List[Dict[str, float]]] = {}
     for s in settings:
         codec = make(s)
         for name, img in images:
-            r = measure(codec, img)
+            try:
+                r = measure(codec, img)
+            except CodecError:
+                if not skip_refusals:
+                    raise
+                continue
             if math.isfinite(r["psnr"]):
                 out.setdefault(name, []).append({"setting": s, **r})
     return out
 
 
 def mean_curve(per_image: Dict[str, List[Dict[str, float]]]) -> List[Dict[str, float]]:
+    """Mean bpp/PSNR/SSIM per setting, over the settings every image has a point for."""
     settings = [p["setting"] for p in next(iter(per_image.values()))]
     pts = []
-    for i, s in enumerate(settings):
-        rows = [v[i] for v in per_image.values() if len(v) > i and v[i]["setting"] == s]
-        pts.append({"setting": s, **{k: float(np.mean([r[k] for r in rows])) for k in ("bpp", "psnr", "ssim")}})
+    for s in settings:
+        rows = [p for v in per_image.values() for p in v if p["setting"] == s]
+        if len(rows) == len(per_image):
+            pts.append({"setting": s, **{k: float(np.mean([r[k] for r in rows])) for k in ("bpp", "psnr", "ssim")}})
     return pts
 
 
@@ -105,7 +117,7 @@ def evaluate(paths: Sequence, arch: str, modality: str, crop: int = 512, max_ima
                            "learned_mean": mean_curve(learned)}
     if anchor:
         cid, param, settings = ANCHORS[modality]
-        anc = curves(images, lambda v: get_codec(cid, **{param: v}), settings)
+        anc = curves(images, lambda v: get_codec(cid, **{param: v}), settings, skip_refusals=True)
         rep["anchor"] = {"codec": cid, "mean": mean_curve(anc), "per_image": anc}
         per = {n: _bd(anc[n], learned[n]) for n in learned if n in anc}
         rep["bd_rate_vs_anchor"] = per

@@ -1,0 +1,114 @@
+"""Issue 10's rate–distortion targets for the learned codecs, per modality, on the evaluation split.
+
+Data: ``datasets.codec2d_modality_split(MODALITY, "eval")`` (never trained on), centre crops of
+``--crop`` pixels. Every point is a real stream (container bytes, headers included) decoded back.
+Reported per learned codec and weight choice:
+
+* BD-rate (PSNR) against JPEG 2000 (transmitted light) or JPEG XL (fluorescence): per image, the median
+  over images, and on the mean curve; target on transmitted light: ≤ −5 % (stretch −15 %);
+* mean dB against JPEG 2000 at equal bpp over the learned points between 0.1 and 0.5 bpp (target ≥ −1 dB);
+* the highest compression ratio reaching SSIM ≥ 0.94, learned vs the best classical codec (JPEG 2000,
+  JPEG XL, HTJ2K swept densely), per image (target: learned ≥ classical on at least half the images);
+* with ``--refine N``: the gain of N steps of encode-time latent refinement at equal bpp.
+
+    python benchmarks/rd_gate.py --modality transmitted --archs mbt2018-mean-vbr
+    python benchmarks/rd_gate.py --modality transmitted --archs mbt2018-mean-vbr --weights general --crop 256
+    python benchmarks/rd_gate.py --modality transmitted --archs mbt2018-mean-vbr --refine 100 --out results/rd.json
+"""
+import argparse
+import json
+import math
+import time
+
+import numpy as np
+
+from napari_microcomp.codecs import get_codec
+from napari_microcomp.models import zoo
+from napari_microcomp.training import gate
+
+CLASSICAL = {"jpeg2k": ("level", gate.ANCHORS["transmitted"][2]),
+             "jpegxl": ("distance", gate.ANCHORS["fluorescence"][2]),
+             "htj2k": ("level", (0.2, 0.1, 0.07, 0.05, 0.035, 0.02, 0.014, 0.01, 0.007, 0.005, 0.0035, 0.002, 0.001))}
+SSIM_MIN = 0.94
+
+
+def best_cr(points, img) -> float:
+    bits = 8 * img.dtype.itemsize
+    ok = [bits / p["bpp"] for p in points if p["ssim"] >= SSIM_MIN]
+    return max(ok) if ok else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--modality", choices=("transmitted", "fluorescence"), default="transmitted")
+    ap.add_argument("--archs", nargs="+", default=["mbt2018-mean-vbr"])
+    ap.add_argument("--weights", default=None,
+                    help="weights to use: the modality's (default), 'general', or a file path")
+    ap.add_argument("--crop", type=int, default=512)
+    ap.add_argument("--max-images", type=int, default=None)
+    ap.add_argument("--refine", type=int, default=0)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+
+    images = gate.eval_images(args.modality, args.crop, args.max_images)
+    print(f"{args.modality}: {len(images)} evaluation crops of ≤{args.crop}² px", flush=True)
+    classical = {}
+    for cid, (param, settings) in CLASSICAL.items():
+        t = time.perf_counter()
+        classical[cid] = gate.curves(images, lambda v, c=cid, k=param: get_codec(c, **{k: v}), settings,
+                                     skip_refusals=True)
+        print(f"  {cid}: {len(settings)} settings in {time.perf_counter() - t:.0f}s", flush=True)
+    anchor = "jpeg2k" if args.modality == "transmitted" else "jpegxl"
+    results = {"modality": args.modality, "crop": args.crop, "images": [n for n, _ in images], "rows": []}
+    weights = args.weights or args.modality
+    for arch in args.archs:
+        spec = zoo.get_arch(arch)
+        qs = list(range(1, 9)) if spec.vbr else [q for q in range(1, 9) if zoo.find_weights(arch, q, None)]
+        for refine in sorted({0, args.refine}):
+            w = None if weights == "general" else weights
+            if w in ("transmitted", "fluorescence"):
+                found = [zoo.find_weights(arch, q, w) for q in qs]
+                srcs = sorted({str(p) for p in found if p})
+                print(f"{arch}: weights {srcs}")
+            params = {"refine": refine} if refine else {}
+            t = time.perf_counter()
+            learned = gate.curves(images, lambda q: get_codec(arch, quality=q, weights=w, **params), qs)
+            secs = time.perf_counter() - t
+            anc = classical[anchor]
+            per_bd = {n: gate._bd(anc[n], learned[n]) for n in learned}
+            finite = [v for v in per_bd.values() if math.isfinite(v)]
+            in_window = [gate.delta_db(anc[n], p) for n, pts in learned.items() for p in pts
+                         if 0.1 <= p["bpp"] <= 0.5]
+            in_window = [v for v in in_window if math.isfinite(v)]
+            wins = 0
+            crs = {}
+            for n, img in images:
+                lc = best_cr(learned[n], img)
+                cc = max((best_cr(classical[c][n], img) for c in classical), default=float("nan"))
+                crs[n] = (lc, cc)
+                wins += bool(lc >= cc) if math.isfinite(lc) and math.isfinite(cc) else 0
+            row = {"arch": arch, "weights": weights, "refine": refine, "seconds": secs,
+                   "bd_rate_vs_anchor": per_bd,
+                   "bd_rate_median": float(np.median(finite)) if finite else float("nan"),
+                   "bd_rate_mean_curve": gate._bd(gate.mean_curve(anc), gate.mean_curve(learned)),
+                   "mean_db_0.1_0.5bpp": float(np.mean(in_window)) if in_window else float("nan"),
+                   "cr_at_ssim_0.94": crs, "learned_wins": wins, "learned_mean": gate.mean_curve(learned)}
+            results["rows"].append(row)
+            print(f"{arch} ({weights}{', refine ' + str(refine) if refine else ''}) vs {anchor}: BD-rate median "
+                  f"{row['bd_rate_median']:+.1f} %, mean curve {row['bd_rate_mean_curve']:+.1f} %; "
+                  f"{row['mean_db_0.1_0.5bpp']:+.2f} dB at 0.1–0.5 bpp; CR at SSIM≥{SSIM_MIN}: learned ≥ best "
+                  f"classical on {wins}/{len(images)} images; {secs:.0f}s", flush=True)
+            for n in per_bd:
+                lc, cc = crs[n]
+                print(f"    {n[:44]:44s} BD-rate {per_bd[n]:+7.1f} %   CR@SSIM.94 learned {lc:7.1f} "
+                      f"classical {cc:7.1f}")
+            for p in row["learned_mean"]:
+                print(f"    q{p['setting']}: {p['bpp']:.4f} bpp  {p['psnr']:.2f} dB  SSIM {p['ssim']:.4f}")
+    if args.out:
+        from pathlib import Path
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
