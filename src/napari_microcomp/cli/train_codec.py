@@ -39,6 +39,13 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, default=1e-4,
                    help="Adam learning rate (default CompressAI's 1e-4; for runs of minutes 1e-3 learns ~5x faster)")
     p.add_argument("--aux-lr", type=float, default=1e-3, help="learning rate of the entropy-bottleneck quantiles")
+    p.add_argument("--schedule", choices=("cosine", "step"), default="cosine",
+                   help="after --warmup steps: cosine decay to lr/50 (default) or ×0.1 for the last quarter")
+    p.add_argument("--warmup", type=int, default=500, help="linear learning-rate warm-up steps")
+    p.add_argument("--spike", type=float, default=20.0,
+                   help="a loss this many times its running median restores the last good state and halves lr")
+    p.add_argument("--modality", choices=("transmitted", "fluorescence"), default=None,
+                   help="recorded in the weights' metadata; put the file in a folder of that name to serve it")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget; stops cleanly, then exports")
     p.add_argument("--out", default=None, help="exported weight file (default: {arch}-q{Q}.pt here)")
@@ -84,6 +91,7 @@ def run(args) -> int:
                       device=args.device, max_minutes=args.max_minutes, out=args.out, ckpt=args.ckpt,
                       ckpt_every=args.ckpt_every, resume=args.resume, init=args.init, seed=args.seed, widths=args.widths,
                       log_every=args.log_every, threads=args.threads, bf16=args.bf16,
+                      schedule=args.schedule, warmup=args.warmup, spike=args.spike, modality=args.modality,
                       command=_command_line(args))
     gen = train(cfg)
     # Plain lines, flushed: training runs as a logged background job, never a terminal UI.
