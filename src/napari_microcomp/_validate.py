@@ -33,6 +33,9 @@ def check_image(array, *, allow_3d: bool = True) -> np.ndarray:
         if not np.isfinite(a).all():
             bad = int((~np.isfinite(a)).sum())
             raise InputError(f"the image contains {bad} NaN/Inf value(s); replace them before compressing")
+        big = float(np.abs(a).max())
+        if big > float(np.finfo(np.float32).max):
+            raise InputError(f"values up to {big:.3g} exceed the float32 range (±3.4e38); rescale the image first")
         a = a.astype(np.float32, copy=False)
     elif a.dtype.kind in "iu" and a.dtype not in (np.uint8, np.uint16):
         lo, hi = int(a.min()), int(a.max())

@@ -13,6 +13,7 @@ Layout (little endian)::
 Anything that does not parse exactly (short, long, flipped, foreign) raises StreamError.
 """
 import json
+import os
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -70,6 +71,25 @@ def pack(header: Header, payloads: Sequence[bytes]) -> bytes:
     return b"".join([prefix, hjson, *payloads])
 
 
+ENV_BUDGET = "MICROCOMP_DECODE_BUDGET"
+
+
+def decode_budget() -> int:
+    """Largest decoded array (bytes) a stream may declare: ``$MICROCOMP_DECODE_BUDGET`` (e.g. ``8G``),
+    else half the physical memory. Checked before anything is allocated or decoded."""
+    env = os.environ.get(ENV_BUDGET, "").strip().upper()
+    if env:
+        mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(env[-1:], 1)
+        try:
+            return int(float(env.rstrip("KMGT")) * mult)
+        except ValueError:
+            raise StreamError(f"${ENV_BUDGET}={env!r} is not a size (e.g. 8G, 500M, 1000000)") from None
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8 << 30
+
+
 def _fail(msg: str):
     raise StreamError(f"not a valid microcomp stream: {msg}")
 
@@ -113,6 +133,11 @@ def _validate(h: Header) -> None:
         _fail(f"bad shape {h.shape!r}")
     if h.dtype not in DTYPES:
         _fail(f"bad dtype {h.dtype!r}")
+    nbytes = int(np.prod(h.shape, dtype=np.float64)) * np.dtype(h.dtype).itemsize
+    budget = decode_budget()
+    if nbytes > budget:
+        raise StreamError(f"the stream declares a {h.dtype}{h.shape} image ({nbytes / 2**30:.1f} GiB), above the "
+                          f"decode budget of {budget / 2**30:.1f} GiB; raise ${ENV_BUDGET} if it is genuine")
     if h.layout not in LAYOUTS:
         _fail(f"bad layout {h.layout!r}")
     for name in ("norm", "check", "meta"):

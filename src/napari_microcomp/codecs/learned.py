@@ -35,6 +35,7 @@ from .refine import refine_latents, with_latents
 from .registry import register_codec
 
 DEFAULT_TILE = 1024
+MAX_THREADS = 256   # a stream may not ask for more (a hostile 5000 aborted the process)
 _PAYLOAD = struct.Struct("<BB")
 
 
@@ -204,8 +205,9 @@ class LearnedCodec(Codec):
         if refine is not None and (isinstance(refine, bool) or not isinstance(refine, int) or not 0 <= refine <= 10_000):
             raise CodecError(f"{self.codec_id}: refine must be a number of steps 0..10000, got {refine!r}")
         threads = self.params.get("threads")
-        if threads is not None and (not isinstance(threads, int) or threads < 1):
-            raise CodecError(f"{self.codec_id}: threads must be a positive integer, got {threads!r}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                    or not 1 <= threads <= MAX_THREADS):
+            raise CodecError(f"{self.codec_id}: threads must be an integer 1..{MAX_THREADS}, got {threads!r}")
 
     @classmethod
     def extra_params(cls) -> Sequence[str]:
@@ -288,6 +290,21 @@ class LearnedCodec(Codec):
         rec = lm.model.decompress([[s] for s in strings], list(shape), **self._kwargs())["x_hat"]
         return self._crop(rec, h, w)
 
+    def _check_payload(self, lm: zoo.LoadedModel, strings: List[bytes], zshape: Tuple[int, ...], h: int,
+                       w: int) -> None:
+        """Refuse a payload whose latent layout does not fit its tile before any native decoder runs.
+
+        (A payload declaring a bigger latent than the tile has made the rANS decoder read out of bounds.)
+        """
+        m = self.spec.multiple
+        hyper = hasattr(lm.model, "h_a")
+        f = m if hyper else m // 4          # the factorized prior codes y (÷16), the others z (÷64)
+        want = (-(-h // m) * m // f, -(-w // m) * m // f)
+        if tuple(zshape) != want or len(strings) != (2 if hyper else 1):
+            raise StreamError(f"{self.codec_id}: a tile payload declares a {tuple(zshape)} latent in "
+                              f"{len(strings)} string(s), but a {h}×{w} tile has {want} in {2 if hyper else 1}; "
+                              "damaged or crafted stream")
+
     @staticmethod
     def _crop(rec: torch.Tensor, h: int, w: int) -> np.ndarray:
         rec = rec[0, :, :h, :w]
@@ -317,11 +334,11 @@ class LearnedCodec(Codec):
             return []
         recon = np.empty(planes.shape, dtype=a.dtype)
         payloads = []
-        scale = np.float32(1.0 / (hi - lo))
+        span = hi - lo   # float64: spans near ±3e38 overflow float32 and fed NaN into the entropy coder
         with zoo.fixed_threads(threads), torch.inference_mode():
             for z, plane in enumerate(planes):
                 for y0, y1, x0, x1 in grid:
-                    x = (plane[y0:y1, x0:x1].astype(np.float32) - np.float32(lo)) * scale
+                    x = ((plane[y0:y1, x0:x1].astype(np.float64) - lo) / span).astype(np.float32)
                     payload, rec = self._code_tile(lm, x)
                     payloads.append(payload)
                     recon[z, y0:y1, x0:x1] = to_dtype(rec, lo, hi, a.dtype)
@@ -351,6 +368,7 @@ class LearnedCodec(Codec):
             for z in range(planes_shape[0]):
                 for y0, y1, x0, x1 in grid:
                     strings, zshape = _unpack_payload(next(it))
+                    self._check_payload(lm, strings, zshape, y1 - y0, x1 - x0)
                     rec = self._decode_tile(lm, strings, zshape, y1 - y0, x1 - x0)
                     out[z, y0:y1, x0:x1] = to_dtype(rec, lo, hi, header.dtype)
         return out.reshape(shape)

@@ -1,0 +1,91 @@
+"""Hostile streams and odd arrays (issue 11): crafted learned payloads, thread counts and shapes are refused
+before native code or big allocations run; out-of-range floats are refused or coded without hanging."""
+import struct
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("compressai")
+
+from helpers import smooth_image  # noqa: E402
+from napari_microcomp import container  # noqa: E402
+from napari_microcomp.codecs import decode, get_codec  # noqa: E402
+from napari_microcomp.errors import CodecError, InputError, MicrocompError, StreamError  # noqa: E402
+from napari_microcomp.models import zoo  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    d = tmp_path_factory.mktemp("w")
+    out = {}
+    for arch, q in (("mbt2018-mean-vbr", None), ("bmshj2018-factorized", 4)):
+        model = zoo.build_model(arch, 4, N=8, M=8)
+        path = d / f"{arch}.pt"
+        zoo.export_weights(model, arch, path, q, zoo.model_widths(model), {"note": "untrained, test only"})
+        out[arch] = str(path)
+    return out
+
+
+def _restream(data: bytes, edit_header=None, edit_payload=None) -> bytes:
+    header, payloads = container.unpack(data)
+    if edit_header:
+        edit_header(header)
+    if edit_payload:
+        payloads = [edit_payload(p) for p in payloads]
+    return container.pack(header, payloads)   # valid CRCs: only the content lies
+
+
+def _bigger_latent(p: bytes) -> bytes:
+    n, nd = struct.unpack_from("<BB", p, 0)
+    shape = struct.unpack_from(f"<{nd}H", p, 2)
+    return p[:2] + struct.pack(f"<{nd}H", *[s * 40 for s in shape]) + p[2 + 2 * nd:]
+
+
+@pytest.mark.parametrize("arch", ["mbt2018-mean-vbr", "bmshj2018-factorized"])
+def test_payload_declaring_a_bigger_latent_is_refused(weights, arch):
+    img = smooth_image((96, 80), seed=1)
+    data = get_codec(arch, quality=4, weights=weights[arch]).encode(img)
+    with pytest.raises(StreamError, match="latent"):
+        decode(_restream(data, edit_payload=_bigger_latent))
+
+
+def test_hostile_thread_count_is_refused(weights):
+    data = get_codec("mbt2018-mean-vbr", quality=4, weights=weights["mbt2018-mean-vbr"]).encode(
+        smooth_image((64, 64), seed=2))
+    bad = _restream(data, edit_header=lambda h: h.codec.update(threads=5000))
+    with pytest.raises(MicrocompError, match="threads"):
+        decode(bad)
+
+
+def test_declared_size_above_budget_is_refused_before_allocating(monkeypatch):
+    data = get_codec("zstd", lossless=True).encode(smooth_image((64, 64), seed=3))
+    bad = _restream(data, edit_header=lambda h: h.__setattr__("shape", [60000, 60000, 60]))
+    with pytest.raises(StreamError, match="decode budget"):
+        decode(bad)
+    monkeypatch.setenv(container.ENV_BUDGET, "1K")
+    with pytest.raises(StreamError, match="decode budget"):
+        decode(data)                       # 8 KiB > 1 KiB
+    monkeypatch.setenv(container.ENV_BUDGET, "lots")
+    with pytest.raises(StreamError, match="not a size"):
+        decode(data)
+
+
+def test_floats_beyond_float32_are_refused():
+    a = np.full((16, 16), 1e39, dtype=np.float64)
+    a[0, 0] = 0
+    with pytest.raises(InputError, match="float32 range"):
+        get_codec("zstd", lossless=True).encode(a)
+
+
+def test_learned_codec_on_extreme_float_range_finishes(weights):
+    a = np.linspace(-3.0e38, 3.0e38, 64 * 64, dtype=np.float32).reshape(64, 64)
+    data = get_codec("mbt2018-mean-vbr", quality=4, weights=weights["mbt2018-mean-vbr"]).encode(a)
+    rec = decode(data)
+    assert rec.shape == a.shape and np.isfinite(rec).all()
+
+
+def test_bad_threads_and_refine_parameters():
+    for bad in (0, -1, 5000, True, 2.0):
+        with pytest.raises(CodecError, match="threads"):
+            get_codec("mbt2018-mean-vbr", quality=4, threads=bad)
