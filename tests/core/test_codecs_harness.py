@@ -99,9 +99,13 @@ def test_quality_is_monotone_in_size():
 
 def test_12bit_content_is_detected_and_declared():
     a = smooth_image((64, 64), np.uint16, bits=12)
-    hdr, _ = container.read_header(get_codec("jpeg2k", quality=5).encode(a))
+    hdr, _ = container.read_header(get_codec("jpeg2k", lossless=True).encode(a))
     assert hdr.meta["bits"] == 12
     assert a.max() <= 4095
+    # lossy: stretched to the full range (exactly invertible), so the level is relative to the image's range
+    hdr, _ = container.read_header(get_codec("jpeg2k", quality=5).encode(a))
+    assert hdr.norm["kind"] == "stretch16" and hdr.norm["offset"] == int(a.min())
+    assert hdr.norm["scale"] == pytest.approx(65535 / (int(a.max()) - int(a.min())))
 
 
 def test_float_mapping_stored_in_header():

@@ -89,3 +89,45 @@ def test_bad_threads_and_refine_parameters():
     for bad in (0, -1, 5000, True, 2.0):
         with pytest.raises(CodecError, match="threads"):
             get_codec("mbt2018-mean-vbr", quality=4, threads=bad)
+
+
+def _smooth(shape, seed):
+    from scipy.ndimage import gaussian_filter
+
+    r = np.random.default_rng(seed)
+    b = gaussian_filter(r.random(shape), 6)
+    return (b - b.min()) / (b.max() - b.min())
+
+
+RANGES = [(np.uint8, 0, 1), (np.uint8, 0, 255), (np.uint16, 0, 1), (np.uint16, 0, 255), (np.uint16, 0, 256),
+          (np.uint16, 0, 4095), (np.uint16, 0, 65535), (np.uint16, 30000, 30050), (np.float32, 0, 1e-6)]
+
+
+@pytest.mark.parametrize("codec", ["jpeg2k", "htj2k", "jpegxr", "lerc", "jpegxl", "jpegls"])
+@pytest.mark.parametrize("dtype,lo,hi", RANGES, ids=[f"{d.__name__}-{lo}-{hi}" for d, lo, hi in RANGES])
+def test_every_value_range_is_coded_or_refused_never_zeroed(codec, dtype, lo, hi):
+    """A dim uint16 image (values < 256) used to decode to all zeros with jpeg2k q1–q5 (issue 11)."""
+    a = (lo + _smooth((80, 72), 1) * (hi - lo))
+    a = a.astype(dtype) if dtype == np.float32 else np.round(a).astype(dtype)
+    for q in (3, 6):
+        try:
+            rec = decode(get_codec(codec, quality=q).encode(a))
+        except MicrocompError:
+            continue   # a clear refusal is allowed; a silent wrong answer is not
+        r = np.corrcoef(a.ravel().astype(np.float64), rec.ravel().astype(np.float64))[0, 1]
+        assert r >= 0.99, (codec, q, r)
+
+
+@pytest.mark.parametrize("codec", ["jpeg2k", "htj2k", "jpegxr", "lerc", "jpegxl", "jpegls", "zstd"])
+def test_constant_and_hot_pixel_images(codec):
+    const = np.full((40, 40), 1234, np.uint16)
+    q = {"lossless": True} if codec == "zstd" else {"quality": 4}
+    rec = decode(get_codec(codec, **q).encode(const))
+    np.testing.assert_array_equal(rec, const)             # lossy codecs too: a constant is coded exactly
+    hot = np.full((40, 40), 100, np.uint16)
+    hot[3, 3] = 60000
+    try:
+        rec = decode(get_codec(codec, **q).encode(hot))
+    except MicrocompError:
+        return   # htj2k refuses what it would wrap around: a clear refusal
+    assert abs(int(rec[3, 3]) - 60000) < 6000 and np.median(np.abs(rec.astype(int) - 100)) < 600

@@ -5,7 +5,7 @@ Quality 1..8 maps to each codec's native parameter (``quality_table``; see docs/
 ========  ==========================  =========================================================
 codec     native parameter            1 → 8
 ========  ==========================  =========================================================
-jpeg2k    ``level``: target PSNR (dB)  34 38 42 46 50 55 60 70, against the declared bit depth
+jpeg2k    ``level``: target PSNR (dB)  34 38 42 46 50 55 60 70, against the image's range (stretched)
 htj2k     ``level``: quantisation step 0.1 … 0.0005 (relative to full range)
 jpegxr    ``level``: quality 0–1       0.02 0.05 0.1 0.2 0.3 0.45 0.6 0.8 (0 and 1 are lossless)
 jpegxl    ``distance`` (butteraugli)   12 8 5 3 2 1 0.5 0.2
@@ -13,8 +13,9 @@ lerc      ``max_error`` (absolute)     2^-5 … 2^-12 of the image range (exact 
 jpegls    ``near`` (absolute, ≤ 255)   2^-8 … 2^-15 of the image range (exact bound)
 ========  ==========================  =========================================================
 
-Bit depth: uint16 content that uses fewer bits (12-, 14-bit cameras) is declared as such to the
-codecs that take ``bitspersample``. float32: LERC and zstd are native; the others get the image
+Value range: in lossy mode, JPEG 2000, HTJ2K, JPEG XR and JPEG XL get integer images stretched affinely
+to the full uint16 range (offset/scale in the header; exactly invertible), so their quality levels are
+relative to the image's own range, as LERC's and JPEG-LS's are; lossless modes code the data as it is. float32: LERC and zstd are native; the others get the image
 mapped affinely to uint16 (offset/scale stored in the header; adds ≤ range/131070 error).
 """
 from typing import Any, Dict, Sequence
@@ -47,6 +48,10 @@ class ImagecodecsCodec(SliceCodec):
     imagecodecs_name: str = ""
     native_float: bool = False          # codec takes float32 itself
     takes_bits: bool = False            # codec takes bitspersample
+    # Lossy integer data is stretched to the full uint16 range first (exactly invertible: every value keeps
+    # its own code), so the quality scale means the same for a dim 8-bit-range image as for a 16-bit one.
+    # Without it, uint16 data below 256 decoded to all zeros with jpeg2k q1–q5 (issue 11).
+    stretch_int: bool = False
     relative_native: bool = False       # native value is a fraction of the image range
 
     @classmethod
@@ -66,6 +71,11 @@ class ImagecodecsCodec(SliceCodec):
                 raise CodecError(f"{self.codec_id} cannot store float32 losslessly; use lerc or zstd")
             lo, hi = float(a.min()), float(a.max())
             norm = {"kind": "affine16", "offset": lo, "scale": (hi - lo) / 65535.0 if hi > lo else 1.0}
+        elif self.stretch_int and not self.lossless and a.dtype.kind == "u":
+            lo, hi = int(a.min()), int(a.max())   # a constant image becomes all zeros, coded exactly
+            norm = {"kind": "stretch16", "offset": lo, "scale": 65535.0 / (hi - lo) if hi > lo else 1.0}
+            if hi == lo:
+                header.meta["constant"] = True
         header.norm = norm
         work_dtype = np.uint16 if norm else a.dtype
         header.meta["bits"] = used_bits(a) if a.dtype != np.float32 and not norm else (16 if norm else 32)
@@ -85,12 +95,19 @@ class ImagecodecsCodec(SliceCodec):
         n = header.norm
         if n.get("kind") == "affine16":
             return np.clip(np.rint((a - n["offset"]) / n["scale"]), 0, 65535).astype(np.uint16)
+        if n.get("kind") == "stretch16":
+            return np.clip(np.rint((a.astype(np.float64) - n["offset"]) * n["scale"]), 0, 65535).astype(np.uint16)
         return a
 
     def _from_work(self, w: np.ndarray, header: container.Header) -> np.ndarray:
         n = header.norm
         if n.get("kind") == "affine16":
             return (w.astype(np.float64) * n["scale"] + n["offset"]).astype(np.float32)
+        if n.get("kind") == "stretch16":
+            if not (isinstance(n.get("scale"), (int, float)) and n["scale"] >= 1.0):
+                raise ValueError(f"bad stretch scale {n.get('scale')!r}")
+            top = np.iinfo(np.dtype(header.dtype)).max
+            return np.clip(np.rint(w.astype(np.float64) / n["scale"] + n["offset"]), 0, top).astype(header.dtype)
         return w.astype(header.dtype, copy=False)
 
     def _kwargs(self, header: container.Header) -> Dict[str, Any]:
@@ -120,24 +137,27 @@ class ImagecodecsCodec(SliceCodec):
 @register_codec
 class JPEG2000(ImagecodecsCodec):
     codec_id = "jpeg2k"
+    stretch_int = True
     description = "JPEG 2000 (OpenJPEG), whole image, single quality layer"
     imagecodecs_name = "JPEG2K"
     native_param = "level"
-    native_meaning = "target PSNR in dB against the declared bit depth"
+    native_meaning = "target PSNR in dB against the image's range (lossy input stretched to 16 bits)"
     quality_table = dict(zip(range(1, 9), (34, 38, 42, 46, 50, 55, 60, 70)))
     supports_lossless = True
     takes_bits = True
     extra_names = ("numthreads",)
 
     def _encode_work(self, w, header):
-        level = None if self.lossless else self._native
-        return _ic.jpeg2k_encode(w, level=level, reversible=True if self.lossless else None,
+        # OpenJPEG's lossy mode turns an all-zero image into 412s: constants are coded reversibly (tiny anyway)
+        exact = self.lossless or header.meta.get("constant", False)
+        return _ic.jpeg2k_encode(w, level=None if exact else self._native, reversible=True if exact else None,
                                  **self._kwargs(header))
 
 
 @register_codec
 class HTJ2K(ImagecodecsCodec):
     codec_id = "htj2k"
+    stretch_int = True
     description = "High-throughput JPEG 2000 (OpenJPH)"
     imagecodecs_name = "HTJ2K"
     native_param = "level"
@@ -178,6 +198,7 @@ class HTJ2K(ImagecodecsCodec):
 @register_codec
 class JPEGXR(ImagecodecsCodec):
     codec_id = "jpegxr"
+    stretch_int = True
     description = "JPEG XR (jxrlib)"
     imagecodecs_name = "JPEGXR"
     native_param = "level"
@@ -215,6 +236,7 @@ class LERC(ImagecodecsCodec):
 @register_codec
 class JPEGXL(ImagecodecsCodec):
     codec_id = "jpegxl"
+    stretch_int = True
     description = "JPEG XL (libjxl), VarDCT lossy or modular lossless"
     imagecodecs_name = "JPEGXL"
     native_param = "distance"
