@@ -131,3 +131,31 @@ def test_constant_and_hot_pixel_images(codec):
     except MicrocompError:
         return   # htj2k refuses what it would wrap around: a clear refusal
     assert abs(int(rec[3, 3]) - 60000) < 6000 and np.median(np.abs(rec.astype(int) - 100)) < 600
+
+
+def test_decoding_never_goes_online(weights, monkeypatch, tmp_path):
+    """A stream naming a weights URL must not make decode download anything (issue 11)."""
+    import napari_microcomp.models.zoo as z
+
+    def no_network(*a, **k):
+        raise AssertionError("decode tried to download")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    monkeypatch.setenv("MICROCOMP_CACHE", str(tmp_path / "cache"))
+    data = get_codec("mbt2018-mean-vbr", quality=4, weights=weights["mbt2018-mean-vbr"]).encode(
+        smooth_image((64, 64), seed=4))
+    for url in ("https://example.invalid/mbt2018-mean-vbr-abcdef12.pth.tar", "http://example.invalid/x-abcdef12.pth"):
+        bad = _restream(data, edit_header=lambda h, u=url: h.codec.update(weights=u))
+        with pytest.raises(MicrocompError, match="never downloads"):
+            decode(bad)
+    # the same weights, put in a user folder under the usual name, are found by their fingerprint
+    folder = tmp_path / "user"
+    folder.mkdir()
+    import shutil
+    shutil.copy(weights["mbt2018-mean-vbr"], folder / "mbt2018-mean-vbr.pt")
+    monkeypatch.setenv("MICROCOMP_WEIGHTS", str(folder))
+    z.clear_cache()
+    bad = _restream(data, edit_header=lambda h: h.codec.update(weights="https://example.invalid/w-abcdef12.pth"))
+    assert decode(bad).shape == (64, 64)
+    with pytest.raises(MicrocompError, match="http"):
+        z.get_model("bmshj2018-hyperprior", 4, "http://example.invalid/x-abcdef12.pth")

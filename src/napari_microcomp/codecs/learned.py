@@ -235,6 +235,18 @@ class LearnedCodec(Codec):
     def _load_for_decode(self) -> zoo.LoadedModel:
         """The model a stream names; if the named file changed, any known file with the recorded fingerprint."""
         want = self.params.get("weights_id")
+        w = self.params.get("weights")
+        if isinstance(w, str) and w.startswith(("http://", "https://")):
+            # a file must never make the decoder go online: only an earlier, explicit download is used
+            if zoo.secure_url(w) and zoo.cached_url(w) is not None:
+                return zoo.load_url(self.arch, w)
+            alt = zoo.find_by_id(self.arch, int(self.quality), want) if want else None
+            if alt is not None:
+                return zoo.load_weights(alt, self.arch)
+            raise WeightsNotFoundError(
+                f"{self.codec_id}: the stream names weights at {w}; decoding never downloads. If you trust the "
+                f"source, fetch the file yourself and put it in ${zoo.ENV_WEIGHTS} as "
+                f"{self.spec.weights_filename(int(self.quality))} (it is found by its fingerprint)")
         try:
             lm = self.load()
         except WeightsNotFoundError:

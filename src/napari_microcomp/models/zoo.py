@@ -386,8 +386,24 @@ def cache_dir() -> Path:
 _HASH_RE = re.compile(r"-([a-f0-9]{6,})\.pth(?:\.tar)?$")
 
 
+def secure_url(url: str) -> bool:
+    """https, or http to this machine's loopback (a local mirror; nothing on the wire to tamper with)."""
+    from urllib.parse import urlparse
+
+    u = urlparse(url)
+    return u.scheme == "https" or (u.scheme == "http" and u.hostname in ("127.0.0.1", "localhost", "::1"))
+
+
+def cached_url(url: str, cache: Optional[Path] = None) -> Optional[Path]:
+    """The cached download of ``url`` if it is there (never touches the network)."""
+    p = (cache or cache_dir()) / url.rstrip("/").rsplit("/", 1)[-1]
+    return p if p.is_file() else None
+
+
 def fetch_url(url: str, cache: Optional[Path] = None) -> Path:
     """Download ``url`` once into the cache; the file name's hex suffix must prefix its SHA-256."""
+    if not secure_url(url):
+        raise WeightsNotFoundError(f"{url}: only https URLs are fetched")
     name = url.rstrip("/").rsplit("/", 1)[-1]
     m = _HASH_RE.search(name)
     if not m:
@@ -451,6 +467,8 @@ def get_model(arch: str, quality: int, weights: Optional[str] = None) -> LoadedM
             raise WeightsNotFoundError(f"CompressAI has no pretrained {arch} weights for quality {quality}")
         return load_url(arch, url)
     if w.startswith(("http://", "https://")):
+        if not secure_url(w):
+            raise WeightsNotFoundError(f"{w}: plain http is refused for weights; use an https URL or a local file")
         return load_url(arch, w)
     return load_weights(w, arch, None if spec.vbr else quality)
 
