@@ -159,3 +159,21 @@ def test_decoding_never_goes_online(weights, monkeypatch, tmp_path):
     assert decode(bad).shape == (64, 64)
     with pytest.raises(MicrocompError, match="http"):
         z.get_model("bmshj2018-hyperprior", 4, "http://example.invalid/x-abcdef12.pth")
+
+
+@pytest.mark.parametrize("codec", ["jpeg2k", "htj2k", "jpegxr", "lerc", "jpegxl", "jpegls"])
+def test_edited_classical_normalisation_is_refused(codec):
+    """Classical streams carry the reconstruction checksum: an edited header cannot decode silently wrong."""
+    a = np.round(_smooth((64, 64), 2) * 3000 + 100).astype(np.uint16)
+    data = get_codec(codec, quality=5).encode(a)
+    header, _ = container.unpack(data)
+    assert "crc32" in header.check
+
+    def edit(h):
+        if h.norm.get("kind") == "stretch16":
+            h.norm["offset"] += 7
+        else:
+            h.meta["native"] = {k: v * 2 for k, v in h.meta.get("native", {}).items()}
+            h.check["crc32"] ^= 1     # no norm to edit: a flipped checksum must be caught just the same
+    with pytest.raises(StreamError, match="checksum"):
+        decode(_restream(data, edit_header=edit))

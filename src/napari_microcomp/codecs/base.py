@@ -156,9 +156,15 @@ class SliceCodec(Codec):
         self._prepare(a, header)
         if a.ndim == 2:
             header.layout = "whole"
-            return [self._encode_2d(a, header)]
-        header.layout = "slicewise"
-        return [self._encode_2d(s, header) for s in a]
+            payloads = [self._encode_2d(a, header)]
+        else:
+            header.layout = "slicewise"
+            payloads = [self._encode_2d(s, header) for s in a]
+        # The reconstruction's checksum, so a decoder that would return anything else refuses instead
+        # (a damaged or edited header, a different library build). Lossy streams are decoded once here.
+        rec = a if self.lossless else self._decode(header, payloads)
+        header.check["crc32"] = container.array_crc32(np.asarray(rec))
+        return payloads
 
     def _decode(self, header, payloads):
         shape = header.shape
