@@ -73,11 +73,14 @@ def codec_from_config(config: Dict[str, Any]) -> Codec:
 def decode(data) -> np.ndarray:
     """Decode any microcomp stream, reading the codec from its header."""
     header, payloads = container.unpack(data)
+    from ..errors import StreamError
+
     try:
         codec = codec_from_config(header.codec)
     except CodecError as exc:
-        from ..errors import StreamError
         raise StreamError(f"stream needs codec {header.codec_id!r}: {exc}") from exc
+    except (TypeError, ValueError, OverflowError) as exc:   # a header parameter of the wrong kind
+        raise StreamError(f"{header.codec_id}: the stream's codec parameters are invalid ({exc})") from exc
     return codec._decode_checked(header, payloads)
 
 

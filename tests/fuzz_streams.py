@@ -1,0 +1,208 @@
+"""Structure-aware stream fuzzer (issue 11), run as a child process by ``tests/core/test_fuzz.py``.
+
+Seeds are valid streams of every codec family (classical whole/slicewise/float, lossless, learned
+fixed-rate/VBR/factorized, learned multi-tile, constant). Each case mutates *fields*, not only bytes:
+header shape/dtype/layout/norm/codec parameters/checksums, the payload table, learned payload internals
+(string counts, latent shapes, lengths), payload bytes; then re-packs the stream with valid CRCs so the
+mutation reaches the decoders (a share of cases keeps raw byte damage). A case passes when decode returns
+exactly the seed's reconstruction or raises a one-line MicrocompError; anything else (another exception, a
+different array, a crash, a hang) fails. The last case started is written to ``--progress`` so the parent
+can name a case that crashed or hung the process.
+
+    python tests/fuzz_streams.py --cases 2000 --seed 0 --progress /tmp/p --report /tmp/r.json
+"""
+import argparse
+import json
+import os
+import resource
+import struct
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from helpers import smooth_image  # noqa: E402
+
+WEIRD = [0, -1, 1, 2, 7, 64, 1000, 2 ** 16, 2 ** 31, 2 ** 40, 1.5, -0.0, float("nan"), float("inf"), 1e308,
+         "x", "", None, True, [], [1, 2], {}, {"a": 1}]
+
+
+def make_seeds(tmp: Path):
+    from napari_microcomp.codecs import decode, get_codec
+    from napari_microcomp.models import zoo
+
+    wdir = tmp / "weights"
+    wdir.mkdir()
+    for arch, q in (("mbt2018-mean-vbr", None), ("bmshj2018-factorized", 3), ("bmshj2018-hyperprior", 3)):
+        m = zoo.build_model(arch, 3, N=8, M=8)
+        zoo.export_weights(m, arch, wdir / zoo.get_arch(arch).weights_filename(q or 0), q, zoo.model_widths(m),
+                           {"note": "fuzz seed, untrained"})
+    os.environ["MICROCOMP_WEIGHTS"] = str(wdir)
+    img = smooth_image((72, 88), seed=1)
+    stack = (smooth_image((3, 40, 48), seed=2) >> 8).astype(np.uint8)
+    flt = smooth_image((48, 40), np.float32, seed=3)
+    specs = [("jpeg2k", dict(quality=3), img), ("jpegxl", dict(quality=4), stack), ("lerc", dict(quality=5), flt),
+             ("zstd", dict(lossless=True), flt), ("jpegls", dict(quality=4), img), ("htj2k", dict(quality=6), img),
+             ("jpegxr", dict(quality=5), stack), ("jpegxl-lossless", dict(), img),
+             ("mbt2018-mean-vbr", dict(quality=5), img), ("bmshj2018-factorized", dict(quality=3), img),
+             ("bmshj2018-hyperprior", dict(quality=3, tile=64), smooth_image((130, 70), seed=4)),
+             ("mbt2018-mean-vbr", dict(quality=2), np.full((40, 40), 77, np.uint16))]
+    seeds = []
+    for cid, kw, a in specs:
+        data = get_codec(cid, **kw).encode(a)
+        seeds.append((f"{cid}{kw}", data, decode(data)))
+    from napari_microcomp.tiled import TiledCodec
+
+    for inner in ("zstd", "jpeg2k"):
+        t = TiledCodec(inner=inner, tile=(2, 32, 32), halo=(0, 4, 4))
+        vol = smooth_image((3, 50, 45), seed=5)
+        data = t.encode(vol)
+        seeds.append((f"tiled-{inner}", data, decode(data)))
+    if zoo.find_weights("factorized3d", 4):   # the shipped 3D weights (volumetric layout)
+        vol = smooth_image((8, 64, 64), seed=6)
+        data = get_codec("factorized3d", quality=4).encode(vol)
+        seeds.append(("factorized3d", data, decode(data)))
+    return seeds
+
+
+def _learned_payload_edit(p: bytes, rng) -> bytes:
+    if len(p) < 2:
+        return p
+    n, nd = struct.unpack_from("<BB", p, 0)
+    what = rng.integers(0, 4)
+    if what == 0:
+        return struct.pack("<BB", int(rng.integers(0, 256)), nd) + p[2:]
+    if what == 1:
+        return struct.pack("<BB", n, int(rng.integers(0, 256))) + p[2:]
+    if what == 2 and len(p) >= 2 + 2 * nd:
+        shape = [int(rng.choice([0, 1, 2, 255, 4096, 65535])) for _ in range(nd)]
+        return p[:2] + struct.pack(f"<{nd}H", *shape) + p[2 + 2 * nd:]
+    off = 2 + 2 * nd
+    if len(p) >= off + 4 * n and n:
+        i = int(rng.integers(0, n))
+        return p[:off + 4 * i] + struct.pack("<I", int(rng.choice([0, 1, 2 ** 31, 2 ** 32 - 1]))) + p[off + 4 * i + 4:]
+    return p
+
+
+def _bytes_edit(p: bytes, rng) -> bytes:
+    b = bytearray(p)
+    what = rng.integers(0, 5)
+    if what == 0 and b:
+        for _ in range(int(rng.integers(1, 8))):
+            b[int(rng.integers(0, len(b)))] ^= int(rng.integers(1, 256))
+    elif what == 1:
+        b = b[:int(rng.integers(0, len(b) + 1))]
+    elif what == 2:
+        b += bytes(rng.integers(0, 256, int(rng.integers(1, 64))).astype(np.uint8))
+    elif what == 3:
+        b = bytearray(len(b))
+    elif b:
+        i = int(rng.integers(0, len(b)))
+        b[i:i] = b[:int(rng.integers(0, min(len(b), 256)))]
+    return bytes(b)
+
+
+def mutate(data: bytes, rng) -> bytes:
+    from napari_microcomp import container, codecs
+
+    if rng.random() < 0.1:
+        return _bytes_edit(data, rng)    # raw damage: the container's own checks must catch it
+    h, payloads = container.unpack(data)
+    for _ in range(int(rng.integers(1, 4))):
+        field = rng.integers(0, 9)
+        if field == 0:
+            shape = list(h.shape)
+            i = int(rng.integers(0, len(shape)))
+            shape[i] = int(rng.choice([1, 2, shape[i] * 2, shape[i] + 1, shape[i] - 1 or 1, 2 ** 16, 2 ** 30]))
+            if rng.random() < 0.2:
+                shape = shape[1:] if len(shape) == 3 else [int(rng.integers(1, 9))] + shape
+            h.shape = shape
+        elif field == 1:
+            h.dtype = str(rng.choice(list(container.DTYPES) + ["int64", "float64", "bool"]))
+        elif field == 2:
+            h.layout = str(rng.choice(list(container.LAYOUTS) + ["zigzag"]))
+        elif field == 3:
+            key = str(rng.choice(list(h.norm) + ["kind", "offset", "scale", "lo", "hi", "shift", "mode"]))
+            h.norm[key] = WEIRD[int(rng.integers(0, len(WEIRD)))]
+        elif field == 4:
+            key = str(rng.choice(list(h.codec) + ["threads", "tile", "quality", "weights_id", "lossless",
+                                                  "weights", "refine", "level", "distance"]))
+            if key == "id":
+                h.codec["id"] = str(rng.choice(codecs.available_codecs() + ["nope"]))
+            else:
+                h.codec[key] = WEIRD[int(rng.integers(0, len(WEIRD)))]
+        elif field == 5:
+            # (Removing the checksum is not tried: a stream without one is the legacy v1 form, decoded
+            # unchecked for compatibility; whoever can delete it could as well recompute it.)
+            h.check["crc32"] = int(rng.integers(0, 2 ** 32))
+        elif field == 6 and payloads:
+            i = int(rng.integers(0, len(payloads)))
+            payloads[i] = _learned_payload_edit(payloads[i], rng)
+        elif field == 7 and payloads:
+            i = int(rng.integers(0, len(payloads)))
+            payloads[i] = _bytes_edit(payloads[i], rng)
+        elif field == 8:
+            what = rng.integers(0, 3)
+            if what == 0 and payloads:
+                payloads.pop(int(rng.integers(0, len(payloads))))
+            elif what == 1 and payloads:
+                payloads.append(payloads[int(rng.integers(0, len(payloads)))])
+            elif len(payloads) > 1:
+                payloads.reverse()
+        h.meta["bits"] = h.meta.get("bits", 16) if rng.random() < 0.8 else WEIRD[int(rng.integers(0, len(WEIRD)))]
+    return container.pack(h, payloads)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cases", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--progress", required=True)
+    ap.add_argument("--report", required=True)
+    args = ap.parse_args()
+    from napari_microcomp.codecs import decode
+    from napari_microcomp.errors import MicrocompError
+
+    tmp = Path(tempfile.mkdtemp(prefix="mcz-fuzz-"))
+    seeds = make_seeds(tmp)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rng = np.random.default_rng(args.seed)
+    outcomes = {"exact": 0, "refused": 0}
+    failures, worst = [], (0.0, None)
+    prog = Path(args.progress)
+    for k in range(args.cases):
+        name, data, ref = seeds[int(rng.integers(0, len(seeds)))]
+        case_rng = np.random.default_rng([args.seed, k])
+        mut = mutate(data, case_rng)
+        prog.write_text(f"{k} {name}\n")
+        t = time.perf_counter()
+        try:
+            out = decode(mut)
+            ok = isinstance(out, np.ndarray) and out.dtype == ref.dtype and out.shape == ref.shape \
+                and np.array_equal(out, ref, equal_nan=ref.dtype.kind == "f")
+            if ok:
+                outcomes["exact"] += 1
+            else:
+                failures.append({"case": k, "seed": name, "what": f"wrong result {getattr(out, 'dtype', '?')}"
+                                                                  f"{getattr(out, 'shape', '?')}"})
+        except MicrocompError as exc:
+            outcomes["refused"] += 1
+            if "\n" in str(exc):
+                failures.append({"case": k, "seed": name, "what": f"multi-line message: {str(exc)[:200]!r}"})
+        except Exception as exc:  # noqa: BLE001 - the point: anything but MicrocompError is a finding
+            failures.append({"case": k, "seed": name, "what": f"{type(exc).__name__}: {str(exc)[:200]}"})
+        dt = time.perf_counter() - t
+        if dt > worst[0]:
+            worst = (dt, f"{k} {name}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    Path(args.report).write_text(json.dumps({
+        "cases": args.cases, "outcomes": outcomes, "failures": failures, "worst_seconds": worst[0],
+        "worst_case": worst[1], "peak_rss_mb": peak / 1024, "rss_growth_mb": (peak - rss0) / 1024}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
