@@ -39,6 +39,7 @@ from . import container
 from ._progress import Progress, result_of
 from .codecs.base import Codec
 from .codecs.registry import codec_from_config, get_codec, register_codec
+from .codecs.registry import decode as decode_any
 from .errors import CodecError, InputError, StreamError
 
 Box = Tuple[Tuple[int, int], ...]
@@ -390,8 +391,15 @@ class TiledCodec(Codec):
         return [s for _, s in streams]
 
     def decode_tile(self, tile: Tile, data: bytes, header: container.Header) -> np.ndarray:
-        """Decode one tile stream and return its core."""
-        block = self.inner.decode(data)
+        """Decode one tile stream and return its core.
+
+        Each tile decodes with the configuration recorded in its own stream (threads, weights id,
+        normalisation), not the outer one: a tile coded on another machine keeps what it was coded with.
+        """
+        th, _ = container.read_header(data)
+        if th.codec_id != self.inner.codec_id:
+            raise StreamError(f"a tile was written by {th.codec_id!r} inside a {self.inner.codec_id!r} tiled stream")
+        block = decode_any(data)
         want = tuple(b - a for a, b in tile.outer)
         if block.shape != want or block.dtype.name != header.dtype:
             raise StreamError(f"tile decoded as {block.dtype}{block.shape}, expected {header.dtype}{want}")

@@ -177,3 +177,17 @@ def test_edited_classical_normalisation_is_refused(codec):
             h.check["crc32"] ^= 1     # no norm to edit: a flipped checksum must be caught just the same
     with pytest.raises(StreamError, match="checksum"):
         decode(_restream(data, edit_header=edit))
+
+
+def test_tiles_decode_with_their_own_recorded_config(weights):
+    """A tiled learned stream coded with another thread count decodes (each tile's own config is used)."""
+    from napari_microcomp.tiled import TiledCodec
+
+    vol = smooth_image((2, 70, 60), seed=8)
+    inner = get_codec("bmshj2018-factorized", quality=4, weights=weights["bmshj2018-factorized"], threads=1)
+    data = TiledCodec(inner=inner, tile=(1, 64, 64), halo=(0, 0, 0)).encode(vol)
+    ref = decode(data)
+
+    def outer_threads(h):
+        h.codec["inner"]["threads"] = 3     # as if the outer config had been written elsewhere
+    assert np.array_equal(decode(_restream(data, edit_header=outer_threads)), ref)
