@@ -106,6 +106,16 @@ def atomic_target(path, suffix: str = ".part") -> Iterator[Path]:
         raise
 
 
+def check_output(path, overwrite: bool = False) -> Path:
+    """Refuse to replace an existing file unless ``overwrite`` (CLI: ``--overwrite``); return the path."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{p} is a directory; give an output file name")
+    if p.exists() and not overwrite:
+        raise InputError(f"{p} exists; pass --overwrite (overwrite=True) to replace it")
+    return p
+
+
 def atomic_write_bytes(path, data: bytes) -> None:
     """Write ``data`` so that ``path`` is either the old file or the complete new one."""
     with atomic_target(path) as tmp:

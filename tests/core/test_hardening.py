@@ -191,3 +191,35 @@ def test_tiles_decode_with_their_own_recorded_config(weights):
     def outer_threads(h):
         h.codec["inner"]["threads"] = 3     # as if the outer config had been written elsewhere
     assert np.array_equal(decode(_restream(data, edit_header=outer_threads)), ref)
+
+
+def test_cli_refuses_to_overwrite_and_reports_path_errors(tmp_path, capsys):
+    from napari_microcomp.cli import main
+
+    src = tmp_path / "a.npy"
+    np.save(src, smooth_image((32, 32), seed=9))
+    out = tmp_path / "a.mcz"
+    assert main(["compress", str(src), str(out), "-c", "zstd", "--lossless"]) == 0
+    before = out.read_bytes()
+    assert main(["compress", str(src), str(out), "-c", "jpegxl"]) == 2
+    assert "--overwrite" in capsys.readouterr().err and out.read_bytes() == before
+    assert main(["compress", str(src), str(out), "-c", "jpegxl", "--overwrite"]) == 0 and out.read_bytes() != before
+    back = tmp_path / "back.npy"
+    back.write_bytes(b"keep")
+    assert main(["decompress", str(out), str(back)]) == 2 and back.read_bytes() == b"keep"
+    assert "exists" in capsys.readouterr().err
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        import os
+        if os.access(locked, os.W_OK):   # root ignores permissions: use a path under a file instead
+            target = src / "x.mcz"
+        else:
+            target = locked / "x.mcz"
+        rc = main(["compress", str(src), str(target), "-c", "zstd", "--lossless"])
+        err = capsys.readouterr().err
+        assert rc == 2 and err.count("\n") == 1 and "error" in err
+    finally:
+        locked.chmod(0o700)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") and p.suffix == ".part"]

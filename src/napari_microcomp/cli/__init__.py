@@ -45,6 +45,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         print(f"microcomp {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:   # unwritable folder, full disk, missing path: one line, not a traceback
+        if args.verbose:
+            raise
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"microcomp {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -5,7 +5,7 @@ from typing import Any, Dict, List
 
 from .. import codecs as _codecs
 from ..errors import CodecError, InputError
-from ..io import atomic_write_bytes, read_image, write_image
+from ..io import atomic_write_bytes, check_output, read_image, write_image
 
 EXT = ".mcz"
 
@@ -18,6 +18,7 @@ def register(sub) -> None:
     p = sub.add_parser("compress", help="compress an image file to a .mcz stream")
     p.add_argument("input", help="TIFF/OME-TIFF, PNG, NPY, CZI or ND2")
     p.add_argument("output", nargs="?", help=f"output {EXT} file (default: INPUT{EXT})")
+    p.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
     p.add_argument("--codec", "-c", default="jpegxl", help="codec name (see `microcomp codecs`)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--quality", "-q", type=int, help="1 (smallest) … 8 (best); default 4")
@@ -41,6 +42,7 @@ def register(sub) -> None:
     p = sub.add_parser("decompress", help="decode a .mcz stream to TIFF/OME-TIFF or NPY")
     p.add_argument("input")
     p.add_argument("output", help="output .tif / .ome.tif / .npy")
+    p.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
     p.set_defaults(func=cmd_decompress)
 
     p = sub.add_parser("info", help="show the header of a .mcz stream")
@@ -130,6 +132,7 @@ def cmd_compress(args) -> int:
     out = Path(args.output or (str(args.input) + EXT))
     if out.suffix.lower() != EXT:
         raise InputError(f"output must end in {EXT}, got {out.name}")
+    check_output(out, args.overwrite)
     keep = {k: v for k, v in meta.items() if k in ("pixel_size", "channel_names", "channel", "scene", "source")}
     if args.lossless:
         params["lossless"] = True
@@ -156,6 +159,7 @@ def cmd_compress(args) -> int:
 
 
 def cmd_decompress(args) -> int:
+    check_output(args.output, args.overwrite)
     data = Path(args.input).read_bytes() if Path(args.input).is_file() else None
     if data is None:
         raise InputError(f"file not found: {args.input}")

@@ -24,6 +24,7 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast: ~2x faster on recent CPUs, approximate")
     p.add_argument("--tta", action="store_true", help="average the 8 rotations/flips (8x slower, more accurate)")
+    p.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
     p.set_defaults(func=run_predict)
 
     t = sub.add_parser("train-labelfree", help="train a label-free (phase -> fluorescence) model",
@@ -60,9 +61,10 @@ def register(sub) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     from .._progress import drain
-    from ..io import read_image, write_image
+    from ..io import check_output, read_image, write_image
     from ..labelfree import load_model
 
+    check_output(args.output, args.overwrite)
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)

@@ -7,6 +7,7 @@ map (``.npy`` or ``.tif``). Peak memory follows the tile size, not the volume si
 from pathlib import Path
 
 from ..errors import InputError
+from ..io import check_output
 
 
 def register(sub) -> None:
@@ -19,11 +20,13 @@ def register(sub) -> None:
     p.add_argument("--quality", "-q", type=int, help="1 (smallest) … 8 (best)")
     p.add_argument("--tile", type=int, nargs="+", help="core size per axis, e.g. 32 512 512 (default: the codec's)")
     p.add_argument("--halo", type=int, nargs="+", help="halo per axis (default: the codec's)")
+    p.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
     p.set_defaults(func=cmd_compress_tiled)
 
     p = sub.add_parser("decompress-tiled", help="decode a .mcz file tile by tile into a memory-mapped .npy/.tif")
     p.add_argument("input")
     p.add_argument("output", help="output .npy or .tif (written as a memory map, renamed when complete)")
+    p.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
     p.set_defaults(func=cmd_decompress_tiled)
 
 
@@ -31,10 +34,11 @@ def cmd_compress_tiled(args) -> int:
     from .._progress import drain
     from ..tiled import compress_file, open_lazy
 
-    vol = open_lazy(args.input)
     out = Path(args.output)
     if out.suffix.lower() != ".mcz":
         raise InputError(f"output must end in .mcz, got {out.name}")
+    check_output(out, args.overwrite)
+    vol = open_lazy(args.input)
     res = drain(compress_file(vol, out, args.codec, quality=args.quality, tile=args.tile, halo=args.halo),
                 "compress")
     print(f"wrote {out}: {res['bytes']} bytes, {res['bpv']:.4f} bits/voxel, {res['tiles']} tiles "
@@ -48,6 +52,7 @@ def cmd_decompress_tiled(args) -> int:
 
     if not Path(args.input).is_file():
         raise InputError(f"file not found: {args.input}")
+    check_output(args.output, args.overwrite)
     arr = drain(decompress_file(args.input, args.output), "decompress")
     print(f"wrote {args.output}: {arr.dtype}{list(arr.shape)}")
     return 0
