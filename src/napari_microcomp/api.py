@@ -36,7 +36,14 @@ def compress_array(array, codec: Union[str, Codec], quality: Optional[int] = Non
     if target:
         name = codec if isinstance(codec, str) else codec.codec_id
         t0 = time.perf_counter()
-        rc = compress_to_target(a, name, target, meta=meta)
+        base = dict(codec.params) if isinstance(codec, Codec) else dict(params)
+        cls = type(codec) if isinstance(codec, Codec) else None
+
+        def make(**kw):   # keep the caller's parameters (weights, threads, …) on every trial
+            merged = {**base, **kw}
+            return cls(**merged) if cls is not None else get_codec(name, **merged)
+
+        rc = compress_to_target(a, name, target, meta=meta, make=make)
         enc_s = time.perf_counter() - t0
         c, data = rc.codec, rc.data
         target_info = {"target": rc.target, "value": rc.value, "achieved": rc.achieved, "met": rc.met,

@@ -64,7 +64,7 @@ def psnr(original, reconstruction, data_range_mode: DataRange = "image") -> floa
 
 def ssim(original, reconstruction, data_range_mode: DataRange = "image") -> float:
     """SSIM (scikit-image, Gaussian window σ=1.5 as in Wang et al.); 3D inputs use a 3D window,
-    stacks with fewer than 11 slices the mean of 2D SSIMs."""
+    stacks with fewer than 11 slices the mean of 2D SSIMs; NaN for images under 11 px in Y or X."""
     from skimage.metrics import structural_similarity
 
     x, y = _pair(original, reconstruction)
@@ -75,7 +75,7 @@ def ssim(original, reconstruction, data_range_mode: DataRange = "image") -> floa
         if x.ndim == 3 and min(x.shape[1:]) >= 11:
             return float(np.mean([structural_similarity(a.astype(np.float64), b.astype(np.float64),
                                                         data_range=r, **kwargs) for a, b in zip(x, y)]))
-        raise InputError(f"image too small for SSIM: {x.shape}")
+        return float("nan")   # undefined below the window size, like MS-SSIM below 161 px
     return float(structural_similarity(x.astype(np.float64), y.astype(np.float64), data_range=r, **kwargs))
 
 

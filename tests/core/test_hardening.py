@@ -223,3 +223,45 @@ def test_cli_refuses_to_overwrite_and_reports_path_errors(tmp_path, capsys):
     finally:
         locked.chmod(0o700)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") and p.suffix == ".part"]
+
+
+def test_api_fixes():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from napari_microcomp.api import compress_array
+
+    # tiny images: every codec that encodes them, compress_array measures them too (SSIM is NaN below 11 px)
+    tiny = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 300)
+    res = compress_array(tiny, "jpegxl", quality=4)
+    assert np.isnan(res.metrics["ssim"]) and res.metrics["psnr"] > 0
+    # target mode keeps the caller's codec parameters
+    img = smooth_image((96, 96), seed=11)
+    res = compress_array(img, get_codec("jpeg2k", quality=4, numthreads=1), target="psnr=40")
+    assert res.config.get("numthreads") == 1
+    # one codec instance encodes different images concurrently and each stream is right
+    codec = get_codec("jpegxl", quality=8)
+    imgs = [smooth_image((64 + 8 * i, 64), seed=i) * (i + 1) // 4 for i in range(6)]
+    with ThreadPoolExecutor(4) as ex:
+        streams = list(ex.map(codec.encode, imgs))
+    for a, s in zip(imgs, streams):
+        r = decode(s)
+        assert r.shape == a.shape and np.corrcoef(a.ravel(), r.ravel())[0, 1] > 0.99
+
+
+def test_learned_tile_size_is_recorded(weights):
+    data = get_codec("bmshj2018-factorized", quality=4, weights=weights["bmshj2018-factorized"]).encode(
+        smooth_image((70, 70), seed=12))
+    header, _ = container.unpack(data)
+    assert header.codec["tile"] == 1024
+
+
+def test_benchmark_exits_nonzero_when_rows_fail(tmp_path, monkeypatch, capsys):
+    from napari_microcomp.cli import main
+
+    src = tmp_path / "a.npy"
+    np.save(src, smooth_image((64, 64), seed=13))
+    monkeypatch.setenv("MICROCOMP_WEIGHTS", str(tmp_path / "none"))
+    rc = main(["benchmark", str(src), "--codecs", "jpegxl", "mbt2018", "--qualities", "7", "--no-phase2",
+               "--no-ms-ssim", "--quiet", "--out", str(tmp_path / "res")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "failed" in err

@@ -208,6 +208,12 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         print(f"{len(rows)} rows in {seconds:.0f} s ({len(failed)} failed); wrote "
               + ", ".join(str(p) for k, p in paths.items() if k != "plots")
               + (", " + ", ".join(str(p) for p in paths["plots"]) if paths["plots"] else ""))
+    if failed:
+        first = failed[0]
+        print(f"microcomp benchmark: {len(failed)} of {len(rows)} row(s) failed (first: "
+              f"{first.get('label') or first.get('codec', '?')} on {first.get('image', '?')}: {str(first.get('error', ''))[:200]}); "
+              f"the tables mark them", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -80,9 +80,13 @@ class ImagecodecsCodec(SliceCodec):
         work_dtype = np.uint16 if norm else a.dtype
         header.meta["bits"] = used_bits(a) if a.dtype != np.float32 and not norm else (16 if norm else 32)
         header.meta["work_dtype"] = np.dtype(work_dtype).name
-        self._native = self._resolve_native(a)
-        if self._native is not None:
-            header.meta["native"] = {self.native_param: self._native}
+        native = self._resolve_native(a)   # kept in the header, not on the instance: encodes may run concurrently
+        if native is not None:
+            header.meta["native"] = {self.native_param: native}
+
+    def _nat(self, header: container.Header) -> Any:
+        """The native parameter resolved for this encode (see :meth:`_prepare`)."""
+        return (header.meta.get("native") or {}).get(self.native_param)
 
     def _resolve_native(self, a: np.ndarray) -> Any:
         value = self.native_value()
@@ -150,7 +154,7 @@ class JPEG2000(ImagecodecsCodec):
     def _encode_work(self, w, header):
         # OpenJPEG's lossy mode turns an all-zero image into 412s: constants are coded reversibly (tiny anyway)
         exact = self.lossless or header.meta.get("constant", False)
-        return _ic.jpeg2k_encode(w, level=None if exact else self._native, reversible=True if exact else None,
+        return _ic.jpeg2k_encode(w, level=None if exact else self._nat(header), reversible=True if exact else None,
                                  **self._kwargs(header))
 
 
@@ -177,7 +181,7 @@ class HTJ2K(ImagecodecsCodec):
             return _ic.htj2k_encode(w, reversible=True)
         shift = header.norm.get("shift", 0)
         src = (w >> shift) if shift else w
-        data = _ic.htj2k_encode(src, level=float(self._native))
+        data = _ic.htj2k_encode(src, level=float(self._nat(header)))
         back = _ic.htj2k_decode(data)
         # Guard: refuse a stream whose reconstruction would be grossly wrong instead of returning it.
         span = float(src.max()) - float(src.min()) or 1.0
@@ -207,7 +211,7 @@ class JPEGXR(ImagecodecsCodec):
     supports_lossless = True
 
     def _encode_work(self, w, header):
-        return _ic.jpegxr_encode(w, level=1.0 if self.lossless else float(self._native))
+        return _ic.jpegxr_encode(w, level=1.0 if self.lossless else float(self._nat(header)))
 
 
 @register_codec
@@ -223,7 +227,7 @@ class LERC(ImagecodecsCodec):
     relative_native = True
 
     def _encode_work(self, w, header):
-        level = 0.0 if self.lossless else float(self._native)
+        level = 0.0 if self.lossless else float(self._nat(header))
         if w.dtype.kind == "u" and level < 1.0:
             level = 0.0  # integer data: anything below 1 is lossless
         header.meta.setdefault("native", {})["max_error"] = level
@@ -253,7 +257,7 @@ class JPEGXL(ImagecodecsCodec):
             kw["effort"] = self.params["effort"]
         if self.lossless:
             return _ic.jpegxl_encode(w, lossless=True, **kw)
-        return _ic.jpegxl_encode(w, distance=float(self._native), **kw)
+        return _ic.jpegxl_encode(w, distance=float(self._nat(header)), **kw)
 
 
 @register_codec
@@ -280,7 +284,7 @@ class JPEGLS(ImagecodecsCodec):
         return None if v is None else int(min(255, max(0, round(v))))
 
     def _encode_work(self, w, header):
-        return _ic.jpegls_encode(w, level=0 if self.lossless else self._native)
+        return _ic.jpegls_encode(w, level=0 if self.lossless else self._nat(header))
 
 
 @register_codec

@@ -336,6 +336,7 @@ class LearnedCodec(Codec):
         header.codec["threads"] = threads
         header.codec["weights_id"] = lm.weights_id
         tile = int(self.params.get("tile", DEFAULT_TILE))
+        header.codec["tile"] = tile   # recorded: a later change of the default must not break old streams
         lo, hi = float(a.min()), float(a.max())
         header.norm = {"mode": "minmax", "lo": lo, "hi": hi}
         planes = a[None] if a.ndim == 2 else a
