@@ -41,6 +41,7 @@ from .codecs.base import Codec
 from .codecs.registry import codec_from_config, get_codec, register_codec
 from .codecs.registry import decode as decode_any
 from .errors import CodecError, InputError, StreamError
+from .io import temp_beside
 
 Box = Tuple[Tuple[int, int], ...]
 DEFAULT_TILE_3D = (32, 512, 512)
@@ -430,11 +431,11 @@ def compress_file(volume, path, codec: Union[str, Codec, Dict[str, Any]] = "zstd
     dst.parent.mkdir(parents=True, exist_ok=True)
     header, streams = tcodec.encode_tiles(volume)
     n_tiles = header.meta["tiles"]["n_tiles"]
-    fd_p, parts = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tiles", dir=dst.parent)
-    fd_o, tmp_out = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
+    parts = temp_beside(dst, ".tiles")
+    tmp_out = temp_beside(dst, ".part")
     table: List[List[int]] = []
     try:
-        with os.fdopen(fd_p, "w+b") as pf, os.fdopen(fd_o, "wb") as of:
+        with open(parts, "w+b") as pf, open(tmp_out, "wb") as of:
             pages = _BandReleaser(volume)
             for i, (t, data) in enumerate(streams):
                 pf.write(data)
@@ -486,8 +487,7 @@ def _open_output(out, shape: Tuple[int, ...], dtype: np.dtype):
         if suffix not in (".npy", ".tif", ".tiff"):
             raise InputError(f"output must be .npy or .tif/.tiff, got {dst.name}")
         dst.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part" + suffix, dir=dst.parent)
-        os.close(fd)
+        tmp = str(temp_beside(dst, ".part" + suffix))
         import tifffile
         if suffix == ".npy":
             arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)

@@ -265,3 +265,46 @@ def test_benchmark_exits_nonzero_when_rows_fail(tmp_path, monkeypatch, capsys):
                "--no-ms-ssim", "--quiet", "--out", str(tmp_path / "res")])
     err = capsys.readouterr().err
     assert rc == 1 and "failed" in err
+
+
+def test_temp_files_are_cleaned_and_outputs_get_the_users_mode(tmp_path):
+    import os
+
+    from napari_microcomp.io import atomic_write_bytes
+    from napari_microcomp.tiled import compress
+
+    stale = tmp_path / ".out.mcz.999999999.abc.part"   # from a killed run (that pid does not exist)
+    stale.write_bytes(b"x" * 100)
+    alive = tmp_path / f".out.mcz.{os.getppid()}.abc.part"  # a running process's file is left alone
+    alive.write_bytes(b"y")
+    old = os.umask(0o022)
+    try:
+        compress(smooth_image((2, 40, 40), seed=1), tmp_path / "out.mcz", "zstd")
+        atomic_write_bytes(tmp_path / "b.bin", b"data")
+    finally:
+        os.umask(old)
+    assert not stale.exists() and alive.exists()
+    assert (tmp_path / "out.mcz").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.bin").stat().st_mode & 0o777 == 0o644
+
+
+def test_sigterm_during_a_write_leaves_no_temporary_file(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "vol.npy"
+    np.save(src, np.random.default_rng(0).integers(0, 65535, (64, 512, 512), dtype=np.uint16))
+    out = tmp_path / "vol.mcz"
+    proc = subprocess.Popen([sys.executable, "-m", "napari_microcomp.cli", "compress-tiled", str(src), str(out),
+                             "-c", "jpegxl", "-q", "8", "--tile", "1", "512", "512"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(tmp_path.glob(".vol.mcz.*")):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    assert not out.exists() and not list(tmp_path.glob(".vol.mcz.*"))

@@ -32,12 +32,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_cleanly_on_sigterm():
+    """SIGTERM unwinds like Ctrl-C, so temporary files are removed and nothing half-written stays behind.
+
+    Returns a function that restores the previous handler."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+        return lambda: None
+
+    def _term(signum, frame):
+        raise KeyboardInterrupt("terminated")
+    prev = signal.signal(signal.SIGTERM, _term)
+    return lambda: signal.signal(signal.SIGTERM, prev)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    restore = _exit_cleanly_on_sigterm()
     try:
         return int(args.func(args) or 0)
     except MicrocompError as exc:
@@ -54,6 +72,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        restore()
 
 
 if __name__ == "__main__":  # pragma: no cover
