@@ -308,3 +308,13 @@ def test_sigterm_during_a_write_leaves_no_temporary_file(tmp_path):
     proc.wait(timeout=60)
     assert proc.returncode != 0
     assert not out.exists() and not list(tmp_path.glob(".vol.mcz.*"))
+
+
+def test_zstd_bomb_is_refused_without_inflating():
+    import imagecodecs
+
+    data = get_codec("zstd", lossless=True).encode(smooth_image((32, 32), seed=2))
+    bomb = imagecodecs.zstd_encode(bytes(50_000_000), level=1)
+    # decoding into a buffer of the declared size: zstd stops at its end instead of inflating 50 MB
+    with pytest.raises(StreamError, match="too small"):
+        decode(_restream(data, edit_payload=lambda p: bomb))

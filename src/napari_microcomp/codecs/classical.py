@@ -305,10 +305,13 @@ class Zstd(ImagecodecsCodec):
         return _ic.zstd_encode(shuffled.tobytes(), level=int(self.params.get("level", 9)))
 
     def _decode_2d(self, data, header, shape):
-        raw = _ic.zstd_decode(data)
         dt = np.dtype(header.meta["work_dtype"])
-        if len(raw) != dt.itemsize * int(np.prod(shape)):
-            raise ValueError(f"zstd payload holds {len(raw)} bytes, expected {dt.itemsize * int(np.prod(shape))}")
+        want = dt.itemsize * int(np.prod(shape))
+        raw = bytearray(want)   # decode into the declared size: a zstd bomb fails instead of filling memory
+        n = _ic.zstd_decode(data, out=raw)
+        n = want if n is None or n is raw else len(n)
+        if n != want:
+            raise ValueError(f"zstd payload holds {n} bytes, expected {want}")
         planes = np.frombuffer(raw, np.uint8).reshape(dt.itemsize, -1)
         w = np.ascontiguousarray(planes.T).view(dt).reshape(shape)
         return self._from_work(w, header)
