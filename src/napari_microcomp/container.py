@@ -119,8 +119,8 @@ def read_header(data) -> "tuple[Header, int]":
     try:
         d = json.loads(hbytes.decode("utf-8"))
         header = Header(**d)
-    except (ValueError, TypeError) as exc:
-        _fail(f"unreadable header ({exc})")
+    except (ValueError, TypeError, RecursionError) as exc:   # RecursionError: absurdly nested JSON
+        _fail(f"unreadable header ({type(exc).__name__})")
     _validate(header)
     return header, end
 

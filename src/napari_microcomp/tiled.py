@@ -296,6 +296,9 @@ def _tiles_from_header(header: container.Header) -> List[Tile]:
             len(e) < 2 or e[0] != 0 or e[-1] != s or any(b <= a for a, b in zip(e, e[1:]))
             for e, s in zip(edges, shape)):
         raise StreamError(f"tiled stream has an invalid tile table for shape {list(shape)}: edges {edges}, halo {halo}")
+    n = math.prod(len(e) - 1 for e in edges)   # before building them: a table may promise 10^12 tiles
+    if n != len(header.payloads):
+        raise StreamError(f"tiled stream lists {n} tiles but {len(header.payloads)} payloads")
     tiles = tiles_from_edges(shape, edges, halo)
     if len(tiles) != len(header.payloads):
         raise StreamError(f"tiled stream lists {len(tiles)} tiles but {len(header.payloads)} payloads")

@@ -140,7 +140,9 @@ def test_decoding_never_goes_online(weights, monkeypatch, tmp_path):
     def no_network(*a, **k):
         raise AssertionError("decode tried to download")
 
+    import pooch
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    monkeypatch.setattr(pooch, "retrieve", no_network)
     monkeypatch.setenv("MICROCOMP_CACHE", str(tmp_path / "cache"))
     data = get_codec("mbt2018-mean-vbr", quality=4, weights=weights["mbt2018-mean-vbr"]).encode(
         smooth_image((64, 64), seed=4))
@@ -318,3 +320,65 @@ def test_zstd_bomb_is_refused_without_inflating():
     # decoding into a buffer of the declared size: zstd stops at its end instead of inflating 50 MB
     with pytest.raises(StreamError, match="too small"):
         decode(_restream(data, edit_payload=lambda p: bomb))
+
+
+def test_nested_json_and_huge_tile_tables_are_refused():
+    data = get_codec("zstd", lossless=True).encode(smooth_image((32, 32), seed=3))
+    nested = _restream(data, edit_header=lambda h: h.meta.update(x=[[[[[]]]]]))
+    assert decode(nested).shape == (32, 32)
+    # a header that nests 100k levels deep: one-line StreamError, not a RecursionError
+    import json
+    import struct as st
+    deep = ("[" * 100_000 + "]" * 100_000).encode()
+    prefix = st.pack("<4sHII", container.MAGIC, container.FORMAT_VERSION, len(deep), container.crc32(deep))
+    with pytest.raises(StreamError):
+        decode(prefix + deep)
+    from napari_microcomp.tiled import TiledCodec
+
+    t = TiledCodec(inner="zstd", tile=(1, 16, 16), halo=(0, 0, 0)).encode(smooth_image((2, 32, 32), seed=4))
+
+    def huge(h):
+        h.shape = [2, 60000, 60000]
+        h.meta["tiles"]["edges"] = [[0, 1, 2], list(range(0, 60001, 1)), list(range(0, 60001, 1))]
+    with pytest.raises(StreamError):
+        decode(_restream(t, edit_header=huge))
+
+
+class _Boom:
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {os.environ.get('MCZ_PWNED', '/tmp/mcz-pwned')}",))
+
+
+def test_crafted_pickles_run_nothing_through_any_entry_point(tmp_path, monkeypatch):
+    import os
+    import pickle
+
+    from napari_microcomp.cli import main
+    from napari_microcomp.labelfree import load_model
+
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("MCZ_PWNED", str(marker))
+    evil = tmp_path / "mbt2018-mean-vbr.pt"
+    torch.save({"format": zoo.FORMAT, "arch": "mbt2018-mean-vbr", "payload": _Boom()}, evil)
+    raw = tmp_path / "raw.pt"
+    raw.write_bytes(pickle.dumps({"x": _Boom()}))
+    img = smooth_image((64, 64), seed=1)
+    src = tmp_path / "img.npy"
+    np.save(src, img)
+    for f in (evil, raw):
+        with pytest.raises(MicrocompError):                                   # API weights=
+            get_codec("mbt2018-mean-vbr", quality=3, weights=str(f)).encode(img)
+        with pytest.raises(Exception):                                        # label-free models
+            load_model(str(f))
+        assert main(["compress", str(src), str(tmp_path / "o.mcz"), "-c", "mbt2018-mean-vbr",
+                     "--weights", str(f), "--overwrite"]) == 2                # CLI --weights
+        for flag in ("--init", "--resume"):                                   # training
+            assert main(["train-codec", "--arch", "mbt2018-mean-vbr", "--data", str(src), "--steps", "1",
+                         flag, str(f)]) == 2
+    monkeypatch.setenv("MICROCOMP_WEIGHTS", str(tmp_path))                    # a weights folder
+    zoo.clear_cache()
+    with pytest.raises(MicrocompError):
+        get_codec("mbt2018-mean-vbr", quality=3, weights="transmitted").encode(img)
+    zoo.clear_cache()
+    assert not marker.exists() and not os.path.exists("/tmp/mcz-pwned")

@@ -134,7 +134,7 @@ def test_url_weights_rgb_state_dict_offline(server, tmp_path, monkeypatch):
     _Quiet.hits = 0
 
     img = (np.random.default_rng(0).random((70, 90)) * 4000).astype(np.uint16)
-    codec = get_codec("bmshj2018-hyperprior", quality=3, weights=f"{base}/{name}")
+    codec = get_codec("bmshj2018-hyperprior", quality=3, weights=f"{base}/{name}#sha256={digest}")
     out = decode(codec.encode(img))                      # gray replicated to 3 channels, output averaged
     assert out.shape == img.shape and out.dtype == np.uint16
     assert codec.load().channels == 3
@@ -146,15 +146,17 @@ def test_url_weights_rgb_state_dict_offline(server, tmp_path, monkeypatch):
     bad = f"bmshj2018-hyperprior-test-{'0' * 8}.pth.tar"
     (root / bad).write_bytes(buf.getvalue())
     with pytest.raises(WeightsNotFoundError, match="could not download"):
-        zoo.load_url("bmshj2018-hyperprior", f"{base}/{bad}")
-    with pytest.raises(WeightsNotFoundError, match="no hash"):
+        zoo.load_url("bmshj2018-hyperprior", f"{base}/{bad}#sha256={'0' * 64}")
+    with pytest.raises(WeightsNotFoundError, match="SHA-256"):     # no hash known in advance: refused
         zoo.load_url("bmshj2018-hyperprior", f"{base}/plain.pth")
+    with pytest.raises(WeightsNotFoundError, match="SHA-256"):     # a prefix in the name is not enough
+        zoo.load_url("bmshj2018-hyperprior", f"{base}/{name}")
 
 
 def test_compressai_source_without_network_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv(zoo.ENV_CACHE, str(tmp_path))
-    monkeypatch.setattr(torch.hub, "download_url_to_file",
-                        lambda *a, **k: (_ for _ in ()).throw(OSError("network unreachable")))
+    import pooch
+    monkeypatch.setattr(pooch, "retrieve", lambda *a, **k: (_ for _ in ()).throw(OSError("network unreachable")))
     zoo.clear_cache()
     with pytest.raises(WeightsNotFoundError, match="offline"):
         zoo.get_model("bmshj2018-factorized", 1, "compressai")

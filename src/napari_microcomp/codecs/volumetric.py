@@ -144,7 +144,7 @@ class VolumetricCodec(Codec):
 
 def _to_unit(block: np.ndarray, lo: float, hi: float) -> torch.Tensor:
     scale = (hi - lo) or 1.0
-    x = (block.astype(np.float32) - np.float32(lo)) / np.float32(scale)
+    x = ((block.astype(np.float64) - lo) / scale).astype(np.float32)   # float64: spans near ±3e38 overflow float32
     return torch.from_numpy(np.ascontiguousarray(x))[None, None]
 
 

@@ -394,31 +394,74 @@ def secure_url(url: str) -> bool:
     return u.scheme == "https" or (u.scheme == "http" and u.hostname in ("127.0.0.1", "localhost", "::1"))
 
 
+def _split_url(url: str) -> Tuple[str, Optional[str]]:
+    """``URL#sha256=<64 hex>`` -> (URL, full hash); no fragment -> (URL, None)."""
+    base, _, frag = url.partition("#")
+    m = re.fullmatch(r"sha256=([0-9a-f]{64})", frag.lower()) if frag else None
+    if frag and not m:
+        raise WeightsNotFoundError(f"{url}: the fragment must be #sha256=<64 hex digits>")
+    return base, (m.group(1) if m else None)
+
+
+def published_prefixes() -> Dict[str, str]:
+    """CompressAI's own published weights: URL -> the SHA-256 prefix its zoo puts in each file name."""
+    try:
+        from compressai.zoo.image import model_urls
+    except ImportError:  # pragma: no cover
+        return {}
+    out = {}
+    for by_metric in model_urls.values():
+        for by_q in by_metric.values():
+            for url in by_q.values():
+                m = _HASH_RE.search(url)
+                if m:
+                    out[url] = m.group(1)
+    return out
+
+
 def cached_url(url: str, cache: Optional[Path] = None) -> Optional[Path]:
     """The cached download of ``url`` if it is there (never touches the network)."""
-    p = (cache or cache_dir()) / url.rstrip("/").rsplit("/", 1)[-1]
+    base, _ = _split_url(url)
+    p = (cache or cache_dir()) / base.rstrip("/").rsplit("/", 1)[-1]
     return p if p.is_file() else None
 
 
 def fetch_url(url: str, cache: Optional[Path] = None) -> Path:
-    """Download ``url`` once into the cache; the file name's hex suffix must prefix its SHA-256."""
-    if not secure_url(url):
-        raise WeightsNotFoundError(f"{url}: only https URLs are fetched")
-    name = url.rstrip("/").rsplit("/", 1)[-1]
-    m = _HASH_RE.search(name)
-    if not m:
-        raise WeightsNotFoundError(f"{url}: the file name carries no hash (expected NAME-<sha256 prefix>.pth.tar)")
-    prefix = m.group(1)
+    """Download ``url`` once into the cache (pooch), verified against a SHA-256 known in advance.
+
+    The hash comes from the user (``URL#sha256=<64 hex>``) or, for CompressAI's own pretrained files,
+    from the table CompressAI publishes (:func:`published_prefixes`). Anything else is refused.
+    """
+    base, full = _split_url(url)
+    if not secure_url(base):
+        raise WeightsNotFoundError(f"{base}: only https URLs are fetched")
+    prefix = published_prefixes().get(base)
+    if full is None and prefix is None:
+        raise WeightsNotFoundError(f"{base}: not one of CompressAI's published weight files; give its full SHA-256 "
+                                   f"as {base}#sha256=<64 hex digits> (a hash you got from its publisher)")
+    name = base.rstrip("/").rsplit("/", 1)[-1]
     dst = (cache or cache_dir()) / name
-    if dst.is_file() and hashlib.sha256(dst.read_bytes()).hexdigest().startswith(prefix):
+
+    def verified(p: Path) -> bool:
+        h = hashlib.sha256(p.read_bytes()).hexdigest()
+        return h == full if full else h.startswith(prefix)
+
+    if dst.is_file() and verified(dst):
         return dst
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
-        torch.hub.download_url_to_file(url, str(dst), hash_prefix=prefix, progress=False)
+        import pooch
+
+        dst.unlink(missing_ok=True)
+        pooch.retrieve(base, known_hash=f"sha256:{full}" if full else None, fname=name, path=str(dst.parent),
+                       progressbar=False)
     except Exception as exc:
         dst.unlink(missing_ok=True)
-        raise WeightsNotFoundError(f"could not download {url} ({type(exc).__name__}: {exc}); offline? "
+        raise WeightsNotFoundError(f"could not download {base} ({type(exc).__name__}: {str(exc)[:200]}); offline? "
                                    f"put the file in {dst.parent}") from exc
+    if not verified(dst):
+        dst.unlink(missing_ok=True)
+        raise WeightsNotFoundError(f"could not download {base}: its SHA-256 does not match the published one")
     return dst
 
 

@@ -226,7 +226,8 @@ def train(cfg: TrainConfig, stop: Optional[threading.Event] = None) -> Generator
     device = torch.device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise MicrocompError("--device cuda requested but CUDA is not available")
-    torch.set_num_threads(int(cfg.threads or (1 if device.type == "cuda" else torch.get_num_threads())))
+    prev_threads = torch.get_num_threads()   # restored at the end: a library call leaves global state alone
+    torch.set_num_threads(int(cfg.threads or (1 if device.type == "cuda" else prev_threads)))
     torch.manual_seed(cfg.seed)
     bf16 = cfg.bf16 if cfg.bf16 is not None else (device.type == "cuda" or _cpu_has_bf16())
     if device.type == "cuda":
@@ -361,6 +362,7 @@ def train(cfg: TrainConfig, stop: Optional[threading.Event] = None) -> Generator
                                cfg, widths, sampler.rng.bit_generator.state, lr_scale)
     finally:
         prefetch.close()
+        torch.set_num_threads(prev_threads)
     seconds = elapsed_before + time.monotonic() - t_start
     if cfg.ckpt:
         _save_ckpt(cfg.ckpt, model, opt, aux_opt, step, seconds, cfg, widths, sampler.rng.bit_generator.state,
