@@ -47,6 +47,7 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=512)
     ap.add_argument("--max-images", type=int, default=None)
     ap.add_argument("--refine", type=int, default=0)
+    ap.add_argument("--qualities", type=int, nargs="+", default=None, help="learned qualities (default: all)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
@@ -64,6 +65,7 @@ def main() -> None:
     for arch in args.archs:
         spec = zoo.get_arch(arch)
         qs = list(range(1, 9)) if spec.vbr else [q for q in range(1, 9) if zoo.find_weights(arch, q, None)]
+        qs = [q for q in qs if args.qualities is None or q in args.qualities]
         for refine in sorted({0, args.refine}):
             w = None if weights == "general" else weights
             if w in ("transmitted", "fluorescence"):
