@@ -67,7 +67,9 @@ def main() -> None:
         qs = list(range(1, 9)) if spec.vbr else [q for q in range(1, 9) if zoo.find_weights(arch, q, None)]
         qs = [q for q in qs if args.qualities is None or q in args.qualities]
         for refine in sorted({0, args.refine}):
-            w = None if weights == "general" else weights
+            # "general": the top-level shipped files (mixed training data), named by path so that the
+            # automatic modality choice cannot swap them for the modality's own weights
+            w = str(zoo.SHIPPED_DIR / spec.weights_filename(4)) if weights == "general" else weights
             if w in ("transmitted", "fluorescence"):
                 found = [zoo.find_weights(arch, q, w) for q in qs]
                 srcs = sorted({str(p) for p in found if p})

@@ -150,12 +150,13 @@ class _Prefetcher:
 
 
 def _save_ckpt(path, model, opt, aux_opt, step, elapsed, cfg: TrainConfig, widths, sampler_state,
-               lr_scale: float = 1.0) -> None:
+               lr_scale: float = 1.0, last: Optional[Dict[str, float]] = None) -> None:
     buf = _io.BytesIO()
     torch.save({"format": CKPT_FORMAT, "arch": cfg.arch, "widths": widths, "config": asdict(cfg),
                 "model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
                 "step": step, "elapsed": elapsed, "sampler": sampler_state,
-                "torch_rng": torch.get_rng_state(), "lr_scale": float(lr_scale)}, buf)
+                "torch_rng": torch.get_rng_state(), "lr_scale": float(lr_scale),
+                "last": dict(last or {})}, buf)
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -267,9 +268,10 @@ def train(cfg: TrainConfig, stop: Optional[threading.Event] = None) -> Generator
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     opt = torch.optim.Adam(main_params, lr=cfg.lr)
     aux_opt = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
-    step, elapsed_before, ckpt_lr_scale = 0, 0.0, 1.0
+    step, elapsed_before, ckpt_lr_scale, ckpt_last = 0, 0.0, 1.0, {}
     if ckpt is not None:
         ckpt_lr_scale = float(ckpt.get("lr_scale", 1.0))
+        ckpt_last = dict(ckpt.get("last") or {})
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["opt"])
         aux_opt.load_state_dict(ckpt["aux_opt"])
@@ -282,7 +284,7 @@ def train(cfg: TrainConfig, stop: Optional[threading.Event] = None) -> Generator
     prefetch = _Prefetcher(sampler, cfg.batch, device)
     model.train()
     window: Dict[str, List[float]] = {"loss": [], "bpp": [], "mse": []}
-    last = {"loss": float("nan"), "bpp": float("nan"), "psnr": float("nan")}
+    last = {"loss": float("nan"), "bpp": float("nan"), "psnr": float("nan"), **ckpt_last}
     n_restores = 0
     lr_scale = float(ckpt_lr_scale)
     recent: Dict[Any, List[float]] = {}   # per rate level: VBR losses differ ~50× across λ
@@ -359,14 +361,14 @@ def train(cfg: TrainConfig, stop: Optional[threading.Event] = None) -> Generator
                 good = _snapshot(model, opt, aux_opt)
                 if cfg.ckpt:
                     _save_ckpt(cfg.ckpt, model, opt, aux_opt, step, elapsed_before + time.monotonic() - t_start,
-                               cfg, widths, sampler.rng.bit_generator.state, lr_scale)
+                               cfg, widths, sampler.rng.bit_generator.state, lr_scale, last)
     finally:
         prefetch.close()
         torch.set_num_threads(prev_threads)
     seconds = elapsed_before + time.monotonic() - t_start
     if cfg.ckpt:
         _save_ckpt(cfg.ckpt, model, opt, aux_opt, step, seconds, cfg, widths, sampler.rng.bit_generator.state,
-                   lr_scale)
+                   lr_scale, last)
     out_path = cfg.out or spec.weights_filename(cfg.quality or 0)
     meta = {"arch": cfg.arch, "quality": None if spec.vbr else cfg.quality,
             "lambda": list(spec.lambdas) if spec.vbr else lmbda, "widths": widths, "steps": step,
