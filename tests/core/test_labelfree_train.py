@@ -124,8 +124,8 @@ def test_cli_train_then_predict(isl_files, tmp_path, capsys):
     assert main(["predict", str(isl_files["z6"]), str(pred_path), "--model", str(out), "--tile", "64"]) == 0
     pred = tifffile.imread(pred_path)
     assert pred.shape == (96, 128) and pred.dtype == np.float32
-    assert main(["predict", str(isl_files["z6"]), str(pred_path), "--model", "unet2d-nope"]) == 2
+    assert main(["predict", str(isl_files["z6"]), str(pred_path), "--model", "unet2d-nope", "--overwrite"]) == 2
     assert "unknown label-free model" in capsys.readouterr().err
-    assert main(["predict", str(isl_files["stack"]), str(pred_path), "--model", str(out)]) == 2
+    assert main(["predict", str(isl_files["stack"]), str(pred_path), "--model", str(out), "--overwrite"]) == 2
     assert "--slice" in capsys.readouterr().err
-    assert main(["predict", str(isl_files["stack"]), str(pred_path), "--model", str(out), "--slice", "6"]) == 0
+    assert main(["predict", str(isl_files["stack"]), str(pred_path), "--model", str(out), "--slice", "6", "--overwrite"]) == 0
