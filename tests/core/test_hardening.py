@@ -382,3 +382,17 @@ def test_crafted_pickles_run_nothing_through_any_entry_point(tmp_path, monkeypat
         get_codec("mbt2018-mean-vbr", quality=3, weights="transmitted").encode(img)
     zoo.clear_cache()
     assert not marker.exists() and not os.path.exists("/tmp/mcz-pwned")
+
+
+@pytest.mark.parametrize("codec", ["jpegxl-lossless", "jpeg2k", "jpegls", "zstd", "htj2k", "jpegxr", "lerc"])
+@pytest.mark.parametrize("dtype,lo,hi", RANGES, ids=[f"{d.__name__}-{lo}-{hi}" for d, lo, hi in RANGES])
+def test_lossless_is_bit_exact_or_refused(codec, dtype, lo, hi):
+    """The napari writer saves layers losslessly with JPEG XL: uint16 data < 256 used to raise a raw JpegxlError."""
+    a = (lo + _smooth((48, 40), 5) * (hi - lo))
+    a = a.astype(dtype) if dtype == np.float32 else np.round(a).astype(dtype)
+    kw = {} if codec == "jpegxl-lossless" else {"lossless": True}
+    try:
+        rec = decode(get_codec(codec, **kw).encode(a))
+    except MicrocompError:
+        return
+    np.testing.assert_array_equal(rec, a)

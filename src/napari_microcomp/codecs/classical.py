@@ -253,6 +253,8 @@ class JPEGXL(ImagecodecsCodec):
 
     def _encode_work(self, w, header):
         kw = self._kwargs(header)
+        if w.dtype == np.uint16 and kw.get("bitspersample", 16) <= 8:
+            kw.pop("bitspersample")   # libjxl rejects 16-bit samples declared as 8-bit (uint16 data < 256)
         if "effort" in self.params:
             kw["effort"] = self.params["effort"]
         if self.lossless:
