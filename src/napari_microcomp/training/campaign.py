@@ -6,7 +6,8 @@ A plan file (JSON, ``scripts/train_plan.json``) lists jobs in order::
       "modality": "transmitted", "steps": 120000, "lr": 5e-4, "patch": 128, "batch": 8}, ...]}
 
 Optional job keys: ``quality`` (fixed-rate architectures), ``widths``, ``init`` (the name of an earlier
-job whose weights warm-start this one: λ-transfer), ``warmup``.
+job whose weights warm-start this one: λ-transfer), ``warmup``, ``continue_lr`` (peak lr when a job whose
+steps were raised continues from its promoted weights).
 
 For each job the runner packs the modality's training split once (``WORKDIR/data/MODALITY``), then
 trains with checkpoints every ``ckpt_every`` steps. It resumes from ``WORKDIR/NAME.ckpt`` when the
@@ -118,12 +119,15 @@ def run_job(job: Dict[str, Any], workdir: Path, jobs_by_name: Dict[str, Dict], s
     out = workdir / f"{name}.pt"
     resume, init, done_steps = _start_point(job, workdir, ckpt, jobs_by_name)
     steps = int(job["steps"]) - int(done_steps or 0)
+    lr = float(job.get("lr", 5e-4))
+    if done_steps:   # continuing from promoted weights: a fresh schedule, from a gentler peak if the plan says so
+        lr = float(job.get("continue_lr", lr))
     if steps <= 0:
         status.set(name, state="done", steps=done_steps, plan_steps=job["steps"])
         return None
     cfg = TrainConfig(arch=job["arch"], data=[str(data)], quality=job.get("quality"), steps=steps,
                       patch=[int(job.get("patch", 128))], batch=int(job.get("batch", 8)),
-                      lr=float(job.get("lr", 5e-4)), out=str(out), ckpt=str(ckpt),
+                      lr=lr, out=str(out), ckpt=str(ckpt),
                       ckpt_every=int(job.get("ckpt_every", 500)), resume=resume, init=init,
                       widths=dict(job.get("widths") or {}), threads=threads, warmup=int(job.get("warmup", 500)),
                       modality=job["modality"], seed=int(job.get("seed", 0)),
