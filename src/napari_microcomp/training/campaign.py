@@ -98,7 +98,7 @@ def _start_point(job: Dict[str, Any], workdir: Path, ckpt: Path, jobs_by_name: D
     if shipped.exists():
         meta = torch.load(shipped, map_location="cpu", weights_only=True).get("meta", {})
         if meta.get("campaign_job") == job["name"]:
-            return None, str(shipped), int(meta.get("steps") or 0)
+            return None, str(shipped), int(meta.get("steps_total") or meta.get("steps") or 0)
     if job.get("init"):
         src = workdir / f"{job['init']}.pt"
         if not src.exists():
@@ -131,7 +131,7 @@ def run_job(job: Dict[str, Any], workdir: Path, jobs_by_name: Dict[str, Dict], s
                       ckpt_every=int(job.get("ckpt_every", 500)), resume=resume, init=init,
                       widths=dict(job.get("widths") or {}), threads=threads, warmup=int(job.get("warmup", 500)),
                       modality=job["modality"], seed=int(job.get("seed", 0)),
-                      log_every=int(job.get("log_every", 100)),
+                      log_every=int(job.get("log_every", 100)), steps_offset=int(done_steps or 0),
                       command=f"microcomp train-zoo --plan PLAN --only {name}")
     log(f"[{name}] start: {'resume ' + resume if resume else 'init ' + init if init else 'from scratch'}, "
         f"{steps} steps to go")

@@ -71,6 +71,7 @@ class TrainConfig:
     schedule: str = "cosine"     # "cosine" (warm-up, then cosine to lr/50) or "step" (×0.1 for the last quarter)
     spike: float = 20.0          # a loss this many times its running median counts as an explosion
     modality: Optional[str] = None  # recorded in the weights' metadata ("transmitted", "fluorescence")
+    steps_offset: int = 0        # steps the ``init`` weights had already trained (recorded as steps_total)
 
     def resolved_patch(self, ndim: int) -> List[int]:
         if not self.patch:
@@ -378,7 +379,8 @@ def train(cfg: TrainConfig, stop: Optional[threading.Event] = None) -> Generator
             "bf16": bool(bf16), "torch": str(torch.__version__), "compressai": _compressai_version(),
             "git": _git_revision(), "command": cfg.command or " ".join(sys.argv), "seed": cfg.seed,
             "final_train": last, "init": cfg.init, "schedule": cfg.schedule,
-            "warmup": cfg.warmup, "restores": n_restores, "modality": cfg.modality}
+            "warmup": cfg.warmup, "restores": n_restores, "modality": cfg.modality,
+            "steps_total": step + int(cfg.steps_offset)}
     model.eval()
     zoo.export_weights(model, cfg.arch, out_path, None if spec.vbr else cfg.quality, widths, meta)
     yield Progress("export", 1, 1, f"wrote {out_path} ({os.path.getsize(out_path) / 1024:.0f} KiB) after "
