@@ -190,3 +190,27 @@ def test_modality_weights_are_chosen_recorded_and_found_again(sandbox, tmp_path,
     monkeypatch.setenv("MICROCOMP_WEIGHTS", f"{users}:{users / 'elsewhere'}")
     (users / "kept.pt").rename(users / "elsewhere" / "mbt2018-mean-vbr.pt")
     assert decode(data).shape == grey.shape
+
+
+def test_lower_bounds_survive_export_and_warm_start(tmp_path):
+    """fp16 turned the likelihood bound 1e-9 into 0; warm-started training then hit log(0) = inf."""
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "a.tif", smooth_image((96, 96), seed=1))
+    out = tmp_path / "w.pt"
+    list(train(TrainConfig(arch="mbt2018-mean-vbr", data=[str(tmp_path / "a.tif")], steps=1, patch=[64], batch=2,
+                           widths={"N": 8, "M": 8}, threads=1, out=str(out))))
+    sd = torch.load(out, weights_only=True)["state_dict"]
+    bounds = {k: v for k, v in sd.items() if k.endswith("likelihood_lower_bound.bound")}
+    assert bounds and all(v.dtype == torch.float32 and float(v) == pytest.approx(1e-9) for v in bounds.values())
+    # an older file with the bounds rounded to 0: a warm start takes the architecture's bounds instead
+    d = torch.load(out, weights_only=True)
+    for k in bounds:
+        d["state_dict"][k] = torch.zeros_like(d["state_dict"][k]).half()
+    old = tmp_path / "old.pt"
+    torch.save(d, old)
+    again = tmp_path / "again.pt"
+    list(train(TrainConfig(arch="mbt2018-mean-vbr", data=[str(tmp_path / "a.tif")], steps=1, patch=[64], batch=2,
+                           threads=1, init=str(old), out=str(again))))
+    sd2 = torch.load(again, weights_only=True)["state_dict"]
+    assert all(float(sd2[k]) == pytest.approx(1e-9) for k in bounds)

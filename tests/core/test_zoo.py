@@ -49,7 +49,8 @@ def tiny(tmp_path):
 def test_export_is_fp16_json_meta_and_loads_cached(tiny):
     model, path = tiny
     d = torch.load(path, weights_only=True)    # plain tensors + JSON types only
-    floats = [v for k, v in d["state_dict"].items() if v.is_floating_point() and not k.endswith("scale_table")]
+    floats = [v for k, v in d["state_dict"].items()
+              if v.is_floating_point() and not k.endswith(("scale_table", ".bound"))]
     assert floats and all(v.dtype == torch.float16 for v in floats)
     assert not any(k.startswith("gaussian_conditional._quantized_cdf") for k in d["state_dict"])
     assert d["meta"]["note"] == ["tuple", "becomes", "list"] and d["widths"] == {"N": 8, "M": 8}

@@ -179,7 +179,8 @@ def export_weights(model: nn.Module, arch: str, path, quality: Optional[int], wi
     sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     m.load_state_dict(sd)
     with torch.no_grad():
-        for t in list(m.parameters()) + [b for b in m.buffers() if b.is_floating_point()]:
+        for t in list(m.parameters()) + [b for n, b in m.named_buffers()
+                                         if b.is_floating_point() and not n.endswith(".bound")]:
             t.copy_(t.half().float())
     from compressai.entropy_models import EntropyBottleneck
 
@@ -193,7 +194,8 @@ def export_weights(model: nn.Module, arch: str, path, quality: Optional[int], wi
         m.update(force=True)
     gc_tables = _gaussian_table_keys(m)
     # The Gaussian tables depend only on the scale table: rebuilt on load (they are most of the bytes).
-    state = {k: (v.half() if v.is_floating_point() and not k.endswith("scale_table") else v)
+    # fp16 for the weights; the scale table and the lower bounds (1e-9 underflows to 0 in fp16) stay float32
+    state = {k: (v.half() if v.is_floating_point() and not k.endswith(("scale_table", ".bound")) else v)
              for k, v in m.state_dict().items() if k not in gc_tables}
     payload = {"format": FORMAT, "arch": arch, "quality": None if spec.vbr else quality,
                "widths": dict(widths), "state_dict": state,

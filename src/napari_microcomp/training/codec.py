@@ -248,6 +248,10 @@ def train(cfg: TrainConfig, stop: Optional[threading.Event] = None) -> Generator
         widths.update({k: int(v) for k, v in cfg.widths.items()})
     model = spec.factory(**widths)
     if ckpt is None and cfg.init:
+        # Lower bounds are constants of the architecture, not learned: an exported file holds them in fp16,
+        # where the likelihood bound 1e-9 is 0 — training from it then hit log(0) = inf within 100 steps.
+        fresh = model.state_dict()
+        init_state.update({k: v for k, v in fresh.items() if k.endswith(".bound")})
         model.load_state_dict(init_state)
 
     files = collect_files(cfg.data)
@@ -332,7 +336,8 @@ def train(cfg: TrainConfig, stop: Optional[threading.Event] = None) -> Generator
                 opt.load_state_dict(good["opt"])
                 aux_opt.load_state_dict(good["aux_opt"])
                 lr_scale *= 0.5
-                yield Progress("train", step, cfg.steps, f"loss {lv:.3g} at step {step} (running median "
+                yield Progress("train", step, cfg.steps, f"loss {lv:.3g} (bpp {float(bpp.detach()):.3g}, mse "
+                               f"{float(mse.detach()):.3g}) at step {step} (running median "
                                f"{med if med is not None else float('nan'):.3g}): restored the last good state, "
                                f"lr ×{lr_scale:g}")
                 continue
