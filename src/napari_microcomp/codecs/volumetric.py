@@ -24,7 +24,7 @@ from ..errors import CodecError, StreamError
 from ..models import zoo
 from ..models.arch3d import pad_multiple
 from .base import Codec
-from .learned import default_threads
+from .learned import MAX_THREADS, default_threads
 from .registry import register_codec
 
 
@@ -58,8 +58,9 @@ class VolumetricCodec(Codec):
         if self.quality is None:
             raise CodecError(f"{self.codec_id} needs a quality 1..8")
         threads = self.params.get("threads")
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise CodecError(f"{self.codec_id}: threads must be a positive integer, got {threads!r}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                    or not 1 <= threads <= MAX_THREADS):
+            raise CodecError(f"{self.codec_id}: threads must be an integer 1..{MAX_THREADS}, got {threads!r}")
 
     def _model(self) -> "zoo.LoadedModel":
         lm = zoo.get_model(self.arch, int(self.quality), self.params.get("weights"))
@@ -121,6 +122,8 @@ class VolumetricCodec(Codec):
             blocks = list(header.meta["blocks"])
         except (KeyError, TypeError, ValueError) as exc:
             raise StreamError(f"{self.codec_id}: header lacks normalisation/blocks ({exc})") from exc
+        if not 1 <= threads <= MAX_THREADS:   # a hostile 65536 made libgomp abort the process
+            raise StreamError(f"{self.codec_id}: the stream asks for {threads} threads (at most {MAX_THREADS})")
         shape = tuple(header.shape) if len(header.shape) == 3 else (1, *header.shape)
         dtype = np.dtype(header.dtype)
         if sum(int(b["n"]) for b in blocks) != len(payloads):
