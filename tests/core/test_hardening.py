@@ -406,3 +406,29 @@ def test_volumetric_stream_with_hostile_thread_count_is_refused():
     for bad in (65536, 0, -3):
         with pytest.raises(MicrocompError, match="threads"):
             decode(_restream(data, edit_header=lambda h, b=bad: h.codec.update(threads=b)))
+
+
+@pytest.mark.parametrize("codec", ["jpeg2k", "htj2k", "jpegls", "lerc"])
+def test_codestream_dims_are_checked_before_the_native_decoder(codec):
+    """A payload whose own codestream declares a huge image must not reach the allocating native decoder."""
+    import struct as st
+
+    a = np.round(_smooth((40, 56), 3) * 3000).astype(np.uint16)
+    data = get_codec(codec, quality=5).encode(a)
+
+    def grow(p: bytes) -> bytes:
+        b = bytearray(p)
+        if codec in ("jpeg2k", "htj2k"):
+            i = b.find(b"\xff\x4f\xff\x51")
+            b[i + 8:i + 16] = st.pack(">II", 60000, 60000)
+            j = b.find(b"ihdr")
+            if j >= 0:
+                b[j + 4:j + 12] = st.pack(">II", 60000, 60000)
+        elif codec == "jpegls":
+            i = b.find(b"\xff\xf7")
+            b[i + 5:i + 9] = st.pack(">HH", 60000, 60000)
+        else:
+            b[14:22] = st.pack("<ii", 60000, 60000)
+        return bytes(b)
+    with pytest.raises(StreamError, match="codestream declares 60000"):
+        decode(_restream(data, edit_payload=grow))

@@ -18,6 +18,7 @@ to the full uint16 range (offset/scale in the header; exactly invertible), so th
 relative to the image's own range, as LERC's and JPEG-LS's are; lossless modes code the data as it is. float32: LERC and zstd are native; the others get the image
 mapped affinely to uint16 (offset/scale stored in the header; adds ≤ range/131070 error).
 """
+import struct
 from typing import Any, Dict, Sequence
 
 import numpy as np
@@ -40,6 +41,33 @@ def _has(name: str) -> bool:
 
 def _fraction_table(first_exp: int) -> Dict[int, float]:
     return {q: 2.0 ** -(first_exp + q - 1) for q in range(1, 9)}
+
+
+def _j2k_dims(data: bytes):
+    """Image size from a JPEG 2000 codestream's SIZ marker (inside a JP2 file or bare)."""
+    i = data.find(b"\xff\x4f\xff\x51")
+    if i < 0 or len(data) < i + 24:
+        raise ValueError("no JPEG 2000 SIZ marker")
+    x, y, x0, y0 = struct.unpack_from(">IIII", data, i + 8)
+    return y - y0, x - x0
+
+
+def _jpegls_dims(data: bytes):
+    """Image size from a JPEG-LS SOF55 marker."""
+    i = data.find(b"\xff\xf7")
+    if i < 0 or len(data) < i + 9:
+        raise ValueError("no JPEG-LS frame header")
+    y, x = struct.unpack_from(">HH", data, i + 5)
+    return y, x
+
+
+def _lerc_dims(data: bytes):
+    """Image size from a Lerc2 blob header."""
+    if not data.startswith(b"Lerc2 ") or len(data) < 22:
+        raise ValueError("not a Lerc2 blob")
+    version = struct.unpack_from("<i", data, 6)[0]
+    rows, cols = struct.unpack_from("<ii", data, 14 if version >= 3 else 10)   # v3+ adds a checksum
+    return rows, cols
 
 
 class ImagecodecsCodec(SliceCodec):
@@ -125,7 +153,15 @@ class ImagecodecsCodec(SliceCodec):
     def _encode_2d(self, a, header):
         return bytes(self._encode_work(self._to_work(a, header), header))
 
+    def _peek_dims(self, data: bytes):
+        """(rows, cols) the payload's own codestream declares, read without decoding; None if unknown."""
+        return None
+
     def _decode_2d(self, data, header, shape):
+        dims = self._peek_dims(bytes(data[:4096]))
+        if dims is not None and tuple(dims) != tuple(shape):
+            # checked before the native decoder runs: it allocates what its codestream says
+            raise ValueError(f"the payload's codestream declares {dims[0]}×{dims[1]}, the header {shape}")
         w = np.asarray(self._decode_work(data, header))
         if w.shape != shape:
             raise ValueError(f"slice decoded to {w.shape}, expected {shape}")
@@ -140,6 +176,7 @@ class ImagecodecsCodec(SliceCodec):
 
 @register_codec
 class JPEG2000(ImagecodecsCodec):
+    _peek_dims = staticmethod(_j2k_dims)
     codec_id = "jpeg2k"
     stretch_int = True
     description = "JPEG 2000 (OpenJPEG), whole image, single quality layer"
@@ -160,6 +197,7 @@ class JPEG2000(ImagecodecsCodec):
 
 @register_codec
 class HTJ2K(ImagecodecsCodec):
+    _peek_dims = staticmethod(_j2k_dims)
     codec_id = "htj2k"
     stretch_int = True
     description = "High-throughput JPEG 2000 (OpenJPH)"
@@ -216,6 +254,7 @@ class JPEGXR(ImagecodecsCodec):
 
 @register_codec
 class LERC(ImagecodecsCodec):
+    _peek_dims = staticmethod(_lerc_dims)
     codec_id = "lerc"
     description = "LERC (Esri), exact max-error bound; float32 native"
     imagecodecs_name = "LERC"
@@ -272,6 +311,7 @@ class JPEGXLLossless(JPEGXL):
 
 @register_codec
 class JPEGLS(ImagecodecsCodec):
+    _peek_dims = staticmethod(_jpegls_dims)
     codec_id = "jpegls"
     description = "JPEG-LS (CharLS), lossless or near-lossless with an exact error bound"
     imagecodecs_name = "JPEGLS"
