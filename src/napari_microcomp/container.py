@@ -64,6 +64,18 @@ def array_crc32(a: np.ndarray) -> int:
     return crc32(a.view(np.uint8).reshape(-1))
 
 
+def constant_crc32(value: float, dtype: str, n: int) -> int:
+    """:func:`array_crc32` of ``n`` copies of ``value`` as ``dtype``, without allocating the array."""
+    one = np.full(1, value, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()
+    chunk = one * (1 << 16)
+    crc, left = 0, n
+    while left:
+        k = min(left, 1 << 16)
+        crc = zlib.crc32(chunk[:k * len(one)], crc)
+        left -= k
+    return crc & 0xFFFFFFFF
+
+
 def pack(header: Header, payloads: Sequence[bytes]) -> bytes:
     header.payloads = [[len(p), crc32(p)] for p in payloads]
     hjson = json.dumps(header.to_dict(), separators=(",", ":"), sort_keys=True).encode()

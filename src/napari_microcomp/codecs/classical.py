@@ -66,7 +66,10 @@ def _lerc_dims(data: bytes):
     if not data.startswith(b"Lerc2 ") or len(data) < 22:
         raise ValueError("not a Lerc2 blob")
     version = struct.unpack_from("<i", data, 6)[0]
-    rows, cols = struct.unpack_from("<ii", data, 14 if version >= 3 else 10)   # v3+ adds a checksum
+    off = 14 if version >= 3 else 10   # v3+ adds a checksum
+    rows, cols = struct.unpack_from("<ii", data, off)
+    if version >= 4 and struct.unpack_from("<i", data, off + 8)[0] != 1:
+        raise ValueError("LERC blob with several values per pixel (nDepth ≠ 1)")   # 6·10^6 made a 43 GB array
     return rows, cols
 
 

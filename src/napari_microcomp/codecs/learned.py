@@ -365,14 +365,19 @@ class LearnedCodec(Codec):
         lo, hi = float(norm["lo"]), float(norm["hi"])
         shape = tuple(header.shape)
         planes_shape = (1, *shape) if len(shape) == 2 else shape
-        grid = tile_grid(*planes_shape[1:], int(self.params.get("tile", DEFAULT_TILE)))
+        tile = int(self.params.get("tile", DEFAULT_TILE))
         if hi == lo:
             if payloads:
                 raise StreamError(f"{self.codec_id}: constant image with payloads (damaged stream)")
+            # verify before allocating: an edited shape must not make a 100-byte stream fill gigabytes
+            want = header.check.get("crc32")
+            if want is not None and container.constant_crc32(lo, header.dtype, int(np.prod(shape))) != want:
+                raise StreamError(f"{self.codec_id}: the constant image does not match its recorded checksum")
             return np.full(shape, lo, dtype=header.dtype)
-        if len(payloads) != planes_shape[0] * len(grid):
-            raise StreamError(f"{self.codec_id}: expected {planes_shape[0] * len(grid)} tile payloads, "
-                              f"got {len(payloads)}")
+        n_tiles = planes_shape[0] * (-(-planes_shape[1] // tile)) * (-(-planes_shape[2] // tile))
+        if len(payloads) != n_tiles:   # counted before the grid is built: a shape may promise 10^7 tiles
+            raise StreamError(f"{self.codec_id}: expected {n_tiles} tile payloads, got {len(payloads)}")
+        grid = tile_grid(*planes_shape[1:], tile)
         lm = self._load_for_decode()
         out = np.empty(planes_shape, dtype=header.dtype)
         threads = int(self.params.get("threads") or default_threads())
