@@ -1,5 +1,5 @@
 """The structure-aware stream fuzzer (issue 11), in a child process so that a crash or hang is a finding,
-not the end of the test run. CI runs MICROCOMP_FUZZ_CASES cases (default 2,000); the slow run uses ≥ 50,000:
+not the end of the test run. CI runs MICROCOMP_FUZZ_CASES cases (default 3,000); the slow run uses ≥ 50,000:
 
     MICROCOMP_FUZZ_CASES=50000 pytest tests/core/test_fuzz.py
 """
@@ -15,7 +15,7 @@ pytest.importorskip("torch")
 pytest.importorskip("compressai")
 
 HERE = Path(__file__).resolve().parents[1]
-CASES = int(os.environ.get("MICROCOMP_FUZZ_CASES", "2000"))
+CASES = int(os.environ.get("MICROCOMP_FUZZ_CASES", "3000"))
 
 
 def test_fuzzed_streams_decode_exactly_or_are_refused(tmp_path):
