@@ -73,6 +73,20 @@ def _lerc_dims(data: bytes):
     return rows, cols
 
 
+def _zstd_content_size(data: bytes):
+    """The content size a zstd frame header declares (None if absent or not a zstd frame)."""
+    if len(data) < 6 or data[:4] != b"\x28\xb5\x2f\xfd":
+        return None
+    fhd = data[4]
+    fcs_flag, single, dict_flag = fhd >> 6, (fhd >> 5) & 1, fhd & 3
+    pos = 5 + (0 if single else 1) + (0, 1, 2, 4)[dict_flag]
+    size = (1 if single else 0, 2, 4, 8)[fcs_flag]
+    if size == 0 or len(data) < pos + size:
+        return None
+    value = int.from_bytes(data[pos:pos + size], "little")
+    return value + 256 if size == 2 else value
+
+
 class ImagecodecsCodec(SliceCodec):
     """Shared logic: float mapping to uint16, bit depth, native parameter resolution."""
 
@@ -352,6 +366,8 @@ class Zstd(ImagecodecsCodec):
     def _decode_2d(self, data, header, shape):
         dt = np.dtype(header.meta["work_dtype"])
         want = dt.itemsize * int(np.prod(shape))
+        if _zstd_content_size(data) != want:   # before allocating the output (a 6 kB payload, 4 GB declared)
+            raise ValueError(f"the zstd frame declares {_zstd_content_size(data)} bytes, the header {want}")
         raw = bytearray(want)   # decode into the declared size: a zstd bomb fails instead of filling memory
         n = _ic.zstd_decode(data, out=raw)
         n = want if n is None or n is raw else len(n)
