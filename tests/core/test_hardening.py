@@ -318,7 +318,7 @@ def test_zstd_bomb_is_refused_without_inflating():
     data = get_codec("zstd", lossless=True).encode(smooth_image((32, 32), seed=2))
     bomb = imagecodecs.zstd_encode(bytes(50_000_000), level=1)
     # decoding into a buffer of the declared size: zstd stops at its end instead of inflating 50 MB
-    with pytest.raises(StreamError, match="too small"):
+    with pytest.raises(StreamError, match="frame declares|too small"):
         decode(_restream(data, edit_payload=lambda p: bomb))
 
 
