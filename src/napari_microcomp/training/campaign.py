@@ -92,8 +92,9 @@ def _start_point(job: Dict[str, Any], workdir: Path, ckpt: Path, jobs_by_name: D
     """(resume, init, steps_done) for a job: checkpoint, else last promoted weights, else its init job."""
     import torch
 
-    if ckpt.exists():
-        return str(ckpt), None, None
+    if ckpt.exists():   # the checkpoint's run may itself continue earlier weights: keep counting from there
+        cfg = (torch.load(ckpt, map_location="cpu", weights_only=True).get("config") or {})
+        return str(ckpt), None, int(cfg.get("steps_offset") or 0)
     shipped = shipped_path(job)
     if shipped.exists():
         meta = torch.load(shipped, map_location="cpu", weights_only=True).get("meta", {})
