@@ -179,6 +179,10 @@ def test_modality_weights_are_chosen_recorded_and_found_again(sandbox, tmp_path,
         assert header.codec["weights"] == want
         assert header.codec["weights_id"] == zoo._file_id(path)
         assert decode(data).shape == img.shape
+    # an instance left on automatic weights decodes its own stream with the weights the stream records
+    # (the main benchmark job decoded with the general file instead and got NaN)
+    c = get_codec("mbt2018-mean-vbr", quality=4)
+    assert c.decode(c.encode(grey)).shape == grey.shape
     # the user's explicit choice wins over detection
     header, _ = unpack(get_codec("mbt2018-mean-vbr", quality=4, weights="transmitted").encode(dark))
     assert header.codec["weights"] == "transmitted"

@@ -118,7 +118,13 @@ class Codec(abc.ABC):
         if header.codec_id != self.codec_id:
             raise StreamError(f"stream was written by {header.codec_id!r}, not {self.codec_id!r}; "
                               "use napari_microcomp.codecs.decode() to decode any stream")
-        return self._decode_checked(header, payloads)
+        # Decode with what the stream records (e.g. the weights an automatic choice picked, its thread
+        # count) where this instance leaves a parameter open; what the instance sets explicitly wins.
+        try:
+            codec = type(self).from_config({**header.codec, **self.params})
+        except (CodecError, TypeError, ValueError, OverflowError) as exc:
+            raise StreamError(f"{self.codec_id}: the stream's codec parameters are invalid ({exc})") from exc
+        return codec._decode_checked(header, payloads)
 
     def _decode_checked(self, header: container.Header, payloads: List[bytes]) -> np.ndarray:
         try:
