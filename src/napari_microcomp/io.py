@@ -4,6 +4,7 @@ The core returns plain numpy arrays plus a small metadata dict (``pixel_size`` i
 (z, y, x) where known, ``source`` path, ``channel_names``).
 """
 import contextlib
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -112,7 +113,7 @@ def temp_beside(path, suffix: str = ".part") -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     stem = f".{p.name}."
-    for old in p.parent.glob(f"{glob_escape(stem)}*"):
+    for old in p.parent.glob(f"{glob.escape(stem)}*"):
         pid = old.name[len(stem):].split(".", 1)[0]
         if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
             old.unlink(missing_ok=True)
@@ -120,11 +121,6 @@ def temp_beside(path, suffix: str = ".part") -> Path:
     os.close(fd)
     os.chmod(tmp, _user_mode())   # mkstemp makes 0600; give the file the user's usual mode
     return Path(tmp)
-
-
-def glob_escape(text: str) -> str:
-    import glob
-    return glob.escape(text)
 
 
 @contextlib.contextmanager

@@ -28,7 +28,6 @@ import json
 import math
 import mmap
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Generator, Iterator, List, Optional, Sequence, Tuple, Union

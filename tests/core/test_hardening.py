@@ -327,7 +327,6 @@ def test_nested_json_and_huge_tile_tables_are_refused():
     nested = _restream(data, edit_header=lambda h: h.meta.update(x=[[[[[]]]]]))
     assert decode(nested).shape == (32, 32)
     # a header that nests 100k levels deep: one-line StreamError, not a RecursionError
-    import json
     import struct as st
     deep = ("[" * 100_000 + "]" * 100_000).encode()
     prefix = st.pack("<4sHII", container.MAGIC, container.FORMAT_VERSION, len(deep), container.crc32(deep))

@@ -14,7 +14,6 @@ the issue targets are stated in. :func:`recheck` re-measures one crop and compar
 a shipped file records in its metadata (``meta["gate"]``).
 """
 import math
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
