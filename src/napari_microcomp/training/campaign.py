@@ -169,8 +169,10 @@ def promote(job: Dict[str, Any], candidate: Path, status: Status, log: Callable[
     spec = zoo.get_arch(job["arch"])
     new = gate.evaluate([candidate], job["arch"], job["modality"], crop=crop, root=root)
     target = shipped_path(job)
-    old = gate.evaluate([target], job["arch"], job["modality"], crop=crop, anchor=False, root=root) \
-        if target.exists() else None
+    # With no file for this modality yet, the candidate must beat the general file auto-selection uses today.
+    current = target if target.exists() else target.parent.parent / target.name
+    old = gate.evaluate([current], job["arch"], job["modality"], crop=crop, anchor=False, root=root) \
+        if current.exists() else None
     ok, why = gate.gate(new, old) if spec.vbr else gate.gate_single(new, old)
     log(f"[{job['name']}] gate: {'PASS' if ok else 'FAIL'} — {why}; BD-rate vs {new['anchor']['codec']} "
         f"median {new['bd_rate_vs_anchor_median']:+.1f} %, mean curve {new['bd_rate_vs_anchor_mean_curve']:+.1f} %")
