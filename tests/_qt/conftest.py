@@ -12,7 +12,8 @@ from napari_microcomp.codecs import available_codecs  # noqa: E402
 
 # Import the learned codecs (torch, CompressAI and, where installed, triton) before any viewer
 # creates an OpenGL context: triton loaded after Mesa's libLLVM segfaults (see
-# napari_microcomp._qt.avoid_triton_crash, which protects users who open widgets later).
+# napari_microcomp._triton_guard, which protects users; tests/_qt/test_no_crash.py checks a fresh
+# process where the GL context comes first).
 available_codecs()
 
 

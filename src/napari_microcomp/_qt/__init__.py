@@ -1,32 +1,8 @@
 """napari dock widgets. The only place (with the npe2 entry points) that imports Qt or napari.
 
-Importing this package installs one guard, :func:`avoid_triton_crash`, before any widget can
-import torch/CompressAI.
+The triton guard (:mod:`napari_microcomp._triton_guard`) is installed by the package itself, so
+it protects the reader, writer and sample data as well as these widgets.
 """
-import sys
-from pathlib import Path
+from .._triton_guard import avoid_triton_crash
 
-
-def avoid_triton_crash() -> None:
-    """Keep ``triton`` from being imported into a process that already renders with Mesa's LLVM.
-
-    CompressAI imports torch_geometric, which imports ``torch._dynamo``, which imports ``triton``
-    when it is installed (CUDA builds of torch ship it). Loading triton's bundled LLVM after
-    napari's OpenGL context has loaded Mesa's ``libLLVM`` (llvmpipe under Xvfb or remote
-    desktops, radeonsi on AMD GPUs) kills the process with a segmentation fault (measured here:
-    napari 0.9.2, Mesa llvmpipe, triton 3.8). The codecs never use triton (no ``torch.compile``),
-    so when libLLVM is already mapped we make ``import triton`` raise ImportError, which torch
-    handles as "triton not installed". Nothing changes when triton is already imported or when
-    no libLLVM is loaded.
-    """
-    if "triton" in sys.modules or not sys.platform.startswith("linux"):
-        return
-    try:
-        maps = Path("/proc/self/maps").read_text()
-    except OSError:
-        return
-    if "libLLVM" in maps:
-        sys.modules["triton"] = None
-
-
-avoid_triton_crash()
+__all__ = ["avoid_triton_crash"]
