@@ -13,10 +13,17 @@ What gets written
   If the default codec is unavailable, or cannot store the layer's pixel type (e.g. float32),
   the first available codec of the ``lossless`` family that can is used.
 
+A second writer, "microcomp, choose codec…", asks for the codec and quality in a small dialog
+(remembered between saves) and encodes the layer with them.
+
+Refusals (RGB, NaN, 4D, a codec without weights for that quality…) are shown to the user as
+napari error notifications with the plugin's own message; :func:`save_layer` is the same write
+for scripts and raises instead.
+
 Layer name, scale and translate are stored in the stream's header and restored by the reader.
 """
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -74,12 +81,21 @@ def _with_meta(stream: bytes, extra: Dict[str, Any]) -> bytes:
     return container.pack(header, payloads)
 
 
-def write_single_image(path: str, data: Any, meta: Dict[str, Any]) -> List[str]:
-    """Write one image layer to ``path`` (``.mcz``); return the written path."""
+def save_layer(path: str, data: Any, meta: Dict[str, Any], codec: Optional[str] = None,
+               quality: Optional[int] = None) -> List[str]:
+    """Write one image layer to ``path`` (``.mcz``); return the written path; raise MicrocompError.
+
+    ``codec`` None: the layer's own stream when it is an unchanged reconstruction, else lossless
+    (:data:`DEFAULT_CODEC`). A codec name: that codec at ``quality`` (lossy or lossless as the
+    codec is), whatever the layer is.
+    """
+    from .codecs import get_codec
     from .io import atomic_write_bytes
 
+    name = meta.get("name") or Path(path).stem
     if meta.get("rgb"):
-        raise InputError("RGB layers cannot be saved as .mcz: microcomp stores single-channel images")
+        raise InputError(f"layer {name!r} is RGB; .mcz stores single-channel images "
+                         "(split the channels first: right-click > Split RGB)")
     if meta.get("multiscale"):
         data = data[0]  # full resolution level
     array = np.asarray(data)
@@ -90,10 +106,50 @@ def write_single_image(path: str, data: Any, meta: Dict[str, Any]) -> List[str]:
     for key in ("scale", "translate"):
         if meta.get(key) is not None:
             header_meta[key] = [float(v) for v in meta[key]]
-    stream = _stored_stream(array, meta.get("metadata") or {})
-    if stream is not None:
-        stream = _with_meta(stream, header_meta)
-    else:
-        stream = encode_lossless(array, header_meta)
+    try:
+        if codec is not None:
+            stream = get_codec(codec, quality=quality).encode(array, meta=header_meta)
+        else:
+            stream = _stored_stream(array, meta.get("metadata") or {})
+            if stream is not None:
+                stream = _with_meta(stream, header_meta)
+            else:
+                stream = encode_lossless(array, header_meta)
+    except MicrocompError as exc:
+        raise type(exc)(f"layer {name!r}: {exc}") from exc
     atomic_write_bytes(p, stream)
     return [str(p)]
+
+
+def _notify_refusal(path: str, meta: Dict[str, Any], exc: BaseException) -> List[str]:
+    """Show the plugin's own message as a napari error notification; write nothing.
+
+    napari turns a writer's ValueError into "No data written! A plugin could not be found", so
+    the refusal is reported here and the writer returns no paths.
+    """
+    from napari.utils.notifications import show_error
+
+    msg = str(exc) if isinstance(exc, MicrocompError) else f"unexpected {type(exc).__name__}: {exc}"
+    show_error(f"napari-microcomp did not save {Path(path).name}: {msg}")
+    return []
+
+
+def write_single_image(path: str, data: Any, meta: Dict[str, Any]) -> List[str]:
+    """npe2 writer "microcomp lossless": the layer's own stream, else lossless JPEG XL."""
+    try:
+        return save_layer(path, data, meta)
+    except (MicrocompError, OSError) as exc:
+        return _notify_refusal(path, meta, exc)
+
+
+def write_single_image_choose(path: str, data: Any, meta: Dict[str, Any]) -> List[str]:
+    """npe2 writer "microcomp, choose codec…": asks for codec and quality, then writes."""
+    from ._qt.save_dialog import ask_codec
+
+    choice = ask_codec(meta.get("name") or Path(path).stem, np.ndim(data) - (1 if meta.get("rgb") else 0))
+    if choice is None:
+        return []  # the user cancelled the dialog
+    try:
+        return save_layer(path, data, meta, *choice)
+    except (MicrocompError, OSError) as exc:
+        return _notify_refusal(path, meta, exc)

@@ -28,7 +28,7 @@ def test_manifest_validates_and_imports():
     assert {w.display_name for w in pm.contributions.widgets} == {"Compress", "Label-free prediction",
                                                                   "Benchmark"}
     assert [r.filename_patterns for r in pm.contributions.readers] == [["*.mcz"]]
-    assert [w.filename_extensions for w in pm.contributions.writers] == [[".mcz"]]
+    assert [w.filename_extensions for w in pm.contributions.writers] == [[".mcz"], [".mcz"]]
     assert {s.key for s in pm.contributions.sample_data} == {"isl_phase_dapi", "hipsc_nuclei", "skimage_cell"}
     # the top-level napari.yaml is a relative link to the shipped one: one source of truth
     top = ROOT / "napari.yaml"

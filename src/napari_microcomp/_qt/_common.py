@@ -13,7 +13,7 @@ from napari.utils import progress
 from napari.utils.notifications import show_error
 from qtpy.QtCore import Qt
 from qtpy.QtGui import QStandardItemModel
-from qtpy.QtWidgets import QComboBox, QLabel, QListWidget, QListWidgetItem
+from qtpy.QtWidgets import QComboBox, QLabel, QListWidget, QListWidgetItem, QSlider
 
 from ..errors import MicrocompError
 from . import avoid_triton_crash
@@ -187,6 +187,66 @@ def weights_hint(name: str) -> str:
     if qualities is None:
         return ""
     return "weights: " + (" ".join(f"q{q}" for q in sorted(qualities)) if qualities else "none")
+
+
+def quality_levels(name: Optional[str]) -> List[int]:
+    """The quality levels ``name`` can serve: its weight levels for model-based codecs, else 1…8."""
+    from ..codecs import QUALITIES, codec_class
+
+    if not name:
+        return list(QUALITIES)
+    have = weight_qualities(codec_class(name))
+    return list(QUALITIES) if have is None else sorted(have)
+
+
+class QualitySlider(QSlider):
+    """Quality 1…8 that only stops on the levels the current codec can serve.
+
+    A fixed-rate learned codec has weights for some levels only (e.g. q2 q4 q6 q8): moving the
+    slider (mouse, keys or ``setValue``) jumps to the next served level in that direction.
+    """
+
+    def __init__(self, value: int = 4, parent=None):
+        super().__init__(Qt.Orientation.Horizontal, parent)
+        self._levels: List[int] = list(range(1, 9))
+        self.setRange(1, 8)
+        self.setPageStep(1)
+        self.setTickPosition(QSlider.TickPosition.TicksBelow)
+        self._last = value
+        self.setValue(value)
+        self.valueChanged.connect(self._snap)
+
+    def levels(self) -> List[int]:
+        return list(self._levels)
+
+    def set_levels(self, levels: Sequence[int]) -> None:
+        self._levels = sorted(levels) or list(range(1, 9))
+        self.blockSignals(True)
+        self.setRange(self._levels[0], self._levels[-1])
+        self.blockSignals(False)
+        v = self._last
+        if v not in self._levels:
+            v = min(self._levels, key=lambda q: (abs(q - v), -q))
+        self._last = v
+        QSlider.setValue(self, v)
+        self.valueChanged.emit(v)
+
+    def setValue(self, value: int) -> None:  # noqa: N802 (Qt name)
+        QSlider.setValue(self, int(value))
+        self._snap(self.value())
+
+    def _snap(self, v: int) -> None:
+        if v in self._levels:
+            self._last = v
+            return
+        up = [q for q in self._levels if q > v]
+        down = [q for q in self._levels if q < v]
+        if v > self._last:
+            target = up[0] if up else down[-1]
+        else:
+            target = down[-1] if down else up[0]
+        self._last = target
+        QSlider.setValue(self, target)
 
 
 class CodecCombo(QComboBox):
