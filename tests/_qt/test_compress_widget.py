@@ -155,10 +155,10 @@ def test_learned_codec_with_user_weights(make_napari_viewer, qtbot, cell, user_c
     assert w.metric_labels["bpp"].text() == fmt(expected.metrics["bpp"], 4)
 
     missing = [q for q in range(1, 9) if q not in weight_qualities(codec_class(arch))]
-    if missing:  # no weights for that quality: the zoo's message reaches the user
-        w.quality.setValue(missing[0])
-        _run(qtbot, w)
-        assert "no weights" in w.status.text() and any("no weights" in m for m in errors_shown())
+    for q in missing:  # issue 12 point 3: a level without weights cannot be picked
+        w.quality.setValue(q)
+        assert w.quality.value() in weight_qualities(codec_class(arch))
+    assert w.quality.levels() == sorted(weight_qualities(codec_class(arch)))
 
 
 def test_shipped_volumetric_codec_on_a_stack(make_napari_viewer, qtbot, nuclei_crop):
@@ -218,3 +218,36 @@ def test_learned_weights_choice_and_refine_reach_the_stream(make_napari_viewer, 
     cfg = w.result.config
     assert cfg["refine"] == 2 and cfg["weights"] == "transmitted"
     assert f"cell [{arch} q4]" in viewer.layers
+
+
+def test_quality_slider_stops_only_on_levels_with_weights(make_napari_viewer, qtbot, cell):
+    """Issue 12 point 3: mbt2018-mean q3 / cheng2020 q4 cannot be chosen when no weights exist."""
+    from qtpy.QtCore import Qt
+
+    from napari_microcomp._qt._common import quality_levels
+
+    viewer = make_napari_viewer()
+    viewer.add_image(cell, name="cell")
+    w = CompressWidget(viewer)
+    qtbot.addWidget(w)
+    w.codec_combo.select("jpeg2k")
+    assert w.quality.levels() == list(range(1, 9))
+    fixed = next((n for n in ("mbt2018", "cheng2020-anchor", "mbt2018-mean")
+                  if w.codec_combo.findData(n) >= 0 and quality_levels(n) != list(range(1, 9))), None)
+    if fixed is None:
+        pytest.skip("no fixed-rate learned codec with partial weights here")
+    levels = quality_levels(fixed)
+    w.codec_combo.select(fixed)
+    assert w.quality.levels() == levels and w.quality.value() in levels
+    assert "only" in w.quality.toolTip()
+    seen = set()
+    w.quality.setValue(levels[0])
+    for _ in range(8):  # keyboard: Right walks through the served levels only
+        qtbot.keyClick(w.quality, Qt.Key.Key_Right)
+        seen.add(w.quality.value())
+    assert seen <= set(levels) and levels[-1] in seen
+    for q in range(1, 9):
+        w.quality.setValue(q)
+        assert w.quality.value() in levels
+    w.codec_combo.select("jpeg2k")  # back to a classical codec: every level again
+    assert w.quality.levels() == list(range(1, 9))

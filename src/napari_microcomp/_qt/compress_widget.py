@@ -14,9 +14,9 @@ from qtpy.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout
                             QLabel, QPushButton, QRadioButton, QSlider, QSpinBox, QVBoxLayout, QWidget)
 
 from ..errors import InputError
-from ._common import (CodecCombo, LayerPicker, add_or_replace_image, compress_with_crc, fmt,
-                      reconstruction_metadata, refuse_reason, report_error, set_status, start_worker,
-                      weights_hint)
+from ._common import (CodecCombo, LayerPicker, QualitySlider, add_or_replace_image, compress_with_crc, fmt,
+                      quality_levels, reconstruction_metadata, refuse_reason, report_error, set_status,
+                      start_worker, weights_hint)
 
 TARGETS = {"PSNR (dB)": ("psnr", 40.0, 10.0, 100.0, 0.5), "SSIM": ("ssim", 0.95, 0.5, 0.9999, 0.01),
            "bpp": ("bpp", 0.5, 0.01, 16.0, 0.05), "compression ratio": ("cr", 20.0, 1.1, 1000.0, 1.0)}
@@ -57,6 +57,9 @@ class CompressWidget(QWidget):
         self.refine.setSpecialValueText("off")
         self.refine.setToolTip("refine (slower): optimise this image's latents for N steps before coding; "
                                "smaller or better streams, the same decoder")
+        self.quality = QualitySlider(4)
+        quality_label = QLabel("4")
+        self.quality.valueChanged.connect(lambda v: quality_label.setText(str(v)))
         self.codec_combo.currentIndexChanged.connect(self._codec_changed)
         self._codec_changed()
         self.by_quality = QRadioButton("quality")
@@ -67,12 +70,6 @@ class CompressWidget(QWidget):
         group = QButtonGroup(self)
         group.addButton(self.by_quality)
         group.addButton(self.by_target)
-        self.quality = QSlider(Qt.Orientation.Horizontal)
-        self.quality.setRange(1, 8)
-        self.quality.setValue(4)
-        self.quality.setTickPosition(QSlider.TickPosition.TicksBelow)
-        quality_label = QLabel("4")
-        self.quality.valueChanged.connect(lambda v: quality_label.setText(str(v)))
         self.target_metric = QComboBox()
         self.target_metric.addItems(list(TARGETS))
         self.target_value = QDoubleSpinBox()
@@ -126,6 +123,13 @@ class CompressWidget(QWidget):
         if name:
             cls = codec_class(name)
             self.codec_info.setText(" ".join(filter(None, [cls.description, weights_hint(name)])))
+            levels = quality_levels(name)
+            self.quality.set_levels(levels)
+            if levels != list(range(1, 9)):
+                self.quality.setToolTip(f"{name} has weights for q{' q'.join(map(str, levels))} only; "
+                                        "the slider stops there")
+            else:
+                self.quality.setToolTip("1 = smallest file … 8 = best quality, the same scale for every codec")
             learned = cls.family == "learned"
             self.weights.setEnabled(learned)
             self.refine.setEnabled(learned and "refine" in cls.extra_params())

@@ -18,7 +18,7 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QHea
                             QVBoxLayout, QWidget)
 
 from ..errors import InputError
-from ._common import (CodecCombo, LayerPicker, add_or_replace_image, compress_with_crc, fmt,
+from ._common import (CodecCombo, LayerPicker, QualitySlider, add_or_replace_image, quality_levels, compress_with_crc, fmt,
                       reconstruction_metadata, refuse_reason, report_error, set_status, start_worker)
 
 ROWS = (("orig", "original vs ground truth"), ("rec", "reconstruction vs ground truth"),
@@ -82,11 +82,12 @@ class LabelFreeWidget(QWidget):
         self.by_layer = QRadioButton("use layer")
         self.by_codec.setChecked(True)
         self.codec_combo = CodecCombo()
-        self.quality = QSlider(Qt.Orientation.Horizontal)
-        self.quality.setRange(1, 8)
-        self.quality.setValue(4)
+        self.quality = QualitySlider(4)
         quality_label = QLabel("q4")
         self.quality.valueChanged.connect(lambda v: quality_label.setText(f"q{v}"))
+        self.codec_combo.currentIndexChanged.connect(
+            lambda *_: self.quality.set_levels(quality_levels(self.codec_combo.codec_name())))
+        self.quality.set_levels(quality_levels(self.codec_combo.codec_name()))
         self.recon_picker = LayerPicker(napari_viewer)
         self.grid = QCheckBox("side by side (grid mode)")
         self.grid.setChecked(True)
