@@ -9,31 +9,16 @@
   at their best quality (the study used the highest quality of CompressAI's zoo; here: the highest
   level that has weights, noted when it is not 8).
 """
-import inspect
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
-from ..codecs import QUALITIES, available_codecs, codec_class
+from ..codecs import QUALITIES, available_codecs, codec_class, is_wrapper
 from ..errors import CodecError, MicrocompError
 from .tiff_tiles import paper_configs
 
 # The study's nine learned architectures (CompressAI names).
 PAPER_LEARNED = ("bmshj2018-factorized", "bmshj2018-factorized-relu", "bmshj2018-hyperprior", "mbt2018-mean",
                  "mbt2018", "cheng2020-anchor", "cheng2020-attn", "bmshj2018-hyperprior-vbr", "mbt2018-mean-vbr")
-# The study's setting (its own preset) and the tiling wrapper (same method as its inner codec).
-EXCLUDED_FROM_TUNED = ("tiff-tiles", "tiled")
-_WRAPPER_PARAMS = ("codec", "inner")
-
-
-def _is_wrapper(name: str) -> bool:
-    """Codecs that wrap another codec are not methods of their own."""
-    if name in EXCLUDED_FROM_TUNED:
-        return True
-    cls = codec_class(name)
-    params = set(cls.extra_params()) | set(inspect.signature(cls.__init__).parameters)
-    return any(p in params for p in _WRAPPER_PARAMS)
-
-
 @dataclass
 class PresetPlan:
     """A preset resolved on this installation: the configs to run and what was left out, and why."""
@@ -128,10 +113,10 @@ def tuned(levels: Optional[Sequence[int]] = None, ndim: int = 2, learned: bool =
     notes: List[str] = []
     configs: List[Dict[str, Any]] = []
     for name in available_codecs("classical"):
-        if not _is_wrapper(name):
+        if not is_wrapper(name):
             configs.extend({"id": name, "quality": q, "lossless": False} for q in levels)
     configs.extend({"id": name, "quality": None, "lossless": True} for name in available_codecs("lossless")
-                   if not _is_wrapper(name))
+                   if not is_wrapper(name))
     families = ["learned"] + (["volumetric"] if ndim == 3 else [])
     unavailable = [n for f in families for n in available_codecs(f, include_unavailable=True)
                    if n not in available_codecs(f)]

@@ -27,6 +27,7 @@ PAPER_TILE = 16
 class TiffTiles(SliceCodec):
     codec_id = "tiff-tiles"
     family = "classical"
+    wrapper = True
     description = "the study's TIFF with 16×16 tiles (JPEG XR / JPEG 2000 / LERC), for reproduction only"
     native_param = "level"
     native_meaning = "tifffile compression level, passed as is (the study used 8 for every codec)"

@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "napari_microcomp.cli.train_codec",      # train-codec
     "napari_microcomp.cli.train_zoo",        # train-zoo (the campaign)
     "napari_microcomp.cli.benchmark",        # benchmark
+    "napari_microcomp.cli.advise",           # advise (issue 13)
     "napari_microcomp.cli.tiled_commands",   # compress-tiled, decompress-tiled (issue 4)
 ]
 

@@ -6,8 +6,8 @@
 """
 from . import classical as _classical  # noqa: F401  (registers the imagecodecs codecs)
 from .base import DEFAULT_QUALITY, QUALITIES, Codec, SliceCodec
-from .registry import (available_codecs, codec_class, codec_from_config, decode, get_codec, info,
+from .registry import (available_codecs, codec_class, codec_from_config, decode, get_codec, info, is_wrapper,
                        register_codec)
 
 __all__ = ["Codec", "SliceCodec", "QUALITIES", "DEFAULT_QUALITY", "available_codecs", "codec_class",
-           "codec_from_config", "decode", "get_codec", "info", "register_codec"]
+           "codec_from_config", "decode", "get_codec", "info", "is_wrapper", "register_codec"]

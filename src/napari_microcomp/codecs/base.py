@@ -30,6 +30,7 @@ class Codec(abc.ABC):
     supports_lossless: ClassVar[bool] = False
     lossless_only: ClassVar[bool] = False
     native_3d: ClassVar[bool] = False         # encodes a whole volume, not slices
+    wrapper: ClassVar[bool] = False           # runs another codec in a container of its own (not a method)
 
     def __init__(self, quality: Optional[int] = None, lossless: bool = False, **native: Any):
         unknown = set(native) - set(self.extra_params()) - ({self.native_param} - {None})

@@ -334,6 +334,8 @@ class JPEGLS(ImagecodecsCodec):
     imagecodecs_name = "JPEGLS"
     native_param = "near"
     native_meaning = "NEAR: maximum absolute error in data units (0–255)"
+    native_max = 255                    # CharLS's NEAR ceiling
+    native_integer = True
     quality_table = _fraction_table(8)
     supports_lossless = True
     relative_native = True

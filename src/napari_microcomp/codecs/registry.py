@@ -56,6 +56,13 @@ def available_codecs(family: Optional[str] = None, include_unavailable: bool = F
             if (family is None or c.family == family) and (include_unavailable or c.available())]
 
 
+def is_wrapper(name: str) -> bool:
+    """True for codecs that wrap another codec (the tiling wrapper, the study's TIFF-tiles setting):
+    they are ways to run a method, not methods of their own."""
+    cls = codec_class(name)
+    return cls.family == "wrapper" or bool(cls.wrapper)
+
+
 def get_codec(name: str, quality: Optional[int] = None, **params: Any) -> Codec:
     """Return a configured codec, e.g. ``get_codec("jpegxl", quality=4)``."""
     cls = codec_class(name)

@@ -1,0 +1,106 @@
+"""`microcomp advise`: the highest compression each codec reaches within a tolerance."""
+from pathlib import Path
+
+from ..errors import InputError
+from ..io import atomic_write_bytes, check_output, read_image
+
+_TOL_FLAGS = (("psnr", "DB", "PSNR floor in dB (against each image's value range)"),
+              ("ssim", "X", "SSIM floor, e.g. 0.95"),
+              ("ms_ssim", "X", "MS-SSIM floor (images ≥ 161 px)"),
+              ("max_error", "V", "largest absolute error allowed, in data units"),
+              ("r_drop", "X", "largest drop 1 − r between the label-free prediction from the reconstruction and "
+                              "from the original (needs --labelfree)"),
+              ("bpp", "B", "bits-per-pixel ceiling"))
+
+
+def register(sub) -> None:
+    p = sub.add_parser("advise", help="how hard can I compress? the highest compression per codec within a "
+                                      "tolerance, ranked; optionally apply the best")
+    p.add_argument("inputs", nargs="+", metavar="FILE", help="images or stacks (the worst case over all counts)")
+    for name, metavar, text in _TOL_FLAGS:
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=float, metavar=metavar, help=text)
+    p.add_argument("--labelfree", metavar="MODEL", help="label-free model name or file, for --r-drop")
+    p.add_argument("--codecs", help="comma-separated codec names (default: every classical and lossless codec)")
+    p.add_argument("--learned", action="store_true", help="also search the learned codecs (slower)")
+    p.add_argument("--max-trials", type=int, default=10, help="encodes per codec and image set (default 10)")
+    p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    p.add_argument("--markdown", metavar="FILE", help="write the report as Markdown")
+    p.add_argument("--plot", metavar="FILE.png", help="write the RD plot with the tolerance")
+    p.add_argument("--apply", metavar="OUT_DIR", help="compress the inputs with the best setting into OUT_DIR")
+    p.add_argument("--apply-format", choices=("mcz", "zarr"), default="mcz",
+                   help="write .mcz streams (default) or Zarr arrays with the project's numcodecs codec")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--channel", type=int, help="channel index (multi-channel files)")
+    p.add_argument("--scene", type=int, help="scene index (CZI/ND2)")
+    p.add_argument("--timepoint", type=int, help="time point index")
+    p.set_defaults(func=cmd_advise)
+
+
+def _tolerance(args):
+    from ..advise import Tolerance
+
+    return Tolerance(**{n: getattr(args, n) for n, _, _ in _TOL_FLAGS})
+
+
+def _print(advice) -> None:
+    tol = [k for k, _ in advice.tolerance.items() if k != "bpp"]
+    head = f"{'#':>2} {'codec':26} {'setting':22} {'meets':5} {'CR':>9} {'bpp':>8} " + \
+           " ".join(f"{'worst ' + k:>14}" for k in tol)
+    print(f"tolerance: {advice.tolerance.describe()}")
+    print(head)
+    for i, r in enumerate(advice.rows, 1):
+        vals = " ".join(f"{r.worst.get(k, float('nan')):>14.4g}" for k in tol)
+        print(f"{i:>2} {r.codec:26} {r.setting:22} {'yes' if r.met else 'no':5} {r.compression_ratio:>9.2f} "
+              f"{r.bpp:>8.4f} {vals}" + (f"  ({r.note})" if r.note and not r.met else ""))
+    print(advice.summary())
+
+
+def _apply(advice, arrays, inputs, out_dir: Path, fmt: str, overwrite: bool) -> None:
+    codec = advice.winner_codec()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for (array, meta), src in zip(arrays, inputs):
+        stem = Path(src).name.split(".")[0]
+        if fmt == "zarr":
+            from ..zarr_codecs import compress_to_zarr
+
+            out = out_dir / f"{stem}.zarr"
+            if out.exists() and not overwrite:
+                raise InputError(f"{out} exists; pass --overwrite to replace it")
+            compress_to_zarr(array, str(out), codec)
+        else:
+            out = check_output(out_dir / f"{stem}.mcz", overwrite)
+            keep = {k: v for k, v in meta.items() if k in ("pixel_size", "channel_names", "channel", "scene",
+                                                            "source")}
+            data = codec.encode(array, meta=keep)
+            atomic_write_bytes(out, data)
+            out = f"{out} (CR {array.nbytes / len(data):.2f} with its metadata)"
+        print(f"wrote {out}: {codec.label}")
+
+
+def cmd_advise(args) -> int:
+    from .._progress import drain
+    from ..advise import default_codecs, iter_advise
+    from .. import advise_report
+
+    tol = _tolerance(args)
+    for path in (args.json, args.markdown, args.plot):
+        if path:
+            check_output(path, args.overwrite)
+    if args.max_trials < 1:
+        raise InputError("--max-trials must be at least 1")
+    arrays = [read_image(p, channel=args.channel, scene=args.scene, timepoint=args.timepoint) for p in args.inputs]
+    codecs = [c.strip() for c in args.codecs.split(",") if c.strip()] if args.codecs else \
+        default_codecs(learned=args.learned)
+    advice = drain(iter_advise([a for a, _ in arrays], tol, codecs, labelfree_model=args.labelfree,
+                               max_trials=args.max_trials, names=[Path(p).name for p in args.inputs]),
+                   desc="advise")
+    _print(advice)
+    if args.json:
+        print(f"wrote {advise_report.export_json(advice, args.json)}")
+    if args.markdown:
+        print(f"wrote {advise_report.export_markdown(advice, args.markdown)}")
+    if args.plot:
+        print(f"wrote {advise_report.export_plot(advice, args.plot)}")
+    if args.apply:
+        _apply(advice, arrays, args.inputs, Path(args.apply), args.apply_format, args.overwrite)
+    return 0
