@@ -1,4 +1,11 @@
-"""npe2 reader: opens microcomp compressed files (``.mcz``) as image layers.
+"""npe2 reader: opens microcomp compressed files (``.mcz``) and vendor microscopy files as image layers.
+
+Vendor files (Zeiss CZI, Nikon ND2, OME-TIFF, Leica LIF where aicsimageio has the reader) are
+read with aicsimageio: one layer per channel (napari's ``channel_axis``), named after the
+channel, with the physical pixel sizes as layer scale; singleton T/Z axes are dropped, so a
+layer is (T, Z, Y, X), (T, Y, X), (Z, Y, X) or (Y, X). Every scene is opened. The axes are kept in
+``layer.metadata["microcomp"]["axes"]``; the widgets process the time point shown in the viewer
+for 4D layers.
 
 Files are recognised by their magic bytes (``b"\\x89MCZ"``), not only their extension. The
 stream is decoded with :func:`napari_microcomp.codecs.decode`, which checks every payload and,
@@ -7,6 +14,8 @@ where the codec recorded one, the checksum of the reconstruction: a damaged file
 """
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
 
 from .container import MAGIC
 
@@ -25,12 +34,80 @@ def _is_mcz(path: PathLike) -> bool:
         return False
 
 
+VENDOR_SUFFIXES = (".czi", ".nd2", ".lif", ".ome.tif", ".ome.tiff")
+EAGER_BYTES = 512 * 2**20  # larger files are opened lazily (dask)
+MAX_SCENES = 16
+
+
+def _is_vendor(path: PathLike) -> bool:
+    name = Path(path).name.lower()
+    return Path(path).is_file() and name.endswith(VENDOR_SUFFIXES)
+
+
 def napari_get_reader(path: Union[PathLike, Sequence[PathLike]]) -> Optional[Callable]:
-    """Return :func:`read_mcz` when every path is a microcomp stream, else None."""
+    """:func:`read_mcz` when every path is a microcomp stream, :func:`read_microscopy` when every
+    path is a CZI/ND2/LIF/OME-TIFF file, else None."""
     paths = [path] if isinstance(path, (str, Path)) else list(path)
-    if not paths or not all(_is_mcz(p) for p in paths):
+    if not paths:
         return None
-    return read_mcz
+    if all(_is_mcz(p) for p in paths):
+        return read_mcz
+    if all(_is_vendor(p) for p in paths):
+        return read_microscopy
+    return None
+
+
+def _size(v) -> float:
+    return float(v) if v else 1.0  # aicsimageio reports None or 0.0 where the file has no size
+
+
+def read_microscopy(path: Union[PathLike, Sequence[PathLike]]) -> List[LayerData]:
+    """Open CZI/ND2/LIF/OME-TIFF files: one layer per channel and scene, with pixel sizes as scale."""
+    from .errors import InputError
+
+    paths = [path] if isinstance(path, (str, Path)) else list(path)
+    layers: List[LayerData] = []
+    for p in paths:
+        p = Path(p)
+        try:
+            from aicsimageio import AICSImage
+
+            img = AICSImage(str(p))
+            scenes = list(img.scenes)[:MAX_SCENES]
+            for scene in scenes:
+                img.set_scene(scene)
+                layers.append(_scene_layer(img, p, scene if len(scenes) > 1 else None))
+        except ImportError as exc:
+            raise InputError(f"cannot open {p.name}: {exc} (for .lif files install readlif; for .czi, "
+                             "aicspylibczi; for .nd2, nd2)") from exc
+        except Exception as exc:  # vendor readers raise anything on files they do not understand
+            raise InputError(f"cannot open {p.name}: {type(exc).__name__}: {exc}") from exc
+    return layers
+
+
+def _scene_layer(img, p: Path, scene: Optional[str]) -> LayerData:
+    dims = img.dims
+    keep = [ax for ax in "TZ" if getattr(dims, ax) > 1]
+    axes = "".join(keep) + "YX"
+    multi = dims.C > 1
+    order = (axes[:1] + "C" + axes[1:]) if (multi and keep and keep[0] == "T") else (("C" if multi else "") + axes)
+    nbytes = int(np.prod(img.shape)) * np.dtype(img.dtype).itemsize
+    select = {} if multi else {"C": 0}
+    if nbytes <= EAGER_BYTES:
+        data = img.get_image_data(order, **select)
+    else:
+        data = img.get_image_dask_data(order, **select)
+    ps = img.physical_pixel_sizes
+    sizes = {"T": 1.0, "Z": _size(ps.Z), "Y": _size(ps.Y), "X": _size(ps.X)}
+    names = [str(c) for c in img.channel_names] or [f"C{i}" for i in range(dims.C)]
+    prefix = p.stem + (f" [{scene}]" if scene else "")
+    meta = [{"microcomp": {"file": str(p), "axes": axes, "channel": c, "scene": img.current_scene,
+                           "pixel_size_um": [sizes[a] for a in axes]}} for c in names]
+    scale = [sizes[a] for a in axes]
+    if not multi:
+        return (data, {"name": f"{prefix} {names[0]}", "scale": scale, "metadata": meta[0]}, "image")
+    return (data, {"name": [f"{prefix} {c}" for c in names], "scale": scale, "metadata": meta,
+                   "channel_axis": order.index("C")}, "image")
 
 
 def _layer_kwargs(header: Dict[str, Any], ndim: int, default_name: str) -> Dict[str, Any]:

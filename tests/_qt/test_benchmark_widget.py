@@ -188,14 +188,14 @@ def test_phase_two_with_model_and_ground_truth(make_napari_viewer, qtbot, isl_cr
 
 def test_bad_inputs_are_refused(make_napari_viewer, qtbot, cell, errors_shown):
     viewer = make_napari_viewer()
-    viewer.add_image(np.zeros((2, 3, 32, 32), np.uint16), name="4d")
+    viewer.add_image(np.zeros((32, 32, 3), np.uint8), name="4d", rgb=True)
     viewer.add_image(cell, name="cell")
     w = _widget(viewer, qtbot, [], ["jpegxl"], [4])
     w.run_button.click()
     assert "tick at least one image layer" in w.status.text()
     w.select_layers(["4d", "cell"])
     w.run_button.click()
-    assert "4D" in w.status.text() and w.worker is None
+    assert "'4d' is RGB" in w.status.text() and w.worker is None
     w.select_layers(["cell"])
     w.set_qualities([])
     w.run_button.click()

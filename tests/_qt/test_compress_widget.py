@@ -72,15 +72,12 @@ def test_target_run_on_3d(make_napari_viewer, qtbot, nuclei_crop):
     np.testing.assert_array_equal(recon.data, w.result.reconstruction)
 
 
-@pytest.mark.parametrize("kind", ["rgb", "4d", "labels only"])
+@pytest.mark.parametrize("kind", ["rgb", "labels only"])
 def test_bad_layers_are_refused(make_napari_viewer, qtbot, errors_shown, kind):
     viewer = make_napari_viewer()
     if kind == "rgb":
         viewer.add_image(np.zeros((32, 32, 3), np.uint8), name="bad", rgb=True)
         word = "RGB"
-    elif kind == "4d":
-        viewer.add_image(np.zeros((2, 3, 32, 32), np.uint16), name="bad")
-        word = "4D"
     else:  # a labels layer is never offered: there is nothing to compress
         viewer.add_labels(np.zeros((32, 32), np.uint8), name="bad")
         word = "select an image layer"
@@ -251,3 +248,20 @@ def test_quality_slider_stops_only_on_levels_with_weights(make_napari_viewer, qt
         assert w.quality.value() in levels
     w.codec_combo.select("jpeg2k")  # back to a classical codec: every level again
     assert w.quality.levels() == list(range(1, 9))
+
+
+def test_4d_layer_compresses_the_time_point_shown(make_napari_viewer, qtbot, nuclei_crop):
+    """Issue 12 point 4: a (T, Z, Y, X) layer is processed at the viewer's time point."""
+    stack = np.stack([nuclei_crop[:4], nuclei_crop[4:8], nuclei_crop[8:12]])  # T=3, Z=4
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(stack, name="movie", scale=(1, 0.29, 0.26, 0.26),
+                             metadata={"microcomp": {"axes": "TZYX"}})
+    viewer.dims.set_point(0, 2)
+    w = CompressWidget(viewer)
+    qtbot.addWidget(w)
+    w.codec_combo.select("jpeg2k")
+    w.quality.setValue(5)
+    _run(qtbot, w)
+    recon = viewer.layers["movie t2 [jpeg2k q5]"]
+    np.testing.assert_array_equal(recon.data, compress_array(stack[2], "jpeg2k", quality=5).reconstruction)
+    assert tuple(recon.scale) == tuple(layer.scale)[1:]

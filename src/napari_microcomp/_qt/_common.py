@@ -59,12 +59,31 @@ def refuse_reason(layer) -> Optional[str]:
                 "(split the channels first: right-click > Split RGB)")
     if layer.multiscale:
         return f"layer {layer.name!r} is multiscale; open a single resolution level"
-    if layer.ndim not in (2, 3):
-        return (f"layer {layer.name!r} is {layer.ndim}D; select one channel/time point "
-                "(a 2D or 3D image)")
+    if layer.ndim < 2:
+        return f"layer {layer.name!r} is {layer.ndim}D; microcomp needs a 2D or 3D image"
     if 0 in layer.data.shape:
         return f"layer {layer.name!r} is empty (shape {tuple(layer.data.shape)})"
     return None
+
+
+def leading_index(layer, viewer, keep: int = 3) -> tuple:
+    """The viewer's current position in ``layer``'s axes before its last ``keep`` ones."""
+    n = layer.ndim - keep
+    if n <= 0:
+        return ()
+    point = layer.world_to_data(viewer.dims.point)
+    return tuple(min(max(int(round(point[i])), 0), layer.data.shape[i] - 1) for i in range(n))
+
+
+def current_block(layer, viewer):
+    """(data, name) to process: the layer, or for 4D+ layers (time-lapse z-stacks, ...) the 3D
+    block shown in the viewer (pick the time point with the viewer's slider), named after it."""
+    idx = leading_index(layer, viewer)
+    if not idx:
+        return layer.data, layer.name
+    axes = str((layer.metadata.get("microcomp") or {}).get("axes", ""))
+    labels = axes[:len(idx)].lower() if len(axes) == layer.ndim else "i" * len(idx)
+    return layer.data[idx], f"{layer.name} " + " ".join(f"{a}{i}" for a, i in zip(labels, idx))
 
 
 def follow_layers(viewer, widget, method: str) -> None:
@@ -348,9 +367,9 @@ def add_or_replace_image(viewer, data: np.ndarray, name: str, like=None, **kwarg
 
     ``like``: a source layer whose scale and translate the new layer copies, so it overlays it.
     """
-    if like is not None:
-        kwargs.setdefault("scale", tuple(like.scale))
-        kwargs.setdefault("translate", tuple(like.translate))
+    if like is not None:  # the trailing axes when ``data`` is a block of a higher-dimensional layer
+        kwargs.setdefault("scale", tuple(like.scale)[-np.ndim(data):])
+        kwargs.setdefault("translate", tuple(like.translate)[-np.ndim(data):])
     if name in viewer.layers and isinstance(viewer.layers[name], Image):
         layer = viewer.layers[name]
         layer.data = data

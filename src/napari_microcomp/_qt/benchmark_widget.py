@@ -15,7 +15,8 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBo
                             QWidget)
 
 from ..errors import InputError
-from ._common import (CodecChecklist, LayerPicker, add_or_replace_image, compress_with_crc, fmt,
+from ._common import (CodecChecklist, LayerPicker, add_or_replace_image, compress_with_crc, current_block,
+                      fmt, leading_index,
                       follow_layers, is_reconstruction, reconstruction_metadata, refuse_reason,
                       report_error, set_status, start_worker, weight_qualities)
 from ._results import PLOT_METRICS, RDPlot, ResultsTable
@@ -199,14 +200,16 @@ class BenchmarkWidget(QWidget):
         gt = self.ground_truth.layer()
         model = self.model.currentText().strip()
         self.rows, self.images, self._failed = [], {}, set()
+        entries = [self._entry(layer) for layer in layers]
         self.sources = {layer.name: layer for layer in layers}
+        self.sources.update({name: layer for (name, _, _), layer in zip(entries, layers)})
         self.table.setRowCount(0)
         self.redraw()
         self.progress.setValue(0)
         self._busy(True)
         set_status(self.status, "preparing…")
         self.worker = worker = start_worker(
-            _run, [(layer.name, layer.data, self._slice_of(layer)) for layer in layers],
+            _run, entries,
             None if gt is None else gt.data, model, self.codec_specs(), self.qualities(),
             desc="benchmark", on_yield=self._on_event,
             on_return=lambda rows: set_status(self.status, f"done: {len(rows)} rows"),
@@ -228,12 +231,14 @@ class BenchmarkWidget(QWidget):
                 specs += [{"id": name, "quality": q, "lossless": False} for q in self.qualities() if q in have]
         return specs
 
-    def _slice_of(self, layer) -> Optional[int]:
-        """The z index of ``layer`` shown in the viewer, when only that slice is benchmarked."""
-        if not self.current_slice.isChecked() or layer.ndim != 3:
-            return None
-        z = int(round(layer.world_to_data(self.viewer.dims.point)[0]))
-        return min(max(z, 0), layer.data.shape[0] - 1)
+    def _entry(self, layer):
+        """(name, data, z) for the engine: 4D+ layers give the block shown in the viewer; z is the
+        slice shown when only that slice is benchmarked."""
+        data, name = current_block(layer, self.viewer)
+        z = None
+        if self.current_slice.isChecked() and np.ndim(data) == 3:
+            z = leading_index(layer, self.viewer, keep=2)[-1]
+        return name, data, z
 
     def cancel(self) -> None:
         """Stop after the row being computed; the finished rows stay in the table."""

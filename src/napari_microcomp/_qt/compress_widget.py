@@ -9,14 +9,14 @@ settings updates those layers in place, other settings add new ones. The source 
 from typing import Optional
 
 import numpy as np
-from qtpy.QtCore import Qt, Signal
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
-                            QLabel, QPushButton, QRadioButton, QSlider, QSpinBox, QVBoxLayout, QWidget)
+                            QLabel, QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget)
 
 from ..errors import InputError
-from ._common import (CodecCombo, LayerPicker, QualitySlider, add_or_replace_image, compress_with_crc, fmt,
-                      quality_levels, reconstruction_metadata, refuse_reason, report_error, set_status,
-                      start_worker, weights_hint)
+from ._common import (CodecCombo, LayerPicker, QualitySlider, add_or_replace_image, compress_with_crc,
+                      current_block, fmt, quality_levels, reconstruction_metadata, refuse_reason,
+                      report_error, set_status, start_worker, weights_hint)
 
 TARGETS = {"PSNR (dB)": ("psnr", 40.0, 10.0, 100.0, 0.5), "SSIM": ("ssim", 0.95, 0.5, 0.9999, 0.01),
            "bpp": ("bpp", 0.5, 0.01, 16.0, 0.05), "compression ratio": ("cr", 20.0, 1.1, 1000.0, 1.0)}
@@ -169,10 +169,11 @@ class CompressWidget(QWidget):
         quality = None if target else self.quality.value()
         self._busy(True)
         self.result = None
-        set_status(self.status, f"compressing {layer.name!r} with {codec}…")
+        data, src_name = current_block(layer, self.viewer)
+        set_status(self.status, f"compressing {src_name!r} with {codec}…")
         self.worker = worker = start_worker(
-            _compress, layer.data, codec, quality, target, self.learned_params(), desc=f"compress {layer.name}",
-            on_return=lambda out: self._show(*out, layer),
+            _compress, data, codec, quality, target, self.learned_params(), desc=f"compress {src_name}",
+            on_return=lambda out: self._show(*out, layer, src_name),
             on_error=lambda exc: report_error(exc, self.status, "compression failed"),
             on_finish=lambda: self.worker is worker and self._busy(False))
 
@@ -193,13 +194,13 @@ class CompressWidget(QWidget):
             self.worker = None
             self.run_finished.emit()
 
-    def _show(self, res, crc, error, source) -> None:
+    def _show(self, res, crc, error, source, src_name: str) -> None:
         self.result = res
         m = res.metrics
         for key, _ in SHOWN:
             self.metric_labels[key].setText(fmt(m.get(key), 4))
         self.metric_labels["time"].setText(f"{res.encode_seconds:.2f} / {res.decode_seconds:.2f}")
-        name = f"{source.name} [{res.codec.label}]"
+        name = f"{src_name} [{res.codec.label}]"
         meta = reconstruction_metadata(res, source.name, crc)
         recon = add_or_replace_image(self.viewer, res.reconstruction, name, like=source,
                                      contrast_limits=tuple(source.contrast_limits),

@@ -12,13 +12,14 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 from napari.experimental import link_layers
-from qtpy.QtCore import Qt, Signal
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
-                            QPushButton, QRadioButton, QSlider, QTableWidget, QTableWidgetItem,
+                            QPushButton, QRadioButton, QTableWidget, QTableWidgetItem,
                             QVBoxLayout, QWidget)
 
 from ..errors import InputError
-from ._common import (CodecCombo, LayerPicker, QualitySlider, add_or_replace_image, quality_levels, compress_with_crc, fmt,
+from ._common import (CodecCombo, LayerPicker, QualitySlider, add_or_replace_image, current_block,
+                      leading_index, quality_levels, compress_with_crc, fmt,
                       reconstruction_metadata, refuse_reason, report_error, set_status, start_worker)
 
 ROWS = (("orig", "original vs ground truth"), ("rec", "reconstruction vs ground truth"),
@@ -146,10 +147,10 @@ class LabelFreeWidget(QWidget):
             self.model.setPlaceholderText("no shipped model: type the path of a .pt file")
 
     def _z(self, layer) -> Optional[int]:
-        if layer.ndim != 3:
+        """The z index shown in the viewer, for 3D layers (and 3D blocks of 4D layers)."""
+        if layer.ndim < 3:
             return None
-        z = int(round(layer.world_to_data(self.viewer.dims.point)[0]))
-        return min(max(z, 0), layer.data.shape[0] - 1)
+        return leading_index(layer, self.viewer, keep=2)[-1]
 
     # -- actions -----------------------------------------------------------------------------
     def run(self) -> None:
@@ -169,11 +170,13 @@ class LabelFreeWidget(QWidget):
             return
         self._busy(True)
         set_status(self.status, f"predicting with {model}…")
+        data, name = current_block(image, self.viewer)  # 4D layers: the time point shown
         self.worker = worker = start_worker(
-            _predict, model, image.data, None if target is None else target.data, self._z(image),
-            None if recon is None else recon.data, self.codec_combo.codec_name(), self.quality.value(),
+            _predict, model, data, None if target is None else current_block(target, self.viewer)[0],
+            self._z(image), None if recon is None else current_block(recon, self.viewer)[0],
+            self.codec_combo.codec_name(), self.quality.value(),
             desc="label-free prediction",
-            on_return=lambda out: self._show(*out, image, recon, model),
+            on_return=lambda out: self._show(*out, image, recon, model, name),
             on_error=lambda exc: report_error(exc, self.status, "prediction failed"),
             on_finish=lambda: self.worker is worker and self._busy(False))
 
@@ -189,13 +192,13 @@ class LabelFreeWidget(QWidget):
             self.worker = None
             self.run_finished.emit()
 
-    def _show(self, scores, arrays, compression, z, image, recon, model: str) -> None:
+    def _show(self, scores, arrays, compression, z, image, recon, model: str, name: str) -> None:
         self.scores = scores
         for r, (key, _) in enumerate(ROWS):
             for c, (metric, _) in enumerate(COLS):
                 self.table.setItem(r, c, QTableWidgetItem(fmt(scores.get(f"{metric}_{key}"), 4)))
         geometry = {"scale": tuple(image.scale[-2:]), "translate": tuple(image.translate[-2:])}
-        src_name = image.name if z is None else f"{image.name} z{z}"
+        src_name = name if z is None else f"{name} z{z}"
         if compression is not None:  # show the reconstruction the prediction was made from
             res, crc = compression
             rec_name = f"{src_name} [{res.codec.label}]"
