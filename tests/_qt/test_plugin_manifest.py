@@ -26,7 +26,7 @@ def test_manifest_validates_and_imports():
     pm.validate_imports()  # every python_name resolves
     assert pm.name == "napari-microcomp"
     assert {w.display_name for w in pm.contributions.widgets} == {"Compress", "Label-free prediction",
-                                                                  "Benchmark"}
+                                                                  "Benchmark", "Advise"}
     assert [r.filename_patterns for r in pm.contributions.readers] == [["*.mcz", "*.czi", "*.nd2", "*.lif", "*.ome.tif", "*.ome.tiff"]]
     assert [w.filename_extensions for w in pm.contributions.writers] == [[".mcz"], [".mcz"]]
     assert {s.key for s in pm.contributions.sample_data} == {"isl_phase_dapi", "hipsc_nuclei", "skimage_cell"}
