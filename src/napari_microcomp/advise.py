@@ -231,7 +231,8 @@ def iter_advise(images: Sequence, tolerance: Tolerance, codecs: Optional[Sequenc
     """Progress generator; returns the ranked :class:`Advice` (see the module docstring).
 
     ``images``: 2D arrays or (Z, Y, X) stacks; ``codecs``: names (default :func:`default_codecs`);
-    ``labelfree_model``: a model name/path or loaded model, needed by an ``r_drop`` tolerance.
+    ``labelfree_model``: a loaded label-free model (``napari_microcomp.labelfree.load_model``), needed by
+    an ``r_drop`` tolerance.
     """
     arrays = [check_image(a) for a in images]
     if not arrays:
@@ -245,11 +246,9 @@ def iter_advise(images: Sequence, tolerance: Tolerance, codecs: Optional[Sequenc
     codecs = list(codecs) if codecs else default_codecs()
     model, preds, notes = None, None, []
     if tolerance.r_drop is not None:
-        if labelfree_model is None:
-            raise InputError("an r_drop tolerance needs a label-free model (--labelfree MODEL)")
-        from .labelfree.zoo import load_model
-
-        model = load_model(labelfree_model) if isinstance(labelfree_model, str) else labelfree_model
+        if labelfree_model is None or not callable(getattr(labelfree_model, "predict", None)):
+            raise InputError("an r_drop tolerance needs a loaded label-free model (--labelfree MODEL)")
+        model = labelfree_model
         preds = []
         for i, a in enumerate(arrays):
             yield Progress("advise", 0, len(codecs), f"label-free prediction of {names[i]}")
@@ -287,7 +286,7 @@ def iter_advise(images: Sequence, tolerance: Tolerance, codecs: Optional[Sequenc
     rows.sort(key=lambda r: (not r.met, -(r.compression_ratio if math.isfinite(r.compression_ratio) else 0)))
     yield Progress("advise", len(codecs), len(codecs), "done")
     info = [{"name": n, "shape": list(a.shape), "dtype": a.dtype.name} for n, a in zip(names, arrays)]
-    src = None if model is None else str(model.meta.get("source") or model.meta.get("name") or labelfree_model)
+    src = None if model is None else str(getattr(model, "meta", {}).get("source") or model)
     return Advice(tolerance, info, rows, src, notes)
 
 

@@ -29,6 +29,10 @@ COLUMNS = ("#", "codec", "setting", "meets", "CR", "bpp")
 def _advise(arrays, tol, codecs, model, max_trials, names):
     from ..advise import iter_advise
 
+    if model is not None:
+        from ..labelfree import load_model
+
+        model = load_model(model)
     return (yield from iter_advise(arrays, tol, codecs, labelfree_model=model, max_trials=max_trials, names=names))
 
 

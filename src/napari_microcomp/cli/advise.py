@@ -91,7 +91,12 @@ def cmd_advise(args) -> int:
     arrays = [read_image(p, channel=args.channel, scene=args.scene, timepoint=args.timepoint) for p in args.inputs]
     codecs = [c.strip() for c in args.codecs.split(",") if c.strip()] if args.codecs else \
         default_codecs(learned=args.learned)
-    advice = drain(iter_advise([a for a, _ in arrays], tol, codecs, labelfree_model=args.labelfree,
+    model = None
+    if args.labelfree:
+        from ..labelfree import load_model
+
+        model = load_model(args.labelfree)
+    advice = drain(iter_advise([a for a, _ in arrays], tol, codecs, labelfree_model=model,
                                max_trials=args.max_trials, names=[Path(p).name for p in args.inputs]),
                    desc="advise")
     _print(advice)
