@@ -8,7 +8,7 @@ import tifffile
 from helpers import smooth_image
 from napari_microcomp.benchmark import get_preset
 from napari_microcomp.benchmark.presets import PAPER_LEARNED
-from napari_microcomp.benchmark.tiff_tiles import TiffTiles
+from napari_microcomp.codecs.tiff_tiles import TiffTiles
 from napari_microcomp import container
 from napari_microcomp.codecs import available_codecs, decode, get_codec
 from napari_microcomp.errors import CodecError, MicrocompError

@@ -5,10 +5,8 @@
 >>> rows = drain(iter_benchmark(images, get_preset("tuned").configs))                # doctest: +SKIP
 >>> export_all(rows, "results/")                                                     # doctest: +SKIP
 
-See :mod:`.engine` for the row keys. Importing this package registers the ``tiff-tiles`` codec
-(the study's tiled-TIFF setting) and never imports torch, Qt or napari.
+See :mod:`.engine` for the row keys. Importing this package never imports torch, Qt or napari.
 """
-from . import tiff_tiles as _tiff_tiles  # noqa: F401  (registers the "tiff-tiles" codec)
 from .engine import (FLOAT_KEYS, INT_KEYS, ROW_KEYS, TIMING_KEYS, ModelPredictor, comparable, expand_codecs,
                      iter_benchmark, run_row)
 from .export import (bd_rate_table, best_cr_summary, export_all, export_csv, export_json, export_markdown,

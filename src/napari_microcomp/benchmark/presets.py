@@ -5,7 +5,7 @@
   level that has weights (volumetric codecs too for 3D images). Learned levels without weights are
   skipped with a note, not an error: weights ship over time.
 * ``paper``: the study's 12 methods as the study ran them: JPEG XR, JPEG 2000 and LERC written as
-  TIFF with 16×16 tiles and ``level=8`` (:mod:`.tiff_tiles`), and the nine CompressAI architectures
+  TIFF with 16×16 tiles and ``level=8`` (:mod:`napari_microcomp.codecs.tiff_tiles`), and the nine CompressAI architectures
   at their best quality (the study used the highest quality of CompressAI's zoo; here: the highest
   level that has weights, noted when it is not 8).
 """
@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from ..codecs import QUALITIES, available_codecs, codec_class, is_wrapper
 from ..errors import CodecError, MicrocompError
-from .tiff_tiles import paper_configs
+from ..codecs.tiff_tiles import paper_configs
 
 # The study's nine learned architectures (CompressAI names).
 PAPER_LEARNED = ("bmshj2018-factorized", "bmshj2018-factorized-relu", "bmshj2018-hyperprior", "mbt2018-mean",
@@ -138,7 +138,7 @@ def paper(ndim: int = 2, learned: bool = True) -> PresetPlan:
     """The study's 12 methods and settings (see the module docstring); ``learned=False``: its 3 classical."""
     if ndim != 2:
         raise MicrocompError("the paper preset is defined for 2D images (the study's 2D experiments)")
-    notes = ["classical codecs as the study ran them: TIFF, 16×16 tiles, level 8 (see benchmark.tiff_tiles)"]
+    notes = ["classical codecs as the study ran them: TIFF, 16×16 tiles, level 8 (see codecs.tiff_tiles)"]
     configs = paper_configs()
     if not learned:
         notes.append("learned codecs left out")

@@ -1,6 +1,5 @@
 """Codec registry (numcodecs-style): names -> classes, configs -> codecs, streams -> arrays."""
-import importlib
-from typing import Any, Dict, List, Optional, Type
+from typing import Any, Callable, Dict, List, Optional, Type
 
 import numpy as np
 
@@ -9,11 +8,15 @@ from ..errors import CodecError
 from .base import Codec
 
 _REGISTRY: Dict[str, Type[Codec]] = {}
-# Modules that import torch: loaded on first need, never at package import.
-_LAZY_MODULES = ("napari_microcomp.codecs.learned", "napari_microcomp.codecs.volumetric",
-                 "napari_microcomp.tiled",  # tiled: no torch, but it imports this registry
-                 "napari_microcomp.benchmark.tiff_tiles")  # the study's 16×16-tile TIFF way
+# Set by the package (``codecs/__init__``): imports the codecs that are too heavy to import with it.
+_loader: Optional[Callable[[], None]] = None
 _lazy_loaded = False
+
+
+def set_loader(fn: Callable[[], None]) -> None:
+    """Register the function that imports the optional codec modules on first need."""
+    global _loader
+    _loader = fn
 
 
 def register_codec(cls: Type[Codec]) -> Type[Codec]:
@@ -29,13 +32,8 @@ def _load_lazy() -> None:
     if _lazy_loaded:
         return
     _lazy_loaded = True
-    for name in _LAZY_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("napari_microcomp"):
-                continue  # part not installed in this build
-            raise
+    if _loader is not None:
+        _loader()
 
 
 def codec_class(name: str) -> Type[Codec]:

@@ -14,7 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..codecs import SliceCodec, register_codec
+from .base import SliceCodec
+from .registry import register_codec
 from ..errors import CodecError
 
 # tifffile's names for the study's three codecs.
