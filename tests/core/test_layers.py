@@ -32,7 +32,7 @@ GUI = ("_qt", "_reader", "_writer", "_sample_data")
 QT = ("qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "napari", "magicgui", "superqt", "vispy")
 # Debts still being paid off (issue 14); the list may only shrink.
 KNOWN: Set[str] = set()
-KNOWN_CYCLES = [["models.arch3d", "models.zoo"], ["benchmark.distributed", "benchmark.engine"]]
+KNOWN_CYCLES = [["models.arch3d", "models.zoo"]]
 
 
 def _name(path: Path) -> str:

@@ -1,6 +1,6 @@
 """Benchmark rows on a dask.distributed cluster: the same rows as a local run, computed elsewhere.
 
-Each row is one task running :func:`~napari_microcomp.benchmark.engine.run_row` (a pure function
+Each row is one task running :func:`~napari_microcomp.benchmark.rows.run_row` (a pure function
 of its inputs). Images, ground truths and the predictor are scattered once; the prediction from
 each original image is one task that the rows of that image depend on. Rows are yielded as they
 finish and returned in plan order, so a distributed run returns exactly what a local run returns
@@ -17,7 +17,7 @@ from typing import Generator, Iterator, List, Optional
 
 from .._progress import Progress
 from ..errors import MicrocompError
-from .engine import Plan, Row, empty_row, run_row, safe_reference
+from .rows import Plan, Row, empty_row, run_row, safe_reference
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..bdrate import bd_quality, bd_rate
 from ..io import atomic_write_bytes
-from .engine import FLOAT_KEYS, INT_KEYS, ROW_KEYS, Row
+from .rows import FLOAT_KEYS, INT_KEYS, ROW_KEYS, Row
 
 JSON_FORMAT = "napari-microcomp-benchmark/1"
 JSON_KEYS = ("config", "shape")

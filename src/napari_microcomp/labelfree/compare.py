@@ -9,7 +9,7 @@ How scores are computed: predictions are in normalized units (the model's target
 SSIM use the data range (max - min) of that normalized ground truth, the same for every codec
 (``metrics.data_range(mode="image")``); Pearson r is scale-free. No per-image z-scoring.
 """
-from typing import Any, Dict, Generator, Optional
+from typing import Any, Dict, Generator, Optional, Tuple
 
 import numpy as np
 
@@ -18,10 +18,17 @@ from .._progress import Progress, result_of
 from ..errors import InputError
 
 
+def prediction_scores(reference: np.ndarray, prediction: np.ndarray, peak: float) -> Tuple[float, float, float]:
+    """(PSNR, SSIM, Pearson r) of ``prediction`` against ``reference`` with one fixed ``peak``: the phase-2
+    scorer of the benchmark, :func:`compare` and the label-free widget."""
+    ref = np.asarray(reference, dtype=np.float32)
+    pred = np.asarray(prediction, dtype=np.float32)
+    return metrics.psnr(ref, pred, peak), metrics.ssim(ref, pred, peak), metrics.pearson(ref, pred)
+
+
 def _scores(reference: np.ndarray, prediction: np.ndarray, suffix: str, data_range: float) -> Dict[str, float]:
-    return {f"ssim_{suffix}": metrics.ssim(reference, prediction, data_range),
-            f"psnr_{suffix}": metrics.psnr(reference, prediction, data_range),
-            f"pearson_{suffix}": metrics.pearson(reference, prediction)}
+    psnr, ssim, r = prediction_scores(reference, prediction, data_range)
+    return {f"ssim_{suffix}": ssim, f"psnr_{suffix}": psnr, f"pearson_{suffix}": r}
 
 
 def iter_compare(model, image, target, codec=None, reconstruction=None,
