@@ -52,7 +52,8 @@ def _rows_for_model(name: str, codecs: List[Tuple[str, int]], tiny: bool, thread
     rows = [{"model": label, "input": f"{'stack' if model.zstack else 'slice z6'} {tuple(phase.shape)}",
              "codec": "none", "quality": "", "bpp": 8.0 * phase.itemsize, "compression_ratio": 1.0,
              "ssim": base["ssim_orig"], "psnr": base["psnr_orig"], "pearson": base["pearson_orig"],
-             "pearson_vs_pred_orig": 1.0, "seconds": time.perf_counter() - t0, "note": threads_note}]
+             "pearson_vs_pred_orig": math.nan,   # the reference row: nothing to compare with itself
+             "seconds": time.perf_counter() - t0, "note": threads_note}]
     pred_orig = base["arrays"]["original"]
     for cname, q in codecs:
         t0 = time.perf_counter()

@@ -15,33 +15,27 @@ Target (issue 4): ≥ +1 dB PSNR over slice-wise JPEG XL at equal bits per voxel
 import argparse
 import json
 import math
-import time
 from pathlib import Path
 from typing import Dict, List
 
 import numpy as np
 
-from napari_microcomp import metrics
 from napari_microcomp.bdrate import bd_psnr
-from napari_microcomp.codecs import decode, get_codec
+from napari_microcomp.benchmark.rows import run_row
+from napari_microcomp.codecs import get_codec
 
 JPEGXL_DISTANCES = (25.0, 18.0, 14.0, 11.0, 9.0, 7.0, 5.5, 4.5, 3.5, 2.8, 2.2, 1.7, 1.3, 1.0, 0.7, 0.5, 0.3)
 JPEG2K_LEVELS = (30, 33, 36, 38, 40, 42, 44, 46, 48, 50, 52, 55, 58, 62, 66, 70)
 
 
-def measure(vol: np.ndarray, codec, with_ssim: bool) -> Dict:
-    t = time.perf_counter()
-    data = codec.encode(vol)
-    t_enc = time.perf_counter() - t
-    t = time.perf_counter()
-    rec = decode(data)
-    t_dec = time.perf_counter() - t
-    row = {"codec": codec.codec_id, "config": codec.get_config(), "bytes": len(data),
-           "bpv": metrics.bpp(vol, len(data)), "psnr": metrics.psnr(vol, rec),
-           "pearson_r": metrics.pearson(vol, rec), "encode_s": round(t_enc, 3), "decode_s": round(t_dec, 3)}
-    if with_ssim:
-        row["ssim"] = metrics.ssim(vol, rec)
-    return row
+def measure(vol: np.ndarray, codec) -> Dict:
+    """One benchmark row (the engine's ``run_row``), in this script's units (bits per voxel)."""
+    r = run_row("volume", vol, codec.get_config(), with_ms_ssim=False)
+    if r["status"] != "ok":
+        raise RuntimeError(f"{codec.label}: {r['error']}")
+    return {"codec": r["codec"], "config": r["config"], "bytes": r["compressed_bytes"], "bpv": r["bpp"],
+            "psnr": r["psnr"], "ssim": r["ssim"], "pearson_r": r["pearson_r"],
+            "encode_s": round(r["encode_s"], 3), "decode_s": round(r["decode_s"], 3)}
 
 
 def psnr_at(rows: List[Dict], bpv: float) -> float:
@@ -69,7 +63,6 @@ def main(argv=None) -> int:
                     help="3D codec qualities to try (missing weights are skipped)")
     ap.add_argument("--crop", type=int, nargs=3, metavar=("Z", "Y", "X"), help="use a centred crop (quick runs)")
     ap.add_argument("--sparse", action="store_true", help="every 3rd classical setting only (quick runs)")
-    ap.add_argument("--no-ssim", action="store_true", help="skip 3D SSIM (slow on big volumes)")
     ap.add_argument("--out", help="write all rows and the summary as JSON here")
     args = ap.parse_args(argv)
     if args.weights_dir:
@@ -88,13 +81,13 @@ def main(argv=None) -> int:
         step = 3 if args.sparse else 1
         curves: Dict[str, List[Dict]] = {"jpegxl": [], "jpeg2k": []}
         for d in JPEGXL_DISTANCES[::step]:
-            curves["jpegxl"].append(measure(vol, get_codec("jpegxl", distance=d), not args.no_ssim))
+            curves["jpegxl"].append(measure(vol, get_codec("jpegxl", distance=d)))
         for lv in JPEG2K_LEVELS[::step]:
-            curves["jpeg2k"].append(measure(vol, get_codec("jpeg2k", level=lv), not args.no_ssim))
+            curves["jpeg2k"].append(measure(vol, get_codec("jpeg2k", level=lv)))
         ours: List[Dict] = []
         for q in args.qualities:
             try:
-                ours.append(measure(vol, get_codec(args.arch, quality=q), not args.no_ssim))
+                ours.append(measure(vol, get_codec(args.arch, quality=q)))
             except WeightsNotFoundError:
                 continue
         rows = [dict(r, series=k) for k, v in curves.items() for r in v] + [dict(r, series=args.arch) for r in ours]
