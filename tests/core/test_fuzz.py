@@ -13,6 +13,7 @@ import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("compressai")
+pytestmark = pytest.mark.slow   # ~1 min for 3,000 cases
 
 HERE = Path(__file__).resolve().parents[1]
 CASES = int(os.environ.get("MICROCOMP_FUZZ_CASES", "3000"))
