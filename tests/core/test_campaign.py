@@ -15,7 +15,9 @@ from helpers import smooth_image  # noqa: E402
 from napari_microcomp.codecs import decode, get_codec  # noqa: E402
 from napari_microcomp.container import unpack  # noqa: E402
 from napari_microcomp.errors import MicrocompError  # noqa: E402
-from napari_microcomp.models import zoo  # noqa: E402
+from napari_microcomp.models import registry  # noqa: E402
+from napari_microcomp import weights as wt  # noqa: E402
+from napari_microcomp.weights import locate  # noqa: E402
 from napari_microcomp.training import campaign, gate  # noqa: E402
 from napari_microcomp.training.codec import TrainConfig, export_checkpoint, lr_factor, train  # noqa: E402
 
@@ -38,11 +40,11 @@ def sandbox(tmp_path, monkeypatch):
     monkeypatch.setattr(gate, "eval_images", lambda modality, crop=512, max_images=None, root=None: _images())
     monkeypatch.setattr(gate, "ANCHORS", {"transmitted": ("jpeg2k", "level", (20, 26, 32, 38, 44, 50, 56, 62))})
     shipped = tmp_path / "shipped"
-    monkeypatch.setattr(zoo, "SHIPPED_DIR", shipped)
+    monkeypatch.setattr(locate, "SHIPPED_DIR", shipped)
     monkeypatch.delenv("MICROCOMP_WEIGHTS", raising=False)
-    zoo.clear_cache()
+    wt.clear_cache()
     yield tmp_path
-    zoo.clear_cache()
+    wt.clear_cache()
 
 
 def _plan(tmp_path, jobs):
@@ -70,7 +72,7 @@ def test_shipped_plan_is_valid():
     jobs = campaign.load_plan(plan)
     assert jobs[0]["arch"] == "mbt2018-mean-vbr"   # the GUI's default learned codec comes first
     for j in jobs:
-        zoo.get_arch(j["arch"])
+        registry.get_arch(j["arch"])
         assert j["modality"] in ("transmitted", "fluorescence")
 
 
@@ -104,14 +106,14 @@ def test_stop_resume_gate_and_promote(sandbox):
     n = campaign.run(plan, wd, log=log.append, threads=1, gate_crop=64)
     assert any("resume" in m for m in log) and any("gate:" in m for m in log)
     status = json.loads((wd / "status.json").read_text())["vbr-t"]
-    target = zoo.SHIPPED_DIR / "transmitted" / "mbt2018-mean-vbr.pt"
+    target = wt.SHIPPED_DIR / "transmitted" / "mbt2018-mean-vbr.pt"
     if n == 1:
         assert status["state"] == "promoted" and target.exists()
         meta = torch.load(target, weights_only=True)["meta"]
         assert meta["campaign_job"] == "vbr-t" and meta["steps"] == 6 and meta["gate"]["modality"] == "transmitted"
         assert len(meta["gate"]["eval_mean"]) == 8
         # the file serves weights="transmitted" and re-measures as recorded
-        assert zoo.find_weights("mbt2018-mean-vbr", 3, "transmitted") == target
+        assert wt.find_weights("mbt2018-mean-vbr", 3, "transmitted") == target
         assert gate.recheck(target) == []
     else:  # six steps rarely give a monotone curve; then it must say why and ship nothing
         assert status["state"] == "rejected" and "monotone" in status["gate"] and not target.exists()
@@ -167,7 +169,7 @@ def test_modality_weights_are_chosen_recorded_and_found_again(sandbox, tmp_path,
                           out=str(users / sub / "mbt2018-mean-vbr.pt"))
         list(train(cfg))
     monkeypatch.setenv("MICROCOMP_WEIGHTS", str(users))
-    zoo.clear_cache()
+    wt.clear_cache()
     grey = smooth_image((80, 72), seed=5)                      # mid-grey texture: transmitted light
     dark = np.zeros((80, 72), np.uint16)
     dark[20:30, 30:40] = 3000                                  # dark background, bright spot
@@ -177,7 +179,7 @@ def test_modality_weights_are_chosen_recorded_and_found_again(sandbox, tmp_path,
         data = get_codec("mbt2018-mean-vbr", quality=4).encode(img)
         header, _ = unpack(data)
         assert header.codec["weights"] == want
-        assert header.codec["weights_id"] == zoo._file_id(path)
+        assert header.codec["weights_id"] == wt.file_id(path)
         assert decode(data).shape == img.shape
     # an instance left on automatic weights decodes its own stream with the weights the stream records
     # (the main benchmark job decoded with the general file instead and got NaN)
@@ -190,7 +192,7 @@ def test_modality_weights_are_chosen_recorded_and_found_again(sandbox, tmp_path,
     data = get_codec("mbt2018-mean-vbr", quality=4).encode(grey)
     (users / "transmitted" / "mbt2018-mean-vbr.pt").rename(users / "kept.pt")
     (users / "elsewhere").mkdir()
-    zoo.clear_cache()
+    wt.clear_cache()
     monkeypatch.setenv("MICROCOMP_WEIGHTS", f"{users}:{users / 'elsewhere'}")
     (users / "kept.pt").rename(users / "elsewhere" / "mbt2018-mean-vbr.pt")
     assert decode(data).shape == grey.shape

@@ -187,9 +187,10 @@ def test_missing_and_bad_weights_give_clear_errors(tmp_path):
 
 
 def test_shipped_name_without_weights_file(tmp_path, monkeypatch):
-    from napari_microcomp.labelfree import available_models, load_model, zoo
+    from napari_microcomp.labelfree import available_models, load_model
+    from napari_microcomp.weights import locate
 
-    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(locate, "LABELFREE_DIR", tmp_path)
     assert available_models() == []
     with pytest.raises(WeightsNotFoundError, match="not installed.*train-labelfree"):
         load_model("unet2d-isl-dapi")

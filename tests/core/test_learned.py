@@ -23,16 +23,17 @@ ARCHS = ["bmshj2018-factorized", "bmshj2018-factorized-relu", "bmshj2018-hyperpr
 
 def tiny_weights(folder: Path, arch: str, quality: int = 3, seed: int = 0, name: str = None) -> Path:
     """Export a randomly initialised narrow model in the shipped format (name as the loader expects)."""
-    from napari_microcomp.models import zoo
+    from napari_microcomp.models import registry
+    from napari_microcomp import weights as wt
 
     torch.manual_seed(seed)
-    spec = zoo.get_arch(arch)
+    spec = registry.get_arch(arch)
     widths = {"N": 16} if arch.startswith("cheng") else {"N": 16, "M": 16}
     model = spec.factory(**widths)
     last = model.g_s[-1] if isinstance(model.g_s[-1], torch.nn.ConvTranspose2d) else model.g_s[-1][0]
     with torch.no_grad():
         last.bias.fill_(0.5)   # random init decodes to ~0 (clamped); centre it so reconstructions vary
-    return zoo.export_weights(model, arch, folder / (name or spec.weights_filename(quality)), quality, widths,
+    return wt.export_weights(model, arch, folder / (name or spec.weights_filename(quality)), quality, widths,
                               {"test": True})
 
 
@@ -54,9 +55,9 @@ def image(shared_data):
 
 
 def _codec(wdir, arch, quality=3, **kw):
-    from napari_microcomp.models import zoo
+    from napari_microcomp.models import registry
 
-    return get_codec(arch, quality=quality, weights=str(wdir / zoo.get_arch(arch).weights_filename(quality)), **kw)
+    return get_codec(arch, quality=quality, weights=str(wdir / registry.get_arch(arch).weights_filename(quality)), **kw)
 
 
 def test_all_nine_registered():
@@ -82,13 +83,14 @@ def test_every_arch_round_trips(wdir, image, arch):
 
 
 def test_vbr_one_file_serves_every_quality(image, tmp_path):
-    from napari_microcomp.models import zoo
+    from napari_microcomp.models import registry
+    from napari_microcomp import weights as wt
 
     torch.manual_seed(0)
-    model = zoo.get_arch("mbt2018-mean-vbr").factory(N=16, M=16)
+    model = registry.get_arch("mbt2018-mean-vbr").factory(N=16, M=16)
     with torch.no_grad():
         model.g_a[-1].weight.mul_(50)   # random init gives near-zero latents; make the rate visible
-    w = zoo.export_weights(model, "mbt2018-mean-vbr", tmp_path / "mbt2018-mean-vbr.pt", None,
+    w = wt.export_weights(model, "mbt2018-mean-vbr", tmp_path / "mbt2018-mean-vbr.pt", None,
                            {"N": 16, "M": 16}, {})
     sizes = []
     for q in (1, 8):
@@ -198,12 +200,13 @@ def test_bit_exact_across_threads_and_processes(wdir, image, tmp_path):
 
 
 def test_weights_found_by_name_in_user_folder(wdir, image, monkeypatch, tmp_path):
-    from napari_microcomp.models import zoo
+    from napari_microcomp import weights as wt
+    from napari_microcomp.weights import locate
 
-    monkeypatch.setattr(zoo, "SHIPPED_DIR", tmp_path)
-    monkeypatch.setenv(zoo.ENV_WEIGHTS, str(wdir))
-    assert zoo.available_qualities("mbt2018-mean") == {3: "user"}
-    assert set(zoo.available_qualities("mbt2018-mean-vbr")) == set(range(1, 9))
+    monkeypatch.setattr(locate, "SHIPPED_DIR", tmp_path)
+    monkeypatch.setenv(wt.ENV_WEIGHTS, str(wdir))
+    assert wt.available_qualities("mbt2018-mean") == {3: "user"}
+    assert set(wt.available_qualities("mbt2018-mean-vbr")) == set(range(1, 9))
     from napari_microcomp.cli.codec_commands import codec_table
     row = next(r for r in codec_table() if r["name"] == "mbt2018-mean")
     assert row["weights"] == [3] and row["weights_source"] == {"3": "user"}
@@ -212,10 +215,11 @@ def test_weights_found_by_name_in_user_folder(wdir, image, monkeypatch, tmp_path
 
 
 def test_missing_weights_message(image, monkeypatch, tmp_path):
-    from napari_microcomp.models import zoo
+    from napari_microcomp import weights as wt
+    from napari_microcomp.weights import locate
 
-    monkeypatch.setattr(zoo, "SHIPPED_DIR", tmp_path)
-    monkeypatch.delenv(zoo.ENV_WEIGHTS, raising=False)
+    monkeypatch.setattr(locate, "SHIPPED_DIR", tmp_path)
+    monkeypatch.delenv(wt.ENV_WEIGHTS, raising=False)
     with pytest.raises(WeightsNotFoundError) as err:
         get_codec("cheng2020-attn", quality=2).encode(image)
     msg = str(err.value)

@@ -21,12 +21,13 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def _tiny_weights(path: Path, arch: str = "factorized3d", seed: int = 0) -> Path:
-    from napari_microcomp.models import zoo
+    from napari_microcomp.models import registry
+    from napari_microcomp import weights as wt
 
     torch.manual_seed(seed)
     widths = {"N": 8, "M": 8}
-    model = zoo.get_arch(arch).factory(**widths)
-    return zoo.export_weights(model, arch, path, 4, widths, {"test": True})
+    model = registry.get_arch(arch).factory(**widths)
+    return wt.export_weights(model, arch, path, 4, widths, {"test": True})
 
 
 @pytest.fixture(scope="module")
@@ -86,12 +87,12 @@ def test_blocks_cover_volume_and_decode_the_same(weights, monkeypatch):
 
 def test_rate_estimate_matches_stream(weights):
     """Real payload bytes follow the entropy model (the training rate is what the stream costs)."""
-    from napari_microcomp.models import zoo
+    from napari_microcomp import weights as wt
     from napari_microcomp.models.arch3d import pad_multiple
 
     a = smooth_image((8, 64, 64), np.uint16)
     data = _codec(weights).encode(a)
-    lm = zoo.load_weights(weights)
+    lm = wt.load_weights(weights)
     x = torch.from_numpy(((a - a.min()) / (a.max() - a.min())).astype(np.float32))[None, None]
     with torch.no_grad():
         lik = lm.model(pad_multiple(x, lm.model.downsampling_factor)[0])["likelihoods"]["y"]
@@ -131,8 +132,8 @@ def test_wrong_weights_or_bad_reconstruction_refused(weights, tmp_path):
 
 def test_missing_weights_and_bad_quality(tmp_path, monkeypatch):
     monkeypatch.setenv("MICROCOMP_WEIGHTS", str(tmp_path))
-    from napari_microcomp.models import zoo
-    monkeypatch.setattr(zoo, "SHIPPED_DIR", tmp_path / "none")
+    from napari_microcomp.weights import locate
+    monkeypatch.setattr(locate, "SHIPPED_DIR", tmp_path / "none")
     with pytest.raises(WeightsNotFoundError, match="train-codec --arch factorized3d"):
         get_codec("factorized3d", quality=3).encode(smooth_image((4, 32, 32), np.uint16))
     with pytest.raises(CodecError):

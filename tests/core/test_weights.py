@@ -1,4 +1,7 @@
-"""The weights module: every shipped weight file (codecs and label-free models) loads through it."""
+"""The weights module: every shipped weight file (codecs and label-free models) loads through it; one
+cache for both; the export format; the compatibility aliases of the old zoo modules."""
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -6,26 +9,66 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("compressai")
 
+from napari_microcomp import weights  # noqa: E402
+from napari_microcomp.weights import locate  # noqa: E402
+
 SHIPPED = Path(__file__).resolve().parents[2] / "src" / "napari_microcomp" / "weights"
 CODEC_FILES = sorted((SHIPPED / "codecs").rglob("*.pt"))
 LABELFREE_FILES = sorted((SHIPPED / "labelfree").glob("*.pt"))
 
 
 def test_there_are_shipped_files():
+    assert locate.SHIPPED_DIR == SHIPPED / "codecs" and locate.LABELFREE_DIR == SHIPPED / "labelfree"
     assert len(CODEC_FILES) >= 20 and len(LABELFREE_FILES) >= 4
+    assert set(weights.available_models()) == set(weights.known_models())
 
 
 @pytest.mark.parametrize("path", CODEC_FILES, ids=lambda p: str(p.relative_to(SHIPPED)))
 def test_every_shipped_codec_file_loads(path):
-    from napari_microcomp.models import zoo
-
-    lm = zoo.load_weights(path)
-    assert lm.arch and len(lm.weights_id) == 16 and not lm.model.training
+    lm = weights.load_weights(path)
+    assert lm.arch and lm.weights_id == weights.file_id(path) and not lm.model.training
+    assert weights.load_weights(path) is lm
 
 
 @pytest.mark.parametrize("path", LABELFREE_FILES, ids=lambda p: p.name)
 def test_every_shipped_labelfree_file_loads(path):
     from napari_microcomp.labelfree import load_model
 
+    net, meta = weights.read_labelfree(path)
+    assert meta["kind"] in ("unet", "pix2pix") and meta["source"] == str(path)
     m = load_model(path)
-    assert m.meta["kind"] in ("unet", "pix2pix") and m.meta["source"] == str(path.resolve())
+    assert m.meta["source"] == str(path.resolve()) and load_model(str(path)) is m
+    weights.clear_cache()   # one cache for codecs and label-free models
+    assert load_model(path) is not m
+
+
+def test_export_keeps_bounds_float32_and_loads_weights_only(tmp_path):
+    from napari_microcomp.models.registry import build_model, model_widths
+
+    m = build_model("mbt2018-mean-vbr", 4, N=8, M=8)
+    p = weights.export_weights(m, "mbt2018-mean-vbr", tmp_path / "w.pt", None, model_widths(m), {"p": Path("x")})
+    d = torch.load(p, weights_only=True)
+    sd = d["state_dict"]
+    assert d["format"] == weights.FORMAT and d["quality"] is None and d["meta"] == {"p": "x"}
+    assert all(v.dtype == torch.float32 for k, v in sd.items() if k.endswith((".bound", "scale_table")))
+    assert any(v.dtype == torch.float16 for v in sd.values())
+    assert not any(k.endswith("_quantized_cdf") and k.startswith("gaussian") for k in sd)
+
+
+def test_package_import_is_lazy_and_torch_free():
+    code = ("import sys, napari_microcomp.weights as w, napari_microcomp.labelfree\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n"
+            "assert w.ENV_WEIGHTS == 'MICROCOMP_WEIGHTS' and 'torch' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    with pytest.raises(AttributeError):
+        weights.nope
+
+
+def test_old_zoo_modules_are_aliases():
+    from napari_microcomp.labelfree import zoo as lfzoo
+    from napari_microcomp.labelfree.nets import build_generator
+    from napari_microcomp.models import registry, unet, zoo
+
+    assert zoo.get_model is weights.get_model and zoo.load_weights is weights.load_weights
+    assert zoo.get_arch is registry.get_arch and zoo.SHIPPED_DIR == locate.SHIPPED_DIR
+    assert build_generator is unet.build_generator and lfzoo.available_models is weights.available_models

@@ -1,5 +1,5 @@
-"""The model zoo: architecture table, compact weight files, lookup order, caching, and the
-CompressAI-format URL source (served offline from a local HTTP server)."""
+"""The architecture registry (models.registry) and the weights module: compact weight files, lookup order,
+caching, and the CompressAI-format URL source (served offline from a local HTTP server)."""
 import functools
 import hashlib
 import http.server
@@ -13,25 +13,27 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("compressai")
 
 from napari_microcomp.errors import MicrocompError, WeightsNotFoundError  # noqa: E402
-from napari_microcomp.models import zoo  # noqa: E402
+from napari_microcomp.models import registry  # noqa: E402
+from napari_microcomp import weights as wt  # noqa: E402
+from napari_microcomp.weights import locate  # noqa: E402
 
 NINE = ["bmshj2018-factorized", "bmshj2018-factorized-relu", "bmshj2018-hyperprior", "mbt2018-mean", "mbt2018",
         "cheng2020-anchor", "cheng2020-attn", "bmshj2018-hyperprior-vbr", "mbt2018-mean-vbr"]
 
 
 def test_table_and_register_arch():
-    assert set(NINE) <= set(zoo.list_archs(ndim=2))
-    spec = zoo.get_arch("mbt2018-mean")
+    assert set(NINE) <= set(registry.list_archs(ndim=2))
+    spec = registry.get_arch("mbt2018-mean")
     assert spec.lmbda(1) == 0.0018 and spec.lmbda(8) == 0.18 and spec.ndim == 2
     assert spec.weights_filename(4) == "mbt2018-mean-q4.pt"
-    assert zoo.get_arch("mbt2018-mean-vbr").weights_filename(4) == "mbt2018-mean-vbr.pt"
+    assert registry.get_arch("mbt2018-mean-vbr").weights_filename(4) == "mbt2018-mean-vbr.pt"
     assert spec.pretrained_urls[8].startswith("https://")
     with pytest.raises(MicrocompError, match="unknown architecture"):
-        zoo.get_arch("nope")
+        registry.get_arch("nope")
     with pytest.raises(MicrocompError, match="8 lambdas"):
-        zoo.register_arch(zoo.ArchSpec(name="bad", factory=lambda: None, lambdas=(0.1,)))
+        registry.register_arch(registry.ArchSpec(name="bad", factory=lambda: None, lambdas=(0.1,)))
     for name in NINE:   # every factory builds a 1-channel model
-        m = zoo.build_model(name, 1, N=8, M=8) if not name.startswith("cheng") else zoo.build_model(name, 1, N=8)
+        m = registry.build_model(name, 1, N=8, M=8) if not name.startswith("cheng") else registry.build_model(name, 1, N=8)
         with torch.no_grad():
             out = m(torch.rand(1, 1, 64, 64))
         assert out["x_hat"].shape == (1, 1, 64, 64)
@@ -40,8 +42,8 @@ def test_table_and_register_arch():
 @pytest.fixture
 def tiny(tmp_path):
     torch.manual_seed(0)
-    model = zoo.build_model("mbt2018-mean", 2, N=8, M=8)
-    path = zoo.export_weights(model, "mbt2018-mean", tmp_path / "mbt2018-mean-q2.pt", 2, {"N": 8, "M": 8},
+    model = registry.build_model("mbt2018-mean", 2, N=8, M=8)
+    path = wt.export_weights(model, "mbt2018-mean", tmp_path / "mbt2018-mean-q2.pt", 2, {"N": 8, "M": 8},
                               {"steps": 0, "note": ("tuple", "becomes", "list")})
     return model, path
 
@@ -54,26 +56,26 @@ def test_export_is_fp16_json_meta_and_loads_cached(tiny):
     assert floats and all(v.dtype == torch.float16 for v in floats)
     assert not any(k.startswith("gaussian_conditional._quantized_cdf") for k in d["state_dict"])
     assert d["meta"]["note"] == ["tuple", "becomes", "list"] and d["widths"] == {"N": 8, "M": 8}
-    zoo.clear_cache()
-    lm = zoo.load_weights(path)
-    assert zoo.load_weights(path) is lm and lm.arch == "mbt2018-mean" and len(lm.weights_id) == 16
+    wt.clear_cache()
+    lm = wt.load_weights(path)
+    assert wt.load_weights(path) is lm and lm.arch == "mbt2018-mean" and len(lm.weights_id) == 16
     # the rebuilt Gaussian tables equal what update() computes; parameters are the fp16-rounded ones
-    ref = zoo.build_model("mbt2018-mean", 2, N=8, M=8)
+    ref = registry.build_model("mbt2018-mean", 2, N=8, M=8)
     ref.update(force=True)
     assert torch.equal(lm.model.gaussian_conditional._quantized_cdf, ref.gaussian_conditional._quantized_cdf)
     w = model.g_a[0].weight.detach()
     assert torch.equal(lm.model.g_a[0].weight, w.half().float())
     with pytest.raises(WeightsNotFoundError, match="quality 2"):
-        zoo.load_weights(path, "mbt2018-mean", 5)
+        wt.load_weights(path, "mbt2018-mean", 5)
     with pytest.raises(WeightsNotFoundError, match="not 'mbt2018'"):
-        zoo.load_weights(path, "mbt2018")
+        wt.load_weights(path, "mbt2018")
 
 
 def test_not_a_weight_file(tmp_path):
     p = tmp_path / "x.pt"
     torch.save({"a": torch.zeros(1)}, p)
     with pytest.raises(WeightsNotFoundError, match="not a napari-microcomp weight file"):
-        zoo.load_weights(p)
+        wt.load_weights(p)
 
 
 def test_lookup_order_user_folder_first(tiny, tmp_path, monkeypatch):
@@ -82,16 +84,16 @@ def test_lookup_order_user_folder_first(tiny, tmp_path, monkeypatch):
     shipped.mkdir()
     user.mkdir()
     (shipped / path.name).write_bytes(path.read_bytes())
-    monkeypatch.setattr(zoo, "SHIPPED_DIR", shipped)
-    monkeypatch.delenv(zoo.ENV_WEIGHTS, raising=False)
-    assert zoo.find_weights("mbt2018-mean", 2) == shipped / path.name
-    assert zoo.available_qualities("mbt2018-mean") == {2: "shipped"}
+    monkeypatch.setattr(locate, "SHIPPED_DIR", shipped)
+    monkeypatch.delenv(wt.ENV_WEIGHTS, raising=False)
+    assert wt.find_weights("mbt2018-mean", 2) == shipped / path.name
+    assert wt.available_qualities("mbt2018-mean") == {2: "shipped"}
     (user / path.name).write_bytes(path.read_bytes())
-    monkeypatch.setenv(zoo.ENV_WEIGHTS, str(user))
-    assert zoo.find_weights("mbt2018-mean", 2) == user / path.name
-    assert zoo.find_weights("mbt2018-mean", 3) is None
+    monkeypatch.setenv(wt.ENV_WEIGHTS, str(user))
+    assert wt.find_weights("mbt2018-mean", 2) == user / path.name
+    assert wt.find_weights("mbt2018-mean", 3) is None
     with pytest.raises(WeightsNotFoundError, match="train-codec"):
-        zoo.get_model("mbt2018-mean", 3)
+        wt.get_model("mbt2018-mean", 3)
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -130,8 +132,8 @@ def test_url_weights_rgb_state_dict_offline(server, tmp_path, monkeypatch):
     digest = hashlib.sha256(buf.getvalue()).hexdigest()
     name = f"bmshj2018-hyperprior-test-{digest[:8]}.pth.tar"
     (root / name).write_bytes(buf.getvalue())
-    monkeypatch.setenv(zoo.ENV_CACHE, str(tmp_path / "cache"))
-    zoo.clear_cache()
+    monkeypatch.setenv(wt.ENV_CACHE, str(tmp_path / "cache"))
+    wt.clear_cache()
     _Quiet.hits = 0
 
     img = (np.random.default_rng(0).random((70, 90)) * 4000).astype(np.uint16)
@@ -140,26 +142,26 @@ def test_url_weights_rgb_state_dict_offline(server, tmp_path, monkeypatch):
     assert out.shape == img.shape and out.dtype == np.uint16
     assert codec.load().channels == 3
     assert (tmp_path / "cache" / "weights" / name).is_file() and _Quiet.hits == 1
-    zoo.clear_cache()
+    wt.clear_cache()
     codec.load()                                          # from the cache: no second download
     assert _Quiet.hits == 1
 
     bad = f"bmshj2018-hyperprior-test-{'0' * 8}.pth.tar"
     (root / bad).write_bytes(buf.getvalue())
     with pytest.raises(WeightsNotFoundError, match="could not download"):
-        zoo.load_url("bmshj2018-hyperprior", f"{base}/{bad}#sha256={'0' * 64}")
+        wt.load_url("bmshj2018-hyperprior", f"{base}/{bad}#sha256={'0' * 64}")
     with pytest.raises(WeightsNotFoundError, match="SHA-256"):     # no hash known in advance: refused
-        zoo.load_url("bmshj2018-hyperprior", f"{base}/plain.pth")
+        wt.load_url("bmshj2018-hyperprior", f"{base}/plain.pth")
     with pytest.raises(WeightsNotFoundError, match="SHA-256"):     # a prefix in the name is not enough
-        zoo.load_url("bmshj2018-hyperprior", f"{base}/{name}")
+        wt.load_url("bmshj2018-hyperprior", f"{base}/{name}")
 
 
 def test_compressai_source_without_network_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setenv(zoo.ENV_CACHE, str(tmp_path))
+    monkeypatch.setenv(wt.ENV_CACHE, str(tmp_path))
     import pooch
     monkeypatch.setattr(pooch, "retrieve", lambda *a, **k: (_ for _ in ()).throw(OSError("network unreachable")))
-    zoo.clear_cache()
+    wt.clear_cache()
     with pytest.raises(WeightsNotFoundError, match="offline"):
-        zoo.get_model("bmshj2018-factorized", 1, "compressai")
+        wt.get_model("bmshj2018-factorized", 1, "compressai")
     with pytest.raises(WeightsNotFoundError, match="no pretrained"):
-        zoo.get_model("cheng2020-anchor", 8, "compressai")
+        wt.get_model("cheng2020-anchor", 8, "compressai")

@@ -29,7 +29,12 @@ import torch.nn.functional as F
 from .. import container
 from ..errors import CodecError, StreamError, WeightsNotFoundError
 from ..modality import MODALITIES, detect_modality
-from ..models import arch2d, zoo
+from ..models import arch2d
+from ..models.coding import fixed_threads
+from ..models.registry import LAMBDAS_MSE, ArchSpec, get_arch
+from ..weights.download import cached_url, secure_url
+from ..weights.load import LoadedModel, get_model, load_url, load_weights
+from ..weights.locate import ENV_WEIGHTS, available_qualities, find_by_id, missing_weights_message
 from .base import Codec
 from .refine import refine_latents, with_latents
 from .registry import register_codec
@@ -158,7 +163,7 @@ def _ar_compress(model, x: torch.Tensor) -> Tuple[List[bytes], Tuple[int, ...], 
     z_strings = model.entropy_bottleneck.compress(z)
     z_hat = model.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
     wf = _Wavefront(model, model.h_s(z_hat).contiguous())
-    with zoo.fixed_threads(1):  # tiny per-wave ops: thread barriers would cost more than they save
+    with fixed_threads(1):  # tiny per-wave ops: thread barriers would cost more than they save
         y_string = wf.encode(y.contiguous())
     return [y_string, z_strings[0]], tuple(z.shape[-2:]), model.g_s(wf.latent()).clamp_(0, 1)
 
@@ -166,7 +171,7 @@ def _ar_compress(model, x: torch.Tensor) -> Tuple[List[bytes], Tuple[int, ...], 
 def _ar_decompress(model, strings: List[bytes], shape: Tuple[int, ...]) -> torch.Tensor:
     z_hat = model.entropy_bottleneck.decompress([strings[1]], list(shape))
     wf = _Wavefront(model, model.h_s(z_hat).contiguous())
-    with zoo.fixed_threads(1):
+    with fixed_threads(1):
         wf.decode(strings[0])
     return model.g_s(wf.latent()).clamp_(0, 1)
 
@@ -194,7 +199,7 @@ class LearnedCodec(Codec):
     family: ClassVar[str] = "learned"
     arch: ClassVar[str] = ""
     native_meaning: ClassVar[str] = "λ of the rate–distortion loss the weights were trained with"
-    quality_table: ClassVar[Dict[int, Any]] = {q: lam for q, lam in enumerate(zoo.LAMBDAS_MSE, 1)}
+    quality_table: ClassVar[Dict[int, Any]] = {q: lam for q, lam in enumerate(LAMBDAS_MSE, 1)}
 
     def __init__(self, quality: Optional[int] = None, lossless: bool = False, **native: Any):
         super().__init__(quality=quality, lossless=lossless, **native)
@@ -216,59 +221,59 @@ class LearnedCodec(Codec):
     @classmethod
     def weights_available(cls) -> Dict[int, str]:
         """quality -> ``"shipped"``/``"user"`` for the qualities that have weight files."""
-        return zoo.available_qualities(cls.arch)
+        return available_qualities(cls.arch)
 
     @property
-    def spec(self) -> zoo.ArchSpec:
-        return zoo.get_arch(self.arch)
+    def spec(self) -> ArchSpec:
+        return get_arch(self.arch)
 
-    def load(self, weights: Any = None) -> zoo.LoadedModel:
+    def load(self, weights: Any = None) -> LoadedModel:
         """The (cached) model for this codec's quality and weights; WeightsNotFoundError if none."""
         w = weights if weights is not None else self.params.get("weights")
-        return zoo.get_model(self.arch, int(self.quality), None if w == "auto" else w)
+        return get_model(self.arch, int(self.quality), None if w == "auto" else w)
 
     def _resolve_weights(self, a: np.ndarray) -> Any:
         """The weights to encode ``a`` with: the user's choice, else the image's modality (recorded)."""
         w = self.params.get("weights")
         return detect_modality(a) if w in (None, "auto") else w
 
-    def _load_for_decode(self) -> zoo.LoadedModel:
+    def _load_for_decode(self) -> LoadedModel:
         """The model a stream names; if the named file changed, any known file with the recorded fingerprint."""
         want = self.params.get("weights_id")
         w = self.params.get("weights")
         if isinstance(w, str) and w.startswith(("http://", "https://")):
             # a file must never make the decoder go online: only an earlier, explicit download is used
-            if zoo.secure_url(w) and zoo.cached_url(w) is not None:
-                return zoo.load_url(self.arch, w)
-            alt = zoo.find_by_id(self.arch, int(self.quality), want) if want else None
+            if secure_url(w) and cached_url(w) is not None:
+                return load_url(self.arch, w)
+            alt = find_by_id(self.arch, int(self.quality), want) if want else None
             if alt is not None:
-                return zoo.load_weights(alt, self.arch)
+                return load_weights(alt, self.arch)
             raise WeightsNotFoundError(
                 f"{self.codec_id}: the stream names weights at {w}; decoding never downloads. If you trust the "
-                f"source, fetch the file yourself and put it in ${zoo.ENV_WEIGHTS} as "
+                f"source, fetch the file yourself and put it in ${ENV_WEIGHTS} as "
                 f"{self.spec.weights_filename(int(self.quality))} (it is found by its fingerprint)")
         try:
             lm = self.load()
         except WeightsNotFoundError:
             lm = None
         if want and (lm is None or lm.weights_id != want):
-            alt = zoo.find_by_id(self.arch, int(self.quality), want)
+            alt = find_by_id(self.arch, int(self.quality), want)
             if alt is not None:
-                return zoo.load_weights(alt, self.arch)
+                return load_weights(alt, self.arch)
             if lm is None:
-                raise WeightsNotFoundError(zoo.missing_weights_message(self.arch, int(self.quality)))
+                raise WeightsNotFoundError(missing_weights_message(self.arch, int(self.quality)))
             raise StreamError(f"{self.codec_id} q{self.quality}: the stream was encoded with weights {want} "
                               f"but {lm.source} is {lm.weights_id}; decode with the same weights "
                               "(weights='path/to/file.pt')")
         if lm is None:
-            raise WeightsNotFoundError(zoo.missing_weights_message(self.arch, int(self.quality)))
+            raise WeightsNotFoundError(missing_weights_message(self.arch, int(self.quality)))
         return lm
 
     # -- coding of one tile ------------------------------------------------------------------
     def _kwargs(self) -> Dict[str, Any]:
         return {"stage": 2, "s": int(self.quality) - 1} if self.spec.vbr else {}
 
-    def _code_tile(self, lm: zoo.LoadedModel, x: np.ndarray) -> Tuple[bytes, np.ndarray]:
+    def _code_tile(self, lm: LoadedModel, x: np.ndarray) -> Tuple[bytes, np.ndarray]:
         h, w = x.shape
         t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None]
         m = self.spec.multiple
@@ -295,14 +300,14 @@ class LearnedCodec(Codec):
         shape = tuple(int(v) for v in out["shape"])
         return _pack_payload(strings, shape), self._decode_tile(lm, strings, shape, h, w)
 
-    def _decode_tile(self, lm: zoo.LoadedModel, strings: List[bytes], shape: Tuple[int, ...],
+    def _decode_tile(self, lm: LoadedModel, strings: List[bytes], shape: Tuple[int, ...],
                      h: int, w: int) -> np.ndarray:
         if self.spec.coding == "ar":
             return self._crop(_ar_decompress(lm.model, strings, shape), h, w)
         rec = lm.model.decompress([[s] for s in strings], list(shape), **self._kwargs())["x_hat"]
         return self._crop(rec, h, w)
 
-    def _check_payload(self, lm: zoo.LoadedModel, strings: List[bytes], zshape: Tuple[int, ...], h: int,
+    def _check_payload(self, lm: LoadedModel, strings: List[bytes], zshape: Tuple[int, ...], h: int,
                        w: int) -> None:
         """Refuse a payload whose latent layout does not fit its tile before any native decoder runs.
 
@@ -348,7 +353,7 @@ class LearnedCodec(Codec):
         recon = np.empty(planes.shape, dtype=a.dtype)
         payloads = []
         span = hi - lo   # float64: spans near ±3e38 overflow float32 and fed NaN into the entropy coder
-        with zoo.fixed_threads(threads), torch.inference_mode():
+        with fixed_threads(threads), torch.inference_mode():
             for z, plane in enumerate(planes):
                 for y0, y1, x0, x1 in grid:
                     x = ((plane[y0:y1, x0:x1].astype(np.float64) - lo) / span).astype(np.float32)
@@ -382,7 +387,7 @@ class LearnedCodec(Codec):
         out = np.empty(planes_shape, dtype=header.dtype)
         threads = int(self.params.get("threads") or default_threads())
         it = iter(payloads)
-        with zoo.fixed_threads(threads), torch.inference_mode():
+        with fixed_threads(threads), torch.inference_mode():
             for z in range(planes_shape[0]):
                 for y0, y1, x0, x1 in grid:
                     strings, zshape = _unpack_payload(next(it))
@@ -393,7 +398,7 @@ class LearnedCodec(Codec):
 
 
 def _make(arch: str) -> type:
-    spec = zoo.get_arch(arch)
+    spec = get_arch(arch)
     name = "".join(p.capitalize() for p in arch.replace("-", "_").split("_")) + "Codec"
     return register_codec(type(name, (LearnedCodec,), {
         "codec_id": arch, "arch": arch, "__module__": __name__,

@@ -21,7 +21,10 @@ import torch
 
 from .. import container
 from ..errors import CodecError, StreamError
-from ..models import zoo
+from ..models.coding import fixed_threads
+from ..models.registry import LAMBDAS_MSE
+from ..weights.load import LoadedModel, get_model
+from ..weights.locate import available_qualities
 from ..models.arch3d import pad_multiple
 from .base import Codec
 from .learned import MAX_THREADS, default_threads
@@ -34,7 +37,7 @@ class VolumetricCodec(Codec):
     family = "volumetric"
     native_3d = True
     arch: ClassVar[str] = ""
-    quality_table = {q: lam for q, lam in enumerate(zoo.LAMBDAS_MSE, start=1)}
+    quality_table = {q: lam for q, lam in enumerate(LAMBDAS_MSE, start=1)}
     native_meaning = "λ of the rate–distortion loss the weights were trained with"
     # Blocks coded at once (Z, Y, X) and their halo: ~4 M voxels, ~0.5 GB of activations (N=64).
     block: ClassVar[Tuple[int, int, int]] = (64, 256, 256)
@@ -51,7 +54,7 @@ class VolumetricCodec(Codec):
     @classmethod
     def weights_available(cls) -> Dict[int, str]:
         """quality -> ``"shipped"``/``"user"`` for the qualities that have weight files."""
-        return zoo.available_qualities(cls.arch)
+        return available_qualities(cls.arch)
 
     def __init__(self, quality: Optional[int] = None, lossless: bool = False, **native: Any):
         super().__init__(quality=quality, lossless=lossless, **native)
@@ -62,8 +65,8 @@ class VolumetricCodec(Codec):
                                     or not 1 <= threads <= MAX_THREADS):
             raise CodecError(f"{self.codec_id}: threads must be an integer 1..{MAX_THREADS}, got {threads!r}")
 
-    def _model(self) -> "zoo.LoadedModel":
-        lm = zoo.get_model(self.arch, int(self.quality), self.params.get("weights"))
+    def _model(self) -> "LoadedModel":
+        lm = get_model(self.arch, int(self.quality), self.params.get("weights"))
         if not getattr(lm.model, "_channels_last_3d", False):
             # Part of the stream format (it changes float reductions): on CPU, channels-last 3D
             # convolutions run ~2x faster with less peak memory than the default layout.
@@ -87,7 +90,7 @@ class VolumetricCodec(Codec):
         recon = np.empty(vol.shape, dtype=a.dtype)
         payloads: List[bytes] = []
         blocks = []
-        with zoo.fixed_threads(threads), torch.inference_mode():
+        with fixed_threads(threads), torch.inference_mode():
             for t in tiles:
                 x = _to_unit(vol[t.slices("outer")], lo, hi)
                 xp, zyx = pad_multiple(x, lm.model.downsampling_factor)
@@ -130,7 +133,7 @@ class VolumetricCodec(Codec):
             raise StreamError(f"{self.codec_id}: {len(payloads)} payloads for {len(blocks)} blocks")
         out = np.empty(shape, dtype=dtype)
         i = 0
-        with zoo.fixed_threads(threads), torch.inference_mode():
+        with fixed_threads(threads), torch.inference_mode():
             for b in blocks:
                 core = [tuple(map(int, c)) for c in b["core"]]
                 outer = [tuple(map(int, o)) for o in b["outer"]]

@@ -12,22 +12,19 @@ Weights file (``.pt``, read with ``torch.load(weights_only=True)``)::
 
 Predictions are in the target's normalized units (percentile scheme of ``meta``).
 """
-import io as _io
-import json
-from pathlib import Path
 from typing import Any, Dict, Generator, Optional
 
 import numpy as np
 
 from .._progress import Progress, result_of
 from .._validate import check_image
-from ..errors import InputError, MicrocompError, WeightsNotFoundError
-from ..io import atomic_write_bytes
+from ..errors import InputError, MicrocompError
+from ..weights.load import LABELFREE_FORMAT, LABELFREE_VERSION
 from .normalize import normalize
 from .tiling import iter_tiled
 
-FORMAT = "napari-microcomp/labelfree"
-VERSION = 1
+FORMAT = LABELFREE_FORMAT
+VERSION = LABELFREE_VERSION
 # A 1024² image runs as one tile (no seams; ~1 GB on CPU); larger ones are tiled. Overlap 128 leaves
 # 32 px discarded + 64 px blended per seam: fnet's receptive field is wide, so less overlap shows seams.
 DEFAULT_INFERENCE = {"tile": 1024, "overlap": 128, "batch": 1}
@@ -46,16 +43,10 @@ def resolve_device(device: str):
 
 
 def export_weights(path, state_dict: Dict[str, Any], meta: Dict[str, Any]) -> None:
-    """Write the compact fp16 weights file atomically."""
-    import torch
+    """Write the compact fp16 weights file atomically (:func:`napari_microcomp.weights.export.export_labelfree`)."""
+    from ..weights.export import export_labelfree
 
-    # A JSON round trip guarantees plain types (loadable with weights_only=True, printable as JSON).
-    meta = json.loads(json.dumps(meta))
-    compact = {k: (v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu())
-               for k, v in state_dict.items()}
-    buf = _io.BytesIO()
-    torch.save({"format": FORMAT, "version": VERSION, "state_dict": compact, "meta": meta}, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    export_labelfree(path, state_dict, meta)
 
 
 class LabelFreeModel:
@@ -80,29 +71,9 @@ class LabelFreeModel:
 
     @classmethod
     def from_file(cls, path, device: str = "cpu") -> "LabelFreeModel":
-        import torch
+        from ..weights.load import read_labelfree
 
-        from .nets import build_generator
-
-        p = Path(path)
-        if not p.is_file():
-            raise WeightsNotFoundError(f"label-free weights file not found: {p}")
-        try:
-            blob = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise WeightsNotFoundError(f"{p.name} is not a readable weights file ({type(exc).__name__}: {exc})") from exc
-        if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-            raise WeightsNotFoundError(f"{p.name} is not a napari-microcomp label-free weights file")
-        if int(blob.get("version", 0)) > VERSION:
-            raise WeightsNotFoundError(f"{p.name} needs a newer napari-microcomp (format v{blob['version']})")
-        meta = blob["meta"]
-        net = build_generator(meta["arch"])
-        state = {k: (v.float() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()}
-        try:
-            net.load_state_dict(state)
-        except RuntimeError as exc:
-            raise WeightsNotFoundError(f"{p.name}: weights do not match the stored architecture: {exc}") from exc
-        meta = dict(meta, source=str(p))
+        net, meta = read_labelfree(path)
         return cls(net, meta, device)
 
     # -- description ------------------------------------------------------------------------

@@ -222,7 +222,7 @@ def iter_train(cfg: TrainConfig, stop: Optional[Callable[[], bool]] = None
     import torch
     import torch.nn.functional as F
 
-    from .nets import MultiScaleDiscriminator, build_generator, count_parameters
+    from ..models.unet import MultiScaleDiscriminator, build_generator, count_parameters
 
     if cfg.model not in MODELS:
         raise InputError(f"--model must be one of {', '.join(MODELS)}, got {cfg.model!r}")

@@ -2,7 +2,7 @@
 
 Only the first analysis layer and the last synthesis layer change (3 -> 1 channel), so the
 state-dict keys stay those of CompressAI. Widths are parameters: the defaults in
-:mod:`napari_microcomp.models.zoo` are reduced from CompressAI's RGB widths for CPU speed
+:mod:`napari_microcomp.models.registry` are reduced from CompressAI's RGB widths for CPU speed
 (one gray channel carries a third of the information an RGB pixel does).
 """
 from typing import Callable, Dict

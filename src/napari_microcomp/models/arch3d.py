@@ -20,6 +20,8 @@ from compressai.layers import GDN
 from compressai.models import CompressionModel
 from compressai.models.utils import update_registered_buffers
 
+from .spec import ArchSpec
+
 # Scale table of compressai's bmshj2018-hyperprior (quantised Gaussian scales).
 SCALES_MIN, SCALES_MAX, SCALES_LEVELS = 0.11, 256.0, 64
 
@@ -261,13 +263,10 @@ def _widths(q: int) -> Dict[str, int]:
     return {"N": 64, "M": 96} if q <= 4 else {"N": 64, "M": 128}
 
 
-def _register() -> None:
-    from .zoo import ArchSpec, register_arch
-
-    register_arch(ArchSpec(name="factorized3d", factory=factorized3d, ndim=3, widths=_widths, multiple=16,
-                           description="3D (Conv3d) Ballé 2018 factorized prior for z-stacks"))
-    register_arch(ArchSpec(name="hyperprior3d", factory=hyperprior3d, ndim=3, widths=_widths, multiple=64,
-                           description="3D (Conv3d) Ballé 2018 scale hyperprior for z-stacks"))
-
-
-_register()
+# Registered by :mod:`.registry` (this module imports only :mod:`.spec`: no cycle).
+SPECS = (
+    ArchSpec(name="factorized3d", factory=factorized3d, ndim=3, widths=_widths, multiple=16,
+             description="3D (Conv3d) Ballé 2018 factorized prior for z-stacks"),
+    ArchSpec(name="hyperprior3d", factory=hyperprior3d, ndim=3, widths=_widths, multiple=64,
+             description="3D (Conv3d) Ballé 2018 scale hyperprior for z-stacks"),
+)

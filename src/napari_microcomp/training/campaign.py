@@ -50,10 +50,11 @@ def load_plan(path) -> List[Dict[str, Any]]:
 
 
 def shipped_path(job: Dict[str, Any]) -> Path:
-    from ..models import zoo
+    from ..models.registry import get_arch
+    from ..weights import locate
 
-    spec = zoo.get_arch(job["arch"])
-    return zoo.SHIPPED_DIR / job["modality"] / spec.weights_filename(int(job.get("quality") or 0))
+    spec = get_arch(job["arch"])
+    return locate.SHIPPED_DIR / job["modality"] / spec.weights_filename(int(job.get("quality") or 0))
 
 
 def ensure_data(workdir: Path, modality: str, root=None) -> Path:
@@ -163,10 +164,11 @@ def promote(job: Dict[str, Any], candidate: Path, status: Status, log: Callable[
     """
     import torch
 
-    from ..models import zoo
+    from ..models.registry import get_arch
+    from ..weights.load import clear_cache
     from . import gate
 
-    spec = zoo.get_arch(job["arch"])
+    spec = get_arch(job["arch"])
     new = gate.evaluate([candidate], job["arch"], job["modality"], crop=crop, root=root)
     target = shipped_path(job)
     # With no file for this modality yet, the candidate must beat the general file auto-selection uses today.
@@ -189,7 +191,7 @@ def promote(job: Dict[str, Any], candidate: Path, status: Status, log: Callable[
         torch.save(d, buf)
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(target, buf.getvalue())
-        zoo.clear_cache()
+        clear_cache()
     report = Path(candidate).with_suffix(".gate.json")
     atomic_write_bytes(report, json.dumps(new, indent=1, default=str).encode())
     return ok

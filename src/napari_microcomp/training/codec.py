@@ -35,7 +35,9 @@ import torch.nn.functional as F
 from .._progress import Progress
 from ..errors import MicrocompError
 from ..io import atomic_write_bytes
-from ..models import zoo
+from ..models import registry as zoo_archs
+from ..weights.export import export_weights
+from ..weights.load import load_weights
 from .data import PatchSampler, collect_files, load_items
 
 CKPT_FORMAT = "napari-microcomp-ckpt/1"
@@ -197,7 +199,7 @@ def _init_state(path, arch: str):
     if isinstance(d, dict) and d.get("format") == CKPT_FORMAT:  # a checkpoint (loaded weights_only above)
         src_arch, widths, state = d["arch"], dict(d["widths"]), d["model"]
     else:
-        lm = zoo.load_weights(path)
+        lm = load_weights(path)
         src_arch, widths, state = lm.arch, dict(lm.meta["widths"]), lm.model.state_dict()
     if src_arch != arch:
         raise MicrocompError(f"--init {path} holds {src_arch!r} weights, not {arch!r}")
@@ -214,7 +216,7 @@ def train(cfg: TrainConfig, stop: Optional[threading.Event] = None) -> Generator
     state (kept in memory every ``ckpt_every`` steps), halves the learning rate and goes on.
     """
     t_start = time.monotonic()
-    spec = zoo.get_arch(cfg.arch)
+    spec = zoo_archs.get_arch(cfg.arch)
     if spec.vbr:
         lmbda = None
     elif cfg.lmbda is not None:
@@ -387,7 +389,7 @@ def train(cfg: TrainConfig, stop: Optional[threading.Event] = None) -> Generator
             "warmup": cfg.warmup, "restores": n_restores, "modality": cfg.modality,
             "steps_total": step + int(cfg.steps_offset)}
     model.eval()
-    zoo.export_weights(model, cfg.arch, out_path, None if spec.vbr else cfg.quality, widths, meta)
+    export_weights(model, cfg.arch, out_path, None if spec.vbr else cfg.quality, widths, meta)
     yield Progress("export", 1, 1, f"wrote {out_path} ({os.path.getsize(out_path) / 1024:.0f} KiB) after "
                                    f"{step} steps, {seconds:.0f}s ({stop_reason})")
     return {"out": str(out_path), "steps": step, "seconds": seconds, "meta": meta}
@@ -404,7 +406,7 @@ def export_checkpoint(ckpt_path, out, extra_meta: Optional[Dict[str, Any]] = Non
     ck = _load_ckpt(ckpt_path)
     if ck.get("format") != CKPT_FORMAT:
         raise MicrocompError(f"{ckpt_path} is not a napari-microcomp training checkpoint")
-    spec = zoo.get_arch(ck["arch"])
+    spec = zoo_archs.get_arch(ck["arch"])
     cfg = dict(ck.get("config") or {})
     widths = dict(ck["widths"])
     model = spec.factory(**widths)
@@ -418,4 +420,4 @@ def export_checkpoint(ckpt_path, out, extra_meta: Optional[Dict[str, Any]] = Non
             "device": cfg.get("device"), "torch": str(torch.__version__), "compressai": _compressai_version(),
             "git": _git_revision(), "command": cfg.get("command"), "seed": cfg.get("seed"),
             "modality": cfg.get("modality"), "from_checkpoint": True, **(extra_meta or {})}
-    return zoo.export_weights(model, ck["arch"], out, q, widths, meta)
+    return export_weights(model, ck["arch"], out, q, widths, meta)

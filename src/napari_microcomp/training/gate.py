@@ -93,9 +93,9 @@ def _bd(anchor: List[Dict[str, float]], test: List[Dict[str, float]], fn=bd_rate
 
 
 def learned_qualities(path) -> List[int]:
-    from ..models import zoo
+    from ..weights.load import load_weights
 
-    lm = zoo.load_weights(path)
+    lm = load_weights(path)
     q = lm.meta.get("quality")
     return list(range(1, 9)) if q is None else [int(q)]
 
@@ -179,9 +179,9 @@ def gate_single(new: Dict[str, Any], old: Optional[Dict[str, Any]]) -> Tuple[boo
 def recheck(path, tolerance_db: float = 0.1, root=None) -> List[str]:
     """Re-measure a shipped file on the first crop its metadata names; return the mismatches."""
     from ..codecs import get_codec
-    from ..models import zoo
+    from ..weights.load import load_weights
 
-    lm = zoo.load_weights(path)
+    lm = load_weights(path)
     g = lm.meta.get("gate")
     if not g:
         raise MicrocompError(f"{path} records no gate measurement")

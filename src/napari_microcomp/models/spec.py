@@ -1,0 +1,33 @@
+"""What describes one trainable codec architecture (no torch import: the registry fills the table)."""
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Tuple
+
+# CompressAI's MSE lambdas for qualities 1..8 (examples/train.py, zoo docs); our inputs are in [0, 1].
+LAMBDAS_MSE: Tuple[float, ...] = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """One trainable architecture.
+
+    ``factory(**widths)`` returns a 1-channel CompressAI ``CompressionModel``; ``widths(quality)``
+    gives the default widths; ``coding`` selects how the codec calls compress/decompress
+    (``"plain"``, ``"vbr"``, ``"ar"``: autoregressive context model).
+    """
+
+    name: str
+    factory: Callable[..., Any]
+    ndim: int = 2
+    lambdas: Tuple[float, ...] = LAMBDAS_MSE
+    vbr: bool = False
+    coding: str = "plain"
+    widths: Callable[[int], Dict[str, int]] = field(default=lambda q: {})
+    pretrained_urls: Dict[int, str] = field(default_factory=dict)
+    description: str = ""
+    multiple: int = 64
+
+    def weights_filename(self, quality: int) -> str:
+        return f"{self.name}.pt" if self.vbr else f"{self.name}-q{quality}.pt"
+
+    def lmbda(self, quality: int) -> float:
+        return float(self.lambdas[quality - 1])

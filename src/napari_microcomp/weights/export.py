@@ -1,0 +1,74 @@
+"""Writing compact weight files (fp16 tensors, plain-JSON metadata), atomically.
+
+Codec files (``"napari-microcomp-weights/1"``)::
+
+    {"format", "arch", "quality" (None for VBR), "widths", "state_dict", "meta"}
+
+Label-free files (``"napari-microcomp/labelfree"``, version 1)::
+
+    {"format", "version", "state_dict", "meta": {"kind", "arch", "input", "normalization", "training"}}
+
+Both load with ``torch.load(weights_only=True)`` (:mod:`.load`).
+"""
+import io as _io
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from ..io import atomic_write_bytes
+from .fingerprint import plain_meta
+from .load import FORMAT, LABELFREE_FORMAT, LABELFREE_VERSION
+
+
+def _save(obj: Dict[str, Any], path) -> Path:
+    import torch
+
+    buf = _io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
+
+
+def export_weights(model, arch: str, path, quality: Optional[int], widths: Dict[str, int],
+                   meta: Dict[str, Any]) -> Path:
+    """Write a compact (fp16) codec weight file with its metadata, atomically.
+
+    The model is copied to CPU, its floating tensors rounded to fp16, the entropy bottleneck's
+    quantiles solved by bisection from its (rounded) density, and the entropy tables rebuilt from
+    those values (``update(force=True)``) so that the shipped tables match the shipped parameters
+    exactly. The bottleneck tables are stored (never recomputed on load); the Gaussian tables,
+    which depend only on the stored scale table, are rebuilt on load.
+    """
+    import torch
+
+    from ..models.coding import gaussian_table_keys, solve_bottleneck_quantiles
+    from ..models.registry import get_arch
+
+    spec = get_arch(arch)
+    m = spec.factory(**widths)
+    m.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    with torch.no_grad():
+        for t in list(m.parameters()) + [b for n, b in m.named_buffers()
+                                         if b.is_floating_point() and not n.endswith(".bound")]:
+            t.copy_(t.half().float())
+    solve_bottleneck_quantiles(m)
+    gc_tables = gaussian_table_keys(m)
+    # The Gaussian tables depend only on the scale table: rebuilt on load (they are most of the bytes).
+    # fp16 for the weights; the scale table and the lower bounds (1e-9 underflows to 0 in fp16) stay float32
+    state = {k: (v.half() if v.is_floating_point() and not k.endswith(("scale_table", ".bound")) else v)
+             for k, v in m.state_dict().items() if k not in gc_tables}
+    return _save({"format": FORMAT, "arch": arch, "quality": None if spec.vbr else quality,
+                  "widths": dict(widths), "state_dict": state, "meta": plain_meta(meta)}, path)
+
+
+def export_labelfree(path, state_dict: Dict[str, Any], meta: Dict[str, Any]) -> Path:
+    """Write a compact fp16 label-free weights file atomically (integer buffers kept as they are)."""
+    import json
+
+    import torch
+
+    # A JSON round trip guarantees plain types (loadable with weights_only=True, printable as JSON).
+    meta = json.loads(json.dumps(meta))
+    compact = {k: (v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu())
+               for k, v in state_dict.items()}
+    return _save({"format": LABELFREE_FORMAT, "version": LABELFREE_VERSION, "state_dict": compact,
+                  "meta": meta}, path)

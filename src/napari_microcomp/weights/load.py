@@ -1,0 +1,175 @@
+"""Loading weight files into ready models: always ``torch.load(..., weights_only=True)``, one cache.
+
+:func:`get_model` resolves ``(arch, quality, weights)`` for the codecs — None (user folders, then
+shipped; general weights first), a modality name, a file path, an https URL of a CompressAI-format
+state dict, or ``"compressai"`` (CompressAI's official pretrained RGB weights: the gray input is
+replicated to 3 channels and the output averaged, as the study did). :func:`read_labelfree` reads a
+label-free network. Everything loaded is kept in one process-wide cache (:func:`cached`), keyed by
+the file's path, size and modification time, so a retrained file is reloaded.
+"""
+import threading
+from pathlib import Path
+from typing import Any, Callable, Dict, Hashable, Optional, Tuple
+
+from ..errors import WeightsNotFoundError
+from . import locate
+from .download import fetch_url, secure_url
+from .fingerprint import file_id
+
+FORMAT = "napari-microcomp-weights/1"
+LABELFREE_FORMAT = "napari-microcomp/labelfree"
+LABELFREE_VERSION = 1
+
+_CACHE: Dict[Hashable, Any] = {}
+_LOCK = threading.RLock()
+
+
+def cached(key: Hashable, build: Callable[[], Any]) -> Any:
+    """The cached object for ``key``, built once (under the lock) by ``build()``."""
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = build()
+        return _CACHE[key]
+
+
+def clear_cache() -> None:
+    with _LOCK:
+        _CACHE.clear()
+
+
+def file_key(kind: str, path: Path, *extra) -> Tuple:
+    st = path.stat()
+    return (kind, str(path), st.st_size, st.st_mtime_ns, *extra)
+
+
+def _torch_load(p: Path, what: str):
+    """``torch.load(p, weights_only=True)``; ``what`` starts the error message ("X is not a readable ...")."""
+    import torch
+
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsNotFoundError(f"{what} ({type(exc).__name__}: {exc})") from exc
+
+
+class LoadedModel:
+    """A ready-to-code model: eval mode, float32, CPU, entropy tables in place."""
+
+    def __init__(self, model, arch: str, weights_id: str, source: str, channels: int = 1,
+                 meta: Optional[Dict[str, Any]] = None):
+        self.model = model
+        self.arch = arch
+        self.weights_id = weights_id
+        self.source = source
+        self.channels = channels
+        self.meta = meta or {}
+
+
+def _read_codec_file(p: Path) -> LoadedModel:
+    from ..models.coding import prepare_for_coding, rebuild_gaussian_tables
+    from ..models.registry import get_arch
+
+    d = _torch_load(p, f"{p} is not a readable weight file")
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise WeightsNotFoundError(f"{p} is not a napari-microcomp weight file (export it with "
+                                   "`microcomp train-codec ... --out FILE.pt`)")
+    spec = get_arch(d["arch"])
+    model = spec.factory(**d["widths"])
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in d["state_dict"].items()}
+    rebuild_gaussian_tables(model, state)
+    model.load_state_dict(state)
+    prepare_for_coding(model, channels_last=spec.ndim == 2)
+    return LoadedModel(model, d["arch"], file_id(p), str(p), 1, dict(d.get("meta", {}),
+                       quality=d.get("quality"), widths=d["widths"]))
+
+
+def load_weights(path, arch: Optional[str] = None, quality: Optional[int] = None) -> LoadedModel:
+    """Load a codec weight file written by :func:`~.export.export_weights` (cached by path, size and mtime)."""
+    p = Path(path).expanduser().resolve()
+    if not p.is_file():
+        raise WeightsNotFoundError(f"weight file not found: {p}")
+    lm = cached(file_key("file", p), lambda: _read_codec_file(p))
+    if arch is not None and lm.arch != arch:
+        raise WeightsNotFoundError(f"{p} holds weights for {lm.arch!r}, not {arch!r}")
+    fq = lm.meta.get("quality")
+    if quality is not None and fq is not None and fq != quality:
+        raise WeightsNotFoundError(f"{p} holds {arch} weights for quality {fq}, not {quality}")
+    return lm
+
+
+def _read_url(arch: str, url: str, cache: Optional[Path]) -> LoadedModel:
+    import torch
+    from compressai.zoo.image import model_architectures
+    from compressai.zoo.pretrained import load_pretrained
+
+    from ..models.coding import prepare_for_coding
+
+    path = fetch_url(url, cache)
+    sd = load_pretrained(torch.load(path, map_location="cpu", weights_only=True))
+    model = model_architectures[arch].from_state_dict(sd)
+    channels = int(model.g_a[0].weight.shape[1] if hasattr(model.g_a[0], "weight")
+                   else model.g_a[0].conv1.weight.shape[1])
+    prepare_for_coding(model, channels_last=True)
+    return LoadedModel(model, arch, file_id(path), url, channels, {"url": url})
+
+
+def load_url(arch: str, url: str, cache: Optional[Path] = None) -> LoadedModel:
+    """A CompressAI-format (RGB) state dict by URL, e.g. the official pretrained weights."""
+    from ..models.registry import get_arch
+
+    spec = get_arch(arch)
+    if spec.vbr or spec.ndim != 2:
+        raise WeightsNotFoundError(f"{arch}: loading CompressAI-format weights is supported for the fixed-rate "
+                                   "2D architectures only")
+    return cached(("url", arch, url), lambda: _read_url(arch, url, cache))
+
+
+def get_model(arch: str, quality: int, weights: Optional[str] = None) -> LoadedModel:
+    """Resolve and load the weights for ``(arch, quality)``.
+
+    ``weights``: None (user folders, then shipped; general weights first), ``"transmitted"`` or
+    ``"fluorescence"`` (that modality's weights, else the general ones), a file path, an http(s) URL,
+    or ``"compressai"``. Raises WeightsNotFoundError with instructions when nothing is found.
+    """
+    from ..modality import MODALITIES
+    from ..models.registry import get_arch
+
+    spec = get_arch(arch)
+    if weights is None or weights in MODALITIES:
+        p = locate.find_weights(arch, quality, weights)
+        if p is None:
+            raise WeightsNotFoundError(locate.missing_weights_message(arch, quality))
+        return load_weights(p, arch, None if spec.vbr else quality)
+    w = str(weights)
+    if w == "compressai":
+        url = spec.pretrained_urls.get(quality)
+        if url is None:
+            raise WeightsNotFoundError(f"CompressAI has no pretrained {arch} weights for quality {quality}")
+        return load_url(arch, url)
+    if w.startswith(("http://", "https://")):
+        if not secure_url(w):
+            raise WeightsNotFoundError(f"{w}: plain http is refused for weights; use an https URL or a local file")
+        return load_url(arch, w)
+    return load_weights(w, arch, None if spec.vbr else quality)
+
+
+def read_labelfree(path) -> Tuple[Any, Dict[str, Any]]:
+    """A label-free network (float32, CPU) and its metadata (``meta["source"]`` = the path) from a file."""
+    from ..models.unet import build_generator
+
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsNotFoundError(f"label-free weights file not found: {p}")
+    blob = _torch_load(p, f"{p.name} is not a readable weights file")
+    if not isinstance(blob, dict) or blob.get("format") != LABELFREE_FORMAT:
+        raise WeightsNotFoundError(f"{p.name} is not a napari-microcomp label-free weights file")
+    if int(blob.get("version", 0)) > LABELFREE_VERSION:
+        raise WeightsNotFoundError(f"{p.name} needs a newer napari-microcomp (format v{blob['version']})")
+    meta = blob["meta"]
+    net = build_generator(meta["arch"])
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()}
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise WeightsNotFoundError(f"{p.name}: weights do not match the stored architecture: {exc}") from exc
+    return net, dict(meta, source=str(p))

@@ -1,0 +1,138 @@
+"""Where weight files are found.
+
+Codec weights for ``(arch, quality)``, tried in this order:
+
+1. a user folder: every folder in ``$MICROCOMP_WEIGHTS`` (``os.pathsep``-separated);
+2. the weights shipped in the package: ``napari_microcomp/weights/codecs/``.
+
+In each folder, ``DIR/MODALITY/NAME`` (``transmitted``, ``fluorescence``) when a modality is asked
+for, then ``DIR/NAME`` (general weights). File names are ``{arch}-q{Q}.pt`` (fixed-rate) and
+``{arch}.pt`` (variable-rate: one file for all eight qualities).
+
+Label-free models are shipped by name in ``napari_microcomp/weights/labelfree/`` (provenance in its
+README.md); any other ``.pt`` path works too.
+"""
+import os
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from ..errors import WeightsNotFoundError
+
+SHIPPED_ROOT = Path(__file__).resolve().parent
+SHIPPED_DIR = SHIPPED_ROOT / "codecs"
+LABELFREE_DIR = SHIPPED_ROOT / "labelfree"
+ENV_WEIGHTS = "MICROCOMP_WEIGHTS"
+
+# label-free model name -> (file, one-line description)
+LABELFREE_MODELS: Dict[str, Tuple[str, str]] = {
+    "unet2d-isl-dapi": ("unet2d-isl-dapi.pt", "fnet U-Net, one phase-contrast slice -> DAPI (ISL)"),
+    "unet-zstack-isl-dapi": ("unet-zstack-isl-dapi.pt", "fnet U-Net, 13 phase-contrast slices -> DAPI (ISL)"),
+    "pix2pix-isl-dapi": ("pix2pix-isl-dapi.pt", "Pix2Pix (U-Net + multi-scale PatchGAN), phase slice -> DAPI"),
+    "unet2d-isl-dapi-jpegxr": ("unet2d-isl-dapi-jpegxr.pt",
+                               "fnet U-Net trained on JPEG XR (quality 4) reconstructions, phase -> DAPI"),
+}
+
+
+# -- codec weights ----------------------------------------------------------------------------
+def _filename(arch: str, quality: int) -> str:
+    from ..models.registry import get_arch
+
+    return get_arch(arch).weights_filename(quality)
+
+
+def weight_dirs() -> List[Path]:
+    """Folders searched for weight files: ``$MICROCOMP_WEIGHTS`` entries, then the shipped folder."""
+    env = os.environ.get(ENV_WEIGHTS, "")
+    return [Path(d).expanduser() for d in env.split(os.pathsep) if d] + [SHIPPED_DIR]
+
+
+def candidate_files(arch: str, quality: int, modality: Optional[str] = None) -> List[Path]:
+    """Existing weight files for ``(arch, quality)``, best first.
+
+    In each of :func:`weight_dirs` (user folders first): ``DIR/MODALITY/NAME`` when a modality is
+    asked for, then ``DIR/NAME`` (general weights, trained on mixed data). Without a modality, every
+    modality folder comes after the general files.
+    """
+    from ..modality import MODALITIES
+
+    name = _filename(arch, quality)
+    out = []
+    for d in weight_dirs():
+        subs = [modality, None] if modality else [None, *MODALITIES]
+        for sub in subs:
+            p = (d / sub / name) if sub else (d / name)
+            if p.is_file():
+                out.append(p)
+    return out
+
+
+def find_weights(arch: str, quality: int, modality: Optional[str] = None) -> Optional[Path]:
+    """The first weight file for ``(arch, quality)`` (and ``modality``) in :func:`weight_dirs`, or None."""
+    c = candidate_files(arch, quality, modality)
+    return c[0] if c else None
+
+
+def find_by_id(arch: str, quality: int, weights_id: str) -> Optional[Path]:
+    """A weight file for ``(arch, quality)`` whose fingerprint is ``weights_id`` (any folder, any modality)."""
+    from .fingerprint import file_id
+
+    for p in candidate_files(arch, quality):
+        if file_id(p) == weights_id:
+            return p
+    return None
+
+
+def is_shipped(p: Path) -> bool:
+    return SHIPPED_DIR.resolve() in Path(p).resolve().parents
+
+
+def available_qualities(arch: str) -> Dict[int, str]:
+    """quality -> ``"shipped"`` or ``"user"`` for the qualities that have a weight file."""
+    out = {}
+    for q in range(1, 9):
+        p = find_weights(arch, q)
+        if p is not None:
+            out[q] = "shipped" if is_shipped(p) else "user"
+    return out
+
+
+def missing_weights_message(arch: str, quality: int) -> str:
+    from ..models.registry import get_arch
+
+    spec = get_arch(arch)
+    name = spec.weights_filename(quality)
+    q = "" if spec.vbr else f" --quality {quality}"
+    return (f"no weights for {arch} quality {quality}: expected {name} in "
+            f"${ENV_WEIGHTS} or {SHIPPED_DIR}. Train them with `microcomp train-codec --arch {arch}{q} "
+            f"--data FOLDER --steps 200000 --out {name}` and put the file in one of those folders, "
+            f"pass weights='path/to/{name}', or use weights='compressai' for CompressAI's pretrained RGB weights")
+
+
+# -- label-free models ------------------------------------------------------------------------
+def known_models() -> Dict[str, str]:
+    """Every shipped label-free model name with its description, whether or not its weights are installed."""
+    return {name: desc for name, (_, desc) in LABELFREE_MODELS.items()}
+
+
+def available_models() -> List[str]:
+    """Names of shipped label-free models whose weights are present in this installation."""
+    return [name for name, (fname, _) in LABELFREE_MODELS.items() if (LABELFREE_DIR / fname).is_file()]
+
+
+def labelfree_path(name_or_path) -> Path:
+    """The weights file for a shipped label-free model name or a user path; WeightsNotFoundError if absent."""
+    s = str(name_or_path)
+    if s in LABELFREE_MODELS:
+        p = LABELFREE_DIR / LABELFREE_MODELS[s][0]
+        if not p.is_file():
+            raise WeightsNotFoundError(
+                f"weights for label-free model {s!r} are not installed (expected {p}); train them with "
+                "`microcomp train-labelfree ... --out FILE.pt` and pass the file path instead")
+        return p
+    p = Path(s).expanduser()
+    if p.is_file():
+        return p
+    looks_like_path = p.suffix == ".pt" or "/" in s or "\\" in s
+    hint = (f"file not found: {p}" if looks_like_path else
+            f"unknown label-free model {s!r}; shipped: {', '.join(LABELFREE_MODELS)}; or give a .pt file")
+    raise WeightsNotFoundError(hint)
