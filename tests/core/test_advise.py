@@ -164,3 +164,17 @@ def test_cli_advise_reports_and_applies(tmp_path, cell):
     assert metrics.compression_ratio(cell, len(data)) == pytest.approx(rep["winner"]["compression_ratio"], rel=0.1)
     # a second run refuses to overwrite, with a one-line error
     assert main(["advise", str(src), "--ssim", "0.95", "--codecs", "zstd", "--json", str(j)]) == 2
+
+
+def test_cli_apply_to_zarr_with_the_projects_codec(tmp_path, cell):
+    import tifffile
+    import zarr
+
+    from napari_microcomp.cli import main
+
+    src = tmp_path / "cell.tif"
+    tifffile.imwrite(src, cell)
+    assert main(["advise", str(src), "--psnr", "35", "--codecs", "jpegxl", "--apply", str(tmp_path / "z"),
+                 "--apply-format", "zarr"]) == 0
+    arr = zarr.open(str(tmp_path / "z" / "cell.zarr"), mode="r")
+    assert arr.shape == cell.shape and metrics.psnr(cell, arr[:]) >= 35
