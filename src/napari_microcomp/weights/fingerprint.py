@@ -27,9 +27,7 @@ def provenance_markdown(folder=None) -> str:
     """A Markdown table of every weight file in ``folder`` (default: the shipped one) from its metadata."""
     import torch
 
-    from .locate import SHIPPED_DIR
-
-    folder = Path(folder) if folder else SHIPPED_DIR
+    folder = Path(folder) if folder else Path(__file__).resolve().parent / "codecs"   # locate.SHIPPED_DIR
     rows = ["| file | arch | q | λ | widths | steps | minutes | device | batch×patch | lr | train bpp | train PSNR | KiB |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in sorted(folder.glob("*.pt")):
