@@ -11,22 +11,20 @@ bf16); the entropy models' likelihoods and the loss stay float32. Works for any 
 the zoo, 2D (patches ``P×P``) or 3D (crops ``D×H×W``).
 
 :func:`train` is a generator of :class:`~napari_microcomp._progress.Progress` events that returns
-a summary dict; checkpoints (model + both optimizers + step + sampler state) are written
+a summary dict (:class:`CodecTrainer`, a :class:`~.base.Trainer`: loop, budget, stop and progress are
+the base's); checkpoints (model + both optimizers + step + sampler state) are written
 atomically every ``ckpt_every`` steps and at the end, and training resumes from one exactly.
 ``init`` warm-starts a new run (fresh optimizers, step 0) from another run's weights, e.g. every
 quality fine-tuned from one model trained at the highest λ, which short GPU budgets need.
 """
-import io as _io
+import copy
 import math
 import os
-import queue
-import subprocess
 import sys
 import threading
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Generator, List, Optional, Sequence
+from typing import Any, Dict, Generator, List, Optional
 
 import numpy as np
 import torch
@@ -34,11 +32,12 @@ import torch.nn.functional as F
 
 from .._progress import Progress
 from ..errors import MicrocompError
-from ..io import atomic_write_bytes
-from ..models import registry as zoo_archs
+from ..models.registry import get_arch
 from ..weights.export import export_weights
 from ..weights.load import load_weights
+from .base import Prefetcher, Trainer, git_revision, load_checkpoint, save_checkpoint
 from .data import PatchSampler, collect_files, load_items
+from .precision import cpu_has_bf16 as _cpu_has_bf16, fp32_entropy as _fp32_entropy, lr_factor
 
 CKPT_FORMAT = "napari-microcomp-ckpt/1"
 
@@ -86,111 +85,9 @@ class TrainConfig:
         return p
 
 
-def _git_revision() -> Optional[str]:
-    try:
-        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                           text=True, timeout=5)
-        return r.stdout.strip() or None if r.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _fp32_entropy(model: torch.nn.Module, device_type: str) -> None:
-    """Run every entropy model outside autocast, on float32 inputs (likelihoods need the precision)."""
-    from compressai.entropy_models import EntropyModel
-
-    for m in model.modules():
-        if isinstance(m, EntropyModel) and "forward" not in m.__dict__:
-            orig = m.forward
-
-            def forward(*args, _orig=orig, **kwargs):
-                f = (lambda v: v.float() if torch.is_tensor(v) and v.is_floating_point() else v)
-                with torch.autocast(device_type=device_type, enabled=False):
-                    return _orig(*[f(a) for a in args], **{k: f(v) for k, v in kwargs.items()})
-
-            m.forward = forward
-
-
-def _cpu_has_bf16() -> bool:
-    probe = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")()
-    return "AVX512" in str(probe).upper() or "AMX" in str(probe).upper()
-
-
-class _Prefetcher:
-    """Crops the next batches on a background thread while the device trains on the current one."""
-
-    def __init__(self, sampler: PatchSampler, batch: int, device: torch.device, depth: int = 3):
-        self.sampler, self.batch, self.device = sampler, batch, device
-        self.q: "queue.Queue" = queue.Queue(maxsize=depth)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.stop.is_set():
-            try:
-                x = torch.from_numpy(self.sampler.batch(self.batch))
-                if self.device.type == "cuda":
-                    x = x.pin_memory()
-            except BaseException as exc:  # hand the error to the training loop instead of hanging it
-                x = exc
-            while not self.stop.is_set():
-                try:
-                    self.q.put(x, timeout=0.5)
-                    break
-                except queue.Full:
-                    continue
-
-    def next(self) -> torch.Tensor:
-        x = self.q.get()
-        if isinstance(x, BaseException):
-            raise x
-        return x.to(self.device, non_blocking=True)
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(timeout=5)
-
-
-def _save_ckpt(path, model, opt, aux_opt, step, elapsed, cfg: TrainConfig, widths, sampler_state,
-               lr_scale: float = 1.0, last: Optional[Dict[str, float]] = None) -> None:
-    buf = _io.BytesIO()
-    torch.save({"format": CKPT_FORMAT, "arch": cfg.arch, "widths": widths, "config": asdict(cfg),
-                "model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
-                "step": step, "elapsed": elapsed, "sampler": sampler_state,
-                "torch_rng": torch.get_rng_state(), "lr_scale": float(lr_scale),
-                "last": dict(last or {})}, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def _load_ckpt(path) -> Dict[str, Any]:
     """A training checkpoint, loaded without running any code from it (``weights_only=True``)."""
-    try:
-        d = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise MicrocompError(f"{path} is not a readable training checkpoint ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
-    if not isinstance(d, dict):
-        raise MicrocompError(f"{path} is not a napari-microcomp training checkpoint")
-    return d
-
-
-def lr_factor(step: int, frac: float, cfg: "TrainConfig") -> float:
-    """Learning-rate multiplier: linear warm-up over ``cfg.warmup`` steps, then the decay schedule.
-
-    ``frac`` is the fraction of the budget used (steps or wall clock, whichever is further).
-    """
-    warm = min(1.0, (step + 1) / cfg.warmup) if cfg.warmup > 0 else 1.0
-    if cfg.schedule == "step":
-        return warm * (0.1 if frac >= 0.75 else 1.0)
-    floor = 0.02
-    return warm * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(max(frac, 0.0), 1.0))))
-
-
-def _snapshot(model, opt, aux_opt) -> Dict[str, Any]:
-    import copy
-    return {"model": copy.deepcopy(model.state_dict()), "opt": copy.deepcopy(opt.state_dict()),
-            "aux_opt": copy.deepcopy(aux_opt.state_dict())}
+    return load_checkpoint(path)
 
 
 def _init_state(path, arch: str):
@@ -206,193 +103,256 @@ def _init_state(path, arch: str):
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, widths
 
 
+class CodecTrainer(Trainer):
+    """Rate–distortion training of one registered architecture (see the module docstring)."""
+
+    ckpt_format = CKPT_FORMAT
+
+    def __init__(self, cfg: TrainConfig, stop: Optional[threading.Event] = None):
+        super().__init__(cfg.steps, cfg.max_minutes, stop)
+        self.cfg = cfg
+        self.spec = spec = get_arch(cfg.arch)
+        if spec.vbr:
+            self.lmbda = None
+        elif cfg.lmbda is not None:
+            self.lmbda = float(cfg.lmbda)
+        elif cfg.quality is not None:
+            if not 1 <= int(cfg.quality) <= 8:
+                raise MicrocompError(f"--quality must be 1..8, got {cfg.quality}")
+            self.lmbda = spec.lmbda(int(cfg.quality))
+        else:
+            raise MicrocompError(f"{cfg.arch} is fixed-rate: give --quality 1..8 or --lambda")
+        self.device = torch.device(cfg.device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise MicrocompError("--device cuda requested but CUDA is not available")
+        self.prev_threads = None
+        self.prefetch = None
+
+    # -- setup ------------------------------------------------------------------------------------
+    def _build_model(self):
+        """The model (resumed, warm-started or fresh) and the checkpoint to resume from, if any."""
+        cfg, spec = self.cfg, self.spec
+        ckpt = init_state = None
+        if cfg.resume:
+            ckpt = _load_ckpt(cfg.resume)
+            if ckpt.get("format") != CKPT_FORMAT or ckpt.get("arch") != cfg.arch:
+                raise MicrocompError(f"{cfg.resume} is not a {cfg.arch} training checkpoint")
+            widths = dict(ckpt["widths"])
+        elif cfg.init:
+            init_state, widths = _init_state(cfg.init, cfg.arch)
+        else:
+            widths = dict(spec.widths(cfg.quality or 8))
+            widths.update({k: int(v) for k, v in cfg.widths.items()})
+        model = spec.factory(**widths)
+        if init_state is not None:
+            # Lower bounds are constants of the architecture, not learned: an exported file holds them in fp16,
+            # where the likelihood bound 1e-9 is 0 — training from it then hit log(0) = inf within 100 steps.
+            fresh = model.state_dict()
+            init_state.update({k: v for k, v in fresh.items() if k.endswith(".bound")})
+            model.load_state_dict(init_state)
+        self.model, self.widths = model, widths
+        return ckpt
+
+    def _load_data(self) -> Generator[Progress, None, None]:
+        cfg, spec = self.cfg, self.spec
+        self.files = collect_files(cfg.data)
+        yield Progress("load", 0, len(self.files), f"reading {len(self.files)} file(s)")
+        self.items = load_items(self.files, spec.ndim)
+        self.patch = patch = cfg.resolved_patch(spec.ndim)
+        if any(p % spec.multiple for p in patch[-2:]):
+            raise MicrocompError(f"{cfg.arch} needs --patch sizes (Y, X) that are multiples of {spec.multiple}, "
+                                 f"got {patch}")
+        self.sampler = PatchSampler(self.items, patch, seed=cfg.seed)
+        yield Progress("load", len(self.files), len(self.files),
+                       f"{len(self.items)} {spec.ndim}D items, {self.sampler.n_pixels / 1e6:.1f} Mpx; patch {patch} "
+                       f"batch {cfg.batch}")
+
+    def _resume(self, ckpt: Optional[Dict[str, Any]]) -> None:
+        self.lr_scale, ckpt_last = 1.0, {}
+        if ckpt is not None:
+            self.lr_scale = float(ckpt.get("lr_scale", 1.0))
+            ckpt_last = dict(ckpt.get("last") or {})
+            self.model.load_state_dict(ckpt["model"])
+            self.opt.load_state_dict(ckpt["opt"])
+            self.aux_opt.load_state_dict(ckpt["aux_opt"])
+            self.step, self.elapsed_before = int(ckpt["step"]), float(ckpt["elapsed"])
+            self.sampler.rng.bit_generator.state = ckpt["sampler"]
+            torch.set_rng_state(ckpt["torch_rng"])
+        self.last = {"loss": float("nan"), "bpp": float("nan"), "psnr": float("nan"), **ckpt_last}
+
+    def setup(self) -> Generator[Progress, None, None]:
+        cfg, spec, device = self.cfg, self.spec, self.device
+        self.prev_threads = torch.get_num_threads()   # restored in close(): a library call leaves global state alone
+        torch.set_num_threads(int(cfg.threads or (1 if device.type == "cuda" else self.prev_threads)))
+        torch.manual_seed(cfg.seed)
+        self.bf16 = cfg.bf16 if cfg.bf16 is not None else (device.type == "cuda" or _cpu_has_bf16())
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        ckpt = self._build_model()
+        yield from self._load_data()
+        model = self.model.to(device)
+        self.mf = torch.channels_last if spec.ndim == 2 else torch.channels_last_3d
+        if self.bf16:
+            model.to(memory_format=self.mf)
+        _fp32_entropy(model, device.type)
+        self.main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles") and p.requires_grad]
+        aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
+        self.opt = torch.optim.Adam(self.main_params, lr=cfg.lr)
+        self.aux_opt = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
+        self._resume(ckpt)
+        del ckpt
+        self.rate_rng = np.random.default_rng(cfg.seed + 7919 * self.step)
+        self.prefetch = Prefetcher(self._sample, self._to_device)
+        model.train()
+        self.window: Dict[str, List[float]] = {"loss": [], "bpp": [], "mse": []}
+        self.n_restores = 0
+        self.recent: Dict[Any, List[float]] = {}   # per rate level: VBR losses differ ~50× across λ
+        self.good = self._snapshot()
+
+    # -- data sampling hooks ----------------------------------------------------------------------
+    def _sample(self) -> torch.Tensor:
+        """One batch of crops (on the prefetch thread)."""
+        x = torch.from_numpy(self.sampler.batch(self.cfg.batch))
+        return x.pin_memory() if self.device.type == "cuda" else x
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.device, non_blocking=True)
+
+    def close(self) -> None:
+        if self.prefetch is not None:
+            self.prefetch.close()
+        if self.prev_threads is not None:
+            torch.set_num_threads(self.prev_threads)
+
+    # -- one step ---------------------------------------------------------------------------------
+    def _snapshot(self) -> Dict[str, Any]:
+        return {"model": copy.deepcopy(self.model.state_dict()), "opt": copy.deepcopy(self.opt.state_dict()),
+                "aux_opt": copy.deepcopy(self.aux_opt.state_dict())}
+
+    def _restore(self, lv: float, bpp, mse, med: Optional[float]) -> Progress:
+        """A loss explosion: back to the last good state, half the learning rate."""
+        self.n_restores += 1
+        if self.n_restores > 12:
+            raise MicrocompError(f"training diverged ({self.n_restores} loss explosions); lower --lr")
+        self.model.load_state_dict(self.good["model"])
+        self.opt.load_state_dict(self.good["opt"])
+        self.aux_opt.load_state_dict(self.good["aux_opt"])
+        self.lr_scale *= 0.5
+        return Progress("train", self.step, self.cfg.steps,
+                        f"loss {lv:.3g} (bpp {float(bpp.detach()):.3g}, mse {float(mse.detach()):.3g}) at step "
+                        f"{self.step} (running median {med if med is not None else float('nan'):.3g}): restored "
+                        f"the last good state, lr ×{self.lr_scale:g}")
+
+    def _forward(self, x: torch.Tensor):
+        """Loss, bpp, mse and the VBR rate level (None for fixed-rate) of one batch."""
+        kwargs: Dict[str, Any] = {}
+        lam = self.lmbda
+        if self.spec.vbr:
+            s = int(self.rate_rng.integers(0, len(self.spec.lambdas)))
+            kwargs = {"stage": 2, "s": s}
+            lam = self.spec.lambdas[s]
+        self.opt.zero_grad(set_to_none=True)
+        self.aux_opt.zero_grad(set_to_none=True)
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            out = self.model(x, **kwargs)
+        n_px = x.numel() / x.shape[1]
+        bpp = sum(torch.log(v.float()).sum() for v in out["likelihoods"].values()) / (-math.log(2) * n_px)
+        mse = F.mse_loss(out["x_hat"].float(), x.float())
+        return lam * 255 ** 2 * mse + bpp, bpp, mse, kwargs.get("s")
+
+    def train_step(self) -> Optional[Progress]:
+        cfg = self.cfg
+        frac = max(self.step / max(cfg.steps, 1), self.run_time() / self.budget if self.budget else 0.0)
+        lr = cfg.lr * self.lr_scale * lr_factor(self.step, frac, cfg)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        x = self.prefetch.next()
+        if self.bf16:
+            x = x.contiguous(memory_format=self.mf)
+        loss, bpp, mse, level = self._forward(x)
+        lv = float(loss.detach())
+        hist = self.recent.setdefault(level, [])
+        med = float(np.median(hist)) if len(hist) >= 50 else None
+        if not math.isfinite(lv) or (med is not None and lv > cfg.spike * med):
+            return self._restore(lv, bpp, mse, med)
+        hist.append(lv)
+        del hist[:-200]
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.main_params, 1.0)
+        self.opt.step()
+        aux = self.model.aux_loss()
+        aux.backward()
+        self.aux_opt.step()
+        self.step += 1
+        for k, v in (("loss", lv), ("bpp", float(bpp.detach())), ("mse", float(mse.detach()))):
+            self.window[k].append(v)
+        event = None
+        if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+            event = self._log(lr, float(aux.detach()))
+        if self.step % cfg.ckpt_every == 0:
+            self.good = self._snapshot()
+            if cfg.ckpt:
+                self._save()
+        return event
+
+    def _log(self, lr: float, aux: float) -> Progress:
+        w = self.window
+        self.last = {"loss": float(np.mean(w["loss"])), "bpp": float(np.mean(w["bpp"])),
+                     "psnr": float(10 * np.log10(1.0 / max(np.mean(w["mse"]), 1e-12)))}
+        self.window = {k: [] for k in w}
+        dev = self.device
+        mem = f" mem {torch.cuda.max_memory_allocated() / 2**20:.0f}MiB" if dev.type == "cuda" else ""
+        last = self.last
+        return Progress("train", self.step, self.cfg.steps,
+                        f"step {self.step}/{self.cfg.steps} loss {last['loss']:.4f} bpp {last['bpp']:.4f} "
+                        f"psnr {last['psnr']:.2f}dB aux {aux:.1f} lr {lr:.1e} {self.run_time():.0f}s{mem}")
+
+    # -- checkpoints and export -------------------------------------------------------------------
+    def _save(self) -> None:
+        """The checkpoint (model + both optimizers + step + sampler state), written atomically."""
+        save_checkpoint({"format": CKPT_FORMAT, "arch": self.cfg.arch, "widths": self.widths,
+                         "config": asdict(self.cfg), "model": self.model.state_dict(), "opt": self.opt.state_dict(),
+                         "aux_opt": self.aux_opt.state_dict(), "step": self.step, "elapsed": self.elapsed(),
+                         "sampler": self.sampler.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                         "lr_scale": float(self.lr_scale), "last": dict(self.last or {})}, self.cfg.ckpt)
+
+    def _meta(self, seconds: float) -> Dict[str, Any]:
+        cfg, spec, device = self.cfg, self.spec, self.device
+        return {"arch": cfg.arch, "quality": None if spec.vbr else cfg.quality,
+                "lambda": list(spec.lambdas) if spec.vbr else self.lmbda, "widths": self.widths, "steps": self.step,
+                "stop": self.stop_reason, "data": [str(f) for f in self.files], "n_items": len(self.items),
+                "patch": self.patch, "batch": cfg.batch, "lr": cfg.lr, "seconds": round(seconds, 1),
+                "device": (torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"),
+                "bf16": bool(self.bf16), "torch": str(torch.__version__), "compressai": _compressai_version(),
+                "git": git_revision(), "command": cfg.command or " ".join(sys.argv), "seed": cfg.seed,
+                "final_train": self.last, "init": cfg.init, "schedule": cfg.schedule,
+                "warmup": cfg.warmup, "restores": self.n_restores, "modality": cfg.modality,
+                "steps_total": self.step + int(cfg.steps_offset)}
+
+    def finish(self) -> Generator[Progress, None, Dict[str, Any]]:
+        cfg, spec = self.cfg, self.spec
+        seconds = self.elapsed()
+        if cfg.ckpt:
+            self._save()
+        out_path = cfg.out or spec.weights_filename(cfg.quality or 0)
+        meta = self._meta(seconds)
+        self.model.eval()
+        export_weights(self.model, cfg.arch, out_path, None if spec.vbr else cfg.quality, self.widths, meta)
+        yield Progress("export", 1, 1, f"wrote {out_path} ({os.path.getsize(out_path) / 1024:.0f} KiB) after "
+                                       f"{self.step} steps, {seconds:.0f}s ({self.stop_reason})")
+        return {"out": str(out_path), "steps": self.step, "seconds": seconds, "meta": meta}
+
+
 def train(cfg: TrainConfig, stop: Optional[threading.Event] = None) -> Generator[Progress, None, Dict[str, Any]]:
     """Train ``cfg.arch``; yield progress every ``log_every`` steps; return a summary dict.
 
-    ``stop``: when set (e.g. from a SIGTERM handler), training ends after the current step,
-    writes its checkpoint and exports, exactly as when the budget runs out.
+    ``stop``: when set (e.g. from a SIGTERM handler, :func:`~.base.stop_on_signals`), training ends after
+    the current step, writes its checkpoint and exports, exactly as when the budget runs out.
 
     A non-finite loss, or one above ``cfg.spike`` times the running median, restores the last good
     state (kept in memory every ``ckpt_every`` steps), halves the learning rate and goes on.
     """
-    t_start = time.monotonic()
-    spec = zoo_archs.get_arch(cfg.arch)
-    if spec.vbr:
-        lmbda = None
-    elif cfg.lmbda is not None:
-        lmbda = float(cfg.lmbda)
-    elif cfg.quality is not None:
-        if not 1 <= int(cfg.quality) <= 8:
-            raise MicrocompError(f"--quality must be 1..8, got {cfg.quality}")
-        lmbda = spec.lmbda(int(cfg.quality))
-    else:
-        raise MicrocompError(f"{cfg.arch} is fixed-rate: give --quality 1..8 or --lambda")
-    device = torch.device(cfg.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise MicrocompError("--device cuda requested but CUDA is not available")
-    prev_threads = torch.get_num_threads()   # restored at the end: a library call leaves global state alone
-    torch.set_num_threads(int(cfg.threads or (1 if device.type == "cuda" else prev_threads)))
-    torch.manual_seed(cfg.seed)
-    bf16 = cfg.bf16 if cfg.bf16 is not None else (device.type == "cuda" or _cpu_has_bf16())
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-
-    ckpt = None
-    if cfg.resume:
-        ckpt = _load_ckpt(cfg.resume)
-        if ckpt.get("format") != CKPT_FORMAT or ckpt.get("arch") != cfg.arch:
-            raise MicrocompError(f"{cfg.resume} is not a {cfg.arch} training checkpoint")
-        widths = dict(ckpt["widths"])
-    elif cfg.init:
-        init_state, widths = _init_state(cfg.init, cfg.arch)
-    else:
-        widths = dict(spec.widths(cfg.quality or 8))
-        widths.update({k: int(v) for k, v in cfg.widths.items()})
-    model = spec.factory(**widths)
-    if ckpt is None and cfg.init:
-        # Lower bounds are constants of the architecture, not learned: an exported file holds them in fp16,
-        # where the likelihood bound 1e-9 is 0 — training from it then hit log(0) = inf within 100 steps.
-        fresh = model.state_dict()
-        init_state.update({k: v for k, v in fresh.items() if k.endswith(".bound")})
-        model.load_state_dict(init_state)
-
-    files = collect_files(cfg.data)
-    yield Progress("load", 0, len(files), f"reading {len(files)} file(s)")
-    items = load_items(files, spec.ndim)
-    patch = cfg.resolved_patch(spec.ndim)
-    if any(p % spec.multiple for p in patch[-2:]):
-        raise MicrocompError(f"{cfg.arch} needs --patch sizes (Y, X) that are multiples of {spec.multiple}, got {patch}")
-    sampler = PatchSampler(items, patch, seed=cfg.seed)
-    yield Progress("load", len(files), len(files),
-                   f"{len(items)} {spec.ndim}D items, {sampler.n_pixels / 1e6:.1f} Mpx; patch {patch} batch {cfg.batch}")
-
-    model.to(device)
-    mf = torch.channels_last if spec.ndim == 2 else torch.channels_last_3d
-    if bf16:
-        model.to(memory_format=mf)
-    _fp32_entropy(model, device.type)
-    main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles") and p.requires_grad]
-    aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
-    opt = torch.optim.Adam(main_params, lr=cfg.lr)
-    aux_opt = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
-    step, elapsed_before, ckpt_lr_scale, ckpt_last = 0, 0.0, 1.0, {}
-    if ckpt is not None:
-        ckpt_lr_scale = float(ckpt.get("lr_scale", 1.0))
-        ckpt_last = dict(ckpt.get("last") or {})
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["opt"])
-        aux_opt.load_state_dict(ckpt["aux_opt"])
-        step, elapsed_before = int(ckpt["step"]), float(ckpt["elapsed"])
-        sampler.rng.bit_generator.state = ckpt["sampler"]
-        torch.set_rng_state(ckpt["torch_rng"])
-        del ckpt
-    rate_rng = np.random.default_rng(cfg.seed + 7919 * step)
-    budget = None if cfg.max_minutes is None else float(cfg.max_minutes) * 60.0
-    prefetch = _Prefetcher(sampler, cfg.batch, device)
-    model.train()
-    window: Dict[str, List[float]] = {"loss": [], "bpp": [], "mse": []}
-    last = {"loss": float("nan"), "bpp": float("nan"), "psnr": float("nan"), **ckpt_last}
-    n_restores = 0
-    lr_scale = float(ckpt_lr_scale)
-    recent: Dict[Any, List[float]] = {}   # per rate level: VBR losses differ ~50× across λ
-    good = _snapshot(model, opt, aux_opt)
-    stop_reason = "steps"
-    try:
-        while step < cfg.steps:
-            run_time = time.monotonic() - t_start
-            if budget is not None and run_time >= budget:
-                stop_reason = "time"
-                break
-            if stop is not None and stop.is_set():
-                stop_reason = "stopped"
-                break
-            frac = max(step / max(cfg.steps, 1), run_time / budget if budget else 0.0)
-            lr = cfg.lr * lr_scale * lr_factor(step, frac, cfg)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            x = prefetch.next()
-            if bf16:
-                x = x.contiguous(memory_format=mf)
-            kwargs: Dict[str, Any] = {}
-            lam = lmbda
-            if spec.vbr:
-                s = int(rate_rng.integers(0, len(spec.lambdas)))
-                kwargs = {"stage": 2, "s": s}
-                lam = spec.lambdas[s]
-            opt.zero_grad(set_to_none=True)
-            aux_opt.zero_grad(set_to_none=True)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
-                out = model(x, **kwargs)
-            n_px = x.numel() / x.shape[1]
-            bpp = sum(torch.log(v.float()).sum() for v in out["likelihoods"].values()) / (-math.log(2) * n_px)
-            mse = F.mse_loss(out["x_hat"].float(), x.float())
-            loss = lam * 255 ** 2 * mse + bpp
-            lv = float(loss.detach())
-            hist = recent.setdefault(kwargs.get("s"), [])
-            med = float(np.median(hist)) if len(hist) >= 50 else None
-            if not math.isfinite(lv) or (med is not None and lv > cfg.spike * med):
-                n_restores += 1
-                if n_restores > 12:
-                    raise MicrocompError(f"training diverged ({n_restores} loss explosions); lower --lr")
-                model.load_state_dict(good["model"])
-                opt.load_state_dict(good["opt"])
-                aux_opt.load_state_dict(good["aux_opt"])
-                lr_scale *= 0.5
-                yield Progress("train", step, cfg.steps, f"loss {lv:.3g} (bpp {float(bpp.detach()):.3g}, mse "
-                               f"{float(mse.detach()):.3g}) at step {step} (running median "
-                               f"{med if med is not None else float('nan'):.3g}): restored the last good state, "
-                               f"lr ×{lr_scale:g}")
-                continue
-            hist.append(lv)
-            del hist[:-200]
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(main_params, 1.0)
-            opt.step()
-            aux = model.aux_loss()
-            aux.backward()
-            aux_opt.step()
-            step += 1
-            window["loss"].append(lv)
-            window["bpp"].append(float(bpp.detach()))
-            window["mse"].append(float(mse.detach()))
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                last = {"loss": float(np.mean(window["loss"])), "bpp": float(np.mean(window["bpp"])),
-                        "psnr": float(10 * np.log10(1.0 / max(np.mean(window["mse"]), 1e-12)))}
-                window = {k: [] for k in window}
-                mem = (f" mem {torch.cuda.max_memory_allocated() / 2**20:.0f}MiB" if device.type == "cuda" else "")
-                t = time.monotonic() - t_start
-                yield Progress("train", step, cfg.steps,
-                               f"step {step}/{cfg.steps} loss {last['loss']:.4f} bpp {last['bpp']:.4f} "
-                               f"psnr {last['psnr']:.2f}dB aux {float(aux.detach()):.1f} lr {lr:.1e} "
-                               f"{t:.0f}s{mem}")
-            if step % cfg.ckpt_every == 0:
-                good = _snapshot(model, opt, aux_opt)
-                if cfg.ckpt:
-                    _save_ckpt(cfg.ckpt, model, opt, aux_opt, step, elapsed_before + time.monotonic() - t_start,
-                               cfg, widths, sampler.rng.bit_generator.state, lr_scale, last)
-    finally:
-        prefetch.close()
-        torch.set_num_threads(prev_threads)
-    seconds = elapsed_before + time.monotonic() - t_start
-    if cfg.ckpt:
-        _save_ckpt(cfg.ckpt, model, opt, aux_opt, step, seconds, cfg, widths, sampler.rng.bit_generator.state,
-                   lr_scale, last)
-    out_path = cfg.out or spec.weights_filename(cfg.quality or 0)
-    meta = {"arch": cfg.arch, "quality": None if spec.vbr else cfg.quality,
-            "lambda": list(spec.lambdas) if spec.vbr else lmbda, "widths": widths, "steps": step,
-            "stop": stop_reason, "data": [str(f) for f in files], "n_items": len(items),
-            "patch": patch, "batch": cfg.batch, "lr": cfg.lr, "seconds": round(seconds, 1),
-            "device": (torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"),
-            "bf16": bool(bf16), "torch": str(torch.__version__), "compressai": _compressai_version(),
-            "git": _git_revision(), "command": cfg.command or " ".join(sys.argv), "seed": cfg.seed,
-            "final_train": last, "init": cfg.init, "schedule": cfg.schedule,
-            "warmup": cfg.warmup, "restores": n_restores, "modality": cfg.modality,
-            "steps_total": step + int(cfg.steps_offset)}
-    model.eval()
-    export_weights(model, cfg.arch, out_path, None if spec.vbr else cfg.quality, widths, meta)
-    yield Progress("export", 1, 1, f"wrote {out_path} ({os.path.getsize(out_path) / 1024:.0f} KiB) after "
-                                   f"{step} steps, {seconds:.0f}s ({stop_reason})")
-    return {"out": str(out_path), "steps": step, "seconds": seconds, "meta": meta}
+    return (yield from CodecTrainer(cfg, stop).run())
 
 
 def _compressai_version() -> str:
@@ -400,13 +360,12 @@ def _compressai_version() -> str:
     return getattr(compressai, "__version__", "?")
 
 
-
 def export_checkpoint(ckpt_path, out, extra_meta: Optional[Dict[str, Any]] = None) -> Path:
     """Export a checkpoint's current model as a weight file (e.g. to evaluate a run that goes on)."""
     ck = _load_ckpt(ckpt_path)
     if ck.get("format") != CKPT_FORMAT:
         raise MicrocompError(f"{ckpt_path} is not a napari-microcomp training checkpoint")
-    spec = zoo_archs.get_arch(ck["arch"])
+    spec = get_arch(ck["arch"])
     cfg = dict(ck.get("config") or {})
     widths = dict(ck["widths"])
     model = spec.factory(**widths)
@@ -418,6 +377,6 @@ def export_checkpoint(ckpt_path, out, extra_meta: Optional[Dict[str, Any]] = Non
             "seconds": round(float(ck["elapsed"]), 1), "data": cfg.get("data"), "patch": cfg.get("patch"),
             "batch": cfg.get("batch"), "lr": cfg.get("lr"), "schedule": cfg.get("schedule", "step"),
             "device": cfg.get("device"), "torch": str(torch.__version__), "compressai": _compressai_version(),
-            "git": _git_revision(), "command": cfg.get("command"), "seed": cfg.get("seed"),
+            "git": git_revision(), "command": cfg.get("command"), "seed": cfg.get("seed"),
             "modality": cfg.get("modality"), "from_checkpoint": True, **(extra_meta or {})}
     return export_weights(model, ck["arch"], out, q, widths, meta)
