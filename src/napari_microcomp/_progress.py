@@ -3,9 +3,18 @@
 Long work is a plain generator that yields :class:`Progress` and returns its result
 (``StopIteration.value``). The CLI drains it with tqdm (:func:`drain`); the GUI runs
 the same generator on a napari thread worker.
+
+Finer steps happen inside plain functions that cannot yield (a codec's tiles and slices, the
+wavefronts of an autoregressive decoder): they call :func:`checkpoint`. Outside
+:func:`reporting` that is a no-op; inside it, the reporter set by the caller (the GUI worker)
+sees the step and may raise :class:`Cancelled` to stop the work between two steps. The reporter
+lives in a :class:`~contextvars.ContextVar`, so it belongs to the calling thread only and no
+function signature (nor any stream) changes.
 """
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Generator, Optional, TypeVar
+from typing import Any, Callable, Generator, Iterator, Optional, TypeVar
 
 T = TypeVar("T")
 
@@ -17,6 +26,35 @@ class Progress:
     total: int
     message: str = ""
     payload: Any = field(default=None, repr=False)
+
+
+class Cancelled(BaseException):
+    """Raised by a reporter at a :func:`checkpoint` to stop the work (the user pressed Cancel).
+
+    A BaseException, like KeyboardInterrupt: the ``except Exception`` that turns a failing codec
+    into an error row must not swallow it.
+    """
+
+
+Reporter = Callable[[str, int, int, str], None]
+_reporter: ContextVar[Optional[Reporter]] = ContextVar("microcomp_reporter", default=None)
+
+
+def checkpoint(stage: str, done: int, total: int, message: str = "") -> None:
+    """A step of long work: report it to the current reporter, which may raise :class:`Cancelled`."""
+    report = _reporter.get()
+    if report is not None:
+        report(stage, done, total, message)
+
+
+@contextmanager
+def reporting(report: Reporter) -> Iterator[None]:
+    """Within this block (in this thread), :func:`checkpoint` calls go to ``report``."""
+    token = _reporter.set(report)
+    try:
+        yield
+    finally:
+        _reporter.reset(token)
 
 
 def drain(gen: Generator[Any, None, T], desc: str = "", show: bool = True) -> T:
@@ -48,4 +86,4 @@ def result_of(gen: Generator[Any, None, T]) -> T:
     return drain(gen, show=False)
 
 
-__all__ = ["Progress", "drain", "result_of", "Optional"]
+__all__ = ["Cancelled", "Progress", "checkpoint", "drain", "reporting", "result_of", "Optional"]

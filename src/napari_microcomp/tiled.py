@@ -35,6 +35,7 @@ from typing import Any, Dict, Generator, Iterator, List, Optional, Sequence, Tup
 import numpy as np
 
 from . import container
+from ._progress import checkpoint
 from ._progress import Progress, result_of
 from .codecs.base import Codec
 from .codecs.registry import codec_from_config, get_codec, register_codec
@@ -381,7 +382,8 @@ class TiledCodec(Codec):
                                   meta={"tiles": _tiles_meta(shape, tile, halo)})
 
         def streams() -> Iterator[Tuple[Tile, bytes]]:
-            for t in tiles:
+            for k, t in enumerate(tiles):
+                checkpoint("encode", k, len(tiles), f"tile {k + 1}/{len(tiles)}")
                 block = _read(volume, t.outer)
                 yield t, self.inner.encode(block)
 
@@ -412,7 +414,8 @@ class TiledCodec(Codec):
         if header.layout != "tiles":
             raise StreamError(f"tiled stream with layout {header.layout!r}")
         out = np.empty(header.shape, dtype=header.dtype)
-        for t, p in zip(_tiles_from_header(header), payloads):
+        for k, (t, p) in enumerate(zip(_tiles_from_header(header), payloads)):
+            checkpoint("decode", k, len(payloads), f"tile {k + 1}/{len(payloads)}")
             out[t.slices("core")] = self.decode_tile(t, p, header)
         return out
 

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import container
+from .._progress import checkpoint
 from .._validate import check_image
 from ..errors import CodecError, MicrocompError, StreamError
 
@@ -166,7 +167,10 @@ class SliceCodec(Codec):
             payloads = [self._encode_2d(a, header)]
         else:
             header.layout = "slicewise"
-            payloads = [self._encode_2d(s, header) for s in a]
+            payloads = []
+            for i, s in enumerate(a):
+                checkpoint("encode", i, len(a), f"{self.codec_id}: slice {i + 1}/{len(a)}")
+                payloads.append(self._encode_2d(s, header))
         # The reconstruction's checksum, so a decoder that would return anything else refuses instead
         # (a damaged or edited header, a different library build). Lossy streams are decoded once here.
         rec = a if self.lossless else self._decode(header, payloads)
@@ -184,6 +188,7 @@ class SliceCodec(Codec):
                               f"got {len(payloads)} payloads in layout {header.layout!r}")
         out = np.empty(shape, dtype=header.dtype)
         for i, p in enumerate(payloads):
+            checkpoint("decode", i, len(payloads), f"{self.codec_id}: slice {i + 1}/{len(payloads)}")
             out[i] = self._decode_2d(p, header, tuple(shape[1:]))
         return out
 

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import container
+from .._progress import checkpoint
 from ..errors import CodecError, StreamError, WeightsNotFoundError
 from ..modality import MODALITIES, detect_modality
 from ..models import arch2d
@@ -135,7 +136,10 @@ class _Wavefront:
         from compressai.ans import BufferedRansEncoder
 
         sym_all, idx_all = [], []
-        for i, j in self.waves():
+        n = 3 * (self.h - 1) + self.w
+        for t, (i, j) in enumerate(self.waves()):
+            if t % 16 == 0:
+                checkpoint("encode", t, n, "autoregressive latents")
             indexes, means = self.entropy_params(i, j)
             symbols = self.gc.quantize(y[0][:, i, j].T, "symbols", means)
             self.put(i, j, symbols, means)
@@ -151,7 +155,10 @@ class _Wavefront:
 
         dec = RansDecoder()
         dec.set_stream(data)
-        for i, j in self.waves():
+        n = 3 * (self.h - 1) + self.w
+        for t, (i, j) in enumerate(self.waves()):
+            if t % 16 == 0:
+                checkpoint("decode", t, n, "autoregressive latents")
             indexes, means = self.entropy_params(i, j)
             sym = dec.decode_stream(indexes.reshape(-1).tolist(), self.cdf, self.cdf_lengths, self.offsets)
             self.put(i, j, torch.tensor(sym, dtype=torch.int32).reshape(indexes.shape), means)
@@ -354,8 +361,11 @@ class LearnedCodec(Codec):
         payloads = []
         span = hi - lo   # float64: spans near ±3e38 overflow float32 and fed NaN into the entropy coder
         with fixed_threads(threads), torch.inference_mode():
+            n, k = len(planes) * len(grid), 0
             for z, plane in enumerate(planes):
                 for y0, y1, x0, x1 in grid:
+                    checkpoint("encode", k, n, f"{self.codec_id}: tile {k + 1}/{n}")
+                    k += 1
                     x = ((plane[y0:y1, x0:x1].astype(np.float64) - lo) / span).astype(np.float32)
                     payload, rec = self._code_tile(lm, x)
                     payloads.append(payload)
@@ -388,8 +398,11 @@ class LearnedCodec(Codec):
         threads = int(self.params.get("threads") or default_threads())
         it = iter(payloads)
         with fixed_threads(threads), torch.inference_mode():
+            k = 0
             for z in range(planes_shape[0]):
                 for y0, y1, x0, x1 in grid:
+                    checkpoint("decode", k, len(payloads), f"{self.codec_id}: tile {k + 1}/{len(payloads)}")
+                    k += 1
                     strings, zshape = _unpack_payload(next(it))
                     self._check_payload(lm, strings, zshape, y1 - y0, x1 - x0)
                     rec = self._decode_tile(lm, strings, zshape, y1 - y0, x1 - x0)

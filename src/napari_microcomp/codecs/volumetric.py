@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .. import container
+from .._progress import checkpoint
 from ..errors import CodecError, StreamError
 from ..models.coding import fixed_threads
 from ..models.registry import LAMBDAS_MSE
@@ -91,7 +92,8 @@ class VolumetricCodec(Codec):
         payloads: List[bytes] = []
         blocks = []
         with fixed_threads(threads), torch.inference_mode():
-            for t in tiles:
+            for k, t in enumerate(tiles):
+                checkpoint("encode", k, len(tiles), f"{self.codec_id}: block {k + 1}/{len(tiles)}")
                 x = _to_unit(vol[t.slices("outer")], lo, hi)
                 xp, zyx = pad_multiple(x, lm.model.downsampling_factor)
                 enc = lm.model.compress(xp)
@@ -134,7 +136,8 @@ class VolumetricCodec(Codec):
         out = np.empty(shape, dtype=dtype)
         i = 0
         with fixed_threads(threads), torch.inference_mode():
-            for b in blocks:
+            for k, b in enumerate(blocks):
+                checkpoint("decode", k, len(blocks), f"{self.codec_id}: block {k + 1}/{len(blocks)}")
                 core = [tuple(map(int, c)) for c in b["core"]]
                 outer = [tuple(map(int, o)) for o in b["outer"]]
                 n = int(b["n"])

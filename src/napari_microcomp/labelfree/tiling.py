@@ -13,7 +13,7 @@ from typing import Callable, Generator, List, Sequence, Tuple, Union
 
 import numpy as np
 
-from .._progress import Progress
+from .._progress import Progress, checkpoint
 from ..errors import InputError
 
 TileFn = Callable[[np.ndarray], np.ndarray]
@@ -96,6 +96,7 @@ def iter_tiled(fn: TileFn, x: np.ndarray, tile: Union[int, Sequence[int]] = 512,
     batch = max(1, int(batch))
     yield Progress(stage, 0, total, f"{total} tile(s) of {tshape}")
     for start in range(0, total, batch):
+        checkpoint(stage, start, total, f"tiles {start + 1}–{min(start + batch, total)} of {total}")
         group = positions[start:start + batch]
         slices = [tuple(slice(p, p + t) for p, t in zip(pos, tshape)) for pos in group]
         tiles = np.stack([x[(slice(None),) + s] for s in slices])
