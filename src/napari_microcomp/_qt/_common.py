@@ -3,6 +3,8 @@
 Only napari's public API is used (``napari.layers``, ``napari.qt.threading``,
 ``napari.utils.notifications``, ``napari.utils.progress``).
 """
+import inspect
+import time
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -15,6 +17,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtGui import QStandardItemModel
 from qtpy.QtWidgets import QComboBox, QLabel, QListWidget, QListWidgetItem, QSlider
 
+from .._progress import Cancelled, Progress, reporting
 from ..errors import MicrocompError
 from . import avoid_triton_crash
 
@@ -327,25 +330,78 @@ class CodecChecklist(QListWidget):
                                            else Qt.CheckState.Unchecked)
 
 
+class Step(Progress):
+    """A fine-grained step (tile, slice, wavefront) reported from inside the core by a checkpoint."""
+
+
+CANCELLED = "<cancelled>"  # what a worker returns when the user cancelled it at a checkpoint
+STEP_INTERVAL_S = 0.1      # fine steps reach the GUI at most this often
+
+
+def _worker_body(func: Callable, holder: list, *args, **kwargs):
+    """The worker's generator: runs ``func`` (function or Progress generator) with checkpoints on.
+
+    Every :func:`~napari_microcomp._progress.checkpoint` in the core (between tiles, slices,
+    wavefronts, label-free tile batches) checks whether Cancel was pressed (then the work stops
+    there: :class:`~napari_microcomp._progress.Cancelled`) and, at most every 0.1 s, sends a
+    :class:`Step` to the GUI through the worker's ``yielded`` signal (thread-safe).
+    """
+    last = [0.0]
+
+    def report(stage: str, done: int, total: int, message: str) -> None:
+        worker = holder[0]
+        if worker.abort_requested:
+            raise Cancelled()
+        now = time.perf_counter()
+        if now - last[0] >= STEP_INTERVAL_S:
+            last[0] = now
+            worker.yielded.emit(Step(stage, done, total, message))
+
+    try:
+        with reporting(report):
+            out = func(*args, **kwargs)
+            if inspect.isgenerator(out):
+                out = yield from out
+    except Cancelled:
+        return CANCELLED
+    return out
+
+
 def start_worker(func: Callable, *args, desc: str = "", on_yield: Optional[Callable] = None,
                  on_return: Optional[Callable] = None, on_error: Optional[Callable] = None,
-                 on_finish: Optional[Callable] = None, **kwargs):
+                 on_finish: Optional[Callable] = None, on_cancel: Optional[Callable] = None, **kwargs):
     """Run ``func(*args, **kwargs)`` (a function or a Progress generator) on a napari thread worker.
 
-    A generator's :class:`~napari_microcomp._progress.Progress` events drive a napari progress
-    bar (activity dock) before ``on_yield`` sees them. ``on_finish`` runs after success, error
-    and cancel alike, so buttons are always re-enabled there.
+    The worker is always a generator worker, so ``worker.quit()`` works for plain functions too:
+    it takes effect at the next core checkpoint (between tiles/slices) or yield. A generator's
+    :class:`~napari_microcomp._progress.Progress` events and the core's :class:`Step` events
+    reach ``on_yield``; Progress events also drive a napari progress bar (activity dock).
+    ``on_cancel`` runs when the work stopped because of Cancel; ``on_finish`` runs after success,
+    error and cancel alike, so buttons are always re-enabled there.
     """
     avoid_triton_crash()
-    connect: Dict[str, Any] = {"errored": on_error or (lambda exc: report_error(exc))}
-    if on_return:
-        connect["returned"] = on_return
-    worker = create_worker(func, *args, _start_thread=False, _connect=connect, **kwargs)
+    holder: list = []
+
+    def returned(value):  # napari emits it only when no abort was requested
+        if value is not CANCELLED and on_return:
+            on_return(value)
+
+    def finished():
+        if on_cancel and worker.abort_requested:
+            on_cancel()  # stopped at a checkpoint or between two yields
+        if on_finish:
+            on_finish()
+
+    connect: Dict[str, Any] = {"errored": on_error or (lambda exc: report_error(exc)), "returned": returned}
+    worker = create_worker(_worker_body, func, holder, *args, _start_thread=False, _connect=connect, **kwargs)
+    holder.append(worker)
     pbar = progress(total=0, desc=desc or getattr(func, "__name__", "working"))
 
     def _yielded(event):
         if on_yield:  # first: updating the napari progress bar may process pending events
             on_yield(event)
+        if isinstance(event, Step):
+            return
         total, done = getattr(event, "total", None), getattr(event, "done", None)
         if total is not None and done is not None:
             if pbar.total != total:
@@ -353,13 +409,36 @@ def start_worker(func: Callable, *args, desc: str = "", on_yield: Optional[Calla
             if done > pbar.n:
                 pbar.update(done - pbar.n)
 
-    if hasattr(worker, "yielded"):
-        worker.yielded.connect(_yielded)
+    worker.yielded.connect(_yielded)
     worker.finished.connect(pbar.close)
-    if on_finish:
-        worker.finished.connect(on_finish)
+    worker.finished.connect(finished)
     worker.start()
     return worker
+
+
+class Eta:
+    """Elapsed time and a remaining-time estimate from a fraction done, as short text."""
+
+    def __init__(self):
+        self.t0 = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def text(self, fraction: Optional[float] = None) -> str:
+        e = self.elapsed()
+        out = f"{e:.0f} s"
+        if fraction is not None and 0.02 < fraction < 1 and e > 1:
+            out += f", about {e * (1 - fraction) / fraction:.0f} s left"
+        return out
+
+
+def step_text(event) -> str:
+    """'encode tile 3/16' style text of a Step/Progress event."""
+    msg = getattr(event, "message", "") or ""
+    if msg:
+        return f"{event.stage}: {msg}"
+    return f"{event.stage} {event.done + 1}/{event.total}" if event.total else event.stage
 
 
 def add_or_replace_image(viewer, data: np.ndarray, name: str, like=None, **kwargs) -> Image:

@@ -15,8 +15,8 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBo
                             QWidget)
 
 from ..errors import InputError
-from ._common import (CodecChecklist, LayerPicker, add_or_replace_image, compress_with_crc, current_block,
-                      fmt, leading_index,
+from ._common import (CodecChecklist, Eta, LayerPicker, Step, add_or_replace_image, compress_with_crc,
+                      current_block, fmt, leading_index, step_text,
                       follow_layers, is_reconstruction, reconstruction_metadata, refuse_reason,
                       report_error, set_status, start_worker, weight_qualities)
 from ._results import PLOT_METRICS, RDPlot, ResultsTable
@@ -78,6 +78,7 @@ class BenchmarkWidget(QWidget):
         self.images: Dict[str, np.ndarray] = {}
         self.sources: Dict[str, Any] = {}
         self._failed: set = set()
+        self._total, self._inner, self._eta = 0, 0.0, Eta()
 
         self.layer_list = QListWidget()
         self.layer_list.setMaximumHeight(90)
@@ -205,17 +206,25 @@ class BenchmarkWidget(QWidget):
         self.sources.update({name: layer for (name, _, _), layer in zip(entries, layers)})
         self.table.setRowCount(0)
         self.redraw()
+        from ..benchmark.engine import expand_codecs
+
+        self._total = len(entries) * len(expand_codecs(self.codec_specs(), self.qualities()))
+        self._inner = 0.0
+        self._eta = Eta()
+        self.progress.setMaximum(max(self._total, 1) * 100)  # a new run: a new scale, from 0
         self.progress.setValue(0)
+        self.progress.setFormat(f"0 / {self._total} rows")
         self._busy(True)
-        set_status(self.status, "preparing…")
+        set_status(self.status, f"preparing {len(entries)} image(s)…")
         self.worker = worker = start_worker(
             _run, entries,
             None if gt is None else gt.data, model, self.codec_specs(), self.qualities(),
             desc="benchmark", on_yield=self._on_event,
-            on_return=lambda rows: set_status(self.status, f"done: {len(rows)} rows"),
+            on_return=lambda rows: set_status(self.status, f"done: {len(rows)} rows in {self._eta.text()}"),
             on_error=lambda exc: report_error(exc, self.status, "benchmark failed"),
+            on_cancel=lambda: set_status(self.status, f"cancelled after {len(self.rows)} rows "
+                                                      f"({self._eta.text()})"),
             on_finish=lambda: self.worker is worker and self._busy(False))
-        worker.aborted.connect(lambda: set_status(self.status, f"cancelled after {len(self.rows)} rows"))
 
     def codec_specs(self) -> List[Any]:
         """Ticked codecs for the engine: names, and for model-based codecs one config per ticked
@@ -241,11 +250,11 @@ class BenchmarkWidget(QWidget):
         return name, data, z
 
     def cancel(self) -> None:
-        """Stop after the row being computed; the finished rows stay in the table."""
+        """Stop at the next tile/slice of the row being computed; the finished rows stay."""
         if self.worker is not None:
             self.worker.quit()
             self.cancel_button.setEnabled(False)
-            set_status(self.status, "cancelling after the current row…")
+            set_status(self.status, "cancelling…")
 
     def _busy(self, busy: bool) -> None:
         self.run_button.setEnabled(not busy)
@@ -261,11 +270,30 @@ class BenchmarkWidget(QWidget):
         if isinstance(event, dict):  # the prepared images, kept to show reconstructions later
             self.images = event["images"]
             return
-        self.progress.setMaximum(max(event.total, 1))
-        self.progress.setValue(event.done)
-        set_status(self.status, event.message)
+        cancelling = self.worker is None or not self.cancel_button.isEnabled()
+        if isinstance(event, Step):  # a tile/slice inside the current row
+            if cancelling:
+                return  # late steps must not overwrite "cancelling…"
+            if event.total:
+                self._inner = max(self._inner, 0.9 * event.done / event.total)
+            self._show_progress(step_text(event))
+            return
         if event.stage == "row" and event.payload is not None:
+            self._inner = 0.0
             self._add_row(event.payload)
+        self._total = max(event.total, 1)
+        if not cancelling:
+            self._show_progress(event.message)
+
+    def _show_progress(self, detail: str) -> None:
+        """Bar and status: rows done (plus the current row's share), counts, elapsed and ETA."""
+        done = len(self.rows) + self._inner
+        total = max(self._total, 1)
+        self.progress.setMaximum(total * 100)
+        self.progress.setValue(int(done * 100))
+        self.progress.setFormat(f"{len(self.rows)} / {total} rows")
+        current = min(len(self.rows) + 1, total)
+        set_status(self.status, f"row {current}/{total} · {detail} · {self._eta.text(done / total)}")
 
     def _add_row(self, row: Dict[str, Any]) -> None:
         self.rows.append(row)

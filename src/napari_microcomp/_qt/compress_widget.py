@@ -14,8 +14,8 @@ from qtpy.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout
                             QLabel, QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget)
 
 from ..errors import InputError
-from ._common import (CodecCombo, LayerPicker, QualitySlider, add_or_replace_image, compress_with_crc,
-                      current_block, fmt, quality_levels, reconstruction_metadata, refuse_reason,
+from ._common import (CodecCombo, Eta, LayerPicker, QualitySlider, add_or_replace_image, compress_with_crc,
+                      current_block, fmt, step_text, quality_levels, reconstruction_metadata, refuse_reason,
                       report_error, set_status, start_worker, weights_hint)
 
 TARGETS = {"PSNR (dB)": ("psnr", 40.0, 10.0, 100.0, 0.5), "SSIM": ("ssim", 0.95, 0.5, 0.9999, 0.01),
@@ -170,22 +170,39 @@ class CompressWidget(QWidget):
         self._busy(True)
         self.result = None
         data, src_name = current_block(layer, self.viewer)
-        set_status(self.status, f"compressing {src_name!r} with {codec}…")
+        self._clear_metrics()
+        what = f"compressing {src_name!r} with {codec}"
+        set_status(self.status, what + "…")
+        eta = Eta()
+
+        def on_yield(event):
+            if self.worker is worker and self.cancel_button.isEnabled():
+                frac = event.done / event.total if event.total else None
+                set_status(self.status, f"{what}: {step_text(event)} · {eta.text(frac)}")
+
         self.worker = worker = start_worker(
             _compress, data, codec, quality, target, self.learned_params(), desc=f"compress {src_name}",
+            on_yield=on_yield,
             on_return=lambda out: self._show(*out, layer, src_name),
-            on_error=lambda exc: report_error(exc, self.status, "compression failed"),
+            on_error=lambda exc: (self._clear_metrics(),
+                                  report_error(exc, self.status, f"compressing {src_name!r} failed")),
             on_finish=lambda: self.worker is worker and self._busy(False))
 
     def cancel(self) -> None:
-        """Stop waiting for the running compression; its result is discarded."""
+        """Stop the running compression at its next tile/slice; nothing is added."""
         if self.worker is not None:
-            self.worker.returned.disconnect()
-            self.worker.errored.disconnect()
-            self.worker.quit()
-            set_status(self.status, "cancelled; the running compression finishes in the background "
-                                    "and its result is discarded")
+            worker = self.worker
+            worker.returned.disconnect()
+            worker.errored.disconnect()
+            worker.quit()
+            set_status(self.status, "cancelled; nothing was added")
+            self._clear_metrics()
             self._busy(False)
+
+    def _clear_metrics(self) -> None:
+        """Blank the metrics of a previous run (stale numbers must not stay next to a new error)."""
+        for label in self.metric_labels.values():
+            label.setText("–")
 
     def _busy(self, busy: bool) -> None:
         self.run_button.setEnabled(not busy)

@@ -18,7 +18,8 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QHea
                             QVBoxLayout, QWidget)
 
 from ..errors import InputError
-from ._common import (CodecCombo, LayerPicker, QualitySlider, add_or_replace_image, current_block,
+from ._common import (CodecCombo, Eta, LayerPicker, QualitySlider, add_or_replace_image, current_block,
+                      step_text,
                       leading_index, quality_levels, compress_with_crc, fmt,
                       reconstruction_metadata, refuse_reason, report_error, set_status, start_worker)
 
@@ -169,21 +170,40 @@ class LabelFreeWidget(QWidget):
             report_error(InputError(reason), self.status)
             return
         self._busy(True)
+        self._clear_scores()
         set_status(self.status, f"predicting with {model}…")
         data, name = current_block(image, self.viewer)  # 4D layers: the time point shown
+        eta = Eta()
+
+        def on_yield(event):
+            if self.worker is worker and self.cancel_button.isEnabled():
+                frac = event.done / event.total if event.total else None
+                set_status(self.status, f"{name}: {step_text(event)} · {eta.text(frac)}")
+
         self.worker = worker = start_worker(
             _predict, model, data, None if target is None else current_block(target, self.viewer)[0],
             self._z(image), None if recon is None else current_block(recon, self.viewer)[0],
             self.codec_combo.codec_name(), self.quality.value(),
-            desc="label-free prediction",
+            desc="label-free prediction", on_yield=on_yield,
             on_return=lambda out: self._show(*out, image, recon, model, name),
-            on_error=lambda exc: report_error(exc, self.status, "prediction failed"),
+            on_error=lambda exc: (self._clear_scores(),
+                                  report_error(exc, self.status, f"prediction for {name!r} failed")),
+            on_cancel=lambda: set_status(self.status, f"cancelled after {eta.text()}"),
             on_finish=lambda: self.worker is worker and self._busy(False))
 
     def cancel(self) -> None:
+        """Stop at the next tile batch (or codec tile/slice); nothing is added."""
         if self.worker is not None:
             self.worker.quit()
-            set_status(self.status, "cancelled")
+            self.cancel_button.setEnabled(False)
+            self._clear_scores()
+            set_status(self.status, "cancelling…")
+
+    def _clear_scores(self) -> None:
+        """Blank the previous run's scores (they must not stay next to a new error or a cancel)."""
+        self.scores = {}
+        self.table.clearContents()
+        self.compression_label.setText("")
 
     def _busy(self, busy: bool) -> None:
         self.run_button.setEnabled(not busy)
