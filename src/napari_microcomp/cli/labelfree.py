@@ -1,6 +1,5 @@
 """`microcomp predict` and `microcomp train-labelfree`."""
 import argparse
-import signal
 import sys
 from pathlib import Path
 
@@ -83,6 +82,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     from ..labelfree.train import TrainConfig, apply_threads, iter_train
+    from ..training.base import stop_on_signals
 
     apply_threads(args.device, args.threads)
     cfg = TrainConfig(inputs=args.inputs, targets=args.targets, model=args.model, zstack=args.zstack,
@@ -94,16 +94,9 @@ def run_train(args: argparse.Namespace) -> int:
                       norm_high=args.norm_percentiles[1], gpu_mem_gb=args.gpu_mem_gb)
     if args.out and Path(args.out).suffix != ".pt":
         raise InputError(f"--out should be a .pt file, got {args.out}")
-    stop_requested = []
-
-    def on_signal(signum, _frame):
-        # First signal: finish the step, checkpoint and export; a second one kills as usual.
-        stop_requested.append(signum)
-        signal.signal(signum, signal.SIG_DFL)
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        gen = iter_train(cfg, stop=lambda: bool(stop_requested))
+    # First signal: finish the step, checkpoint and export; a second one kills as usual.
+    with stop_on_signals(once=True) as stop:
+        gen = iter_train(cfg, stop=stop.is_set)
         while True:
             try:
                 event = next(gen)
@@ -112,9 +105,6 @@ def run_train(args: argparse.Namespace) -> int:
                 break
             if event.message:
                 print(f"[{event.stage}] {event.message}", flush=True)
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
     print(f"trained {summary['steps']} steps in {summary['seconds']:.0f}s (stopped by {summary['stopped_by']})",
           file=sys.stderr)
     return 0

@@ -18,7 +18,6 @@ copied into the shipped folder ``weights/codecs/MODALITY/``. ``WORKDIR/status.js
 say where every job stands.
 """
 import json
-import signal
 import threading
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from ..errors import MicrocompError
 from ..io import atomic_write_bytes
+from .base import stop_on_signals
 
 PLAN_VERSION = 1
 REQUIRED = ("name", "arch", "modality", "steps")
@@ -221,15 +221,9 @@ def run(plan_path, workdir, only: Optional[List[str]] = None, log: Callable[[str
     jobs = load_plan(plan_path)
     by_name = {j["name"]: j for j in jobs}
     status = Status(workdir)
-    stop = threading.Event()
-
-    def _on_signal(signum, frame):
-        log(f"signal {signum}: stopping after this step (checkpoint + export)")
-        stop.set()
-
-    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    on_signal = (lambda signum: log(f"signal {signum}: stopping after this step (checkpoint + export)"))
     promoted = 0
-    try:
+    with stop_on_signals(on_signal, once=False) as stop:
         for job in jobs:
             if only and job["name"] not in only:
                 continue
@@ -242,8 +236,5 @@ def run(plan_path, workdir, only: Optional[List[str]] = None, log: Callable[[str
             if out is not None:
                 promoted += promote(job, out, status, log, gate_crop, root)
                 Path(workdir / f"{job['name']}.ckpt").rename(workdir / f"{job['name']}.ckpt.done")
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
     return promoted
 
