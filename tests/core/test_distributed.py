@@ -25,10 +25,11 @@ def test_two_worker_cluster_gives_identical_rows(tmp_path):
 
     codecs = ["jpegls", "jpeg2k", "zstd"]
     try:  # a learned codec too (tiny random weights): its streams must not depend on the process
-        from napari_microcomp.models import zoo
+        from napari_microcomp.models import registry
+        from napari_microcomp import weights as wt
 
         arch = "bmshj2018-factorized"
-        w = zoo.export_weights(zoo.build_model(arch, 1, N=8, M=8), arch, tmp_path / "tiny.pt", 1,
+        w = wt.export_weights(registry.build_model(arch, 1, N=8, M=8), arch, tmp_path / "tiny.pt", 1,
                                {"N": 8, "M": 8}, {"note": "random init, test only"})
         codecs.append({"id": arch, "quality": 1, "weights": str(w)})
     except ImportError:  # pragma: no cover - torch/compressai missing

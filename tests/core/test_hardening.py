@@ -12,7 +12,8 @@ from helpers import smooth_image  # noqa: E402
 from napari_microcomp import container  # noqa: E402
 from napari_microcomp.codecs import decode, get_codec  # noqa: E402
 from napari_microcomp.errors import CodecError, InputError, MicrocompError, StreamError  # noqa: E402
-from napari_microcomp.models import zoo  # noqa: E402
+from napari_microcomp.models import registry  # noqa: E402
+from napari_microcomp import weights as wt  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -20,9 +21,9 @@ def weights(tmp_path_factory):
     d = tmp_path_factory.mktemp("w")
     out = {}
     for arch, q in (("mbt2018-mean-vbr", None), ("bmshj2018-factorized", 4)):
-        model = zoo.build_model(arch, 4, N=8, M=8)
+        model = registry.build_model(arch, 4, N=8, M=8)
         path = d / f"{arch}.pt"
-        zoo.export_weights(model, arch, path, q, zoo.model_widths(model), {"note": "untrained, test only"})
+        wt.export_weights(model, arch, path, q, registry.model_widths(model), {"note": "untrained, test only"})
         out[arch] = str(path)
     return out
 
@@ -135,7 +136,7 @@ def test_constant_and_hot_pixel_images(codec):
 
 def test_decoding_never_goes_online(weights, monkeypatch, tmp_path):
     """A stream naming a weights URL must not make decode download anything (issue 11)."""
-    import napari_microcomp.models.zoo as z
+    from napari_microcomp import weights as z
 
     def no_network(*a, **k):
         raise AssertionError("decode tried to download")
@@ -359,7 +360,7 @@ def test_crafted_pickles_run_nothing_through_any_entry_point(tmp_path, monkeypat
     marker = tmp_path / "pwned"
     monkeypatch.setenv("MCZ_PWNED", str(marker))
     evil = tmp_path / "mbt2018-mean-vbr.pt"
-    torch.save({"format": zoo.FORMAT, "arch": "mbt2018-mean-vbr", "payload": _Boom()}, evil)
+    torch.save({"format": wt.FORMAT, "arch": "mbt2018-mean-vbr", "payload": _Boom()}, evil)
     raw = tmp_path / "raw.pt"
     raw.write_bytes(pickle.dumps({"x": _Boom()}))
     img = smooth_image((64, 64), seed=1)
@@ -376,10 +377,10 @@ def test_crafted_pickles_run_nothing_through_any_entry_point(tmp_path, monkeypat
             assert main(["train-codec", "--arch", "mbt2018-mean-vbr", "--data", str(src), "--steps", "1",
                          flag, str(f)]) == 2
     monkeypatch.setenv("MICROCOMP_WEIGHTS", str(tmp_path))                    # a weights folder
-    zoo.clear_cache()
+    wt.clear_cache()
     with pytest.raises(MicrocompError):
         get_codec("mbt2018-mean-vbr", quality=3, weights="transmitted").encode(img)
-    zoo.clear_cache()
+    wt.clear_cache()
     assert not marker.exists() and not os.path.exists("/tmp/mcz-pwned")
 
 
@@ -399,7 +400,7 @@ def test_lossless_is_bit_exact_or_refused(codec, dtype, lo, hi):
 
 def test_volumetric_stream_with_hostile_thread_count_is_refused():
     """Found by the 50k fuzz run: threads=65536 in a factorized3d stream made libgomp abort the process."""
-    if not zoo.find_weights("factorized3d", 4):
+    if not wt.find_weights("factorized3d", 4):
         pytest.skip("no shipped 3D weights")
     data = get_codec("factorized3d", quality=4).encode(smooth_image((8, 64, 64), seed=1))
     for bad in (65536, 0, -3):

@@ -9,7 +9,8 @@ from helpers import smooth_image  # noqa: E402
 from napari_microcomp.codecs import decode, get_codec  # noqa: E402
 from napari_microcomp.codecs.refine import _rd, refine_latents  # noqa: E402
 from napari_microcomp.errors import CodecError  # noqa: E402
-from napari_microcomp.models import zoo  # noqa: E402
+from napari_microcomp.models import registry  # noqa: E402
+from napari_microcomp import weights as wt  # noqa: E402
 from napari_microcomp.training.codec import TrainConfig, train  # noqa: E402
 
 
@@ -42,9 +43,9 @@ def test_refined_stream_decodes_with_plain_decoder(tiny, arch, q):
 
 
 def test_refinement_never_raises_the_rd_cost(tiny):
-    lm = zoo.load_weights(tiny["mbt2018-mean-vbr"])
+    lm = wt.load_weights(tiny["mbt2018-mean-vbr"])
     x = torch.from_numpy(smooth_image((64, 64), seed=2).astype(np.float32) / 65535)[None, None]
-    s, lam = 5, zoo.get_arch("mbt2018-mean-vbr").lambdas[5]
+    s, lam = 5, registry.get_arch("mbt2018-mean-vbr").lambdas[5]
     with torch.no_grad():
         y0 = lm.model.g_a(x)
         z0 = lm.model.h_a(y0)

@@ -5,14 +5,14 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("compressai")
 
-from napari_microcomp.models import zoo  # noqa: E402
+from napari_microcomp import weights as wt  # noqa: E402
 from napari_microcomp.training import gate  # noqa: E402
 
-PROMOTED = sorted(p for m in ("transmitted", "fluorescence") for p in (zoo.SHIPPED_DIR / m).glob("*.pt"))
+PROMOTED = sorted(p for m in ("transmitted", "fluorescence") for p in (wt.SHIPPED_DIR / m).glob("*.pt"))
 
 
 def test_promoted_files_are_fp16_and_small():
-    total = sum(p.stat().st_size for p in zoo.SHIPPED_DIR.rglob("*.pt"))
+    total = sum(p.stat().st_size for p in wt.SHIPPED_DIR.rglob("*.pt"))
     assert total <= 100e6
     for p in PROMOTED:
         d = torch.load(p, map_location="cpu", weights_only=True)

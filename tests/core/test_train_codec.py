@@ -83,9 +83,9 @@ def test_fixed_rate_needs_quality_and_patch_multiple(data_dir, capsys):
 
 
 def test_3d_architecture_gets_3d_crops(data_dir, tmp_path):
-    from napari_microcomp.models import zoo
+    from napari_microcomp.models import registry
 
-    arch3d = [a for a in zoo.list_archs(ndim=3)]
+    arch3d = [a for a in registry.list_archs(ndim=3)]
     if not arch3d:
         pytest.skip("no 3D architecture registered")
     out = tmp_path / "w3d.pt"

@@ -58,10 +58,11 @@ def test_lossless_from_dask_matches_exactly(stack, tmp_path):
 
 def test_learned_codec_round_trip(tmp_path):
     pytest.importorskip("compressai")
-    from napari_microcomp.models import zoo
+    from napari_microcomp.models import registry
+    from napari_microcomp import weights as wt
 
     arch = "bmshj2018-factorized"
-    weights = zoo.export_weights(zoo.build_model(arch, 1, N=8, M=8), arch, tmp_path / "tiny.pt", 1,
+    weights = wt.export_weights(registry.build_model(arch, 1, N=8, M=8), arch, tmp_path / "tiny.pt", 1,
                                  {"N": 8, "M": 8}, {"note": "random init, test only"})
     img = smooth_image((80, 96), np.uint16, seed=3)
     codec = get_codec(arch, quality=1, weights=str(weights))
