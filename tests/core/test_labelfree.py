@@ -37,7 +37,7 @@ def test_plan_tiles_covers_and_rounds():
 
 def _tiny_model(in_channels=1, zstack=False, seed=0):
     from napari_microcomp.labelfree.model import LabelFreeModel
-    from napari_microcomp.labelfree.nets import build_generator
+    from napari_microcomp.models.unet import build_generator
     from napari_microcomp.labelfree.normalize import DEFAULT_SCHEME
 
     torch.manual_seed(seed)
