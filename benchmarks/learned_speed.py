@@ -23,7 +23,10 @@ import numpy as np
 import torch
 
 from napari_microcomp.codecs import get_codec
-from napari_microcomp.models import zoo
+from napari_microcomp.models.coding import fixed_threads
+from napari_microcomp.models.registry import get_arch, list_archs
+from napari_microcomp.weights.load import LoadedModel
+from napari_microcomp.weights.locate import available_qualities
 
 RAW_MB = lambda a: a.size * 2 / 1e6  # noqa: E731  (MB of 16-bit raw, as the issue counts)
 
@@ -51,11 +54,11 @@ def _codec(arch: str, quality: int, threads: int):
         codec.load()
         return codec, "trained"
     except Exception:  # no weights here: a random model of the default widths times the same
-        spec = zoo.get_arch(arch)
+        spec = get_arch(arch)
         model = spec.factory(**spec.widths(quality)).eval()
         model.update(force=True)
         model.to(memory_format=torch.channels_last)
-        lm = zoo.LoadedModel(model, arch, "random-init", "random")
+        lm = LoadedModel(model, arch, "random-init", "random")
         codec.load = lambda: lm
         return codec, "random-init"
 
@@ -71,7 +74,7 @@ def _reference_ar(model, img: np.ndarray, repeat: int) -> Dict[str, float]:
     model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     x = torch.from_numpy(((img - img.min()) / max(1, np.ptp(img))).astype(np.float32))[None, None]
     x = torch.nn.functional.pad(x, (0, -x.shape[-1] % 64, 0, -x.shape[-2] % 64), mode="replicate")
-    with zoo.fixed_threads(1), torch.inference_mode():
+    with fixed_threads(1), torch.inference_mode():
         out = {}
         t = time.perf_counter()
         enc = model.compress(x)
@@ -96,8 +99,8 @@ def main(argv=None) -> int:
     print(f"image {img.shape} {img.dtype} = {mb:.2f} MB raw; threads {args.threads}; best of {args.repeat}")
     print(f"{'arch':28s} {'weights':12s} {'enc s':>7s} {'dec s':>7s} {'enc MB/s':>9s} {'dec MB/s':>9s} "
           f"{'enc+dec MB/s':>13s}  reference (CompressAI) enc/dec s")
-    for arch in args.archs or zoo.list_archs(ndim=2):
-        have = sorted(zoo.available_qualities(arch))
+    for arch in args.archs or list_archs(ndim=2):
+        have = sorted(available_qualities(arch))
         # a quality that has trained weights (nearest to the requested one): trained latents cost
         # more entropy coding than a random model's near-zero ones
         quality = min(have, key=lambda q: (abs(q - args.quality), q)) if have else args.quality
@@ -109,7 +112,7 @@ def main(argv=None) -> int:
                "encode_MBps": mb / t_enc, "decode_MBps": mb / t_dec, "enc_dec_MBps": mb / (t_enc + t_dec),
                "bytes": len(holder["s"])}
         ref = ""
-        if zoo.get_arch(arch).coding == "ar" and not args.no_reference:
+        if get_arch(arch).coding == "ar" and not args.no_reference:
             row.update(_reference_ar(codec.load().model, img, args.repeat))
             ref = f"{row['ref_encode_s']:.2f} / {row['ref_decode_s']:.2f} (decode ×{row['ref_decode_s'] / t_dec:.1f} slower)"
         rows.append(row)

@@ -23,7 +23,8 @@ import time
 import numpy as np
 
 from napari_microcomp.codecs import get_codec
-from napari_microcomp.models import zoo
+from napari_microcomp.models.registry import get_arch
+from napari_microcomp.weights.locate import find_weights
 from napari_microcomp.training import gate
 
 CLASSICAL = {"jpeg2k": ("level", gate.ANCHORS["transmitted"][2]),
@@ -63,15 +64,15 @@ def main() -> None:
     results = {"modality": args.modality, "crop": args.crop, "images": [n for n, _ in images], "rows": []}
     weights = args.weights or args.modality
     for arch in args.archs:
-        spec = zoo.get_arch(arch)
-        qs = list(range(1, 9)) if spec.vbr else [q for q in range(1, 9) if zoo.find_weights(arch, q, None)]
+        spec = get_arch(arch)
+        qs = list(range(1, 9)) if spec.vbr else [q for q in range(1, 9) if find_weights(arch, q, None)]
         qs = [q for q in qs if args.qualities is None or q in args.qualities]
         for refine in sorted({0, args.refine}):
             # "general": the top-level shipped files (mixed training data), named by path so that the
             # automatic modality choice cannot swap them for the modality's own weights
             w = str(zoo.SHIPPED_DIR / spec.weights_filename(4)) if weights == "general" else weights
             if w in ("transmitted", "fluorescence"):
-                found = [zoo.find_weights(arch, q, w) for q in qs]
+                found = [find_weights(arch, q, w) for q in qs]
                 srcs = sorted({str(p) for p in found if p})
                 print(f"{arch}: weights {srcs}")
             params = {"refine": refine} if refine else {}

@@ -19,19 +19,6 @@ from .codecs import QUALITIES, Codec, codec_class
 from .errors import CodecError, WeightsNotFoundError
 
 TARGETS = ("psnr", "ssim", "bpp", "cr")
-# (low, high, log-scale, larger-is-better-quality) per native parameter
-_NATIVE_RANGES: Dict[str, Tuple[float, float, bool, bool]] = {
-    "jpeg2k": (20.0, 100.0, False, True),
-    "htj2k": (1e-5, 0.5, True, False),
-    "jpegxr": (0.005, 0.99, True, True),
-    "jpegxl": (0.05, 25.0, True, False),
-}
-
-
-def served_qualities(cls) -> List[int]:
-    """The quality levels ``cls`` can code with here: levels with weights for learned codecs, else 1..8."""
-    hook = getattr(cls, "weights_available", None)
-    return sorted(int(q) for q in hook()) if callable(hook) else list(QUALITIES)
 
 
 @dataclass
@@ -89,13 +76,13 @@ class Axis:
 def axis_for(codec_name: str, arrays: Sequence[np.ndarray]) -> Axis:
     """The search axis of ``codec_name`` for these images (error-bounded codecs scale with their range)."""
     cls = codec_class(codec_name)
-    rng = _NATIVE_RANGES.get(codec_name)
+    rng = cls.search_range
     if rng is None and getattr(cls, "relative_native", False):  # error-bounded codecs (lerc, jpegls)
         span = max(float(np.max(a)) - float(np.min(a)) for a in arrays) or 1.0
         top = min(span * 0.25, float(getattr(cls, "native_max", math.inf)))
         rng = (min(max(span * 1e-5, 1e-6), top / 2), top, True, False)
     if rng is None or cls.native_param is None:
-        levels = tuple(served_qualities(cls))
+        levels = tuple(cls.served_qualities())
         if not levels:
             raise WeightsNotFoundError(f"{codec_name}: no quality level has weights installed here")
         return Axis(cls, None, levels=levels)

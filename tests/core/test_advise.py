@@ -97,12 +97,11 @@ def test_stack_worst_slice_counts(shared_data):
 
 
 def test_learned_codec_searches_only_levels_with_weights(cell):
-    from napari_microcomp.ratecontrol import served_qualities
     from napari_microcomp.codecs import codec_class
 
     adv = advise([cell[:128, :128]], Tolerance(psnr=30), ["mbt2018-mean"])
     row = adv.rows[0]
-    have = served_qualities(codec_class("mbt2018-mean"))
+    have = codec_class("mbt2018-mean").served_qualities()
     assert row.config["quality"] in have
     assert {int(p["setting"][1:]) for p in row.points} <= set(have)
 

@@ -29,16 +29,8 @@ class PresetPlan:
 
 
 def weighted_qualities(name: str) -> List[int]:
-    """Levels of a learned/volumetric codec that have weights here (all levels for other codecs)."""
-    cls = codec_class(name)
-    if cls.family not in ("learned", "volumetric"):
-        return list(QUALITIES)
-    hook = getattr(cls, "weights_available", None) or getattr(cls, "available_qualities", None)
-    if callable(hook):
-        return sorted(int(q) for q in hook())
-    from ..models import zoo
-
-    return sorted(int(q) for q in zoo.available_qualities(name))
+    """Levels of ``name`` that can be coded here (learned/volumetric: the levels with weights)."""
+    return codec_class(name).served_qualities()
 
 
 def is_autoregressive(name: str) -> bool:
@@ -49,10 +41,10 @@ def is_autoregressive(name: str) -> bool:
         return bool(flag)
     if cls.family not in ("learned", "volumetric"):
         return False
-    from ..models import zoo
+    from ..models.registry import get_arch
 
     try:
-        return zoo.get_arch(name).coding == "ar"
+        return get_arch(name).coding == "ar"
     except MicrocompError:
         return False
 

@@ -32,6 +32,8 @@ class Codec(abc.ABC):
     lossless_only: ClassVar[bool] = False
     native_3d: ClassVar[bool] = False         # encodes a whole volume, not slices
     wrapper: ClassVar[bool] = False           # runs another codec in a container of its own (not a method)
+    # rate control's axis for a continuous native parameter: (low, high, log scale, larger = better quality)
+    search_range: ClassVar[Optional[Tuple[float, float, bool, bool]]] = None
 
     def __init__(self, quality: Optional[int] = None, lossless: bool = False, **native: Any):
         unknown = set(native) - set(self.extra_params()) - ({self.native_param} - {None})
@@ -56,6 +58,11 @@ class Codec(abc.ABC):
         self.params: Dict[str, Any] = dict(native)
 
     # -- configuration -------------------------------------------------------------------
+    @classmethod
+    def served_qualities(cls) -> List[int]:
+        """The quality levels this codec can code with here (learned codecs: the levels with weights)."""
+        return list(QUALITIES)
+
     @classmethod
     def extra_params(cls) -> Sequence[str]:
         """Names of optional native keyword arguments besides ``native_param``."""

@@ -199,6 +199,7 @@ class JPEG2000(ImagecodecsCodec):
     description = "JPEG 2000 (OpenJPEG), whole image, single quality layer"
     imagecodecs_name = "JPEG2K"
     native_param = "level"
+    search_range = (20.0, 100.0, False, True)
     native_meaning = "target PSNR in dB against the image's range (lossy input stretched to 16 bits)"
     quality_table = dict(zip(range(1, 9), (34, 38, 42, 46, 50, 55, 60, 70)))
     supports_lossless = True
@@ -220,6 +221,7 @@ class HTJ2K(ImagecodecsCodec):
     description = "High-throughput JPEG 2000 (OpenJPH)"
     imagecodecs_name = "HTJ2K"
     native_param = "level"
+    search_range = (1e-5, 0.5, True, False)
     native_meaning = "quantisation step relative to the full range (smaller = better)"
     quality_table = dict(zip(range(1, 9), (0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001, 0.0005)))
     supports_lossless = True
@@ -261,6 +263,7 @@ class JPEGXR(ImagecodecsCodec):
     description = "JPEG XR (jxrlib)"
     imagecodecs_name = "JPEGXR"
     native_param = "level"
+    search_range = (0.005, 0.99, True, True)
     native_meaning = "quality 0–1 (0.0 and 1.0 are lossless in jxrlib)"
     quality_table = dict(zip(range(1, 9), (0.02, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8)))
     supports_lossless = True
@@ -300,6 +303,7 @@ class JPEGXL(ImagecodecsCodec):
     description = "JPEG XL (libjxl), VarDCT lossy or modular lossless"
     imagecodecs_name = "JPEGXL"
     native_param = "distance"
+    search_range = (0.05, 25.0, True, False)
     native_meaning = "butteraugli distance (smaller = better; 1 ≈ visually lossless)"
     quality_table = dict(zip(range(1, 9), (12.0, 8.0, 5.0, 3.0, 2.0, 1.0, 0.5, 0.2)))
     supports_lossless = True

@@ -230,6 +230,10 @@ class LearnedCodec(Codec):
         """quality -> ``"shipped"``/``"user"`` for the qualities that have weight files."""
         return available_qualities(cls.arch)
 
+    @classmethod
+    def served_qualities(cls) -> List[int]:
+        return sorted(int(q) for q in cls.weights_available())
+
     @property
     def spec(self) -> ArchSpec:
         return get_arch(self.arch)

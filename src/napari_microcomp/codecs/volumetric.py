@@ -57,6 +57,10 @@ class VolumetricCodec(Codec):
         """quality -> ``"shipped"``/``"user"`` for the qualities that have weight files."""
         return available_qualities(cls.arch)
 
+    @classmethod
+    def served_qualities(cls) -> List[int]:
+        return sorted(int(q) for q in cls.weights_available())
+
     def __init__(self, quality: Optional[int] = None, lossless: bool = False, **native: Any):
         super().__init__(quality=quality, lossless=lossless, **native)
         if self.quality is None:
