@@ -54,7 +54,7 @@ def make_seeds(tmp: Path):
     for cid, kw, a in specs:
         data = get_codec(cid, **kw).encode(a)
         seeds.append((f"{cid}{kw}", data, decode(data)))
-    from napari_microcomp.tiled import TiledCodec
+    from napari_microcomp.codecs.tiled import TiledCodec
 
     for inner in ("zstd", "jpeg2k"):
         t = TiledCodec(inner=inner, tile=(2, 32, 32), halo=(0, 4, 4))

@@ -184,7 +184,7 @@ def test_edited_classical_normalisation_is_refused(codec):
 
 def test_tiles_decode_with_their_own_recorded_config(weights):
     """A tiled learned stream coded with another thread count decodes (each tile's own config is used)."""
-    from napari_microcomp.tiled import TiledCodec
+    from napari_microcomp.codecs.tiled import TiledCodec
 
     vol = smooth_image((2, 70, 60), seed=8)
     inner = get_codec("bmshj2018-factorized", quality=4, weights=weights["bmshj2018-factorized"], threads=1)
@@ -333,7 +333,7 @@ def test_nested_json_and_huge_tile_tables_are_refused():
     prefix = st.pack("<4sHII", container.MAGIC, container.FORMAT_VERSION, len(deep), container.crc32(deep))
     with pytest.raises(StreamError):
         decode(prefix + deep)
-    from napari_microcomp.tiled import TiledCodec
+    from napari_microcomp.codecs.tiled import TiledCodec
 
     t = TiledCodec(inner="zstd", tile=(1, 16, 16), halo=(0, 0, 0)).encode(smooth_image((2, 32, 32), seed=4))
 

@@ -4,7 +4,7 @@ import pytest
 
 from napari_microcomp._progress import result_of
 from napari_microcomp.errors import InputError, WeightsNotFoundError
-from napari_microcomp.labelfree import tiling
+from napari_microcomp import tiling
 
 torch = pytest.importorskip("torch")
 

@@ -28,7 +28,7 @@ def model_and_image(shared_data):
 
 def test_blended_tiles_leave_no_seams(model_and_image):
     from napari_microcomp.labelfree.model import DEFAULT_INFERENCE
-    from napari_microcomp.labelfree.tiling import plan_tiles
+    from napari_microcomp.tiling import plan_tiles
 
     model, img = model_and_image
     overlap = DEFAULT_INFERENCE["overlap"]
@@ -40,7 +40,7 @@ def test_blended_tiles_leave_no_seams(model_and_image):
 
 
 def test_the_measure_sees_seams_without_overlap(model_and_image):
-    from napari_microcomp.labelfree.tiling import plan_tiles
+    from napari_microcomp.tiling import plan_tiles
 
     model, img = model_and_image
     pred = model.predict(img, tile=256, overlap=0)

@@ -6,8 +6,8 @@ Lowest first; a module may import its own layer and the layers below, never abov
     1 container, io, metrics, bdrate, tiling, samples, datasets
     2 models                       (architectures: CompressAI 1-channel, 3D, label-free nets)
     3 weights                      (finding, loading, exporting, downloading weight files)
-    4 codecs, tiled                (every codec, the tiling wrapper included)
-    5 ratecontrol, advise, api, zarr_codecs
+    4 codecs                       (every codec, the tiling wrapper included)
+    5 ratecontrol, advise, api, zarr_codecs, tiled (files tile by tile)
     6 benchmark, labelfree, training, advise_report
     7 cli, _qt, _reader, _writer, _sample_data   (the user interfaces and npe2 entry points)
 
@@ -23,8 +23,8 @@ LAYERS = {
     1: ("container", "io", "metrics", "bdrate", "tiling", "samples", "datasets"),
     2: ("models",),
     3: ("weights",),
-    4: ("codecs", "tiled"),
-    5: ("ratecontrol", "advise", "api", "zarr_codecs"),
+    4: ("codecs",),
+    5: ("ratecontrol", "advise", "api", "zarr_codecs", "tiled"),
     6: ("benchmark", "labelfree", "training", "advise_report"),
     7: ("cli", "_qt", "_reader", "_writer", "_sample_data"),
 }

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from helpers import smooth_image
-from napari_microcomp import container, tiled
+from napari_microcomp import container, tiled, tiling
 from napari_microcomp.codecs import decode, get_codec, info
 from napari_microcomp.errors import CodecError, InputError, StreamError
 
@@ -13,7 +13,7 @@ from napari_microcomp.errors import CodecError, InputError, StreamError
 @pytest.mark.parametrize("shape,tile,halo", [((7, 65, 130), (4, 32, 64), (1, 3, 5)), ((1, 9, 9), 4, 2),
                                              ((100, 37), (16, 16), (4, 0)), ((5, 8, 8), 100, 3)])
 def test_grid_partitions_the_volume(shape, tile, halo):
-    tiles = tiled.tile_grid(shape, tile, halo)
+    tiles = tiling.tile_grid(shape, tile, halo)
     count = np.zeros(shape, dtype=np.int32)
     tile_t = (tile,) * len(shape) if np.isscalar(tile) else tile
     halo_t = (halo,) * len(shape) if np.isscalar(halo) else halo
@@ -48,7 +48,7 @@ def test_halo_and_crop_identity():
     inner = get_codec("jpegxl", quality=3)
     codec = get_codec("tiled", inner=inner.get_config(), tile=[3, 40, 40], halo=[0, 6, 6])
     out = decode(codec.encode(a))
-    for t in tiled.tile_grid(a.shape, (3, 40, 40), (0, 6, 6)):
+    for t in tiling.tile_grid(a.shape, (3, 40, 40), (0, 6, 6)):
         ref = inner.decode(inner.encode(a[t.slices("outer")]))
         np.testing.assert_array_equal(out[t.slices("core")], ref[t.core_in_outer()])
 
@@ -60,12 +60,12 @@ def test_seams_within_documented_bound(name, quality):
     out = decode(codec.encode(a))
     _, _, tiles = codec.plan(a.shape)
     assert codec.plan(a.shape)[1] == (0, 8, 8)  # default halo for a lossy 2D codec
-    ratio = tiled.seam_error_ratio(a, out, tiles)
+    ratio = tiling.seam_error_ratio(a, out, tiles)
     assert ratio <= 2.0, ratio
     # and without a halo the seams are measurably worse for JPEG 2000 (its wavelets need context)
     if name == "jpeg2k":
         bare = decode(get_codec("tiled", inner=name, quality=quality, tile=[4, 64, 64], halo=0).encode(a))
-        assert tiled.seam_error_ratio(a, bare, tiles) > ratio
+        assert tiling.seam_error_ratio(a, bare, tiles) > ratio
 
 
 def test_memmap_dask_and_tifffile_inputs_and_memmap_outputs(tmp_path):
@@ -186,7 +186,7 @@ def test_config_round_trip_and_errors():
     with pytest.raises(CodecError):
         get_codec("tiled", inner=c)
     with pytest.raises(CodecError):
-        tiled.tile_grid((4, 32, 32), (0, 16, 16))
+        tiling.tile_grid((4, 32, 32), (0, 16, 16))
     with pytest.raises(InputError):
         tiled.compress(np.zeros((2, 3, 40, 40), np.uint16), "/tmp/never.mcz")
 
@@ -202,7 +202,7 @@ def test_open_lazy_and_cli_round_trip(tmp_path, capsys):
     assert isinstance(tiled.open_lazy(tmp_path / "plain.tif"), np.memmap)
     assert isinstance(tiled.open_lazy(tmp_path / "a.npy"), np.memmap)
     lazy = tiled.open_lazy(tmp_path / "zlib.tif")
-    assert isinstance(lazy, tiled.TiffPages) and lazy.shape == a.shape  # singleton axis dropped
+    assert not isinstance(lazy, np.ndarray) and lazy.shape == a.shape  # lazy (zarr via tifffile), singleton dropped
     np.testing.assert_array_equal(lazy[1:3, 5:9, 7:20], a[1:3, 5:9, 7:20])
     for name in ("plain.tif", "zlib.tif", "a.npy"):
         out = tmp_path / f"{name}.mcz"
@@ -212,3 +212,12 @@ def test_open_lazy_and_cli_round_trip(tmp_path, capsys):
     assert main(["info", str(tmp_path / "a.npy.mcz")]) == 0
     assert "tiling:" in capsys.readouterr().out
     assert main(["compress-tiled", str(tmp_path / "a.npy"), str(tmp_path / "x.bin")]) == 2
+
+
+def test_open_lazy_refuses_multichannel_tiff(tmp_path):
+    import tifffile
+
+    rgb = np.zeros((40, 48, 3), np.uint8)
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, compression="zlib", photometric="rgb")
+    with pytest.raises(InputError, match="single-channel"):
+        tiled.open_lazy(tmp_path / "rgb.tif")

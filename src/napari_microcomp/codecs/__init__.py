@@ -13,9 +13,8 @@ from .registry import (available_codecs, codec_class, codec_from_config, decode,
 
 def _load_optional() -> None:
     """Import (and so register) the codecs that are not imported with the package: the learned ones
-    import torch, the tiling wrapper imports this package, the study's TIFF setting imports tifffile."""
-    from . import tiff_tiles  # noqa: F401
-    from .. import tiled  # noqa: F401
+    import torch,  the study's TIFF setting imports tifffile."""
+    from . import tiff_tiles, tiled  # noqa: F401
     try:
         from . import learned, volumetric  # noqa: F401
     except ModuleNotFoundError as exc:

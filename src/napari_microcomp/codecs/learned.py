@@ -30,6 +30,7 @@ from .. import container
 from .._progress import checkpoint
 from ..errors import CodecError, StreamError, WeightsNotFoundError
 from ..modality import MODALITIES, detect_modality
+from ..tiling import fixed_grid
 from ..models import arch2d
 from ..models.coding import fixed_threads
 from ..models.registry import LAMBDAS_MSE, ArchSpec, get_arch
@@ -48,11 +49,6 @@ _PAYLOAD = struct.Struct("<BB")
 def default_threads() -> int:
     """Thread count recorded in new streams: up to 4 (more rarely helps these model sizes)."""
     return max(1, min(4, os.cpu_count() or 1))
-
-
-def tile_grid(h: int, w: int, tile: int) -> List[Tuple[int, int, int, int]]:
-    """Non-overlapping ``(y0, y1, x0, x1)`` tiles covering an ``h × w`` plane, row-major."""
-    return [(y, min(y + tile, h), x, min(x + tile, w)) for y in range(0, h, tile) for x in range(0, w, tile)]
 
 
 def _pack_payload(strings: Sequence[bytes], shape: Sequence[int]) -> bytes:
@@ -356,7 +352,7 @@ class LearnedCodec(Codec):
         lo, hi = float(a.min()), float(a.max())
         header.norm = {"mode": "minmax", "lo": lo, "hi": hi}
         planes = a[None] if a.ndim == 2 else a
-        grid = tile_grid(*planes.shape[1:], tile)
+        grid = fixed_grid(*planes.shape[1:], tile)
         header.layout = ("whole" if a.ndim == 2 else "slicewise") if len(grid) == 1 else "tiles"
         if hi == lo:
             header.check["crc32"] = container.array_crc32(a)
@@ -396,7 +392,7 @@ class LearnedCodec(Codec):
         n_tiles = planes_shape[0] * (-(-planes_shape[1] // tile)) * (-(-planes_shape[2] // tile))
         if len(payloads) != n_tiles:   # counted before the grid is built: a shape may promise 10^7 tiles
             raise StreamError(f"{self.codec_id}: expected {n_tiles} tile payloads, got {len(payloads)}")
-        grid = tile_grid(*planes_shape[1:], tile)
+        grid = fixed_grid(*planes_shape[1:], tile)
         lm = self._load_for_decode()
         out = np.empty(planes_shape, dtype=header.dtype)
         threads = int(self.params.get("threads") or default_threads())

@@ -11,7 +11,7 @@ it; the weights' fingerprint (``weights_id``) is recorded too. A stream decodes 
 raises StreamError, never decodes wrongly.
 
 Memory: volumes larger than ``block`` are coded as independent blocks with a halo
-(:func:`napari_microcomp.tiled.tile_grid`; same seam strategy as tiled streams), so the model's
+(:func:`napari_microcomp.tiling.tile_grid`; same seam strategy as tiled streams), so the model's
 activations stay bounded; for volumes larger than RAM use :mod:`napari_microcomp.tiled`.
 """
 from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
@@ -81,7 +81,7 @@ class VolumetricCodec(Codec):
 
     # -- encode --------------------------------------------------------------------------
     def _encode(self, a: np.ndarray, header: container.Header) -> List[bytes]:
-        from ..tiled import tile_grid
+        from ..tiling import tile_grid
 
         lm = self._model()
         threads = int(self.params.get("threads") or default_threads())

@@ -21,7 +21,7 @@ from .._validate import check_image
 from ..errors import InputError, MicrocompError
 from ..weights.load import LABELFREE_FORMAT, LABELFREE_VERSION
 from .normalize import normalize
-from .tiling import iter_tiled
+from ..tiling import iter_tiled
 
 FORMAT = LABELFREE_FORMAT
 VERSION = LABELFREE_VERSION
