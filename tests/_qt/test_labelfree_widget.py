@@ -54,8 +54,11 @@ def test_compress_now_with_ground_truth_on_current_slice(make_napari_viewer, qtb
         assert w.table.item(r, 0).text() == fmt(expected[f"ssim_{key}"], 4)
         assert w.table.item(r, 2).text() == fmt(expected[f"pearson_{key}"], 4)
     assert "jpegxl q2" in w.compression_label.text()
-    # side by side, contrast linked
-    assert viewer.grid.enabled
+    # side by side (no grid mode: only this comparison, left to right, titled), contrast linked
+    assert not viewer.grid.enabled
+    assert pred_o.translate[-1] < pred_r.translate[-1] < gt.translate[-1]
+    assert pred_o.visible and pred_r.visible and gt.visible
+    assert viewer.text_overlay.visible and "ground truth" in viewer.text_overlay.text
     pred_o.contrast_limits = (0.1, 0.7)
     assert tuple(pred_r.contrast_limits) == (0.1, 0.7) == tuple(gt.contrast_limits)
     assert src.data is phase and tuple(pred_o.scale) == tuple(src.scale[-2:])
@@ -73,7 +76,7 @@ def test_existing_reconstruction_layer_without_ground_truth(make_napari_viewer, 
     w.image_picker.select("phase6")
     w.by_layer.setChecked(True)
     w.recon_picker.select("phase6 rec")
-    w.grid.setChecked(False)
+    w.side_by_side.setChecked(False)
     _run(qtbot, w)
     model = load_model(str(tiny_model_file))
     p_o, p_r = model.predict(image), model.predict(recon)

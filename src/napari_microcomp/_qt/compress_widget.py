@@ -14,7 +14,8 @@ from qtpy.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout
                             QLabel, QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget)
 
 from ..errors import InputError
-from ._common import (CodecCombo, Eta, LayerPicker, QualitySlider, add_or_replace_image, compress_with_crc,
+from ._common import (CodecCombo, Eta, LayerPicker, QualitySlider, StepQueue, add_or_replace_image, clear_results,
+                      compress_with_crc,
                       current_block, fmt, step_text, quality_levels, reconstruction_metadata, refuse_reason,
                       report_error, set_status, start_worker, weights_hint)
 
@@ -81,6 +82,10 @@ class CompressWidget(QWidget):
         self.cancel_button.setEnabled(False)
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
+        self.steps = StepQueue(self)
+        self.clear_button = QPushButton("Clear results")
+        self.clear_button.setToolTip("remove the reconstructions, error maps and predictions of earlier runs")
+        self.clear_button.clicked.connect(self.clear)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.metric_labels = {key: QLabel("–") for key, _ in SHOWN + (("time", ""),)}
@@ -105,6 +110,7 @@ class CompressWidget(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.clear_button)
         results = QFormLayout()
         for key, title in SHOWN:
             results.addRow(title, self.metric_labels[key])
@@ -186,7 +192,7 @@ class CompressWidget(QWidget):
             on_return=lambda out: self._show(*out, layer, src_name),
             on_error=lambda exc: (self._clear_metrics(),
                                   report_error(exc, self.status, f"compressing {src_name!r} failed")),
-            on_finish=lambda: self.worker is worker and self._busy(False))
+            on_finish=lambda: self.worker is worker and self.steps.add(lambda: self._busy(False)))
 
     def cancel(self) -> None:
         """Stop the running compression at its next tile/slice; nothing is added."""
@@ -198,6 +204,13 @@ class CompressWidget(QWidget):
             set_status(self.status, "cancelled; nothing was added")
             self._clear_metrics()
             self._busy(False)
+
+    def clear(self) -> None:
+        """Remove the result layers of earlier runs and blank the metrics."""
+        n = clear_results(self.viewer)
+        self._clear_metrics()
+        self.layers_added = []
+        set_status(self.status, f"removed {n} result layer(s)")
 
     def _clear_metrics(self) -> None:
         """Blank the metrics of a previous run (stale numbers must not stay next to a new error)."""
@@ -219,13 +232,16 @@ class CompressWidget(QWidget):
         self.metric_labels["time"].setText(f"{res.encode_seconds:.2f} / {res.decode_seconds:.2f}")
         name = f"{src_name} [{res.codec.label}]"
         meta = reconstruction_metadata(res, source.name, crc)
-        recon = add_or_replace_image(self.viewer, res.reconstruction, name, like=source,
-                                     contrast_limits=tuple(source.contrast_limits),
-                                     colormap=source.colormap.name, metadata=meta)
-        err = add_or_replace_image(self.viewer, error, name + " |error|", like=source,
-                                   colormap="magma", metadata={"microcomp": {"source": source.name,
-                                                                             "codec": res.config}})
-        self.layers_added = [recon, err]
+        added = []
+        self.steps.add(
+            lambda: added.append(add_or_replace_image(
+                self.viewer, res.reconstruction, name, like=source, contrast_limits=tuple(source.contrast_limits),
+                colormap=source.colormap.name, metadata=meta)),
+            lambda: added.append(add_or_replace_image(
+                self.viewer, error, name + " |error|", like=source, colormap="magma",
+                contrast_limits=(0.0, float(error.max()) or 1.0),
+                metadata={"microcomp": {"source": source.name, "codec": res.config}})),
+            lambda: setattr(self, "layers_added", list(added)))
         note = ""
         if res.target:
             note = f" (target {res.target['target']}: {'met' if res.target.get('met') else 'NOT met'})"

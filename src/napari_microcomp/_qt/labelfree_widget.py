@@ -5,7 +5,9 @@ fluorescence layer, a model, and where the reconstruction comes from: compress n
 and quality (``api.compress_array``) or an existing layer (e.g. one the Compress widget made).
 The worker runs :func:`napari_microcomp.labelfree.iter_compare` (or, without ground truth, the
 model's ``iter_predict`` twice) and the widget adds the two predictions (and the normalized
-ground truth) with linked contrast, optionally in grid mode, plus a table of their scores.
+ground truth) with linked contrast, side by side with a title (only the current comparison is
+shown), plus a table of their scores. Layers are added one per event-loop turn, so the viewer
+keeps painting; "Clear results" removes the layers of earlier runs.
 2D models use the z-slice shown in the viewer; z-stack models take the whole stack.
 """
 from typing import Any, Dict, Optional
@@ -18,8 +20,8 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QHea
                             QVBoxLayout, QWidget)
 
 from ..errors import InputError
-from ._common import (CodecCombo, Eta, LayerPicker, QualitySlider, add_or_replace_image, current_block,
-                      step_text,
+from ._common import (CodecCombo, Eta, LayerPicker, QualitySlider, StepQueue, add_or_replace_image,
+                      clear_results, current_block, side_by_side, step_text,
                       leading_index, quality_levels, compress_with_crc, fmt,
                       reconstruction_metadata, refuse_reason, report_error, set_status, start_worker)
 
@@ -91,8 +93,12 @@ class LabelFreeWidget(QWidget):
             lambda *_: self.quality.set_levels(quality_levels(self.codec_combo.codec_name())))
         self.quality.set_levels(quality_levels(self.codec_combo.codec_name()))
         self.recon_picker = LayerPicker(napari_viewer)
-        self.grid = QCheckBox("side by side (grid mode)")
-        self.grid.setChecked(True)
+        self.side_by_side = QCheckBox("side by side, titled (only this comparison)")
+        self.side_by_side.setChecked(True)
+        self.steps = StepQueue(self)
+        self.clear_button = QPushButton("Clear results")
+        self.clear_button.setToolTip("remove the reconstructions and predictions of earlier runs")
+        self.clear_button.clicked.connect(self.clear)
         self.run_button, self.cancel_button = QPushButton("Predict"), QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.run_button.clicked.connect(self.run)
@@ -123,10 +129,11 @@ class LabelFreeWidget(QWidget):
         row.addWidget(self.by_layer)
         row.addWidget(self.recon_picker, stretch=1)
         form.addRow("", row)
-        form.addRow("", self.grid)
+        form.addRow("", self.side_by_side)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.clear_button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
@@ -189,7 +196,7 @@ class LabelFreeWidget(QWidget):
             on_error=lambda exc: (self._clear_scores(),
                                   report_error(exc, self.status, f"prediction for {name!r} failed")),
             on_cancel=lambda: set_status(self.status, f"cancelled after {eta.text()}"),
-            on_finish=lambda: self.worker is worker and self._busy(False))
+            on_finish=lambda: self.worker is worker and self.steps.add(lambda: self._busy(False)))
 
     def cancel(self) -> None:
         """Stop at the next tile batch (or codec tile/slice); nothing is added."""
@@ -213,12 +220,14 @@ class LabelFreeWidget(QWidget):
             self.run_finished.emit()
 
     def _show(self, scores, arrays, compression, z, image, recon, model: str, name: str) -> None:
+        """Scores at once; the layers one per event-loop turn (see :class:`StepQueue`)."""
         self.scores = scores
         for r, (key, _) in enumerate(ROWS):
             for c, (metric, _) in enumerate(COLS):
                 self.table.setItem(r, c, QTableWidgetItem(fmt(scores.get(f"{metric}_{key}"), 4)))
         geometry = {"scale": tuple(image.scale[-2:]), "translate": tuple(image.translate[-2:])}
         src_name = name if z is None else f"{name} z{z}"
+        rec_name = recon.name if recon is not None else src_name
         if compression is not None:  # show the reconstruction the prediction was made from
             res, crc = compression
             rec_name = f"{src_name} [{res.codec.label}]"
@@ -226,26 +235,36 @@ class LabelFreeWidget(QWidget):
             self.compression_label.setText(f"{res.codec.label}: CR {fmt(m['compression_ratio'], 4)}, "
                                            f"{fmt(m['bpp'], 3)} bpp, PSNR {fmt(m['psnr'], 4)} dB")
             where = geometry if z is not None else {"like": image}
-            add_or_replace_image(self.viewer, res.reconstruction, rec_name,
-                                 contrast_limits=tuple(image.contrast_limits),
-                                 metadata=reconstruction_metadata(res, src_name, crc), **where)
-        else:
-            rec_name = recon.name
+            self.steps.add(lambda: add_or_replace_image(
+                self.viewer, res.reconstruction, rec_name, contrast_limits=tuple(image.contrast_limits),
+                metadata=reconstruction_metadata(res, src_name, crc), **where))
         short = model.rsplit("/", 1)[-1].removesuffix(".pt")
-        pred_o = arrays["original"]
         lo, hi = arrays["limits"]
         common = dict(colormap="magma", contrast_limits=(lo, hi if hi > lo else lo + 1), **geometry)
         meta = {"microcomp": {"source": image.name, "model": model, "scores": dict(scores)}}
-        layers = [add_or_replace_image(self.viewer, pred_o, f"{short}: from {src_name}",
-                                       metadata=meta, **common),
-                  add_or_replace_image(self.viewer, arrays["reconstruction"], f"{short}: from {rec_name}",
-                                       metadata=meta, **common)]
+        shown = [(arrays["original"], f"{short}: from {src_name}", "from the original"),
+                 (arrays["reconstruction"], f"{short}: from {rec_name}", "from the reconstruction")]
         if "target" in arrays:
-            layers.append(add_or_replace_image(self.viewer, arrays["target"], f"{short}: ground truth (normalized)",
-                                               metadata=meta, **common))
-        link_layers(layers, ("contrast_limits", "gamma", "colormap"))
-        self.layers_added = layers
-        if self.grid.isChecked():
-            self.viewer.grid.enabled = True
-        set_status(self.status, f"done: r(reconstruction vs original) = "
-                                f"{fmt(scores.get('pearson_rec_vs_orig'), 4)}")
+            shown.append((arrays["target"], f"{short}: ground truth (normalized)", "ground truth"))
+        layers = []
+        for data, layer_name, _ in shown:  # built hidden, then shown: two shorter GUI blocks
+            self.steps.add(lambda d=data, n=layer_name: layers.append(add_or_replace_image(
+                self.viewer, d, n, metadata={"microcomp": dict(meta["microcomp"])}, visible=False, **common)),
+                lambda: setattr(layers[-1], "visible", True))
+
+        def finish():
+            link_layers(layers, ("contrast_limits", "gamma", "colormap"))
+            self.layers_added = layers
+            if self.side_by_side.isChecked():
+                title = "   |   ".join(t for _, _, t in shown)
+                side_by_side(self.viewer, layers, f"{short} prediction:   {title}")
+            set_status(self.status, f"done: r(reconstruction vs original) = "
+                                    f"{fmt(scores.get('pearson_rec_vs_orig'), 4)}")
+        self.steps.add(finish)
+
+    def clear(self) -> None:
+        """Remove the layers of earlier runs (reconstructions, predictions) and blank the scores."""
+        n = clear_results(self.viewer)
+        self._clear_scores()
+        self.layers_added = []
+        set_status(self.status, f"removed {n} result layer(s)")
