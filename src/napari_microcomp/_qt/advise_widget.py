@@ -62,25 +62,7 @@ class AdviseWidget(QWidget):
 
         self.layer_list = QListWidget()
         self.layer_list.setMaximumHeight(80)
-        grid = QGridLayout()
-        self.tol_boxes, self.tol_spins = {}, {}
-        for i, (key, (val, on, lo, hi, step, dec)) in enumerate(SPIN.items()):
-            label, floor, _ = TOLERANCES[key]
-            box = QCheckBox(f"{label} {'≥' if floor else '≤'}")
-            box.setChecked(on)
-            spin = QDoubleSpinBox()
-            spin.setDecimals(dec)
-            spin.setRange(lo, hi)
-            spin.setSingleStep(step)
-            spin.setValue(val)
-            spin.setEnabled(on)
-            box.toggled.connect(spin.setEnabled)
-            self.tol_boxes[key], self.tol_spins[key] = box, spin
-            grid.addWidget(box, i // 2, (i % 2) * 2)
-            grid.addWidget(spin, i // 2, (i % 2) * 2 + 1)
-        self.tol_boxes["max_error"].setToolTip("largest absolute error allowed, in the image's own units")
-        self.tol_boxes["r_drop"].setToolTip("1 − Pearson r between the label-free prediction from the "
-                                            "reconstruction and from the original (choose the model below)")
+        grid = self._tolerance_grid()
         self.model = QComboBox()
         try:
             from ..labelfree import available_models
@@ -120,6 +102,38 @@ class AdviseWidget(QWidget):
         for b in (self.apply_button, self.save_button, self.report_button):
             b.setEnabled(False)
 
+        self._lay_out(grid)
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.apply_button.clicked.connect(self.apply_best)
+        self.save_button.clicked.connect(self._save_dialog)
+        self.report_button.clicked.connect(self._report_dialog)
+        follow_layers(napari_viewer, self, "_refresh_layers")
+        self._refresh_layers(first=True)
+
+    def _tolerance_grid(self) -> QGridLayout:
+        grid = QGridLayout()
+        self.tol_boxes, self.tol_spins = {}, {}
+        for i, (key, (val, on, lo, hi, step, dec)) in enumerate(SPIN.items()):
+            label, floor, _ = TOLERANCES[key]
+            box = QCheckBox(f"{label} {'≥' if floor else '≤'}")
+            box.setChecked(on)
+            spin = QDoubleSpinBox()
+            spin.setDecimals(dec)
+            spin.setRange(lo, hi)
+            spin.setSingleStep(step)
+            spin.setValue(val)
+            spin.setEnabled(on)
+            box.toggled.connect(spin.setEnabled)
+            self.tol_boxes[key], self.tol_spins[key] = box, spin
+            grid.addWidget(box, i // 2, (i % 2) * 2)
+            grid.addWidget(spin, i // 2, (i % 2) * 2 + 1)
+        self.tol_boxes["max_error"].setToolTip("largest absolute error allowed, in the image's own units")
+        self.tol_boxes["r_drop"].setToolTip("1 − Pearson r between the label-free prediction from the "
+                                            "reconstruction and from the original (choose the model below)")
+        return grid
+
+    def _lay_out(self, grid: QGridLayout) -> None:
         lay = QVBoxLayout(self)
         lay.addWidget(QLabel("image layers (the worst one counts)"))
         lay.addWidget(self.layer_list)
@@ -146,13 +160,6 @@ class AdviseWidget(QWidget):
             row.addWidget(b)
         lay.addLayout(row)
 
-        self.run_button.clicked.connect(self.run)
-        self.cancel_button.clicked.connect(self.cancel)
-        self.apply_button.clicked.connect(self.apply_best)
-        self.save_button.clicked.connect(self._save_dialog)
-        self.report_button.clicked.connect(self._report_dialog)
-        follow_layers(napari_viewer, self, "_refresh_layers")
-        self._refresh_layers(first=True)
 
     # -- inputs ------------------------------------------------------------------------------
     def _refresh_layers(self, first: bool = False) -> None:
