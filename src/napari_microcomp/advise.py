@@ -18,7 +18,7 @@ from . import metrics
 from ._progress import Progress, result_of
 from ._validate import check_image
 from .codecs import available_codecs, codec_class, codec_from_config, decode, is_wrapper
-from .errors import CodecError, InputError, MicrocompError
+from .errors import InputError, MicrocompError
 from .ratecontrol import axis_for, image_span, iter_search
 
 # name -> (label, is a floor (True) or a ceiling (False), valid range)

@@ -6,7 +6,7 @@ import math
 import shlex
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from .advise import TOLERANCES, Advice, AdviceRow
 from .benchmark.export import markdown_table
@@ -75,7 +75,7 @@ def markdown(advice: Advice) -> str:
         rec["trials"] = str(r.trials)
         recs.append(rec)
     imgs = ", ".join(f"{d['name']} ({'×'.join(map(str, d['shape']))} {d['dtype']})" for d in advice.images)
-    out = [f"# Compression advice", "", f"**Tolerance:** {advice.tolerance.describe()} — on every image "
+    out = ["# Compression advice", "", f"**Tolerance:** {advice.tolerance.describe()} — on every image "
            f"(a stack's worst slice counts).", "", f"**Images:** {imgs}", ""]
     if advice.labelfree_model:
         out += [f"**Label-free model:** {advice.labelfree_model}", ""]
