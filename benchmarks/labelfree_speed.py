@@ -20,7 +20,7 @@ def _model(name: str, in_channels: int, device: str):
     from napari_microcomp.errors import WeightsNotFoundError
     from napari_microcomp.labelfree import load_model
     from napari_microcomp.labelfree.model import LabelFreeModel
-    from napari_microcomp.labelfree.nets import build_generator
+    from napari_microcomp.models.unet import build_generator
     from napari_microcomp.labelfree.normalize import DEFAULT_SCHEME
 
     try:

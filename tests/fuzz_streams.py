@@ -32,14 +32,16 @@ WEIRD = [0, -1, 1, 2, 7, 64, 1000, 2 ** 16, 2 ** 31, 2 ** 40, 1.5, -0.0, float("
 
 def make_seeds(tmp: Path):
     from napari_microcomp.codecs import decode, get_codec
-    from napari_microcomp.models import zoo
+    from napari_microcomp.models.registry import build_model, get_arch, model_widths
+    from napari_microcomp.weights.export import export_weights
+    from napari_microcomp.weights.locate import find_weights
 
     wdir = tmp / "weights"
     wdir.mkdir()
     for arch, q in (("mbt2018-mean-vbr", None), ("bmshj2018-factorized", 3), ("bmshj2018-hyperprior", 3)):
-        m = zoo.build_model(arch, 3, N=8, M=8)
-        zoo.export_weights(m, arch, wdir / zoo.get_arch(arch).weights_filename(q or 0), q, zoo.model_widths(m),
-                           {"note": "fuzz seed, untrained"})
+        m = build_model(arch, 3, N=8, M=8)
+        export_weights(m, arch, wdir / get_arch(arch).weights_filename(q or 0), q, model_widths(m),
+                       {"note": "fuzz seed, untrained"})
     os.environ["MICROCOMP_WEIGHTS"] = str(wdir)
     img = smooth_image((72, 88), seed=1)
     stack = (smooth_image((3, 40, 48), seed=2) >> 8).astype(np.uint8)
@@ -61,7 +63,7 @@ def make_seeds(tmp: Path):
         vol = smooth_image((3, 50, 45), seed=5)
         data = t.encode(vol)
         seeds.append((f"tiled-{inner}", data, decode(data)))
-    if zoo.find_weights("factorized3d", 4):   # the shipped 3D weights (volumetric layout)
+    if find_weights("factorized3d", 4):   # the shipped 3D weights (volumetric layout)
         vol = smooth_image((8, 64, 64), seed=6)
         data = get_codec("factorized3d", quality=4).encode(vol)
         seeds.append(("factorized3d", data, decode(data)))

@@ -180,11 +180,12 @@ def test_expand_codecs_and_method_names():
 
 def test_learned_codec_row_with_tiny_random_weights(tmp_path):
     pytest.importorskip("compressai")
-    from napari_microcomp.models import zoo
+    from napari_microcomp.models.registry import build_model
+    from napari_microcomp.weights.export import export_weights
 
     arch = "bmshj2018-factorized"
-    path = zoo.export_weights(zoo.build_model(arch, 1, N=8, M=8), arch, tmp_path / "tiny.pt", 1,
-                              {"N": 8, "M": 8}, {"note": "random init, test only"})
+    path = export_weights(build_model(arch, 1, N=8, M=8), arch, tmp_path / "tiny.pt", 1,
+                          {"N": 8, "M": 8}, {"note": "random init, test only"})
     img = smooth_image((64, 64), np.uint16, seed=2)
     row = result_of(iter_benchmark({"x": img}, [{"id": arch, "quality": 1, "weights": str(path)}]))[0]
     assert row["status"] == "ok", row["error"]

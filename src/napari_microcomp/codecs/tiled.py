@@ -128,6 +128,7 @@ class TiledCodec(Codec):
     """
 
     codec_id = "tiled"
+    supports_lossless = True   # as lossless as its inner codec
     family = "wrapper"  # listed apart from the codecs it wraps; instances take the inner family
     description = "any codec, tile by tile with halos, for volumes larger than memory"
 
@@ -139,12 +140,11 @@ class TiledCodec(Codec):
             inner = get_codec(str(inner), quality=quality, **({"lossless": True} if lossless else {}))
         if isinstance(inner, TiledCodec):
             raise CodecError("a tiled codec cannot wrap another tiled codec")
+        super().__init__(lossless=inner.lossless)
         self.inner = inner
         self.tile = None if tile is None else list(np.atleast_1d(tile).astype(int).tolist())
         self.halo = None if halo is None else list(np.atleast_1d(halo).astype(int).tolist())
-        self.quality = inner.quality
-        self.lossless = inner.lossless
-        self.params: Dict[str, Any] = {}
+        self.quality = inner.quality   # the inner codec's level (None for a native parameter)
         self.family = inner.family
         self.native_3d = inner.native_3d
 
