@@ -55,3 +55,40 @@ def test_compress_clear_and_stale_metrics(make_napari_viewer, qtbot, cell, error
     assert "'tiny'" in w.status.text()
     w.clear_button.click()
     assert [layer.name for layer in viewer.layers] == ["cell", "tiny"]
+
+
+def test_ground_truth_errors_name_the_input(make_napari_viewer, qtbot, isl_crops, tiny_model_file, errors_shown):
+    phase, dapi = isl_crops
+    viewer = make_napari_viewer()
+    viewer.add_image(phase[6], name="phase")
+    viewer.add_image(dapi[:4, :4].copy(), name="tiny gt")
+    viewer.add_image(np.stack([dapi, dapi]), name="gt stack")
+    w = LabelFreeWidget(viewer)
+    qtbot.addWidget(w)
+    w.model.setCurrentText(str(tiny_model_file))
+    w.image_picker.select("phase")
+    w.target_picker.select("tiny gt")
+    w.run_button.click()
+    assert "ground truth 'tiny gt' (4, 4) does not match" in w.status.text() and w.worker is None
+    assert "too small" not in w.status.text()
+    w.target_picker.select("gt stack")
+    w.run_button.click()
+    assert "ground truth 'gt stack' is 3D" in w.status.text()
+
+
+def test_benchmark_is_one_click_and_target_names_are_rounded(make_napari_viewer, qtbot, cell):
+    from napari_microcomp._qt._common import display_label
+    from napari_microcomp._qt.benchmark_widget import BenchmarkWidget
+    from napari_microcomp.codecs import get_codec
+
+    viewer = make_napari_viewer()
+    viewer.add_image(cell[:200, :200].copy(), name="other")
+    viewer.add_image(cell, name="cell")  # the active layer
+    w = BenchmarkWidget(viewer)
+    qtbot.addWidget(w)
+    assert w.selected_layer_names() == ["cell"]
+    assert set(w.codecs.checked()) >= {"jpeg2k", "jpegxl"} and w.qualities()
+    w.set_qualities([4])
+    _run(qtbot, w)  # one click: no "tick at least one image layer"
+    assert w.rows and all(r["status"] == "ok" for r in w.rows)
+    assert display_label(get_codec("jpegxl", distance=7.58616745257458)) == "jpegxl distance=7.586"

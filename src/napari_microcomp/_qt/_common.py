@@ -15,7 +15,8 @@ from napari.utils import progress
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QObject, Qt, QTimer
 from qtpy.QtGui import QStandardItemModel
-from qtpy.QtWidgets import QComboBox, QLabel, QListWidget, QListWidgetItem, QSlider
+from qtpy.QtWidgets import (QComboBox, QFrame, QLabel, QListWidget, QListWidgetItem, QScrollArea, QSlider,
+                            QVBoxLayout, QWidget)
 
 from .._progress import Cancelled, Progress, reporting
 from ..errors import MicrocompError
@@ -42,9 +43,70 @@ def report_error(exc: BaseException, status: Optional[QLabel] = None, what: str 
     return msg
 
 
+def scrolling_layout(widget: QWidget) -> QVBoxLayout:
+    """The layout to fill for a dock widget whose content scrolls instead of demanding height.
+
+    napari stacks plugin docks; without this the three docks needed 1,658–1,690 px of height and
+    pushed the window past a 1,280×800 screen. The content is laid out at its natural size inside
+    a frameless QScrollArea, so each dock can shrink to a few rows and scroll.
+    """
+    inner = QWidget()
+    scroll = QScrollArea()
+    scroll.setWidget(inner)
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    outer = QVBoxLayout(widget)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(scroll)
+    widget.setMinimumHeight(120)
+    widget._scroll_inner = inner
+    return QVBoxLayout(inner)
+
+
+def fit_width(widget: QWidget) -> None:
+    """After the content is built: as wide as the content needs (no horizontal scrolling)."""
+    inner = getattr(widget, "_scroll_inner", None)
+    if inner is not None:
+        widget.setMinimumWidth(min(inner.minimumSizeHint().width() + 16, 420))
+
+
+def tabify_with_siblings(widget: QWidget) -> None:
+    """Put ``widget``'s dock into the same tab group as the other microcomp docks already open.
+
+    Called from the widgets' first showEvent: opened from the Plugins menu, napari stacks docks
+    vertically (the three needed 1,658 px); as tabs they share the height of one.
+    """
+    from qtpy.QtWidgets import QDockWidget, QMainWindow
+
+    dock = widget.parent()
+    while dock is not None and not isinstance(dock, QDockWidget):
+        dock = dock.parent()
+    main = dock.parent() if dock is not None else None
+    if not isinstance(main, QMainWindow):
+        return
+    for other in main.findChildren(QDockWidget):
+        if other is dock or not other.isVisible() or main.dockWidgetArea(other) != main.dockWidgetArea(dock):
+            continue
+        inner = other.widget()
+        ours = [w for w in ([inner] + (inner.findChildren(QWidget) if inner is not None else []))
+                if type(w).__module__.startswith("napari_microcomp._qt.")]
+        if ours:
+            main.tabifyDockWidget(other, dock)
+            dock.show()
+            dock.raise_()
+            return
+
+
 def set_status(status: QLabel, text: str) -> None:
     status.setText(text)
     status.setStyleSheet("")
+
+
+def narrow(combo: QComboBox, chars: int = 12) -> None:
+    """Let a combo box shrink below its longest entry (long layer/codec names widened the docks)."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(chars)
 
 
 def refuse_reason(layer) -> Optional[str]:
@@ -133,6 +195,7 @@ class LayerPicker(QComboBox):
         self._viewer = viewer
         self._optional = optional
         self._none_text = none_text
+        narrow(self)
         follow_layers(viewer, self, "refresh")
         self.refresh()
 
@@ -276,6 +339,7 @@ class CodecCombo(QComboBox):
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        narrow(self)
         model: QStandardItemModel = self.model()
         for title, names in grouped_codecs():
             self.addItem(f"— {title} —")
@@ -560,6 +624,14 @@ def compress_with_crc(image, codec, **kwargs):
 def is_reconstruction(layer) -> bool:
     """True for layers this plugin made from a source layer (reconstructions, errors, predictions)."""
     return "source" in (layer.metadata.get("microcomp") or {})
+
+
+def display_label(codec) -> str:
+    """``codec.label`` with long native parameters rounded for layer names and messages
+    (``jpegxl distance=7.58616745257458`` -> ``jpegxl distance=7.586``)."""
+    import re
+
+    return re.sub(r"-?\d+\.\d{4,}(?:e-?\d+)?", lambda m: f"{float(m.group()):.4g}", codec.label)
 
 
 def fmt(value: Any, digits: int = 3) -> str:

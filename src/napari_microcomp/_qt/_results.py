@@ -13,6 +13,18 @@ COLUMNS = (("image", "image"), ("label", "codec"), ("status", "status"), ("compr
            ("pearson_r", "r"), ("encode_s", "enc s"), ("decode_s", "dec s"),
            ("p2_pearson_r", "pred r vs GT"), ("p2_ref_pearson_r", "pred r vs orig"))
 PLOT_METRICS = ("psnr", "ssim", "ms_ssim", "pearson_r", "p2_pearson_r", "p2_ssim", "p2_ref_pearson_r")
+METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "ms_ssim": "MS-SSIM", "pearson_r": "Pearson r",
+                 "p2_pearson_r": "prediction: Pearson r vs ground truth",
+                 "p2_ssim": "prediction: SSIM vs ground truth",
+                 "p2_ref_pearson_r": "prediction: Pearson r vs prediction from original"}
+# shown by default; the rest (timings, MS-SSIM, …) with "all columns"
+KEY_COLUMNS = ("image", "label", "status", "compression_ratio", "bpp", "psnr", "ssim", "p2_pearson_r")
+
+
+def plot_metrics(rows: Sequence[Dict[str, Any]]) -> List[str]:
+    """The plottable metrics that have at least one finite value in ``rows`` (in PLOT_METRICS order)."""
+    ok = [r for r in rows if r.get("status") == "ok" and finite(r.get("bpp"))]
+    return [m for m in PLOT_METRICS if any(finite(r.get(m)) for r in ok)]
 ROW_INDEX = Qt.ItemDataRole.UserRole
 
 
@@ -47,6 +59,15 @@ class ResultsTable(QTableWidget):
         self.setSortingEnabled(True)
         self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.verticalHeader().setDefaultSectionSize(22)
+        for key, title in COLUMNS:
+            self.horizontalHeaderItem(self.column_of(key)).setToolTip(METRIC_LABELS.get(key, title))
+        self.show_all_columns(False)
+
+    def show_all_columns(self, show: bool) -> None:
+        """Key columns only (codec, CR, bpp, PSNR, SSIM, prediction r), or every column."""
+        for c, (key, _) in enumerate(COLUMNS):
+            self.setColumnHidden(c, not show and key not in KEY_COLUMNS)
 
     def add_row(self, row: Dict[str, Any], index: int) -> None:
         self.setSortingEnabled(False)  # Qt's advice: no sorting while inserting
@@ -80,24 +101,44 @@ def render_rd(rows: Sequence[Dict[str, Any]], metric: str, per_image: bool, size
 
     fig = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
     FigureCanvasAgg(fig)
-    w, h = size  # margins in pixels: room for tick labels and axis titles at any size
-    fig.subplots_adjust(left=60 / w, right=1 - 12 / w, bottom=52 / h, top=1 - 10 / h)
-    ax = fig.add_subplot()
     curves: Dict[str, List] = {}
     for row in rows:
         x, y = row.get("bpp"), row.get(metric)
         if row.get("status") == "ok" and finite(x) and finite(y):
             key = f"{row['method']} ({row['image']})" if per_image else row["method"]
             curves.setdefault(key, []).append((x, y))
+    w, h = size  # margins in pixels: room for tick labels, axis titles and (when wide) the legend
+    legend_right = bool(curves) and w >= 480
+    right = (w - 170) / w if legend_right else 1 - 14 / w
+    bottom = (70 + 12 * ((len(curves) + 1) // 2)) / h if curves and not legend_right else 48 / h
+    fig.subplots_adjust(left=62 / w, right=right, bottom=min(bottom, 0.6), top=1 - 12 / h)
+    ax = fig.add_subplot()
     for key, points in curves.items():
         points.sort()
         ax.plot(*zip(*points), marker="o", markersize=3, label=key)
     ax.set_xlabel("bits per pixel")
-    ax.set_ylabel(metric)
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.grid(alpha=0.3, which="both")
     if curves:
+        from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
         ax.set_xscale("log")  # bpp spans decades (0.01 .. 16)
-        ax.legend(fontsize="x-small", framealpha=0.7)
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=8))
+        formatter = ScalarFormatter()
+        formatter.set_scientific(False)
+        ax.xaxis.set_major_formatter(formatter)
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlapped the major ones
+        ax.tick_params(axis="both", labelsize=8)
+        if legend_right:
+            ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0,
+                      frameon=False)
+        else:
+            ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2,
+                      frameon=False)
+    else:
+        ax.text(0.5, 0.5, f"no {METRIC_LABELS.get(metric, metric)} values yet" if not rows
+                else f"these results have no {METRIC_LABELS.get(metric, metric)} values",
+                ha="center", va="center", transform=ax.transAxes, fontsize=9, color="0.4")
     fig.canvas.draw()
     return fig
 

@@ -10,16 +10,16 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 from qtpy.QtCore import Qt, Signal
-from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                            QListWidget, QListWidgetItem, QProgressBar, QPushButton, QVBoxLayout,
-                            QWidget)
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QHBoxLayout, QLabel,
+                            QListWidget, QListWidgetItem, QProgressBar, QPushButton, QTabWidget,
+                            QVBoxLayout, QWidget)
 
 from ..errors import InputError
-from ._common import (CodecChecklist, Eta, LayerPicker, Step, add_or_replace_image, compress_with_crc,
+from ._common import (display_label, narrow, fit_width, scrolling_layout, tabify_with_siblings, CodecChecklist, Eta, LayerPicker, Step, add_or_replace_image, compress_with_crc,
                       current_block, fmt, leading_index, step_text,
                       follow_layers, is_reconstruction, reconstruction_metadata, refuse_reason,
                       report_error, set_status, start_worker, weight_qualities)
-from ._results import PLOT_METRICS, RDPlot, ResultsTable
+from ._results import METRIC_LABELS, RDPlot, ResultsTable, plot_metrics
 
 DEFAULT_CODECS = ("jpeg2k", "jpegxl", "jpegxr")
 
@@ -81,17 +81,19 @@ class BenchmarkWidget(QWidget):
         self._total, self._inner, self._eta = 0, 0.0, Eta()
 
         self.layer_list = QListWidget()
-        self.layer_list.setMaximumHeight(90)
+        self.layer_list.setMaximumHeight(72)
         follow_layers(napari_viewer, self, "_refresh_layers")
         self._refresh_layers()
-        self.current_slice = QCheckBox("3D layers: only the z-slice shown in the viewer")
+        self.current_slice = QCheckBox("3D: only the z-slice shown")
+        self.current_slice.setToolTip("3D layers: benchmark only the z-slice shown in the viewer")
         self.codecs = CodecChecklist(DEFAULT_CODECS)
-        self.codecs.setMaximumHeight(150)
+        self.codecs.setMaximumHeight(110)
         self.quality_boxes = [QCheckBox(str(q)) for q in range(1, 9)]
         for box in self.quality_boxes:
             box.setChecked(box.text() in ("2", "4", "6", "8"))
         self.model = QComboBox()
         self.model.setEditable(True)
+        narrow(self.model)
         self.model.setToolTip("a shipped label-free model or the path of a .pt file; empty: phase 1 only")
         self.model.addItem("")
         self._add_models()
@@ -106,8 +108,12 @@ class BenchmarkWidget(QWidget):
         self.table = ResultsTable()
         self.table.cellClicked.connect(self.show_row)
         self.metric = QComboBox()
-        self.metric.addItems(PLOT_METRICS)
-        self.metric.currentTextChanged.connect(lambda _: self.redraw())
+        self.metric.setToolTip("the metrics these results have values for")
+        self._set_metrics(["psnr"])
+        self.metric.currentIndexChanged.connect(lambda _: self.redraw())
+        self.all_columns = QCheckBox("all columns")
+        self.all_columns.setToolTip("key columns first; tick to show timings and the other metrics too")
+        self.all_columns.toggled.connect(self.table.show_all_columns)
         self.plot = RDPlot()
         self.export_buttons = {kind: QPushButton(kind) for kind in ("CSV", "JSON", "Markdown", "PNG")}
         for kind, button in self.export_buttons.items():
@@ -118,9 +124,9 @@ class BenchmarkWidget(QWidget):
         form.addRow("image layers", self.layer_list)
         form.addRow("", self.current_slice)
         form.addRow("codecs", self.codecs)
-        qualities = QHBoxLayout()
-        for box in self.quality_boxes:
-            qualities.addWidget(box)
+        qualities = QGridLayout()  # 2 rows of 4: the dock stays narrow
+        for i, box in enumerate(self.quality_boxes):
+            qualities.addWidget(box, i // 4, i % 4)
         form.addRow("qualities", qualities)
         form.addRow("label-free model", self.model)
         form.addRow("ground truth", self.ground_truth)
@@ -130,20 +136,42 @@ class BenchmarkWidget(QWidget):
         exports = QHBoxLayout()
         exports.addWidget(QLabel("export"))
         for button in self.export_buttons.values():
+            button.setMinimumWidth(10)  # napari's style asks 80 px each: the dock stays narrow
             exports.addWidget(button)
+        # results: table and plot share one area as tabs (half the height of stacking them)
+        self.results = QTabWidget()
+        table_page = QWidget()
+        table_layout = QVBoxLayout(table_page)
+        table_layout.setContentsMargins(0, 0, 0, 0)
+        table_layout.addWidget(self.table)
+        table_layout.addWidget(self.all_columns)
+        plot_page = QWidget()
+        plot_layout = QVBoxLayout(plot_page)
+        plot_layout.setContentsMargins(0, 0, 0, 0)
         plot_bar = QHBoxLayout()
-        plot_bar.addWidget(QLabel("plot metric vs bpp"))
-        plot_bar.addWidget(self.metric)
-        layout = QVBoxLayout(self)
+        plot_bar.addWidget(QLabel("metric vs bpp"))
+        plot_bar.addWidget(self.metric, stretch=1)
+        plot_layout.addLayout(plot_bar)
+        plot_layout.addWidget(self.plot, stretch=1)
+        self.results.addTab(table_page, "Table")
+        self.results.addTab(plot_page, "RD plot")
+        self.results.setMinimumHeight(260)
+        layout = scrolling_layout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
-        layout.addWidget(self.table, stretch=2)
-        layout.addLayout(plot_bar)
-        layout.addWidget(self.plot, stretch=2)
+        layout.addWidget(self.results, stretch=1)
         layout.addLayout(exports)
         self.redraw()  # empty axes at once; also loads matplotlib before the first run
+        fit_width(self)
+        self._tabified = False
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().showEvent(event)
+        if not self._tabified:  # first show: join the other microcomp docks as a tab
+            self._tabified = True
+            tabify_with_siblings(self)
 
     # -- inputs ------------------------------------------------------------------------------
     def _add_models(self) -> None:
@@ -165,6 +193,11 @@ class BenchmarkWidget(QWidget):
                 item.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled)
                 item.setCheckState(Qt.CheckState.Checked if layer.name in checked else Qt.CheckState.Unchecked)
                 self.layer_list.addItem(item)
+        if not checked and self.layer_list.count():  # one click: the active (else first) image is ticked
+            active = self.viewer.layers.selection.active
+            names = [self.layer_list.item(i).text() for i in range(self.layer_list.count())]
+            pick = active.name if active is not None and active.name in names else names[0]
+            self.layer_list.item(names.index(pick)).setCheckState(Qt.CheckState.Checked)
 
     def selected_layer_names(self) -> List[str]:
         return [self.layer_list.item(i).text() for i in range(self.layer_list.count())
@@ -301,11 +334,25 @@ class BenchmarkWidget(QWidget):
             self._failed.add(row.get("codec"))  # one notification per failing codec
             report_error(InputError(f"{row.get('label')} on {row.get('image')}: {row.get('error')}"))
         self.table.add_row(row, len(self.rows) - 1)
+        have = plot_metrics(self.rows)
+        if have != [self.metric.itemData(i) for i in range(self.metric.count())]:
+            self._set_metrics(have or ["psnr"])
         self.redraw()
 
     def redraw(self) -> None:
         """Redraw the RD plot with the chosen metric."""
-        self.plot.draw(self.rows, self.metric.currentText(), per_image=len(self.sources) > 1)
+        self.plot.draw(self.rows, self.metric.currentData() or "psnr", per_image=len(self.sources) > 1)
+
+    def _set_metrics(self, keys) -> None:
+        """Offer exactly ``keys`` (metrics with values in the results), keeping the choice if possible."""
+        current = self.metric.currentData() or "psnr"
+        self.metric.blockSignals(True)
+        self.metric.clear()
+        for key in keys:
+            self.metric.addItem(METRIC_LABELS.get(key, key), key)
+        idx = self.metric.findData(current)
+        self.metric.setCurrentIndex(idx if idx >= 0 else 0)
+        self.metric.blockSignals(False)
 
     # -- exports -----------------------------------------------------------------------------
     def _export_clicked(self, kind: str) -> None:
@@ -345,7 +392,7 @@ class BenchmarkWidget(QWidget):
 
     def _show_reconstruction(self, res, crc, row) -> None:
         source = self.sources.get(row["image"]) or self.sources.get(row["image"].rsplit(" z", 1)[0])
-        name = f"{row['image']} [{res.codec.label}]"
+        name = f"{row['image']} [{display_label(res.codec)}]"
         kwargs = {}
         if source is not None and source.ndim == res.reconstruction.ndim:
             kwargs = {"like": source, "contrast_limits": tuple(source.contrast_limits)}

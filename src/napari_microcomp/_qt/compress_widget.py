@@ -10,11 +10,11 @@ from typing import Optional
 
 import numpy as np
 from qtpy.QtCore import Signal
-from qtpy.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
-                            QLabel, QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QHBoxLayout,
+                            QLabel, QPushButton, QRadioButton, QSpinBox, QWidget)
 
 from ..errors import InputError
-from ._common import (CodecCombo, Eta, LayerPicker, QualitySlider, StepQueue, add_or_replace_image, clear_results,
+from ._common import (display_label, fit_width, scrolling_layout, tabify_with_siblings, CodecCombo, Eta, LayerPicker, QualitySlider, StepQueue, add_or_replace_image, clear_results,
                       compress_with_crc,
                       current_block, fmt, step_text, quality_levels, reconstruction_metadata, refuse_reason,
                       report_error, set_status, start_worker, weights_hint)
@@ -99,6 +99,8 @@ class CompressWidget(QWidget):
         row.addWidget(QLabel("refine (slower)"))
         row.addWidget(self.refine)
         form.addRow("learned weights", row)
+        self._form, self._learned_row = form, row
+        self._codec_changed()  # show the learned-weights row only for learned codecs
         row = QHBoxLayout()
         row.addWidget(self.quality, stretch=1)
         row.addWidget(quality_label)
@@ -111,16 +113,26 @@ class CompressWidget(QWidget):
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.clear_button)
-        results = QFormLayout()
-        for key, title in SHOWN:
-            results.addRow(title, self.metric_labels[key])
-        results.addRow("encode / decode (s)", self.metric_labels["time"])
-        layout = QVBoxLayout(self)
+        results = QGridLayout()  # two columns of metrics: half the height of one form
+        shown = list(SHOWN) + [("time", "enc / dec (s)")]
+        for i, (key, title) in enumerate(shown):
+            r, c = divmod(i, 2)
+            results.addWidget(QLabel(title), r, 2 * c)
+            results.addWidget(self.metric_labels[key], r, 2 * c + 1)
+        layout = scrolling_layout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.status)
         layout.addLayout(results)
         layout.addStretch()
+        fit_width(self)
+        self._tabified = False
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().showEvent(event)
+        if not self._tabified:  # first show: join the other microcomp docks as a tab
+            self._tabified = True
+            tabify_with_siblings(self)
 
     def _codec_changed(self, *_) -> None:
         from ..codecs import codec_class
@@ -139,6 +151,8 @@ class CompressWidget(QWidget):
             learned = cls.family == "learned"
             self.weights.setEnabled(learned)
             self.refine.setEnabled(learned and "refine" in cls.extra_params())
+            if hasattr(self, "_form"):
+                self._form.setRowVisible(self._learned_row, learned)
 
     def _target_changed(self, text: str) -> None:
         _, default, lo, hi, step = TARGETS[text]
@@ -230,7 +244,7 @@ class CompressWidget(QWidget):
         for key, _ in SHOWN:
             self.metric_labels[key].setText(fmt(m.get(key), 4))
         self.metric_labels["time"].setText(f"{res.encode_seconds:.2f} / {res.decode_seconds:.2f}")
-        name = f"{src_name} [{res.codec.label}]"
+        name = f"{src_name} [{display_label(res.codec)}]"
         meta = reconstruction_metadata(res, source.name, crc)
         added = []
         self.steps.add(
@@ -245,4 +259,4 @@ class CompressWidget(QWidget):
         note = ""
         if res.target:
             note = f" (target {res.target['target']}: {'met' if res.target.get('met') else 'NOT met'})"
-        set_status(self.status, f"{res.codec.label}: {len(res.data):,} bytes{note}")
+        set_status(self.status, f"{display_label(res.codec)}: {len(res.data):,} bytes{note}")

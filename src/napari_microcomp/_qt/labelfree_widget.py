@@ -16,11 +16,10 @@ import numpy as np
 from napari.experimental import link_layers
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
-                            QPushButton, QRadioButton, QTableWidget, QTableWidgetItem,
-                            QVBoxLayout, QWidget)
+                            QPushButton, QRadioButton, QTableWidget, QTableWidgetItem, QWidget)
 
 from ..errors import InputError
-from ._common import (CodecCombo, Eta, LayerPicker, QualitySlider, StepQueue, add_or_replace_image,
+from ._common import (display_label, narrow, fit_width, scrolling_layout, tabify_with_siblings, CodecCombo, Eta, LayerPicker, QualitySlider, StepQueue, add_or_replace_image,
                       clear_results, current_block, side_by_side, step_text,
                       leading_index, quality_levels, compress_with_crc, fmt,
                       reconstruction_metadata, refuse_reason, report_error, set_status, start_worker)
@@ -80,10 +79,13 @@ class LabelFreeWidget(QWidget):
         self.target_picker = LayerPicker(napari_viewer, optional=True, none_text="(none: no ground truth)")
         self.model = QComboBox()
         self.model.setEditable(True)
+        narrow(self.model)
         self.model.setToolTip("a shipped label-free model, or type the path of a .pt weights file")
         self._add_models()
         self.by_codec = QRadioButton("compress now")
-        self.by_layer = QRadioButton("use layer")
+        self.by_codec.setToolTip("the reconstruction: compress the image now with this codec and quality")
+        self.by_layer = QRadioButton("or use layer")
+        self.by_layer.setToolTip("the reconstruction: an existing layer (e.g. one the Compress dock made)")
         self.by_codec.setChecked(True)
         self.codec_combo = CodecCombo()
         self.quality = QualitySlider(4)
@@ -93,7 +95,8 @@ class LabelFreeWidget(QWidget):
             lambda *_: self.quality.set_levels(quality_levels(self.codec_combo.codec_name())))
         self.quality.set_levels(quality_levels(self.codec_combo.codec_name()))
         self.recon_picker = LayerPicker(napari_viewer)
-        self.side_by_side = QCheckBox("side by side, titled (only this comparison)")
+        self.side_by_side = QCheckBox("side by side, titled")
+        self.side_by_side.setToolTip("show only this comparison, left to right, with a title on the canvas")
         self.side_by_side.setChecked(True)
         self.steps = StepQueue(self)
         self.clear_button = QPushButton("Clear results")
@@ -110,37 +113,40 @@ class LabelFreeWidget(QWidget):
         self.table.setVerticalHeaderLabels([t for _, t in ROWS])
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.table.setMinimumHeight(140)
+        self.table.setMinimumHeight(110)
+        self.table.verticalHeader().setDefaultSectionSize(24)
         self.compression_label = QLabel("")
 
         form = QFormLayout()
         form.addRow("transmitted light", self.image_picker)
         form.addRow("ground truth", self.target_picker)
         form.addRow("model", self.model)
-        row = QHBoxLayout()
-        row.addWidget(self.by_codec)
-        row.addWidget(self.codec_combo, stretch=1)
-        form.addRow("reconstruction", row)
+        form.addRow(self.by_codec, self.codec_combo)  # the reconstruction: compress now ...
         row = QHBoxLayout()
         row.addWidget(self.quality, stretch=1)
         row.addWidget(quality_label)
-        form.addRow("quality 1 … 8", row)
-        row = QHBoxLayout()
-        row.addWidget(self.by_layer)
-        row.addWidget(self.recon_picker, stretch=1)
-        form.addRow("", row)
+        form.addRow("   quality", row)
+        form.addRow(self.by_layer, self.recon_picker)  # ... or an existing layer
         form.addRow("", self.side_by_side)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.clear_button)
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.status)
         layout.addWidget(self.compression_label)
         layout.addWidget(self.table)
         layout.addStretch()
+        fit_width(self)
+        self._tabified = False
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().showEvent(event)
+        if not self._tabified:  # first show: join the other microcomp docks as a tab
+            self._tabified = True
+            tabify_with_siblings(self)
 
     def _add_models(self) -> None:
         try:
@@ -153,6 +159,18 @@ class LabelFreeWidget(QWidget):
         self.model.addItems(names)
         if not names:
             self.model.setPlaceholderText("no shipped model: type the path of a .pt file")
+
+    def _target_reason(self, image, target) -> Optional[str]:
+        """Why the ground truth cannot be compared with the image's prediction, naming both."""
+        img_yx = tuple(image.data.shape[-2:])
+        t_shape = tuple(target.data.shape)
+        if target.ndim != 2 and target.ndim != image.ndim:
+            return (f"the ground truth {target.name!r} is {target.ndim}D {t_shape}; pick a 2D fluorescence "
+                    f"image (or a layer shaped like the transmitted-light image {image.name!r})")
+        if t_shape[-2:] != img_yx:
+            return (f"the ground truth {target.name!r} {t_shape} does not match the transmitted-light image "
+                    f"{image.name!r} {tuple(image.data.shape)} in (Y, X)")
+        return None
 
     def _z(self, layer) -> Optional[int]:
         """The z index shown in the viewer, for 3D layers (and 3D blocks of 4D layers)."""
@@ -171,6 +189,8 @@ class LabelFreeWidget(QWidget):
             if reason is None and recon.data.shape != image.data.shape:
                 reason = (f"the reconstruction {recon.name!r} {tuple(recon.data.shape)} and the image "
                           f"{image.name!r} {tuple(image.data.shape)} differ in shape")
+        if reason is None and target is not None:
+            reason = self._target_reason(image, target)
         if reason is None and not model:
             reason = "choose a label-free model (or type the path of a .pt weights file)"
         if reason:
@@ -230,9 +250,9 @@ class LabelFreeWidget(QWidget):
         rec_name = recon.name if recon is not None else src_name
         if compression is not None:  # show the reconstruction the prediction was made from
             res, crc = compression
-            rec_name = f"{src_name} [{res.codec.label}]"
+            rec_name = f"{src_name} [{display_label(res.codec)}]"
             m = res.metrics
-            self.compression_label.setText(f"{res.codec.label}: CR {fmt(m['compression_ratio'], 4)}, "
+            self.compression_label.setText(f"{display_label(res.codec)}: CR {fmt(m['compression_ratio'], 4)}, "
                                            f"{fmt(m['bpp'], 3)} bpp, PSNR {fmt(m['psnr'], 4)} dB")
             where = geometry if z is not None else {"like": image}
             self.steps.add(lambda: add_or_replace_image(
