@@ -3,6 +3,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..io import atomic_write_bytes, check_output, read_image
+from ._args import OVERWRITE_HELP, command
 
 _TOL_FLAGS = (("psnr", "DB", "PSNR floor in dB (against each image's value range)"),
               ("ssim", "X", "SSIM floor, e.g. 0.95"),
@@ -14,8 +15,8 @@ _TOL_FLAGS = (("psnr", "DB", "PSNR floor in dB (against each image's value range
 
 
 def register(sub) -> None:
-    p = sub.add_parser("advise", help="how hard can I compress? the highest compression per codec within a "
-                                      "tolerance, ranked; optionally apply the best")
+    p = command(sub, "advise", cmd_advise, "how hard can I compress? the highest compression per codec within a "
+                                           "tolerance, ranked; optionally apply the best")
     p.add_argument("inputs", nargs="+", metavar="FILE", help="images or stacks (the worst case over all counts)")
     for name, metavar, text in _TOL_FLAGS:
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=float, metavar=metavar, help=text)
@@ -29,11 +30,10 @@ def register(sub) -> None:
     p.add_argument("--apply", metavar="OUT_DIR", help="compress the inputs with the best setting into OUT_DIR")
     p.add_argument("--apply-format", choices=("mcz", "zarr"), default="mcz",
                    help="write .mcz streams (default) or Zarr arrays with the project's numcodecs codec")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--channel", type=int, help="channel index (multi-channel files)")
     p.add_argument("--scene", type=int, help="scene index (CZI/ND2)")
     p.add_argument("--timepoint", type=int, help="time point index")
-    p.set_defaults(func=cmd_advise)
 
 
 def _tolerance(args):

@@ -18,6 +18,7 @@ import numpy as np
 
 from .._progress import drain
 from ..errors import InputError, MicrocompError, WeightsNotFoundError
+from ._args import command
 
 MAIN_MODEL = "unet2d-isl-dapi"
 MAIN_PHASE2_IMAGE = "isl_phase_z6"
@@ -31,11 +32,11 @@ MAIN_MAX_AR_LEVELS = 1
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "benchmark", help="benchmark codecs on images: tables, RD plots, BD-rates (no arguments: the main job)",
-        description="Compress every image with every codec configuration, measure stream and reconstruction "
-                    "(phase 1) and, with a label-free model and ground truth, the predicted fluorescence "
-                    "(phase 2). Without IMAGES: the built-in real samples.")
+    p = command(sub, "benchmark", cmd_benchmark,
+                "benchmark codecs on images: tables, RD plots, BD-rates (no arguments: the main job)",
+                "Compress every image with every codec configuration, measure stream and reconstruction (phase 1) "
+                "and, with a label-free model and ground truth, the predicted fluorescence (phase 2). Without "
+                "IMAGES: the built-in real samples.")
     p.add_argument("images", nargs="*", help="image files (TIFF, PNG, NPY, CZI, ND2); default: built-in samples")
     p.add_argument("--preset", choices=("tuned", "paper"), default="tuned",
                    help="tuned: whole-image codecs, every level (default); paper: the study's 12 methods")
@@ -59,7 +60,6 @@ def register(sub) -> None:
     p.add_argument("--data-range", default="image", help="PSNR/SSIM peak: image, dtype, bits or a number")
     p.add_argument("--channel", type=int, help="channel of multi-channel files")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no tables")
-    p.set_defaults(func=cmd_benchmark)
 
 
 def _data_range(text: str):

@@ -6,19 +6,17 @@ from typing import Any, Dict, List
 from .. import codecs as _codecs
 from ..errors import CodecError, InputError
 from ..io import atomic_write_bytes, check_output, read_image, write_image
+from ._args import command, in_out
 
 EXT = ".mcz"
 
 
 def register(sub) -> None:
-    p = sub.add_parser("codecs", help="list codecs, their quality 1–8 mapping and availability")
+    p = command(sub, "codecs", cmd_codecs, "list codecs, their quality 1–8 mapping and availability")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_codecs)
 
-    p = sub.add_parser("compress", help="compress an image file to a .mcz stream")
-    p.add_argument("input", help="TIFF/OME-TIFF, PNG, NPY, CZI or ND2")
-    p.add_argument("output", nargs="?", help=f"output {EXT} file (default: INPUT{EXT})")
-    p.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
+    p = command(sub, "compress", cmd_compress, "compress an image file to a .mcz stream")
+    in_out(p, "TIFF/OME-TIFF, PNG, NPY, CZI or ND2", f"output {EXT} file (default: INPUT{EXT})", optional_output=True)
     p.add_argument("--codec", "-c", default="jpegxl", help="codec name (see `microcomp codecs`)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--quality", "-q", type=int, help="1 (smallest) … 8 (best); default 4")
@@ -37,18 +35,13 @@ def register(sub) -> None:
     p.add_argument("--zarr", metavar="OUT.zarr", help="write a chunked zarr array with this codec instead")
     p.add_argument("--chunks", help="zarr chunk shape, e.g. 1,512,512")
     p.add_argument("--no-metrics", action="store_true", help="skip the decode + metrics step")
-    p.set_defaults(func=cmd_compress)
 
-    p = sub.add_parser("decompress", help="decode a .mcz stream to TIFF/OME-TIFF or NPY")
-    p.add_argument("input")
-    p.add_argument("output", help="output .tif / .ome.tif / .npy")
-    p.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
-    p.set_defaults(func=cmd_decompress)
+    p = command(sub, "decompress", cmd_decompress, "decode a .mcz stream to TIFF/OME-TIFF or NPY")
+    in_out(p, output_help="output .tif / .ome.tif / .npy")
 
-    p = sub.add_parser("info", help="show the header of a .mcz stream")
+    p = command(sub, "info", cmd_info, "show the header of a .mcz stream")
     p.add_argument("input")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_info)
 
 
 def _parse_params(items: List[str]) -> Dict[str, Any]:

@@ -4,14 +4,14 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
+from ._args import command, in_out, run_args
 
 
 def register(sub) -> None:
-    p = sub.add_parser("predict", help="predict a fluorescence channel from a phase/bright-field image",
-                       description="Predict fluorescence from a transmitted-light image with a label-free "
-                                   "model (output: float32 OME-TIFF in the model's normalized units).")
-    p.add_argument("input", help="phase / bright-field image (2D, or a Z-stack for z-stack models)")
-    p.add_argument("output", help="output .tif/.ome.tif or .npy")
+    p = command(sub, "predict", run_predict, "predict a fluorescence channel from a phase/bright-field image",
+                "Predict fluorescence from a transmitted-light image with a label-free model (output: float32 "
+                "OME-TIFF in the model's normalized units).")
+    in_out(p, "phase / bright-field image (2D, or a Z-stack for z-stack models)", "output .tif/.ome.tif or .npy")
     p.add_argument("--model", default="unet2d-isl-dapi",
                    help="shipped model name (see `microcomp predict --list`) or a .pt weights file")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
@@ -23,12 +23,10 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast: ~2x faster on recent CPUs, approximate")
     p.add_argument("--tta", action="store_true", help="average the 8 rotations/flips (8x slower, more accurate)")
-    p.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
-    p.set_defaults(func=run_predict)
 
-    t = sub.add_parser("train-labelfree", help="train a label-free (phase -> fluorescence) model",
-                       description="Train a U-Net or Pix2Pix label-free model on paired images; writes a "
-                                   "compact fp16 .pt that `predict --model FILE` and load_model() use.")
+    t = command(sub, "train-labelfree", run_train, "train a label-free (phase -> fluorescence) model",
+                "Train a U-Net or Pix2Pix label-free model on paired images; writes a compact fp16 .pt that "
+                "`predict --model FILE` and load_model() use.")
     t.add_argument("--inputs", nargs="+", required=True, help="input images (2D, or Z-stacks with --zstack)")
     t.add_argument("--targets", nargs="+", required=True, help="target fluorescence images, same order")
     t.add_argument("--model", choices=["unet", "pix2pix"], default="unet")
@@ -39,14 +37,7 @@ def register(sub) -> None:
     t.add_argument("--crop", type=int, default=256, help="square crop size (multiple of 16)")
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--lr", type=float, default=None, help="default 1e-3 (U-Net/pretraining), 2e-4 for GAN")
-    t.add_argument("--device", default="cpu")
-    t.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget; stops cleanly, exports")
-    t.add_argument("--out", default=None, help="compact weights file to write (.pt)")
-    t.add_argument("--ckpt", default=None, help="full checkpoint file (written every --ckpt-every and at the end)")
-    t.add_argument("--ckpt-every", type=int, default=500)
-    t.add_argument("--resume", default=None, help="continue from this checkpoint")
-    t.add_argument("--log-every", type=int, default=50)
-    t.add_argument("--seed", type=int, default=0)
+    run_args(t, ckpt_every=500, log_every=50, out_help="compact weights file to write (.pt)")
     t.add_argument("--depth", type=int, default=4)
     t.add_argument("--base", type=int, default=32, help="channels of the first U-Net level")
     t.add_argument("--pretrain-frac", type=float, default=0.5, help="pix2pix: fraction of the run with MSE only")
@@ -54,8 +45,6 @@ def register(sub) -> None:
     t.add_argument("--amp", choices=["auto", "bf16", "off"], default="auto", help="auto = bf16 on CUDA only")
     t.add_argument("--norm-percentiles", type=float, nargs=2, default=(1.0, 99.0), metavar=("LOW", "HIGH"))
     t.add_argument("--gpu-mem-gb", type=float, default=4.0, help="CUDA memory cap per process (0 = none)")
-    t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1 on CUDA)")
-    t.set_defaults(func=run_train)
 
 
 def run_predict(args: argparse.Namespace) -> int:

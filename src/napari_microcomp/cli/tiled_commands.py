@@ -8,26 +8,22 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..io import check_output
+from ._args import command, in_out
 
 
 def register(sub) -> None:
-    p = sub.add_parser("compress-tiled", help="compress a (large) volume tile by tile into one .mcz file",
-                       description="Any codec, applied to independent tiles with halos (seam-free cores); "
-                                   "the volume is never loaded whole when it is .npy or TIFF.")
-    p.add_argument("input", help=".npy, TIFF (memory-mapped or read lazily), or any format read_image reads")
-    p.add_argument("output", help="output .mcz file")
+    p = command(sub, "compress-tiled", cmd_compress_tiled, "compress a (large) volume tile by tile into one .mcz file",
+                "Any codec, applied to independent tiles with halos (seam-free cores); the volume is never loaded "
+                "whole when it is .npy or TIFF.")
+    in_out(p, ".npy, TIFF (memory-mapped or read lazily), or any format read_image reads", "output .mcz file")
     p.add_argument("--codec", "-c", default="zstd", help="inner codec (see `microcomp codecs`)")
     p.add_argument("--quality", "-q", type=int, help="1 (smallest) … 8 (best)")
     p.add_argument("--tile", type=int, nargs="+", help="core size per axis, e.g. 32 512 512 (default: the codec's)")
     p.add_argument("--halo", type=int, nargs="+", help="halo per axis (default: the codec's)")
-    p.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
-    p.set_defaults(func=cmd_compress_tiled)
 
-    p = sub.add_parser("decompress-tiled", help="decode a .mcz file tile by tile into a memory-mapped .npy/.tif")
-    p.add_argument("input")
-    p.add_argument("output", help="output .npy or .tif (written as a memory map, renamed when complete)")
-    p.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
-    p.set_defaults(func=cmd_decompress_tiled)
+    p = command(sub, "decompress-tiled", cmd_decompress_tiled,
+                "decode a .mcz file tile by tile into a memory-mapped .npy/.tif")
+    in_out(p, output_help="output .npy or .tif (written as a memory map, renamed when complete)")
 
 
 def cmd_compress_tiled(args) -> int:

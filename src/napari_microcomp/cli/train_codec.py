@@ -8,6 +8,7 @@ Example (one quality of one architecture on a GPU, stopping cleanly after 8 minu
 """
 import argparse
 import shlex
+from ._args import command, run_args
 
 
 def _widths(text: str):
@@ -21,11 +22,10 @@ def _widths(text: str):
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "train-codec", help="train a learned codec on image files and export its weights",
-        description="Rate-distortion training (CompressAI's λ·255²·MSE + bpp) of one architecture at one "
-                    "quality (VBR architectures: all qualities at once). Prints a progress line every "
-                    "--log-every steps; writes --ckpt atomically and --out (fp16 weights + metadata) at the end.")
+    p = command(subparsers, "train-codec", run, "train a learned codec on image files and export its weights",
+                "Rate-distortion training (CompressAI's λ·255²·MSE + bpp) of one architecture at one quality (VBR "
+                "architectures: all qualities at once). Prints a progress line every --log-every steps; writes "
+                "--ckpt atomically and --out (fp16 weights + metadata) at the end.")
     p.add_argument("--arch", required=True, help="architecture name (see `microcomp codecs`)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--quality", type=int, choices=range(1, 9), metavar="1..8",
@@ -46,23 +46,14 @@ def register(subparsers) -> None:
                    help="a loss this many times its running median restores the last good state and halves lr")
     p.add_argument("--modality", choices=("transmitted", "fluorescence"), default=None,
                    help="recorded in the weights' metadata; put the file in a folder of that name to serve it")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget; stops cleanly, then exports")
-    p.add_argument("--out", default=None, help="exported weight file (default: {arch}-q{Q}.pt here)")
-    p.add_argument("--ckpt", default=None, help="full checkpoint for --resume, written atomically")
-    p.add_argument("--ckpt-every", type=int, default=1000)
-    p.add_argument("--resume", default=None, help="continue from this checkpoint")
+    run_args(p, ckpt_every=1000, log_every=100, out_help="exported weight file (default: {arch}-q{Q}.pt here)")
     p.add_argument("--init", default=None,
                    help="warm start from a weight file (.pt) or checkpoint of the same architecture "
                         "(fresh optimizers, step 0), e.g. fine-tune every quality from one model")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--widths", type=_widths, default={}, help="override network widths, e.g. N=64,M=96")
-    p.add_argument("--log-every", type=int, default=100)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1 with cuda)")
     p.add_argument("--bf16", dest="bf16", action="store_true", default=None,
                    help="force bf16 autocast (default: on for cuda and bf16-capable CPUs)")
     p.add_argument("--no-bf16", dest="bf16", action="store_false")
-    p.set_defaults(func=run)
 
 
 def _command_line(args) -> str:

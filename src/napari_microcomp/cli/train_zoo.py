@@ -9,13 +9,15 @@ Jobs that finish go through the RD gate; the ones that pass are copied into the 
 import time
 from pathlib import Path
 
+from ._args import command
+
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "train-zoo", help="run the training campaign: a resumable queue of codec trainings with an RD gate",
-        description="Train every unfinished job of a plan file in order (checkpointed, resumable after "
-                    "SIGTERM/SIGINT or on a fresh machine from the last promoted weights); gate each result "
-                    "on the evaluation split and promote it into the shipped weights if it passes.")
+    p = command(subparsers, "train-zoo", run,
+                "run the training campaign: a resumable queue of codec trainings with an RD gate",
+                "Train every unfinished job of a plan file in order (checkpointed, resumable after SIGTERM/SIGINT "
+                "or on a fresh machine from the last promoted weights); gate each result on the evaluation split "
+                "and promote it into the shipped weights if it passes.")
     p.add_argument("--plan", default="scripts/train_plan.json", help="the plan file (JSON, versioned)")
     p.add_argument("--workdir", default="runs/zoo", help="checkpoints, logs, packed data and status")
     p.add_argument("--only", nargs="+", default=None, help="run only these job names")
@@ -24,7 +26,6 @@ def register(subparsers) -> None:
     p.add_argument("--status", action="store_true", help="print the status table and exit")
     p.add_argument("--promote-snapshot", metavar="JOB", default=None,
                    help="gate the current checkpoint of a running job and promote it if it passes (training goes on)")
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:

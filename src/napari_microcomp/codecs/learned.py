@@ -86,7 +86,22 @@ def to_dtype(xhat: np.ndarray, lo: float, hi: float, dtype: np.dtype) -> np.ndar
     return v.astype(dtype)
 
 
-class LearnedCodec(Codec):
+class WeightLevels:
+    """Learned codecs (2D and 3D) serve the quality levels that have weight files for their ``arch``."""
+
+    arch: ClassVar[str] = ""
+
+    @classmethod
+    def weights_available(cls) -> Dict[int, str]:
+        """quality -> ``"shipped"``/``"user"`` for the qualities that have weight files."""
+        return available_qualities(cls.arch)
+
+    @classmethod
+    def served_qualities(cls) -> List[int]:
+        return sorted(int(q) for q in cls.weights_available())
+
+
+class LearnedCodec(WeightLevels, Codec):
     """A CompressAI model as a codec. Subclasses set ``arch`` (a :mod:`~napari_microcomp.models.zoo` name).
 
     Parameters (besides ``quality`` 1..8): ``weights`` (``"auto"``/None: the weights for the image's
@@ -118,15 +133,6 @@ class LearnedCodec(Codec):
     @classmethod
     def extra_params(cls) -> Sequence[str]:
         return ("weights", "threads", "tile", "weights_id", "refine")
-
-    @classmethod
-    def weights_available(cls) -> Dict[int, str]:
-        """quality -> ``"shipped"``/``"user"`` for the qualities that have weight files."""
-        return available_qualities(cls.arch)
-
-    @classmethod
-    def served_qualities(cls) -> List[int]:
-        return sorted(int(q) for q in cls.weights_available())
 
     @property
     def spec(self) -> ArchSpec:

@@ -14,7 +14,7 @@ Memory: volumes larger than ``block`` are coded as independent blocks with a hal
 (:func:`napari_microcomp.tiling.tile_grid`; same seam strategy as tiled streams), so the model's
 activations stay bounded; for volumes larger than RAM use :mod:`napari_microcomp.tiled`.
 """
-from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
+from typing import Any, ClassVar, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -25,14 +25,13 @@ from ..errors import CodecError, StreamError
 from ..models.coding import fixed_threads
 from ..models.registry import LAMBDAS_MSE
 from ..weights.load import LoadedModel, get_model
-from ..weights.locate import available_qualities
 from ..models.arch3d import pad_multiple
 from .base import Codec
-from .learned import MAX_THREADS, default_threads
+from .learned import MAX_THREADS, WeightLevels, default_threads
 from .registry import register_codec
 
 
-class VolumetricCodec(Codec):
+class VolumetricCodec(WeightLevels, Codec):
     """Base of the learned 3D codecs; subclasses set ``codec_id`` and ``arch``."""
 
     family = "volumetric"
@@ -51,15 +50,6 @@ class VolumetricCodec(Codec):
     @classmethod
     def extra_params(cls) -> Sequence[str]:
         return ("weights", "threads", "weights_id")
-
-    @classmethod
-    def weights_available(cls) -> Dict[int, str]:
-        """quality -> ``"shipped"``/``"user"`` for the qualities that have weight files."""
-        return available_qualities(cls.arch)
-
-    @classmethod
-    def served_qualities(cls) -> List[int]:
-        return sorted(int(q) for q in cls.weights_available())
 
     def __init__(self, quality: Optional[int] = None, lossless: bool = False, **native: Any):
         super().__init__(quality=quality, lossless=lossless, **native)

@@ -23,7 +23,7 @@ import numpy as np
 
 from .._progress import Progress
 from ..errors import InputError, MicrocompError
-from ..training.base import Trainer, git_revision, load_checkpoint, save_checkpoint
+from ..training.base import RunConfig, Trainer, git_revision, load_checkpoint, save_checkpoint
 from .model import export_weights, resolve_device
 from .train_data import _heldin_window, _Sampler, load_pairs, parse_codec_spec
 
@@ -35,7 +35,7 @@ __all__ = ["CKPT_FORMAT", "MODELS", "GAN_WEIGHTS", "TrainConfig", "LabelFreeTrai
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunConfig):
     """Everything a training run depends on (stored in checkpoints and, summarized, in the export)."""
 
     inputs: List[str]
@@ -47,14 +47,8 @@ class TrainConfig:
     crop: int = 256
     batch: int = 8
     lr: Optional[float] = None              # unet / pretraining: 1e-3; GAN phase: 2e-4
-    device: str = "cpu"
-    max_minutes: Optional[float] = None
-    out: Optional[str] = None
-    ckpt: Optional[str] = None
     ckpt_every: int = 500
-    resume: Optional[str] = None
     log_every: int = 50
-    seed: int = 0
     depth: int = 4
     base: int = 32
     pretrain_frac: float = 0.5

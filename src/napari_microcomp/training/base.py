@@ -24,6 +24,7 @@ import subprocess
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Generator, Iterator, Optional, Type, Union
 
@@ -90,6 +91,18 @@ def stop_on_signals(on_signal: Optional[Callable[[int], None]] = None, once: boo
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+@dataclass(kw_only=True)
+class RunConfig:
+    """What every training run has (codec and label-free alike): device, budget, files, seed."""
+
+    device: str = "cpu"
+    max_minutes: Optional[float] = None
+    out: Optional[str] = None
+    ckpt: Optional[str] = None
+    resume: Optional[str] = None
+    seed: int = 0
 
 
 class Prefetcher:

@@ -35,7 +35,7 @@ from ..errors import MicrocompError
 from ..models.registry import get_arch
 from ..weights.export import export_weights
 from ..weights.load import load_weights
-from .base import Prefetcher, Trainer, git_revision, load_checkpoint, save_checkpoint
+from .base import Prefetcher, RunConfig, Trainer, git_revision, load_checkpoint, save_checkpoint
 from .data import PatchSampler, collect_files, load_items
 from .precision import cpu_has_bf16 as _cpu_has_bf16, fp32_entropy as _fp32_entropy, lr_factor
 
@@ -43,7 +43,7 @@ CKPT_FORMAT = "napari-microcomp-ckpt/1"
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunConfig):
     """Everything that defines a training run (stored in checkpoints and exported metadata)."""
 
     arch: str
@@ -55,14 +55,8 @@ class TrainConfig:
     batch: int = 8
     lr: float = 1e-4
     aux_lr: float = 1e-3
-    device: str = "cpu"
-    max_minutes: Optional[float] = None
-    out: Optional[str] = None
-    ckpt: Optional[str] = None
     ckpt_every: int = 1000
-    resume: Optional[str] = None
     init: Optional[str] = None
-    seed: int = 0
     widths: Dict[str, int] = field(default_factory=dict)
     log_every: int = 100
     threads: Optional[int] = None
