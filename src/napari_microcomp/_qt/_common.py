@@ -568,7 +568,8 @@ def side_by_side(viewer, layers: Sequence, title: str = "") -> None:
         layer.metadata.setdefault("microcomp", {})["comparison"] = True
     if title:
         viewer.text_overlay.text = title
-        viewer.text_overlay.position = "top_center"
+        viewer.text_overlay.font_size = 9
+        viewer.text_overlay.position = "top_left"
         viewer.text_overlay.visible = True
     viewer.reset_view()
 

@@ -110,7 +110,8 @@ def render_rd(rows: Sequence[Dict[str, Any]], metric: str, per_image: bool, size
     w, h = size  # margins in pixels: room for tick labels, axis titles and (when wide) the legend
     legend_right = bool(curves) and w >= 480
     right = (w - 170) / w if legend_right else 1 - 14 / w
-    bottom = (70 + 12 * ((len(curves) + 1) // 2)) / h if curves and not legend_right else 48 / h
+    legend_rows = (len(curves) + 1) // 2 if curves and not legend_right else 0
+    bottom = (50 + (14 * legend_rows + 10 if legend_rows else 0)) / h  # ticks + title (+ legend below)
     fig.subplots_adjust(left=62 / w, right=right, bottom=min(bottom, 0.6), top=1 - 12 / h)
     ax = fig.add_subplot()
     for key, points in curves.items():
@@ -133,8 +134,8 @@ def render_rd(rows: Sequence[Dict[str, Any]], metric: str, per_image: bool, size
             ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0,
                       frameon=False)
         else:
-            ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2,
-                      frameon=False)
+            fig.legend(fontsize="x-small", loc="lower center", bbox_to_anchor=(0.5, 2 / h), ncol=2,
+                       frameon=False)  # below the axis title, in figure pixels
     else:
         ax.text(0.5, 0.5, f"no {METRIC_LABELS.get(metric, metric)} values yet" if not rows
                 else f"these results have no {METRIC_LABELS.get(metric, metric)} values",

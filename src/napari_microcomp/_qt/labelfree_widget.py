@@ -262,8 +262,8 @@ class LabelFreeWidget(QWidget):
         lo, hi = arrays["limits"]
         common = dict(colormap="magma", contrast_limits=(lo, hi if hi > lo else lo + 1), **geometry)
         meta = {"microcomp": {"source": image.name, "model": model, "scores": dict(scores)}}
-        shown = [(arrays["original"], f"{short}: from {src_name}", "from the original"),
-                 (arrays["reconstruction"], f"{short}: from {rec_name}", "from the reconstruction")]
+        shown = [(arrays["original"], f"{short}: from {src_name}", "original"),
+                 (arrays["reconstruction"], f"{short}: from {rec_name}", "reconstruction")]
         if "target" in arrays:
             shown.append((arrays["target"], f"{short}: ground truth (normalized)", "ground truth"))
         layers = []
@@ -276,8 +276,8 @@ class LabelFreeWidget(QWidget):
             link_layers(layers, ("contrast_limits", "gamma", "colormap"))
             self.layers_added = layers
             if self.side_by_side.isChecked():
-                title = "   |   ".join(t for _, _, t in shown)
-                side_by_side(self.viewer, layers, f"{short} prediction:   {title}")
+                title = "  |  ".join(t for _, _, t in shown)
+                side_by_side(self.viewer, layers, f"left to right: prediction from {title}")
             set_status(self.status, f"done: r(reconstruction vs original) = "
                                     f"{fmt(scores.get('pearson_rec_vs_orig'), 4)}")
         self.steps.add(finish)
