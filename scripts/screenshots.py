@@ -2,28 +2,25 @@
 
 Run headless with::
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshots.py [--out docs/images]
+    xvfb-run -a -s "-screen 0 1280x800x24" python scripts/screenshots.py [--out docs/images]
 
 The plugin is opened the way a user opens it (npe2: Plugins menu entries and File > Open Sample),
-so napari-microcomp must be importable (``pip install -e .``). Each widget gets a fresh viewer;
-the script clicks its Run button, waits for the worker to finish and saves the whole window.
+so napari-microcomp must be importable (``pip install -e .``). Each shot is a fresh 1280×800
+viewer with all three docks open (they share one tab group); the script clicks the shown dock's
+Run button, waits for the worker to finish and saves the whole window. Nothing is imported before
+napari's OpenGL context: the plugin's triton guard is what keeps that order from crashing.
 """
 import argparse
 import sys
 import time
 from pathlib import Path
 
-# Import the learned codecs (torch / CompressAI / triton) before napari creates an OpenGL
-# context (see napari_microcomp._qt.avoid_triton_crash).
-from napari_microcomp.codecs import available_codecs
-
-available_codecs()
-
-import napari  # noqa: E402
-from qtpy.QtCore import QEventLoop, Qt, QTimer  # noqa: E402
+import napari
+from qtpy.QtCore import QEventLoop, Qt, QTimer
 
 PLUGIN = "napari-microcomp"
-SIZE = (1500, 950)
+SIZE = (1280, 800)
+DOCKS = ("Compress", "Label-free prediction", "Benchmark")
 
 
 def wait_for(signal, click, timeout_s: float = 900) -> float:
@@ -53,6 +50,15 @@ def new_viewer(title: str):
     return viewer
 
 
+def open_docks(viewer, shown: str):
+    """Open the three docks as a user would (Plugins menu); raise ``shown``; return its widget."""
+    docks = {name: viewer.window.add_plugin_dock_widget(PLUGIN, name) for name in DOCKS}
+    settle(viewer, 200)
+    dock, widget = docks[shown]
+    dock.raise_()
+    return widget
+
+
 def shoot(viewer, path: Path) -> None:
     from PIL import Image
 
@@ -68,17 +74,18 @@ def compress(out: Path) -> None:
     viewer.open_sample(PLUGIN, "isl_phase_dapi")
     viewer.layers["ISL DAPI"].visible = False
     viewer.dims.set_current_step(0, 6)
-    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "Compress")
+    w = open_docks(viewer, "Compress")
     w.layer_picker.select("ISL phase contrast")
     w.codec_combo.select("jpeg2k")
     w.quality.setValue(2)
     took = wait_for(w.run_finished, w.run_button.click)
     print(f"compress: {w.status.text()} ({took:.1f} s)")
+    from napari_microcomp._qt._common import side_by_side
+
     recon, error = w.layers_added
-    viewer.layers["ISL phase contrast"].visible = False
-    viewer.grid.enabled = True
     error.contrast_limits = (0, float(error.data.max()) / 4 or 1)
-    viewer.reset_view()
+    side_by_side(viewer, [recon, error], f"{recon.name}   |   absolute error")
+    viewer.layers["ISL phase contrast"].visible = False
     shoot(viewer, out / "compress-widget.png")
     viewer.close()
 
@@ -93,7 +100,7 @@ def labelfree(out: Path) -> None:
     viewer = new_viewer("napari-microcomp: Label-free prediction")
     viewer.open_sample(PLUGIN, "isl_phase_dapi")
     viewer.dims.set_current_step(0, 6)
-    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "Label-free prediction")
+    w = open_docks(viewer, "Label-free prediction")
     w.image_picker.select("ISL phase contrast")
     w.target_picker.select("ISL DAPI")
     prefer = [m for m in models if m.startswith("unet2d")] or models
@@ -102,8 +109,8 @@ def labelfree(out: Path) -> None:
     w.quality.setValue(1)
     took = wait_for(w.run_finished, w.run_button.click)
     print(f"label-free: {w.status.text()} ({took:.1f} s)")
-    for layer in viewer.layers:
-        layer.visible = layer in w.layers_added or layer.name.endswith("[jpeg2k q1]")
+    for layer in viewer.layers:  # the widget shows its comparison side by side, titled
+        layer.visible = layer in w.layers_added
     viewer.reset_view()
     shoot(viewer, out / "labelfree-widget.png")
     viewer.close()
@@ -113,8 +120,8 @@ def benchmark(out: Path) -> None:
     viewer = new_viewer("napari-microcomp: Benchmark")
     viewer.open_sample(PLUGIN, "hipsc_nuclei")
     viewer.dims.set_current_step(0, 30)
-    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "Benchmark")
-    w.select_layers(["hiPSC nuclei"])
+    w = open_docks(viewer, "Benchmark")
+    assert w.selected_layer_names() == ["hiPSC nuclei"]  # pre-ticked: one click
     w.current_slice.setChecked(True)
     learned = [n for n in ("mbt2018-mean", "bmshj2018-hyperprior", "bmshj2018-factorized")
                if n in w.codecs.all_names()][:1]
@@ -126,10 +133,15 @@ def benchmark(out: Path) -> None:
     # show a strongly compressed JPEG XL row: its artefacts are visible in the viewer
     pick = [r for r in range(w.table.rowCount()) if w.rows[w.table.row_index(r)]["label"] == "jpegxl q2"]
     wait_for(w.reconstruction_shown, lambda: w.show_row(pick[0]))
-    while w.plot.busy:  # the RD plot renders on a worker thread
-        settle(viewer, 100)
     viewer.reset_view()
     shoot(viewer, out / "benchmark-widget.png")
+    w.results.setCurrentIndex(1)  # the RD plot tab
+    settle(viewer, 300)
+    while w.plot.busy:  # the RD plot renders on a worker thread
+        settle(viewer, 100)
+    shoot(viewer, out / "benchmark-rd-plot.png")
+    w.plot.save(out / "benchmark-rd-plot-export.png")  # what "Export PNG" writes
+    print(f"wrote {out / 'benchmark-rd-plot-export.png'}")
     viewer.close()
 
 
