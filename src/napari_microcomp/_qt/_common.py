@@ -254,14 +254,8 @@ def grouped_codecs() -> List[tuple]:
 
 def weight_qualities(cls) -> Optional[Dict[int, str]]:
     """quality -> "shipped"/"user" for a codec built on model weights; None for other codecs."""
-    check = getattr(cls, "weights_available", None)
-    if check is not None:
-        return dict(check())
-    if getattr(cls, "arch", ""):
-        from ..models import zoo
-
-        return zoo.available_qualities(cls.arch)
-    return None
+    check = getattr(cls, "weights_available", None)  # learned 2D and 3D codecs (codecs.learned.WeightLevels)
+    return dict(check()) if check is not None else None
 
 
 def weights_hint(name: str) -> str:
@@ -280,8 +274,7 @@ def quality_levels(name: Optional[str]) -> List[int]:
 
     if not name:
         return list(QUALITIES)
-    have = weight_qualities(codec_class(name))
-    return list(QUALITIES) if have is None else sorted(have)
+    return list(codec_class(name).served_qualities())  # a codec fact: its weight levels, else 1..8
 
 
 class QualitySlider(QSlider):
