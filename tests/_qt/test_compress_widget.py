@@ -236,7 +236,7 @@ def test_quality_slider_stops_only_on_levels_with_weights(make_napari_viewer, qt
     levels = quality_levels(fixed)
     w.codec_combo.select(fixed)
     assert w.quality.levels() == levels and w.quality.value() in levels
-    assert "only" in w.quality.toolTip()
+    assert "only" in w.quality.toolTip() and "can only choose among" in w.by_target.toolTip()
     seen = set()
     w.quality.setValue(levels[0])
     for _ in range(8):  # keyboard: Right walks through the served levels only

@@ -62,7 +62,6 @@ class CompressWidget(QWidget):
         quality_label = QLabel("4")
         self.quality.valueChanged.connect(lambda v: quality_label.setText(str(v)))
         self.codec_combo.currentIndexChanged.connect(self._codec_changed)
-        self._codec_changed()
         self.by_quality = QRadioButton("quality")
         self.by_quality.setToolTip("1 = smallest file … 8 = best quality, the same scale for every codec")
         self.by_target = QRadioButton("or reach")
@@ -144,10 +143,14 @@ class CompressWidget(QWidget):
             levels = quality_levels(name)
             self.quality.set_levels(levels)
             if levels != list(range(1, 9)):
-                self.quality.setToolTip(f"{name} has weights for q{' q'.join(map(str, levels))} only; "
-                                        "the slider stops there")
+                served = "q" + " q".join(map(str, levels))
+                self.quality.setToolTip(f"{name} has weights for {served} only; the slider stops there")
+                self.by_target.setToolTip(f"rate control: {name} can only choose among {served}; a target "
+                                          "between them is met by the nearest level that reaches it, or not "
+                                          "at all (then pick a VBR model or a classical codec)")
             else:
                 self.quality.setToolTip("1 = smallest file … 8 = best quality, the same scale for every codec")
+                self.by_target.setToolTip("rate control: the codec parameter is searched to reach this value")
             learned = cls.family == "learned"
             self.weights.setEnabled(learned)
             self.refine.setEnabled(learned and "refine" in cls.extra_params())
