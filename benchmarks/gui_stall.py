@@ -49,10 +49,16 @@ def main(argv=None) -> int:
     for w, name in ((compress, "Compress"), (labelfree, "Label-free"), (bench, "Benchmark")):
         viewer.window.add_dock_widget(w, name=name, area="right", tabify=True)
     app = QApplication.instance()
-    ticks = []
+    ticks, notes = [], []
+    current = [None]
+
+    def tick():
+        ticks.append(time.perf_counter())
+        notes.append(current[0].status.text()[:70] if current[0] is not None else "")
+
     timer = QTimer()
     timer.setInterval(10)
-    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.timeout.connect(tick)
     timer.start()
     results = []
 
@@ -70,12 +76,15 @@ def main(argv=None) -> int:
         widget.run_finished.connect(lambda: done.append(time.perf_counter()))
         for _ in range(20):
             app.processEvents()
+        current[0] = widget
         ticks.clear()
+        notes.clear()
         t0 = time.perf_counter()
         widget.run_button.click()
         cancel_latency = None
         if cancel_after_step:
-            wait(lambda: "slice" in widget.status.text() or done)
+            # inside the first row: at its first slice event, or after 1.5 s where none is shown
+            wait(lambda: "slice" in widget.status.text() or time.perf_counter() - t0 > 1.5 or done)
             tc = time.perf_counter()
             widget.cancel_button.click()
             wait(lambda: done)
@@ -85,11 +94,16 @@ def main(argv=None) -> int:
         for _ in range(50):  # results are added after run_finished too: keep measuring 0.5 s
             app.processEvents()
             time.sleep(0.01)
-        gaps = np.diff([t for t in ticks if t >= t0])
+        kept = [i for i, t in enumerate(ticks) if t >= t0]
+        gaps = np.diff([ticks[i] for i in kept])
         row = {"run": label, "seconds": round(t_end - t0, 2),
                "longest_stall_ms": round(1000 * float(gaps.max()), 1) if len(gaps) else None,
                "p99_stall_ms": round(1000 * float(np.percentile(gaps, 99)), 1) if len(gaps) else None,
                "status": widget.status.text()[:90]}
+        if len(gaps):
+            worst = int(np.argmax(gaps))
+            row["longest_stall_at_s"] = round(ticks[kept[worst]] - t0, 2)
+            row["status_before_longest_stall"] = notes[kept[worst]]
         if cancel_latency is not None:
             row["cancel_latency_ms"] = round(1000 * cancel_latency, 0)
         results.append(row)
