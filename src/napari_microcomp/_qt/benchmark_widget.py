@@ -307,7 +307,9 @@ class BenchmarkWidget(QWidget):
         if isinstance(event, Step):  # a tile/slice inside the current row
             if cancelling:
                 return  # late steps must not overwrite "cancelling…"
-            if event.total:
+            if event.stage == "row":  # a row starts (its done/total count rows, not steps)
+                self._inner = 0.0
+            elif event.total:
                 self._inner = max(self._inner, 0.9 * event.done / event.total)
             self._show_progress(step_text(event))
             return

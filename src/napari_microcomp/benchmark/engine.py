@@ -59,7 +59,7 @@ from typing import Any, Callable, Dict, Generator, List, Optional, Sequence
 import numpy as np
 
 from .. import metrics
-from .._progress import Progress
+from .._progress import Progress, checkpoint
 from .distributed import iter_plan_distributed
 from .rows import (FLOAT_KEYS, INT_KEYS, ROW_KEYS, TIMING_KEYS, CodecSpec, ImagesLike, Plan, Predictor, Row,
                    empty_row, expand_codecs, image_reference, method_name, named_images, run_row, safe_reference)
@@ -132,6 +132,7 @@ def _iter_plan_local(plan: Plan, should_stop=None, **opts) -> Generator[Progress
                 yield Progress("reference", len(rows), total, f"{name}: prediction from the original")
                 references[name] = safe_reference(image, plan.predictor, plan.ground_truth.get(name))
             reference = references[name]
+        checkpoint("row", len(rows), total, f"{name}: {method_name(plan.configs[j])}")  # GUI: row start
         row = run_row(name, image, plan.configs[j], predictor=plan.predictor, reference=reference, **opts)
         rows.append(row)
         yield Progress("row", len(rows), total, f"{name}: {row['label']}", payload=row)

@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import metrics
+from .._progress import checkpoint
 from .._validate import check_image
 from ..codecs import QUALITIES, Codec, codec_class, codec_from_config
 from ..errors import InputError
@@ -178,8 +179,10 @@ def run_row(name: str, image: np.ndarray, config: Mapping[str, Any], *,
         t0 = time.perf_counter()
         stream = codec.encode(image)
         t1 = time.perf_counter()
+        checkpoint("decode", 1, 3, row["label"])
         recon = codec.decode(stream)
         t2 = time.perf_counter()
+        checkpoint("metrics", 2, 3, row["label"])
         row.update(metrics.all_metrics(image, recon, len(stream), data_range, with_ms_ssim))
         row.update(encode_s=t1 - t0, decode_s=t2 - t1, compressed_bytes=len(stream),
                    max_abs_error=float(np.max(np.abs(image.astype(np.float64) - recon.astype(np.float64)))))
@@ -187,6 +190,7 @@ def run_row(name: str, image: np.ndarray, config: Mapping[str, Any], *,
         row.update(status="error", error=f"{type(exc).__name__}: {exc}")
         return row
     if predictor is not None and reference is not None:
+        checkpoint("phase 2", 0, 1, f"{row['label']}: prediction from the reconstruction")
         _phase2(row, image, recon, predictor, reference)
     return row
 
