@@ -190,3 +190,17 @@ def test_learned_codec_row_with_tiny_random_weights(tmp_path):
     row = result_of(iter_benchmark({"x": img}, [{"id": arch, "quality": 1, "weights": str(path)}]))[0]
     assert row["status"] == "ok", row["error"]
     assert row["family"] == "learned" and row["compressed_bytes"] > 0 and np.isfinite(row["psnr"])
+
+
+def test_model_predictor_tta_option(shared_data):
+    import pickle
+
+    pytest.importorskip("torch")
+    from napari_microcomp.benchmark import ModelPredictor
+    from napari_microcomp.labelfree import load_model
+    from napari_microcomp.samples import isl_phase_stack
+
+    img = np.ascontiguousarray(isl_phase_stack()[6, 400:464, 400:464])
+    p = pickle.loads(pickle.dumps(ModelPredictor("unet2d-isl-dapi", tta=True)))   # travels to dask workers
+    assert p.tta and "tta=True" in repr(p)
+    np.testing.assert_allclose(p(img), load_model("unet2d-isl-dapi").predict(img, tta=True), atol=1e-6)

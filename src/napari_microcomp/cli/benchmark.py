@@ -49,6 +49,8 @@ def register(sub) -> None:
     p.add_argument("--ground-truth", nargs="+", metavar="FILE",
                    help="ground-truth fluorescence, one file per image, for phase 2")
     p.add_argument("--model", help=f"label-free model name or .pt file for phase 2 (main job: {MAIN_MODEL})")
+    p.add_argument("--tta", action="store_true",
+                   help="phase 2: average the 8 rotations/flips of each prediction (8x slower; time in predict_s)")
     p.add_argument("--no-phase2", action="store_true", help="phase 1 only")
     p.add_argument("--phase2-qualities", nargs="+", type=int, metavar="Q",
                    help="levels that get phase 2 (default: all; main job: 2 4 6 8)")
@@ -85,10 +87,10 @@ def _read(paths: List[str], channel: Optional[int]) -> List[Tuple[str, np.ndarra
     return out
 
 
-def _predictor(name: str, notes: List[str]):
+def _predictor(name: str, notes: List[str], tta: bool = False):
     from ..benchmark import ModelPredictor
 
-    pred = ModelPredictor(name)
+    pred = ModelPredictor(name, tta=tta)
     try:
         pred.check()
     except WeightsNotFoundError as exc:
@@ -113,7 +115,7 @@ def resolve(args) -> Dict[str, Any]:
                                  f"got {len(args.ground_truth)}")
             ground_truth = {n: _read([g], None)[0][1] for (n, _), g in zip(images, args.ground_truth)}
         if args.model and not args.no_phase2:
-            predictor = _predictor(args.model, notes)
+            predictor = _predictor(args.model, notes, args.tta)
         elif ground_truth is not None and not args.no_phase2:
             raise InputError("--ground-truth needs --model (the label-free model that predicts it)")
     else:
@@ -121,7 +123,7 @@ def resolve(args) -> Dict[str, Any]:
 
         images = samples.benchmark_samples()
         if not args.no_phase2:
-            predictor = _predictor(args.model or MAIN_MODEL, notes)
+            predictor = _predictor(args.model or MAIN_MODEL, notes, args.tta)
             if predictor is not None:
                 ground_truth = {MAIN_PHASE2_IMAGE: samples.isl_dapi()}
                 if phase2_qualities is None:
@@ -153,7 +155,8 @@ def _meta(args, run: Dict[str, Any], seconds: float, n_rows: int) -> Dict[str, A
             "rows": n_rows, "wall_seconds": round(seconds, 1),
             "process_cpu_seconds": round(time.process_time(), 1), "cpu_count": os.cpu_count(),
             "workers": args.workers or (args.scheduler and f"scheduler {args.scheduler}") or "local process",
-            "phase2_model": getattr(run["predictor"], "model", None), "napari_microcomp": napari_microcomp.__version__,
+            "phase2_model": getattr(run["predictor"], "model", None),
+            "phase2_tta": getattr(run["predictor"], "tta", False), "napari_microcomp": napari_microcomp.__version__,
             "python": platform.python_version(), "machine": platform.machine()}
 
 
