@@ -92,3 +92,25 @@ def test_benchmark_is_one_click_and_target_names_are_rounded(make_napari_viewer,
     _run(qtbot, w)  # one click: no "tick at least one image layer"
     assert w.rows and all(r["status"] == "ok" for r in w.rows)
     assert display_label(get_codec("jpegxl", distance=7.58616745257458)) == "jpegxl distance=7.586"
+
+
+def test_benchmark_4d_layer_current_or_every_time_point(make_napari_viewer, qtbot, nuclei_crop):
+    """Issue 12 point 4: a (T, Z, Y, X) layer: the time point shown, or every time point."""
+    from napari_microcomp._qt.benchmark_widget import BenchmarkWidget
+
+    movie = np.stack([nuclei_crop[:4], nuclei_crop[4:8], nuclei_crop[8:12]])
+    viewer = make_napari_viewer()
+    viewer.add_image(movie, name="movie", metadata={"microcomp": {"axes": "TZYX"}})
+    viewer.dims.set_current_step(0, 1)
+    viewer.dims.set_current_step(1, 2)
+    w = BenchmarkWidget(viewer)
+    qtbot.addWidget(w)
+    w.codecs.set_checked(["jpegxl"])
+    w.set_qualities([4])
+    _run(qtbot, w)
+    assert [r["image"] for r in w.rows] == ["movie t1"]
+    w.all_times.setChecked(True)
+    w.current_slice.setChecked(True)  # and only the z-slice shown, in each
+    _run(qtbot, w)
+    assert [r["image"] for r in w.rows] == ["movie t0 z2", "movie t1 z2", "movie t2 z2"]
+    assert all(r["status"] == "ok" for r in w.rows)

@@ -84,6 +84,9 @@ class BenchmarkWidget(QWidget):
         self.layer_list.setMaximumHeight(72)
         follow_layers(napari_viewer, self, "_refresh_layers")
         self._refresh_layers()
+        self.all_times = QCheckBox("4D: every time point")
+        self.all_times.setToolTip("time-lapse z-stacks (e.g. from CZI files): one image per time point instead "
+                                  "of the time point shown in the viewer")
         self.current_slice = QCheckBox("3D: only the z-slice shown")
         self.current_slice.setToolTip("3D layers: benchmark only the z-slice shown in the viewer")
         self.codecs = CodecChecklist(DEFAULT_CODECS)
@@ -122,7 +125,10 @@ class BenchmarkWidget(QWidget):
 
         form = QFormLayout()
         form.addRow("image layers", self.layer_list)
-        form.addRow("", self.current_slice)
+        slices = QHBoxLayout()
+        slices.addWidget(self.current_slice)
+        slices.addWidget(self.all_times)
+        form.addRow("", slices)
         form.addRow("codecs", self.codecs)
         qualities = QGridLayout()  # 2 rows of 4: the dock stays narrow
         for i, box in enumerate(self.quality_boxes):
@@ -234,9 +240,10 @@ class BenchmarkWidget(QWidget):
         gt = self.ground_truth.layer()
         model = self.model.currentText().strip()
         self.rows, self.images, self._failed = [], {}, set()
-        entries = [self._entry(layer) for layer in layers]
+        per_layer = [(layer, self._entries(layer)) for layer in layers]
+        entries = [e for _, es in per_layer for e in es]
         self.sources = {layer.name: layer for layer in layers}
-        self.sources.update({name: layer for (name, _, _), layer in zip(entries, layers)})
+        self.sources.update({name: layer for layer, es in per_layer for name, _, _ in es})
         self.table.setRowCount(0)
         self.redraw()
         from ..benchmark.engine import expand_codecs
@@ -273,14 +280,20 @@ class BenchmarkWidget(QWidget):
                 specs += [{"id": name, "quality": q, "lossless": False} for q in self.qualities() if q in have]
         return specs
 
-    def _entry(self, layer):
-        """(name, data, z) for the engine: 4D+ layers give the block shown in the viewer; z is the
-        slice shown when only that slice is benchmarked."""
-        data, name = current_block(layer, self.viewer)
+    def _entries(self, layer) -> List[tuple]:
+        """[(name, data, z)] for the engine. 4D+ layers give the block shown in the viewer, or with
+        *every time point* one image per block (``… t0``, ``… t1``, …); z is the slice shown when
+        only that slice is benchmarked."""
         z = None
-        if self.current_slice.isChecked() and np.ndim(data) == 3:
+        if self.current_slice.isChecked() and layer.ndim >= 3:
             z = leading_index(layer, self.viewer, keep=2)[-1]
-        return name, data, z
+        if layer.ndim > 3 and self.all_times.isChecked():
+            axes = str((layer.metadata.get("microcomp") or {}).get("axes", ""))
+            labels = axes[:layer.ndim - 3].lower() if len(axes) == layer.ndim else "i" * (layer.ndim - 3)
+            return [(f"{layer.name} " + " ".join(f"{a}{i}" for a, i in zip(labels, idx)), layer.data[idx], z)
+                    for idx in np.ndindex(*layer.data.shape[:layer.ndim - 3])]
+        data, name = current_block(layer, self.viewer)
+        return [(name, data, z if np.ndim(data) == 3 else None)]
 
     def cancel(self) -> None:
         """Stop at the next tile/slice of the row being computed; the finished rows stay."""
