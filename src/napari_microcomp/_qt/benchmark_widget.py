@@ -125,10 +125,8 @@ class BenchmarkWidget(QWidget):
 
         form = QFormLayout()
         form.addRow("image layers", self.layer_list)
-        slices = QHBoxLayout()
-        slices.addWidget(self.current_slice)
-        slices.addWidget(self.all_times)
-        form.addRow("", slices)
+        form.addRow("", self.current_slice)
+        form.addRow("", self.all_times)
         form.addRow("codecs", self.codecs)
         qualities = QGridLayout()  # 2 rows of 4: the dock stays narrow
         for i, box in enumerate(self.quality_boxes):
