@@ -26,6 +26,7 @@ def plot_metrics(rows: Sequence[Dict[str, Any]]) -> List[str]:
     ok = [r for r in rows if r.get("status") == "ok" and finite(r.get("bpp"))]
     return [m for m in PLOT_METRICS if any(finite(r.get(m)) for r in ok)]
 ROW_INDEX = Qt.ItemDataRole.UserRole
+EXPORT_SIZE = (720, 420)  # pixels at 100 dpi of an exported RD plot
 
 
 def finite(v) -> bool:
@@ -209,9 +210,10 @@ class RDPlot(QLabel):
         else:
             self.rendered.emit()
 
-    def save(self, path, dpi: Optional[int] = 150) -> None:
-        """Save the plot of the latest request (rendered here if the worker has not caught up)."""
+    def save(self, path, dpi: Optional[int] = 150, size=EXPORT_SIZE) -> None:
+        """Save the plot of the latest request at ``size`` pixels (at 100 dpi) whatever the dock's
+        size: an export from a narrow dock was cramped; at 720x420 the legend sits outside, right."""
         if self._last is None:
             raise ValueError("nothing plotted yet")
-        fig = self.figure if not self.busy and self.figure is not None else render_rd(*self._last)
-        fig.savefig(path, dpi=dpi)
+        rows, metric, per_image, _ = self._last
+        render_rd(rows, metric, per_image, size=size).savefig(path, dpi=dpi)
