@@ -85,3 +85,35 @@ def test_labelfree_cancel_clears_scores_and_adds_nothing(make_napari_viewer, qtb
         w.cancel_button.click()
     assert w.scores == {} and len(viewer.layers) == n
     assert "cancel" in w.status.text()
+
+
+def test_no_reporter_is_left_on_the_thread_between_yields():
+    """napari may abort a generator worker between two yields and never resume it: the pool
+    thread must not keep the cancelled run's reporter (it would cancel the next work there)."""
+    from napari_microcomp import _progress
+    from napari_microcomp._progress import Progress
+    from napari_microcomp._qt._common import CANCELLED, _worker_body
+
+    class FakeWorker:
+        abort_requested = False
+
+    seen = []
+
+    def work():
+        seen.append(_progress._reporter.get() is not None)  # set while the work runs
+        yield Progress("a", 0, 2)
+        checkpoint("encode", 1, 2)
+        yield Progress("a", 1, 2)
+        return "done"
+
+    gen = _worker_body(work, [FakeWorker()])
+    assert next(gen).done == 0 and seen == [True]
+    assert _progress._reporter.get() is None  # suspended at a yield: nothing left set
+    FakeWorker.abort_requested = True  # Cancel pressed: the next checkpoint stops the work
+    with pytest.raises(StopIteration) as stop:
+        next(gen)
+    assert stop.value.value == CANCELLED and _progress._reporter.get() is None
+    plain = _worker_body(lambda: 42, [FakeWorker()])
+    with pytest.raises(StopIteration) as stop:
+        next(plain)
+    assert stop.value.value == 42

@@ -404,6 +404,8 @@ def _worker_body(func: Callable, holder: list, *args, **kwargs):
     :class:`Step` to the GUI through the worker's ``yielded`` signal (thread-safe).
     """
     last = [0.0]
+    if False:  # pragma: no cover  (a generator function even when ``func`` is a plain function)
+        yield
 
     def report(stage: str, done: int, total: int, message: str) -> None:
         worker = holder[0]
@@ -414,14 +416,24 @@ def _worker_body(func: Callable, holder: list, *args, **kwargs):
             last[0] = now
             worker.yielded.emit(Step(stage, done, total, message))
 
+    # The reporter is set only while the work runs, never across a ``yield``: napari may abort
+    # between two yields and never resume the generator, and its pool thread would keep a stale
+    # reporter that cancels the next, unrelated work on that thread.
     try:
         with reporting(report):
             out = func(*args, **kwargs)
-            if inspect.isgenerator(out):
-                out = yield from out
+        if not inspect.isgenerator(out):
+            return out
+        gen = out
+        while True:
+            with reporting(report):
+                try:
+                    event = next(gen)
+                except StopIteration as stop:
+                    return stop.value
+            yield event
     except Cancelled:
         return CANCELLED
-    return out
 
 
 def start_worker(func: Callable, *args, desc: str = "", on_yield: Optional[Callable] = None,
