@@ -69,8 +69,8 @@ def tiny_model_file(tmp_path_factory):
     """
     import torch
 
-    from napari_microcomp.labelfree.model import export_weights
-    from napari_microcomp.labelfree.nets import build_generator
+    from napari_microcomp.models.unet import build_generator
+    from napari_microcomp.weights.export import export_labelfree
     from napari_microcomp.labelfree.normalize import DEFAULT_SCHEME
 
     torch.manual_seed(0)
@@ -79,7 +79,7 @@ def tiny_model_file(tmp_path_factory):
             "normalization": {"input": DEFAULT_SCHEME, "target": DEFAULT_SCHEME},
             "inference": {"tile": 128, "overlap": 32, "batch": 2}}
     path = tmp_path_factory.mktemp("labelfree") / "tiny-unet.pt"
-    export_weights(path, build_generator(arch).state_dict(), meta)
+    export_labelfree(path, build_generator(arch).state_dict(), meta)
     return path
 
 
@@ -89,13 +89,13 @@ def user_codec_weights(tmp_path, monkeypatch):
 
     Untrained (freshly initialised): the widget tests check plumbing, not compression quality.
     """
-    from napari_microcomp.models import zoo
+    from napari_microcomp.models.registry import build_model, model_widths
+    from napari_microcomp.weights.export import export_weights
 
     arch = "bmshj2018-factorized"
     folder = tmp_path / "weights"
     folder.mkdir()
-    model = zoo.build_model(arch, 4)
-    zoo.export_weights(model, arch, folder / f"{arch}-q4.pt", 4, zoo.model_widths(model),
-                       {"note": "untrained, widget test only"})
+    model = build_model(arch, 4)
+    export_weights(model, arch, folder / f"{arch}-q4.pt", 4, model_widths(model), {"note": "untrained, widget test only"})
     monkeypatch.setenv("MICROCOMP_WEIGHTS", str(folder))
     return arch

@@ -150,7 +150,7 @@ def test_codec_that_raises(make_napari_viewer, qtbot, cell, errors_shown, monkey
 
 
 def test_learned_codec_runs_only_qualities_with_weights(make_napari_viewer, qtbot, cell, user_codec_weights):
-    from napari_microcomp._qt._common import weight_qualities
+    from napari_microcomp._qt._codecs import weight_qualities
     from napari_microcomp.codecs import codec_class
 
     arch = user_codec_weights

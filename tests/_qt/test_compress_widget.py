@@ -131,7 +131,7 @@ def test_codec_that_raises(make_napari_viewer, qtbot, errors_shown, cell, monkey
 
 def test_learned_codec_with_user_weights(make_napari_viewer, qtbot, cell, user_codec_weights, errors_shown):
     """Learned codecs appear only with weights; the reconstruction equals the core API's."""
-    from napari_microcomp._qt._common import weight_qualities
+    from napari_microcomp._qt._codecs import weight_qualities
     from napari_microcomp.codecs import codec_class
 
     arch = user_codec_weights
@@ -159,7 +159,7 @@ def test_learned_codec_with_user_weights(make_napari_viewer, qtbot, cell, user_c
 
 
 def test_shipped_volumetric_codec_on_a_stack(make_napari_viewer, qtbot, nuclei_crop):
-    from napari_microcomp._qt._common import weight_qualities
+    from napari_microcomp._qt._codecs import weight_qualities
     from napari_microcomp.codecs import codec_class
 
     have = weight_qualities(codec_class("factorized3d")) or {}
@@ -221,7 +221,7 @@ def test_quality_slider_stops_only_on_levels_with_weights(make_napari_viewer, qt
     """Issue 12 point 3: mbt2018-mean q3 / cheng2020 q4 cannot be chosen when no weights exist."""
     from qtpy.QtCore import Qt
 
-    from napari_microcomp._qt._common import quality_levels
+    from napari_microcomp._qt._codecs import quality_levels
 
     viewer = make_napari_viewer()
     viewer.add_image(cell, name="cell")

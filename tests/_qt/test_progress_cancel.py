@@ -92,7 +92,7 @@ def test_no_reporter_is_left_on_the_thread_between_yields():
     thread must not keep the cancelled run's reporter (it would cancel the next work there)."""
     from napari_microcomp import _progress
     from napari_microcomp._progress import Progress
-    from napari_microcomp._qt._common import CANCELLED, _worker_body
+    from napari_microcomp._qt._workers import CANCELLED, _worker_body
 
     class FakeWorker:
         abort_requested = False

@@ -70,7 +70,7 @@ def test_choose_codec_writer_uses_the_dialogs_codec_and_quality(make_napari_view
 def test_save_dialog_offers_only_levels_with_weights(qtbot, tmp_path, monkeypatch):
     from qtpy.QtCore import QSettings
 
-    from napari_microcomp._qt._common import quality_levels
+    from napari_microcomp._qt._codecs import quality_levels
     from napari_microcomp._qt.save_dialog import SaveDialog
 
     QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path))

@@ -159,11 +159,11 @@ def test_prediction_does_not_modify_input(phase_patch):
 
 def test_weights_roundtrip_and_cache(tmp_path, phase_patch):
     from napari_microcomp.labelfree import load_model
-    from napari_microcomp.labelfree.model import export_weights
+    from napari_microcomp.weights.export import export_labelfree
 
     model = _tiny_model(seed=3)
     path = tmp_path / "tiny.pt"
-    export_weights(path, model.net.state_dict(), model.meta)
+    export_labelfree(path, model.net.state_dict(), model.meta)
     loaded = load_model(path)
     assert load_model(str(path)) is loaded           # cached: built once
     img = phase_patch[0][6]
@@ -230,3 +230,19 @@ def test_compare_with_reconstruction_and_codec(phase_patch):
     assert row["pearson_rec_vs_orig"] < 1.0
     with pytest.raises(InputError):
         compare(model, img, dapi[:-1])
+
+
+def test_compare_without_ground_truth_scores_reconstruction_vs_original(phase_patch):
+    from napari_microcomp.labelfree import compare
+    from napari_microcomp.labelfree.compare import prediction_scores
+
+    model = _tiny_model(seed=5)
+    img = phase_patch[0][6]
+    rec = img.copy()
+    rec[::7] = rec[::7] // 2
+    row = compare(model, img, None, reconstruction=rec, return_arrays=True)
+    a = row["arrays"]
+    assert "target" not in a and "pearson_orig" not in row and "pearson_rec" not in row
+    peak = float(a["original"].max() - a["original"].min())
+    assert (row["psnr_rec_vs_orig"], row["ssim_rec_vs_orig"], row["pearson_rec_vs_orig"]) == \
+        prediction_scores(a["original"], a["reconstruction"], peak)

@@ -31,12 +31,7 @@ LAYERS = {
 GUI = ("_qt", "_reader", "_writer", "_sample_data")
 QT = ("qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "napari", "magicgui", "superqt", "vispy")
 # Debts still being paid off (issue 14); the list may only shrink.
-KNOWN: Set[str] = {
-    # models/zoo.py is a compatibility module re-exporting the weights module; remove it (and these) once
-    # _qt/_common.py and benchmark/presets.py import napari_microcomp.weights / models.registry directly.
-    "models.zoo -> weights.download", "models.zoo -> weights.export", "models.zoo -> weights.fingerprint",
-    "models.zoo -> weights.load", "models.zoo -> weights.locate",
-}
+KNOWN: Set[str] = set()
 KNOWN_CYCLES: list = []
 
 

@@ -1,5 +1,5 @@
 """The weights module: every shipped weight file (codecs and label-free models) loads through it; one
-cache for both; the export format; the compatibility aliases of the old zoo modules."""
+cache for both; the export format."""
 import subprocess
 import sys
 from pathlib import Path
@@ -62,13 +62,3 @@ def test_package_import_is_lazy_and_torch_free():
     subprocess.run([sys.executable, "-c", code], check=True)
     with pytest.raises(AttributeError):
         weights.nope
-
-
-def test_old_zoo_modules_are_aliases():
-    from napari_microcomp.labelfree import zoo as lfzoo
-    from napari_microcomp.labelfree.nets import build_generator
-    from napari_microcomp.models import registry, unet, zoo
-
-    assert zoo.get_model is weights.get_model and zoo.load_weights is weights.load_weights
-    assert zoo.get_arch is registry.get_arch and zoo.SHIPPED_DIR == locate.SHIPPED_DIR
-    assert build_generator is unet.build_generator and lfzoo.available_models is weights.available_models

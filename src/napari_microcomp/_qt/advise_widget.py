@@ -16,8 +16,9 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, Q
 
 from ..advise import TOLERANCES, Tolerance, default_codecs
 from ..errors import InputError
-from ._common import (CodecChecklist, add_or_replace_image, follow_layers, is_reconstruction, refuse_reason,
-                      report_error, set_status, start_worker)
+from ._common import add_or_replace_image, follow_layers, is_reconstruction, refuse_reason, report_error, set_status
+from ._codecs import CodecChecklist
+from ._workers import start_worker
 
 # tolerance -> (default value, default on, min, max, step, decimals)
 SPIN = {"psnr": (40.0, False, 10.0, 120.0, 0.5, 1), "ssim": (0.94, True, 0.5, 1.0, 0.005, 4),

@@ -15,10 +15,11 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGri
                             QVBoxLayout, QWidget)
 
 from ..errors import InputError
-from ._common import (display_label, narrow, fit_width, scrolling_layout, tabify_with_siblings, CodecChecklist, Eta, LayerPicker, Step, add_or_replace_image, compress_with_crc,
-                      current_block, fmt, leading_index, step_text,
-                      follow_layers, is_reconstruction, reconstruction_metadata, refuse_reason,
-                      report_error, set_status, start_worker, weight_qualities)
+from ._common import (display_label, narrow, fit_width, scrolling_layout, tabify_with_siblings, LayerPicker,
+                      add_or_replace_image, compress_with_crc, current_block, fmt, leading_index, follow_layers,
+                      is_reconstruction, reconstruction_metadata, refuse_reason, report_error, set_status)
+from ._codecs import CodecChecklist, weight_qualities
+from ._workers import Eta, Step, step_text, start_worker
 from ._results import METRIC_LABELS, RDPlot, ResultsTable, plot_metrics
 
 DEFAULT_CODECS = ("jpeg2k", "jpegxl", "jpegxr")

@@ -14,10 +14,11 @@ from qtpy.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout
                             QLabel, QPushButton, QRadioButton, QSpinBox, QWidget)
 
 from ..errors import InputError
-from ._common import (display_label, fit_width, scrolling_layout, tabify_with_siblings, CodecCombo, Eta, LayerPicker, QualitySlider, StepQueue, add_or_replace_image, clear_results,
-                      compress_with_crc,
-                      current_block, fmt, step_text, quality_levels, reconstruction_metadata, refuse_reason,
-                      report_error, set_status, start_worker, weights_hint)
+from ._common import (display_label, fit_width, scrolling_layout, tabify_with_siblings, LayerPicker,
+                      add_or_replace_image, clear_results, compress_with_crc, current_block, fmt,
+                      reconstruction_metadata, refuse_reason, report_error, set_status)
+from ._codecs import CodecCombo, QualitySlider, quality_levels, weights_hint
+from ._workers import Eta, StepQueue, step_text, start_worker
 
 TARGETS = {"PSNR (dB)": ("psnr", 40.0, 10.0, 100.0, 0.5), "SSIM": ("ssim", 0.95, 0.5, 0.9999, 0.01),
            "bpp": ("bpp", 0.5, 0.01, 16.0, 0.05), "compression ratio": ("cr", 20.0, 1.1, 1000.0, 1.0)}

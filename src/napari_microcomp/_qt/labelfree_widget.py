@@ -19,10 +19,11 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QHea
                             QPushButton, QRadioButton, QTableWidget, QTableWidgetItem, QWidget)
 
 from ..errors import InputError
-from ._common import (display_label, narrow, fit_width, scrolling_layout, tabify_with_siblings, CodecCombo, Eta, LayerPicker, QualitySlider, StepQueue, add_or_replace_image,
-                      clear_results, current_block, side_by_side, step_text,
-                      leading_index, quality_levels, compress_with_crc, fmt,
-                      reconstruction_metadata, refuse_reason, report_error, set_status, start_worker)
+from ._common import (display_label, narrow, fit_width, scrolling_layout, tabify_with_siblings, LayerPicker,
+                      add_or_replace_image, clear_results, current_block, side_by_side, leading_index,
+                      compress_with_crc, fmt, reconstruction_metadata, refuse_reason, report_error, set_status)
+from ._codecs import CodecCombo, QualitySlider, quality_levels
+from ._workers import Eta, StepQueue, step_text, start_worker
 
 ROWS = (("orig", "original vs ground truth"), ("rec", "reconstruction vs ground truth"),
         ("rec_vs_orig", "reconstruction vs original"))
@@ -36,7 +37,6 @@ def _plane(data, z: Optional[int], zstack: bool) -> np.ndarray:
 
 def _predict(model_name: str, image, target, z, recon_data, codec: Optional[str], quality: int):
     """Worker: (scores, arrays, (CompressResult, crc) or None, z used or None); yields progress."""
-    from .. import metrics
     from ..labelfree import iter_compare, load_model
 
     model = load_model(model_name)
@@ -48,17 +48,9 @@ def _predict(model_name: str, image, target, z, recon_data, codec: Optional[str]
         rec = compression[0].reconstruction
     else:
         rec = _plane(recon_data, z, model.zstack)
-    if target is not None:
-        row = yield from iter_compare(model, img, np.asarray(target), reconstruction=rec, return_arrays=True)
-        arrays = row.pop("arrays")
-    else:
-        pred_o = yield from model.iter_predict(img)
-        pred_r = yield from model.iter_predict(rec)
-        rng = metrics.data_range(pred_o, "image")  # same peak convention as iter_compare
-        row = {"ssim_rec_vs_orig": metrics.ssim(pred_o, pred_r, rng),
-               "psnr_rec_vs_orig": metrics.psnr(pred_o, pred_r, rng),
-               "pearson_rec_vs_orig": metrics.pearson(pred_o, pred_r)}
-        arrays = {"original": pred_o, "reconstruction": pred_r}
+    row = yield from iter_compare(model, img, None if target is None else np.asarray(target), reconstruction=rec,
+                                  return_arrays=True)   # without ground truth: reconstruction vs original only
+    arrays = row.pop("arrays")
     arrays["limits"] = tuple(float(v) for v in np.percentile(arrays["original"], [0.5, 99.5]))
     return row, arrays, compression, z
 

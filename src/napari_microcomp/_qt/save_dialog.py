@@ -5,7 +5,7 @@ from qtpy.QtCore import QSettings
 from qtpy.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QLabel,
                             QVBoxLayout)
 
-from ._common import CodecCombo, QualitySlider, quality_levels, weights_hint
+from ._codecs import CodecCombo, QualitySlider, quality_levels, weights_hint
 
 SETTINGS = ("napari-microcomp", "writer")
 

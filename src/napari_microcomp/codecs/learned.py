@@ -102,7 +102,7 @@ class WeightLevels:
 
 
 class LearnedCodec(WeightLevels, Codec):
-    """A CompressAI model as a codec. Subclasses set ``arch`` (a :mod:`~napari_microcomp.models.zoo` name).
+    """A CompressAI model as a codec. Subclasses set ``arch`` (a name in :mod:`~napari_microcomp.models.registry`).
 
     Parameters (besides ``quality`` 1..8): ``weights`` (``"auto"``/None: the weights for the image's
     modality, detected by :func:`~napari_microcomp.modality.detect_modality` and recorded in the stream;

@@ -34,22 +34,27 @@ def _scores(reference: np.ndarray, prediction: np.ndarray, suffix: str, data_ran
 def iter_compare(model, image, target, codec=None, reconstruction=None,
                  prediction_original: Optional[np.ndarray] = None, return_arrays: bool = False,
                  **predict_kwargs: Any) -> Generator[Progress, None, Dict[str, Any]]:
-    """Generator form of :func:`compare` (yields the tiled predictions' progress)."""
+    """Generator form of :func:`compare` (yields the tiled predictions' progress).
+
+    ``target=None``: no ground truth; only the reconstruction-vs-original scores, with the range of the
+    prediction from the original as the peak."""
     from .zoo import load_model
 
     if isinstance(model, str) or hasattr(model, "__fspath__"):
         model = load_model(model)
     if codec is not None and reconstruction is not None:
         raise InputError("give either codec or reconstruction, not both")
-    gt = model.normalize_target(target)
-    if gt.shape != np.asarray(image).shape[-2:]:
+    gt = None if target is None else model.normalize_target(target)
+    if gt is not None and gt.shape != np.asarray(image).shape[-2:]:
         raise InputError(f"target {gt.shape} and image {np.asarray(image).shape} differ in (Y, X)")
-    rng = metrics.data_range(gt, "image")
-    row: Dict[str, Any] = {"model": model.meta.get("source", model.meta.get("kind")), "data_range": rng}
     if prediction_original is None:
         prediction_original = yield from model.iter_predict(image, **predict_kwargs)
-    row.update(_scores(gt, prediction_original, "orig", rng))
-    arrays = {"target": gt, "original": prediction_original}
+    rng = metrics.data_range(prediction_original if gt is None else gt, "image")
+    row: Dict[str, Any] = {"model": model.meta.get("source", model.meta.get("kind")), "data_range": rng}
+    arrays = {"original": prediction_original}
+    if gt is not None:
+        arrays["target"] = gt
+        row.update(_scores(gt, prediction_original, "orig", rng))
     if codec is not None:
         yield Progress("compress", 0, 1, codec.label)
         stream = codec.encode(image)
@@ -63,7 +68,8 @@ def iter_compare(model, image, target, codec=None, reconstruction=None,
         if rec.shape != np.asarray(image).shape:
             raise InputError(f"reconstruction {rec.shape} and image {np.asarray(image).shape} differ")
         pred_rec = yield from model.iter_predict(rec, **predict_kwargs)
-        row.update(_scores(gt, pred_rec, "rec", rng))
+        if gt is not None:
+            row.update(_scores(gt, pred_rec, "rec", rng))
         # Same data range as the ground-truth scores, so the three columns are comparable.
         row.update(_scores(prediction_original, pred_rec, "rec_vs_orig", rng))
         arrays["reconstruction"] = pred_rec

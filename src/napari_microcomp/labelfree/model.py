@@ -42,13 +42,6 @@ def resolve_device(device: str):
     return dev
 
 
-def export_weights(path, state_dict: Dict[str, Any], meta: Dict[str, Any]) -> None:
-    """Write the compact fp16 weights file atomically (:func:`napari_microcomp.weights.export.export_labelfree`)."""
-    from ..weights.export import export_labelfree
-
-    export_labelfree(path, state_dict, meta)
-
-
 class LabelFreeModel:
     """A loaded label-free network, ready to predict a fluorescence channel.
 

@@ -24,7 +24,8 @@ import numpy as np
 from .._progress import Progress
 from ..errors import InputError, MicrocompError
 from ..training.base import RunConfig, Trainer, git_revision, load_checkpoint, save_checkpoint
-from .model import export_weights, resolve_device
+from ..weights.export import export_labelfree
+from .model import resolve_device
 from .train_data import _heldin_window, _Sampler, load_pairs, parse_codec_spec
 
 CKPT_FORMAT = "napari-microcomp/labelfree-checkpoint"
@@ -320,7 +321,7 @@ class LabelFreeTrainer(Trainer):
                              "gan_started": self.gan_started, "gan_frac0": self.gan_frac0,
                              "history": self.history, "loss_ema": self.loss_ema}, cfg.ckpt)
         if cfg.out:
-            export_weights(cfg.out, self.G.state_dict(), m)
+            export_labelfree(cfg.out, self.G.state_dict(), m)
         return m
 
     def finish(self) -> Generator[Progress, None, Dict[str, Any]]:

@@ -1,0 +1,180 @@
+"""Running core generators off the GUI thread: napari thread workers with fine-grained progress (the core's
+checkpoints), cancel, ETA text, and a queue that adds result layers one per event-loop turn."""
+import inspect
+import time
+from typing import Any, Callable, Dict, Optional
+
+from napari.qt.threading import create_worker
+from napari.utils import progress
+from qtpy.QtCore import QObject, QTimer
+
+from .._progress import Cancelled, Progress, reporting
+from . import avoid_triton_crash
+from ._common import report_error
+
+
+class Step(Progress):
+    """A fine-grained step (tile, slice, wavefront) reported from inside the core by a checkpoint."""
+
+
+CANCELLED = "<cancelled>"  # what a worker returns when the user cancelled it at a checkpoint
+
+
+STEP_INTERVAL_S = 0.1      # fine steps reach the GUI at most this often
+
+
+def _worker_body(func: Callable, holder: list, *args, **kwargs):
+    """The worker's generator: runs ``func`` (function or Progress generator) with checkpoints on.
+
+    Every :func:`~napari_microcomp._progress.checkpoint` in the core (between tiles, slices,
+    wavefronts, label-free tile batches) checks whether Cancel was pressed (then the work stops
+    there: :class:`~napari_microcomp._progress.Cancelled`) and, at most every 0.1 s, sends a
+    :class:`Step` to the GUI through the worker's ``yielded`` signal (thread-safe).
+    """
+    last = [0.0]
+    if False:  # pragma: no cover  (a generator function even when ``func`` is a plain function)
+        yield
+
+    def report(stage: str, done: int, total: int, message: str) -> None:
+        worker = holder[0]
+        if worker.abort_requested:
+            raise Cancelled()
+        now = time.perf_counter()
+        if now - last[0] >= STEP_INTERVAL_S:
+            last[0] = now
+            worker.yielded.emit(Step(stage, done, total, message))
+
+    # The reporter is set only while the work runs, never across a ``yield``: napari may abort
+    # between two yields and never resume the generator, and its pool thread would keep a stale
+    # reporter that cancels the next, unrelated work on that thread.
+    try:
+        with reporting(report):
+            out = func(*args, **kwargs)
+        if not inspect.isgenerator(out):
+            return out
+        gen = out
+        while True:
+            with reporting(report):
+                try:
+                    event = next(gen)
+                except StopIteration as stop:
+                    return stop.value
+            yield event
+    except Cancelled:
+        return CANCELLED
+
+
+def start_worker(func: Callable, *args, desc: str = "", on_yield: Optional[Callable] = None,
+                 on_return: Optional[Callable] = None, on_error: Optional[Callable] = None,
+                 on_finish: Optional[Callable] = None, on_cancel: Optional[Callable] = None, **kwargs):
+    """Run ``func(*args, **kwargs)`` (a function or a Progress generator) on a napari thread worker.
+
+    The worker is always a generator worker, so ``worker.quit()`` works for plain functions too:
+    it takes effect at the next core checkpoint (between tiles/slices) or yield. A generator's
+    :class:`~napari_microcomp._progress.Progress` events and the core's :class:`Step` events
+    reach ``on_yield``; Progress events also drive a napari progress bar (activity dock).
+    ``on_cancel`` runs when the work stopped because of Cancel; ``on_finish`` runs after success,
+    error and cancel alike, so buttons are always re-enabled there.
+    """
+    avoid_triton_crash()
+    holder: list = []
+
+    def returned(value):  # napari emits it only when no abort was requested
+        if value is not CANCELLED and on_return:
+            on_return(value)
+
+    def finished():
+        if on_cancel and worker.abort_requested:
+            on_cancel()  # stopped at a checkpoint or between two yields
+        if on_finish:
+            on_finish()
+
+    connect: Dict[str, Any] = {"errored": on_error or (lambda exc: report_error(exc)), "returned": returned}
+    worker = create_worker(_worker_body, func, holder, *args, _start_thread=False, _connect=connect, **kwargs)
+    holder.append(worker)
+    pbar = progress(total=0, desc=desc or getattr(func, "__name__", "working"))
+
+    def _yielded(event):
+        if on_yield:  # first: updating the napari progress bar may process pending events
+            on_yield(event)
+        if isinstance(event, Step):
+            return
+        total, done = getattr(event, "total", None), getattr(event, "done", None)
+        if total is not None and done is not None:
+            if pbar.total != total:
+                pbar.total = total
+            if done > pbar.n:
+                pbar.update(done - pbar.n)
+
+    worker.yielded.connect(_yielded)
+    worker.finished.connect(pbar.close)
+    worker.finished.connect(finished)
+    worker.start()
+    return worker
+
+
+class Eta:
+    """Elapsed time and a remaining-time estimate from a fraction done, as short text."""
+
+    def __init__(self):
+        self.t0 = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def text(self, fraction: Optional[float] = None) -> str:
+        e = self.elapsed()
+        out = f"{e:.0f} s"
+        if fraction is not None and 0.02 < fraction < 1 and e > 1:
+            out += f", about {e * (1 - fraction) / fraction:.0f} s left"
+        return out
+
+
+def step_text(event) -> str:
+    """'encode tile 3/16' style text of a Step/Progress event."""
+    msg = getattr(event, "message", "") or ""
+    if msg:
+        return f"{event.stage}: {msg}"
+    if not event.total:
+        return event.stage
+    n = event.done + 1 if isinstance(event, Step) else event.done  # a step: the item being worked on
+    return f"{event.stage} {min(n, event.total)}/{event.total}"
+
+
+STEP_GAP_MS = 15  # between two steps: time for Qt to paint and to handle input
+
+
+class StepQueue(QObject):
+    """GUI work split into steps, one per event-loop turn (adding a layer, linking, layout).
+
+    Adding a napari layer builds its vispy visuals on the GUI thread (60–200 ms each on a busy
+    machine with software OpenGL); done one after the other in one callback, the label-free
+    results froze the viewer for 1–3 s. Between two steps Qt paints and handles input.
+    """
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._steps: list = []
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(STEP_GAP_MS)
+        self._timer.timeout.connect(self._next)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._steps)
+
+    def add(self, *steps: Callable) -> None:
+        self._steps.extend(steps)
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def _next(self) -> None:
+        if not self._steps:
+            return
+        step = self._steps.pop(0)
+        try:
+            step()
+        finally:
+            if self._steps:
+                self._timer.start()
