@@ -1,12 +1,12 @@
 """Issue 12, point 6: the docks fit 1280x800 (as tabs, scrolling), key table columns first, a
 readable RD plot (legend outside, human labels, only metrics the results have)."""
-import numpy as np
 import pytest
 from npe2 import PluginManifest
 from pathlib import Path
 
 import napari_microcomp
-from napari_microcomp._qt._results import COLUMNS, KEY_COLUMNS, plot_metrics, render_rd
+from napari_microcomp._qt._results import COLUMNS, KEY_COLUMNS
+from napari_microcomp.benchmark.plots import plot_metrics, rd_figure as render_rd
 
 MANIFEST = Path(napari_microcomp.__file__).parent / "napari.yaml"
 

@@ -20,7 +20,8 @@ from ._common import (display_label, narrow, fit_width, scrolling_layout, tabify
                       is_reconstruction, reconstruction_metadata, refuse_reason, report_error, set_status)
 from ._codecs import CodecChecklist, weight_qualities
 from ._workers import Eta, Step, step_text, start_worker
-from ._results import METRIC_LABELS, RDPlot, ResultsTable, plot_metrics
+from ..benchmark.plots import METRIC_LABELS, plot_metrics
+from ._results import RDPlot, ResultsTable
 
 DEFAULT_CODECS = ("jpeg2k", "jpegxl", "jpegxr")
 

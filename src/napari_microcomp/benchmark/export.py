@@ -281,60 +281,17 @@ def export_markdown(rows: Sequence[Row], path, title: str = "Benchmark results",
 
 
 # -- plots ----------------------------------------------------------------------------------------
-PLOTS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "p2_pearson_r": "prediction r vs ground truth"}
-
-
-def _two_five(v: float, _pos=None) -> str:
-    """Label the 2× and 5× minor ticks of a log axis (the others stay unlabelled)."""
-    if v <= 0:
-        return ""
-    lead = round(v / 10 ** math.floor(math.log10(v)), 6)
-    return f"{v:g}" if lead in (2.0, 5.0) else ""
-
-
-def plot_rd(rows: Sequence[Row], path, metric: str = "psnr", ylabel: Optional[str] = None) -> Optional[Path]:
-    """A rate–distortion PNG: ``metric`` vs bpp, one panel per image, one curve per method.
+def plot_rd(rows: Sequence[Row], path, metric: str = "psnr") -> Optional[Path]:
+    """A rate–distortion PNG of ``metric``: one panel per image (:func:`.plots.rd_figure`).
 
     Returns None (and writes nothing) when no row has a finite value of ``metric``.
     """
-    from matplotlib import colormaps
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter
+    from .plots import plot_metrics, rd_figure
 
-    ok = [r for r in _ok(rows) if isinstance(r.get(metric), float) and math.isfinite(r[metric])
-          and isinstance(r.get("bpp"), float) and r["bpp"] > 0]
-    if not ok:
+    if metric not in plot_metrics(rows):
         return None
-    images = list(_by(ok, "image"))
-    ncols = min(2, len(images))
-    nrows = -(-len(images) // ncols)
-    fig = Figure(figsize=(6.5 * ncols, 4.5 * nrows), layout="constrained")
-    FigureCanvasAgg(fig)
-    for k, image in enumerate(images):
-        ax = fig.add_subplot(nrows, ncols, k + 1)
-        ax.set_prop_cycle(color=colormaps["tab20"].colors)  # up to 20 methods without repeating a colour
-        rs = [r for r in ok if r["image"] == image]
-        for m, mr in _by(rs, "method").items():
-            mr = sorted(mr, key=lambda r: r["bpp"])
-            style = "--" if mr[0].get("family") in ("learned", "volumetric") else "-"
-            name = mr[0]["label"] if len({r["label"] for r in mr}) == 1 else m  # single settings: their label
-            ax.plot([r["bpp"] for r in mr], [r[metric] for r in mr], style, marker="o", ms=3, label=name)
-        if metric.startswith("p2_"):
-            ref = [r.get(metric.replace("p2_", "p2_orig_")) for r in rs]
-            ref = [v for v in ref if isinstance(v, float) and math.isfinite(v)]
-            if ref:
-                ax.axhline(ref[0], color="k", lw=0.8, ls=":", label="from uncompressed input")
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.xaxis.set_minor_formatter(FuncFormatter(_two_five))
-        ax.set_xlabel("bits per pixel")
-        ax.set_ylabel(ylabel or PLOTS.get(metric, metric))
-        ax.set_title(str(image))
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=6, ncol=2)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    rd_figure(rows, metric, panels=True, size=(650, 450)).savefig(buf, format="png", dpi=110)
     atomic_write_bytes(path, buf.getvalue())
     return Path(path)
 
@@ -342,7 +299,9 @@ def plot_rd(rows: Sequence[Row], path, metric: str = "psnr", ylabel: Optional[st
 def export_plots(rows: Sequence[Row], out_dir) -> List[Path]:
     """RD plots of PSNR, SSIM and (when present) the phase-2 metric; return the written paths."""
     out = []
-    for metric in PLOTS:
+    from .plots import EXPORTED
+
+    for metric in EXPORTED:
         p = plot_rd(rows, Path(out_dir) / f"rd_{metric}.png", metric)
         if p is not None:
             out.append(p)
