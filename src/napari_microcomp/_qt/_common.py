@@ -3,13 +3,14 @@
 Only napari's public API is used (``napari.layers``, ``napari.utils.notifications``).
 """
 import weakref
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 from napari.layers import Image
 from napari.utils.notifications import show_error
-from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QComboBox, QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import (QComboBox, QFrame, QLabel, QListWidget, QListWidgetItem, QScrollArea, QVBoxLayout,
+                            QWidget)
 
 from ..errors import MicrocompError
 
@@ -316,3 +317,70 @@ def fmt(value: Any, digits: int = 3) -> str:
             return "–"
         return f"{value:.{digits}g}" if abs(value) < 1e4 else f"{value:.0f}"
     return str(value)
+
+
+class DockWidget(QWidget):
+    """What every microcomp dock shares: its viewer, one worker at a time, ``run_finished``, and joining
+    the other microcomp docks as a tab when first shown."""
+
+    run_finished = Signal()  # after success, error and cancel alike
+
+    def __init__(self, napari_viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.worker = None
+        self._tabified = False
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().showEvent(event)
+        if not self._tabified:
+            self._tabified = True
+            tabify_with_siblings(self)
+
+
+class LayerChecklist(QListWidget):
+    """The viewer's image layers (reconstructions left out) with check boxes; follows the layer list.
+
+    One click: while nothing is ticked, the active layer (else the first) is ticked.
+    """
+
+    def __init__(self, viewer, max_height: int = 72, parent=None):
+        super().__init__(parent)
+        self.viewer = viewer
+        self.setMaximumHeight(max_height)
+        follow_layers(viewer, self, "refresh")
+        self.refresh()
+
+    def refresh(self) -> None:
+        checked = set(self.checked())
+        self.clear()
+        for layer in self.viewer.layers:
+            if isinstance(layer, Image) and not is_reconstruction(layer):
+                item = QListWidgetItem(layer.name)
+                item.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled)
+                item.setCheckState(Qt.CheckState.Checked if layer.name in checked else Qt.CheckState.Unchecked)
+                self.addItem(item)
+        if not checked and self.count():
+            active = self.viewer.layers.selection.active
+            names = [self.item(i).text() for i in range(self.count())]
+            pick = active.name if active is not None and active.name in names else names[0]
+            self.item(names.index(pick)).setCheckState(Qt.CheckState.Checked)
+
+    def checked(self) -> List[str]:
+        return [self.item(i).text() for i in range(self.count())
+                if self.item(i).checkState() == Qt.CheckState.Checked]
+
+    def set_checked(self, names) -> None:
+        for i in range(self.count()):
+            item = self.item(i)
+            item.setCheckState(Qt.CheckState.Checked if item.text() in names else Qt.CheckState.Unchecked)
+
+
+def add_labelfree_models(combo: QComboBox) -> None:
+    """List the installed label-free models in ``combo`` (a tooltip says why when there are none)."""
+    try:
+        from ..labelfree import available_models
+
+        combo.addItems(available_models())
+    except Exception as exc:   # the label-free part missing: the rest of the dock still works
+        combo.setToolTip(f"label-free models unavailable: {exc}")

@@ -178,3 +178,20 @@ class StepQueue(QObject):
         finally:
             if self._steps:
                 self._timer.start()
+
+
+def progress_status(widget, what: str) -> Callable:
+    """An ``on_yield`` showing ``what: step · ETA`` in ``widget.status`` while its run is the current one.
+
+    Set ``handler.worker`` to the worker it serves (a cancelled run's late steps then change nothing)."""
+    from ._common import set_status
+
+    eta = Eta()
+
+    def handler(event) -> None:
+        if widget.worker is handler.worker and widget.cancel_button.isEnabled():
+            frac = event.done / event.total if event.total else None
+            set_status(widget.status, f"{what}: {step_text(event)} · {eta.text(frac)}")
+
+    handler.worker, handler.eta = None, eta
+    return handler

@@ -9,14 +9,15 @@ from pathlib import Path
 from typing import List
 
 import numpy as np
-from qtpy.QtCore import Qt, Signal
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel,
-                            QListWidget, QListWidgetItem, QProgressBar, QPushButton, QSpinBox, QTableWidget,
-                            QTableWidgetItem, QVBoxLayout, QWidget)
+                            QProgressBar, QPushButton, QSpinBox, QTableWidget,
+                            QTableWidgetItem, QVBoxLayout)
 
 from ..advise import TOLERANCES, Tolerance, default_codecs
 from ..errors import InputError
-from ._common import add_or_replace_image, follow_layers, is_reconstruction, refuse_reason, report_error, set_status
+from ._common import (DockWidget, LayerChecklist, add_labelfree_models, add_or_replace_image, refuse_reason,
+                      report_error, set_status)
 from ._codecs import CodecChecklist
 from ._workers import start_worker
 
@@ -48,29 +49,19 @@ def _reconstruct(config, arrays):
     return out
 
 
-class AdviseWidget(QWidget):
+class AdviseWidget(DockWidget):
     """Tolerances in, the highest compression per codec out; apply or save the best."""
 
-    run_finished = Signal()
-
     def __init__(self, napari_viewer, parent=None):
-        super().__init__(parent)
-        self.viewer = napari_viewer
-        self.worker = None
+        super().__init__(napari_viewer, parent)
         self.advice = None
         self._layer_names: List[str] = []
         self._arrays: List[np.ndarray] = []
 
-        self.layer_list = QListWidget()
-        self.layer_list.setMaximumHeight(80)
+        self.layer_list = LayerChecklist(napari_viewer, max_height=80)
         grid = self._tolerance_grid()
         self.model = QComboBox()
-        try:
-            from ..labelfree import available_models
-
-            self.model.addItems(available_models())
-        except Exception as exc:   # label-free part missing: the other tolerances still work
-            self.model.setToolTip(f"label-free models unavailable: {exc}")
+        add_labelfree_models(self.model)
         self.codecs = CodecChecklist(checked=default_codecs())
         self.codecs.setMaximumHeight(110)
         self.codecs.setToolTip("classical and lossless codecs are ticked; tick learned codecs to include them "
@@ -109,8 +100,6 @@ class AdviseWidget(QWidget):
         self.apply_button.clicked.connect(self.apply_best)
         self.save_button.clicked.connect(self._save_dialog)
         self.report_button.clicked.connect(self._report_dialog)
-        follow_layers(napari_viewer, self, "_refresh_layers")
-        self._refresh_layers(first=True)
 
     def _tolerance_grid(self) -> QGridLayout:
         grid = QGridLayout()
@@ -163,30 +152,11 @@ class AdviseWidget(QWidget):
 
 
     # -- inputs ------------------------------------------------------------------------------
-    def _refresh_layers(self, first: bool = False) -> None:
-        from napari.layers import Image
-
-        checked = set(self.selected_layer_names())
-        if first and self.viewer.layers.selection.active is not None:
-            checked.add(self.viewer.layers.selection.active.name)   # one click: the active layer is ticked
-        self.layer_list.clear()
-        for layer in self.viewer.layers:
-            if isinstance(layer, Image) and not is_reconstruction(layer):
-                item = QListWidgetItem(layer.name)
-                item.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled)
-                item.setCheckState(Qt.CheckState.Checked if layer.name in checked else Qt.CheckState.Unchecked)
-                self.layer_list.addItem(item)
-
     def selected_layer_names(self) -> List[str]:
-        if not hasattr(self, "layer_list"):
-            return []
-        return [self.layer_list.item(i).text() for i in range(self.layer_list.count())
-                if self.layer_list.item(i).checkState() == Qt.CheckState.Checked]
+        return self.layer_list.checked()
 
     def select_layers(self, names) -> None:
-        for i in range(self.layer_list.count()):
-            item = self.layer_list.item(i)
-            item.setCheckState(Qt.CheckState.Checked if item.text() in names else Qt.CheckState.Unchecked)
+        self.layer_list.set_checked(names)
 
     def set_tolerance(self, **values) -> None:
         for key in SPIN:

@@ -9,15 +9,15 @@ reconstruction in the viewer, named like the Compress widget's layers.
 from typing import Any, Dict, List, Optional
 
 import numpy as np
-from qtpy.QtCore import Qt, Signal
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QHBoxLayout, QLabel,
-                            QListWidget, QListWidgetItem, QProgressBar, QPushButton, QTabWidget,
-                            QVBoxLayout, QWidget)
+                            QProgressBar, QPushButton, QTabWidget, QVBoxLayout, QWidget)
 
 from ..errors import InputError
-from ._common import (display_label, narrow, fit_width, scrolling_layout, tabify_with_siblings, LayerPicker,
-                      add_or_replace_image, compress_with_crc, current_block, fmt, leading_index, follow_layers,
-                      is_reconstruction, reconstruction_metadata, refuse_reason, report_error, set_status)
+from ._common import (DockWidget, LayerChecklist, LayerPicker, add_labelfree_models, add_or_replace_image,
+                      compress_with_crc, current_block, display_label, fit_width, fmt,
+                      leading_index, narrow, reconstruction_metadata, refuse_reason,
+                      report_error, scrolling_layout, set_status)
 from ._codecs import CodecChecklist, weight_qualities
 from ._workers import Eta, Step, step_text, start_worker
 from ..benchmark.plots import METRIC_LABELS, plot_metrics
@@ -66,26 +66,20 @@ def _reconstruct(image, config):
     return compress_with_crc(image, codec_from_config(config))
 
 
-class BenchmarkWidget(QWidget):
+class BenchmarkWidget(DockWidget):
     """Benchmark codecs on image layers, with a live table, an RD plot and exports."""
 
-    run_finished = Signal()  # after success, error and cancel alike
     reconstruction_shown = Signal(object)  # the layer added or updated by clicking a row
 
     def __init__(self, napari_viewer, parent=None):
-        super().__init__(parent)
-        self.viewer = napari_viewer
-        self.worker = None
+        super().__init__(napari_viewer, parent)
         self.rows: List[Dict[str, Any]] = []
         self.images: Dict[str, np.ndarray] = {}
         self.sources: Dict[str, Any] = {}
         self._failed: set = set()
         self._total, self._inner, self._eta = 0, 0.0, Eta()
 
-        self.layer_list = QListWidget()
-        self.layer_list.setMaximumHeight(72)
-        follow_layers(napari_viewer, self, "_refresh_layers")
-        self._refresh_layers()
+        self.layer_list = LayerChecklist(napari_viewer)
         self.all_times = QCheckBox("4D: every time point")
         self.all_times.setToolTip("time-lapse z-stacks (e.g. from CZI files): one image per time point instead "
                                   "of the time point shown in the viewer")
@@ -101,7 +95,7 @@ class BenchmarkWidget(QWidget):
         narrow(self.model)
         self.model.setToolTip("a shipped label-free model or the path of a .pt file; empty: phase 1 only")
         self.model.addItem("")
-        self._add_models()
+        add_labelfree_models(self.model)
         self.ground_truth = LayerPicker(napari_viewer, optional=True)
         self.run_button, self.cancel_button = QPushButton("Run benchmark"), QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
@@ -125,6 +119,11 @@ class BenchmarkWidget(QWidget):
             button.clicked.connect(lambda _=False, k=kind: self._export_clicked(k))
             button.setEnabled(False)
 
+        self._lay_out()
+        self.redraw()  # empty axes at once; also loads matplotlib before the first run
+        fit_width(self)
+
+    def _lay_out(self) -> None:
         form = QFormLayout()
         form.addRow("image layers", self.layer_list)
         form.addRow("", self.current_slice)
@@ -169,50 +168,14 @@ class BenchmarkWidget(QWidget):
         layout.addWidget(self.status)
         layout.addWidget(self.results, stretch=1)
         layout.addLayout(exports)
-        self.redraw()  # empty axes at once; also loads matplotlib before the first run
-        fit_width(self)
-        self._tabified = False
 
-    def showEvent(self, event) -> None:  # noqa: N802 (Qt name)
-        super().showEvent(event)
-        if not self._tabified:  # first show: join the other microcomp docks as a tab
-            self._tabified = True
-            tabify_with_siblings(self)
 
     # -- inputs ------------------------------------------------------------------------------
-    def _add_models(self) -> None:
-        try:
-            from ..labelfree import available_models
-
-            self.model.addItems(available_models())
-        except Exception as exc:  # label-free part missing: phase 1 still works
-            self.model.setToolTip(f"label-free models unavailable: {exc}")
-
-    def _refresh_layers(self) -> None:
-        from napari.layers import Image
-
-        checked = set(self.selected_layer_names()) if hasattr(self, "layer_list") else set()
-        self.layer_list.clear()
-        for layer in self.viewer.layers:
-            if isinstance(layer, Image) and not is_reconstruction(layer):
-                item = QListWidgetItem(layer.name)
-                item.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled)
-                item.setCheckState(Qt.CheckState.Checked if layer.name in checked else Qt.CheckState.Unchecked)
-                self.layer_list.addItem(item)
-        if not checked and self.layer_list.count():  # one click: the active (else first) image is ticked
-            active = self.viewer.layers.selection.active
-            names = [self.layer_list.item(i).text() for i in range(self.layer_list.count())]
-            pick = active.name if active is not None and active.name in names else names[0]
-            self.layer_list.item(names.index(pick)).setCheckState(Qt.CheckState.Checked)
-
     def selected_layer_names(self) -> List[str]:
-        return [self.layer_list.item(i).text() for i in range(self.layer_list.count())
-                if self.layer_list.item(i).checkState() == Qt.CheckState.Checked]
+        return self.layer_list.checked()
 
     def select_layers(self, names) -> None:
-        for i in range(self.layer_list.count()):
-            item = self.layer_list.item(i)
-            item.setCheckState(Qt.CheckState.Checked if item.text() in names else Qt.CheckState.Unchecked)
+        self.layer_list.set_checked(names)
 
     def qualities(self) -> List[int]:
         return [int(b.text()) for b in self.quality_boxes if b.isChecked()]

@@ -9,16 +9,15 @@ settings updates those layers in place, other settings add new ones. The source 
 from typing import Optional
 
 import numpy as np
-from qtpy.QtCore import Signal
-from qtpy.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QHBoxLayout,
-                            QLabel, QPushButton, QRadioButton, QSpinBox, QWidget)
+from qtpy.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel,
+                            QPushButton, QRadioButton, QSpinBox)
 
 from ..errors import InputError
-from ._common import (display_label, fit_width, scrolling_layout, tabify_with_siblings, LayerPicker,
-                      add_or_replace_image, clear_results, compress_with_crc, current_block, fmt,
-                      reconstruction_metadata, refuse_reason, report_error, set_status)
+from ._common import (DockWidget, LayerPicker, add_or_replace_image, clear_results, compress_with_crc,
+                      current_block, display_label, fit_width, fmt, reconstruction_metadata,
+                      refuse_reason, report_error, scrolling_layout, set_status)
 from ._codecs import CodecCombo, QualitySlider, quality_levels, weights_hint
-from ._workers import Eta, StepQueue, step_text, start_worker
+from ._workers import StepQueue, progress_status, start_worker
 
 TARGETS = {"PSNR (dB)": ("psnr", 40.0, 10.0, 100.0, 0.5), "SSIM": ("ssim", 0.95, 0.5, 0.9999, 0.01),
            "bpp": ("bpp", 0.5, 0.01, 16.0, 0.05), "compression ratio": ("cr", 20.0, 1.1, 1000.0, 1.0)}
@@ -33,15 +32,11 @@ def _compress(data, codec: str, quality: Optional[int], target: Optional[str], p
     return res, crc, error
 
 
-class CompressWidget(QWidget):
+class CompressWidget(DockWidget):
     """Compress the selected image layer and show the reconstruction, its error and its metrics."""
 
-    run_finished = Signal()  # after success, error and cancel alike
-
     def __init__(self, napari_viewer, parent=None):
-        super().__init__(parent)
-        self.viewer = napari_viewer
-        self.worker = None
+        super().__init__(napari_viewer, parent)
         self.result = None
         self.layers_added = []
 
@@ -90,6 +85,11 @@ class CompressWidget(QWidget):
         self.status.setWordWrap(True)
         self.metric_labels = {key: QLabel("–") for key, _ in SHOWN + (("time", ""),)}
 
+        self._lay_out(quality_label)
+        fit_width(self)
+
+
+    def _lay_out(self, quality_label: QLabel) -> None:
         form = QFormLayout()
         form.addRow("image layer", self.layer_picker)
         form.addRow("codec", self.codec_combo)
@@ -125,14 +125,6 @@ class CompressWidget(QWidget):
         layout.addWidget(self.status)
         layout.addLayout(results)
         layout.addStretch()
-        fit_width(self)
-        self._tabified = False
-
-    def showEvent(self, event) -> None:  # noqa: N802 (Qt name)
-        super().showEvent(event)
-        if not self._tabified:  # first show: join the other microcomp docks as a tab
-            self._tabified = True
-            tabify_with_siblings(self)
 
     def _codec_changed(self, *_) -> None:
         from ..codecs import codec_class
@@ -197,20 +189,14 @@ class CompressWidget(QWidget):
         self._clear_metrics()
         what = f"compressing {src_name!r} with {codec}"
         set_status(self.status, what + "…")
-        eta = Eta()
-
-        def on_yield(event):
-            if self.worker is worker and self.cancel_button.isEnabled():
-                frac = event.done / event.total if event.total else None
-                set_status(self.status, f"{what}: {step_text(event)} · {eta.text(frac)}")
-
-        self.worker = worker = start_worker(
+        on_yield = progress_status(self, what)
+        self.worker = on_yield.worker = start_worker(
             _compress, data, codec, quality, target, self.learned_params(), desc=f"compress {src_name}",
             on_yield=on_yield,
             on_return=lambda out: self._show(*out, layer, src_name),
             on_error=lambda exc: (self._clear_metrics(),
                                   report_error(exc, self.status, f"compressing {src_name!r} failed")),
-            on_finish=lambda: self.worker is worker and self.steps.add(lambda: self._busy(False)))
+            on_finish=lambda: self.worker is on_yield.worker and self.steps.add(lambda: self._busy(False)))
 
     def cancel(self) -> None:
         """Stop the running compression at its next tile/slice; nothing is added."""

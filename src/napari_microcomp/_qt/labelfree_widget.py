@@ -14,16 +14,16 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 from napari.experimental import link_layers
-from qtpy.QtCore import Signal
-from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
-                            QPushButton, QRadioButton, QTableWidget, QTableWidgetItem, QWidget)
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QPushButton,
+                            QRadioButton, QTableWidget, QTableWidgetItem)
 
 from ..errors import InputError
-from ._common import (display_label, narrow, fit_width, scrolling_layout, tabify_with_siblings, LayerPicker,
-                      add_or_replace_image, clear_results, current_block, side_by_side, leading_index,
-                      compress_with_crc, fmt, reconstruction_metadata, refuse_reason, report_error, set_status)
+from ._common import (DockWidget, LayerPicker, add_labelfree_models, add_or_replace_image, clear_results,
+                      compress_with_crc, current_block, display_label, fit_width, fmt,
+                      leading_index, narrow, reconstruction_metadata, refuse_reason,
+                      report_error, scrolling_layout, set_status, side_by_side)
 from ._codecs import CodecCombo, QualitySlider, quality_levels
-from ._workers import Eta, StepQueue, step_text, start_worker
+from ._workers import StepQueue, progress_status, start_worker
 
 ROWS = (("orig", "original vs ground truth"), ("rec", "reconstruction vs ground truth"),
         ("rec_vs_orig", "reconstruction vs original"))
@@ -55,15 +55,11 @@ def _predict(model_name: str, image, target, z, recon_data, codec: Optional[str]
     return row, arrays, compression, z
 
 
-class LabelFreeWidget(QWidget):
+class LabelFreeWidget(DockWidget):
     """Predict fluorescence from an image and from its reconstruction; compare them."""
 
-    run_finished = Signal()  # after success, error and cancel alike
-
     def __init__(self, napari_viewer, parent=None):
-        super().__init__(parent)
-        self.viewer = napari_viewer
-        self.worker = None
+        super().__init__(napari_viewer, parent)
         self.scores: Dict[str, Any] = {}
         self.layers_added = []
 
@@ -132,24 +128,10 @@ class LabelFreeWidget(QWidget):
         layout.addWidget(self.table)
         layout.addStretch()
         fit_width(self)
-        self._tabified = False
-
-    def showEvent(self, event) -> None:  # noqa: N802 (Qt name)
-        super().showEvent(event)
-        if not self._tabified:  # first show: join the other microcomp docks as a tab
-            self._tabified = True
-            tabify_with_siblings(self)
 
     def _add_models(self) -> None:
-        try:
-            from ..labelfree import available_models
-
-            names = available_models()
-        except Exception as exc:  # label-free part not installed
-            names = []
-            self.model.setToolTip(f"label-free models unavailable: {exc}")
-        self.model.addItems(names)
-        if not names:
+        add_labelfree_models(self.model)
+        if not self.model.count():
             self.model.setPlaceholderText("no shipped model: type the path of a .pt file")
 
     def _target_reason(self, image, target) -> Optional[str]:
@@ -192,14 +174,8 @@ class LabelFreeWidget(QWidget):
         self._clear_scores()
         set_status(self.status, f"predicting with {model}…")
         data, name = current_block(image, self.viewer)  # 4D layers: the time point shown
-        eta = Eta()
-
-        def on_yield(event):
-            if self.worker is worker and self.cancel_button.isEnabled():
-                frac = event.done / event.total if event.total else None
-                set_status(self.status, f"{name}: {step_text(event)} · {eta.text(frac)}")
-
-        self.worker = worker = start_worker(
+        on_yield = progress_status(self, name)
+        self.worker = on_yield.worker = start_worker(
             _predict, model, data, None if target is None else current_block(target, self.viewer)[0],
             self._z(image), None if recon is None else current_block(recon, self.viewer)[0],
             self.codec_combo.codec_name(), self.quality.value(),
@@ -207,8 +183,8 @@ class LabelFreeWidget(QWidget):
             on_return=lambda out: self._show(*out, image, recon, model, name),
             on_error=lambda exc: (self._clear_scores(),
                                   report_error(exc, self.status, f"prediction for {name!r} failed")),
-            on_cancel=lambda: set_status(self.status, f"cancelled after {eta.text()}"),
-            on_finish=lambda: self.worker is worker and self.steps.add(lambda: self._busy(False)))
+            on_cancel=lambda: set_status(self.status, f"cancelled after {on_yield.eta.text()}"),
+            on_finish=lambda: self.worker is on_yield.worker and self.steps.add(lambda: self._busy(False)))
 
     def cancel(self) -> None:
         """Stop at the next tile batch (or codec tile/slice); nothing is added."""
