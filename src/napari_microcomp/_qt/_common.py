@@ -9,8 +9,8 @@ import numpy as np
 from napari.layers import Image
 from napari.utils.notifications import show_error
 from qtpy.QtCore import Qt, Signal
-from qtpy.QtWidgets import (QComboBox, QFrame, QLabel, QListWidget, QListWidgetItem, QScrollArea, QVBoxLayout,
-                            QWidget)
+from qtpy.QtWidgets import (QComboBox, QFrame, QLabel, QListWidget, QListWidgetItem, QScrollArea, QSpinBox,
+                            QVBoxLayout, QWidget)
 
 from ..errors import MicrocompError
 
@@ -337,6 +337,14 @@ class DockWidget(QWidget):
             self._tabified = True
             tabify_with_siblings(self)
 
+    def _busy(self, busy: bool) -> None:
+        """Run/Cancel buttons for a run starting (True) or ended (False, also ends the worker)."""
+        self.run_button.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)
+        if not busy:
+            self.worker = None
+            self.run_finished.emit()
+
 
 class LayerChecklist(QListWidget):
     """The viewer's image layers (reconstructions left out) with check boxes; follows the layer list.
@@ -384,3 +392,15 @@ def add_labelfree_models(combo: QComboBox) -> None:
         combo.addItems(available_models())
     except Exception as exc:   # the label-free part missing: the rest of the dock still works
         combo.setToolTip(f"label-free models unavailable: {exc}")
+
+
+def spin_box(lo: int, hi: int, value: int, tip: str, step: int = 1, off_text: str = "") -> QSpinBox:
+    """An integer spin box; ``off_text`` is shown for its minimum (e.g. "off")."""
+    box = QSpinBox()
+    box.setRange(lo, hi)
+    box.setSingleStep(step)
+    box.setValue(value)
+    if off_text:
+        box.setSpecialValueText(off_text)
+    box.setToolTip(tip)
+    return box

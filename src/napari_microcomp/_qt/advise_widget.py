@@ -11,13 +11,13 @@ from typing import List
 import numpy as np
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel,
-                            QProgressBar, QPushButton, QSpinBox, QTableWidget,
-                            QTableWidgetItem, QVBoxLayout)
+                            QProgressBar, QPushButton, QTableWidget, QTableWidgetItem,
+                            QVBoxLayout)
 
 from ..advise import TOLERANCES, Tolerance, default_codecs
 from ..errors import InputError
 from ._common import (DockWidget, LayerChecklist, add_labelfree_models, add_or_replace_image, refuse_reason,
-                      report_error, set_status)
+                      report_error, set_status, spin_box)
 from ._codecs import CodecChecklist
 from ._workers import start_worker
 
@@ -66,10 +66,7 @@ class AdviseWidget(DockWidget):
         self.codecs.setMaximumHeight(110)
         self.codecs.setToolTip("classical and lossless codecs are ticked; tick learned codecs to include them "
                                "(slower: only their trained levels are searched)")
-        self.trials = QSpinBox()
-        self.trials.setRange(2, 30)
-        self.trials.setValue(10)
-        self.trials.setToolTip("encodes per codec: the quality levels first, then bisection between them")
+        self.trials = spin_box(2, 30, 10, "encodes per codec: the quality levels first, then bisection between them")
         self.run_button = QPushButton("Advise")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)

@@ -266,14 +266,11 @@ class BenchmarkWidget(DockWidget):
             set_status(self.status, "cancelling…")
 
     def _busy(self, busy: bool) -> None:
-        self.run_button.setEnabled(not busy)
-        self.cancel_button.setEnabled(busy)
         for button in self.export_buttons.values():
             button.setEnabled(not busy and bool(self.rows))
         if not busy:
-            self.worker = None
             self.table.resizeColumnsToContents()
-            self.run_finished.emit()
+        super()._busy(busy)
 
     def _on_event(self, event) -> None:
         if isinstance(event, dict):  # the prepared images, kept to show reconstructions later

@@ -10,12 +10,12 @@ from typing import Optional
 
 import numpy as np
 from qtpy.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel,
-                            QPushButton, QRadioButton, QSpinBox)
+                            QPushButton, QRadioButton)
 
 from ..errors import InputError
 from ._common import (DockWidget, LayerPicker, add_or_replace_image, clear_results, compress_with_crc,
                       current_block, display_label, fit_width, fmt, reconstruction_metadata,
-                      refuse_reason, report_error, scrolling_layout, set_status)
+                      refuse_reason, report_error, scrolling_layout, set_status, spin_box)
 from ._codecs import CodecCombo, QualitySlider, quality_levels, weights_hint
 from ._workers import StepQueue, progress_status, start_worker
 
@@ -48,12 +48,8 @@ class CompressWidget(DockWidget):
         self.weights.addItems(["auto", "transmitted", "fluorescence"])
         self.weights.setToolTip("learned codecs: weights trained on transmitted light (bright-field, phase, DIC) "
                                 "or on fluorescence; auto picks by the image's intensity distribution")
-        self.refine = QSpinBox()
-        self.refine.setRange(0, 2000)
-        self.refine.setSingleStep(50)
-        self.refine.setSpecialValueText("off")
-        self.refine.setToolTip("refine (slower): optimise this image's latents for N steps before coding; "
-                               "smaller or better streams, the same decoder")
+        self.refine = spin_box(0, 2000, 0, "refine (slower): optimise this image's latents for N steps before "
+                               "coding; smaller or better streams, the same decoder", step=50, off_text="off")
         self.quality = QualitySlider(4)
         quality_label = QLabel("4")
         self.quality.valueChanged.connect(lambda v: quality_label.setText(str(v)))
@@ -220,13 +216,6 @@ class CompressWidget(DockWidget):
         """Blank the metrics of a previous run (stale numbers must not stay next to a new error)."""
         for label in self.metric_labels.values():
             label.setText("–")
-
-    def _busy(self, busy: bool) -> None:
-        self.run_button.setEnabled(not busy)
-        self.cancel_button.setEnabled(busy)
-        if not busy:
-            self.worker = None
-            self.run_finished.emit()
 
     def _show(self, res, crc, error, source, src_name: str) -> None:
         self.result = res

@@ -200,13 +200,6 @@ class LabelFreeWidget(DockWidget):
         self.table.clearContents()
         self.compression_label.setText("")
 
-    def _busy(self, busy: bool) -> None:
-        self.run_button.setEnabled(not busy)
-        self.cancel_button.setEnabled(busy)
-        if not busy:
-            self.worker = None
-            self.run_finished.emit()
-
     def _show(self, scores, arrays, compression, z, image, recon, model: str, name: str) -> None:
         """Scores at once; the layers one per event-loop turn (see :class:`StepQueue`)."""
         self.scores = scores

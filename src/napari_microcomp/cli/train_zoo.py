@@ -12,12 +12,14 @@ from pathlib import Path
 from ._args import command
 
 
+HELP = "run the training campaign: a resumable queue of codec trainings with an RD gate"
+DESCRIPTION = ("Train every unfinished job of a plan file in order (checkpointed, resumable after SIGTERM/SIGINT or on "
+               "a fresh machine from the last promoted weights); gate each result on the evaluation split and promote "
+               "it into the shipped weights if it passes.")
+
+
 def register(subparsers) -> None:
-    p = command(subparsers, "train-zoo", run,
-                "run the training campaign: a resumable queue of codec trainings with an RD gate",
-                "Train every unfinished job of a plan file in order (checkpointed, resumable after SIGTERM/SIGINT "
-                "or on a fresh machine from the last promoted weights); gate each result on the evaluation split "
-                "and promote it into the shipped weights if it passes.")
+    p = command(subparsers, "train-zoo", run, HELP, DESCRIPTION)
     p.add_argument("--plan", default="scripts/train_plan.json", help="the plan file (JSON, versioned)")
     p.add_argument("--workdir", default="runs/zoo", help="checkpoints, logs, packed data and status")
     p.add_argument("--only", nargs="+", default=None, help="run only these job names")
