@@ -16,8 +16,8 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, Q
 
 from ..advise import TOLERANCES, Tolerance, default_codecs
 from ..errors import InputError
-from ._common import (DockWidget, LayerChecklist, add_labelfree_models, add_or_replace_image, refuse_reason,
-                      report_error, set_status, spin_box)
+from ._common import LayerChecklist, add_or_replace_image, refuse_reason, report_error, set_status
+from ._dock import DockWidget, add_labelfree_models, spin_box
 from ._codecs import CodecChecklist
 from ._workers import start_worker
 

@@ -14,10 +14,11 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGri
                             QProgressBar, QPushButton, QTabWidget, QVBoxLayout, QWidget)
 
 from ..errors import InputError
-from ._common import (DockWidget, LayerChecklist, LayerPicker, add_labelfree_models, add_or_replace_image,
-                      compress_with_crc, current_block, display_label, fit_width, fmt,
-                      leading_index, narrow, reconstruction_metadata, refuse_reason,
-                      report_error, scrolling_layout, set_status)
+from ._common import (LayerChecklist, LayerPicker, add_or_replace_image, compress_with_crc, current_block,
+                      display_label, fit_width, fmt, leading_index, narrow,
+                      reconstruction_metadata, refuse_reason, report_error, scrolling_layout,
+                      set_status)
+from ._dock import DockWidget, add_labelfree_models
 from ._codecs import CodecChecklist, weight_qualities
 from ._workers import Eta, Step, step_text, start_worker
 from ..benchmark.plots import METRIC_LABELS, plot_metrics

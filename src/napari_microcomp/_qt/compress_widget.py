@@ -13,9 +13,10 @@ from qtpy.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout
                             QPushButton, QRadioButton)
 
 from ..errors import InputError
-from ._common import (DockWidget, LayerPicker, add_or_replace_image, clear_results, compress_with_crc,
-                      current_block, display_label, fit_width, fmt, reconstruction_metadata,
-                      refuse_reason, report_error, scrolling_layout, set_status, spin_box)
+from ._common import (LayerPicker, add_or_replace_image, clear_results, compress_with_crc, current_block,
+                      display_label, fit_width, fmt, reconstruction_metadata, refuse_reason,
+                      report_error, scrolling_layout, set_status)
+from ._dock import DockWidget, spin_box
 from ._codecs import CodecCombo, QualitySlider, quality_levels, weights_hint
 from ._workers import StepQueue, progress_status, start_worker
 

@@ -18,10 +18,11 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QHea
                             QRadioButton, QTableWidget, QTableWidgetItem)
 
 from ..errors import InputError
-from ._common import (DockWidget, LayerPicker, add_labelfree_models, add_or_replace_image, clear_results,
-                      compress_with_crc, current_block, display_label, fit_width, fmt,
-                      leading_index, narrow, reconstruction_metadata, refuse_reason,
-                      report_error, scrolling_layout, set_status, side_by_side)
+from ._common import (LayerPicker, add_or_replace_image, clear_results, compress_with_crc, current_block,
+                      display_label, fit_width, fmt, leading_index, narrow,
+                      reconstruction_metadata, refuse_reason, report_error, scrolling_layout,
+                      set_status, side_by_side)
+from ._dock import DockWidget, add_labelfree_models
 from ._codecs import CodecCombo, QualitySlider, quality_levels
 from ._workers import StepQueue, progress_status, start_worker
 
