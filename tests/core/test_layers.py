@@ -146,3 +146,16 @@ def test_no_import_cycles():
     new = [c for c in cycles if c not in KNOWN_CYCLES]
     assert not new, f"import cycles: {new}"
 
+
+
+def test_modules_and_functions_stay_small():
+    """Modules ≤ 400 lines, functions ≤ 80 (issue 14): split by concern before adding more."""
+    big = []
+    for p in PKG.rglob("*.py"):
+        text = p.read_text()
+        if text.count("\n") > 400:
+            big.append(f"{p.relative_to(PKG)}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 80:
+                big.append(f"{p.relative_to(PKG)}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert not big, big
