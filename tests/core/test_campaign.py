@@ -131,6 +131,15 @@ def test_gate_rules():
     assert not gate.gate(rep([(1, 0.1, 30), (2, 0.2, 29), (3, 0.4, 36)]), None)[0]
     worse = rep([(1, 0.1, 29), (2, 0.2, 32), (3, 0.4, 35)])
     assert gate.gate(good, worse)[0] and not gate.gate(worse, good)[0]
+    # curves that do not overlap (the old file far worse): both are judged against the same anchor
+    jxl = [{"bpp": b, "psnr": p} for b, p in ((0.05, 20), (0.1, 26), (0.2, 31), (0.4, 36), (0.8, 40))]
+    new = {**good, "learned": {"a": good["learned_mean"]}, "anchor": {"codec": "jpegxl", "per_image": {"a": jxl}},
+           "bd_rate_vs_anchor_median": gate._bd(jxl, good["learned_mean"])}
+    far = {**rep([(1, 0.5, 21), (2, 0.7, 23), (3, 0.9, 25)])}
+    far["learned"] = {"a": far["learned_mean"]}
+    ok, why = gate.gate(new, far)
+    assert ok and "do not overlap" in why, why
+    assert not gate.gate({**new, "bd_rate_vs_anchor_median": 1e9}, far)[0]
     anchor = [{"bpp": 0.1, "psnr": 30.0}, {"bpp": 0.4, "psnr": 36.0}]
     assert gate.delta_db(anchor, {"bpp": 0.2, "psnr": 34.0}) == pytest.approx(1.0)
     assert np.isnan(gate.delta_db(anchor, {"bpp": 1.0, "psnr": 40.0}))
