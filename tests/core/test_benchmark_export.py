@@ -77,3 +77,14 @@ def test_best_cr_summary_matches_direct_filter(rows):
         good = [r for r in rows if r["family"] == fam and r["status"] == "ok" and r["ssim"] >= 0.94]
         assert s["compression_ratio"] == max(r["compression_ratio"] for r in good)
     assert set(summary) == {"classical", "lossless"}
+
+
+def test_rd_figure_panels_only_for_images_with_values():
+    from napari_microcomp.benchmark.plots import rd_figure
+
+    def row(image, q, p2):
+        return {"image": image, "method": "jpegxl", "family": "classical", "status": "ok", "bpp": 0.1 * q,
+                "psnr": 30.0 + q, "p2_pearson_r": p2}
+    rows = [row("a", q, 0.8 + 0.01 * q) for q in (1, 2, 3)] + [row("b", q, float("nan")) for q in (1, 2, 3)]
+    assert len(rd_figure(rows, "p2_pearson_r", panels=True).axes) == 1
+    assert len(rd_figure(rows, "psnr", panels=True).axes) == 2

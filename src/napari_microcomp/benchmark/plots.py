@@ -77,7 +77,7 @@ def rd_figure(rows: Sequence[Dict[str, Any]], metric: str, per_image: bool = Fal
 
     rows = list(rows)
     if panels:
-        images = list(dict.fromkeys(r["image"] for r in rows))
+        images = list(dict.fromkeys(r["image"] for r in rows if _curves([r], metric, False)[0]))  # with values
         ncols = max(1, min(2, len(images)))
         nrows = max(1, -(-len(images) // ncols))
         fig = Figure(figsize=(size[0] * ncols / dpi, size[1] * nrows / dpi), dpi=dpi, layout="constrained")
