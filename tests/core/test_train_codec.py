@@ -110,3 +110,15 @@ def test_sampler_shapes_range_and_padding(data_dir):
     assert np.array_equal(PatchSampler(items, (64, 64), seed=5).batch(3), PatchSampler(items, (64, 64), seed=5).batch(3))
     with pytest.raises(InputError):
         collect_files([data_dir / "missing"])
+
+
+def test_vbr_with_its_own_lambda_table(data_dir, tmp_path, capsys):
+    lams = ["0.0018", "0.0042", "0.0099", "0.0233", "0.0547", "0.128", "0.302", "0.71"]
+    out = tmp_path / "wide.pt"
+    rc = main(["train-codec", "--arch", "mbt2018-mean-vbr", "--data", str(data_dir / "dapi.tif"), "--steps", "2",
+               "--widths", "N=8,M=8", "--lambdas", *lams, "--out", str(out), *ARGS])
+    assert rc == 0
+    assert _meta(out)["lambda"] == [float(v) for v in lams]   # recorded: refinement uses the file's own table
+    rc = main(["train-codec", "--arch", "mbt2018-mean-vbr", "--data", str(data_dir / "dapi.tif"), "--steps", "1",
+               "--lambdas", *reversed(lams), *ARGS])
+    assert rc == 2 and "increasing" in capsys.readouterr().err

@@ -31,6 +31,8 @@ def register(subparsers) -> None:
     g.add_argument("--quality", type=int, choices=range(1, 9), metavar="1..8",
                    help="quality level; selects CompressAI's MSE λ for that level")
     g.add_argument("--lambda", dest="lmbda", type=float, help="explicit λ (instead of --quality)")
+    p.add_argument("--lambdas", type=float, nargs=8, metavar="L",
+                   help="VBR architectures: the eight λ of the rate levels (default CompressAI's 0.0018…0.18)")
     p.add_argument("--data", nargs="+", required=True, help="image files or folders (TIFF/PNG/NPY/CZI/ND2)")
     p.add_argument("--steps", type=int, default=100_000, help="maximum optimizer steps")
     p.add_argument("--patch", type=int, nargs="+", default=None,
@@ -77,7 +79,7 @@ def _command_line(args) -> str:
 def run(args) -> int:
     from ..training.codec import TrainConfig, train
 
-    cfg = TrainConfig(arch=args.arch, data=list(args.data), quality=args.quality, lmbda=args.lmbda,
+    cfg = TrainConfig(arch=args.arch, data=list(args.data), quality=args.quality, lmbda=args.lmbda, lambdas=args.lambdas,
                       steps=args.steps, patch=args.patch, batch=args.batch, lr=args.lr, aux_lr=args.aux_lr,
                       device=args.device, max_minutes=args.max_minutes, out=args.out, ckpt=args.ckpt,
                       ckpt_every=args.ckpt_every, resume=args.resume, init=args.init, seed=args.seed, widths=args.widths,

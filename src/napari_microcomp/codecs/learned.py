@@ -203,7 +203,11 @@ class LearnedCodec(WeightLevels, Codec):
         if n_refine > 0:
             spec = self.spec
             s = int(self.quality) - 1 if spec.vbr else None
-            lam = spec.lambdas[s] if spec.vbr else float(lm.meta.get("lambda") or spec.lmbda(int(self.quality)))
+            if spec.vbr:   # the weights' own λ table (a file may be trained with another one)
+                table = lm.meta.get("lambda")
+                lam = float(table[s] if isinstance(table, list) and len(table) == len(spec.lambdas) else spec.lambdas[s])
+            else:
+                lam = float(lm.meta.get("lambda") or spec.lmbda(int(self.quality)))
             y, z = refine_latents(model, t, lam, n_refine, s=s, n_px=h * w)
             model = with_latents(model, y, z)
         out = model.compress(t, **self._kwargs())

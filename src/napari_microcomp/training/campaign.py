@@ -7,7 +7,8 @@ A plan file (JSON, ``scripts/train_plan.json``) lists jobs in order::
 
 Optional job keys: ``quality`` (fixed-rate architectures), ``widths``, ``init`` (the name of an earlier
 job whose weights warm-start this one: λ-transfer), ``warmup``, ``continue_lr`` (peak lr when a job whose
-steps were raised continues from its promoted weights).
+steps were raised continues from its promoted weights), ``lambdas`` (VBR: the eight λ of its rate levels,
+recorded in the weights; e.g. a wider range for transmitted light).
 
 For each job the runner packs the modality's training split once (``WORKDIR/data/MODALITY``), then
 trains with checkpoints every ``ckpt_every`` steps. It resumes from ``WORKDIR/NAME.ckpt`` when the
@@ -132,6 +133,7 @@ def run_job(job: Dict[str, Any], workdir: Path, jobs_by_name: Dict[str, Dict], s
                       lr=lr, out=str(out), ckpt=str(ckpt),
                       ckpt_every=int(job.get("ckpt_every", 500)), resume=resume, init=init,
                       widths=dict(job.get("widths") or {}), threads=threads, warmup=int(job.get("warmup", 500)),
+                      lambdas=job.get("lambdas"),
                       modality=job["modality"], seed=int(job.get("seed", 0)),
                       log_every=int(job.get("log_every", 100)), steps_offset=int(done_steps or 0),
                       command=f"microcomp train-zoo --plan PLAN --only {name}")

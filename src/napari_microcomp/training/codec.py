@@ -50,6 +50,7 @@ class TrainConfig(RunConfig):
     data: List[str]
     quality: Optional[int] = None
     lmbda: Optional[float] = None
+    lambdas: Optional[List[float]] = None   # VBR: the eight λ of its rate levels (default: the architecture's)
     steps: int = 100_000
     patch: Optional[List[int]] = None
     batch: int = 8
@@ -106,8 +107,14 @@ class CodecTrainer(Trainer):
         super().__init__(cfg.steps, cfg.max_minutes, stop)
         self.cfg = cfg
         self.spec = spec = get_arch(cfg.arch)
+        self.lambdas = list(spec.lambdas)
         if spec.vbr:
             self.lmbda = None
+            if cfg.lambdas:
+                lams = [float(v) for v in cfg.lambdas]
+                if len(lams) != len(spec.lambdas) or any(b <= a for a, b in zip(lams, lams[1:])) or lams[0] <= 0:
+                    raise MicrocompError(f"lambdas: {len(spec.lambdas)} positive, increasing values, got {cfg.lambdas}")
+                self.lambdas = lams
         elif cfg.lmbda is not None:
             self.lmbda = float(cfg.lmbda)
         elif cfg.quality is not None:
@@ -242,9 +249,9 @@ class CodecTrainer(Trainer):
         kwargs: Dict[str, Any] = {}
         lam = self.lmbda
         if self.spec.vbr:
-            s = int(self.rate_rng.integers(0, len(self.spec.lambdas)))
+            s = int(self.rate_rng.integers(0, len(self.lambdas)))
             kwargs = {"stage": 2, "s": s}
-            lam = self.spec.lambdas[s]
+            lam = self.lambdas[s]
         self.opt.zero_grad(set_to_none=True)
         self.aux_opt.zero_grad(set_to_none=True)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
@@ -313,7 +320,7 @@ class CodecTrainer(Trainer):
     def _meta(self, seconds: float) -> Dict[str, Any]:
         cfg, spec, device = self.cfg, self.spec, self.device
         return {"arch": cfg.arch, "quality": None if spec.vbr else cfg.quality,
-                "lambda": list(spec.lambdas) if spec.vbr else self.lmbda, "widths": self.widths, "steps": self.step,
+                "lambda": list(self.lambdas) if spec.vbr else self.lmbda, "widths": self.widths, "steps": self.step,
                 "stop": self.stop_reason, "data": [str(f) for f in self.files], "n_items": len(self.items),
                 "patch": self.patch, "batch": cfg.batch, "lr": cfg.lr, "seconds": round(seconds, 1),
                 "device": (torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"),
@@ -366,7 +373,7 @@ def export_checkpoint(ckpt_path, out, extra_meta: Optional[Dict[str, Any]] = Non
     model.load_state_dict(ck["model"])
     model.eval()
     q = None if spec.vbr else cfg.get("quality")
-    lam = list(spec.lambdas) if spec.vbr else (cfg.get("lmbda") or spec.lmbda(int(q or 4)))
+    lam = list(cfg.get("lambdas") or spec.lambdas) if spec.vbr else (cfg.get("lmbda") or spec.lmbda(int(q or 4)))
     meta = {"arch": ck["arch"], "quality": q, "lambda": lam, "widths": widths, "steps": int(ck["step"]),
             "seconds": round(float(ck["elapsed"]), 1), "data": cfg.get("data"), "patch": cfg.get("patch"),
             "batch": cfg.get("batch"), "lr": cfg.get("lr"), "schedule": cfg.get("schedule", "step"),
