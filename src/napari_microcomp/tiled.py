@@ -21,7 +21,7 @@ inner codec's config, the tile and halo sizes and the tile table (explicit per-a
 :func:`compress_file` writes it through temporary files and :func:`decompress_file` reads it tile by
 tile, so peak memory is bounded by the tile, not the volume: memory-mapped pages are released band by
 band (tiles sharing their Z and Y ranges). Inputs may be numpy arrays, np.memmap (also from
-``tifffile.memmap``/``np.load(mmap_mode="r")``), dask arrays or :class:`TiffPages`
+``tifffile.memmap``/``np.load(mmap_mode="r")``), dask arrays or zarr views of compressed TIFFs
 (:func:`open_lazy`); outputs numpy arrays, np.memmap, or ``.npy``/``.tif`` files written as memory maps.
 """
 import mmap
