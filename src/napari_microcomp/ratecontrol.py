@@ -78,7 +78,7 @@ def axis_for(codec_name: str, arrays: Sequence[np.ndarray]) -> Axis:
     cls = codec_class(codec_name)
     rng = cls.search_range
     if rng is None and getattr(cls, "relative_native", False):  # error-bounded codecs (lerc, jpegls)
-        span = max(float(np.max(a)) - float(np.min(a)) for a in arrays) or 1.0
+        span = image_span(arrays)
         top = min(span * 0.25, float(getattr(cls, "native_max", math.inf)))
         rng = (min(max(span * 1e-5, 1e-6), top / 2), top, True, False)
     if rng is None or cls.native_param is None:
