@@ -130,6 +130,7 @@ def test_codec_that_raises(make_napari_viewer, qtbot, cell, errors_shown, monkey
     def broken(self, *a, **k):
         raise RuntimeError("jpeg2k exploded on purpose")
 
+    monkeypatch.setenv("MICROCOMP_GUI_WORKER", "thread")  # the patched codec exists in this process only
     monkeypatch.setattr(JPEG2000, "_encode_2d", broken)
     viewer = make_napari_viewer()
     viewer.add_image(cell, name="cell")

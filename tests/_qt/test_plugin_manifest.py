@@ -127,7 +127,8 @@ def test_writer_then_reader_through_napari(make_napari_viewer, plugin, tmp_path,
 
 
 def test_saving_a_reconstruction_writes_its_own_stream(tmp_path, cell):
-    from napari_microcomp._qt._common import compress_with_crc, reconstruction_metadata
+    from napari_microcomp._qt._common import reconstruction_metadata
+    from napari_microcomp.jobs import compress_with_crc
 
     res, crc = compress_with_crc(cell, "jpeg2k", quality=2)
     meta = {"name": "cell [jpeg2k q2]", "scale": (1.0, 1.0), "translate": (0.0, 0.0),

@@ -3,10 +3,11 @@
 
 Each codec gets the same contract: shape and dtype survive, the input is untouched, the stream decodes the
 same through the generic ``decode`` and through the codec, decoding is deterministic, the config survives
-JSON, and a damaged payload is refused. A newly registered codec fails ``test_every_codec_is_covered``
+JSON and pickle, and a damaged payload is refused. A newly registered codec fails ``test_every_codec_is_covered``
 until it has an entry here.
 """
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -80,6 +81,7 @@ def test_shared_contract(case, tiny_dir):
     codec = make(tiny_dir)
     cfg = json.loads(json.dumps(codec.get_config()))
     assert codec_from_config(cfg).get_config() == codec.get_config()
+    assert pickle.loads(pickle.dumps(codec)) == codec                 # results travel from the GUI's worker process
     for k, (shape, dtype) in enumerate(inputs):
         a = smooth_image(shape, dtype, seed=k)
         before = a.copy()

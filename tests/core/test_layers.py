@@ -8,7 +8,7 @@ Lowest first; a module may import its own layer and the layers below, never abov
     3 weights                      (finding, loading, exporting, downloading weight files)
     4 codecs                       (every codec, the tiling wrapper included)
     5 ratecontrol, advise, api, zarr_codecs, tiled (files tile by tile)
-    6 benchmark, labelfree, training, advise_report
+    6 benchmark, labelfree, training, advise_report, jobs, _jobhost (the docks' work, in a worker process)
     7 cli, _qt, _reader, _writer, _sample_data   (the user interfaces and npe2 entry points)
 
 Qt and napari may only be imported by layer 7's GUI modules, and the module graph has no cycles.
@@ -25,7 +25,7 @@ LAYERS = {
     3: ("weights",),
     4: ("codecs",),
     5: ("ratecontrol", "advise", "api", "zarr_codecs", "tiled"),
-    6: ("benchmark", "labelfree", "training", "advise_report"),
+    6: ("benchmark", "labelfree", "training", "advise_report", "jobs", "_jobhost"),
     7: ("cli", "_qt", "_reader", "_writer", "_sample_data"),
 }
 GUI = ("_qt", "_reader", "_writer", "_sample_data")

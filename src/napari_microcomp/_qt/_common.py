@@ -284,15 +284,6 @@ def reconstruction_metadata(res, source_name: str, crc: int) -> Dict[str, Any]:
                           "dtype": res.reconstruction.dtype.name, "data_crc32": crc}}
 
 
-def compress_with_crc(image, codec, **kwargs):
-    """``api.compress_array`` plus the CRC32 of the reconstruction (worker side)."""
-    from ..api import compress_array
-    from ..container import array_crc32
-
-    res = compress_array(image, codec, **kwargs)
-    return res, array_crc32(res.reconstruction)
-
-
 def is_reconstruction(layer) -> bool:
     """True for layers this plugin made from a source layer (reconstructions, errors, predictions)."""
     return "source" in (layer.metadata.get("microcomp") or {})

@@ -8,6 +8,7 @@ from napari.qt.threading import create_worker
 from napari.utils import progress
 from qtpy.QtCore import QObject, QTimer
 
+from .. import _jobhost
 from .._progress import Cancelled, Progress, reporting
 from . import avoid_triton_crash
 from ._common import report_error
@@ -26,23 +27,51 @@ STEP_INTERVAL_S = 0.1      # fine steps reach the GUI at most this often
 def _worker_body(func: Callable, holder: list, *args, **kwargs):
     """The worker's generator: runs ``func`` (function or Progress generator) with checkpoints on.
 
-    Every :func:`~napari_microcomp._progress.checkpoint` in the core (between tiles, slices,
-    wavefronts, label-free tile batches) checks whether Cancel was pressed (then the work stops
-    there: :class:`~napari_microcomp._progress.Cancelled`) and, at most every 0.1 s, sends a
+    By default the work runs in a worker process (:mod:`napari_microcomp._jobhost`) and this
+    thread only relays it; with ``$MICROCOMP_GUI_WORKER=thread``, or for work that cannot be sent
+    to a process, it runs here. Either way every core
+    :func:`~napari_microcomp._progress.checkpoint` (between tiles, slices, wavefronts, label-free
+    tile batches) stops the work once Cancel was pressed, and at most every 0.1 s sends a
     :class:`Step` to the GUI through the worker's ``yielded`` signal (thread-safe).
     """
+    def emit_step(stage: str, done: int, total: int, message: str) -> None:
+        holder[0].yielded.emit(Step(stage, done, total, message))
+
+    if _jobhost.use_process() and _sendable(func, args, kwargs):
+        try:
+            return (yield from _jobhost.iter_remote(func, *args, should_cancel=lambda: holder[0].abort_requested,
+                                                    on_step=emit_step, **kwargs))
+        except Cancelled:
+            return CANCELLED
+    return (yield from _in_thread(func, holder, emit_step, *args, **kwargs))
+
+
+def _sendable(func: Callable, args: tuple, kwargs: dict) -> bool:
+    """Whether the work can go to a worker process: a module-level function of the package, and
+    arguments that pickle (a lazily loaded dask/zarr layer may not)."""
+    import pickle
+
+    if not getattr(func, "__module__", "").startswith("napari_microcomp.") or "<" in func.__qualname__:
+        return False
+    try:
+        pickle.dumps((args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return False
+    return True
+
+
+def _in_thread(func: Callable, holder: list, emit_step: Callable, *args, **kwargs):
     last = [0.0]
     if False:  # pragma: no cover  (a generator function even when ``func`` is a plain function)
         yield
 
     def report(stage: str, done: int, total: int, message: str) -> None:
-        worker = holder[0]
-        if worker.abort_requested:
+        if holder[0].abort_requested:
             raise Cancelled()
         now = time.perf_counter()
         if now - last[0] >= STEP_INTERVAL_S:
             last[0] = now
-            worker.yielded.emit(Step(stage, done, total, message))
+            emit_step(stage, done, total, message)
 
     # The reporter is set only while the work runs, never across a ``yield``: napari may abort
     # between two yields and never resume the generator, and its pool thread would keep a stale

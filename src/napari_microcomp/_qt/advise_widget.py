@@ -15,6 +15,7 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, Q
                             QVBoxLayout)
 
 from ..advise import TOLERANCES, Tolerance, default_codecs
+from .. import jobs
 from ..errors import InputError
 from ._common import LayerChecklist, add_or_replace_image, refuse_reason, report_error, set_status
 from ._dock import DockWidget, add_labelfree_models, spin_box
@@ -26,27 +27,6 @@ SPIN = {"psnr": (40.0, False, 10.0, 120.0, 0.5, 1), "ssim": (0.94, True, 0.5, 1.
         "ms_ssim": (0.98, False, 0.5, 1.0, 0.005, 4), "max_error": (100.0, False, 0.0, 1e9, 10.0, 2),
         "r_drop": (0.02, False, 0.0, 1.0, 0.005, 3), "bpp": (1.0, False, 0.001, 64.0, 0.1, 3)}
 COLUMNS = ("#", "codec", "setting", "meets", "CR", "bpp")
-
-
-def _advise(arrays, tol, codecs, model, max_trials, names):
-    from ..advise import iter_advise
-
-    if model is not None:
-        from ..labelfree import load_model
-
-        model = load_model(model)
-    return (yield from iter_advise(arrays, tol, codecs, labelfree_model=model, max_trials=max_trials, names=names))
-
-
-def _reconstruct(config, arrays):
-    from ..codecs import codec_from_config, decode
-
-    codec = codec_from_config(config)
-    out = []
-    for a in arrays:
-        data = codec.encode(a)
-        out.append((data, decode(data)))
-    return out
 
 
 class AdviseWidget(DockWidget):
@@ -201,7 +181,7 @@ class AdviseWidget(DockWidget):
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         model = self.model.currentText() if tol.r_drop is not None else None
-        self.worker = start_worker(_advise, self._arrays, tol, self.codecs.checked(), model,
+        self.worker = start_worker(jobs.advise, self._arrays, tol, self.codecs.checked(), model,
                                    self.trials.value(), names, desc="advise", on_yield=self._on_progress,
                                    on_return=self._show, on_error=self._on_error, on_finish=self._finished)
 
@@ -271,7 +251,7 @@ class AdviseWidget(DockWidget):
         w = self.advice.winner
         set_status(self.status, f"applying {w.codec} {w.setting}…")
         self.apply_button.setEnabled(False)
-        start_worker(_reconstruct, w.config, self._arrays, desc="apply", on_return=self._add_layers,
+        start_worker(jobs.apply, w.config, self._arrays, desc="apply", on_return=self._add_layers,
                      on_error=lambda e: report_error(e, self.status, "apply"),
                      on_finish=lambda: self.apply_button.setEnabled(self.advice is not None))
 

@@ -13,8 +13,9 @@ from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QHBoxLayout, QLabel,
                             QProgressBar, QPushButton, QTabWidget, QVBoxLayout, QWidget)
 
+from .. import jobs
 from ..errors import InputError
-from ._common import (LayerChecklist, LayerPicker, add_or_replace_image, compress_with_crc, current_block,
+from ._common import (LayerChecklist, LayerPicker, add_or_replace_image, current_block,
                       display_label, fit_width, fmt, leading_index, narrow,
                       reconstruction_metadata, refuse_reason, report_error, scrolling_layout,
                       set_status)
@@ -25,46 +26,6 @@ from ..benchmark.plots import METRIC_LABELS, plot_metrics
 from ._results import RDPlot, ResultsTable
 
 DEFAULT_CODECS = ("jpeg2k", "jpegxl", "jpegxr")
-
-
-def _images(layers, gt, predictor_name: str):
-    """(images dict, ground-truth dict, predictor) for the engine; runs on the worker.
-
-    ``layers``: (name, data, z) with z the slice to take from 3D data, or None for all of it.
-    """
-    from ..benchmark import ModelPredictor
-
-    images = {}
-    for name, data, z in layers:
-        if z is not None and data.ndim == 3:
-            images[f"{name} z{z}"] = np.asarray(data[z])
-        else:
-            images[name] = np.asarray(data)
-    predictor, truth = None, None
-    if predictor_name:
-        predictor = ModelPredictor(predictor_name)
-        predictor.check()
-        if gt is not None:
-            g = np.asarray(gt)
-            truth = {n: g for n, a in images.items() if a.shape[-2:] == g.shape[-2:]}
-            if not truth:
-                raise InputError(f"the ground truth's shape {g.shape} matches no selected image in (Y, X)")
-    return images, truth, predictor
-
-
-def _run(layers, gt, predictor_name, codecs, qualities):
-    from ..benchmark import iter_benchmark
-
-    images, truth, predictor = _images(layers, gt, predictor_name)
-    yield {"images": images}
-    return (yield from iter_benchmark(images, codecs, qualities=qualities, predictor=predictor,
-                                      ground_truth=truth))
-
-
-def _reconstruct(image, config):
-    from ..codecs import codec_from_config
-
-    return compress_with_crc(image, codec_from_config(config))
 
 
 class BenchmarkWidget(DockWidget):
@@ -221,7 +182,7 @@ class BenchmarkWidget(DockWidget):
         self._busy(True)
         set_status(self.status, f"preparing {len(entries)} image(s)…")
         self.worker = worker = start_worker(
-            _run, entries,
+            jobs.benchmark, entries,
             None if gt is None else gt.data, model, self.codec_specs(), self.qualities(),
             desc="benchmark", on_yield=self._on_event,
             on_return=lambda rows: set_status(self.status, f"done: {len(rows)} rows in {self._eta.text()}"),
@@ -362,7 +323,7 @@ class BenchmarkWidget(DockWidget):
                          self.status)
             return
         set_status(self.status, f"reconstructing {row['label']} on {row['image']}…")
-        start_worker(_reconstruct, image, row["config"], desc=f"show {row['label']}",
+        start_worker(jobs.reconstruct, image, row["config"], desc=f"show {row['label']}",
                      on_return=lambda out: self._show_reconstruction(*out, row),
                      on_error=lambda exc: report_error(exc, self.status, "reconstruction failed"))
 

@@ -8,12 +8,12 @@ settings updates those layers in place, other settings add new ones. The source 
 """
 from typing import Optional
 
-import numpy as np
 from qtpy.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel,
                             QPushButton, QRadioButton)
 
+from .. import jobs
 from ..errors import InputError
-from ._common import (LayerPicker, add_or_replace_image, clear_results, compress_with_crc, current_block,
+from ._common import (LayerPicker, add_or_replace_image, clear_results, current_block,
                       display_label, fit_width, fmt, reconstruction_metadata, refuse_reason,
                       report_error, scrolling_layout, set_status)
 from ._dock import DockWidget, spin_box
@@ -24,13 +24,6 @@ TARGETS = {"PSNR (dB)": ("psnr", 40.0, 10.0, 100.0, 0.5), "SSIM": ("ssim", 0.95,
            "bpp": ("bpp", 0.5, 0.01, 16.0, 0.05), "compression ratio": ("cr", 20.0, 1.1, 1000.0, 1.0)}
 SHOWN = (("compression_ratio", "CR"), ("bpp", "bpp"), ("psnr", "PSNR (dB)"), ("ssim", "SSIM"),
          ("ms_ssim", "MS-SSIM"), ("pearson_r", "Pearson r"))
-
-
-def _compress(data, codec: str, quality: Optional[int], target: Optional[str], params: Optional[dict] = None):
-    original = np.asarray(data)
-    res, crc = compress_with_crc(original, codec, quality=quality, target=target, **(params or {}))
-    error = np.abs(res.reconstruction.astype(np.float32) - original.astype(np.float32))
-    return res, crc, error
 
 
 class CompressWidget(DockWidget):
@@ -188,7 +181,7 @@ class CompressWidget(DockWidget):
         set_status(self.status, what + "…")
         on_yield = progress_status(self, what)
         self.worker = on_yield.worker = start_worker(
-            _compress, data, codec, quality, target, self.learned_params(), desc=f"compress {src_name}",
+            jobs.compress, data, codec, quality, target, self.learned_params(), desc=f"compress {src_name}",
             on_yield=on_yield,
             on_return=lambda out: self._show(*out, layer, src_name),
             on_error=lambda exc: (self._clear_metrics(),

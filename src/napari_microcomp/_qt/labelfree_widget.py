@@ -12,13 +12,13 @@ keeps painting; "Clear results" removes the layers of earlier runs.
 """
 from typing import Any, Dict, Optional
 
-import numpy as np
 from napari.experimental import link_layers
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                             QRadioButton, QTableWidget, QTableWidgetItem)
 
+from .. import jobs
 from ..errors import InputError
-from ._common import (LayerPicker, add_or_replace_image, clear_results, compress_with_crc, current_block,
+from ._common import (LayerPicker, add_or_replace_image, clear_results, current_block,
                       display_label, fit_width, fmt, leading_index, narrow,
                       reconstruction_metadata, refuse_reason, report_error, scrolling_layout,
                       set_status, side_by_side)
@@ -29,31 +29,6 @@ from ._workers import StepQueue, progress_status, start_worker
 ROWS = (("orig", "original vs ground truth"), ("rec", "reconstruction vs ground truth"),
         ("rec_vs_orig", "reconstruction vs original"))
 COLS = (("ssim", "SSIM"), ("psnr", "PSNR"), ("pearson", "Pearson r"))
-
-
-def _plane(data, z: Optional[int], zstack: bool) -> np.ndarray:
-    a = np.asarray(data)
-    return a[z] if (a.ndim == 3 and not zstack and z is not None) else a
-
-
-def _predict(model_name: str, image, target, z, recon_data, codec: Optional[str], quality: int):
-    """Worker: (scores, arrays, (CompressResult, crc) or None, z used or None); yields progress."""
-    from ..labelfree import iter_compare, load_model
-
-    model = load_model(model_name)
-    img = _plane(image, z, model.zstack)
-    z = z if img.ndim < np.ndim(image) else None
-    compression = None
-    if recon_data is None:
-        compression = compress_with_crc(img, codec, quality=quality)
-        rec = compression[0].reconstruction
-    else:
-        rec = _plane(recon_data, z, model.zstack)
-    row = yield from iter_compare(model, img, None if target is None else np.asarray(target), reconstruction=rec,
-                                  return_arrays=True)   # without ground truth: reconstruction vs original only
-    arrays = row.pop("arrays")
-    arrays["limits"] = tuple(float(v) for v in np.percentile(arrays["original"], [0.5, 99.5]))
-    return row, arrays, compression, z
 
 
 class LabelFreeWidget(DockWidget):
@@ -177,7 +152,7 @@ class LabelFreeWidget(DockWidget):
         data, name = current_block(image, self.viewer)  # 4D layers: the time point shown
         on_yield = progress_status(self, name)
         self.worker = on_yield.worker = start_worker(
-            _predict, model, data, None if target is None else current_block(target, self.viewer)[0],
+            jobs.predict, model, data, None if target is None else current_block(target, self.viewer)[0],
             self._z(image), None if recon is None else current_block(recon, self.viewer)[0],
             self.codec_combo.codec_name(), self.quality.value(),
             desc="label-free prediction", on_yield=on_yield,

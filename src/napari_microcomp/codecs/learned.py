@@ -328,3 +328,5 @@ def _make(arch: str) -> type:
 
 
 LEARNED_CODECS = {arch: _make(arch) for arch in arch2d.FACTORIES}
+# module attributes under their own names, so codecs (and results holding them) pickle to a worker process
+globals().update({cls.__name__: cls for cls in LEARNED_CODECS.values()})
