@@ -184,6 +184,7 @@ _idle: List[Host] = []
 
 
 def _acquire() -> Host:
+    _register_exit()
     with _lock:
         while _idle:
             host = _idle.pop()
@@ -200,10 +201,23 @@ def _release(host: Host) -> None:
     host.close()
 
 
+_exit_registered = []
+
+
+def _register_exit() -> None:
+    if not _exit_registered:
+        import atexit
+
+        atexit.register(shutdown)
+        _exit_registered.append(True)
+
+
 def prestart() -> None:
     """Start a worker process in the background, so the first job does not wait for it."""
     if not use_process():
         return
+
+    _register_exit()
 
     def start():
         with _lock:

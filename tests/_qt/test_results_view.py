@@ -114,3 +114,24 @@ def test_benchmark_4d_layer_current_or_every_time_point(make_napari_viewer, qtbo
     _run(qtbot, w)
     assert [r["image"] for r in w.rows] == ["movie t0 z2", "movie t1 z2", "movie t2 z2"]
     assert all(r["status"] == "ok" for r in w.rows)
+
+
+def test_a_new_title_appears_word_by_word_and_a_seen_one_at_once(make_napari_viewer):
+    """vispy rasterises each new character at its first draw: a new title is split into steps."""
+    from napari_microcomp._qt._common import NEW_GLYPHS_PER_STEP, title_steps
+
+    viewer = make_napari_viewer()
+    title = "left to right: prediction from original | reconstruction | ground truth"
+    steps = title_steps(viewer, title)
+    assert len(steps) > 1
+    texts = []
+    for step in steps:
+        step()
+        texts.append(viewer.text_overlay.text)
+    assert texts[-1] == title and viewer.text_overlay.visible
+    assert all(title.startswith(t) for t in texts)
+    seen = set()
+    for t in texts:  # each step adds few new characters (a word may carry a few more)
+        assert len(set(t) - seen) <= NEW_GLYPHS_PER_STEP + max(len(w) for w in title.split())
+        seen |= set(t)
+    assert len(title_steps(viewer, title)) == 1

@@ -3,7 +3,7 @@
 Only napari's public API is used (``napari.layers``, ``napari.utils.notifications``).
 """
 import weakref
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 from napari.layers import Image
@@ -237,12 +237,60 @@ def side_by_side(viewer, layers: Sequence, title: str = "") -> None:
         layer.translate = translate
         layer.visible = True
         layer.metadata.setdefault("microcomp", {})["comparison"] = True
-    if title:
-        viewer.text_overlay.text = title
-        viewer.text_overlay.font_size = 9
+    for step in title_steps(viewer, title):
+        step()
+    viewer.reset_view()
+
+
+_GLYPHS_SHOWN: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # viewer -> characters its canvas has rasterised
+TITLE_SIZE = 9
+NEW_GLYPHS_PER_STEP = 3
+
+
+def title_steps(viewer, title: str) -> List[Callable[[], None]]:
+    """Steps that show ``title`` as the canvas text overlay, for a :class:`~._workers.StepQueue`.
+
+    vispy rasterises each character the first time it is drawn (about 6 ms each with software
+    OpenGL): a new 40-character title froze the viewer for 160 ms in one draw. The title grows word
+    by word, at most ``NEW_GLYPHS_PER_STEP`` new characters per step; once seen, a title is one step.
+    """
+    if not title:
+        return []
+    shown = _GLYPHS_SHOWN.setdefault(viewer, set())
+    prefixes, new = [], set()
+    words = title.split(" ")
+    for i, word in enumerate(words):
+        new |= set(word) - shown
+        if len(new) >= NEW_GLYPHS_PER_STEP and i < len(words) - 1:
+            prefixes.append(" ".join(words[:i + 1]))
+            shown.update(new)
+            new = set()
+    prefixes.append(title)
+    shown.update(new)
+
+    def show(text: str) -> None:
+        viewer.text_overlay.text = text
+        viewer.text_overlay.font_size = TITLE_SIZE
         viewer.text_overlay.position = "top_left"
         viewer.text_overlay.visible = True
-    viewer.reset_view()
+    return [lambda s=s: show(s) for s in prefixes]
+
+
+def prewarm_title(viewer) -> None:
+    """Draw an invisible-looking title once (a space), so the first real title does not pay for the
+    font and shader set-up (~200 ms on the GUI thread). Leaves a text overlay in use alone."""
+    from qtpy.QtCore import QTimer
+
+    overlay = viewer.text_overlay
+    if overlay.visible or overlay.text:
+        return
+    overlay.font_size = TITLE_SIZE
+    overlay.text, overlay.visible = " ", True
+
+    def done():
+        if overlay.text == " ":
+            overlay.visible, overlay.text = False, ""
+    QTimer.singleShot(100, done)
 
 
 def clear_results(viewer) -> int:

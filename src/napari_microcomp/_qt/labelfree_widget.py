@@ -21,7 +21,7 @@ from ..errors import InputError
 from ._common import (LayerPicker, add_or_replace_image, clear_results, current_block,
                       display_label, fit_width, fmt, leading_index, narrow,
                       reconstruction_metadata, refuse_reason, report_error, scrolling_layout,
-                      set_status, side_by_side)
+                      set_status, side_by_side, title_steps, prewarm_title)
 from ._dock import DockWidget, add_labelfree_models
 from ._codecs import CodecCombo, QualitySlider, quality_levels
 from ._workers import StepQueue, progress_status, start_worker
@@ -104,6 +104,7 @@ class LabelFreeWidget(DockWidget):
         layout.addWidget(self.table)
         layout.addStretch()
         fit_width(self)
+        self.steps.add(lambda: prewarm_title(self.viewer))
 
     def _add_models(self) -> None:
         add_labelfree_models(self.model)
@@ -213,11 +214,13 @@ class LabelFreeWidget(DockWidget):
             link_layers(layers, ("contrast_limits", "gamma", "colormap"))
             self.layers_added = layers
             if self.side_by_side.isChecked():
-                title = "  |  ".join(t for _, _, t in shown)
-                side_by_side(self.viewer, layers, f"left to right: prediction from {title}")
+                side_by_side(self.viewer, layers)
             set_status(self.status, f"done: r(reconstruction vs original) = "
                                     f"{fmt(scores.get('pearson_rec_vs_orig'), 4)}")
         self.steps.add(finish)
+        if self.side_by_side.isChecked():
+            title = "  |  ".join(t for _, _, t in shown)
+            self.steps.add(*title_steps(self.viewer, f"left to right: prediction from {title}"))
 
     def clear(self) -> None:
         """Remove the layers of earlier runs (reconstructions, predictions) and blank the scores."""
