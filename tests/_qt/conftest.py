@@ -8,13 +8,13 @@ pytest.importorskip("pytestqt")
 from napari.utils.notifications import notification_manager  # noqa: E402
 
 from napari_microcomp import samples  # noqa: E402
-from napari_microcomp.codecs import available_codecs  # noqa: E402
+from napari_microcomp.models import arch2d  # noqa: E402,F401
 
-# Import the learned codecs (torch, CompressAI and, where installed, triton) before any viewer
-# creates an OpenGL context: triton loaded after Mesa's libLLVM segfaults (see
-# napari_microcomp._triton_guard, which protects users; tests/_qt/test_no_crash.py checks a fresh
-# process where the GL context comes first).
-available_codecs()
+# Import torch and CompressAI (and, where installed, triton) before any viewer creates an OpenGL
+# context: the writer and reader tests code learned streams in this process, and triton loaded after
+# Mesa's libLLVM segfaults (see napari_microcomp._triton_guard, which protects users;
+# tests/_qt/test_no_crash.py checks a fresh process where the GL context comes first). The docks
+# themselves no longer load torch: their work runs in a worker process.
 
 
 @pytest.fixture(scope="session")

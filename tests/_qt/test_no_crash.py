@@ -75,3 +75,29 @@ def test_guard_refuses_triton_only_when_libllvm_is_mapped(monkeypatch):
     assert sys.modules["triton"] is None
     assert finder.find_spec("torch") is None
     assert any(isinstance(f, guard.TritonGuard) for f in sys.meta_path)  # installed by the package
+
+
+DOCKS = """
+import sys
+import napari
+from qtpy.QtWidgets import QApplication
+
+v = napari.Viewer(show=True)
+QApplication.processEvents()
+for name in ("Compress", "Label-free prediction", "Benchmark", "Advise"):
+    v.window.add_plugin_dock_widget("napari-microcomp", name)
+    QApplication.processEvents()
+print("loaded", [m for m in ("torch", "compressai", "triton") if sys.modules.get(m) is not None])  # None: refused
+v.close()
+"""
+
+
+def test_opening_every_dock_loads_no_torch(tmp_path):
+    """The docks list codecs and weight levels only; torch runs in the worker process (and cannot crash
+    the viewer's OpenGL process through triton), and the Compress dock no longer takes seconds to open."""
+    script = tmp_path / "docks.py"
+    script.write_text(DOCKS)
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, f"exit {out.returncode}: {out.stderr[-2000:]}"
+    assert "loaded []" in out.stdout, out.stdout

@@ -38,3 +38,18 @@ def test_core_import_is_headless_and_torch_free():
             "print(','.join(m for m in %r if m in sys.modules))") % (str(SRC), mods, FORBIDDEN)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"core imported {out.stdout.strip()}"
+
+
+def test_listing_codecs_never_loads_torch():
+    """The GUI's process lists codecs and their weight levels; the work (and torch) is in the worker."""
+    code = ("import sys\n"
+            "from napari_microcomp.codecs import available_codecs, codec_class, codec_from_config\n"
+            "for name in available_codecs():\n"
+            "    cls = codec_class(name)\n"
+            "    cls.served_qualities()\n"
+            "c = codec_from_config({'id': 'mbt2018-mean-vbr', 'quality': 3})\n"
+            "assert c.label\n"
+            "bad = [m for m in ('torch', 'compressai', 'triton') if m in sys.modules]\n"
+            "assert not bad, bad\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr

@@ -27,7 +27,7 @@ def test_table_and_register_arch():
     assert spec.lmbda(1) == 0.0018 and spec.lmbda(8) == 0.18 and spec.ndim == 2
     assert spec.weights_filename(4) == "mbt2018-mean-q4.pt"
     assert registry.get_arch("mbt2018-mean-vbr").weights_filename(4) == "mbt2018-mean-vbr.pt"
-    assert spec.pretrained_urls[8].startswith("https://")
+    assert registry.compressai_url("mbt2018-mean", 8).startswith("https://")
     with pytest.raises(MicrocompError, match="unknown architecture"):
         registry.get_arch("nope")
     with pytest.raises(MicrocompError, match="8 lambdas"):

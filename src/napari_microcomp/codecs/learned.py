@@ -20,27 +20,24 @@ The weights' fingerprint is stored too, so decoding with other weights fails cle
 """
 import os
 import struct
-from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from .. import container
 from .._progress import checkpoint
 from ..errors import CodecError, StreamError, WeightsNotFoundError
 from ..modality import MODALITIES, detect_modality
 from ..tiling import fixed_grid
-from ..models import arch2d
-from ..models.coding import fixed_threads
-from ..models.registry import LAMBDAS_MSE, ArchSpec, get_arch
+from ..models.registry import LAMBDAS_MSE, ArchSpec, get_arch, list_archs
 from ..weights.download import cached_url, secure_url
 from ..weights.load import LoadedModel, get_model, load_url, load_weights
 from ..weights.locate import ENV_WEIGHTS, available_qualities, find_by_id, missing_weights_message
-from .autoregressive import ar_compress, ar_decompress
 from .base import Codec
-from .refine import refine_latents, with_latents
 from .registry import register_codec
+
+if TYPE_CHECKING:  # torch is imported when a model runs, not when codecs are listed
+    import torch
 
 DEFAULT_TILE = 1024
 MAX_THREADS = 256   # a stream may not ask for more (a hostile 5000 aborted the process)
@@ -185,6 +182,12 @@ class LearnedCodec(WeightLevels, Codec):
         return {"stage": 2, "s": int(self.quality) - 1} if self.spec.vbr else {}
 
     def _code_tile(self, lm: LoadedModel, x: np.ndarray) -> Tuple[bytes, np.ndarray]:
+        import torch
+        import torch.nn.functional as F
+
+        from .autoregressive import ar_compress
+        from .refine import refine_latents, with_latents
+
         h, w = x.shape
         t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None]
         m = self.spec.multiple
@@ -218,6 +221,8 @@ class LearnedCodec(WeightLevels, Codec):
     def _decode_tile(self, lm: LoadedModel, strings: List[bytes], shape: Tuple[int, ...],
                      h: int, w: int) -> np.ndarray:
         if self.spec.coding == "ar":
+            from .autoregressive import ar_decompress
+
             return self._crop(ar_decompress(lm.model, strings, shape), h, w)
         rec = lm.model.decompress([[s] for s in strings], list(shape), **self._kwargs())["x_hat"]
         return self._crop(rec, h, w)
@@ -238,7 +243,7 @@ class LearnedCodec(WeightLevels, Codec):
                               "damaged or crafted stream")
 
     @staticmethod
-    def _crop(rec: torch.Tensor, h: int, w: int) -> np.ndarray:
+    def _crop(rec: "torch.Tensor", h: int, w: int) -> np.ndarray:
         rec = rec[0, :, :h, :w]
         rec = (rec.mean(0) if rec.shape[0] != 1 else rec[0]).numpy()
         if not np.isfinite(rec).all():
@@ -248,6 +253,10 @@ class LearnedCodec(WeightLevels, Codec):
 
     # -- Codec interface ---------------------------------------------------------------------
     def _encode(self, a: np.ndarray, header: container.Header) -> List[bytes]:
+        import torch
+
+        from ..models.coding import fixed_threads
+
         weights = self._resolve_weights(a)
         lm = self.load(weights)
         if isinstance(weights, str) and weights in MODALITIES:
@@ -282,6 +291,10 @@ class LearnedCodec(WeightLevels, Codec):
         return payloads
 
     def _decode(self, header: container.Header, payloads: List[bytes]) -> np.ndarray:
+        import torch
+
+        from ..models.coding import fixed_threads
+
         norm = header.norm
         if norm.get("mode") != "minmax":
             raise StreamError(f"{self.codec_id}: unknown intensity mapping {norm.get('mode')!r}")
@@ -327,6 +340,6 @@ def _make(arch: str) -> type:
         "__doc__": f"Learned codec {arch!r}: {spec.description}."}))
 
 
-LEARNED_CODECS = {arch: _make(arch) for arch in arch2d.FACTORIES}
+LEARNED_CODECS = {arch: _make(arch) for arch in list_archs(ndim=2)}
 # module attributes under their own names, so codecs (and results holding them) pickle to a worker process
 globals().update({cls.__name__: cls for cls in LEARNED_CODECS.values()})

@@ -14,21 +14,21 @@ Memory: volumes larger than ``block`` are coded as independent blocks with a hal
 (:func:`napari_microcomp.tiling.tile_grid`; same seam strategy as tiled streams), so the model's
 activations stay bounded; for volumes larger than RAM use :mod:`napari_microcomp.tiled`.
 """
-from typing import Any, ClassVar, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, ClassVar, List, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
 
 from .. import container
 from .._progress import checkpoint
 from ..errors import CodecError, StreamError
-from ..models.coding import fixed_threads
 from ..models.registry import LAMBDAS_MSE
 from ..weights.load import LoadedModel, get_model
-from ..models.arch3d import pad_multiple
 from .base import Codec
 from .learned import MAX_THREADS, WeightLevels, default_threads
 from .registry import register_codec
+
+if TYPE_CHECKING:  # torch is imported when a model runs
+    import torch
 
 
 class VolumetricCodec(WeightLevels, Codec):
@@ -61,6 +61,8 @@ class VolumetricCodec(WeightLevels, Codec):
             raise CodecError(f"{self.codec_id}: threads must be an integer 1..{MAX_THREADS}, got {threads!r}")
 
     def _model(self) -> "LoadedModel":
+        import torch
+
         lm = get_model(self.arch, int(self.quality), self.params.get("weights"))
         if not getattr(lm.model, "_channels_last_3d", False):
             # Part of the stream format (it changes float reductions): on CPU, channels-last 3D
@@ -71,6 +73,10 @@ class VolumetricCodec(WeightLevels, Codec):
 
     # -- encode --------------------------------------------------------------------------
     def _encode(self, a: np.ndarray, header: container.Header) -> List[bytes]:
+        import torch
+
+        from ..models.arch3d import pad_multiple
+        from ..models.coding import fixed_threads
         from ..tiling import tile_grid
 
         lm = self._model()
@@ -108,6 +114,10 @@ class VolumetricCodec(WeightLevels, Codec):
             raise StreamError(f"{self.codec_id}: unexpected layout {header.layout!r}")
         if header.norm.get("mode") != "minmax":
             raise StreamError(f"{self.codec_id}: unknown intensity mapping {header.norm.get('mode')!r}")
+        import torch
+
+        from ..models.coding import fixed_threads
+
         lm = self._model()
         # the stream, not this instance, says how it was coded (codec.decode(data) on any instance works)
         want = header.codec.get("weights_id")
@@ -145,13 +155,15 @@ class VolumetricCodec(WeightLevels, Codec):
         return out if len(header.shape) == 3 else out[0]
 
 
-def _to_unit(block: np.ndarray, lo: float, hi: float) -> torch.Tensor:
+def _to_unit(block: np.ndarray, lo: float, hi: float) -> "torch.Tensor":
+    import torch
+
     scale = (hi - lo) or 1.0
     x = ((block.astype(np.float64) - lo) / scale).astype(np.float32)   # float64: spans near ±3e38 overflow float32
     return torch.from_numpy(np.ascontiguousarray(x))[None, None]
 
 
-def _from_unit(y: torch.Tensor, zyx: Sequence[int], lo: float, hi: float, dtype: np.dtype) -> np.ndarray:
+def _from_unit(y: "torch.Tensor", zyx: Sequence[int], lo: float, hi: float, dtype: np.dtype) -> np.ndarray:
     z, h, w = zyx
     v = y[0, 0, :z, :h, :w].float().numpy().astype(np.float64) * ((hi - lo) or 1.0) + lo
     v = np.clip(v, lo, hi)

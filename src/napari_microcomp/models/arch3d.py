@@ -20,7 +20,6 @@ from compressai.layers import GDN
 from compressai.models import CompressionModel
 from compressai.models.utils import update_registered_buffers
 
-from .spec import ArchSpec
 
 # Scale table of compressai's bmshj2018-hyperprior (quantised Gaussian scales).
 SCALES_MIN, SCALES_MAX, SCALES_LEVELS = 0.11, 256.0, 64
@@ -255,18 +254,3 @@ def factorized3d(N: int = 64, M: int = 96) -> Factorized3D:
 def hyperprior3d(N: int = 64, M: int = 96) -> Hyperprior3D:
     """Zoo factory: :class:`Hyperprior3D` with the default Z downsampling."""
     return Hyperprior3D(N, M)
-
-
-def _widths(q: int) -> Dict[str, int]:
-    # N stays 64 at every rate: a 5x5x5 conv has 5x the weights and cost of a 5x5 one (N=96 would
-    # make 15 MB weight files); the latent widens for the high rates, as in CompressAI.
-    return {"N": 64, "M": 96} if q <= 4 else {"N": 64, "M": 128}
-
-
-# Registered by :mod:`.registry` (this module imports only :mod:`.spec`: no cycle).
-SPECS = (
-    ArchSpec(name="factorized3d", factory=factorized3d, ndim=3, widths=_widths, multiple=16,
-             description="3D (Conv3d) Ballé 2018 factorized prior for z-stacks"),
-    ArchSpec(name="hyperprior3d", factory=hyperprior3d, ndim=3, widths=_widths, multiple=64,
-             description="3D (Conv3d) Ballé 2018 scale hyperprior for z-stacks"),
-)

@@ -3,16 +3,18 @@
 The nine 2D CompressAI architectures (:mod:`.arch2d`) and the 3D ones (:mod:`.arch3d`) are registered
 here; :func:`register_arch` adds more, and ``microcomp train-codec`` trains anything registered.
 Where the weights for an architecture come from is :mod:`napari_microcomp.weights`' business.
-"""
-from typing import Dict, List, Optional
 
-import torch.nn as nn
+The table needs no torch: factories import their module when called, so listing codecs (the GUI's
+process, ``microcomp --help``) stays light and never loads torch, CompressAI or triton.
+"""
+from importlib import import_module
+from typing import Any, Callable, Dict, List, Optional
 
 from ..errors import MicrocompError
-from . import arch2d, arch3d
 from .spec import LAMBDAS_MSE, ArchSpec
 
-__all__ = ["LAMBDAS_MSE", "ArchSpec", "register_arch", "get_arch", "list_archs", "build_model", "model_widths"]
+__all__ = ["LAMBDAS_MSE", "ArchSpec", "register_arch", "get_arch", "list_archs", "build_model", "model_widths",
+           "compressai_url"]
 
 _ARCHS: Dict[str, ArchSpec] = {}
 
@@ -38,12 +40,21 @@ def list_archs(ndim: Optional[int] = None) -> List[str]:
     return [n for n, s in _ARCHS.items() if ndim is None or s.ndim == ndim]
 
 
-def _compressai_urls(name: str) -> Dict[int, str]:
+def compressai_url(name: str, quality: int) -> Optional[str]:
+    """CompressAI's pretrained (RGB) weights URL for ``name`` at ``quality``, if it publishes one."""
     try:
         from compressai.zoo.image import model_urls
     except ImportError:  # pragma: no cover - compressai always ships its zoo
-        return {}
-    return dict(model_urls.get(name, {}).get("mse", {}))
+        return None
+    return model_urls.get(name, {}).get("mse", {}).get(quality)
+
+
+def _lazy(module: str, function: str) -> Callable[..., Any]:
+    """A factory that imports ``models.<module>`` (torch) only when a model is built."""
+    def factory(**widths: int) -> Any:
+        return getattr(import_module(f"napari_microcomp.models.{module}"), function)(**widths)
+    factory.__name__ = factory.__qualname__ = function
+    return factory
 
 
 # Default widths, reduced from CompressAI's RGB ones (N/M = 128/192 .. 192/320) for CPU speed:
@@ -73,14 +84,23 @@ for _name, _coding, _widths, _desc in [
     ("bmshj2018-hyperprior-vbr", "vbr", _w_vbr, "variable-rate scale hyperprior (one model, 8 rates)"),
     ("mbt2018-mean-vbr", "vbr", _w_vbr, "variable-rate mean-scale hyperprior (one model, 8 rates)"),
 ]:
-    register_arch(ArchSpec(name=_name, factory=arch2d.FACTORIES[_name], ndim=2, vbr=_coding == "vbr",
-                           coding=_coding, widths=_widths, pretrained_urls=_compressai_urls(_name),
-                           description=_desc))
-for _spec in arch3d.SPECS:
-    register_arch(_spec)
+    register_arch(ArchSpec(name=_name, factory=_lazy("arch2d", _name.replace("-", "_")), ndim=2,
+                           vbr=_coding == "vbr", coding=_coding, widths=_widths, description=_desc))
 
 
-def build_model(arch: str, quality: int = 4, **widths: int) -> nn.Module:
+def _w_3d(q: int) -> Dict[str, int]:
+    # N stays 64 at every rate: a 5x5x5 conv has 5x the weights and cost of a 5x5 one (N=96 would
+    # make 15 MB weight files); the latent widens for the high rates, as in CompressAI.
+    return {"N": 64, "M": 96} if q <= 4 else {"N": 64, "M": 128}
+
+
+register_arch(ArchSpec(name="factorized3d", factory=_lazy("arch3d", "factorized3d"), ndim=3, widths=_w_3d,
+                       multiple=16, description="3D (Conv3d) Ballé 2018 factorized prior for z-stacks"))
+register_arch(ArchSpec(name="hyperprior3d", factory=_lazy("arch3d", "hyperprior3d"), ndim=3, widths=_w_3d,
+                       multiple=64, description="3D (Conv3d) Ballé 2018 scale hyperprior for z-stacks"))
+
+
+def build_model(arch: str, quality: int = 4, **widths: int) -> "Any":
     """A freshly initialised 1-channel model (widths default to the zoo's for ``quality``)."""
     spec = get_arch(arch)
     w = dict(spec.widths(quality))
@@ -88,7 +108,7 @@ def build_model(arch: str, quality: int = 4, **widths: int) -> nn.Module:
     return spec.factory(**w)
 
 
-def model_widths(model: nn.Module) -> Dict[str, int]:
+def model_widths(model: Any) -> Dict[str, int]:
     """The constructor widths of a model built by a zoo factory."""
     out = {}
     for k in ("N", "M"):

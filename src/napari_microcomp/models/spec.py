@@ -22,7 +22,6 @@ class ArchSpec:
     vbr: bool = False
     coding: str = "plain"
     widths: Callable[[int], Dict[str, int]] = field(default=lambda q: {})
-    pretrained_urls: Dict[int, str] = field(default_factory=dict)
     description: str = ""
     multiple: int = 64
 

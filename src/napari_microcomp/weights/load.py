@@ -132,7 +132,7 @@ def get_model(arch: str, quality: int, weights: Optional[str] = None) -> LoadedM
     or ``"compressai"``. Raises WeightsNotFoundError with instructions when nothing is found.
     """
     from ..modality import MODALITIES
-    from ..models.registry import get_arch
+    from ..models.registry import compressai_url, get_arch
 
     spec = get_arch(arch)
     if weights is None or weights in MODALITIES:
@@ -142,7 +142,7 @@ def get_model(arch: str, quality: int, weights: Optional[str] = None) -> LoadedM
         return load_weights(p, arch, None if spec.vbr else quality)
     w = str(weights)
     if w == "compressai":
-        url = spec.pretrained_urls.get(quality)
+        url = compressai_url(arch, quality)
         if url is None:
             raise WeightsNotFoundError(f"CompressAI has no pretrained {arch} weights for quality {quality}")
         return load_url(arch, url)
