@@ -1,4 +1,6 @@
 """Checks on arrays before they reach a codec, with messages a user can act on."""
+from typing import Any, Dict, Optional
+
 import numpy as np
 
 from .errors import InputError
@@ -43,6 +45,32 @@ def check_image(array, *, allow_3d: bool = True) -> np.ndarray:
             raise InputError(f"integer values {lo}..{hi} do not fit uint16; convert to float32 or rescale")
         a = a.astype(np.uint16)
     return np.ascontiguousarray(a)
+
+
+# Pixel types that are coded as uint16/float32 and given back as themselves (the stream records them).
+RESTORABLE = ("int8", "int16", "int32", "int64", "uint32", "uint64", "float16", "float64")
+
+
+def with_source_dtype(source, coded: np.ndarray, meta: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """``meta`` plus ``source_dtype`` when ``check_image`` changed the pixel type of ``source`` into
+    ``coded``'s: decoding then returns the caller's type (int64 in, int64 out), not the coded one."""
+    out = dict(meta or {})
+    name = np.dtype(getattr(source, "dtype", coded.dtype)).newbyteorder("=").name
+    if name != coded.dtype.name and name in RESTORABLE:
+        out.setdefault("source_dtype", name)
+    return out
+
+
+def restore_dtype(out: np.ndarray, meta: Dict[str, Any]) -> np.ndarray:
+    """The decoded array in the pixel type its stream records as the source's (if any)."""
+    from .errors import StreamError
+
+    name = meta.get("source_dtype")
+    if name is None:
+        return out
+    if name not in RESTORABLE:
+        raise StreamError(f"the stream asks for source pixel type {name!r}, which is not one microcomp writes")
+    return out.astype(name)
 
 
 def used_bits(a: np.ndarray) -> int:

@@ -6,7 +6,7 @@ from typing import Any, Dict, Optional, Union
 import numpy as np
 
 from . import metrics
-from ._validate import check_image
+from ._validate import check_image, with_source_dtype
 from .codecs import Codec, decode, get_codec
 from .ratecontrol import compress_to_target
 
@@ -43,7 +43,7 @@ def compress_array(array, codec: Union[str, Codec], quality: Optional[int] = Non
             merged = {**base, **kw}
             return cls(**merged) if cls is not None else get_codec(name, **merged)
 
-        rc = compress_to_target(a, name, target, meta=meta, make=make)
+        rc = compress_to_target(a, name, target, meta=with_source_dtype(array, a, meta), make=make)
         enc_s = time.perf_counter() - t0
         c, data = rc.codec, rc.data
         target_info = {"target": rc.target, "value": rc.value, "achieved": rc.achieved, "met": rc.met,
@@ -51,11 +51,11 @@ def compress_array(array, codec: Union[str, Codec], quality: Optional[int] = Non
     else:
         c = codec if isinstance(codec, Codec) else get_codec(codec, quality=quality, **params)
         t0 = time.perf_counter()
-        data = c.encode(a, meta=meta)
+        data = c.encode(array if isinstance(array, np.ndarray) else a, meta=meta)  # int64 in, int64 out
         enc_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     recon = decode(data)
     dec_s = time.perf_counter() - t0
-    m = metrics.all_metrics(a, recon, len(data), with_ms_ssim=with_ms_ssim)
+    m = metrics.all_metrics(a, recon.astype(a.dtype, copy=False), len(data), with_ms_ssim=with_ms_ssim)
     return CompressResult(data=data, reconstruction=recon, metrics=m, encode_seconds=enc_s,
                           decode_seconds=dec_s, codec=c, config=c.get_config(), target=target_info)

@@ -12,8 +12,8 @@ import numpy as np
 
 from .. import container
 from .._progress import checkpoint
-from .._validate import check_image
-from ..errors import CodecError, MicrocompError, StreamError
+from .._validate import check_image, restore_dtype, with_source_dtype
+from ..errors import CodecError, InputError, MicrocompError, StreamError
 
 QUALITIES = tuple(range(1, 9))
 DEFAULT_QUALITY = 4
@@ -115,9 +115,15 @@ class Codec(abc.ABC):
     # -- encode / decode -------------------------------------------------------------------
     def encode(self, array, meta: Optional[Dict[str, Any]] = None) -> bytes:
         """Compress ``array``; return the complete container stream."""
-        a = check_image(array)
+        src = np.asarray(array)
+        a = check_image(src)
+        if (self.lossless or self.lossless_only) and src.dtype.kind == "f" and src.dtype.itemsize > 4 \
+                and not np.array_equal(a.astype(src.dtype), src):
+            raise InputError(f"{self.codec_id}: these {src.dtype} values are not exactly float32 numbers, and "
+                             "microcomp codes floats as float32, so lossless coding would change them; convert "
+                             "to float32 yourself if that rounding is acceptable")
         header = container.Header(codec=self.get_config(), shape=list(a.shape), dtype=a.dtype.name,
-                                  meta=dict(meta or {}))
+                                  meta=with_source_dtype(src, a, meta))
         payloads = self._encode(a, header)
         return container.pack(header, payloads)
 
@@ -153,7 +159,7 @@ class Codec(abc.ABC):
             raise StreamError(
                 f"{self.codec_id}: the reconstruction does not match the checksum recorded at encode time "
                 "(the stream is damaged or this machine decodes it differently); refusing a wrong result")
-        return out
+        return restore_dtype(out, header.meta)
 
     @abc.abstractmethod
     def _encode(self, a: np.ndarray, header: container.Header) -> List[bytes]:
