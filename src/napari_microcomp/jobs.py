@@ -34,8 +34,10 @@ def _plane(data, z: Optional[int], zstack: bool) -> np.ndarray:
     return a[z] if (a.ndim == 3 and not zstack and z is not None) else a
 
 
-def predict(model_name: str, image, target, z, recon_data, codec: Optional[str], quality: int):
-    """(scores, arrays, (CompressResult, crc) or None, z used or None); yields progress."""
+def predict(model_name: str, image, target, z, recon_data, codec: Optional[str], quality: int, tta: bool = False):
+    """(scores, arrays, (CompressResult, crc) or None, z used or None); yields progress.
+
+    ``tta``: average the 8 rotations/flips of each input (8x the time; smoother, usually better r)."""
     from .labelfree import iter_compare, load_model
 
     model = load_model(model_name)
@@ -48,7 +50,7 @@ def predict(model_name: str, image, target, z, recon_data, codec: Optional[str],
     else:
         rec = _plane(recon_data, z, model.zstack)
     row = yield from iter_compare(model, img, None if target is None else np.asarray(target), reconstruction=rec,
-                                  return_arrays=True)   # without ground truth: reconstruction vs original only
+                                  return_arrays=True, tta=tta)   # without ground truth: rec. vs original only
     arrays = row.pop("arrays")
     arrays["limits"] = tuple(float(v) for v in np.percentile(arrays["original"], [0.5, 99.5]))
     return row, arrays, compression, z

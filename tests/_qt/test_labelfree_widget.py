@@ -128,3 +128,28 @@ def test_shipped_zstack_model_takes_the_whole_stack(make_napari_viewer, qtbot, i
     assert w.table.item(0, 2).text() == fmt(expected["pearson_orig"], 4)
     assert w.table.item(1, 2).text() == fmt(expected["pearson_rec"], 4)
     assert viewer.layers["unet-zstack-isl-dapi: from phase"].data.shape == dapi.shape
+
+
+def test_test_time_augmentation_switch(make_napari_viewer, qtbot, isl_crops, tiny_model_file):
+    """Issue 15, point 4: TTA from the widget gives the API's 8-view predictions, recorded on the layers."""
+    phase, dapi = isl_crops
+    viewer = make_napari_viewer()
+    viewer.add_image(phase[5], name="phase")
+    viewer.add_image(dapi, name="dapi")
+    w = _widget(viewer, qtbot, tiny_model_file)
+    w.image_picker.select("phase")
+    w.target_picker.select("dapi")
+    w.codec_combo.select("jpegxl")
+    w.quality.setValue(2)
+    w.tta.setChecked(True)
+    _run(qtbot, w)
+
+    comp = compress_array(phase[5], "jpegxl", quality=2)
+    model = load_model(str(tiny_model_file))
+    with_tta = compare(model, phase[5], dapi, reconstruction=comp.reconstruction, return_arrays=True, tta=True)
+    plain = compare(model, phase[5], dapi, reconstruction=comp.reconstruction, return_arrays=True)
+    pred = viewer.layers["tiny-unet: from phase"]
+    np.testing.assert_allclose(pred.data, with_tta["arrays"]["original"], rtol=0, atol=1e-6)
+    assert not np.allclose(pred.data, plain["arrays"]["original"], atol=1e-6)
+    assert pred.metadata["microcomp"]["tta"] is True
+    assert w.table.item(0, 2).text() == fmt(with_tta["pearson_orig"], 4)
