@@ -29,7 +29,7 @@ ENV_MODE = "MICROCOMP_GUI_WORKER"   # "process" (default) or "thread"
 STEP_INTERVAL_S = 0.1
 KILL_AFTER_S = 1.0                  # a cancelled job that has not stopped by then is killed
 POLL_S = 0.05
-MAX_IDLE = 1                        # warm processes kept between jobs
+MAX_IDLE = 2                        # warm processes kept between jobs (a run and the RD plot)
 
 
 class WorkerCrashed(MicrocompError):

@@ -118,3 +118,13 @@ def apply(config, arrays):
         data = codec.encode(a)
         out.append((data, decode(data)))
     return out
+
+
+def rd_image(rows, metric: str, per_image: bool, size):
+    """The RD plot as RGBA pixels (H, W, 4) and its curve labels: matplotlib's thousands of objects per
+    draw are made (and collected) outside napari's process."""
+    from .benchmark.plots import rd_figure
+
+    fig = rd_figure(rows, metric, per_image, size=size)
+    labels = [line.get_label() for ax in fig.axes for line in ax.get_lines()]
+    return np.asarray(fig.canvas.buffer_rgba()).copy(), labels

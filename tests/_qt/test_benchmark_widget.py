@@ -36,7 +36,7 @@ def _run(qtbot, w):
 def _curves(qtbot, w):
     """Labels of the curves in the RD plot, once its background render has caught up."""
     qtbot.waitUntil(lambda: not w.plot.busy, timeout=TIMEOUT)
-    return {line.get_label() for line in w.plot.figure.axes[0].get_lines()}
+    return set(w.plot.labels)
 
 
 def _column(w, key):

@@ -79,11 +79,12 @@ class ResultsTable(QTableWidget):
 
 
 class RDPlot(QLabel):
-    """The rate–distortion plot, rendered by matplotlib (Agg) on a worker thread.
+    """The rate–distortion plot, rendered by matplotlib (Agg) in the docks' worker process.
 
-    A draw costs 30–60 ms of CPU on an idle core and several times that on a busy machine; done
-    on the GUI thread it froze the viewer after every benchmark row. Requests are coalesced: at
-    most one render runs at a time, and the newest request wins.
+    A draw costs 30–60 ms of CPU on an idle core and several times that on a busy machine, and
+    allocates enough objects to trigger full garbage collections in napari's process; done on the GUI
+    thread it froze the viewer after every benchmark row. Requests are coalesced: at most one render
+    runs at a time, and the newest request wins.
     """
 
     rendered = Signal()
@@ -94,7 +95,7 @@ class RDPlot(QLabel):
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         # the layout sizes the label, never the rendered pixmap (no resize/re-render feedback loop)
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
-        self.figure = None  # the last rendered matplotlib Figure (PNG export saves it)
+        self.labels: list = []  # the curve labels of the last render
         self._request = None
         self._last = None
         self._worker = None
@@ -116,23 +117,24 @@ class RDPlot(QLabel):
             self.draw(*self._last[:3])  # re-render at the new size
 
     def _start(self) -> None:
-        from napari.qt.threading import create_worker
+        from .. import jobs
+        from ._workers import start_worker
 
         request, self._request = self._request, None
-        self._worker = create_worker(rd_figure, *request, _start_thread=True,
-                                     _connect={"returned": self._show, "errored": self._failed})
-        self._worker.finished.connect(self._finished)
+        self._worker = start_worker(jobs.rd_image, *request, desc="RD plot", activity=False, on_return=self._show,
+                                    on_error=self._failed, on_finish=self._finished)
 
-    def _show(self, fig) -> None:
+    def _show(self, out) -> None:
         if not alive(self):  # the dock was closed while rendering
             return
-        w, h = (int(v) for v in fig.canvas.get_width_height())
-        image = QImage(bytes(fig.canvas.buffer_rgba()), w, h, QImage.Format.Format_RGBA8888)
+        rgba, self.labels = out
+        h, w = rgba.shape[:2]
+        image = QImage(rgba.tobytes(), w, h, 4 * w, QImage.Format.Format_RGBA8888)
         self.setPixmap(QPixmap.fromImage(image))
-        self.figure = fig
 
     def _failed(self, exc) -> None:
-        self.setText(f"plot failed: {type(exc).__name__}: {exc}")
+        if alive(self):
+            self.setText(f"plot failed: {type(exc).__name__}: {exc}")
 
     def _finished(self) -> None:
         if not alive(self):

@@ -95,7 +95,8 @@ def _in_thread(func: Callable, holder: list, emit_step: Callable, *args, **kwarg
 
 def start_worker(func: Callable, *args, desc: str = "", on_yield: Optional[Callable] = None,
                  on_return: Optional[Callable] = None, on_error: Optional[Callable] = None,
-                 on_finish: Optional[Callable] = None, on_cancel: Optional[Callable] = None, **kwargs):
+                 on_finish: Optional[Callable] = None, on_cancel: Optional[Callable] = None,
+                 activity: bool = True, **kwargs):
     """Run ``func(*args, **kwargs)`` (a function or a Progress generator) on a napari thread worker.
 
     The worker is always a generator worker, so ``worker.quit()`` works for plain functions too:
@@ -103,7 +104,8 @@ def start_worker(func: Callable, *args, desc: str = "", on_yield: Optional[Calla
     :class:`~napari_microcomp._progress.Progress` events and the core's :class:`Step` events
     reach ``on_yield``; Progress events also drive a napari progress bar (activity dock).
     ``on_cancel`` runs when the work stopped because of Cancel; ``on_finish`` runs after success,
-    error and cancel alike, so buttons are always re-enabled there.
+    error and cancel alike, so buttons are always re-enabled there. ``activity=False``: no entry in
+    napari's activity dock (background chores such as re-rendering a plot).
     """
     avoid_triton_crash()
     holder: list = []
@@ -121,12 +123,12 @@ def start_worker(func: Callable, *args, desc: str = "", on_yield: Optional[Calla
     connect: Dict[str, Any] = {"errored": on_error or (lambda exc: report_error(exc)), "returned": returned}
     worker = create_worker(_worker_body, func, holder, *args, _start_thread=False, _connect=connect, **kwargs)
     holder.append(worker)
-    pbar = progress(total=0, desc=desc or getattr(func, "__name__", "working"))
+    pbar = progress(total=0, desc=desc or getattr(func, "__name__", "working")) if activity else None
 
     def _yielded(event):
         if on_yield:  # first: updating the napari progress bar may process pending events
             on_yield(event)
-        if isinstance(event, Step):
+        if isinstance(event, Step) or pbar is None:
             return
         total, done = getattr(event, "total", None), getattr(event, "done", None)
         if total is not None and done is not None:
@@ -136,7 +138,8 @@ def start_worker(func: Callable, *args, desc: str = "", on_yield: Optional[Calla
                 pbar.update(done - pbar.n)
 
     worker.yielded.connect(_yielded)
-    worker.finished.connect(pbar.close)
+    if pbar is not None:
+        worker.finished.connect(pbar.close)
     worker.finished.connect(finished)
     worker.start()
     return worker
@@ -202,11 +205,25 @@ class StepQueue(QObject):
         if not self._steps:
             return
         step = self._steps.pop(0)
+        parent = self.parent()
+        window = parent.window() if parent is not None and hasattr(parent, "window") else None
+        if window is not None and window.updatesEnabled():
+            # paint in the next event-loop turn, not in this one: a new layer (65-90 ms) and the repaint
+            # it causes (45-60 ms of widget painting and a software-OpenGL draw) are two short stalls
+            window.setUpdatesEnabled(False)
+            QTimer.singleShot(5, lambda: _enable_updates(window))
         try:
             step()
         finally:
             if self._steps:
                 self._timer.start()
+
+
+def _enable_updates(window) -> None:
+    try:
+        window.setUpdatesEnabled(True)
+    except RuntimeError:  # the window was closed in between
+        pass
 
 
 def progress_status(widget, what: str) -> Callable:

@@ -59,7 +59,7 @@ class LabelFreeWidget(DockWidget):
             lambda *_: self.quality.set_levels(quality_levels(self.codec_combo.codec_name())))
         self.quality.set_levels(quality_levels(self.codec_combo.codec_name()))
         self.recon_picker = LayerPicker(napari_viewer)
-        self.tta = QCheckBox("test-time augmentation (8 views, ~8x slower)")
+        self.tta = QCheckBox("test-time augmentation (8x)")
         self.tta.setToolTip("average the predictions of the 8 rotations/flips of the image: smoother, usually "
                             "a higher Pearson r against the ground truth, at 8x the prediction time")
         self.side_by_side = QCheckBox("side by side, titled")
