@@ -17,7 +17,10 @@ def check_image(array, *, allow_3d: bool = True) -> np.ndarray:
     if array is None:
         raise InputError("no image given")
     a = np.asarray(array)
-    if a.dtype == bool or a.dtype.kind in "OUSV":
+    if a.dtype.kind == "c":
+        raise InputError(f"complex pixel values ({a.dtype}) are not supported; compress the magnitude "
+                         "(numpy.abs) or the real and imaginary parts as separate images")
+    if a.dtype == bool or a.dtype.kind in "OUSVMm":
         raise InputError(f"unsupported pixel type {a.dtype}; expected uint8, uint16 or float32")
     if a.size == 0:
         raise InputError(f"the image is empty (shape {a.shape})")

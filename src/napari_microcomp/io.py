@@ -25,6 +25,10 @@ def _squeeze_to_zyx(a: np.ndarray) -> np.ndarray:
     return squeezed if squeezed.ndim >= 2 else a
 
 
+_KIND = {".czi": "CZI", ".nd2": "ND2", ".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG",
+         ".jpeg": "JPEG", ".npy": "NPY"}
+
+
 def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
                timepoint: Optional[int] = None) -> Tuple[np.ndarray, Dict[str, Any]]:
     """Read one single-channel 2D or 3D image from ``path``.
@@ -60,7 +64,10 @@ def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
     except MicrocompError:
         raise
     except Exception as exc:  # third-party readers raise anything on a corrupt file
-        raise InputError(f"could not read {p.name}: {type(exc).__name__}: {exc}") from exc
+        lines = str(exc).strip().splitlines()
+        detail = f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
+        raise InputError(f"could not read {p.name}: not a readable {_KIND.get(suffix, suffix)} file (damaged, "
+                         f"truncated or another format; {detail})") from exc
     raise InputError(f"unsupported file type {suffix!r}; supported: {', '.join(IMAGE_SUFFIXES)}")
 
 

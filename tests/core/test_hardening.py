@@ -432,3 +432,26 @@ def test_codestream_dims_are_checked_before_the_native_decoder(codec):
         return bytes(b)
     with pytest.raises(StreamError, match="codestream declares 60000"):
         decode(_restream(data, edit_payload=grow))
+
+
+@pytest.mark.parametrize("name,content", [
+    ("empty.tif", b""), ("garbage.tif", b"II*\x00" + bytes(range(256)) * 8), ("garbage.czi", bytes(range(256)) * 20),
+    ("garbage.nd2", bytes(range(256)) * 20), ("text.png", b"hello world"), ("bad.npy", b"\x93NUMPY garbage")])
+def test_damaged_files_get_one_clear_line(tmp_path, name, content):
+    """A corrupt or mislabelled file: which file, that it is damaged or not that format, and the reader's
+    first line only (not a page of 'install this plugin' advice for a reader that is installed)."""
+    from napari_microcomp.io import read_image
+
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(InputError) as info:
+        read_image(path)
+    msg = str(info.value)
+    assert msg.startswith(f"could not read {name}: not a readable") and "\n" not in msg and len(msg) < 400
+
+
+def test_complex_pixels_are_refused_with_advice():
+    from napari_microcomp.api import compress_array
+
+    with pytest.raises(InputError, match="complex pixel values"):
+        compress_array(np.zeros((16, 16), np.complex64), "jpeg2k", quality=4)
