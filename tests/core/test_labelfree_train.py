@@ -129,3 +129,34 @@ def test_cli_train_then_predict(isl_files, tmp_path, capsys):
     assert main(["predict", str(isl_files["stack"]), str(pred_path), "--model", str(out), "--overwrite"]) == 2
     assert "--slice" in capsys.readouterr().err
     assert main(["predict", str(isl_files["stack"]), str(pred_path), "--model", str(out), "--slice", "6", "--overwrite"]) == 0
+
+
+def test_validation_strip_picks_the_exported_weights_and_patience_stops(isl_files, tmp_path):
+    """Issue 15 point 1: a held-out strip (never sampled) scores every log step; the export is the best state."""
+    from napari_microcomp.labelfree import load_model
+    from napari_microcomp.labelfree.train import iter_train
+
+    ckpt = tmp_path / "m.ckpt"
+    summary = result_of(iter_train(_cfg(isl_files, tmp_path, steps=40, lr=3e-2, val_frac=0.25, patience=3,
+                                        augment="strong", ckpt=str(ckpt))))
+    hist = summary["history"]
+    r_val = [h["r_val"] for h in hist]
+    assert all(-1 <= r <= 1 for r in r_val)
+    best = int(np.argmax(r_val))
+    if summary["stopped_by"] == "patience":      # stopped 3 validations after the best
+        assert len(r_val) - 1 - best == 3
+    meta = load_model(tmp_path / "m.pt").meta["training"]
+    assert meta["validation"]["best_step"] == hist[best]["step"]
+    assert abs(meta["validation"]["best_pearson_r"] - r_val[best]) < 1e-3
+    assert meta["validation"]["exported"] == "best" and "noise" in meta["augmentation"]
+    exported = torch.load(tmp_path / "m.pt", map_location="cpu", weights_only=True)["state_dict"]
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True)["validation"]["best_state"]
+    for k, v in saved.items():   # the exported (fp16) weights are the best state's
+        torch.testing.assert_close(exported[k].float(), v.float(), atol=2e-3, rtol=2e-3)
+
+
+def test_validation_strip_must_leave_room_for_a_crop(isl_files, tmp_path):
+    from napari_microcomp.labelfree.train import iter_train
+
+    with pytest.raises(InputError, match="validation strip"):
+        result_of(iter_train(_cfg(isl_files, tmp_path, steps=2, val_frac=0.45, crop=80)))

@@ -45,6 +45,13 @@ def register(sub) -> None:
     t.add_argument("--amp", choices=["auto", "bf16", "off"], default="auto", help="auto = bf16 on CUDA only")
     t.add_argument("--norm-percentiles", type=float, nargs=2, default=(1.0, 99.0), metavar=("LOW", "HIGH"))
     t.add_argument("--gpu-mem-gb", type=float, default=4.0, help="CUDA memory cap per process (0 = none)")
+    t.add_argument("--augment", choices=["basic", "strong"], default="basic",
+                   help="strong: also scale ±20 %%, input gain/offset and noise (generalizes beyond one field)")
+    t.add_argument("--val-frac", type=float, default=0.0,
+                   help="hold out this right-most fraction of each pair's width; its Pearson r picks the "
+                        "exported weights (the best, not the last) and drives --patience")
+    t.add_argument("--patience", type=int, default=0,
+                   help="stop after this many validations (every --log-every steps) without a better r")
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -80,7 +87,8 @@ def run_train(args: argparse.Namespace) -> int:
                       ckpt=args.ckpt, ckpt_every=args.ckpt_every, resume=args.resume, log_every=args.log_every,
                       seed=args.seed, depth=args.depth, base=args.base, pretrain_frac=args.pretrain_frac,
                       d_scales=args.d_scales, amp=args.amp, norm_low=args.norm_percentiles[0],
-                      norm_high=args.norm_percentiles[1], gpu_mem_gb=args.gpu_mem_gb)
+                      norm_high=args.norm_percentiles[1], gpu_mem_gb=args.gpu_mem_gb, augment=args.augment,
+                      val_frac=args.val_frac, patience=args.patience)
     if args.out and Path(args.out).suffix != ".pt":
         raise InputError(f"--out should be a .pt file, got {args.out}")
     # First signal: finish the step, checkpoint and export; a second one kills as usual.

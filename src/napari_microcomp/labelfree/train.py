@@ -26,7 +26,7 @@ from ..errors import InputError, MicrocompError
 from ..training.base import RunConfig, Trainer, git_revision, load_checkpoint, save_checkpoint
 from ..weights.export import export_labelfree
 from .model import resolve_device
-from .train_data import _heldin_window, _Sampler, load_pairs, parse_codec_spec
+from .train_data import Validation, _heldin_window, _Sampler, load_pairs, parse_codec_spec, split_validation
 
 CKPT_FORMAT = "napari-microcomp/labelfree-checkpoint"
 MODELS = ("unet", "pix2pix")
@@ -58,6 +58,9 @@ class TrainConfig(RunConfig):
     norm_low: float = 1.0
     norm_high: float = 99.0
     gpu_mem_gb: float = 4.0                 # hard cap per process on CUDA; 0 = none
+    augment: str = "basic"                  # basic (crops, rotations, flips) | strong (+ scale, gain, noise)
+    val_frac: float = 0.0                   # right-most strip of each pair held out for validation
+    patience: int = 0                       # stop after this many validations without a better r (0: never)
     command: str = field(default_factory=lambda: shlex.join([Path(sys.argv[0]).name] + sys.argv[1:]))
 
 
@@ -106,11 +109,15 @@ class LabelFreeTrainer(Trainer):
             raise InputError("give --out FILE.pt (and/or --ckpt FILE) so the trained weights are kept")
         self.cfg = cfg
         self.gan_started = self.gan_frac0 = self.loss_ema = None
+        self.val: Optional[Validation] = None
+        self.out_of_patience = False
         self.history: List[Dict[str, Any]] = []
 
     def should_stop(self) -> Optional[str]:
         # a stop request is checked before the budget (a signal during the last step reads "signal")
-        return self.stopped_name if self.stop_requested() else super().should_stop()
+        if self.stop_requested():
+            return self.stopped_name
+        return "patience" if self.out_of_patience else super().should_stop()
 
     # -- setup ------------------------------------------------------------------------------------
     def setup(self) -> Generator[Progress, None, None]:
@@ -140,7 +147,11 @@ class LabelFreeTrainer(Trainer):
             self.optD = torch.optim.Adam(self.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
         if cfg.resume:
             self._resume()
-        self.sampler = _Sampler(xs, ys, cfg.crop, cfg.batch, device, cfg.seed + self.step)
+        xs, ys, vxs, vys = split_validation(xs, ys, cfg.val_frac, self.G.multiple, cfg.crop)
+        self.val = Validation(vxs, vys, device, cfg.patience)
+        if cfg.resume:
+            self._resume_validation()
+        self.sampler = _Sampler(xs, ys, cfg.crop, cfg.batch, device, cfg.seed + self.step, cfg.augment)
         win = _heldin_window(ys[0].shape[-2:], cfg.crop, self.G.multiple)
         self.hx = self.sampler.xs[0][(slice(None),) + win][None]
         self.hy = self.sampler.ys[0][(slice(None),) + win][None]
@@ -171,6 +182,13 @@ class LabelFreeTrainer(Trainer):
         self.gan_started, self.gan_frac0 = ck.get("gan_started"), ck.get("gan_frac0")
         self.history = list(ck.get("history", []))
         self.loss_ema = ck.get("loss_ema")
+        self._val_ck = ck.get("validation")
+
+    def _resume_validation(self) -> None:
+        v = getattr(self, "_val_ck", None)
+        if v and self.val:
+            self.val.best_r, self.val.best_step, self.val.since_best = v["best_r"], v["best_step"], v["since_best"]
+            self.val.best_state = v["best_state"]
 
     # -- one step ---------------------------------------------------------------------------------
     def autocast(self):
@@ -279,8 +297,14 @@ class LabelFreeTrainer(Trainer):
         rate = (step - self.start_step) / max(1e-9, self.run_time())
         mem = f" mem {torch.cuda.max_memory_allocated(device) / 2 ** 30:.2f}GB" if device.type == "cuda" else ""
         extra = "".join(f" {k} {v:.4g}" for k, v in logs.items() if k != "mse")
-        self.history.append({"step": step, "mse": round(logs["mse"], 6), "mse_ema": round(self.loss_ema, 6),
-                             "r_heldin": round(r, 4), "seconds": round(self.elapsed(), 1)})
+        entry = {"step": step, "mse": round(logs["mse"], 6), "mse_ema": round(self.loss_ema, 6),
+                 "r_heldin": round(r, 4), "seconds": round(self.elapsed(), 1)}
+        if self.val:
+            r_val = self.val.evaluate(self.G, self.autocast, _pearson_t)
+            self.out_of_patience = self.val.update(r_val, step, self.G)
+            entry["r_val"] = round(r_val, 4)
+            extra += f" r_val {r_val:.4f} (best {self.val.best_r:.4f} at {self.val.best_step})"
+        self.history.append(entry)
         return (f"step {step}/{self.cfg.steps} {'gan' if gan_phase else 'mse'} mse {logs['mse']:.5f} "
                 f"ema {self.loss_ema:.5f}{extra} r_heldin {r:.4f} lr {lr:.2e} {rate:.2f} it/s "
                 f"{self.elapsed():.0f}s{mem}")
@@ -298,7 +322,11 @@ class LabelFreeTrainer(Trainer):
             "lr": cfg.lr, "seed": cfg.seed, "max_minutes": cfg.max_minutes, "finished": final,
             "loss_ema": self.loss_ema, "heldin_pearson_r": self._heldin_r(), "data": info["files"],
             "compress_with": info["compress_with"],
-            "augmentation": "random aligned crops, 90-degree rotations, horizontal flips",
+            "augmentation": "random aligned crops, 90-degree rotations, horizontal flips" + (
+                "; scale ±20 %, input gain ×0.8–1.25, offset ±0.1, noise σ ≤ 0.03" if cfg.augment == "strong" else ""),
+            "validation": None if not self.val else {
+                "frac": cfg.val_frac, "patience": cfg.patience, "best_pearson_r": self.val.best_r,
+                "best_step": self.val.best_step, "exported": "best" if final and self.val.best_state else "last"},
             "gan_started_step": self.gan_started, "history": self.history[-200:],
         }
         if cfg.model == "pix2pix":
@@ -319,9 +347,13 @@ class LabelFreeTrainer(Trainer):
                              "D": D.state_dict() if D is not None else None,
                              "optD": optD.state_dict() if optD is not None else None,
                              "gan_started": self.gan_started, "gan_frac0": self.gan_frac0,
-                             "history": self.history, "loss_ema": self.loss_ema}, cfg.ckpt)
-        if cfg.out:
-            export_labelfree(cfg.out, self.G.state_dict(), m)
+                             "history": self.history, "loss_ema": self.loss_ema,
+                             "validation": None if not self.val else {
+                                 "best_r": self.val.best_r, "best_step": self.val.best_step,
+                                 "since_best": self.val.since_best, "best_state": self.val.best_state}}, cfg.ckpt)
+        if cfg.out:   # the final export is the state that validated best, when there is a validation strip
+            best = self.val.best_state if final and self.val else None
+            export_labelfree(cfg.out, best or self.G.state_dict(), m)
         return m
 
     def finish(self) -> Generator[Progress, None, Dict[str, Any]]:

@@ -82,33 +82,114 @@ def _heldin_window(shape: Tuple[int, int], crop: int, multiple: int) -> Tuple[sl
     return tuple(slice(a, a + s) for a, s in zip(starts, size))
 
 
-class _Sampler:
-    """Random aligned crops + dihedral augmentation, cut on the device from whole images."""
+def split_validation(xs, ys, frac: float, multiple: int, crop: int):
+    """Hold out the right-most ``frac`` of every pair's width (a multiple of ``multiple``) for validation:
+    ``(train_xs, train_ys, val_xs, val_ys)``. The strips are never sampled for training, so early stopping
+    and the best-checkpoint choice see images the net did not fit (and not the evaluation region, which
+    the caller keeps out of the training files)."""
+    if not frac:
+        return xs, ys, [], []
+    if not 0 < frac < 0.5:
+        raise InputError(f"--val-frac must be between 0 and 0.5, got {frac}")
+    txs, tys, vxs, vys = [], [], [], []
+    for x, y in zip(xs, ys):
+        w = y.shape[-1]
+        v = max(multiple, int(w * frac) // multiple * multiple)
+        if w - v < crop:
+            raise InputError(f"after holding out a {v}-pixel validation strip, a {w}-pixel-wide image is "
+                             f"narrower than --crop {crop}; lower --val-frac or --crop")
+        txs.append(np.ascontiguousarray(x[..., :w - v]))
+        tys.append(np.ascontiguousarray(y[..., :w - v]))
+        vxs.append(np.ascontiguousarray(x[..., w - v:]))
+        vys.append(np.ascontiguousarray(y[..., w - v:]))
+    return txs, tys, vxs, vys
 
-    def __init__(self, xs, ys, crop: int, batch: int, device, seed: int):
+
+class Validation:
+    """Pearson r on the held-out strips, the best generator state seen, and patience for early stopping."""
+
+    def __init__(self, vxs, vys, device, patience: int = 0):
         import torch
 
+        self.x = [torch.from_numpy(v).to(device)[None] for v in vxs]
+        self.y = [torch.from_numpy(v).to(device)[None] for v in vys]
+        self.patience = int(patience)
+        self.best_r, self.best_step, self.best_state, self.since_best = -float("inf"), None, None, 0
+
+    def __bool__(self) -> bool:
+        return bool(self.x)
+
+    def evaluate(self, G, autocast, pearson) -> float:
+        import torch
+
+        multiple = G.multiple
+        G.eval()
+        rs = []
+        with torch.inference_mode(), autocast():
+            for x, y in zip(self.x, self.y):
+                h = y.shape[-2] // multiple * multiple   # the strip's width already is a multiple
+                rs.append(pearson(G(x[..., :h, :]).float(), y[..., :h, :]))
+        G.train()
+        return float(np.mean(rs))
+
+    def update(self, r: float, step: int, G) -> bool:
+        """Record ``r`` at ``step``; True when patience has run out (stop early)."""
+        if r > self.best_r:
+            self.best_r, self.best_step, self.since_best = r, step, 0
+            self.best_state = {k: v.detach().clone() for k, v in G.state_dict().items()}
+        else:
+            self.since_best += 1
+        return bool(self.patience) and self.since_best >= self.patience
+
+
+AUGMENTATIONS = ("basic", "strong")
+
+
+class _Sampler:
+    """Random aligned crops + dihedral augmentation, cut on the device from whole images.
+
+    ``augment="strong"`` adds, per crop: a scale change of up to ±20 % (a larger or smaller source
+    window resized to the crop), an input gain of ×0.8–1.25 and offset of ±0.1 (normalized units:
+    another exposure or lamp), and Gaussian noise of σ ≤ 0.03 on the input. The target keeps its
+    intensities (it is what the net must predict)."""
+
+    def __init__(self, xs, ys, crop: int, batch: int, device, seed: int, augment: str = "basic"):
+        import torch
+
+        if augment not in AUGMENTATIONS:
+            raise InputError(f"--augment must be one of {', '.join(AUGMENTATIONS)}, got {augment!r}")
         self.xs = [torch.from_numpy(x).to(device) for x in xs]
         self.ys = [torch.from_numpy(y).to(device) for y in ys]
         areas = np.array([y.shape[-1] * y.shape[-2] for y in ys], dtype=np.float64)
         self.p = areas / areas.sum()
-        self.crop, self.batch = crop, batch
+        self.crop, self.batch, self.strong = crop, batch, augment == "strong"
         self.rng = np.random.default_rng(seed)
+
+    def _one(self):
+        import torch
+        import torch.nn.functional as F
+
+        c, rng = self.crop, self.rng
+        i = int(rng.choice(len(self.xs), p=self.p))
+        h, w = self.ys[i].shape[-2:]
+        s = min(h, w, int(round(c * float(np.exp(rng.uniform(-0.2, 0.2)))))) if self.strong else c
+        r0, c0 = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
+        k, flip = int(rng.integers(4)), bool(rng.integers(2))
+        pair = [t[:, r0:r0 + s, c0:c0 + s] for t in (self.xs[i], self.ys[i])]
+        if s != c:
+            pair = [F.interpolate(t[None], size=(c, c), mode="bilinear", align_corners=False)[0] for t in pair]
+        pair = [torch.rot90(t, k, dims=(1, 2)) for t in pair]
+        if flip:
+            pair = [torch.flip(t, dims=(2,)) for t in pair]
+        x = pair[0]
+        if self.strong:
+            gain, offset = float(np.exp(rng.uniform(-0.22, 0.22))), float(rng.uniform(-0.1, 0.1))
+            noise = float(rng.uniform(0.0, 0.03))
+            x = x * gain + offset + noise * torch.randn_like(x)
+        return x, pair[1]
 
     def __call__(self):
         import torch
 
-        c = self.crop
-        bx, by = [], []
-        for _ in range(self.batch):
-            i = int(self.rng.choice(len(self.xs), p=self.p))
-            h, w = self.ys[i].shape[-2:]
-            r0, c0 = int(self.rng.integers(0, h - c + 1)), int(self.rng.integers(0, w - c + 1))
-            k, flip = int(self.rng.integers(4)), bool(self.rng.integers(2))
-            pair = [t[:, r0:r0 + c, c0:c0 + c] for t in (self.xs[i], self.ys[i])]
-            pair = [torch.rot90(t, k, dims=(1, 2)) for t in pair]
-            if flip:
-                pair = [torch.flip(t, dims=(2,)) for t in pair]
-            bx.append(pair[0])
-            by.append(pair[1])
-        return torch.stack(bx), torch.stack(by)
+        out = [self._one() for _ in range(self.batch)]
+        return torch.stack([o[0] for o in out]), torch.stack([o[1] for o in out])
