@@ -36,13 +36,22 @@ class WorkerCrashed(MicrocompError):
     """The worker process died while running a job (a crash in native code, or killed)."""
 
 
+class WorkerStartError(MicrocompError):
+    """The worker process could not be started (an unusual install); the caller runs the job itself."""
+
+
 class RemoteError(RuntimeError):
     """An error raised in the worker process that could not be sent back as itself."""
 
 
+_start_failed: List[str] = []   # why a worker could not start; then jobs run in the caller's process
+
+
 def use_process() -> bool:
-    """Worker processes on POSIX (cancel is a signal) unless ``$MICROCOMP_GUI_WORKER=thread``."""
-    return os.name == "posix" and os.environ.get(ENV_MODE, "process").strip().lower() != "thread"
+    """Worker processes on POSIX (cancel is a signal) unless ``$MICROCOMP_GUI_WORKER=thread`` or a worker
+    could not be started in this session."""
+    return (os.name == "posix" and not _start_failed
+            and os.environ.get(ENV_MODE, "process").strip().lower() != "thread")
 
 
 def _env() -> dict:
@@ -117,6 +126,7 @@ def main(fd: int) -> None:
         from . import codecs, jobs  # noqa: F401  (warm up while the user sets up the first run)
     except Exception:
         pass
+    conn.send(("ready", os.getpid()))
     while True:
         try:
             msg = conn.recv()
@@ -149,6 +159,25 @@ class Host:
                                      pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
         theirs.close()
         self.conn = Connection(ours.detach())
+        self.ready = False
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Block until the worker has imported the package; WorkerStartError if it died or hung."""
+        if self.ready:
+            return
+        try:
+            if self.conn.poll(timeout):
+                kind, _ = self.conn.recv()
+                self.ready = kind == "ready"
+        except (EOFError, OSError):
+            pass
+        if not self.ready:
+            code = self.exitcode
+            self.close(kill=True)
+            why = f"it exited with code {code}" if code is not None else f"it did not start within {timeout:.0f} s"
+            _start_failed.append(why)
+            raise WorkerStartError(f"could not start the microcomp worker process ({sys.executable}: {why}); "
+                                   "the docks' work runs in napari's process for the rest of this session")
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -266,6 +295,11 @@ def iter_remote(func: Callable, *args: Any, should_cancel: Callable[[], bool] = 
     host = _acquire()
     done = False
     try:
+        try:
+            host.wait_ready()
+        except WorkerStartError:
+            done = True
+            raise
         try:
             host.conn.send((func, args, kwargs, _env()))
         except Exception:

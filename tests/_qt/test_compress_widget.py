@@ -266,3 +266,24 @@ def test_4d_layer_compresses_the_time_point_shown(make_napari_viewer, qtbot, nuc
     recon = viewer.layers["movie t2 [jpeg2k q5]"]
     np.testing.assert_array_equal(recon.data, compress_array(stack[2], "jpeg2k", quality=5).reconstruction)
     assert tuple(recon.scale) == tuple(layer.scale)[1:]
+
+
+def test_runs_in_napari_when_the_worker_process_cannot_start(make_napari_viewer, qtbot, cell, monkeypatch):
+    import sys
+
+    from napari_microcomp import _jobhost
+
+    _jobhost.shutdown()
+    monkeypatch.setattr(_jobhost, "_start_failed", [])
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    viewer = make_napari_viewer()
+    viewer.add_image(cell, name="cell")
+    w = CompressWidget(viewer)
+    qtbot.addWidget(w)
+    w.codec_combo.select("jpeg2k")
+    w.quality.setValue(3)
+    _run(qtbot, w)       # the warning reaches napari through the thread worker's `warned` signal
+    assert _jobhost._start_failed and not _jobhost.use_process()
+    qtbot.waitUntil(lambda: "cell [jpeg2k q3]" in viewer.layers, timeout=TIMEOUT)
+    np.testing.assert_array_equal(viewer.layers["cell [jpeg2k q3]"].data,
+                                  compress_array(cell, "jpeg2k", quality=3).reconstruction)

@@ -98,3 +98,14 @@ def test_the_worker_never_reruns_the_users_script(tmp_path):
     assert out.returncode == 0, out.stderr
     assert len(log.read_text().split()) == 1
     assert int(out.stdout.strip()) != int(log.read_text())
+
+
+def test_a_worker_that_cannot_start_says_so_and_later_jobs_stay_in_process(monkeypatch):
+    import sys
+
+    _jobhost.shutdown()                                   # no warm worker to reuse
+    monkeypatch.setattr(_jobhost, "_start_failed", [])
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # e.g. a frozen app whose executable is not python
+    with pytest.raises(_jobhost.WorkerStartError, match="exited with code 1"):
+        run(os.getpid)
+    assert not _jobhost.use_process()

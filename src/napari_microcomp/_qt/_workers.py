@@ -43,6 +43,10 @@ def _worker_body(func: Callable, holder: list, *args, **kwargs):
                                                     on_step=emit_step, **kwargs))
         except Cancelled:
             return CANCELLED
+        except _jobhost.WorkerStartError as exc:  # raised before the job ran: run it here instead
+            import warnings
+
+            warnings.warn(str(exc), RuntimeWarning, stacklevel=1)
     return (yield from _in_thread(func, holder, emit_step, *args, **kwargs))
 
 
