@@ -10,6 +10,7 @@ progress generator. :func:`iter_remote` runs it and relays its events; the child
 :func:`~napari_microcomp._progress.checkpoint` steps at most every ``STEP_INTERVAL_S`` and stops at
 the next one after a cancel. ``$MICROCOMP_*`` variables travel with every job (weights folders).
 """
+import atexit
 import inspect
 import os
 import pickle
@@ -38,6 +39,10 @@ class WorkerCrashed(MicrocompError):
 
 class WorkerStartError(MicrocompError):
     """The worker process could not be started (an unusual install); the caller runs the job itself."""
+
+
+class NotSendable(MicrocompError):
+    """The job or its arguments do not pickle (e.g. a lazily loaded layer); nothing ran."""
 
 
 class RemoteError(RuntimeError):
@@ -172,6 +177,10 @@ class Host:
         except (EOFError, OSError):
             pass
         if not self.ready:
+            try:
+                self.proc.wait(2)   # a worker that closed its socket is exiting: read its real exit code
+            except subprocess.TimeoutExpired:
+                pass
             code = self.exitcode
             self.close(kill=True)
             why = f"it exited with code {code}" if code is not None else f"it did not start within {timeout:.0f} s"
@@ -213,7 +222,6 @@ _idle: List[Host] = []
 
 
 def _acquire() -> Host:
-    _register_exit()
     with _lock:
         while _idle:
             host = _idle.pop()
@@ -230,23 +238,10 @@ def _release(host: Host) -> None:
     host.close()
 
 
-_exit_registered = []
-
-
-def _register_exit() -> None:
-    if not _exit_registered:
-        import atexit
-
-        atexit.register(shutdown)
-        _exit_registered.append(True)
-
-
 def prestart() -> None:
     """Start a worker process in the background, so the first job does not wait for it."""
     if not use_process():
         return
-
-    _register_exit()
 
     def start():
         with _lock:
@@ -263,6 +258,9 @@ def shutdown() -> None:
         hosts, _idle[:] = list(_idle), []
     for host in hosts:
         host.close()
+
+
+atexit.register(shutdown)
 
 
 def _drain(host: Host) -> None:
@@ -302,10 +300,10 @@ def iter_remote(func: Callable, *args: Any, should_cancel: Callable[[], bool] = 
             raise
         try:
             host.conn.send((func, args, kwargs, _env()))
-        except Exception:
+        except Exception as exc:  # pickling fails before any byte is written
             done = True
             _release(host)
-            raise
+            raise NotSendable(f"{getattr(func, '__name__', func)!s} cannot be sent to the worker: {exc}") from exc
         cancel_at = None
         while True:
             if cancel_at is None and should_cancel():

@@ -43,6 +43,8 @@ def _worker_body(func: Callable, holder: list, *args, **kwargs):
                                                     on_step=emit_step, **kwargs))
         except Cancelled:
             return CANCELLED
+        except _jobhost.NotSendable:  # e.g. a lazily loaded layer that does not pickle: run it here
+            pass
         except _jobhost.WorkerStartError as exc:  # raised before the job ran: run it here instead
             import warnings
 
@@ -51,17 +53,9 @@ def _worker_body(func: Callable, holder: list, *args, **kwargs):
 
 
 def _sendable(func: Callable, args: tuple, kwargs: dict) -> bool:
-    """Whether the work can go to a worker process: a module-level function of the package, and
-    arguments that pickle (a lazily loaded dask/zarr layer may not)."""
-    import pickle
-
-    if not getattr(func, "__module__", "").startswith("napari_microcomp.") or "<" in func.__qualname__:
-        return False
-    try:
-        pickle.dumps((args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:
-        return False
-    return True
+    """Whether the work can go to a worker process: a module-level function of the package (its
+    arguments are checked when they are sent; those that do not pickle run here)."""
+    return getattr(func, "__module__", "").startswith("napari_microcomp.") and "<" not in func.__qualname__
 
 
 def _in_thread(func: Callable, holder: list, emit_step: Callable, *args, **kwargs):
