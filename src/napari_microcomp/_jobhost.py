@@ -131,7 +131,10 @@ def main(fd: int) -> None:
         from . import codecs, jobs  # noqa: F401  (warm up while the user sets up the first run)
     except Exception:
         pass
-    conn.send(("ready", os.getpid()))
+    try:
+        conn.send(("ready", os.getpid()))
+    except OSError:  # napari quit while this worker was starting
+        return
     while True:
         try:
             msg = conn.recv()
@@ -170,12 +173,18 @@ class Host:
         """Block until the worker has imported the package; WorkerStartError if it died or hung."""
         if self.ready:
             return
+        t_end = time.monotonic() + timeout
         try:
-            if self.conn.poll(timeout):
-                kind, _ = self.conn.recv()
-                self.ready = kind == "ready"
+            while not _stopping.is_set() and time.monotonic() < t_end:
+                if self.conn.poll(POLL_S):
+                    kind, _ = self.conn.recv()
+                    self.ready = kind == "ready"
+                    break
         except (EOFError, OSError):
             pass
+        if _stopping.is_set():
+            self.close(kill=True)
+            raise Cancelled()
         if not self.ready:
             try:
                 self.proc.wait(2)   # a worker that closed its socket is exiting: read its real exit code
@@ -202,6 +211,7 @@ class Host:
             pass
 
     def close(self, kill: bool = False) -> None:
+        _busy.discard(self)
         try:
             if kill:
                 self.proc.kill()
@@ -219,20 +229,28 @@ class Host:
 
 _lock = threading.Lock()
 _idle: List[Host] = []
+_busy: set = set()                 # hosts running a job (killed at exit)
+_stopping = threading.Event()      # set at exit: jobs end as cancelled, nothing new starts
 
 
 def _acquire() -> Host:
     with _lock:
+        if _stopping.is_set():
+            raise Cancelled()
         while _idle:
             host = _idle.pop()
             if host.alive():
+                _busy.add(host)
                 return host
-    return Host()
+        host = Host()
+        _busy.add(host)
+        return host
 
 
 def _release(host: Host) -> None:
     with _lock:
-        if host.alive() and len(_idle) < MAX_IDLE:
+        _busy.discard(host)
+        if host.alive() and len(_idle) < MAX_IDLE and not _stopping.is_set():
             _idle.append(host)
             return
     host.close()
@@ -245,19 +263,35 @@ def prestart() -> None:
 
     def start():
         with _lock:
-            if _idle:
+            if _idle or _stopping.is_set():
                 return
-        _release(Host())
+            host = Host()
+            _busy.add(host)
+        _release(host)
 
     threading.Thread(target=start, daemon=True, name="microcomp-prestart").start()
 
 
-def shutdown() -> None:
-    """Stop the idle worker processes."""
+def stop_idle() -> None:
+    """Stop the idle worker processes (the next job starts a new one)."""
     with _lock:
         hosts, _idle[:] = list(_idle), []
     for host in hosts:
         host.close()
+
+
+def shutdown() -> None:
+    """At exit: stop the idle worker processes and kill the busy ones (their relaying threads end
+    with :class:`Cancelled` instead of touching Qt objects that are being torn down)."""
+    _stopping.set()
+    stop_idle()
+    with _lock:
+        busy = list(_busy)
+    for host in busy:
+        try:
+            host.proc.kill()
+        except OSError:
+            pass
 
 
 atexit.register(shutdown)
@@ -321,6 +355,9 @@ def iter_remote(func: Callable, *args: Any, should_cancel: Callable[[], bool] = 
                 kind, payload = host.conn.recv()
             except (EOFError, OSError):
                 done = True
+                if _stopping.is_set():
+                    host.close(kill=True)
+                    raise Cancelled() from None
                 try:
                     host.proc.wait(1)
                 except subprocess.TimeoutExpired:

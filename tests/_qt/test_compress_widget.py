@@ -273,7 +273,7 @@ def test_runs_in_napari_when_the_worker_process_cannot_start(make_napari_viewer,
 
     from napari_microcomp import _jobhost
 
-    _jobhost.shutdown()
+    _jobhost.stop_idle()
     monkeypatch.setattr(_jobhost, "_start_failed", [])
     monkeypatch.setattr(sys, "executable", "/bin/false")
     viewer = make_napari_viewer()

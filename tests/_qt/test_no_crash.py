@@ -101,3 +101,29 @@ def test_opening_every_dock_loads_no_torch(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, f"exit {out.returncode}: {out.stderr[-2000:]}"
     assert "loaded []" in out.stdout, out.stdout
+
+
+CLOSE_BUSY = """
+import napari
+from qtpy.QtWidgets import QApplication
+
+v = napari.Viewer(show=True)
+QApplication.processEvents()
+_, w = v.window.add_plugin_dock_widget("napari-microcomp", "Benchmark")
+QApplication.processEvents()
+rows = [{"status": "ok", "codec": "jpeg2000", "label": "jpeg2000 q1", "image": "a", "bpp": 1.0, "psnr": 30.0}]
+w.plot.draw(rows, "psnr", per_image=False)   # a render job starts in the worker process
+print("busy", w.plot.busy)
+v.close()                                    # and Python exits at once
+"""
+
+
+def test_quitting_while_a_dock_job_runs_exits_cleanly(tmp_path):
+    """The relaying thread used to emit on Qt objects Python had already deleted: PyQt aborted (exit -6)."""
+    script = tmp_path / "close_busy.py"
+    script.write_text(CLOSE_BUSY)
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, f"exit {out.returncode}: {out.stderr[-2000:]}"
+    assert "busy True" in out.stdout
+    assert "has been deleted" not in out.stderr

@@ -103,9 +103,51 @@ def test_the_worker_never_reruns_the_users_script(tmp_path):
 def test_a_worker_that_cannot_start_says_so_and_later_jobs_stay_in_process(monkeypatch):
     import sys
 
-    _jobhost.shutdown()                                   # no warm worker to reuse
+    _jobhost.stop_idle()                                  # no warm worker to reuse
     monkeypatch.setattr(_jobhost, "_start_failed", [])
     monkeypatch.setattr(sys, "executable", "/bin/false")  # e.g. a frozen app whose executable is not python
     with pytest.raises(_jobhost.WorkerStartError, match="exited with code 1"):
         run(os.getpid)
     assert not _jobhost.use_process()
+
+
+SHUTDOWN = """
+import threading, time
+from napari_microcomp import _jobhost
+from napari_microcomp._progress import Cancelled
+
+out = []
+def relay():
+    try:
+        list(_jobhost.iter_remote(time.sleep, 60))
+        out.append("returned")
+    except Cancelled:
+        out.append("cancelled")
+t = threading.Thread(target=relay)
+t.start()
+time.sleep(3)                      # the job is running in the worker
+t0 = time.monotonic()
+_jobhost.shutdown()
+t.join(10)
+print(out, round(time.monotonic() - t0, 1))
+try:
+    _jobhost.iter_remote(time.sleep, 1).send(None)
+except Cancelled:
+    print("nothing new starts")
+"""
+
+
+def test_shutdown_ends_a_running_job_as_cancelled_at_once(tmp_path):
+    """At napari's exit the relaying thread must end promptly, never touch a dead worker again."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "shutdown.py"
+    script.write_text(SHUTDOWN)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    listed, seconds = out.stdout.splitlines()[0].rsplit(" ", 1)
+    assert listed == "['cancelled']" and float(seconds) < 2
+    assert "nothing new starts" in out.stdout

@@ -108,7 +108,12 @@ class RDPlot(QLabel):
         """Render soon; calls made while a render runs are merged into one."""
         size = (max(self.width(), 320), max(self.height(), 220))
         self._request = self._last = (list(rows), metric, per_image, size)
-        if self._worker is None:
+        if not rows and self._worker is None:  # nothing to plot: no worker (a dock just opened)
+            self._request, self.labels = None, []
+            self.clear()
+            self.setText("no results yet")
+            self.rendered.emit()
+        elif self._worker is None:
             self._start()
 
     def resizeEvent(self, event) -> None:

@@ -1,12 +1,13 @@
 """Running core generators off the GUI thread: napari thread workers with fine-grained progress (the core's
 checkpoints), cancel, ETA text, and a queue that adds result layers one per event-loop turn."""
+import atexit
 import inspect
 import time
 from typing import Any, Callable, Dict, Optional
 
 from napari.qt.threading import create_worker
 from napari.utils import progress
-from qtpy.QtCore import QObject, QTimer
+from qtpy.QtCore import QObject, QThreadPool, QTimer
 
 from .. import _jobhost
 from .._progress import Cancelled, Progress, reporting
@@ -22,6 +23,26 @@ CANCELLED = "<cancelled>"  # what a worker returns when the user cancelled it at
 
 
 STEP_INTERVAL_S = 0.1      # fine steps reach the GUI at most this often
+EXIT_WAIT_MS = 5000        # at exit, how long running workers get to stop
+
+_running: set = set()      # started, not yet finished
+
+
+def _stop_at_exit() -> None:
+    """Stop the running workers before Python tears down their Qt signal objects: a worker thread
+    that emits on a deleted object raises inside Qt, and PyQt aborts the process (seen closing
+    napari while an RD plot was being rendered)."""
+    for worker in list(_running):
+        try:
+            worker.quit()
+        except RuntimeError:
+            pass
+    _jobhost.shutdown()  # relaying threads end with Cancelled at once
+    if _running:
+        QThreadPool.globalInstance().waitForDone(EXIT_WAIT_MS)
+
+
+atexit.register(_stop_at_exit)  # after _jobhost's own handler was registered: runs before it
 
 
 def _worker_body(func: Callable, holder: list, *args, **kwargs):
@@ -139,6 +160,8 @@ def start_worker(func: Callable, *args, desc: str = "", on_yield: Optional[Calla
     if pbar is not None:
         worker.finished.connect(pbar.close)
     worker.finished.connect(finished)
+    worker.finished.connect(lambda: _running.discard(worker))
+    _running.add(worker)
     worker.start()
     return worker
 
