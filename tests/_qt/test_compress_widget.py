@@ -287,3 +287,20 @@ def test_runs_in_napari_when_the_worker_process_cannot_start(make_napari_viewer,
     qtbot.waitUntil(lambda: "cell [jpeg2k q3]" in viewer.layers, timeout=TIMEOUT)
     np.testing.assert_array_equal(viewer.layers["cell [jpeg2k q3]"].data,
                                   compress_array(cell, "jpeg2k", quality=3).reconstruction)
+
+
+def test_a_quiet_add_leaves_the_selection_and_updates_an_existing_layer(make_napari_viewer):
+    """Result layers are added without napari's activation (its share of the GUI stall happens in a
+    later step); the viewer's selection and the layer controls it drives stay consistent."""
+    from napari_microcomp._qt._common import activate_layer, add_or_replace_image
+
+    viewer = make_napari_viewer()
+    a = viewer.add_image(np.zeros((8, 8), np.float32), name="a")
+    b = add_or_replace_image(viewer, np.ones((8, 8), np.float32), "b", activate=False)
+    assert viewer.layers.selection.active is a and set(viewer.layers.selection) == {a}
+    assert viewer.window._qt_viewer.controls.widgets[a] is viewer.window._qt_viewer.controls.currentWidget()
+    again = add_or_replace_image(viewer, np.full((8, 8), 2, np.float32), "b", activate=False, visible=False)
+    assert again is b and float(b.data.max()) == 2 and not b.visible and len(viewer.layers) == 2
+    activate_layer(viewer, b)
+    assert viewer.layers.selection.active is b
+    assert viewer.window._qt_viewer.controls.widgets[b] is viewer.window._qt_viewer.controls.currentWidget()

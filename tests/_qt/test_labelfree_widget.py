@@ -62,6 +62,7 @@ def test_compress_now_with_ground_truth_on_current_slice(make_napari_viewer, qtb
     pred_o.contrast_limits = (0.1, 0.7)
     assert tuple(pred_r.contrast_limits) == (0.1, 0.7) == tuple(gt.contrast_limits)
     assert src.data is phase and tuple(pred_o.scale) == tuple(src.scale[-2:])
+    assert viewer.layers.selection.active is pred_r  # selected once, after all layers were added
 
 
 def test_existing_reconstruction_layer_without_ground_truth(make_napari_viewer, qtbot, isl_crops, tiny_model_file):

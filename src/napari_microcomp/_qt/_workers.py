@@ -207,7 +207,7 @@ class StepQueue(QObject):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self._steps: list = []
+        self._steps: list = []   # (callable, paint later)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(STEP_GAP_MS)
@@ -218,19 +218,38 @@ class StepQueue(QObject):
         return bool(self._steps)
 
     def add(self, *steps: Callable) -> None:
-        self._steps.extend(steps)
+        """Light steps (a title, a link, showing a layer): Qt repaints what they changed."""
+        self._queue([(step, False) for step in steps])
+
+    def add_layer(self, *steps: Callable) -> None:
+        """Steps that add a napari layer (65–110 ms): the window paints in the next turn, so the new
+        layer and the repaint it causes are two stalls, not one. Only for these: re-enabling a
+        window's updates repaints all of it (35–45 ms more than a light step's partial repaint)."""
+        self._queue([(step, True) for step in steps])
+
+    def add_image(self, viewer, data, name: str, into: list, show: bool = True, **kwargs) -> None:
+        """Two steps: add (or update) image layer ``name`` hidden and not active, appending it to
+        ``into``; then show it (unless ``show=False``: a later step does). The new layer's controls
+        and its first canvas draw (shader, texture) then fall into different turns."""
+        from ._common import add_or_replace_image
+
+        self.add_layer(lambda: into.append(add_or_replace_image(viewer, data, name, visible=False, activate=False,
+                                                                **kwargs)))
+        if show:
+            self.add(lambda: setattr(into[-1], "visible", True))
+
+    def _queue(self, items: list) -> None:
+        self._steps.extend(items)
         if not self._timer.isActive():
             self._timer.start()
 
     def _next(self) -> None:
         if not self._steps:
             return
-        step = self._steps.pop(0)
+        step, paint_later = self._steps.pop(0)
         parent = self.parent()
         window = parent.window() if parent is not None and hasattr(parent, "window") else None
-        if window is not None and window.updatesEnabled():
-            # paint in the next event-loop turn, not in this one: a new layer (65-90 ms) and the repaint
-            # it causes (45-60 ms of widget painting and a software-OpenGL draw) are two short stalls
+        if paint_later and window is not None and window.updatesEnabled():
             window.setUpdatesEnabled(False)
             QTimer.singleShot(5, lambda: _enable_updates(window))
         try:

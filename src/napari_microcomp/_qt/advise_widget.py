@@ -17,7 +17,8 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, Q
 from ..advise import TOLERANCES, Tolerance, default_codecs
 from .. import jobs
 from ..errors import InputError
-from ._common import LayerChecklist, add_or_replace_image, refuse_reason, report_error, set_status
+from ._common import (LayerChecklist, add_or_replace_image, refuse_reason, report_error, set_status,
+                      status_label)
 from ._dock import DockWidget, add_labelfree_models, spin_box
 from ._codecs import CodecChecklist
 from ._workers import start_worker
@@ -52,8 +53,7 @@ class AdviseWidget(DockWidget):
         self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = status_label()
         self.answer = QLabel("")
         self.answer.setWordWrap(True)
         self.answer.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

@@ -15,10 +15,9 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGri
 
 from .. import jobs
 from ..errors import InputError
-from ._common import (LayerChecklist, LayerPicker, add_or_replace_image, current_block,
-                      display_label, fit_width, fmt, leading_index, narrow,
-                      reconstruction_metadata, refuse_reason, report_error, scrolling_layout,
-                      set_status)
+from ._common import (LayerChecklist, LayerPicker, add_or_replace_image, current_block, display_label, fit_width,
+                      fmt, leading_index, narrow, reconstruction_metadata, refuse_reason, report_error,
+                      scrolling_layout, set_status, status_label)
 from ._dock import DockWidget, add_labelfree_models
 from ._codecs import CodecChecklist, weight_qualities
 from ._workers import Eta, Step, step_text, start_worker
@@ -64,8 +63,7 @@ class BenchmarkWidget(DockWidget):
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
         self.progress = QProgressBar()
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = status_label()
         self.table = ResultsTable()
         self.table.cellClicked.connect(self.show_row)
         self.metric = QComboBox()

@@ -13,9 +13,9 @@ from qtpy.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout
 
 from .. import jobs
 from ..errors import InputError
-from ._common import (LayerPicker, add_or_replace_image, clear_results, current_block,
-                      display_label, fit_width, fmt, reconstruction_metadata, refuse_reason,
-                      report_error, scrolling_layout, set_status)
+from ._common import (LayerPicker, activate_layer, clear_results, current_block, display_label, fit_width, fmt,
+                      reconstruction_metadata, refuse_reason, report_error, scrolling_layout, set_status,
+                      status_label)
 from ._dock import DockWidget, spin_box
 from ._codecs import CodecCombo, QualitySlider, quality_levels, weights_hint
 from ._workers import StepQueue, progress_status, start_worker
@@ -71,8 +71,7 @@ class CompressWidget(DockWidget):
         self.clear_button = QPushButton("Clear results")
         self.clear_button.setToolTip("remove the reconstructions, error maps and predictions of earlier runs")
         self.clear_button.clicked.connect(self.clear)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = status_label()
         self.metric_labels = {key: QLabel("–") for key, _ in SHOWN + (("time", ""),)}
 
         self._lay_out(quality_label)
@@ -220,15 +219,14 @@ class CompressWidget(DockWidget):
         name = f"{src_name} [{display_label(res.codec)}]"
         meta = reconstruction_metadata(res, source.name, crc)
         added = []
-        self.steps.add(
-            lambda: added.append(add_or_replace_image(
-                self.viewer, res.reconstruction, name, like=source, contrast_limits=tuple(source.contrast_limits),
-                colormap=source.colormap.name, metadata=meta)),
-            lambda: added.append(add_or_replace_image(
-                self.viewer, error, name + " |error|", like=source, colormap="magma",
-                contrast_limits=(0.0, float(error.max()) or 1.0),
-                metadata={"microcomp": {"source": source.name, "codec": res.config}})),
-            lambda: setattr(self, "layers_added", list(added)))
+        self.steps.add_image(self.viewer, res.reconstruction, name, added, like=source,
+                             contrast_limits=tuple(source.contrast_limits), colormap=source.colormap.name,
+                             metadata=meta)
+        self.steps.add_image(self.viewer, error, name + " |error|", added, like=source, colormap="magma",
+                             contrast_limits=(0.0, float(error.max()) or 1.0),
+                             metadata={"microcomp": {"source": source.name, "codec": res.config}})
+        self.steps.add(lambda: activate_layer(self.viewer, added[0] if added else None),
+                       lambda: setattr(self, "layers_added", list(added)))
         note = ""
         if res.target:
             note = f" (target {res.target['target']}: {'met' if res.target.get('met') else 'NOT met'})"

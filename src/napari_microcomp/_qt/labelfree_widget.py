@@ -18,10 +18,9 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QHea
 
 from .. import jobs
 from ..errors import InputError
-from ._common import (LayerPicker, add_or_replace_image, clear_results, current_block,
-                      display_label, fit_width, fmt, leading_index, narrow,
-                      reconstruction_metadata, refuse_reason, report_error, scrolling_layout,
-                      set_status, side_by_side, title_steps, prewarm_title)
+from ._common import (LayerPicker, activate_layer, clear_results, hide_all_but, current_block, display_label, fit_width, fmt,
+                      leading_index, narrow, prewarm_title, reconstruction_metadata, refuse_reason, report_error,
+                      scrolling_layout, set_status, side_by_side_steps, status_label)
 from ._dock import DockWidget, add_labelfree_models
 from ._codecs import CodecCombo, QualitySlider, quality_levels
 from ._workers import StepQueue, progress_status, start_worker
@@ -73,8 +72,7 @@ class LabelFreeWidget(DockWidget):
         self.cancel_button.setEnabled(False)
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = status_label()
         self.table = QTableWidget(len(ROWS), len(COLS))
         self.table.setHorizontalHeaderLabels([t for _, t in COLS])
         self.table.setVerticalHeaderLabels([t for _, t in ROWS])
@@ -189,6 +187,10 @@ class LabelFreeWidget(DockWidget):
             for c, (metric, _) in enumerate(COLS):
                 self.table.setItem(r, c, QTableWidgetItem(fmt(scores.get(f"{metric}_{key}"), 4)))
         geometry = {"scale": tuple(image.scale[-2:]), "translate": tuple(image.translate[-2:])}
+        layers: list = []
+        together = self.side_by_side.isChecked()
+        if together:  # the comparison alone: every other layer hidden first, so each later draw is cheap
+            self.steps.add(lambda: hide_all_but(self.viewer, layers))
         src_name = name if z is None else f"{name} z{z}"
         rec_name = recon.name if recon is not None else src_name
         if compression is not None:  # show the reconstruction the prediction was made from
@@ -198,9 +200,9 @@ class LabelFreeWidget(DockWidget):
             self.compression_label.setText(f"{display_label(res.codec)}: CR {fmt(m['compression_ratio'], 4)}, "
                                            f"{fmt(m['bpp'], 3)} bpp, PSNR {fmt(m['psnr'], 4)} dB")
             where = geometry if z is not None else {"like": image}
-            self.steps.add(lambda: add_or_replace_image(
-                self.viewer, res.reconstruction, rec_name, contrast_limits=tuple(image.contrast_limits),
-                metadata=reconstruction_metadata(res, src_name, crc), **where))
+            self.steps.add_image(self.viewer, res.reconstruction, rec_name, [], show=not together,
+                                 contrast_limits=tuple(image.contrast_limits),
+                                 metadata=reconstruction_metadata(res, src_name, crc), **where)
         short = model.rsplit("/", 1)[-1].removesuffix(".pt")
         lo, hi = arrays["limits"]
         common = dict(colormap="magma", contrast_limits=(lo, hi if hi > lo else lo + 1), **geometry)
@@ -209,23 +211,24 @@ class LabelFreeWidget(DockWidget):
                  (arrays["reconstruction"], f"{short}: from {rec_name}", "reconstruction")]
         if "target" in arrays:
             shown.append((arrays["target"], f"{short}: ground truth (normalized)", "ground truth"))
-        layers = []
-        for data, layer_name, _ in shown:  # built hidden, then shown: two shorter GUI blocks
-            self.steps.add(lambda d=data, n=layer_name: layers.append(add_or_replace_image(
-                self.viewer, d, n, metadata={"microcomp": dict(meta["microcomp"])}, visible=False, **common)),
-                lambda: setattr(layers[-1], "visible", True))
+        for data, layer_name, _ in shown:  # side by side: shown once placed
+            self.steps.add_image(self.viewer, data, layer_name, layers, show=not together,
+                                 metadata={"microcomp": dict(meta["microcomp"])}, **common)
 
-        def finish():
+        def link():
             link_layers(layers, ("contrast_limits", "gamma", "colormap"))
             self.layers_added = layers
-            if self.side_by_side.isChecked():
-                side_by_side(self.viewer, layers)
+
+        def finish():
+            activate_layer(self.viewer, layers[1] if len(layers) > 1 else None)  # from the reconstruction
             set_status(self.status, f"done: r(reconstruction vs original) = "
                                     f"{fmt(scores.get('pearson_rec_vs_orig'), 4)}")
-        self.steps.add(finish)
-        if self.side_by_side.isChecked():
+        self.steps.add(link)
+        if together:
             title = "  |  ".join(t for _, _, t in shown)
-            self.steps.add(*title_steps(self.viewer, f"left to right: prediction from {title}"))
+            self.steps.add(*side_by_side_steps(self.viewer, layers, f"left to right: prediction from {title}",
+                                               count=len(shown)))
+        self.steps.add(finish)
 
     def clear(self) -> None:
         """Remove the layers of earlier runs (reconstructions, predictions) and blank the scores."""
