@@ -25,6 +25,19 @@ def _squeeze_to_zyx(a: np.ndarray) -> np.ndarray:
     return squeezed if squeezed.ndim >= 2 else a
 
 
+def _check_declared(name: str, shape, dtype) -> None:
+    """Refuse a file whose header declares more pixels than the decode budget, before reading it: a
+    60000² TIFF of a few hundred bytes would otherwise take gigabytes (or the machine) to find out."""
+    from .container import ENV_BUDGET, decode_budget
+
+    nbytes = float(np.prod([float(s) for s in shape])) * np.dtype(dtype).itemsize
+    budget = decode_budget()
+    if nbytes > budget:
+        raise InputError(f"{name} declares a {np.dtype(dtype).name} image of shape {tuple(int(s) for s in shape)} "
+                         f"({nbytes / 2**30:.1f} GiB), above the decode budget of {budget / 2**30:.1f} GiB; "
+                         f"raise ${ENV_BUDGET} if it is genuine")
+
+
 _KIND = {".czi": "CZI", ".nd2": "ND2", ".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG",
          ".jpeg": "JPEG", ".npy": "NPY"}
 
@@ -45,7 +58,9 @@ def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
     meta: Dict[str, Any] = {"source": str(p)}
     try:
         if suffix == ".npy":
-            return _squeeze_to_zyx(np.load(p, allow_pickle=False)), meta
+            mapped = np.load(p, allow_pickle=False, mmap_mode="r")  # the header only, nothing read yet
+            _check_declared(p.name, mapped.shape, mapped.dtype)
+            return _squeeze_to_zyx(np.array(mapped)), meta
         if suffix in (".png", ".jpg", ".jpeg"):
             import imageio.v3 as iio
             return np.asarray(iio.imread(p)), meta
@@ -53,6 +68,7 @@ def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
             import tifffile
             with tifffile.TiffFile(p) as tf:
                 series = tf.series[0]
+                _check_declared(p.name, series.shape, series.dtype)
                 if len(series.axes.replace("Y", "").replace("X", "").replace("Z", "").replace("Q", "")
                        .replace("S", "")) == 0 or not tf.is_ome:
                     arr = series.asarray()
@@ -86,6 +102,7 @@ def _read_aics(p: Path, channel, scene, timepoint, meta):
     t = 0 if timepoint is None else timepoint
     if t >= dims.T:
         raise InputError(f"{p.name} has {dims.T} time point(s); --timepoint {t} is out of range")
+    _check_declared(p.name, (dims.Z, dims.Y, dims.X), img.dtype)
     arr = np.asarray(img.get_image_data("ZYX", C=c, T=t))
     if arr.shape[0] == 1:
         arr = arr[0]

@@ -455,3 +455,41 @@ def test_complex_pixels_are_refused_with_advice():
 
     with pytest.raises(InputError, match="complex pixel values"):
         compress_array(np.zeros((16, 16), np.complex64), "jpeg2k", quality=4)
+
+
+def _tiff_declaring(path, side: int) -> None:
+    """A 64x64 zlib TIFF whose header is edited to declare ``side`` x ``side`` pixels."""
+    import io as _io
+    import struct
+
+    import tifffile
+
+    buf = _io.BytesIO()
+    tifffile.imwrite(buf, np.zeros((64, 64), np.uint16), compression="zlib", rowsperstrip=64)
+    b = bytearray(buf.getvalue())
+    off = struct.unpack("<I", b[4:8])[0]
+    for i in range(struct.unpack("<H", b[off:off + 2])[0]):
+        e = off + 2 + 12 * i
+        tag, typ = struct.unpack("<HH", b[e:e + 4])
+        if tag in (256, 257):  # ImageWidth, ImageLength
+            b[e + 8:e + 12] = struct.pack("<H", side) + b"\0\0" if typ == 3 else struct.pack("<I", side)
+    path.write_bytes(bytes(b))
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".npy"])
+def test_a_file_declaring_more_pixels_than_the_budget_is_refused_before_reading(tmp_path, monkeypatch, suffix):
+    from numpy.lib import format as npformat
+
+    from napari_microcomp.io import read_image
+
+    monkeypatch.setenv("MICROCOMP_DECODE_BUDGET", "1M")
+    path = tmp_path / f"bomb{suffix}"
+    if suffix == ".tif":
+        _tiff_declaring(path, 4000)               # 32 MB declared, a few hundred bytes on disk
+    else:
+        np.save(path, np.zeros((1000, 1000), np.uint16))   # a real 2 MB array
+    with pytest.raises(InputError, match=r"declares a uint16 image .* above the decode budget"):
+        read_image(path)
+    monkeypatch.setenv("MICROCOMP_DECODE_BUDGET", "1G")
+    if suffix == ".npy":
+        assert read_image(path)[0].shape == (1000, 1000)
