@@ -63,6 +63,10 @@ def test_compress_now_with_ground_truth_on_current_slice(make_napari_viewer, qtb
     assert tuple(pred_r.contrast_limits) == (0.1, 0.7) == tuple(gt.contrast_limits)
     assert src.data is phase and tuple(pred_o.scale) == tuple(src.scale[-2:])
     assert viewer.layers.selection.active is pred_r  # selected once, after all layers were added
+    assert not src.visible and not viewer.layers["dapi"].visible  # the comparison alone
+    w.clear()
+    assert [layer.name for layer in viewer.layers] == ["phase", "dapi"] and src.visible
+    assert viewer.layers["dapi"].visible and src.data is phase
 
 
 def test_existing_reconstruction_layer_without_ground_truth(make_napari_viewer, qtbot, isl_crops, tiny_model_file):

@@ -235,12 +235,19 @@ class LayerPicker(QComboBox):
 # Wrappers configured by parameters the widgets do not expose (inner codec, tile sizes): API/CLI only.
 
 
+_HIDDEN: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # viewer -> layers a comparison hid
+
+
 def hide_all_but(viewer, keep: Sequence) -> None:
-    """Hide every layer of the viewer except ``keep`` (a comparison view shows only its own layers)."""
+    """Hide every layer of the viewer except ``keep`` (a comparison view shows only its own layers);
+    :func:`clear_results` shows the user's layers again."""
     kept = {id(layer) for layer in keep}
+    hidden = _HIDDEN.setdefault(viewer, [])
     for layer in viewer.layers:
         if id(layer) not in kept and layer.visible:
             layer.visible = False
+            if not is_reconstruction(layer):
+                hidden.append(weakref.ref(layer))
 
 
 def side_by_side_steps(viewer, layers: Sequence, title: str = "", count: Optional[int] = None
@@ -320,12 +327,17 @@ def prewarm_title(viewer) -> None:
 
 
 def clear_results(viewer) -> int:
-    """Remove every layer this plugin made (reconstructions, errors, predictions); the count."""
+    """Remove every layer this plugin made (reconstructions, errors, predictions) and show again the
+    layers a comparison view hid; the count removed."""
     made = [layer for layer in list(viewer.layers) if is_reconstruction(layer)]
     for layer in made:
         viewer.layers.remove(layer)
     if made:
         viewer.text_overlay.visible = False
+    for ref in _HIDDEN.pop(viewer, []):
+        layer = ref()
+        if layer is not None and layer in viewer.layers:
+            layer.visible = True
     return len(made)
 
 

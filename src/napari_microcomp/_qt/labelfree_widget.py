@@ -7,7 +7,7 @@ The worker runs :func:`napari_microcomp.labelfree.iter_compare` (or, without gro
 model's ``iter_predict`` twice) and the widget adds the two predictions (and the normalized
 ground truth) with linked contrast, side by side with a title (only the current comparison is
 shown), plus a table of their scores. Layers are added one per event-loop turn, so the viewer
-keeps painting; "Clear results" removes the layers of earlier runs.
+keeps painting; "Clear results" removes the layers of earlier runs and shows the hidden ones again.
 2D models use the z-slice shown in the viewer; z-stack models take the whole stack.
 """
 from typing import Any, Dict, Optional
@@ -66,7 +66,8 @@ class LabelFreeWidget(DockWidget):
         self.side_by_side.setChecked(True)
         self.steps = StepQueue(self)
         self.clear_button = QPushButton("Clear results")
-        self.clear_button.setToolTip("remove the reconstructions and predictions of earlier runs")
+        self.clear_button.setToolTip("remove the reconstructions and predictions of earlier runs, and show "
+                                     "again the layers the side-by-side view hid")
         self.clear_button.clicked.connect(self.clear)
         self.run_button, self.cancel_button = QPushButton("Predict"), QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
