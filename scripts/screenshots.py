@@ -80,12 +80,12 @@ def compress(out: Path) -> None:
     w.quality.setValue(2)
     took = wait_for(w.run_finished, w.run_button.click)
     print(f"compress: {w.status.text()} ({took:.1f} s)")
-    from napari_microcomp._qt._common import side_by_side
+    from napari_microcomp._qt._common import side_by_side_steps
 
     recon, error = w.layers_added
     error.contrast_limits = (0, float(error.data.max()) / 4 or 1)
-    side_by_side(viewer, [recon, error], f"{recon.name}   |   absolute error")
-    viewer.layers["ISL phase contrast"].visible = False
+    for step in side_by_side_steps(viewer, [recon, error], f"{recon.name}   |   absolute error"):
+        step()
     shoot(viewer, out / "compress-widget.png")
     viewer.close()
 
