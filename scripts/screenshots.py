@@ -80,7 +80,7 @@ def compress(out: Path) -> None:
     w.quality.setValue(2)
     took = wait_for(w.run_finished, w.run_button.click)
     print(f"compress: {w.status.text()} ({took:.1f} s)")
-    from napari_microcomp._qt._common import side_by_side_steps
+    from napari_microcomp._qt._compare import side_by_side_steps
 
     recon, error = w.layers_added
     error.contrast_limits = (0, float(error.data.max()) / 4 or 1)

@@ -118,7 +118,7 @@ def test_benchmark_4d_layer_current_or_every_time_point(make_napari_viewer, qtbo
 
 def test_a_new_title_appears_word_by_word_and_a_seen_one_at_once(make_napari_viewer):
     """vispy rasterises each new character at its first draw: a new title is split into steps."""
-    from napari_microcomp._qt._common import NEW_GLYPHS_PER_STEP, title_steps
+    from napari_microcomp._qt._compare import NEW_GLYPHS_PER_STEP, title_steps
 
     viewer = make_napari_viewer()
     title = "left to right: prediction from original | reconstruction | ground truth"

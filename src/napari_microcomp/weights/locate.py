@@ -7,7 +7,8 @@ Codec weights for ``(arch, quality)``, tried in this order:
 
 In each folder, ``DIR/MODALITY/NAME`` (``transmitted``, ``fluorescence``) when a modality is asked
 for, then ``DIR/NAME`` (general weights). File names are ``{arch}-q{Q}.pt`` (fixed-rate) and
-``{arch}.pt`` (variable-rate: one file for all eight qualities).
+``{arch}.pt`` (variable-rate: one file for all eight qualities). ``DIR/retired/`` keeps files a promotion
+replaced, named ``{stem}.{fingerprint}.pt``; they are used only to decode streams that name them.
 
 Label-free models are shipped by name in ``napari_microcomp/weights/labelfree/`` (provenance in its
 README.md); any other ``.pt`` path works too.
@@ -72,11 +73,17 @@ def find_weights(arch: str, quality: int, modality: Optional[str] = None) -> Opt
     return c[0] if c else None
 
 
+RETIRED = "retired"  # files a promotion replaced, named {stem}.{fingerprint}.pt: found only by fingerprint
+
+
 def find_by_id(arch: str, quality: int, weights_id: str) -> Optional[Path]:
-    """A weight file for ``(arch, quality)`` whose fingerprint is ``weights_id`` (any folder, any modality)."""
+    """A weight file for ``(arch, quality)`` whose fingerprint is ``weights_id`` (any folder, any modality),
+    including the retired files a promotion replaced: a stream written before a weights refresh still decodes."""
     from .fingerprint import file_id
 
-    for p in candidate_files(arch, quality):
+    stem = Path(_filename(arch, quality)).stem
+    retired = [p for d in weight_dirs() for p in sorted((d / RETIRED).glob(f"{stem}.{weights_id}.pt"))]
+    for p in candidate_files(arch, quality) + retired:
         if file_id(p) == weights_id:
             return p
     return None
