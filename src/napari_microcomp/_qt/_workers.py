@@ -12,7 +12,7 @@ from qtpy.QtCore import QObject, QThreadPool, QTimer
 from .. import _jobhost
 from .._progress import Cancelled, Progress, reporting
 from . import avoid_triton_crash
-from ._common import report_error
+from ._common import add_or_replace_image, report_error
 
 
 class Step(Progress):
@@ -231,8 +231,6 @@ class StepQueue(QObject):
         """Two steps: add (or update) image layer ``name`` hidden and not active, appending it to
         ``into``; then show it (unless ``show=False``: a later step does). The new layer's controls
         and its first canvas draw (shader, texture) then fall into different turns."""
-        from ._common import add_or_replace_image
-
         self.add_layer(lambda: into.append(add_or_replace_image(viewer, data, name, visible=False, activate=False,
                                                                 **kwargs)))
         if show:
