@@ -52,7 +52,9 @@ def register(subparsers) -> None:
     p.add_argument("--init", default=None,
                    help="warm start from a weight file (.pt) or checkpoint of the same architecture "
                         "(fresh optimizers, step 0), e.g. fine-tune every quality from one model")
-    p.add_argument("--widths", type=_widths, default={}, help="override network widths, e.g. N=64,M=96")
+    p.add_argument("--widths", type=_widths, default={}, 
+                   help="override network widths, e.g. N=64,M=96; with --init, a larger M grows the "
+                        "init weights (function-preserving: training goes on from their RD point)")
     p.add_argument("--bf16", dest="bf16", action="store_true", default=None,
                    help="force bf16 autocast (default: on for cuda and bf16-capable CPUs)")
     p.add_argument("--no-bf16", dest="bf16", action="store_false")

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from .._progress import Progress
 from ..errors import MicrocompError
 from ..models.registry import get_arch
+from ..models.widen import grown, widen_state
 from ..weights.export import export_weights
 from ..weights.load import load_weights
 from .base import Prefetcher, RunConfig, Trainer, git_revision, load_checkpoint, save_checkpoint
@@ -134,6 +135,7 @@ class CodecTrainer(Trainer):
         """The model (resumed, warm-started or fresh) and the checkpoint to resume from, if any."""
         cfg, spec = self.cfg, self.spec
         ckpt = init_state = None
+        grow: Any = ()
         if cfg.resume:
             ckpt = _load_ckpt(cfg.resume)
             if ckpt.get("format") != CKPT_FORMAT or ckpt.get("arch") != cfg.arch:
@@ -141,6 +143,11 @@ class CodecTrainer(Trainer):
             widths = dict(ckpt["widths"])
         elif cfg.init:
             init_state, widths = _init_state(cfg.init, cfg.arch)
+            try:  # wider than the init weights: grow them, function-preserving (models/widen.py)
+                grow = grown(widths, cfg.widths)
+            except ValueError as exc:
+                raise MicrocompError(f"--init {cfg.init}: {exc}") from None
+            widths.update({k: int(cfg.widths[k]) for k in grow})
         else:
             widths = dict(spec.widths(cfg.quality or 8))
             widths.update({k: int(v) for k, v in cfg.widths.items()})
@@ -150,6 +157,8 @@ class CodecTrainer(Trainer):
             # where the likelihood bound 1e-9 is 0 — training from it then hit log(0) = inf within 100 steps.
             fresh = model.state_dict()
             init_state.update({k: v for k, v in fresh.items() if k.endswith(".bound")})
+            if grow:
+                init_state = widen_state(init_state, model)
             model.load_state_dict(init_state)
         self.model, self.widths = model, widths
         return ckpt
