@@ -26,8 +26,41 @@ def test_there_are_shipped_files():
 @pytest.mark.parametrize("path", CODEC_FILES, ids=lambda p: str(p.relative_to(SHIPPED)))
 def test_every_shipped_codec_file_loads(path):
     lm = weights.load_weights(path)
-    assert lm.arch and lm.weights_id == weights.file_id(path) and not lm.model.training
+    retired = path.parent.name == locate.RETIRED
+    # a retired file is decode-only and stands for the file it replaced (the fingerprint in its name)
+    want = path.name.split(".")[-2] if retired else weights.file_id(path)
+    assert lm.arch and lm.weights_id == want and not lm.model.training
+    assert bool(lm.meta.get("decoder_only")) == retired
     assert weights.load_weights(path) is lm
+
+
+def test_retired_copy_decodes_old_streams_and_refuses_to_encode(tmp_path, monkeypatch):
+    import numpy as np
+
+    from napari_microcomp.codecs import decode, get_codec
+    from napari_microcomp.errors import WeightsNotFoundError
+    from napari_microcomp.models.registry import build_model, model_widths
+    from napari_microcomp.weights.export import retire
+
+    m = build_model("mbt2018-mean-vbr", 4, N=8, M=8)
+    user = tmp_path / "user"
+    path = weights.export_weights(m, "mbt2018-mean-vbr", user / "mbt2018-mean-vbr.pt", None, model_widths(m), {})
+    img = (np.random.default_rng(0).random((64, 80)) * 4000).astype(np.uint16)
+    data = get_codec("mbt2018-mean-vbr", quality=5, weights=str(path)).encode(img)
+    expected = decode(data)
+    old_id = weights.file_id(path)
+    copy = retire(path, user / locate.RETIRED)
+    assert copy.name == f"mbt2018-mean-vbr.{old_id}.pt" and copy.stat().st_size < path.stat().st_size
+    path.unlink()                       # the refresh: only the decode-only copy is left
+    monkeypatch.setattr(locate, "SHIPPED_DIR", tmp_path / "none")
+    monkeypatch.setenv(weights.ENV_WEIGHTS, str(user))
+    assert locate.find_by_id("mbt2018-mean-vbr", 5, old_id) == copy
+    assert locate.find_by_id("mbt2018-mean-vbr", 5, "0" * 16) is None
+    np.testing.assert_array_equal(decode(data), expected)
+    with pytest.raises(WeightsNotFoundError, match="decode-only"):
+        get_codec("mbt2018-mean-vbr", quality=5, weights=str(copy)).encode(img)
+    with pytest.raises(ValueError, match="already"):
+        retire(copy, tmp_path)
 
 
 @pytest.mark.parametrize("path", LABELFREE_FILES, ids=lambda p: p.name)

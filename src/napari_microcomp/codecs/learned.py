@@ -31,7 +31,7 @@ from ..modality import MODALITIES, detect_modality
 from ..tiling import fixed_grid
 from ..models.registry import LAMBDAS_MSE, ArchSpec, get_arch, list_archs
 from ..weights.download import cached_url, secure_url
-from ..weights.load import LoadedModel, get_model, load_url, load_weights
+from ..weights.load import LoadedModel, encodable, get_model, load_url, load_weights
 from ..weights.locate import ENV_WEIGHTS, available_qualities, find_by_id, missing_weights_message
 from .base import Codec
 from .registry import register_codec
@@ -258,7 +258,7 @@ class LearnedCodec(WeightLevels, Codec):
         from ..models.coding import fixed_threads
 
         weights = self._resolve_weights(a)
-        lm = self.load(weights)
+        lm = encodable(self.load(weights), self.codec_id)
         if isinstance(weights, str) and weights in MODALITIES:
             header.codec["weights"] = weights
         threads = int(self.params.get("threads") or default_threads())

@@ -22,7 +22,7 @@ from .. import container
 from .._progress import checkpoint
 from ..errors import CodecError, StreamError
 from ..models.registry import LAMBDAS_MSE
-from ..weights.load import LoadedModel, get_model
+from ..weights.load import LoadedModel, encodable, get_model
 from .base import Codec
 from .learned import MAX_THREADS, WeightLevels, default_threads
 from .registry import register_codec
@@ -79,7 +79,7 @@ class VolumetricCodec(WeightLevels, Codec):
         from ..models.coding import fixed_threads
         from ..tiling import tile_grid
 
-        lm = self._model()
+        lm = encodable(self._model(), self.codec_id)
         threads = int(self.params.get("threads") or default_threads())
         header.codec["threads"] = threads
         header.codec["weights_id"] = lm.weights_id

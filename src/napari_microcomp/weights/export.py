@@ -9,6 +9,10 @@ Label-free files (``"napari-microcomp/labelfree"``, version 1)::
     {"format", "version", "state_dict", "meta": {"kind", "arch", "input", "normalization", "training"}}
 
 Both load with ``torch.load(weights_only=True)`` (:mod:`.load`).
+
+A retired codec file (one a promotion replaced, kept so that old streams still decode) keeps only what
+decoding uses: :func:`retire` drops the analysis transforms (``g_a``, ``h_a``: a third of the bytes
+of a mean-scale hyperprior) and records the original file's fingerprint, under which it is found.
 """
 import io as _io
 from pathlib import Path
@@ -58,6 +62,35 @@ def export_weights(model, arch: str, path, quality: Optional[int], widths: Dict[
              for k, v in m.state_dict().items() if k not in gc_tables}
     return _save({"format": FORMAT, "arch": arch, "quality": None if spec.vbr else quality,
                   "widths": dict(widths), "state_dict": state, "meta": plain_meta(meta)}, path)
+
+
+ENCODER_ONLY = ("g_a.", "h_a.")   # the analysis transforms: decoding never runs them
+
+
+def retire(path, folder) -> Path:
+    """Write a decode-only copy of codec weight file ``path`` to ``folder/{stem}.{fingerprint}.pt``
+    (``stem``: the architecture's file name, e.g. ``mbt2018-mean-vbr``; ``path`` may be that very file).
+
+    The copy keeps the original's fingerprint in ``meta["weights_id"]`` (streams name that) and is
+    marked ``meta["decoder_only"]``: the loader refuses to encode with it. Returns the new path.
+    """
+    import torch
+
+    from ..models.registry import get_arch
+    from .fingerprint import file_id
+
+    path = Path(path)
+    d = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a codec weight file")
+    meta = dict(d.get("meta", {}))
+    if meta.get("decoder_only"):
+        raise ValueError(f"{path} is already a retired (decode-only) file")
+    wid = file_id(path)
+    meta.update(decoder_only=True, weights_id=wid, retired_from=path.name)
+    state = {k: v for k, v in d["state_dict"].items() if not k.startswith(ENCODER_ONLY)}
+    stem = Path(get_arch(d["arch"]).weights_filename(d.get("quality") or 1)).stem
+    return _save(dict(d, state_dict=state, meta=plain_meta(meta)), Path(folder) / f"{stem}.{wid}.pt")
 
 
 def export_labelfree(path, state_dict: Dict[str, Any], meta: Dict[str, Any]) -> Path:

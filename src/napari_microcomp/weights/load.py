@@ -76,11 +76,25 @@ def _read_codec_file(p: Path) -> LoadedModel:
     spec = get_arch(d["arch"])
     model = spec.factory(**d["widths"])
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in d["state_dict"].items()}
+    meta = d.get("meta", {})
+    wid = file_id(p)
+    if meta.get("decoder_only"):  # a retired file (export.retire): no analysis transforms, the original's id
+        from .export import ENCODER_ONLY
+
+        state.update({k: v for k, v in model.state_dict().items() if k.startswith(ENCODER_ONLY)})
+        wid = str(meta.get("weights_id") or wid)
     rebuild_gaussian_tables(model, state)
     model.load_state_dict(state)
     prepare_for_coding(model, channels_last=spec.ndim == 2)
-    return LoadedModel(model, d["arch"], file_id(p), str(p), 1, dict(d.get("meta", {}),
-                       quality=d.get("quality"), widths=d["widths"]))
+    return LoadedModel(model, d["arch"], wid, str(p), 1, dict(meta, quality=d.get("quality"), widths=d["widths"]))
+
+
+def encodable(lm: LoadedModel, codec_id: str) -> LoadedModel:
+    """``lm``, unless it is a retired decode-only file (it lacks the analysis transforms)."""
+    if lm.meta.get("decoder_only"):
+        raise WeightsNotFoundError(f"{codec_id}: {lm.source} is a retired, decode-only weight file (it decodes the "
+                                   "streams written with it); encode with current weights")
+    return lm
 
 
 def load_weights(path, arch: Optional[str] = None, quality: Optional[int] = None) -> LoadedModel:

@@ -84,9 +84,20 @@ def find_by_id(arch: str, quality: int, weights_id: str) -> Optional[Path]:
     stem = Path(_filename(arch, quality)).stem
     retired = [p for d in weight_dirs() for p in sorted((d / RETIRED).glob(f"{stem}.{weights_id}.pt"))]
     for p in candidate_files(arch, quality) + retired:
-        if file_id(p) == weights_id:
+        if file_id(p) == weights_id or (p in retired and _retired_id(p) == weights_id):
             return p
     return None
+
+
+def _retired_id(p: Path) -> Optional[str]:
+    """The fingerprint a decode-only retired file stands for (``export.retire``), else None."""
+    import torch
+
+    try:
+        meta = torch.load(p, map_location="cpu", weights_only=True).get("meta", {})
+    except Exception:  # noqa: BLE001 - an unreadable file is simply not the one asked for
+        return None
+    return meta.get("weights_id") if meta.get("decoder_only") else None
 
 
 def is_shipped(p: Path) -> bool:
