@@ -195,6 +195,7 @@ def step_text(event) -> str:
 
 
 STEP_GAP_MS = 15  # between two steps: time for Qt to paint and to handle input
+PAINT_GAP_MS = 5   # from the end of a layer insert to the repaint it needs
 
 
 class StepQueue(QObject):
@@ -247,14 +248,23 @@ class StepQueue(QObject):
         step, paint_later = self._steps.pop(0)
         parent = self.parent()
         window = parent.window() if parent is not None and hasattr(parent, "window") else None
-        if paint_later and window is not None and window.updatesEnabled():
+        paused = paint_later and window is not None and window.updatesEnabled()
+        if paused:
             window.setUpdatesEnabled(False)
-            QTimer.singleShot(5, lambda: _enable_updates(window))
         try:
             step()
         finally:
-            if self._steps:
+            if paused:  # the repaint gets a turn of its own, and the next step waits for it
+                QTimer.singleShot(PAINT_GAP_MS, lambda: self._repaint(window))
+            elif self._steps:
                 self._timer.start()
+
+    def _repaint(self, window) -> None:
+        # Re-enabling updates posts the repaint; the next step is due STEP_GAP_MS after this, so the
+        # repaint and the next step fall in different turns (timers due earlier, input, run between).
+        _enable_updates(window)
+        if self._steps:
+            self._timer.start()
 
 
 def _enable_updates(window) -> None:
