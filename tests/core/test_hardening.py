@@ -493,3 +493,38 @@ def test_a_file_declaring_more_pixels_than_the_budget_is_refused_before_reading(
     monkeypatch.setenv("MICROCOMP_DECODE_BUDGET", "1G")
     if suffix == ".npy":
         assert read_image(path)[0].shape == (1000, 1000)
+
+
+@pytest.mark.parametrize("change", ["huge width", "text width", "unknown width", "wrong width", "missing tensor",
+                                    "unknown arch", "no state dict"])
+def test_crafted_codec_weight_file_is_refused_before_allocating(tmp_path, change):
+    """A weight file is user input (``weights=path``): its declared widths are checked before a
+    model is built (M=10**6 tried to allocate 150 TB), and a mismatch is one clear error."""
+    m = registry.build_model("mbt2018-mean-vbr", 4, N=8, M=8)
+    good = wt.export_weights(m, "mbt2018-mean-vbr", tmp_path / "good.pt", None, {"N": 8, "M": 8}, {})
+    d = torch.load(good, weights_only=True)
+    sd = dict(d["state_dict"])
+    sd.pop("g_s.0.weight")
+    d = {"huge width": dict(d, widths={"N": 8, "M": 10 ** 6}), "text width": dict(d, widths={"N": "8", "M": 8}),
+         "unknown width": dict(d, widths={"N": 8, "M": 8, "K": 2}), "wrong width": dict(d, widths={"N": 8, "M": 16}),
+         "missing tensor": dict(d, state_dict=sd), "unknown arch": dict(d, arch="nope"),
+         "no state dict": {k: v for k, v in d.items() if k != "state_dict"}}[change]
+    bad = tmp_path / "bad.pt"
+    torch.save(d, bad)
+    from napari_microcomp.errors import WeightsNotFoundError
+
+    with pytest.raises(WeightsNotFoundError, match="bad.pt"):
+        wt.load_weights(bad)
+
+
+@pytest.mark.parametrize("arch", [{"in_channels": 1, "out_channels": 1, "depth": 4, "base": 10 ** 6, "ndim": 2},
+                                  {"in_channels": 1, "out_channels": 1, "depth": 4.5, "base": 16, "ndim": 2},
+                                  {"in_channels": 1, "out_channels": 1, "depth": 4, "base": 16}, None])
+def test_crafted_labelfree_weight_file_is_refused_before_allocating(tmp_path, arch):
+    from napari_microcomp.models.unet import UNet
+
+    net = UNet(depth=2, base=4)
+    meta = {"kind": "unet", "arch": arch}
+    p = wt.export_labelfree(tmp_path / "lf.pt", net.state_dict(), meta)
+    with pytest.raises(MicrocompError, match="architecture"):
+        wt.read_labelfree(p)

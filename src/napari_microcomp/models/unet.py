@@ -122,11 +122,20 @@ class MultiScaleDiscriminator(nn.Module):
 
 def build_generator(arch: Dict[str, Any]) -> UNet:
     """The U-Net described by ``arch`` (the ``meta["arch"]`` of a weights file)."""
+    if not isinstance(arch, dict):
+        raise InputError(f"model architecture must be a mapping, got {type(arch).__name__}")
     try:
-        return UNet(in_channels=int(arch["in_channels"]), out_channels=int(arch["out_channels"]),
-                    depth=int(arch["depth"]), base=int(arch["base"]), ndim=int(arch["ndim"]))
+        dims = {k: arch[k] for k in ("in_channels", "out_channels", "depth", "base", "ndim")}
     except KeyError as exc:
         raise InputError(f"model architecture lacks {exc}; the weights file is incomplete") from exc
+    # checked before anything is allocated: a crafted file asking for base=10**6 would try terabytes
+    limits = {"in_channels": (1, 64), "out_channels": (1, 16), "depth": (1, 8), "base": (1, 256), "ndim": (2, 3)}
+    for k, (lo, hi) in limits.items():
+        v = dims[k]
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise InputError(f"model architecture {k}={v!r}: expected an integer {lo}..{hi} (damaged or crafted "
+                             "weights file)")
+    return UNet(**dims)
 
 
 def count_parameters(module: nn.Module) -> int:

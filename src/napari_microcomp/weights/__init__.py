@@ -22,8 +22,8 @@ _WHERE = {
                "candidate_files", "find_weights", "find_by_id", "is_shipped", "available_qualities",
                "missing_weights_message", "known_models", "available_models", "labelfree_path"),
     "load": ("FORMAT", "LABELFREE_FORMAT", "LABELFREE_VERSION", "LoadedModel", "load_weights", "load_url",
-             "get_model", "clear_cache", "cached", "read_labelfree"),
-    "export": ("export_weights", "export_labelfree"),
+             "get_model", "clear_cache", "cached", "read_labelfree", "encodable"),
+    "export": ("export_weights", "export_labelfree", "retire"),
     "fingerprint": ("file_id", "plain_meta", "provenance_markdown"),
     "download": ("ENV_CACHE", "cache_dir", "secure_url", "published_prefixes", "cached_url", "fetch_url"),
 }

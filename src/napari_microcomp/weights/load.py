@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, Hashable, Optional, Tuple
 
-from ..errors import WeightsNotFoundError
+from ..errors import MicrocompError, WeightsNotFoundError
 from . import locate
 from .download import fetch_url, secure_url
 from .fingerprint import file_id
@@ -65,6 +65,9 @@ class LoadedModel:
         self.meta = meta or {}
 
 
+MAX_WIDTH = 1024   # channel widths a codec weight file may declare (the zoo uses 48..192)
+
+
 def _read_codec_file(p: Path) -> LoadedModel:
     from ..models.coding import prepare_for_coding, rebuild_gaussian_tables
     from ..models.registry import get_arch
@@ -73,8 +76,19 @@ def _read_codec_file(p: Path) -> LoadedModel:
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise WeightsNotFoundError(f"{p} is not a napari-microcomp weight file (export it with "
                                    "`microcomp train-codec ... --out FILE.pt`)")
-    spec = get_arch(d["arch"])
-    model = spec.factory(**d["widths"])
+    try:
+        spec = get_arch(d.get("arch"))
+    except MicrocompError as exc:
+        raise WeightsNotFoundError(f"{p}: {exc}") from None
+    widths = d.get("widths")
+    # checked before anything is allocated: a crafted file asking for M=10**6 would try 150 TB
+    if (not isinstance(widths, dict) or set(widths) - {"N", "M"}
+            or any(isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_WIDTH for v in widths.values())):
+        raise WeightsNotFoundError(f"{p}: implausible network widths {widths!r} (each of N, M 1..{MAX_WIDTH}; "
+                                   "damaged or crafted file)")
+    model = spec.factory(**widths)
+    if not isinstance(d.get("state_dict"), dict):
+        raise WeightsNotFoundError(f"{p} holds no state dict (damaged or crafted file)")
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in d["state_dict"].items()}
     meta = d.get("meta", {})
     wid = file_id(p)
@@ -83,8 +97,12 @@ def _read_codec_file(p: Path) -> LoadedModel:
 
         state.update({k: v for k, v in model.state_dict().items() if k.startswith(ENCODER_ONLY)})
         wid = str(meta.get("weights_id") or wid)
-    rebuild_gaussian_tables(model, state)
-    model.load_state_dict(state)
+    try:
+        rebuild_gaussian_tables(model, state)
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        why = " ".join(line.strip() for line in str(exc).strip().splitlines()[:2])
+        raise WeightsNotFoundError(f"{p}: the weights do not fit {d['arch']} {widths} ({why[:300]})") from None
     prepare_for_coding(model, channels_last=spec.ndim == 2)
     return LoadedModel(model, d["arch"], wid, str(p), 1, dict(meta, quality=d.get("quality"), widths=d["widths"]))
 
@@ -179,8 +197,10 @@ def read_labelfree(path) -> Tuple[Any, Dict[str, Any]]:
         raise WeightsNotFoundError(f"{p.name} is not a napari-microcomp label-free weights file")
     if int(blob.get("version", 0)) > LABELFREE_VERSION:
         raise WeightsNotFoundError(f"{p.name} needs a newer napari-microcomp (format v{blob['version']})")
-    meta = blob["meta"]
-    net = build_generator(meta["arch"])
+    meta = blob.get("meta")
+    if not isinstance(meta, dict) or not isinstance(blob.get("state_dict"), dict):
+        raise WeightsNotFoundError(f"{p.name} lacks its metadata or weights (damaged or crafted file)")
+    net = build_generator(meta.get("arch"))
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()}
     try:
         net.load_state_dict(state)
