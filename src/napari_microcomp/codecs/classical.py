@@ -116,6 +116,8 @@ class ImagecodecsCodec(SliceCodec):
                 raise CodecError(f"{self.codec_id} cannot store float32 losslessly; use lerc or zstd")
             lo, hi = float(a.min()), float(a.max())
             norm = {"kind": "affine16", "offset": lo, "scale": (hi - lo) / 65535.0 if hi > lo else 1.0}
+            if hi == lo:   # all zeros once mapped: coded exactly (lossy OpenJPEG made them 412s)
+                header.meta["constant"] = True
         elif self.stretch_int and not self.lossless and a.dtype.kind == "u":
             lo, hi = int(a.min()), int(a.max())   # a constant image becomes all zeros, coded exactly
             norm = {"kind": "stretch16", "offset": lo, "scale": 65535.0 / (hi - lo) if hi > lo else 1.0}
