@@ -20,7 +20,7 @@ from typing import Any, Dict, Optional
 
 from ..io import atomic_write_bytes
 from .fingerprint import plain_meta
-from .load import FORMAT, LABELFREE_FORMAT, LABELFREE_VERSION
+from .load import ENCODER_ONLY, FORMAT, LABELFREE_FORMAT, LABELFREE_VERSION
 
 
 def _save(obj: Dict[str, Any], path) -> Path:
@@ -62,9 +62,6 @@ def export_weights(model, arch: str, path, quality: Optional[int], widths: Dict[
              for k, v in m.state_dict().items() if k not in gc_tables}
     return _save({"format": FORMAT, "arch": arch, "quality": None if spec.vbr else quality,
                   "widths": dict(widths), "state_dict": state, "meta": plain_meta(meta)}, path)
-
-
-ENCODER_ONLY = ("g_a.", "h_a.")   # the analysis transforms: decoding never runs them
 
 
 def retire(path, folder) -> Path:

@@ -66,6 +66,7 @@ class LoadedModel:
 
 
 MAX_WIDTH = 1024   # channel widths a codec weight file may declare (the zoo uses 48..192)
+ENCODER_ONLY = ("g_a.", "h_a.")   # the analysis transforms: decoding never runs them (retired files lack them)
 
 
 def _read_codec_file(p: Path) -> LoadedModel:
@@ -93,8 +94,6 @@ def _read_codec_file(p: Path) -> LoadedModel:
     meta = d.get("meta", {})
     wid = file_id(p)
     if meta.get("decoder_only"):  # a retired file (export.retire): no analysis transforms, the original's id
-        from .export import ENCODER_ONLY
-
         state.update({k: v for k, v in model.state_dict().items() if k.startswith(ENCODER_ONLY)})
         wid = str(meta.get("weights_id") or wid)
     try:
