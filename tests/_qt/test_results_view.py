@@ -34,7 +34,7 @@ def test_second_comparison_hides_the_first_and_clear_removes_results(make_napari
     assert [layer.name for layer in second[:2]] != [layer.name for layer in first[:2]]
     shown = {layer.name for layer in viewer.layers if layer.visible and "tiny-unet" in layer.name}
     assert shown == {layer.name for layer in second}  # only the current comparison
-    assert viewer.text_overlay.text == "left to right: prediction from original  |  reconstruction  |  ground truth"
+    assert viewer.text_overlay.text == "prediction from: original  |  reconstruction  |  ground truth"
     w.clear_button.click()
     assert [layer.name for layer in viewer.layers] == ["phase", "dapi"]
     assert w.table.item(0, 0) is None or w.table.item(0, 0).text() in ("", "–")

@@ -28,7 +28,7 @@ from ._workers import StepQueue, progress_status, start_worker
 
 ROWS = (("orig", "original vs ground truth"), ("rec", "reconstruction vs ground truth"),
         ("rec_vs_orig", "reconstruction vs original"))
-COLS = (("ssim", "SSIM"), ("psnr", "PSNR"), ("pearson", "Pearson r"))
+COLS = (("ssim", "SSIM"), ("psnr", "PSNR"), ("pearson", "r"))   # r: Pearson (header tooltip); fits the dock
 
 
 class LabelFreeWidget(DockWidget):
@@ -77,6 +77,7 @@ class LabelFreeWidget(DockWidget):
         self.status = status_label()
         self.table = QTableWidget(len(ROWS), len(COLS))
         self.table.setHorizontalHeaderLabels([t for _, t in COLS])
+        self.table.horizontalHeaderItem(2).setToolTip("Pearson correlation coefficient")
         self.table.setVerticalHeaderLabels([t for _, t in ROWS])
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
@@ -187,7 +188,7 @@ class LabelFreeWidget(DockWidget):
         self.scores = scores
         for r, (key, _) in enumerate(ROWS):
             for c, (metric, _) in enumerate(COLS):
-                self.table.setItem(r, c, QTableWidgetItem(fmt(scores.get(f"{metric}_{key}"), 4)))
+                self.table.setItem(r, c, QTableWidgetItem(fmt(scores.get(f"{metric}_{key}"), 3)))
         geometry = {"scale": tuple(image.scale[-2:]), "translate": tuple(image.translate[-2:])}
         layers: list = []
         together = self.side_by_side.isChecked()
@@ -228,7 +229,7 @@ class LabelFreeWidget(DockWidget):
         self.steps.add(link)
         if together:
             title = "  |  ".join(t for _, _, t in shown)
-            self.steps.add(*side_by_side_steps(self.viewer, layers, f"left to right: prediction from {title}",
+            self.steps.add(*side_by_side_steps(self.viewer, layers, f"prediction from: {title}",
                                                count=len(shown)))
         self.steps.add(finish)
 
