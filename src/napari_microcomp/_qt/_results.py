@@ -9,12 +9,14 @@ from qtpy.QtWidgets import QLabel, QSizePolicy, QTableWidget, QTableWidgetItem
 from ..benchmark.plots import METRIC_LABELS, rd_figure
 from ._common import alive, fmt
 
-COLUMNS = (("image", "image"), ("label", "codec"), ("status", "status"), ("compression_ratio", "CR"),
-           ("bpp", "bpp"), ("psnr", "PSNR"), ("ssim", "SSIM"), ("ms_ssim", "MS-SSIM"),
-           ("pearson_r", "r"), ("encode_s", "enc s"), ("decode_s", "dec s"),
-           ("p2_pearson_r", "pred r vs GT"), ("p2_ref_pearson_r", "pred r vs orig"))
+# the codec and its numbers first: in a 370 px dock they are what fits without scrolling
+COLUMNS = (("label", "codec"), ("compression_ratio", "CR"), ("bpp", "bpp"), ("psnr", "PSNR"), ("ssim", "SSIM"),
+           ("p2_pearson_r", "pred r vs GT"), ("image", "image"), ("status", "status"), ("ms_ssim", "MS-SSIM"),
+           ("pearson_r", "r"), ("encode_s", "enc s"), ("decode_s", "dec s"), ("p2_ref_pearson_r", "pred r vs orig"))
 # shown by default; the rest (timings, MS-SSIM, …) with "all columns"
-KEY_COLUMNS = ("image", "label", "status", "compression_ratio", "bpp", "psnr", "ssim", "p2_pearson_r")
+KEY_COLUMNS = ("label", "compression_ratio", "bpp", "psnr", "ssim", "p2_pearson_r", "image", "status")
+WIDE_COLUMNS = {"label": 130, "image": 120, "p2_pearson_r": 84}   # px; numbers get NUMBER_WIDTH
+NUMBER_WIDTH = 58
 ROW_INDEX = Qt.ItemDataRole.UserRole
 EXPORT_SIZE = (720, 420)  # pixels at 100 dpi of an exported RD plot
 
@@ -49,10 +51,11 @@ class ResultsTable(QTableWidget):
         self.verticalHeader().setDefaultSectionSize(22)
         for key, title in COLUMNS:
             self.horizontalHeaderItem(self.column_of(key)).setToolTip(METRIC_LABELS.get(key, title))
+            self.setColumnWidth(self.column_of(key), WIDE_COLUMNS.get(key, NUMBER_WIDTH))
         self.show_all_columns(False)
 
     def show_all_columns(self, show: bool) -> None:
-        """Key columns only (codec, CR, bpp, PSNR, SSIM, prediction r), or every column."""
+        """Key columns only (codec, CR, bpp, PSNR, SSIM, prediction r, image, status), or every column."""
         for c, (key, _) in enumerate(COLUMNS):
             self.setColumnHidden(c, not show and key not in KEY_COLUMNS)
 
