@@ -500,7 +500,7 @@ def test_a_file_declaring_more_pixels_than_the_budget_is_refused_before_reading(
 
 
 @pytest.mark.parametrize("change", ["huge width", "text width", "unknown width", "wrong width", "missing tensor",
-                                    "unknown arch", "no state dict"])
+                                    "unknown arch", "no state dict", "list in state dict"])
 def test_crafted_codec_weight_file_is_refused_before_allocating(tmp_path, change):
     """A weight file is user input (``weights=path``): its declared widths are checked before a
     model is built (M=10**6 tried to allocate 150 TB), and a mismatch is one clear error."""
@@ -512,13 +512,17 @@ def test_crafted_codec_weight_file_is_refused_before_allocating(tmp_path, change
     d = {"huge width": dict(d, widths={"N": 8, "M": 10 ** 6}), "text width": dict(d, widths={"N": "8", "M": 8}),
          "unknown width": dict(d, widths={"N": 8, "M": 8, "K": 2}), "wrong width": dict(d, widths={"N": 8, "M": 16}),
          "missing tensor": dict(d, state_dict=sd), "unknown arch": dict(d, arch="nope"),
-         "no state dict": {k: v for k, v in d.items() if k != "state_dict"}}[change]
+         "no state dict": {k: v for k, v in d.items() if k != "state_dict"},
+         "list in state dict": dict(d, state_dict=dict(sd, extra=[1, 2]))}[change]
     bad = tmp_path / "bad.pt"
     torch.save(d, bad)
     from napari_microcomp.errors import WeightsNotFoundError
 
     with pytest.raises(WeightsNotFoundError, match="bad.pt"):
         wt.load_weights(bad)
+    odd = tmp_path / "odd.pt"   # metadata that is not a mapping is only metadata: the weights still load
+    torch.save(dict(torch.load(good, weights_only=True), meta="x"), odd)
+    assert wt.load_weights(odd).meta["widths"] == {"N": 8, "M": 8}
 
 
 @pytest.mark.parametrize("arch", [{"in_channels": 1, "out_channels": 1, "depth": 4, "base": 10 ** 6, "ndim": 2},

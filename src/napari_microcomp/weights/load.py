@@ -88,10 +88,13 @@ def _read_codec_file(p: Path) -> LoadedModel:
         raise WeightsNotFoundError(f"{p}: implausible network widths {widths!r} (each of N, M 1..{MAX_WIDTH}; "
                                    "damaged or crafted file)")
     model = spec.factory(**widths)
-    if not isinstance(d.get("state_dict"), dict):
-        raise WeightsNotFoundError(f"{p} holds no state dict (damaged or crafted file)")
-    state = {k: (v.float() if v.is_floating_point() else v) for k, v in d["state_dict"].items()}
-    meta = d.get("meta", {})
+    import torch
+
+    sd = d.get("state_dict")
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise WeightsNotFoundError(f"{p} holds no state dict of tensors (damaged or crafted file)")
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()}
+    meta = d["meta"] if isinstance(d.get("meta"), dict) else {}
     wid = file_id(p)
     if meta.get("decoder_only"):  # a retired file (export.retire): no analysis transforms, the original's id
         state.update({k: v for k, v in model.state_dict().items() if k.startswith(ENCODER_ONLY)})
@@ -196,8 +199,11 @@ def read_labelfree(path) -> Tuple[Any, Dict[str, Any]]:
         raise WeightsNotFoundError(f"{p.name} is not a napari-microcomp label-free weights file")
     if int(blob.get("version", 0)) > LABELFREE_VERSION:
         raise WeightsNotFoundError(f"{p.name} needs a newer napari-microcomp (format v{blob['version']})")
-    meta = blob.get("meta")
-    if not isinstance(meta, dict) or not isinstance(blob.get("state_dict"), dict):
+    import torch
+
+    meta, sd = blob.get("meta"), blob.get("state_dict")
+    if not isinstance(meta, dict) or not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor)
+                                                                          for v in sd.values()):
         raise WeightsNotFoundError(f"{p.name} lacks its metadata or weights (damaged or crafted file)")
     net = build_generator(meta.get("arch"))
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in blob["state_dict"].items()}
