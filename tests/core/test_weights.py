@@ -95,3 +95,18 @@ def test_package_import_is_lazy_and_torch_free():
     subprocess.run([sys.executable, "-c", code], check=True)
     with pytest.raises(AttributeError):
         weights.nope
+
+
+def test_cli_retires_a_file_into_the_shipped_retired_folder(tmp_path, monkeypatch, capsys):
+    from napari_microcomp.cli import main
+    from napari_microcomp.models.registry import build_model, model_widths
+
+    m = build_model("mbt2018-mean-vbr", 4, N=8, M=8)
+    path = weights.export_weights(m, "mbt2018-mean-vbr", tmp_path / "mbt2018-mean-vbr.pt", None, model_widths(m), {})
+    monkeypatch.setattr(locate, "SHIPPED_DIR", tmp_path / "shipped")
+    assert main(["train-zoo", "--retire", str(path)]) == 0
+    copy = tmp_path / "shipped" / locate.RETIRED / f"mbt2018-mean-vbr.{weights.file_id(path)}.pt"
+    assert copy.is_file() and str(copy) in capsys.readouterr().out
+    assert weights.load_weights(copy).meta["decoder_only"]
+    (tmp_path / "junk.pt").write_bytes(b"not a weight file")
+    assert main(["train-zoo", "--retire", str(tmp_path / "junk.pt")]) == 2

@@ -2,6 +2,7 @@
 
     nice -n 19 microcomp train-zoo --plan scripts/train_plan.json --workdir runs/zoo > runs/zoo/log 2>&1 &
     microcomp train-zoo --plan scripts/train_plan.json --workdir runs/zoo --status
+    microcomp train-zoo --retire old/mbt2018-mean-vbr.pt   # before a promotion replaces a released file
 
 Stop it with SIGTERM or Ctrl-C: the current job checkpoints and exports; the next start resumes it.
 Jobs that finish go through the RD gate; the ones that pass are copied into the shipped weights folder.
@@ -28,11 +29,20 @@ def register(subparsers) -> None:
     p.add_argument("--status", action="store_true", help="print the status table and exit")
     p.add_argument("--promote-snapshot", metavar="JOB", default=None,
                    help="gate the current checkpoint of a running job and promote it if it passes (training goes on)")
+    p.add_argument("--retire", metavar="FILE", default=None,
+                   help="keep a released weight file that a promotion replaces as a decode-only copy in the shipped "
+                        "retired/ folder (streams written with it still decode), then exit")
 
 
 def run(args) -> int:
     from ..training import campaign
 
+    if args.retire:
+        from ..weights.export import retire
+        from ..weights.locate import RETIRED, SHIPPED_DIR
+
+        print(f"wrote {retire(args.retire, SHIPPED_DIR / RETIRED)}")
+        return 0
     wd = Path(args.workdir)
     if args.status:
         md = wd / "status.md"

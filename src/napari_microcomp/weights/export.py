@@ -71,18 +71,18 @@ def retire(path, folder) -> Path:
     The copy keeps the original's fingerprint in ``meta["weights_id"]`` (streams name that) and is
     marked ``meta["decoder_only"]``: the loader refuses to encode with it. Returns the new path.
     """
-    import torch
-
+    from ..errors import InputError
     from ..models.registry import get_arch
     from .fingerprint import file_id
+    from .load import _torch_load
 
     path = Path(path)
-    d = torch.load(path, map_location="cpu", weights_only=True)
+    d = _torch_load(path, f"{path} is not a readable weight file")
     if not isinstance(d, dict) or d.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a codec weight file")
-    meta = dict(d.get("meta", {}))
+        raise InputError(f"{path} is not a codec weight file")
+    meta = dict(d.get("meta") or {})
     if meta.get("decoder_only"):
-        raise ValueError(f"{path} is already a retired (decode-only) file")
+        raise InputError(f"{path} is already a retired (decode-only) file")
     wid = file_id(path)
     meta.update(decoder_only=True, weights_id=wid, retired_from=path.name)
     state = {k: v for k, v in d["state_dict"].items() if not k.startswith(ENCODER_ONLY)}
