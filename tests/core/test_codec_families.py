@@ -22,7 +22,7 @@ pytest.importorskip("compressai")
 
 LEARNED_2D = ["bmshj2018-factorized", "bmshj2018-factorized-relu", "bmshj2018-hyperprior", "mbt2018-mean",
               "mbt2018", "cheng2020-anchor", "cheng2020-attn", "bmshj2018-hyperprior-vbr", "mbt2018-mean-vbr"]
-LEARNED_3D = ["factorized3d", "hyperprior3d"]
+LEARNED_3D = ["factorized3d", "hyperprior3d", "mbt2018-mean-vbr3d"]
 IMG2D = [((48, 40), np.uint16), ((48, 40), np.uint8)]
 IMG3D = [((3, 40, 36), np.uint16)]
 

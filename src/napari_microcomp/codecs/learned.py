@@ -31,8 +31,8 @@ from ..modality import MODALITIES, detect_modality
 from ..tiling import fixed_grid
 from ..models.registry import LAMBDAS_MSE, ArchSpec, get_arch, list_archs
 from ..weights.download import cached_url, secure_url
-from ..weights.load import LoadedModel, encodable, get_model, load_url, load_weights
-from ..weights.locate import ENV_WEIGHTS, available_qualities, find_by_id, missing_weights_message
+from ..weights.load import LoadedModel, encodable, get_model, load_by_id, load_url
+from ..weights.locate import ENV_WEIGHTS, available_qualities, missing_weights_message
 from .base import Codec
 from .registry import register_codec
 
@@ -97,6 +97,11 @@ class WeightLevels:
     def served_qualities(cls) -> List[int]:
         return sorted(int(q) for q in cls.weights_available())
 
+    def _resolve_weights(self, a: np.ndarray) -> Any:
+        """The weights to encode ``a`` with: the user's choice, else the image's modality (recorded)."""
+        w = self.params.get("weights")   # type: ignore[attr-defined]
+        return detect_modality(a) if w in (None, "auto") else w
+
 
 class LearnedCodec(WeightLevels, Codec):
     """A CompressAI model as a codec. Subclasses set ``arch`` (a name in :mod:`~napari_microcomp.models.registry`).
@@ -140,11 +145,6 @@ class LearnedCodec(WeightLevels, Codec):
         w = weights if weights is not None else self.params.get("weights")
         return get_model(self.arch, int(self.quality), None if w == "auto" else w)
 
-    def _resolve_weights(self, a: np.ndarray) -> Any:
-        """The weights to encode ``a`` with: the user's choice, else the image's modality (recorded)."""
-        w = self.params.get("weights")
-        return detect_modality(a) if w in (None, "auto") else w
-
     def _load_for_decode(self) -> LoadedModel:
         """The model a stream names; if the named file changed, any known file with the recorded fingerprint."""
         want = self.params.get("weights_id")
@@ -153,9 +153,9 @@ class LearnedCodec(WeightLevels, Codec):
             # a file must never make the decoder go online: only an earlier, explicit download is used
             if secure_url(w) and cached_url(w) is not None:
                 return load_url(self.arch, w)
-            alt = find_by_id(self.arch, int(self.quality), want) if want else None
+            alt = load_by_id(self.arch, int(self.quality), want) if want else None
             if alt is not None:
-                return load_weights(alt, self.arch)
+                return alt
             raise WeightsNotFoundError(
                 f"{self.codec_id}: the stream names weights at {w}; decoding never downloads. If you trust the "
                 f"source, fetch the file yourself and put it in ${ENV_WEIGHTS} as "
@@ -165,9 +165,9 @@ class LearnedCodec(WeightLevels, Codec):
         except WeightsNotFoundError:
             lm = None
         if want and (lm is None or lm.weights_id != want):
-            alt = find_by_id(self.arch, int(self.quality), want)
+            alt = load_by_id(self.arch, int(self.quality), want)
             if alt is not None:
-                return load_weights(alt, self.arch)
+                return alt
             if lm is None:
                 raise WeightsNotFoundError(missing_weights_message(self.arch, int(self.quality)))
             raise StreamError(f"{self.codec_id} q{self.quality}: the stream was encoded with weights {want} "

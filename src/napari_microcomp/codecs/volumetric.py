@@ -14,15 +14,17 @@ Memory: volumes larger than ``block`` are coded as independent blocks with a hal
 (:func:`napari_microcomp.tiling.tile_grid`; same seam strategy as tiled streams), so the model's
 activations stay bounded; for volumes larger than RAM use :mod:`napari_microcomp.tiled`.
 """
-from typing import TYPE_CHECKING, Any, ClassVar, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .. import container
 from .._progress import checkpoint
-from ..errors import CodecError, StreamError
-from ..models.registry import LAMBDAS_MSE
-from ..weights.load import LoadedModel, encodable, get_model
+from ..errors import CodecError, StreamError, WeightsNotFoundError
+from ..modality import MODALITIES
+from ..models.registry import LAMBDAS_MSE, get_arch
+from ..weights.load import LoadedModel, encodable, get_model, load_by_id
+from ..weights.locate import missing_weights_message
 from .base import Codec
 from .learned import MAX_THREADS, WeightLevels, default_threads
 from .registry import register_codec
@@ -32,7 +34,12 @@ if TYPE_CHECKING:  # torch is imported when a model runs
 
 
 class VolumetricCodec(WeightLevels, Codec):
-    """Base of the learned 3D codecs; subclasses set ``codec_id`` and ``arch``."""
+    """Base of the learned 3D codecs; subclasses set ``codec_id`` and ``arch``.
+
+    Parameters (besides ``quality`` 1..8): ``weights`` (``"auto"``/None: the weights for the volume's
+    modality, detected as for 2D images and recorded in the stream, else the general ones;
+    ``"transmitted"``, ``"fluorescence"`` or a path), ``threads`` (recorded in the stream).
+    """
 
     family = "volumetric"
     native_3d = True
@@ -60,16 +67,52 @@ class VolumetricCodec(WeightLevels, Codec):
                                     or not 1 <= threads <= MAX_THREADS):
             raise CodecError(f"{self.codec_id}: threads must be an integer 1..{MAX_THREADS}, got {threads!r}")
 
-    def _model(self) -> "LoadedModel":
-        import torch
+    def _model(self, want: Optional[str] = None, weights: Any = None) -> "LoadedModel":
+        """The weights to code with (``weights``, else this codec's); ``want``: the fingerprint a stream
+        names (found among retired files too)."""
+        from ..models.coding import channels_last_by_rank
 
-        lm = get_model(self.arch, int(self.quality), self.params.get("weights"))
+        w = weights if weights is not None else self.params.get("weights")
+        try:
+            lm: Optional[LoadedModel] = get_model(self.arch, int(self.quality), None if w == "auto" else w)
+        except WeightsNotFoundError:
+            if not want:
+                raise
+            lm = None
+        if want and (lm is None or lm.weights_id != want):
+            alt = load_by_id(self.arch, int(self.quality), want)
+            if alt is None and lm is None:
+                raise WeightsNotFoundError(missing_weights_message(self.arch, int(self.quality)))
+            if alt is None:
+                raise StreamError(
+                    f"{self.codec_id} q{self.quality}: the stream was encoded with weights {want} but {lm.source} "
+                    f"is {lm.weights_id}; decode with the same weights (weights='path/to/file.pt')")
+            lm = alt
         if not getattr(lm.model, "_channels_last_3d", False):
             # Part of the stream format (it changes float reductions): on CPU, channels-last 3D
             # convolutions run ~2x faster with less peak memory than the default layout.
-            lm.model.to(memory_format=torch.channels_last_3d)
+            channels_last_by_rank(lm.model)
             lm.model._channels_last_3d = True
         return lm
+
+    def _kwargs(self) -> Dict[str, Any]:
+        """The rate level of a variable-rate model (one file, eight qualities)."""
+        return {"stage": 2, "s": int(self.quality) - 1} if get_arch(self.arch).vbr else {}
+
+    @staticmethod
+    def _check_block(model, shape: Sequence[int], core: Sequence[Tuple[int, int]],
+                     outer: Sequence[Tuple[int, int]], latent: List[int], n: int) -> None:
+        """Refuse a block that does not fit the volume, or whose declared latent does not fit the block,
+        before any native decoder runs (a latent larger than its block made rANS read out of bounds)."""
+        if not (len(core) == len(outer) == len(shape) == 3 and all(
+                0 <= o0 <= c0 < c1 <= o1 <= s for (c0, c1), (o0, o1), s in zip(core, outer, shape))):
+            raise StreamError(f"damaged stream: block {core} in {outer} does not fit the volume {list(shape)}")
+        zyx = [-(-(o1 - o0) // f) * f for (o0, o1), f in zip(outer, model.downsampling_factor)]
+        want = model.latent_shape(zyx)
+        n_want = 2 if hasattr(model, "h_a") else 1
+        if [int(v) for v in latent] != list(want) or n != n_want:
+            raise StreamError(f"damaged stream: a block of {zyx} declares latent {latent} in {n} strings "
+                              f"(expected {want} in {n_want})")
 
     # -- encode --------------------------------------------------------------------------
     def _encode(self, a: np.ndarray, header: container.Header) -> List[bytes]:
@@ -79,7 +122,10 @@ class VolumetricCodec(WeightLevels, Codec):
         from ..models.coding import fixed_threads
         from ..tiling import tile_grid
 
-        lm = encodable(self._model(), self.codec_id)
+        weights = self._resolve_weights(a)
+        lm = encodable(self._model(weights=weights), self.codec_id)
+        if isinstance(weights, str) and weights in MODALITIES:
+            header.codec["weights"] = weights
         threads = int(self.params.get("threads") or default_threads())
         header.codec["threads"] = threads
         header.codec["weights_id"] = lm.weights_id
@@ -96,10 +142,10 @@ class VolumetricCodec(WeightLevels, Codec):
                 checkpoint("encode", k, len(tiles), f"{self.codec_id}: block {k + 1}/{len(tiles)}")
                 x = _to_unit(vol[t.slices("outer")], lo, hi)
                 xp, zyx = pad_multiple(x, lm.model.downsampling_factor)
-                enc = lm.model.compress(xp)
+                enc = lm.model.compress(xp, **self._kwargs())
                 strings = [s[0] for s in enc["strings"]]
                 latent = [int(v) for v in enc["shape"]]
-                y = lm.model.decompress([[s] for s in strings], latent)["x_hat"]
+                y = lm.model.decompress([[s] for s in strings], latent, **self._kwargs())["x_hat"]
                 recon[t.slices("core")] = _from_unit(y, zyx, lo, hi, a.dtype)[t.core_in_outer()]
                 payloads.extend(strings)
                 blocks.append({"core": [list(c) for c in t.core], "outer": [list(o) for o in t.outer],
@@ -118,13 +164,8 @@ class VolumetricCodec(WeightLevels, Codec):
 
         from ..models.coding import fixed_threads
 
-        lm = self._model()
         # the stream, not this instance, says how it was coded (codec.decode(data) on any instance works)
-        want = header.codec.get("weights_id")
-        if want and want != lm.weights_id:
-            raise StreamError(
-                f"{self.codec_id} q{self.quality}: the stream was encoded with weights {want} but {lm.source} "
-                f"is {lm.weights_id}; decode with the same weights (weights='path/to/file.pt')")
+        lm = self._model(header.codec.get("weights_id"))
         try:
             lo, hi = float(header.norm["lo"]), float(header.norm["hi"])
             threads = int(header.codec["threads"])
@@ -147,7 +188,12 @@ class VolumetricCodec(WeightLevels, Codec):
                 n = int(b["n"])
                 strings = [[p] for p in payloads[i:i + n]]
                 i += n
-                y = lm.model.decompress(strings, [int(v) for v in b["latent"]])["x_hat"]
+                latent = [int(v) for v in b["latent"]]
+                self._check_block(lm.model, shape, core, outer, latent, n)
+                try:
+                    y = lm.model.decompress(strings, latent, **self._kwargs())["x_hat"]
+                except ValueError as exc:   # e.g. a damaged slice table (models/stacked3d.py)
+                    raise StreamError(f"{self.codec_id}: damaged stream ({exc})") from None
                 zyx = tuple(o1 - o0 for o0, o1 in outer)
                 block = _from_unit(y, zyx, lo, hi, dtype)
                 out[tuple(slice(c0, c1) for c0, c1 in core)] = block[
@@ -185,3 +231,10 @@ class Hyperprior3DCodec(VolumetricCodec):
     codec_id = "hyperprior3d"
     arch = "hyperprior3d"
     description = "learned 3D (Conv3d) scale hyperprior, whole z-stack at once"
+
+
+@register_codec
+class MeanScaleVbr3DCodec(VolumetricCodec):
+    codec_id = "mbt2018-mean-vbr3d"
+    arch = "mbt2018-mean-vbr3d"
+    description = "learned 3D (Conv3d) transforms around the variable-rate mean-scale hyperprior, whole z-stack"

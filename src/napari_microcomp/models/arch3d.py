@@ -108,6 +108,10 @@ class Factorized3D(CompressionModel):
         """Padding multiple per axis (Z, Y, X)."""
         return (2 ** sum(self.z_down), 16, 16)
 
+    def latent_shape(self, zyx: Sequence[int]) -> List[int]:
+        """The ``shape`` :meth:`compress` returns for a padded block ``zyx`` (that of ``y``)."""
+        return [int(v) // f for v, f in zip(zyx, (2 ** sum(self.z_down), 16, 16))]
+
     def config(self) -> Dict[str, Any]:
         """Constructor arguments, stored with exported weights."""
         return {"N": self.N, "M": self.M, "z_down": list(self.z_down)}
@@ -177,6 +181,10 @@ class Hyperprior3D(CompressionModel):
     @property
     def downsampling_factor(self) -> Tuple[int, int, int]:
         return (2 ** sum(self.z_down), 64, 64)
+
+    def latent_shape(self, zyx: Sequence[int]) -> List[int]:
+        """The ``shape`` :meth:`compress` returns for a padded block ``zyx`` (that of ``z``)."""
+        return [int(v) // f for v, f in zip(zyx, self.downsampling_factor)]
 
     def config(self) -> Dict[str, Any]:
         return {"N": self.N, "M": self.M, "z_down": list(self.z_down)}

@@ -87,6 +87,15 @@ def _fast_build_indexes(gc):
     return build_indexes
 
 
+def channels_last_by_rank(model: nn.Module) -> nn.Module:
+    """Channels-last memory for every convolution, by its rank (2D and 3D layers may share a model)."""
+    for m in model.modules():
+        w = getattr(m, "weight", None)
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Conv3d, nn.ConvTranspose3d)) and w is not None:
+            m.to(memory_format=torch.channels_last if w.dim() == 4 else torch.channels_last_3d)
+    return model
+
+
 def prepare_for_coding(model: nn.Module, channels_last: bool) -> nn.Module:
     """Eval mode, the fast index builder, and channels-last memory for 2D models on CPU."""
     from compressai.entropy_models import GaussianConditional

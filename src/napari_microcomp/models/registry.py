@@ -73,6 +73,10 @@ def _w_vbr(q: int) -> Dict[str, int]:
     return {"N": 64, "M": 96}
 
 
+# Fixed-rate architectures served, without a file of their own, by folding one rate level of a
+# variable-rate file (models/derive.py): the same function, minus the VBR model's learned offsets.
+SERVED_BY = {"mbt2018-mean": "mbt2018-mean-vbr"}
+
 for _name, _coding, _widths, _desc in [
     ("bmshj2018-factorized", "plain", _w_nm, "Ballé 2018 factorized prior (GDN)"),
     ("bmshj2018-factorized-relu", "plain", _w_nm, "Ballé 2018 factorized prior (ReLU)"),
@@ -85,7 +89,8 @@ for _name, _coding, _widths, _desc in [
     ("mbt2018-mean-vbr", "vbr", _w_vbr, "variable-rate mean-scale hyperprior (one model, 8 rates)"),
 ]:
     register_arch(ArchSpec(name=_name, factory=_lazy("arch2d", _name.replace("-", "_")), ndim=2,
-                           vbr=_coding == "vbr", coding=_coding, widths=_widths, description=_desc))
+                           vbr=_coding == "vbr", coding=_coding, widths=_widths, description=_desc,
+                           served_by=SERVED_BY.get(_name, "")))
 
 
 def _w_3d(q: int) -> Dict[str, int]:
@@ -98,6 +103,10 @@ register_arch(ArchSpec(name="factorized3d", factory=_lazy("arch3d", "factorized3
                        multiple=16, description="3D (Conv3d) Ballé 2018 factorized prior for z-stacks"))
 register_arch(ArchSpec(name="hyperprior3d", factory=_lazy("arch3d", "hyperprior3d"), ndim=3, widths=_w_3d,
                        multiple=64, description="3D (Conv3d) Ballé 2018 scale hyperprior for z-stacks"))
+register_arch(ArchSpec(name="mbt2018-mean-vbr3d", factory=_lazy("stacked3d", "mbt2018_mean_vbr3d"), ndim=3,
+                       vbr=True, coding="vbr", widths=_w_vbr, multiple=64,
+                       description="3D (Conv3d) transforms around the variable-rate mean-scale hyperprior "
+                                   "(one model, 8 rates)"))
 
 
 def build_model(arch: str, quality: int = 4, **widths: int) -> "Any":

@@ -12,7 +12,8 @@ class ArchSpec:
 
     ``factory(**widths)`` returns a 1-channel CompressAI ``CompressionModel``; ``widths(quality)``
     gives the default widths; ``coding`` selects how the codec calls compress/decompress
-    (``"plain"``, ``"vbr"``, ``"ar"``: autoregressive context model).
+    (``"plain"``, ``"vbr"``, ``"ar"``: autoregressive context model); ``served_by`` names a variable-rate
+    architecture whose weight file serves every quality of this fixed-rate one when it has no file of its own.
     """
 
     name: str
@@ -24,6 +25,8 @@ class ArchSpec:
     widths: Callable[[int], Dict[str, int]] = field(default=lambda q: {})
     description: str = ""
     multiple: int = 64
+    served_by: str = ""   # a VBR architecture whose file serves this one (models.derive) when it has no file
+
 
     def weights_filename(self, quality: int) -> str:
         return f"{self.name}.pt" if self.vbr else f"{self.name}-q{quality}.pt"

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from .._progress import Progress
 from ..errors import MicrocompError
+from ..models.coding import channels_last_by_rank
 from ..models.registry import get_arch
 from ..models.widen import grown, widen_state
 from ..weights.export import export_weights
@@ -86,17 +87,25 @@ def _load_ckpt(path) -> Dict[str, Any]:
     return load_checkpoint(path)
 
 
-def _init_state(path, arch: str):
-    """Model weights and widths to start from: an exported weight file or a training checkpoint."""
+def _init_state(path, arch: str, quality: Optional[int] = None):
+    """Model weights, widths and the source's λ table to start from: an exported weight file or a
+    training checkpoint of ``arch``, or of an architecture that ``models.derive`` converts."""
+    from ..models.derive import derive
+
     d = _load_ckpt(path)
     if isinstance(d, dict) and d.get("format") == CKPT_FORMAT:  # a checkpoint (loaded weights_only above)
         src_arch, widths, state = d["arch"], dict(d["widths"]), d["model"]
+        lam = (d.get("config") or {}).get("lambdas")
     else:
         lm = load_weights(path)
         src_arch, widths, state = lm.arch, dict(lm.meta["widths"]), lm.model.state_dict()
-    if src_arch != arch:
-        raise MicrocompError(f"--init {path} holds {src_arch!r} weights, not {arch!r}")
-    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, widths
+        lam = lm.meta.get("lambda")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    try:
+        state = derive(src_arch, arch, state, quality)
+    except ValueError as exc:
+        raise MicrocompError(f"--init {path}: {exc}") from None
+    return state, widths, (lam if isinstance(lam, list) and src_arch != arch else None)
 
 
 class CodecTrainer(Trainer):
@@ -142,7 +151,12 @@ class CodecTrainer(Trainer):
                 raise MicrocompError(f"{cfg.resume} is not a {cfg.arch} training checkpoint")
             widths = dict(ckpt["widths"])
         elif cfg.init:
-            init_state, widths = _init_state(cfg.init, cfg.arch)
+            init_state, widths, src_lams = _init_state(cfg.init, cfg.arch, cfg.quality)
+            if src_lams and not spec.vbr and cfg.lmbda is None and cfg.quality:
+                # a fixed-rate model folded from a VBR level keeps that level's λ (the file's own table)
+                self.lmbda = float(src_lams[int(cfg.quality) - 1])
+            elif src_lams and spec.vbr and not cfg.lambdas and len(src_lams) == len(self.lambdas):
+                self.lambdas = [float(v) for v in src_lams]   # a derived VBR model keeps its levels' λ
             try:  # wider than the init weights: grow them, function-preserving (models/widen.py)
                 grow = grown(widths, cfg.widths)
             except ValueError as exc:
@@ -203,7 +217,7 @@ class CodecTrainer(Trainer):
         model = self.model.to(device)
         self.mf = torch.channels_last if spec.ndim == 2 else torch.channels_last_3d
         if self.bf16:
-            model.to(memory_format=self.mf)
+            channels_last_by_rank(model)
         _fp32_entropy(model, device.type)
         self.main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles") and p.requires_grad]
         aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]

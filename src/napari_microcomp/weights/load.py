@@ -158,6 +158,43 @@ def load_url(arch: str, url: str, cache: Optional[Path] = None) -> LoadedModel:
     return cached(("url", arch, url), lambda: _read_url(arch, url, cache))
 
 
+def derived_model(src: LoadedModel, arch: str, quality: int) -> LoadedModel:
+    """``arch`` at ``quality`` folded from one rate level of the variable-rate model ``src``
+    (:mod:`napari_microcomp.models.derive`); its ``weights_id`` is ``{src id}.q{quality}``."""
+    def build() -> LoadedModel:
+        from ..models.coding import prepare_for_coding
+        from ..models.derive import derive
+        from ..models.registry import get_arch
+
+        model = get_arch(arch).factory(**src.meta["widths"])
+        state = {k: v.float() if v.is_floating_point() else v for k, v in src.model.state_dict().items()}
+        try:
+            model.load_state_dict(derive(src.arch, arch, state, quality))
+        except (ValueError, RuntimeError, KeyError) as exc:
+            raise WeightsNotFoundError(f"{src.source}: cannot serve {arch} q{quality} ({exc})") from None
+        prepare_for_coding(model, channels_last=True)
+        table = src.meta.get("lambda")
+        meta = dict(src.meta, quality=quality, derived_from=src.source,
+                    **{"lambda": table[quality - 1]} if isinstance(table, list) and len(table) >= quality else {})
+        return LoadedModel(model, arch, f"{src.weights_id}.q{quality}",
+                           f"{src.source} (rate level {quality}, folded into {arch})", 1, meta)
+
+    return cached(("derived", src.weights_id, src.source, arch, int(quality)), build)
+
+
+def load_by_id(arch: str, quality: int, weights_id: str) -> Optional[LoadedModel]:
+    """The model whose fingerprint is ``weights_id`` (a file, a retired file, or a level folded from one), or None."""
+    from ..models.registry import get_arch
+
+    spec = get_arch(arch)
+    base, dot, level = str(weights_id).partition(".q")
+    if dot and spec.served_by:
+        p = locate.find_by_id(spec.served_by, quality, base) if level == str(quality) else None
+        return derived_model(load_weights(p, spec.served_by), arch, quality) if p else None
+    p = locate.find_by_id(arch, quality, weights_id)
+    return load_weights(p, arch) if p else None
+
+
 def get_model(arch: str, quality: int, weights: Optional[str] = None) -> LoadedModel:
     """Resolve and load the weights for ``(arch, quality)``.
 
@@ -171,6 +208,10 @@ def get_model(arch: str, quality: int, weights: Optional[str] = None) -> LoadedM
     spec = get_arch(arch)
     if weights is None or weights in MODALITIES:
         p = locate.find_weights(arch, quality, weights)
+        if p is None and spec.served_by:
+            src = locate.find_weights(spec.served_by, quality, weights)
+            if src is not None:
+                return derived_model(load_weights(src, spec.served_by), arch, quality)
         if p is None:
             raise WeightsNotFoundError(locate.missing_weights_message(arch, quality))
         return load_weights(p, arch, None if spec.vbr else quality)
@@ -184,6 +225,10 @@ def get_model(arch: str, quality: int, weights: Optional[str] = None) -> LoadedM
         if not secure_url(w):
             raise WeightsNotFoundError(f"{w}: plain http is refused for weights; use an https URL or a local file")
         return load_url(arch, w)
+    if spec.served_by:
+        lm = load_weights(w)
+        if lm.arch == spec.served_by:
+            return derived_model(lm, arch, quality)
     return load_weights(w, arch, None if spec.vbr else quality)
 
 

@@ -7,7 +7,9 @@ Codec weights for ``(arch, quality)``, tried in this order:
 
 In each folder, ``DIR/MODALITY/NAME`` (``transmitted``, ``fluorescence``) when a modality is asked
 for, then ``DIR/NAME`` (general weights). File names are ``{arch}-q{Q}.pt`` (fixed-rate) and
-``{arch}.pt`` (variable-rate: one file for all eight qualities). ``DIR/retired/`` keeps files a promotion
+``{arch}.pt`` (variable-rate: one file for all eight qualities); a fixed-rate architecture with a
+``served_by`` variable-rate source and no file of its own is folded from that source's file at load
+time (``load.derived_model``). ``DIR/retired/`` keeps files a promotion
 replaced, named ``{stem}.{fingerprint}.pt``; they are used only to decode streams that name them.
 
 Label-free models are shipped by name in ``napari_microcomp/weights/labelfree/`` (provenance in its
@@ -105,10 +107,14 @@ def is_shipped(p: Path) -> bool:
 
 
 def available_qualities(arch: str) -> Dict[int, str]:
-    """quality -> ``"shipped"`` or ``"user"`` for the qualities that have a weight file."""
+    """quality -> ``"shipped"`` or ``"user"`` for the qualities that have a weight file (or whose
+    variable-rate source has one: the architecture's ``served_by``)."""
+    from ..models.registry import get_arch
+
+    served_by = get_arch(arch).served_by
     out = {}
     for q in range(1, 9):
-        p = find_weights(arch, q)
+        p = find_weights(arch, q) or (find_weights(served_by, q) if served_by else None)
         if p is not None:
             out[q] = "shipped" if is_shipped(p) else "user"
     return out

@@ -1,0 +1,52 @@
+"""Start an architecture from another one's trained weights, computing the same function.
+
+* ``mbt2018-mean-vbr`` -> ``mbt2018-mean`` at one quality: the VBR model's rate level ``s`` scales the
+  latent by one scalar gain before quantisation (``y*g``) and back after. Folding ``g`` into the last
+  analysis conv, the first hyper-analysis conv, the last hyper-synthesis conv and the first synthesis
+  conv gives the fixed-rate model of that level. Only the VBR model's learned reconstruction offsets
+  (``QuantABCD``) have no fixed-rate counterpart; the tests measure what that costs.
+* ``mbt2018-mean-vbr`` -> ``mbt2018-mean-vbr3d``: :func:`.stacked3d.inflate_state`.
+"""
+from typing import Callable, Dict, Optional, Tuple
+
+import torch
+
+State = Dict[str, torch.Tensor]
+
+
+def fold_vbr_level(state: State, level: int) -> State:
+    """``mbt2018-mean-vbr`` weights -> ``mbt2018-mean`` weights of rate level ``level`` (0..7)."""
+    g = float(state["Gain"][level].abs())
+    out = {k: v.clone() for k, v in state.items() if not k.startswith(("Gain", "QuantABCD"))}
+    for k in ("g_a.6.weight", "g_a.6.bias", "h_s.4.weight", "h_s.4.bias"):
+        out[k] *= g       # the latent, and the means and scales predicted for it, in units of y*g
+    for k in ("h_a.0.weight", "g_s.0.weight"):
+        out[k] /= g       # their inputs are now y*g
+    return out
+
+
+def _inflate(state: State, quality: Optional[int]) -> State:
+    from .stacked3d import inflate_state
+    return inflate_state(state)
+
+
+def _fold(state: State, quality: Optional[int]) -> State:
+    if quality is None:
+        raise ValueError("deriving a fixed-rate model from a variable-rate one needs --quality")
+    return fold_vbr_level(state, int(quality) - 1)
+
+
+DERIVATIONS: Dict[Tuple[str, str], Callable[[State, Optional[int]], State]] = {
+    ("mbt2018-mean-vbr", "mbt2018-mean"): _fold,
+    ("mbt2018-mean-vbr", "mbt2018-mean-vbr3d"): _inflate,
+}
+
+
+def derive(src_arch: str, dst_arch: str, state: State, quality: Optional[int] = None) -> State:
+    """``state`` of ``src_arch`` as weights for ``dst_arch``; ValueError when no derivation exists."""
+    if src_arch == dst_arch:
+        return state
+    fn = DERIVATIONS.get((src_arch, dst_arch))
+    if fn is None:
+        raise ValueError(f"{src_arch!r} weights cannot start a {dst_arch!r} model")
+    return fn(state, quality)

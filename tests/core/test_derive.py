@@ -1,0 +1,79 @@
+"""models.derive: a fixed-rate mbt2018-mean folded from one rate level of mbt2018-mean-vbr."""
+import numpy as np
+import pytest
+
+from helpers import smooth_image
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("compressai")
+
+from napari_microcomp.models.arch2d import mbt2018_mean, mbt2018_mean_vbr  # noqa: E402
+from napari_microcomp.models.derive import derive  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def vbr():
+    torch.manual_seed(0)
+    m = mbt2018_mean_vbr(16, 16).eval()
+    m.Gain.data = torch.logspace(-0.3, 0.9, 8)   # trained files have distinct gains per level
+    m.no_quantoffset = True   # the learned offsets are the one part a fixed-rate model cannot hold
+    m.update(force=True)
+    return m
+
+
+def _x(seed=0):
+    a = smooth_image((64, 128), np.float32, seed=seed)
+    return torch.from_numpy((a - a.min()) / (a.max() - a.min()))[None, None]
+
+
+@pytest.mark.parametrize("quality", [1, 4, 8])
+def test_folded_level_codes_like_the_vbr_level(vbr, quality):
+    fixed = mbt2018_mean(16, 16).eval()
+    fixed.load_state_dict(derive("mbt2018-mean-vbr", "mbt2018-mean", vbr.state_dict(), quality))
+    fixed.update(force=True)
+    x = _x()
+    with torch.no_grad():
+        cv = vbr.compress(x, stage=2, s=quality - 1)
+        cf = fixed.compress(x)
+        rv = vbr.decompress(cv["strings"], cv["shape"], stage=2, s=quality - 1)["x_hat"]
+        rf = fixed.decompress(cf["strings"], cf["shape"])["x_hat"]
+    assert [len(s[0]) for s in cf["strings"]] == [len(s[0]) for s in cv["strings"]]   # the same rate
+    torch.testing.assert_close(rf, rv, atol=1e-4, rtol=0)
+
+
+def test_no_derivation_is_an_error(vbr):
+    with pytest.raises(ValueError, match="cannot start"):
+        derive("mbt2018-mean", "cheng2020-anchor", vbr.state_dict(), 4)
+    with pytest.raises(ValueError, match="--quality"):
+        derive("mbt2018-mean-vbr", "mbt2018-mean", vbr.state_dict(), None)
+
+
+def test_served_level_decodes_after_its_vbr_file_is_retired(tmp_path, monkeypatch):
+    """mbt2018-mean without a file of its own is served by the VBR file; its streams name '{vbr id}.qN'."""
+    from napari_microcomp import weights
+    from napari_microcomp.codecs import decode, get_codec
+    from napari_microcomp.errors import WeightsNotFoundError
+    from napari_microcomp.models.registry import build_model, model_widths
+    from napari_microcomp.weights import locate
+    from napari_microcomp.weights.export import retire
+
+    torch.manual_seed(0)
+    m = build_model("mbt2018-mean-vbr", 4, N=8, M=8)
+    m.Gain.data = torch.logspace(-0.3, 0.9, 8)
+    user = tmp_path / "user"
+    path = weights.export_weights(m, "mbt2018-mean-vbr", user / "mbt2018-mean-vbr.pt", None, model_widths(m), {})
+    monkeypatch.setattr(locate, "SHIPPED_DIR", tmp_path / "none")
+    monkeypatch.setenv(weights.ENV_WEIGHTS, str(user))
+    img = (smooth_image((64, 80), np.float32) * 4000).astype(np.uint16)
+    data = get_codec("mbt2018-mean", quality=4).encode(img)
+    vbr_id = weights.file_id(path)
+    from napari_microcomp.codecs import info
+    assert info(data)["codec"]["weights_id"] == f"{vbr_id}.q4"
+    expected = decode(data)
+    # an explicit path to the VBR file serves the level too
+    assert get_codec("mbt2018-mean", quality=4, weights=str(path)).load().weights_id == f"{vbr_id}.q4"
+    retire(path, user / locate.RETIRED)
+    path.unlink()
+    np.testing.assert_array_equal(decode(data), expected)
+    with pytest.raises(WeightsNotFoundError):
+        get_codec("mbt2018-mean", quality=4).encode(img)
