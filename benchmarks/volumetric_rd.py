@@ -56,6 +56,26 @@ def psnr_at(rows: List[Dict], bpv: float) -> float:
     return float(PchipInterpolator(np.log(x), y)(math.log(bpv)))
 
 
+def record(arch: str, name: str, vol: np.ndarray, ours: List[Dict], summary: Dict, job: str) -> None:
+    """Write the gate record into the weight file that coded ``vol`` (the one its modality picks)."""
+    from napari_microcomp.modality import detect_modality
+    from napari_microcomp.training.gate import monotone, volume_gate_meta
+    from napari_microcomp.weights.export import with_meta
+    from napari_microcomp.weights.load import clear_cache
+    from napari_microcomp.weights.locate import find_weights
+
+    modality = detect_modality(vol)
+    path = find_weights(arch, 1, modality)
+    curve = [{"bpp": r["bpv"], "psnr": r["psnr"]} for r in sorted(ours, key=lambda r: r["config"]["quality"])]
+    if not monotone(curve):
+        print(f"  not recorded: the curve of {path} is not monotone")
+        return
+    meta = volume_gate_meta(path, name, curve, summary)
+    with_meta(path, path, {"campaign_job": f"{job}-{modality}", "gate": meta})
+    clear_cache()
+    print(f"  recorded the gate in {path} (check points {meta['check_points']})")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arch", default="factorized3d", help="3D codec (registered codec id)")
@@ -68,6 +88,9 @@ def main(argv=None) -> int:
                     help="also code slice by slice with these 2D learned codecs (qualities as --qualities), "
                          "e.g. mbt2018-mean-vbr: what the 3D transforms add over their 2D model")
     ap.add_argument("--stacks", nargs="+", default=None, help="only these evaluation stacks (by name)")
+    ap.add_argument("--record", metavar="JOB",
+                    help="store each stack's result as the gate record of the 3D weight file that coded it "
+                         "(meta campaign_job = JOB-MODALITY, gate = curve + check points; training.gate.recheck)")
     ap.add_argument("--out", help="write all rows and the summary as JSON here")
     args = ap.parse_args(argv)
     if args.weights_dir:
@@ -129,6 +152,8 @@ def main(argv=None) -> int:
                   f"{max(g) if g else float('nan'):+.2f} dB)")
         else:
             print(f"\n(no {args.arch} weights found: only the classical curves were measured)")
+        if args.record and ours:
+            record(args.arch, name, vol, ours, summary, args.record)
         report["stacks"].append({"summary": summary, "rows": rows})
     if args.out:
         from napari_microcomp.io import atomic_write_bytes

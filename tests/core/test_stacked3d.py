@@ -166,3 +166,16 @@ def test_weights_follow_the_volumes_modality(tmp_path, monkeypatch):
     # an explicit choice wins over the detected one
     data = get_codec("mbt2018-mean-vbr3d", quality=2, weights="transmitted").encode(dark)
     assert info(data)["codec"]["weights_id"] == weights.file_id(files["transmitted"])
+
+
+def test_small_volume_is_one_block_whatever_its_shape(tmp_path, monkeypatch):
+    """Halos and per-block padding cost rate: a volume within a block's voxel count is coded whole."""
+    from napari_microcomp.codecs.volumetric import MeanScaleVbr3DCodec
+
+    w = _tiny_file(tmp_path)
+    monkeypatch.setattr(MeanScaleVbr3DCodec, "block", (4, 64, 64))
+    a = smooth_image((2, 130, 40), np.uint16)          # 10,400 voxels <= 16,384, though Y > 64
+    data = get_codec("mbt2018-mean-vbr3d", quality=4, weights=w).encode(a)
+    assert len(info(data)["meta"]["blocks"]) == 1
+    b = smooth_image((5, 130, 40), np.uint16)          # 26,000 voxels: blocks
+    assert len(info(get_codec("mbt2018-mean-vbr3d", quality=4, weights=w).encode(b))["meta"]["blocks"]) > 1

@@ -164,8 +164,6 @@ def promote(job: Dict[str, Any], candidate: Path, status: Status, log: Callable[
 
     ``final=False`` gates a snapshot of a job that is still training (its state stays as it is).
     """
-    import torch
-
     from ..models.registry import get_arch
     from ..weights.load import clear_cache
     from . import gate
@@ -185,14 +183,8 @@ def promote(job: Dict[str, Any], candidate: Path, status: Status, log: Callable[
     else:
         status.set(job["name"], gate=f"snapshot {'promoted' if ok else 'rejected'}: {why}")
     if ok:
-        d = torch.load(candidate, map_location="cpu", weights_only=True)
-        d["meta"] = json.loads(json.dumps({**d.get("meta", {}), "campaign_job": job["name"],
-                                           "gate": gate.gate_meta(new)}, default=str))
-        import io as _io
-        buf = _io.BytesIO()
-        torch.save(d, buf)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(target, buf.getvalue())
+        from ..weights.export import with_meta
+        with_meta(candidate, target, {"campaign_job": job["name"], "gate": gate.gate_meta(new)})
         clear_cache()
     report = Path(candidate).with_suffix(".gate.json")
     atomic_write_bytes(report, json.dumps(new, indent=1, default=str).encode())

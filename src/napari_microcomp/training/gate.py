@@ -12,6 +12,10 @@ The report also carries the per-image BD-rate against the classical anchor (JPEG
 transmitted light, JPEG XL for fluorescence, swept densely over its native parameter), which is what
 the issue targets are stated in. :func:`recheck` re-measures one crop and compares with the numbers
 a shipped file records in its metadata (``meta["gate"]``).
+
+3D files are gated on the held-out stacks (``datasets.stacks3d_split("eval")``) by
+``benchmarks/volumetric_rd.py --record JOB``, which stores :func:`volume_gate_meta`; their recheck crop is
+a centre block of the stack.
 """
 import math
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -187,6 +191,37 @@ def gate_single(new: Dict[str, Any], old: Optional[Dict[str, Any]]) -> Tuple[boo
     return True, f"{dn:+.2f} dB vs {new['anchor']['codec']} (shipped file: {do:+.2f} dB)"
 
 
+VOLUME_CHECK_CROP = (8, 128, 128)
+VOLUME_CHECK_QUALITIES = (2, 5, 8)
+
+
+def eval_volume(name: str, crop: Sequence[int], root=None) -> np.ndarray:
+    """A centre block of the held-out stack ``name``."""
+    from ..datasets import stacks3d_split
+
+    vols = dict(stacks3d_split("eval", root))
+    if name not in vols:
+        raise MicrocompError(f"evaluation stack {name!r} not available")
+    v = vols[name]
+    return np.ascontiguousarray(v[tuple(slice(max(0, (s - c) // 2), max(0, (s - c) // 2) + c)
+                                        for s, c in zip(v.shape, crop))])
+
+
+def volume_gate_meta(path, stack: str, curve: List[Dict[str, float]], summary: Dict[str, Any],
+                     root=None) -> Dict[str, Any]:
+    """The gate record of a 3D file: its curve on the whole stack and check points on a centre block."""
+    from ..codecs import get_codec
+    from ..weights.load import load_weights
+
+    lm = load_weights(path)
+    vol = eval_volume(stack, VOLUME_CHECK_CROP, root)
+    pts = {str(q): {k: v for k, v in measure(get_codec(lm.arch, quality=q, weights=str(path)), vol).items()
+                    if k in ("bpp", "psnr")} for q in VOLUME_CHECK_QUALITIES}
+    return {"modality": lm.meta.get("modality"), "stack": stack, "crop": list(VOLUME_CHECK_CROP),
+            "check_image": stack, "check_points": pts, "eval_mean": curve, "anchor": "jpegxl (slice-wise)",
+            **{k: v for k, v in summary.items() if k.startswith("bd_psnr")}}
+
+
 def recheck(path, tolerance_db: float = 0.1, root=None) -> List[str]:
     """Re-measure a shipped file on the first crop its metadata names; return the mismatches."""
     from ..codecs import get_codec
@@ -196,7 +231,10 @@ def recheck(path, tolerance_db: float = 0.1, root=None) -> List[str]:
     g = lm.meta.get("gate")
     if not g:
         raise MicrocompError(f"{path} records no gate measurement")
-    images = dict(eval_images(g["modality"], int(g["crop"]), None, root))
+    if g.get("stack"):
+        images = {g["stack"]: eval_volume(g["stack"], g["crop"], root)}
+    else:
+        images = dict(eval_images(g["modality"], int(g["crop"]), None, root))
     name = g["check_image"]
     if name not in images:
         raise MicrocompError(f"evaluation image {name!r} not available")

@@ -64,6 +64,14 @@ def export_weights(model, arch: str, path, quality: Optional[int], widths: Dict[
                   "widths": dict(widths), "state_dict": state, "meta": plain_meta(meta)}, path)
 
 
+def with_meta(path, target, extra: Dict[str, Any]) -> Path:
+    """Write weight file ``path`` to ``target`` (atomically; may be ``path``) with ``extra`` added to its metadata."""
+    from .load import _torch_load
+
+    d = _torch_load(Path(path), f"{path} is not a readable weight file")
+    return _save(dict(d, meta=plain_meta({**(d.get("meta") or {}), **extra})), Path(target))
+
+
 def retire(path, folder) -> Path:
     """Write a decode-only copy of codec weight file ``path`` to ``folder/{stem}.{fingerprint}.pt``
     (``stem``: the architecture's file name, e.g. ``mbt2018-mean-vbr``; ``path`` may be that very file).
