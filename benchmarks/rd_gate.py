@@ -24,7 +24,7 @@ import numpy as np
 
 from napari_microcomp.codecs import get_codec
 from napari_microcomp.models.registry import get_arch
-from napari_microcomp.weights.locate import find_weights
+from napari_microcomp.weights.locate import available_qualities
 from napari_microcomp.training import gate
 
 CLASSICAL = {"jpeg2k": ("level", gate.ANCHORS["transmitted"][2]),
@@ -65,15 +65,14 @@ def main() -> None:
     weights = args.weights or args.modality
     for arch in args.archs:
         spec = get_arch(arch)
-        qs = list(range(1, 9)) if spec.vbr else [q for q in range(1, 9) if find_weights(arch, q, None)]
+        qs = list(range(1, 9)) if spec.vbr else sorted(available_qualities(arch))   # files, or levels served
         qs = [q for q in qs if args.qualities is None or q in args.qualities]
         for refine in sorted({0, args.refine}):
             # "general": the top-level shipped files (mixed training data), named by path so that the
             # automatic modality choice cannot swap them for the modality's own weights
             w = str(zoo.SHIPPED_DIR / spec.weights_filename(4)) if weights == "general" else weights
             if w in ("transmitted", "fluorescence"):
-                found = [find_weights(arch, q, w) for q in qs]
-                srcs = sorted({str(p) for p in found if p})
+                srcs = sorted({get_codec(arch, quality=q, weights=w).load().source for q in qs})
                 print(f"{arch}: weights {srcs}")
             params = {"refine": refine} if refine else {}
             t = time.perf_counter()

@@ -163,21 +163,21 @@ def test_shipped_volumetric_codec_on_a_stack(make_napari_viewer, qtbot, nuclei_c
     from napari_microcomp._qt._codecs import weight_qualities
     from napari_microcomp.codecs import codec_class
 
-    have = weight_qualities(codec_class("factorized3d")) or {}
+    have = weight_qualities(codec_class("mbt2018-mean-vbr3d")) or {}
     if not have:
-        pytest.skip("no shipped factorized3d weights")
+        pytest.skip("no shipped mbt2018-mean-vbr3d weights")
     q = sorted(have)[0]
     viewer = make_napari_viewer()
     viewer.add_image(nuclei_crop, name="nuclei")
     w = CompressWidget(viewer)
     qtbot.addWidget(w)
     items = [w.codec_combo.itemText(i) for i in range(w.codec_combo.count())]
-    assert items.index("— 3D (volumetric) —") < items.index("factorized3d")  # grouped under its family
-    w.codec_combo.select("factorized3d")
+    assert items.index("— 3D (volumetric) —") < items.index("mbt2018-mean-vbr3d")  # grouped under its family
+    w.codec_combo.select("mbt2018-mean-vbr3d")
     w.quality.setValue(q)
     _run(qtbot, w)
-    expected = compress_array(nuclei_crop, "factorized3d", quality=q)
-    np.testing.assert_array_equal(viewer.layers[f"nuclei [factorized3d q{q}]"].data, expected.reconstruction)
+    expected = compress_array(nuclei_crop, "mbt2018-mean-vbr3d", quality=q)
+    np.testing.assert_array_equal(viewer.layers[f"nuclei [mbt2018-mean-vbr3d q{q}]"].data, expected.reconstruction)
 
 
 def test_cancel_discards_the_running_compression(make_napari_viewer, qtbot, isl_images):
