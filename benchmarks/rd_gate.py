@@ -24,7 +24,7 @@ import numpy as np
 
 from napari_microcomp.codecs import get_codec
 from napari_microcomp.models.registry import get_arch
-from napari_microcomp.weights.locate import available_qualities
+from napari_microcomp.weights.locate import SHIPPED_DIR, available_qualities
 from napari_microcomp.training import gate
 
 CLASSICAL = {"jpeg2k": ("level", gate.ANCHORS["transmitted"][2]),
@@ -70,7 +70,7 @@ def main() -> None:
         for refine in sorted({0, args.refine}):
             # "general": the top-level shipped files (mixed training data), named by path so that the
             # automatic modality choice cannot swap them for the modality's own weights
-            w = str(zoo.SHIPPED_DIR / spec.weights_filename(4)) if weights == "general" else weights
+            w = str(SHIPPED_DIR / spec.weights_filename(4)) if weights == "general" else weights
             if w in ("transmitted", "fluorescence"):
                 srcs = sorted({get_codec(arch, quality=q, weights=w).load().source for q in qs})
                 print(f"{arch}: weights {srcs}")

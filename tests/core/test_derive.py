@@ -77,3 +77,20 @@ def test_served_level_decodes_after_its_vbr_file_is_retired(tmp_path, monkeypatc
     np.testing.assert_array_equal(decode(data), expected)
     with pytest.raises(WeightsNotFoundError):
         get_codec("mbt2018-mean", quality=4).encode(img)
+
+
+@pytest.mark.parametrize("arch,quality", [("mbt2018-mean", 3), ("mbt2018-mean-vbr3d", None)])
+def test_training_starts_from_a_vbr_file(tmp_path, arch, quality):
+    """`train-codec --arch mbt2018-mean(-vbr3d) --init VBR.pt`: the converted weights load, with the VBR λ table."""
+    from napari_microcomp import weights
+    from napari_microcomp.models.registry import build_model, get_arch, model_widths
+    from napari_microcomp.training.warmstart import start_state
+
+    m = build_model("mbt2018-mean-vbr", 4, N=8, M=8)
+    lams = [0.001 * 2 ** k for k in range(8)]
+    path = weights.export_weights(m, "mbt2018-mean-vbr", tmp_path / "v.pt", None, model_widths(m), {"lambda": lams})
+    state, widths, src_lams = start_state(path, arch, quality)
+    assert widths == {"N": 8, "M": 8} and src_lams == lams
+    get_arch(arch).factory(**widths).load_state_dict(state)
+    with pytest.raises(Exception, match="cannot start"):
+        start_state(path, "cheng2020-anchor", 4)

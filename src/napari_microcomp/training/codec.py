@@ -36,12 +36,11 @@ from ..models.coding import channels_last_by_rank
 from ..models.registry import get_arch
 from ..models.widen import grown, widen_state
 from ..weights.export import export_weights
-from ..weights.load import load_weights
 from .base import Prefetcher, RunConfig, Trainer, git_revision, load_checkpoint, save_checkpoint
 from .data import PatchSampler, collect_files, load_items
+from .warmstart import CKPT_FORMAT, start_state
 from .precision import cpu_has_bf16 as _cpu_has_bf16, fp32_entropy as _fp32_entropy, lr_factor
 
-CKPT_FORMAT = "napari-microcomp-ckpt/1"
 
 
 @dataclass
@@ -82,32 +81,6 @@ class TrainConfig(RunConfig):
         return p
 
 
-def _load_ckpt(path) -> Dict[str, Any]:
-    """A training checkpoint, loaded without running any code from it (``weights_only=True``)."""
-    return load_checkpoint(path)
-
-
-def _init_state(path, arch: str, quality: Optional[int] = None):
-    """Model weights, widths and the source's λ table to start from: an exported weight file or a
-    training checkpoint of ``arch``, or of an architecture that ``models.derive`` converts."""
-    from ..models.derive import derive
-
-    d = _load_ckpt(path)
-    if isinstance(d, dict) and d.get("format") == CKPT_FORMAT:  # a checkpoint (loaded weights_only above)
-        src_arch, widths, state = d["arch"], dict(d["widths"]), d["model"]
-        lam = (d.get("config") or {}).get("lambdas")
-    else:
-        lm = load_weights(path)
-        src_arch, widths, state = lm.arch, dict(lm.meta["widths"]), lm.model.state_dict()
-        lam = lm.meta.get("lambda")
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    try:
-        state = derive(src_arch, arch, state, quality)
-    except ValueError as exc:
-        raise MicrocompError(f"--init {path}: {exc}") from None
-    return state, widths, (lam if isinstance(lam, list) and src_arch != arch else None)
-
-
 class CodecTrainer(Trainer):
     """Rate–distortion training of one registered architecture (see the module docstring)."""
 
@@ -146,12 +119,12 @@ class CodecTrainer(Trainer):
         ckpt = init_state = None
         grow: Any = ()
         if cfg.resume:
-            ckpt = _load_ckpt(cfg.resume)
+            ckpt = load_checkpoint(cfg.resume)
             if ckpt.get("format") != CKPT_FORMAT or ckpt.get("arch") != cfg.arch:
                 raise MicrocompError(f"{cfg.resume} is not a {cfg.arch} training checkpoint")
             widths = dict(ckpt["widths"])
         elif cfg.init:
-            init_state, widths, src_lams = _init_state(cfg.init, cfg.arch, cfg.quality)
+            init_state, widths, src_lams = start_state(cfg.init, cfg.arch, cfg.quality)
             if src_lams and not spec.vbr and cfg.lmbda is None and cfg.quality:
                 # a fixed-rate model folded from a VBR level keeps that level's λ (the file's own table)
                 self.lmbda = float(src_lams[int(cfg.quality) - 1])
@@ -386,7 +359,7 @@ def _compressai_version() -> str:
 
 def export_checkpoint(ckpt_path, out, extra_meta: Optional[Dict[str, Any]] = None) -> Path:
     """Export a checkpoint's current model as a weight file (e.g. to evaluate a run that goes on)."""
-    ck = _load_ckpt(ckpt_path)
+    ck = load_checkpoint(ckpt_path)
     if ck.get("format") != CKPT_FORMAT:
         raise MicrocompError(f"{ckpt_path} is not a napari-microcomp training checkpoint")
     spec = get_arch(ck["arch"])
