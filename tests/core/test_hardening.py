@@ -404,9 +404,9 @@ def test_lossless_is_bit_exact_or_refused(codec, dtype, lo, hi):
 
 def test_volumetric_stream_with_hostile_thread_count_is_refused():
     """Found by the 50k fuzz run: threads=65536 in a factorized3d stream made libgomp abort the process."""
-    if not wt.find_weights("factorized3d", 4):
+    if not wt.find_weights("mbt2018-mean-vbr3d", 4, "fluorescence"):
         pytest.skip("no shipped 3D weights")
-    data = get_codec("factorized3d", quality=4).encode(smooth_image((8, 64, 64), seed=1))
+    data = get_codec("mbt2018-mean-vbr3d", quality=4).encode(smooth_image((8, 64, 64), seed=1))
     for bad in (65536, 0, -3):
         with pytest.raises(MicrocompError, match="threads"):
             decode(_restream(data, edit_header=lambda h, b=bad: h.codec.update(threads=b)))
