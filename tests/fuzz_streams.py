@@ -63,10 +63,10 @@ def make_seeds(tmp: Path):
         vol = smooth_image((3, 50, 45), seed=5)
         data = t.encode(vol)
         seeds.append((f"tiled-{inner}", data, decode(data)))
-    if find_weights("factorized3d", 4):   # the shipped 3D weights (volumetric layout)
+    if find_weights("mbt2018-mean-vbr3d", 4, "fluorescence"):   # the shipped 3D weights (volumetric layout)
         vol = smooth_image((8, 64, 64), seed=6)
-        data = get_codec("factorized3d", quality=4).encode(vol)
-        seeds.append(("factorized3d", data, decode(data)))
+        data = get_codec("mbt2018-mean-vbr3d", quality=4).encode(vol)
+        seeds.append(("mbt2018-mean-vbr3d", data, decode(data)))
     return seeds
 
 
