@@ -179,3 +179,21 @@ def test_small_volume_is_one_block_whatever_its_shape(tmp_path, monkeypatch):
     assert len(info(data)["meta"]["blocks"]) == 1
     b = smooth_image((5, 130, 40), np.uint16)          # 26,000 voxels: blocks
     assert len(info(get_codec("mbt2018-mean-vbr3d", quality=4, weights=w).encode(b))["meta"]["blocks"]) > 1
+
+
+def test_auto_falls_back_to_another_modalitys_weights(tmp_path, monkeypatch):
+    """Weights only for transmitted light: a fluorescence volume still codes (auto), and says which file."""
+    from napari_microcomp import weights
+    from napari_microcomp.weights import locate
+
+    user = tmp_path / "user"
+    path = _tiny_file(user / "transmitted")
+    monkeypatch.setattr(locate, "SHIPPED_DIR", tmp_path / "none")
+    monkeypatch.setenv(weights.ENV_WEIGHTS, str(user))
+    dark = np.random.default_rng(0).poisson(5, (4, 64, 64)).astype(np.uint16)
+    dark[:, 20:30, 20:30] += 3000
+    data = get_codec("mbt2018-mean-vbr3d", quality=2).encode(dark)
+    assert "weights" not in info(data)["codec"] and info(data)["codec"]["weights_id"] == weights.file_id(path)
+    assert decode(data).shape == dark.shape
+    with pytest.raises(Exception, match="no weights"):   # an explicit choice does not fall back
+        get_codec("mbt2018-mean-vbr3d", quality=2, weights="fluorescence").encode(dark)

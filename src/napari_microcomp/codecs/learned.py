@@ -32,7 +32,7 @@ from ..tiling import fixed_grid
 from ..models.registry import LAMBDAS_MSE, ArchSpec, get_arch, list_archs
 from ..weights.download import cached_url, secure_url
 from ..weights.load import LoadedModel, encodable, get_model, load_by_id, load_url
-from ..weights.locate import ENV_WEIGHTS, available_qualities, missing_weights_message
+from ..weights.locate import ENV_WEIGHTS, available_qualities, find_weights, missing_weights_message
 from .base import Codec
 from .registry import register_codec
 
@@ -98,9 +98,15 @@ class WeightLevels:
         return sorted(int(q) for q in cls.weights_available())
 
     def _resolve_weights(self, a: np.ndarray) -> Any:
-        """The weights to encode ``a`` with: the user's choice, else the image's modality (recorded)."""
+        """The weights to encode ``a`` with: the user's choice, else the image's modality (recorded) when
+        there are weights for it, else None (general files first, then any modality's)."""
         w = self.params.get("weights")   # type: ignore[attr-defined]
-        return detect_modality(a) if w in (None, "auto") else w
+        if w not in (None, "auto"):
+            return w
+        m = detect_modality(a)
+        q = int(self.quality)   # type: ignore[attr-defined]
+        served_by = get_arch(self.arch).served_by
+        return m if find_weights(self.arch, q, m) or (served_by and find_weights(served_by, q, m)) else None
 
 
 class LearnedCodec(WeightLevels, Codec):
