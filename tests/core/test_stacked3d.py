@@ -104,7 +104,7 @@ def test_codec_round_trip_every_quality_and_block_checks(tmp_path, monkeypatch):
     w = _tiny_file(tmp_path)
     a = smooth_image((7, 70, 66), np.uint16)
     monkeypatch.setattr(MeanScaleVbr3DCodec, "block", (4, 64, 64))
-    monkeypatch.setattr(MeanScaleVbr3DCodec, "block_halo", (1, 4, 4))
+    monkeypatch.setattr(MeanScaleVbr3DCodec, "block_halo", (1, 0, 0))
     sizes = []
     for q in (1, 8):
         data = get_codec("mbt2018-mean-vbr3d", quality=q, weights=w).encode(a)
@@ -114,7 +114,7 @@ def test_codec_round_trip_every_quality_and_block_checks(tmp_path, monkeypatch):
         sizes.append(len(data))
     assert sizes[0] < sizes[1]   # rate level 1 codes fewer bytes than 8
     h, payloads = container.unpack(data)
-    assert len(h.meta["blocks"]) == 2 * 2 * 2 and len(payloads) == 2 * 8
+    assert len(h.meta["blocks"]) == 4 * 2 * 2 and len(payloads) == 2 * 16   # cores (2, 64, 64), no Y/X halo
     # a block whose declared latent is larger than the block is refused before rANS reads it
     bad = container.Header(**{**h.__dict__, "meta": {**h.meta, "blocks": [dict(b) for b in h.meta["blocks"]]}})
     bad.meta["blocks"][0]["latent"] = [4, 64, 64]

@@ -78,7 +78,9 @@ def test_blocks_cover_volume_and_decode_the_same(weights, monkeypatch):
     monkeypatch.setattr(Factorized3DCodec, "block_halo", (1, 4, 4))
     data = _codec(weights).encode(a)
     h = info(data)
-    assert len(h["meta"]["blocks"]) == 3 * 3 * 3 == len(h["payloads"])
+    # cores are cut at multiples of block - 2*halo = (2, 24, 24): 5 x 3 x 3 blocks, each outer at most a block
+    assert len(h["meta"]["blocks"]) == 5 * 3 * 3 == len(h["payloads"])
+    assert all(o1 - o0 <= b for blk in h["meta"]["blocks"] for (o0, o1), b in zip(blk["outer"], (4, 32, 32)))
     out = decode(data)  # decoding reads the blocks from the header, not the class attribute
     monkeypatch.setattr(Factorized3DCodec, "block", (64, 256, 256))
     np.testing.assert_array_equal(decode(data), out)

@@ -121,7 +121,6 @@ class VolumetricCodec(WeightLevels, Codec):
 
         from ..models.arch3d import pad_multiple
         from ..models.coding import fixed_threads
-        from ..tiling import tile_grid
 
         weights = self._resolve_weights(a)
         lm = encodable(self._model(weights=weights), self.codec_id)
@@ -134,10 +133,7 @@ class VolumetricCodec(WeightLevels, Codec):
         lo, hi = float(vol.min()), float(vol.max())
         header.layout = "volume"
         header.norm = {"mode": "minmax", "lo": lo, "hi": hi}
-        # one block whenever the volume is no larger than a block: halos and per-block padding cost rate
-        # (13×1024×256 in (64, 256, 256) blocks coded 20 % more voxels)
-        fits = int(np.prod(vol.shape)) <= int(np.prod(self.block))
-        tiles = tile_grid(vol.shape, vol.shape if fits else self.block, self.block_halo)
+        tiles = self._blocks(vol.shape)
         recon = np.empty(vol.shape, dtype=a.dtype)
         payloads: List[bytes] = []
         blocks = []
@@ -157,6 +153,20 @@ class VolumetricCodec(WeightLevels, Codec):
         header.meta["blocks"] = blocks
         header.check = {"crc32": container.array_crc32(recon if a.ndim == 3 else recon[0])}
         return payloads
+
+    def _blocks(self, shape: Sequence[int]) -> list:
+        """The coding blocks: the whole volume if it has no more voxels than a block; else cores cut at
+        multiples of ``block - 2*halo``, so an interior block with its halo is exactly ``block`` (a multiple of
+        the model's padding) and codes no padding. Near-equal cores padded up to the multiple cost +50 % rate
+        (13×512×1024, mbt2018-mean-vbr3d q4 with a (2, 8, 8) halo: 1.07 bpv against 0.71 for one block, same
+        PSNR; aligned cores: 0.89)."""
+        from ..tiling import tiles_from_edges
+
+        if int(np.prod(shape)) <= int(np.prod(self.block)):
+            return tiles_from_edges(shape, [[0, int(s)] for s in shape], self.block_halo)
+        cores = [max(1, b - 2 * h) for b, h in zip(self.block, self.block_halo)]
+        edges = [list(range(0, int(s), c)) + [int(s)] for s, c in zip(shape, cores)]
+        return tiles_from_edges(shape, edges, self.block_halo)
 
     # -- decode --------------------------------------------------------------------------
     def _decode(self, header: container.Header, payloads: List[bytes]) -> np.ndarray:
@@ -241,4 +251,7 @@ class Hyperprior3DCodec(VolumetricCodec):
 class MeanScaleVbr3DCodec(VolumetricCodec):
     codec_id = "mbt2018-mean-vbr3d"
     arch = "mbt2018-mean-vbr3d"
+    # No Y/X halo: the halo is coded twice and, with Y/X padded to 64, cost +24 % rate on 13×512×1024 (aligned
+    # cores) against +0 % without it; the seams stay mild (MSE near block edges / elsewhere 1.05).
+    block_halo: ClassVar[Tuple[int, int, int]] = (2, 0, 0)
     description = "learned 3D (Conv3d) transforms around the variable-rate mean-scale hyperprior, whole z-stack"
