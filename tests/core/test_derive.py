@@ -7,8 +7,25 @@ from helpers import smooth_image
 torch = pytest.importorskip("torch")
 pytest.importorskip("compressai")
 
-from napari_microcomp.models.arch2d import mbt2018_mean, mbt2018_mean_vbr  # noqa: E402
+from napari_microcomp.models.arch2d import (bmshj2018_hyperprior, bmshj2018_hyperprior_vbr, mbt2018_mean,  # noqa: E402
+                                             mbt2018_mean_vbr)
 from napari_microcomp.models.derive import derive  # noqa: E402
+
+
+PAIRS = {"mbt2018-mean": (mbt2018_mean_vbr, mbt2018_mean),
+         "bmshj2018-hyperprior": (bmshj2018_hyperprior_vbr, bmshj2018_hyperprior)}
+
+
+@pytest.fixture(scope="module", params=list(PAIRS))
+def pair(request):
+    """(fixed-rate arch, a random VBR model with distinct gains per level, the fixed-rate factory)."""
+    make_vbr, make_fixed = PAIRS[request.param]
+    torch.manual_seed(0)
+    m = make_vbr(16, 16).eval()
+    m.Gain.data = torch.logspace(-0.3, 0.9, 8)
+    m.no_quantoffset = True   # the learned offsets are the one part a fixed-rate model cannot hold
+    m.update(force=True)
+    return request.param, m, make_fixed
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +44,10 @@ def _x(seed=0):
 
 
 @pytest.mark.parametrize("quality", [1, 4, 8])
-def test_folded_level_codes_like_the_vbr_level(vbr, quality):
-    fixed = mbt2018_mean(16, 16).eval()
-    fixed.load_state_dict(derive("mbt2018-mean-vbr", "mbt2018-mean", vbr.state_dict(), quality))
+def test_folded_level_codes_like_the_vbr_level(pair, quality):
+    arch, vbr, make_fixed = pair
+    fixed = make_fixed(16, 16).eval()
+    fixed.load_state_dict(derive(f"{arch}-vbr", arch, vbr.state_dict(), quality))
     fixed.update(force=True)
     x = _x()
     with torch.no_grad():

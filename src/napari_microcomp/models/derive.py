@@ -1,6 +1,7 @@
 """Start an architecture from another one's trained weights, computing the same function.
 
-* ``mbt2018-mean-vbr`` -> ``mbt2018-mean`` at one quality: the VBR model's rate level ``s`` scales the
+* ``mbt2018-mean-vbr`` -> ``mbt2018-mean`` (and ``bmshj2018-hyperprior-vbr`` -> ``bmshj2018-hyperprior``,
+  whose hyper-analysis reads ``|y|`` and whose scales pass a ReLU: both commute with ``g > 0``) at one quality: the VBR model's rate level ``s`` scales the
   latent by one scalar gain before quantisation (``y*g``) and back after. Folding ``g`` into the last
   analysis conv, the first hyper-analysis conv, the last hyper-synthesis conv and the first synthesis
   conv gives the fixed-rate model of that level. Only the VBR model's learned reconstruction offsets
@@ -15,7 +16,7 @@ State = Dict[str, torch.Tensor]
 
 
 def fold_vbr_level(state: State, level: int) -> State:
-    """``mbt2018-mean-vbr`` weights -> ``mbt2018-mean`` weights of rate level ``level`` (0..7)."""
+    """Variable-rate weights -> the fixed-rate weights of rate level ``level`` (0..7)."""
     g = float(state["Gain"][level].abs())
     out = {k: v.clone() for k, v in state.items() if not k.startswith(("Gain", "QuantABCD"))}
     for k in ("g_a.6.weight", "g_a.6.bias", "h_s.4.weight", "h_s.4.bias"):
@@ -38,6 +39,7 @@ def _fold(state: State, quality: Optional[int]) -> State:
 
 DERIVATIONS: Dict[Tuple[str, str], Callable[[State, Optional[int]], State]] = {
     ("mbt2018-mean-vbr", "mbt2018-mean"): _fold,
+    ("bmshj2018-hyperprior-vbr", "bmshj2018-hyperprior"): _fold,
     ("mbt2018-mean-vbr", "mbt2018-mean-vbr3d"): _inflate,
 }
 
