@@ -174,6 +174,8 @@ def test_shipped_volumetric_codec_on_a_stack(make_napari_viewer, qtbot, nuclei_c
     items = [w.codec_combo.itemText(i) for i in range(w.codec_combo.count())]
     assert items.index("— 3D (volumetric) —") < items.index("mbt2018-mean-vbr3d")  # grouped under its family
     w.codec_combo.select("mbt2018-mean-vbr3d")
+    # the 3D model picks weights by modality too; it has no latent refinement
+    assert w.weights.isEnabled() and not w.refine.isEnabled() and w.learned_params() == {"weights": "auto"}
     w.quality.setValue(q)
     _run(qtbot, w)
     expected = compress_array(nuclei_crop, "mbt2018-mean-vbr3d", quality=q)

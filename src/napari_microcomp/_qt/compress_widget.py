@@ -134,7 +134,7 @@ class CompressWidget(DockWidget):
             else:
                 self.quality.setToolTip("1 = smallest file … 8 = best quality, the same scale for every codec")
                 self.by_target.setToolTip("rate control: the codec parameter is searched to reach this value")
-            learned = cls.family == "learned"
+            learned = cls.family in ("learned", "volumetric")   # both pick weights by modality
             self.weights.setEnabled(learned)
             self.refine.setEnabled(learned and "refine" in cls.extra_params())
             if hasattr(self, "_form"):
