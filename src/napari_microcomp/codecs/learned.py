@@ -32,7 +32,7 @@ from ..tiling import fixed_grid
 from ..models.registry import LAMBDAS_MSE, ArchSpec, get_arch, list_archs
 from ..weights.download import cached_url, secure_url
 from ..weights.load import LoadedModel, encodable, get_model, load_by_id, load_url
-from ..weights.locate import ENV_WEIGHTS, available_qualities, find_weights, missing_weights_message
+from ..weights.locate import ENV_WEIGHTS, available_qualities, find_source, missing_weights_message
 from .base import Codec
 from .registry import register_codec
 
@@ -97,6 +97,19 @@ class WeightLevels:
     def served_qualities(cls) -> List[int]:
         return sorted(int(q) for q in cls.weights_available())
 
+    @property
+    def spec(self) -> ArchSpec:
+        return get_arch(self.arch)
+
+    def load(self, weights: Any = None) -> LoadedModel:
+        """The (cached) model for this codec's quality and weights; WeightsNotFoundError if none."""
+        w = weights if weights is not None else self.params.get("weights")   # type: ignore[attr-defined]
+        return get_model(self.arch, int(self.quality), None if w == "auto" else w)   # type: ignore[attr-defined]
+
+    def _kwargs(self) -> Dict[str, Any]:
+        """The rate level of a variable-rate model (one file, eight qualities)."""
+        return {"stage": 2, "s": int(self.quality) - 1} if self.spec.vbr else {}   # type: ignore[attr-defined]
+
     def _resolve_weights(self, a: np.ndarray) -> Any:
         """The weights to encode ``a`` with: the user's choice, else the image's modality (recorded) when
         there are weights for it, else None (general files first, then any modality's)."""
@@ -104,9 +117,27 @@ class WeightLevels:
         if w not in (None, "auto"):
             return w
         m = detect_modality(a)
+        return m if find_source(self.arch, int(self.quality), m) else None   # type: ignore[attr-defined]
+
+    def _named_model(self, want: Optional[str], weights: Any = None) -> LoadedModel:
+        """The model for ``weights`` (else this codec's); if a stream names another fingerprint ``want``,
+        any known file with it (retired files and folded levels too)."""
         q = int(self.quality)   # type: ignore[attr-defined]
-        served_by = get_arch(self.arch).served_by
-        return m if find_weights(self.arch, q, m) or (served_by and find_weights(served_by, q, m)) else None
+        try:
+            lm: Optional[LoadedModel] = self.load(weights)
+        except WeightsNotFoundError:
+            lm = None
+        if want and (lm is None or lm.weights_id != want):
+            alt = load_by_id(self.arch, q, want)
+            if alt is not None:
+                return alt
+            if lm is not None:
+                raise StreamError(f"{self.codec_id} q{q}: the stream was encoded with weights {want} "   # type: ignore[attr-defined]
+                                  f"but {lm.source} is {lm.weights_id}; decode with the same weights "
+                                  "(weights='path/to/file.pt')")
+        if lm is None:
+            raise WeightsNotFoundError(missing_weights_message(self.arch, q))
+        return lm
 
 
 class LearnedCodec(WeightLevels, Codec):
@@ -142,15 +173,6 @@ class LearnedCodec(WeightLevels, Codec):
     def extra_params(cls) -> Sequence[str]:
         return ("weights", "threads", "tile", "weights_id", "refine")
 
-    @property
-    def spec(self) -> ArchSpec:
-        return get_arch(self.arch)
-
-    def load(self, weights: Any = None) -> LoadedModel:
-        """The (cached) model for this codec's quality and weights; WeightsNotFoundError if none."""
-        w = weights if weights is not None else self.params.get("weights")
-        return get_model(self.arch, int(self.quality), None if w == "auto" else w)
-
     def _load_for_decode(self) -> LoadedModel:
         """The model a stream names; if the named file changed, any known file with the recorded fingerprint."""
         want = self.params.get("weights_id")
@@ -166,26 +188,9 @@ class LearnedCodec(WeightLevels, Codec):
                 f"{self.codec_id}: the stream names weights at {w}; decoding never downloads. If you trust the "
                 f"source, fetch the file yourself and put it in ${ENV_WEIGHTS} as "
                 f"{self.spec.weights_filename(int(self.quality))} (it is found by its fingerprint)")
-        try:
-            lm = self.load()
-        except WeightsNotFoundError:
-            lm = None
-        if want and (lm is None or lm.weights_id != want):
-            alt = load_by_id(self.arch, int(self.quality), want)
-            if alt is not None:
-                return alt
-            if lm is None:
-                raise WeightsNotFoundError(missing_weights_message(self.arch, int(self.quality)))
-            raise StreamError(f"{self.codec_id} q{self.quality}: the stream was encoded with weights {want} "
-                              f"but {lm.source} is {lm.weights_id}; decode with the same weights "
-                              "(weights='path/to/file.pt')")
-        if lm is None:
-            raise WeightsNotFoundError(missing_weights_message(self.arch, int(self.quality)))
-        return lm
+        return self._named_model(want)
 
     # -- coding of one tile ------------------------------------------------------------------
-    def _kwargs(self) -> Dict[str, Any]:
-        return {"stage": 2, "s": int(self.quality) - 1} if self.spec.vbr else {}
 
     def _code_tile(self, lm: LoadedModel, x: np.ndarray) -> Tuple[bytes, np.ndarray]:
         import torch

@@ -14,17 +14,16 @@ Memory: volumes larger than ``block`` are coded as independent blocks with a hal
 (:func:`napari_microcomp.tiling.tile_grid`; same seam strategy as tiled streams), so the model's
 activations stay bounded; for volumes larger than RAM use :mod:`napari_microcomp.tiled`.
 """
-from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, ClassVar, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .. import container
 from .._progress import checkpoint
-from ..errors import CodecError, StreamError, WeightsNotFoundError
+from ..errors import CodecError, StreamError
 from ..modality import MODALITIES
-from ..models.registry import LAMBDAS_MSE, get_arch
-from ..weights.load import LoadedModel, encodable, get_model, load_by_id
-from ..weights.locate import missing_weights_message
+from ..models.registry import LAMBDAS_MSE
+from ..weights.load import LoadedModel, encodable
 from .base import Codec
 from .learned import MAX_THREADS, WeightLevels, default_threads
 from .registry import register_codec
@@ -73,32 +72,13 @@ class VolumetricCodec(WeightLevels, Codec):
         names (found among retired files too)."""
         from ..models.coding import channels_last_by_rank
 
-        w = weights if weights is not None else self.params.get("weights")
-        try:
-            lm: Optional[LoadedModel] = get_model(self.arch, int(self.quality), None if w == "auto" else w)
-        except WeightsNotFoundError:
-            if not want:
-                raise
-            lm = None
-        if want and (lm is None or lm.weights_id != want):
-            alt = load_by_id(self.arch, int(self.quality), want)
-            if alt is None and lm is None:
-                raise WeightsNotFoundError(missing_weights_message(self.arch, int(self.quality)))
-            if alt is None:
-                raise StreamError(
-                    f"{self.codec_id} q{self.quality}: the stream was encoded with weights {want} but {lm.source} "
-                    f"is {lm.weights_id}; decode with the same weights (weights='path/to/file.pt')")
-            lm = alt
+        lm = self._named_model(want, weights)
         if not getattr(lm.model, "_channels_last_3d", False):
             # Part of the stream format (it changes float reductions): on CPU, channels-last 3D
             # convolutions run ~2x faster with less peak memory than the default layout.
             channels_last_by_rank(lm.model)
             lm.model._channels_last_3d = True
         return lm
-
-    def _kwargs(self) -> Dict[str, Any]:
-        """The rate level of a variable-rate model (one file, eight qualities)."""
-        return {"stage": 2, "s": int(self.quality) - 1} if get_arch(self.arch).vbr else {}
 
     @staticmethod
     def _check_block(model, shape: Sequence[int], core: Sequence[Tuple[int, int]],

@@ -91,6 +91,15 @@ def find_by_id(arch: str, quality: int, weights_id: str) -> Optional[Path]:
     return None
 
 
+def find_source(arch: str, quality: int, modality: Optional[str] = None) -> Optional[Path]:
+    """The file that serves ``(arch, quality)``: its own (:func:`find_weights`), else that of the
+    variable-rate architecture it is folded from (``served_by``), or None."""
+    from ..models.registry import get_arch
+
+    served_by = get_arch(arch).served_by
+    return find_weights(arch, quality, modality) or (find_weights(served_by, quality, modality) if served_by else None)
+
+
 def _retired_id(p: Path) -> Optional[str]:
     """The fingerprint a decode-only retired file stands for (``export.retire``), else None."""
     import torch
@@ -109,12 +118,9 @@ def is_shipped(p: Path) -> bool:
 def available_qualities(arch: str) -> Dict[int, str]:
     """quality -> ``"shipped"`` or ``"user"`` for the qualities that have a weight file (or whose
     variable-rate source has one: the architecture's ``served_by``)."""
-    from ..models.registry import get_arch
-
-    served_by = get_arch(arch).served_by
     out = {}
     for q in range(1, 9):
-        p = find_weights(arch, q) or (find_weights(served_by, q) if served_by else None)
+        p = find_source(arch, q)
         if p is not None:
             out[q] = "shipped" if is_shipped(p) else "user"
     return out
