@@ -229,3 +229,17 @@ def test_lower_bounds_survive_export_and_warm_start(tmp_path):
                            threads=1, init=str(old), out=str(again))))
     sd2 = torch.load(again, weights_only=True)["state_dict"]
     assert all(float(sd2[k]) == pytest.approx(1e-9) for k in bounds)
+
+
+def test_fresh_workdir_skips_a_job_whose_file_a_later_job_replaced(sandbox):
+    """A machine that comes back without runs/ must not retrain a job from scratch when a job started from it
+    (``init``) has since promoted its own file in the same place."""
+    jobs = campaign.load_plan(_plan(sandbox, [{"name": "a", **TINY, "steps": 4},
+                                              {"name": "b", **TINY, "steps": 4, "init": "a"}]))
+    by_name = {j["name"]: j for j in jobs}
+    target = campaign.shipped_path(by_name["b"])
+    target.parent.mkdir(parents=True)
+    torch.save({"meta": {"campaign_job": "b", "steps": 4}}, target)
+    wd = sandbox / "work"
+    assert campaign._start_point(by_name["a"], wd, wd / "a.ckpt", by_name) == (None, None, 4)
+    assert campaign._start_point(by_name["b"], wd, wd / "b.ckpt", by_name) == (None, str(target), 4)

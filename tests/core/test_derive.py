@@ -112,3 +112,18 @@ def test_training_starts_from_a_vbr_file(tmp_path, arch, quality):
     get_arch(arch).factory(**widths).load_state_dict(state)
     with pytest.raises(Exception, match="cannot start"):
         start_state(path, "cheng2020-anchor", 4)
+
+
+def test_transplant_starts_hyperprior_vbr_from_mean_scale_vbr():
+    """A training start, not a derivation: shared tensors copied, the scale-only hyper-synthesis left fresh."""
+    from napari_microcomp.models import arch2d
+    from napari_microcomp.models.derive import derive
+
+    src = arch2d.mbt2018_mean_vbr(N=8, M=8).state_dict()
+    fresh = arch2d.bmshj2018_hyperprior_vbr(N=8, M=8).state_dict()
+    out = derive("mbt2018-mean-vbr", "bmshj2018-hyperprior-vbr", src, fresh=fresh)
+    assert out.keys() == fresh.keys()
+    assert torch.equal(out["g_a.0.weight"], src["g_a.0.weight"]) and torch.equal(out["Gain"], src["Gain"])
+    assert torch.equal(out["h_s.4.weight"], fresh["h_s.4.weight"])   # (M, N, 3, 3) here, (2M, 3M/2, 3, 3) in the source
+    with pytest.raises(ValueError):   # without the destination's fresh state it is no derivation
+        derive("mbt2018-mean-vbr", "bmshj2018-hyperprior-vbr", src)

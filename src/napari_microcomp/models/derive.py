@@ -7,6 +7,10 @@
   conv gives the fixed-rate model of that level. Only the VBR model's learned reconstruction offsets
   (``QuantABCD``) have no fixed-rate counterpart; the tests measure what that costs.
 * ``mbt2018-mean-vbr`` -> ``mbt2018-mean-vbr3d``: :func:`.stacked3d.inflate_state`.
+
+:data:`TRANSPLANTS` are training starts only, never a way to serve a model: they copy every tensor
+whose name and shape agree (``mbt2018-mean-vbr`` -> ``bmshj2018-hyperprior-vbr``: the transforms, rate
+gains, hyper-analysis and offsets) and leave the rest (the scale-only hyper-synthesis) freshly initialised.
 """
 from typing import Callable, Dict, Optional, Tuple
 
@@ -44,10 +48,22 @@ DERIVATIONS: Dict[Tuple[str, str], Callable[[State, Optional[int]], State]] = {
 }
 
 
-def derive(src_arch: str, dst_arch: str, state: State, quality: Optional[int] = None) -> State:
-    """``state`` of ``src_arch`` as weights for ``dst_arch``; ValueError when no derivation exists."""
+TRANSPLANTS = {("mbt2018-mean-vbr", "bmshj2018-hyperprior-vbr")}
+
+
+def transplant(state: State, fresh: State) -> State:
+    """``fresh`` with every tensor of ``state`` whose name and shape agree copied in."""
+    return {k: (state[k] if k in state and state[k].shape == v.shape else v) for k, v in fresh.items()}
+
+
+def derive(src_arch: str, dst_arch: str, state: State, quality: Optional[int] = None,
+           fresh: Optional[State] = None) -> State:
+    """``state`` of ``src_arch`` as weights for ``dst_arch``; ValueError when no derivation exists.
+    A transplant (training starts only) needs the ``fresh`` state of the destination model."""
     if src_arch == dst_arch:
         return state
+    if (src_arch, dst_arch) in TRANSPLANTS and fresh is not None:
+        return transplant(state, fresh)
     fn = DERIVATIONS.get((src_arch, dst_arch))
     if fn is None:
         raise ValueError(f"{src_arch!r} weights cannot start a {dst_arch!r} model")

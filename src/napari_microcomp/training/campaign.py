@@ -90,6 +90,15 @@ class Status:
         atomic_write_bytes(self.md, ("\n".join(rows) + "\n").encode())
 
 
+def _ancestors(name: Optional[str], jobs_by_name: Dict[str, Dict]) -> List[str]:
+    """The jobs ``name`` was started from (its ``init``, that job's ``init``, ...)."""
+    out: List[str] = []
+    while name in jobs_by_name and jobs_by_name[name].get("init") and jobs_by_name[name]["init"] not in out:
+        name = jobs_by_name[name]["init"]
+        out.append(name)
+    return out
+
+
 def _start_point(job: Dict[str, Any], workdir: Path, ckpt: Path, jobs_by_name: Dict[str, Dict]):
     """(resume, init, steps_done) for a job: checkpoint, else last promoted weights, else its init job."""
     import torch
@@ -102,6 +111,8 @@ def _start_point(job: Dict[str, Any], workdir: Path, ckpt: Path, jobs_by_name: D
         meta = torch.load(shipped, map_location="cpu", weights_only=True).get("meta", {})
         if meta.get("campaign_job") == job["name"]:
             return None, str(shipped), int(meta.get("steps_total") or meta.get("steps") or 0)
+        if job["name"] in _ancestors(meta.get("campaign_job"), jobs_by_name):
+            return None, None, int(job["steps"])   # a job started from this one has replaced its file: done
     if job.get("init"):
         src = workdir / f"{job['init']}.pt"
         if not src.exists():
