@@ -122,3 +122,21 @@ def test_vbr_with_its_own_lambda_table(data_dir, tmp_path, capsys):
     rc = main(["train-codec", "--arch", "mbt2018-mean-vbr", "--data", str(data_dir / "dapi.tif"), "--steps", "1",
                "--lambdas", *reversed(lams), *ARGS])
     assert rc == 2 and "increasing" in capsys.readouterr().err
+
+
+def test_transplanted_start_keeps_the_source_lambda_through_resume(data_dir, tmp_path):
+    """Warm starts from another architecture train at the source's λ; a resumed run must not fall back to the
+    default table (it did: the checkpoint did not hold the λ)."""
+    lams = ["0.001", "0.002", "0.004", "0.008", "0.016", "0.032", "0.064", "0.128"]
+    src = tmp_path / "vbr.pt"
+    assert main(["train-codec", "--arch", "mbt2018-mean-vbr", "--data", str(data_dir / "dapi.tif"), "--steps", "1",
+                 "--widths", "N=8,M=8", "--lambdas", *lams, "--out", str(src), *ARGS]) == 0
+    for arch, q, want in (("mbt2018", "2", 0.002), ("bmshj2018-hyperprior-vbr", None, [float(v) for v in lams])):
+        out, ckpt = tmp_path / f"{arch}.pt", tmp_path / f"{arch}.ckpt"
+        qa = ["--quality", q] if q else []
+        assert main(["train-codec", "--arch", arch, *qa, "--data", str(data_dir / "dapi.tif"), "--steps", "1",
+                     "--init", str(src), "--out", str(out), "--ckpt", str(ckpt), *ARGS]) == 0
+        assert _meta(out)["lambda"] == want
+        assert main(["train-codec", "--arch", arch, *qa, "--data", str(data_dir / "dapi.tif"), "--steps", "2",
+                     "--resume", str(ckpt), "--ckpt", str(ckpt), "--out", str(out), *ARGS]) == 0
+        assert _meta(out)["lambda"] == want and _meta(out)["steps"] == 2

@@ -9,8 +9,10 @@
 * ``mbt2018-mean-vbr`` -> ``mbt2018-mean-vbr3d``: :func:`.stacked3d.inflate_state`.
 
 :data:`TRANSPLANTS` are training starts only, never a way to serve a model: they copy every tensor
-whose name and shape agree (``mbt2018-mean-vbr`` -> ``bmshj2018-hyperprior-vbr``: the transforms, rate
-gains, hyper-analysis and offsets) and leave the rest (the scale-only hyper-synthesis) freshly initialised.
+whose name and shape agree and leave the rest freshly initialised: ``mbt2018-mean-vbr`` ->
+``bmshj2018-hyperprior-vbr`` keeps the transforms, rate gains, hyper-analysis and offsets (the scale-only
+hyper-synthesis is new); -> ``mbt2018`` and ``bmshj2018-factorized`` start from one folded level
+(the context model and entropy parameters, or the factorized prior on the latent, are new).
 """
 from typing import Callable, Dict, Optional, Tuple
 
@@ -48,7 +50,12 @@ DERIVATIONS: Dict[Tuple[str, str], Callable[[State, Optional[int]], State]] = {
 }
 
 
-TRANSPLANTS = {("mbt2018-mean-vbr", "bmshj2018-hyperprior-vbr")}
+# (source, destination) -> what to do to the source first (a fixed-rate destination takes one folded level)
+TRANSPLANTS: Dict[Tuple[str, str], Optional[Callable[[State, Optional[int]], State]]] = {
+    ("mbt2018-mean-vbr", "bmshj2018-hyperprior-vbr"): None,
+    ("mbt2018-mean-vbr", "mbt2018"): _fold,               # + a fresh context model and entropy parameters
+    ("mbt2018-mean-vbr", "bmshj2018-factorized"): _fold,  # + a fresh factorized prior on y
+}
 
 
 def transplant(state: State, fresh: State) -> State:
@@ -63,7 +70,8 @@ def derive(src_arch: str, dst_arch: str, state: State, quality: Optional[int] = 
     if src_arch == dst_arch:
         return state
     if (src_arch, dst_arch) in TRANSPLANTS and fresh is not None:
-        return transplant(state, fresh)
+        first = TRANSPLANTS[(src_arch, dst_arch)]
+        return transplant(first(state, quality) if first else state, fresh)
     fn = DERIVATIONS.get((src_arch, dst_arch))
     if fn is None:
         raise ValueError(f"{src_arch!r} weights cannot start a {dst_arch!r} model")

@@ -168,6 +168,9 @@ class CodecTrainer(Trainer):
         self.lr_scale, ckpt_last = 1.0, {}
         if ckpt is not None:
             self.lr_scale = float(ckpt.get("lr_scale", 1.0))
+            # the λ the run trains at, which a warm start may have taken from its source rather than the config
+            self.lambdas = [float(v) for v in ckpt.get("lambdas") or self.lambdas]
+            self.lmbda = ckpt.get("lmbda", self.lmbda)
             ckpt_last = dict(ckpt.get("last") or {})
             self.model.load_state_dict(ckpt["model"])
             self.opt.load_state_dict(ckpt["opt"])
@@ -311,7 +314,8 @@ class CodecTrainer(Trainer):
                          "config": asdict(self.cfg), "model": self.model.state_dict(), "opt": self.opt.state_dict(),
                          "aux_opt": self.aux_opt.state_dict(), "step": self.step, "elapsed": self.elapsed(),
                          "sampler": self.sampler.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                         "lr_scale": float(self.lr_scale), "last": dict(self.last or {})}, self.cfg.ckpt)
+                         "lr_scale": float(self.lr_scale), "last": dict(self.last or {}),
+                         "lambdas": list(self.lambdas), "lmbda": self.lmbda}, self.cfg.ckpt)
 
     def _meta(self, seconds: float) -> Dict[str, Any]:
         cfg, spec, device = self.cfg, self.spec, self.device
@@ -369,7 +373,10 @@ def export_checkpoint(ckpt_path, out, extra_meta: Optional[Dict[str, Any]] = Non
     model.load_state_dict(ck["model"])
     model.eval()
     q = None if spec.vbr else cfg.get("quality")
-    lam = list(cfg.get("lambdas") or spec.lambdas) if spec.vbr else (cfg.get("lmbda") or spec.lmbda(int(q or 4)))
+    if spec.vbr:
+        lam = list(ck.get("lambdas") or cfg.get("lambdas") or spec.lambdas)
+    else:
+        lam = ck.get("lmbda") or cfg.get("lmbda") or spec.lmbda(int(q or 4))
     meta = {"arch": ck["arch"], "quality": q, "lambda": lam, "widths": widths, "steps": int(ck["step"]),
             "seconds": round(float(ck["elapsed"]), 1), "data": cfg.get("data"), "patch": cfg.get("patch"),
             "batch": cfg.get("batch"), "lr": cfg.get("lr"), "schedule": cfg.get("schedule", "step"),
