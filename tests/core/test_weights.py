@@ -13,7 +13,7 @@ from napari_microcomp import weights  # noqa: E402
 from napari_microcomp.weights import locate  # noqa: E402
 
 SHIPPED = Path(__file__).resolve().parents[2] / "src" / "napari_microcomp" / "weights"
-CODEC_FILES = sorted((SHIPPED / "codecs").rglob("*.pt"))
+CODEC_FILES = sorted((SHIPPED / "codecs").rglob("*.pt")) + sorted((locate.ARCHIVE_DIR / locate.RETIRED).glob("*.pt"))
 LABELFREE_FILES = sorted((SHIPPED / "labelfree").glob("*.pt"))
 
 
@@ -23,7 +23,7 @@ def test_there_are_shipped_files():
     assert set(weights.available_models()) == set(weights.known_models())
 
 
-@pytest.mark.parametrize("path", CODEC_FILES, ids=lambda p: str(p.relative_to(SHIPPED)))
+@pytest.mark.parametrize("path", CODEC_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_shipped_codec_file_loads(path):
     lm = weights.load_weights(path)
     retired = path.parent.name == locate.RETIRED
@@ -97,16 +97,28 @@ def test_package_import_is_lazy_and_torch_free():
         weights.nope
 
 
-def test_cli_retires_a_file_into_the_shipped_retired_folder(tmp_path, monkeypatch, capsys):
+def test_cli_retires_a_file_into_the_archive(tmp_path, monkeypatch, capsys):
     from napari_microcomp.cli import main
     from napari_microcomp.models.registry import build_model, model_widths
 
     m = build_model("mbt2018-mean-vbr", 4, N=8, M=8)
     path = weights.export_weights(m, "mbt2018-mean-vbr", tmp_path / "mbt2018-mean-vbr.pt", None, model_widths(m), {})
-    monkeypatch.setattr(locate, "SHIPPED_DIR", tmp_path / "shipped")
+    monkeypatch.setattr(locate, "ARCHIVE_DIR", tmp_path / "archive")
     assert main(["train-zoo", "--retire", str(path)]) == 0
-    copy = tmp_path / "shipped" / locate.RETIRED / f"mbt2018-mean-vbr.{weights.file_id(path)}.pt"
+    copy = tmp_path / "archive" / locate.RETIRED / f"mbt2018-mean-vbr.{weights.file_id(path)}.pt"
     assert copy.is_file() and str(copy) in capsys.readouterr().out
     assert weights.load_weights(copy).meta["decoder_only"]
     (tmp_path / "junk.pt").write_bytes(b"not a weight file")
     assert main(["train-zoo", "--retire", str(tmp_path / "junk.pt")]) == 2
+
+
+def test_archived_retired_files_are_found_by_fingerprint_only():
+    """Retired files live in weights-archive/ (outside the package); decoders find them by the fingerprint a
+    stream names, encoders never pick them."""
+    archived = sorted((locate.ARCHIVE_DIR / locate.RETIRED).glob("*.pt"))
+    assert archived and not list(locate.SHIPPED_DIR.rglob(f"{locate.RETIRED}/*.pt"))
+    for p in archived:
+        lm = weights.load_weights(p)
+        q = lm.meta.get("quality") or 1
+        assert locate.find_by_id(lm.arch, q, lm.weights_id) == p
+        assert p not in locate.candidate_files(lm.arch, q)

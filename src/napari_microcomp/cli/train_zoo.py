@@ -30,8 +30,8 @@ def register(subparsers) -> None:
     p.add_argument("--promote-snapshot", metavar="JOB", default=None,
                    help="gate the current checkpoint of a running job and promote it if it passes (training goes on)")
     p.add_argument("--retire", metavar="FILE", default=None,
-                   help="keep a released weight file that a promotion replaces as a decode-only copy in the shipped "
-                        "retired/ folder (streams written with it still decode), then exit")
+                   help="keep a released weight file that a promotion replaces as a decode-only copy in the "
+                        "project's weights-archive/retired/ (streams written with it still decode), then exit")
 
 
 def run(args) -> int:
@@ -39,9 +39,9 @@ def run(args) -> int:
 
     if args.retire:
         from ..weights.export import retire
-        from ..weights.locate import RETIRED, SHIPPED_DIR
+        from ..weights.locate import ARCHIVE_DIR, RETIRED
 
-        print(f"wrote {retire(args.retire, SHIPPED_DIR / RETIRED)}")
+        print(f"wrote {retire(args.retire, ARCHIVE_DIR / RETIRED)}")
         return 0
     wd = Path(args.workdir)
     if args.status:

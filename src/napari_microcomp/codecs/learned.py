@@ -134,7 +134,8 @@ class WeightLevels:
             if lm is not None:
                 raise StreamError(f"{self.codec_id} q{q}: the stream was encoded with weights {want} "   # type: ignore[attr-defined]
                                   f"but {lm.source} is {lm.weights_id}; decode with the same weights "
-                                  "(weights='path/to/file.pt')")
+                                  f"(weights='path/to/file.pt', or its retired copy *.{want}.pt in "
+                                  f"${ENV_WEIGHTS}/retired/; the project's weights-archive/retired/ keeps them)")
         if lm is None:
             raise WeightsNotFoundError(missing_weights_message(self.arch, q))
         return lm

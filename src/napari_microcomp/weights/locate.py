@@ -10,7 +10,10 @@ for, then ``DIR/NAME`` (general weights). File names are ``{arch}-q{Q}.pt`` (fix
 ``{arch}.pt`` (variable-rate: one file for all eight qualities); a fixed-rate architecture with a
 ``served_by`` variable-rate source and no file of its own is folded from that source's file at load
 time (``load.derived_model``). ``DIR/retired/`` keeps files a promotion
-replaced, named ``{stem}.{fingerprint}.pt``; they are used only to decode streams that name them.
+replaced, named ``{stem}.{fingerprint}.pt``; they are used only to decode streams that name them. The
+project keeps every retired file in ``weights-archive/retired/`` beside ``src/`` (searched from a source
+checkout), not in the package: decode-only copies of replaced files would otherwise eat the 100 MB that
+the shipped weights may take.
 
 Label-free models are shipped by name in ``napari_microcomp/weights/labelfree/`` (provenance in its
 README.md); any other ``.pt`` path works too.
@@ -25,6 +28,7 @@ SHIPPED_ROOT = Path(__file__).resolve().parent
 SHIPPED_DIR = SHIPPED_ROOT / "codecs"
 LABELFREE_DIR = SHIPPED_ROOT / "labelfree"
 ENV_WEIGHTS = "MICROCOMP_WEIGHTS"
+ARCHIVE_DIR = SHIPPED_ROOT.parents[2] / "weights-archive"   # repo/weights-archive in a source checkout
 
 # label-free model name -> (file, one-line description)
 LABELFREE_MODELS: Dict[str, Tuple[str, str]] = {
@@ -84,7 +88,7 @@ def find_by_id(arch: str, quality: int, weights_id: str) -> Optional[Path]:
     from .fingerprint import file_id
 
     stem = Path(_filename(arch, quality)).stem
-    retired = [p for d in weight_dirs() for p in sorted((d / RETIRED).glob(f"{stem}.{weights_id}.pt"))]
+    retired = [p for d in [*weight_dirs(), ARCHIVE_DIR] for p in sorted((d / RETIRED).glob(f"{stem}.{weights_id}.pt"))]
     for p in candidate_files(arch, quality) + retired:
         if file_id(p) == weights_id or (p in retired and _retired_id(p) == weights_id):
             return p
