@@ -137,6 +137,10 @@ def test_transplanted_start_keeps_the_source_lambda_through_resume(data_dir, tmp
         assert main(["train-codec", "--arch", arch, *qa, "--data", str(data_dir / "dapi.tif"), "--steps", "1",
                      "--init", str(src), "--out", str(out), "--ckpt", str(ckpt), *ARGS]) == 0
         assert _meta(out)["lambda"] == want
+        ck = torch.load(ckpt, weights_only=True)   # the new parts train in their own group (faster lr)
+        fresh = "context_prediction.weight" if q else "h_s.4.weight"
+        assert fresh in ck["fresh_params"] and "g_a.0.weight" not in ck["fresh_params"]
+        assert [g["lr_mult"] for g in ck["opt"]["param_groups"]] == [1.0, 10.0]
         assert main(["train-codec", "--arch", arch, *qa, "--data", str(data_dir / "dapi.tif"), "--steps", "2",
                      "--resume", str(ckpt), "--ckpt", str(ckpt), "--out", str(out), *ARGS]) == 0
         assert _meta(out)["lambda"] == want and _meta(out)["steps"] == 2

@@ -68,6 +68,7 @@ class TrainConfig(RunConfig):
     schedule: str = "cosine"     # "cosine" (warm-up, then cosine to lr/50) or "step" (×0.1 for the last quarter)
     spike: float = 20.0          # a loss this many times its running median counts as an explosion
     modality: Optional[str] = None  # recorded in the weights' metadata ("transmitted", "fluorescence")
+    fresh_lr_mult: float = 10.0  # learning-rate factor for the tensors a transplanted start left new
     steps_offset: int = 0        # steps the ``init`` weights had already trained (recorded as steps_total)
 
     def resolved_patch(self, ndim: int) -> List[int]:
@@ -110,6 +111,7 @@ class CodecTrainer(Trainer):
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise MicrocompError("--device cuda requested but CUDA is not available")
         self.prev_threads = None
+        self.fresh_names: List[str] = []
         self.prefetch = None
 
     # -- setup ------------------------------------------------------------------------------------
@@ -123,8 +125,9 @@ class CodecTrainer(Trainer):
             if ckpt.get("format") != CKPT_FORMAT or ckpt.get("arch") != cfg.arch:
                 raise MicrocompError(f"{cfg.resume} is not a {cfg.arch} training checkpoint")
             widths = dict(ckpt["widths"])
+            self.fresh_names = list(ckpt.get("fresh_params") or [])
         elif cfg.init:
-            init_state, widths, src_lams = start_state(cfg.init, cfg.arch, cfg.quality)
+            init_state, widths, src_lams, self.fresh_names = start_state(cfg.init, cfg.arch, cfg.quality)
             if src_lams and not spec.vbr and cfg.lmbda is None and cfg.quality:
                 # a fixed-rate model folded from a VBR level keeps that level's λ (the file's own table)
                 self.lmbda = float(src_lams[int(cfg.quality) - 1])
@@ -195,9 +198,15 @@ class CodecTrainer(Trainer):
         if self.bf16:
             channels_last_by_rank(model)
         _fp32_entropy(model, device.type)
-        self.main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles") and p.requires_grad]
+        named = [(n, p) for n, p in model.named_parameters() if not n.endswith(".quantiles") and p.requires_grad]
+        self.main_params = [p for _, p in named]
         aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
-        self.opt = torch.optim.Adam(self.main_params, lr=cfg.lr)
+        # A transplant's new parts (a context model, a prior) learn from nothing beside trained ones: faster.
+        new = set(self.fresh_names)
+        groups = [{"params": [p for n, p in named if n not in new], "lr_mult": 1.0}]
+        if new:
+            groups.append({"params": [p for n, p in named if n in new], "lr_mult": float(cfg.fresh_lr_mult)})
+        self.opt = torch.optim.Adam(groups, lr=cfg.lr)
         self.aux_opt = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
         self._resume(ckpt)
         del ckpt
@@ -265,7 +274,7 @@ class CodecTrainer(Trainer):
         frac = max(self.step / max(cfg.steps, 1), self.run_time() / self.budget if self.budget else 0.0)
         lr = cfg.lr * self.lr_scale * lr_factor(self.step, frac, cfg)
         for g in self.opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_mult", 1.0)
         x = self.prefetch.next()
         if self.bf16:
             x = x.contiguous(memory_format=self.mf)
@@ -315,7 +324,8 @@ class CodecTrainer(Trainer):
                          "aux_opt": self.aux_opt.state_dict(), "step": self.step, "elapsed": self.elapsed(),
                          "sampler": self.sampler.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                          "lr_scale": float(self.lr_scale), "last": dict(self.last or {}),
-                         "lambdas": list(self.lambdas), "lmbda": self.lmbda}, self.cfg.ckpt)
+                         "lambdas": list(self.lambdas), "lmbda": self.lmbda,
+                         "fresh_params": list(self.fresh_names)}, self.cfg.ckpt)
 
     def _meta(self, seconds: float) -> Dict[str, Any]:
         cfg, spec, device = self.cfg, self.spec, self.device

@@ -11,7 +11,8 @@ CKPT_FORMAT = "napari-microcomp-ckpt/1"
 
 
 def start_state(path, arch: str, quality: Optional[int] = None):
-    """Model weights, widths and the source's λ table (None unless converted from another architecture)."""
+    """Model weights, widths, the source's λ table (None unless converted from another architecture) and
+    the names of the tensors a transplant left freshly initialised."""
     from ..models.derive import TRANSPLANTS, derive
     from ..models.registry import get_arch
 
@@ -26,7 +27,8 @@ def start_state(path, arch: str, quality: Optional[int] = None):
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     fresh = get_arch(arch).factory(**widths).state_dict() if (src_arch, arch) in TRANSPLANTS else None
     try:
-        state = derive(src_arch, arch, state, quality, fresh=fresh)
+        out = derive(src_arch, arch, state, quality, fresh=fresh)
     except ValueError as exc:
         raise MicrocompError(f"--init {path}: {exc}") from None
-    return state, widths, (lam if isinstance(lam, list) and src_arch != arch else None)
+    new = sorted(k for k, v in out.items() if fresh is not None and v is fresh[k])
+    return out, widths, (lam if isinstance(lam, list) and src_arch != arch else None), new
