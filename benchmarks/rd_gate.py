@@ -24,7 +24,7 @@ import numpy as np
 
 from napari_microcomp.codecs import get_codec
 from napari_microcomp.models.registry import get_arch
-from napari_microcomp.weights.locate import SHIPPED_DIR, available_qualities
+from napari_microcomp.weights.locate import SHIPPED_DIR, available_qualities, find_source
 from napari_microcomp.training import gate
 
 CLASSICAL = {"jpeg2k": ("level", gate.ANCHORS["transmitted"][2]),
@@ -71,7 +71,9 @@ def main() -> None:
             # "general": the top-level shipped files (mixed training data), named by path so that the
             # automatic modality choice cannot swap them for the modality's own weights
             w = str(SHIPPED_DIR / spec.weights_filename(4)) if weights == "general" else weights
-            if w in ("transmitted", "fluorescence"):
+            if w == args.modality and not args.weights and not find_source(arch, qs[0], w):
+                w = "auto"   # no file for this modality: measure what a user gets (another modality's)
+            if w in ("transmitted", "fluorescence", "auto"):
                 srcs = sorted({get_codec(arch, quality=q, weights=w).load().source for q in qs})
                 print(f"{arch}: weights {srcs}")
             params = {"refine": refine} if refine else {}
@@ -91,7 +93,7 @@ def main() -> None:
                 cc = max((best_cr(classical[c][n], img) for c in classical), default=float("nan"))
                 crs[n] = (lc, cc)
                 wins += bool(lc >= cc) if math.isfinite(lc) and math.isfinite(cc) else 0
-            row = {"arch": arch, "weights": weights, "refine": refine, "seconds": secs,
+            row = {"arch": arch, "weights": w if w == "auto" else weights, "refine": refine, "seconds": secs,
                    "bd_rate_vs_anchor": per_bd,
                    "bd_rate_median": float(np.median(finite)) if finite else float("nan"),
                    "bd_rate_mean_curve": gate._bd(gate.mean_curve(anc), gate.mean_curve(learned)),

@@ -231,6 +231,15 @@ def test_missing_weights_message(image, monkeypatch, tmp_path):
     assert "microcomp train-codec --arch cheng2020-attn --quality 2" in msg and "cheng2020-attn-q2.pt" in msg
     with pytest.raises(WeightsNotFoundError, match="not found"):
         get_codec("mbt2018", quality=2, weights=str(tmp_path / "nope.pt")).encode(image)
+    # a modality without a file of its own, when another set has one: say which, and how to use it
+    from napari_microcomp.models.registry import build_model, model_widths
+
+    m = build_model("mbt2018-mean-vbr", 4, N=8, M=8)
+    (tmp_path / "transmitted").mkdir()
+    wt.export_weights(m, "mbt2018-mean-vbr", tmp_path / "transmitted" / "mbt2018-mean-vbr.pt", None,
+                      model_widths(m), {})
+    with pytest.raises(WeightsNotFoundError, match="no fluorescence weights.*weights='transmitted'"):
+        get_codec("mbt2018-mean-vbr", quality=2, weights="fluorescence").encode(image)
 
 
 def test_wrong_quality_file_is_refused(wdir, image):

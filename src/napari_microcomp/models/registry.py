@@ -75,7 +75,7 @@ def _w_vbr(q: int) -> Dict[str, int]:
 
 # Fixed-rate architectures served, without a file of their own, by folding one rate level of a
 # variable-rate file (models/derive.py): the same function, minus the VBR model's learned offsets.
-SERVED_BY = {"mbt2018-mean": "mbt2018-mean-vbr"}
+SERVED_BY = {"mbt2018-mean": "mbt2018-mean-vbr", "bmshj2018-hyperprior": "bmshj2018-hyperprior-vbr"}
 
 for _name, _coding, _widths, _desc in [
     ("bmshj2018-factorized", "plain", _w_nm, "Ballé 2018 factorized prior (GDN)"),

@@ -213,7 +213,7 @@ def get_model(arch: str, quality: int, weights: Optional[str] = None) -> LoadedM
             if src is not None:
                 return derived_model(load_weights(src, spec.served_by), arch, quality)
         if p is None:
-            raise WeightsNotFoundError(locate.missing_weights_message(arch, quality))
+            raise WeightsNotFoundError(locate.missing_weights_message(arch, quality, weights))
         return load_weights(p, arch, None if spec.vbr else quality)
     w = str(weights)
     if w == "compressai":

@@ -130,12 +130,20 @@ def available_qualities(arch: str) -> Dict[int, str]:
     return out
 
 
-def missing_weights_message(arch: str, quality: int) -> str:
+def missing_weights_message(arch: str, quality: int, modality: Optional[str] = None) -> str:
     from ..models.registry import get_arch
 
     spec = get_arch(arch)
     name = spec.weights_filename(quality)
     q = "" if spec.vbr else f" --quality {quality}"
+    if modality:
+        from ..modality import MODALITIES
+
+        other = find_source(arch, quality)
+        if other is not None:   # the chosen modality has none, another set has: say which, and how to get it
+            pick = other.parent.name if other.parent.name in MODALITIES else str(other)
+            return (f"no {modality} weights for {arch} quality {quality}; {other} serves it "
+                    f"(weights='auto' picks it, or pass weights='{pick}')")
     return (f"no weights for {arch} quality {quality}: expected {name} in "
             f"${ENV_WEIGHTS} or {SHIPPED_DIR}. Train them with `microcomp train-codec --arch {arch}{q} "
             f"--data FOLDER --steps 200000 --out {name}` and put the file in one of those folders, "
