@@ -78,7 +78,7 @@ def test_not_a_weight_file(tmp_path):
         wt.load_weights(p)
 
 
-def test_lookup_order_user_folder_first(tiny, tmp_path, monkeypatch):
+def test_lookup_order_user_folder_first(tiny, tmp_path, monkeypatch, capsys):
     _, path = tiny
     shipped, user = tmp_path / "shipped", tmp_path / "user"
     shipped.mkdir()
@@ -87,6 +87,14 @@ def test_lookup_order_user_folder_first(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(locate, "SHIPPED_DIR", shipped)
     monkeypatch.delenv(wt.ENV_WEIGHTS, raising=False)
     assert wt.find_weights("mbt2018-mean", 2) == shipped / path.name
+    # a shipped general file is provisional (no RD gate passed it); a modality folder's file is gated
+    assert wt.available_qualities("mbt2018-mean") == {2: "provisional"}
+    from napari_microcomp.cli import main
+    assert main(["codecs"]) == 0
+    row = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("mbt2018-mean "))
+    assert "weights: q2" in row and locate.PROVISIONAL_NOTE in row
+    (shipped / "transmitted").mkdir()
+    (shipped / "transmitted" / path.name).write_bytes(path.read_bytes())
     assert wt.available_qualities("mbt2018-mean") == {2: "shipped"}
     (user / path.name).write_bytes(path.read_bytes())
     monkeypatch.setenv(wt.ENV_WEIGHTS, str(user))

@@ -7,6 +7,7 @@ from qtpy.QtGui import QStandardItemModel
 from qtpy.QtWidgets import QComboBox, QListWidget, QListWidgetItem, QSlider
 
 from ..errors import MicrocompError
+from ..weights.locate import PROVISIONAL_NOTE
 from . import avoid_triton_crash
 from ._common import narrow
 
@@ -36,7 +37,7 @@ def grouped_codecs() -> List[tuple]:
 
 
 def weight_qualities(cls) -> Optional[Dict[int, str]]:
-    """quality -> "shipped"/"user" for a codec built on model weights; None for other codecs."""
+    """quality -> "shipped"/"provisional"/"user" for a codec built on model weights; None for other codecs."""
     check = getattr(cls, "weights_available", None)  # learned 2D and 3D codecs (codecs.learned.WeightLevels)
     return dict(check()) if check is not None else None
 
@@ -48,7 +49,8 @@ def weights_hint(name: str) -> str:
     qualities = weight_qualities(codec_class(name))
     if qualities is None:
         return ""
-    return "weights: " + (" ".join(f"q{q}" for q in sorted(qualities)) if qualities else "none")
+    text = "weights: " + (" ".join(f"q{q}" for q in sorted(qualities)) if qualities else "none")
+    return text + (f" ({PROVISIONAL_NOTE})" if "provisional" in qualities.values() else "")
 
 
 def quality_levels(name: Optional[str]) -> List[int]:

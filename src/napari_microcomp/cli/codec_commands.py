@@ -6,6 +6,7 @@ from typing import Any, Dict, List
 from .. import codecs as _codecs
 from ..errors import CodecError, InputError
 from ..io import atomic_write_bytes, check_output, read_image, write_image
+from ..weights.locate import PROVISIONAL_NOTE
 from ._args import command, in_out
 
 EXT = ".mcz"
@@ -92,6 +93,8 @@ def cmd_codecs(args) -> int:
     for r in rows:
         qs = " ".join(_fmt(v, r["relative"]) for v in r["qualities"].values()) or "-"
         weights = f"  weights: q{','.join(map(str, r['weights']))}" if r.get("weights") else ""
+        if "provisional" in (r.get("weights_source") or {}).values():
+            weights += f" ({PROVISIONAL_NOTE})"
         print(f"{r['name']:26} {r['family']:11} {'yes' if r['available'] else 'no':5} {r['lossless']:8} "
               f"{r['native']:10} {qs}{weights}")
     print("\nR = the image's value range (max - min). Native parameters:")

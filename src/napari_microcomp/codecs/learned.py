@@ -87,10 +87,12 @@ class WeightLevels:
     """Learned codecs (2D and 3D) serve the quality levels that have weight files for their ``arch``."""
 
     arch: ClassVar[str] = ""
+    native_meaning: ClassVar[str] = ("λ of CompressAI's rate–distortion table for that level; a weight file "
+                                     "records the λ it was trained with (transmitted-light VBR: up to 0.71)")
 
     @classmethod
     def weights_available(cls) -> Dict[int, str]:
-        """quality -> ``"shipped"``/``"user"`` for the qualities that have weight files."""
+        """quality -> ``"shipped"``/``"provisional"``/``"user"`` for the qualities that have weight files."""
         return available_qualities(cls.arch)
 
     @classmethod
@@ -154,7 +156,6 @@ class LearnedCodec(WeightLevels, Codec):
 
     family: ClassVar[str] = "learned"
     arch: ClassVar[str] = ""
-    native_meaning: ClassVar[str] = "λ of the rate–distortion loss the weights were trained with"
     quality_table: ClassVar[Dict[int, Any]] = {q: lam for q, lam in enumerate(LAMBDAS_MSE, 1)}
 
     def __init__(self, quality: Optional[int] = None, lossless: bool = False, **native: Any):

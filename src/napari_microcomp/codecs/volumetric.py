@@ -44,7 +44,6 @@ class VolumetricCodec(WeightLevels, Codec):
     native_3d = True
     arch: ClassVar[str] = ""
     quality_table = {q: lam for q, lam in enumerate(LAMBDAS_MSE, start=1)}
-    native_meaning = "λ of the rate–distortion loss the weights were trained with"
     # Blocks coded at once (Z, Y, X) and their halo: ~4 M voxels, ~0.5 GB of activations (N=64). A volume of
     # at most that many voxels is coded as one block, whatever its shape.
     block: ClassVar[Tuple[int, int, int]] = (64, 256, 256)

@@ -119,14 +119,27 @@ def is_shipped(p: Path) -> bool:
     return SHIPPED_DIR.resolve() in Path(p).resolve().parents
 
 
+PROVISIONAL_NOTE = "provisional weights: a short 2026-11-26 GPU run, far from converged"
+
+
 def available_qualities(arch: str) -> Dict[int, str]:
-    """quality -> ``"shipped"`` or ``"user"`` for the qualities that have a weight file (or whose
-    variable-rate source has one: the architecture's ``served_by``)."""
+    """quality -> ``"shipped"``, ``"provisional"`` or ``"user"`` for the qualities that have a weight file
+    (or whose variable-rate source has one: the architecture's ``served_by``).
+
+    ``"provisional"``: only the shipped general files serve it, the short 2026-11-26 GPU run that no RD
+    gate passed; the gated files are those in the shipped modality folders."""
+    from ..modality import MODALITIES
+
     out = {}
     for q in range(1, 9):
         p = find_source(arch, q)
-        if p is not None:
-            out[q] = "shipped" if is_shipped(p) else "user"
+        if p is None:
+            continue
+        if not is_shipped(p):
+            out[q] = "user"
+            continue
+        gated = [m for m in MODALITIES if (pm := find_source(arch, q, m)) is not None and pm.parent.name == m]
+        out[q] = "shipped" if gated else "provisional"
     return out
 
 
