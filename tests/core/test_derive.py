@@ -107,8 +107,8 @@ def test_training_starts_from_a_vbr_file(tmp_path, arch, quality):
     m = build_model("mbt2018-mean-vbr", 4, N=8, M=8)
     lams = [0.001 * 2 ** k for k in range(8)]
     path = weights.export_weights(m, "mbt2018-mean-vbr", tmp_path / "v.pt", None, model_widths(m), {"lambda": lams})
-    state, widths, src_lams, _ = start_state(path, arch, quality)
-    assert widths == {"N": 8, "M": 8} and src_lams == lams
+    state, widths, lam, _ = start_state(path, arch, quality)
+    assert widths == {"N": 8, "M": 8} and lam == (lams[quality - 1] if quality else lams)
     get_arch(arch).factory(**widths).load_state_dict(state)
     with pytest.raises(Exception, match="cannot start"):
         start_state(path, "cheng2020-anchor", 4)

@@ -56,6 +56,7 @@ def test_train_export_resume_and_use(data_dir, tmp_path, capsys):
     rc = main(["train-codec", "--arch", "mbt2018-mean", "--quality", "5", "--data", str(data_dir), "--steps", "1",
                "--init", str(out), "--out", str(tuned), *ARGS])
     assert rc == 0 and _meta(tuned)["init"] == str(out) and _meta(tuned)["widths"] == {"N": 8, "M": 8}
+    assert _meta(tuned)["lambda"] == 0.025   # λ-transfer: the new quality's λ, not the source's 0.0067
     assert main(["train-codec", "--arch", "mbt2018", "--quality", "5", "--data", str(data_dir), "--steps", "1",
                  "--init", str(out), *ARGS]) == 2
     img = tifffile.imread(data_dir / "dapi.tif")
@@ -144,3 +145,8 @@ def test_transplanted_start_keeps_the_source_lambda_through_resume(data_dir, tmp
         assert main(["train-codec", "--arch", arch, *qa, "--data", str(data_dir / "dapi.tif"), "--steps", "2",
                      "--resume", str(ckpt), "--ckpt", str(ckpt), "--out", str(out), *ARGS]) == 0
         assert _meta(out)["lambda"] == want and _meta(out)["steps"] == 2
+        # continuing the file (same architecture) keeps its λ too
+        again = tmp_path / f"{arch}-continued.pt"
+        assert main(["train-codec", "--arch", arch, *qa, "--data", str(data_dir / "dapi.tif"), "--steps", "1",
+                     "--init", str(out), "--out", str(again), *ARGS]) == 0
+        assert _meta(again)["lambda"] == want

@@ -127,12 +127,12 @@ class CodecTrainer(Trainer):
             widths = dict(ckpt["widths"])
             self.fresh_names = list(ckpt.get("fresh_params") or [])
         elif cfg.init:
-            init_state, widths, src_lams, self.fresh_names = start_state(cfg.init, cfg.arch, cfg.quality)
-            if src_lams and not spec.vbr and cfg.lmbda is None and cfg.quality:
-                # a fixed-rate model folded from a VBR level keeps that level's λ (the file's own table)
-                self.lmbda = float(src_lams[int(cfg.quality) - 1])
-            elif src_lams and spec.vbr and not cfg.lambdas and len(src_lams) == len(self.lambdas):
-                self.lambdas = [float(v) for v in src_lams]   # a derived VBR model keeps its levels' λ
+            init_state, widths, src_lam, self.fresh_names = start_state(cfg.init, cfg.arch, cfg.quality)
+            # the λ the source was trained at (warmstart.start_state says when it applies), unless given
+            if isinstance(src_lam, float) and not spec.vbr and cfg.lmbda is None:
+                self.lmbda = src_lam
+            elif isinstance(src_lam, list) and spec.vbr and not cfg.lambdas and len(src_lam) == len(self.lambdas):
+                self.lambdas = src_lam
             try:  # wider than the init weights: grow them, function-preserving (models/widen.py)
                 grow = grown(widths, cfg.widths)
             except ValueError as exc:
