@@ -12,7 +12,9 @@
 whose name and shape agree and leave the rest freshly initialised: ``mbt2018-mean-vbr`` ->
 ``bmshj2018-hyperprior-vbr`` keeps the transforms, rate gains, hyper-analysis and offsets (the scale-only
 hyper-synthesis is new); -> ``mbt2018`` and ``bmshj2018-factorized`` start from one folded level
-(the context model and entropy parameters, or the factorized prior on the latent, are new).
+(the context model and entropy parameters, or the factorized prior on the latent, are new);
+``bmshj2018-factorized`` -> ``bmshj2018-factorized-relu`` keeps every conv and the prior, and the
+network relearns around ReLU in place of GDN.
 """
 from typing import Callable, Dict, Optional, Tuple
 
@@ -55,6 +57,7 @@ TRANSPLANTS: Dict[Tuple[str, str], Optional[Callable[[State, Optional[int]], Sta
     ("mbt2018-mean-vbr", "bmshj2018-hyperprior-vbr"): None,
     ("mbt2018-mean-vbr", "mbt2018"): _fold,               # + a fresh context model and entropy parameters
     ("mbt2018-mean-vbr", "bmshj2018-factorized"): _fold,  # + a fresh factorized prior on y
+    ("bmshj2018-factorized", "bmshj2018-factorized-relu"): None,  # the convs and prior; ReLU in place of GDN
 }
 
 
