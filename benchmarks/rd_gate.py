@@ -70,7 +70,7 @@ def main() -> None:
         for refine in sorted({0, args.refine}):
             # "general": the top-level shipped files (mixed training data), named by path so that the
             # automatic modality choice cannot swap them for the modality's own weights
-            w = str(SHIPPED_DIR / spec.weights_filename(4)) if weights == "general" else weights
+            w = weights
             if w == args.modality and not args.weights and not find_source(arch, qs[0], w):
                 w = "auto"   # no file for this modality: measure what a user gets (another modality's)
             if w in ("transmitted", "fluorescence", "auto"):
@@ -78,7 +78,10 @@ def main() -> None:
                 print(f"{arch}: weights {srcs}")
             params = {"refine": refine} if refine else {}
             t = time.perf_counter()
-            learned = gate.curves(images, lambda q: get_codec(arch, quality=q, weights=w, **params), qs)
+            def wq(q):   # fixed-rate "general" files: one per quality
+                return str(SHIPPED_DIR / spec.weights_filename(q)) if w == "general" else w
+
+            learned = gate.curves(images, lambda q: get_codec(arch, quality=q, weights=wq(q), **params), qs)
             secs = time.perf_counter() - t
             anc = classical[anchor]
             per_bd = {n: gate._bd(anc[n], learned[n]) for n in learned}
