@@ -24,7 +24,7 @@ def start_state(path, arch: str, quality: Optional[int] = None):
     if isinstance(d, dict) and d.get("format") == CKPT_FORMAT:
         cfg = d.get("config") or {}
         src_arch, widths, state = d["arch"], dict(d["widths"]), d["model"]
-        lam = d.get("lambdas") or cfg.get("lambdas") if get_arch(src_arch).vbr else d.get("lmbda", cfg.get("lmbda"))
+        lam = (d.get("lambdas") or cfg.get("lambdas")) if get_arch(src_arch).vbr else d.get("lmbda", cfg.get("lmbda"))
         src_q = cfg.get("quality")
     else:
         lm = load_weights(path)
