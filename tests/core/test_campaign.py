@@ -243,3 +243,23 @@ def test_fresh_workdir_skips_a_job_whose_file_a_later_job_replaced(sandbox):
     wd = sandbox / "work"
     assert campaign._start_point(by_name["a"], wd, wd / "a.ckpt", by_name) == (None, None, 4)
     assert campaign._start_point(by_name["b"], wd, wd / "b.ckpt", by_name) == (None, str(target), 4)
+
+
+def test_init_file_and_job_lambda(sandbox):
+    """A job may warm-start from a weight file (no earlier job) and train at its own fixed-rate λ."""
+    small = {**TINY, "arch": "bmshj2018-factorized", "quality": 2, "steps": 2}
+    with pytest.raises(MicrocompError, match="both"):
+        campaign.load_plan(_plan(sandbox, [{"name": "a", **small},
+                                           {"name": "b", **small, "init": "a", "init_file": "x.pt"}]))
+    jobs = {j["name"]: j for j in campaign.load_plan(_plan(sandbox, [{"name": "f", **small, "lmbda": 0.5}]))}
+    wd = sandbox / "work"
+    wd.mkdir()
+    out = campaign.run_job(jobs["f"], wd, jobs, threading.Event(), campaign.Status(wd), lambda m: None, threads=1)
+    assert torch.load(out, weights_only=True)["meta"]["lambda"] == 0.5
+    (wt.SHIPPED_DIR).mkdir(parents=True)
+    src = wt.SHIPPED_DIR / "start.pt"
+    src.write_bytes(out.read_bytes())
+    job = {"name": "g", **small, "init_file": "start.pt"}
+    assert campaign._start_point(job, wd, wd / "g.ckpt", {"g": job}) == (None, str(src), 0)
+    with pytest.raises(MicrocompError, match="does not exist"):
+        campaign._start_point({**job, "init_file": "gone.pt"}, wd, wd / "g.ckpt", {"g": job})

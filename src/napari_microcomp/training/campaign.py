@@ -8,7 +8,9 @@ A plan file (JSON, ``scripts/train_plan.json``) lists jobs in order::
 Optional job keys: ``quality`` (fixed-rate architectures), ``widths``, ``init`` (the name of an earlier
 job whose weights warm-start this one: λ-transfer), ``warmup``, ``continue_lr`` (peak lr when a job whose
 steps were raised continues from its promoted weights), ``lambdas`` (VBR: the eight λ of its rate levels,
-recorded in the weights; e.g. a wider range for transmitted light).
+recorded in the weights; e.g. a wider range for transmitted light), ``lmbda`` (fixed-rate: the job's λ,
+e.g. the level of a VBR table other models of the zoo were trained at), ``init_file`` (a weight file,
+relative to the shipped codecs folder, that warm-starts a job with no ``init`` job).
 
 For each job the runner packs the modality's training split once (``WORKDIR/data/MODALITY``), then
 trains with checkpoints every ``ckpt_every`` steps. It resumes from ``WORKDIR/NAME.ckpt`` when the
@@ -46,6 +48,8 @@ def load_plan(path) -> List[Dict[str, Any]]:
             raise MicrocompError(f"{path}: job name {j['name']!r} appears twice")
         if j.get("init") and j["init"] not in names:
             raise MicrocompError(f"{path}: job {j['name']} starts from {j['init']!r}, which is not an earlier job")
+        if j.get("init") and j.get("init_file"):
+            raise MicrocompError(f"{path}: job {j['name']} gives both init and init_file")
         names.add(j["name"])
     return jobs
 
@@ -120,6 +124,13 @@ def _start_point(job: Dict[str, Any], workdir: Path, ckpt: Path, jobs_by_name: D
         if not src.exists():
             raise MicrocompError(f"{job['name']} starts from {job['init']}, which has no weights yet")
         return None, str(src), 0
+    if job.get("init_file"):
+        from ..weights import locate
+
+        src = locate.SHIPPED_DIR / job["init_file"]
+        if not src.exists():
+            raise MicrocompError(f"{job['name']} starts from {src}, which does not exist")
+        return None, str(src), 0
     return None, None, 0
 
 
@@ -144,7 +155,7 @@ def run_job(job: Dict[str, Any], workdir: Path, jobs_by_name: Dict[str, Dict], s
                       lr=lr, out=str(out), ckpt=str(ckpt),
                       ckpt_every=int(job.get("ckpt_every", 500)), resume=resume, init=init,
                       widths=dict(job.get("widths") or {}), threads=threads, warmup=int(job.get("warmup", 500)),
-                      lambdas=job.get("lambdas"),
+                      lambdas=job.get("lambdas"), lmbda=job.get("lmbda"),
                       modality=job["modality"], seed=int(job.get("seed", 0)),
                       log_every=int(job.get("log_every", 100)), steps_offset=int(done_steps or 0),
                       command=f"microcomp train-zoo --plan PLAN --only {name}")
