@@ -86,6 +86,8 @@ def axis_for(codec_name: str, arrays: Sequence[np.ndarray]) -> Axis:
         if not levels:
             raise WeightsNotFoundError(f"{codec_name}: no quality level has weights installed here")
         return Axis(cls, None, levels=levels)
+    if hasattr(cls, "weights_available") and not cls.served_qualities():
+        raise WeightsNotFoundError(f"{codec_name}: no quality level has weights installed here")
     lo, hi, log, up = rng
     return Axis(cls, cls.native_param, lo, hi, log, up)
 

@@ -536,3 +536,16 @@ def test_crafted_labelfree_weight_file_is_refused_before_allocating(tmp_path, ar
     p = wt.export_labelfree(tmp_path / "lf.pt", net.state_dict(), meta)
     with pytest.raises(MicrocompError, match="architecture"):
         wt.read_labelfree(p)
+
+
+def test_truncated_jpegls_payload_is_refused_before_charls():
+    """CharLS spent ~7 s failing on a payload cut before its EOI marker (found by the stream fuzzer)."""
+    from napari_microcomp import container
+    from napari_microcomp.codecs import decode, get_codec
+    from napari_microcomp.errors import StreamError
+
+    a = (np.arange(64 * 80).reshape(64, 80) % 977).astype(np.uint16)
+    header, payloads = container.unpack(get_codec("jpegls", quality=4).encode(a))
+    cut = container.pack(header, [payloads[0][: len(payloads[0]) // 2]])
+    with pytest.raises(StreamError, match="EOI"):
+        decode(cut)

@@ -259,3 +259,41 @@ def test_config_round_trip_and_bad_params(wdir):
         get_codec("bmshj2018-hyperprior", quality=3, threads=0)
     with pytest.raises(CodecError):
         get_codec("bmshj2018-hyperprior", quality=9)
+
+
+def test_vbr_fractional_level_codes_between_the_trained_levels(image):
+    """level=3.5 interpolates the latent gain; the stream records it, and a stream without it or with another
+    gain is refused rather than decoded wrongly."""
+    from napari_microcomp.codecs.learned import vbr_gain
+    from napari_microcomp.ratecontrol import axis_for
+
+    w = "transmitted"
+    sizes = {lv: len(get_codec("mbt2018-mean-vbr", level=lv, weights=w).encode(image)) for lv in (3, 4)}
+    c = get_codec("mbt2018-mean-vbr", level=3.5, weights=w)
+    assert c.quality is None and c.label == "mbt2018-mean-vbr level=3.5"
+    data = c.encode(image)
+    assert sizes[3] < len(data) < sizes[4]
+    header, payloads = container.unpack(data)
+    gains = header.codec["gain"]
+    assert isinstance(gains, float) and gains > 0
+    rec = decode(data)
+    assert rec.shape == image.shape and rec.dtype == image.dtype
+    # an integer level is the trained level itself: the same stream as quality=N
+    assert container.unpack(get_codec("mbt2018-mean-vbr", level=4, weights=w).encode(image))[1] == \
+        container.unpack(get_codec("mbt2018-mean-vbr", quality=4, weights=w).encode(image))[1]
+    assert vbr_gain([1.0, 4.0], 1.5) == pytest.approx(2.0) and vbr_gain([1.0, 4.0], 2) == 4.0
+    for bad in (0.5, 8.5, float("nan"), True, "4"):
+        with pytest.raises(CodecError, match="level"):
+            get_codec("mbt2018-mean-vbr", level=bad)
+    with pytest.raises(CodecError, match="gain"):
+        get_codec("mbt2018-mean-vbr", level=3.5, gain=float("inf"))
+    for edit in ({"gain": None}, {"gain": gains * 1.5}):
+        codec = {k: v for k, v in {**header.codec, **edit}.items() if v is not None}
+        bad = container.pack(container.Header(codec=codec, shape=header.shape, dtype=header.dtype,
+                                              meta=header.meta, layout=header.layout, norm=header.norm,
+                                              check=header.check), payloads)
+        with pytest.raises(StreamError):
+            decode(bad)
+    axis = axis_for("mbt2018-mean-vbr", [image])
+    assert not axis.discrete and axis.kwargs(0.5) == {"level": 4.5}
+    assert axis_for("mbt2018", [image]).discrete   # fixed-rate models keep their trained levels

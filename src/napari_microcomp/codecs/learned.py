@@ -74,6 +74,29 @@ def _unpack_payload(data: bytes) -> Tuple[List[bytes], Tuple[int, ...]]:
     return out, tuple(shape)
 
 
+def vbr_gain(gains: Sequence[float], level: float) -> float:
+    """The latent gain of a fractional VBR ``level`` (1..8): log-linear between the two trained levels.
+
+    Rounded to float32 and recorded in the stream, so the decoder uses the encoder's number rather than
+    recomputing it (a last-ulp difference of exp/log between machines would change the coded symbols).
+    """
+    import math
+
+    i = min(int(math.floor(level)), len(gains) - 1)
+    f = level - i
+    a = abs(float(gains[i - 1]))
+    g = a if f == 0 else math.exp((1 - f) * math.log(a) + f * math.log(abs(float(gains[i]))))
+    return float(np.float32(g))
+
+
+def check_level(codec_id: str, level: Any) -> float:
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(level) or not 1 <= float(level) <= 8:
+        raise CodecError(f"{codec_id}: level must be a number from 1 to 8 (fractions interpolate between the "
+                         f"trained rate levels), got {level!r}")
+    return float(level)
+
+
 def to_dtype(xhat: np.ndarray, lo: float, hi: float, dtype: np.dtype) -> np.ndarray:
     """Invert the [0, 1] normalisation exactly the same way at encode and decode."""
     v = xhat.astype(np.float64) * (hi - lo) + lo
@@ -103,14 +126,30 @@ class WeightLevels:
     def spec(self) -> ArchSpec:
         return get_arch(self.arch)
 
+    def _q(self) -> int:
+        """The quality level that names the weight file (a fractional VBR ``level``: its nearest level)."""
+        if self.quality is not None:   # type: ignore[attr-defined]
+            return int(self.quality)   # type: ignore[attr-defined]
+        return int(round(float(self.params["level"])))   # type: ignore[attr-defined]
+
+    def _fraction(self) -> bool:
+        lv = self.params.get("level")   # type: ignore[attr-defined]
+        return self.quality is None and lv is not None and float(lv) != int(float(lv))   # type: ignore[attr-defined]
+
     def load(self, weights: Any = None) -> LoadedModel:
         """The (cached) model for this codec's quality and weights; WeightsNotFoundError if none."""
         w = weights if weights is not None else self.params.get("weights")   # type: ignore[attr-defined]
-        return get_model(self.arch, int(self.quality), None if w == "auto" else w)   # type: ignore[attr-defined]
+        return get_model(self.arch, self._q(), None if w == "auto" else w)
 
     def _kwargs(self) -> Dict[str, Any]:
-        """The rate level of a variable-rate model (one file, eight qualities)."""
-        return {"stage": 2, "s": int(self.quality) - 1} if self.spec.vbr else {}   # type: ignore[attr-defined]
+        """The rate of a variable-rate model (one file): a trained level, or the recorded interpolated gain."""
+        if not self.spec.vbr:
+            return {}
+        if not self._fraction():
+            return {"stage": 2, "s": self._q() - 1}
+        import torch
+
+        return {"stage": 2, "s": self._q() - 1, "inputscale": torch.tensor(float(self.params["gain"]))}   # type: ignore[attr-defined]
 
     def _resolve_weights(self, a: np.ndarray) -> Any:
         """The weights to encode ``a`` with: the user's choice, else the image's modality (recorded) when
@@ -119,12 +158,12 @@ class WeightLevels:
         if w not in (None, "auto"):
             return w
         m = detect_modality(a)
-        return m if find_source(self.arch, int(self.quality), m) else None   # type: ignore[attr-defined]
+        return m if find_source(self.arch, self._q(), m) else None
 
     def _named_model(self, want: Optional[str], weights: Any = None) -> LoadedModel:
         """The model for ``weights`` (else this codec's); if a stream names another fingerprint ``want``,
         any known file with it (retired files and folded levels too)."""
-        q = int(self.quality)   # type: ignore[attr-defined]
+        q = self._q()
         try:
             lm: Optional[LoadedModel] = self.load(weights)
         except WeightsNotFoundError:
@@ -166,6 +205,13 @@ class LearnedCodec(WeightLevels, Codec):
         refine = self.params.get("refine")
         if refine is not None and (isinstance(refine, bool) or not isinstance(refine, int) or not 0 <= refine <= 10_000):
             raise CodecError(f"{self.codec_id}: refine must be a number of steps 0..10000, got {refine!r}")
+        if "level" in self.params:   # an explicit rate level wins over quality, as native values do
+            self.params["level"] = check_level(self.codec_id, self.params["level"])
+            self.quality = None
+        gain = self.params.get("gain")
+        if gain is not None and (isinstance(gain, bool) or not isinstance(gain, (int, float))
+                                 or not np.isfinite(gain) or not 1e-6 <= gain <= 1e6):
+            raise CodecError(f"{self.codec_id}: the recorded latent gain {gain!r} is not a plausible number")
         threads = self.params.get("threads")
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
                                     or not 1 <= threads <= MAX_THREADS):
@@ -173,7 +219,7 @@ class LearnedCodec(WeightLevels, Codec):
 
     @classmethod
     def extra_params(cls) -> Sequence[str]:
-        return ("weights", "threads", "tile", "weights_id", "refine")
+        return ("weights", "threads", "tile", "weights_id", "refine", "gain")
 
     def _load_for_decode(self) -> LoadedModel:
         """The model a stream names; if the named file changed, any known file with the recorded fingerprint."""
@@ -183,13 +229,13 @@ class LearnedCodec(WeightLevels, Codec):
             # a file must never make the decoder go online: only an earlier, explicit download is used
             if secure_url(w) and cached_url(w) is not None:
                 return load_url(self.arch, w)
-            alt = load_by_id(self.arch, int(self.quality), want) if want else None
+            alt = load_by_id(self.arch, self._q(), want) if want else None
             if alt is not None:
                 return alt
             raise WeightsNotFoundError(
                 f"{self.codec_id}: the stream names weights at {w}; decoding never downloads. If you trust the "
                 f"source, fetch the file yourself and put it in ${ENV_WEIGHTS} as "
-                f"{self.spec.weights_filename(int(self.quality))} (it is found by its fingerprint)")
+                f"{self.spec.weights_filename(self._q())} (it is found by its fingerprint)")
         return self._named_model(want)
 
     # -- coding of one tile ------------------------------------------------------------------
@@ -218,13 +264,18 @@ class LearnedCodec(WeightLevels, Codec):
         n_refine = int(self.params.get("refine") or 0)
         if n_refine > 0:
             spec = self.spec
-            s = int(self.quality) - 1 if spec.vbr else None
+            s = self._q() - 1 if spec.vbr else None
+            gain = None
             if spec.vbr:   # the weights' own λ table (a file may be trained with another one)
                 table = lm.meta.get("lambda")
-                lam = float(table[s] if isinstance(table, list) and len(table) == len(spec.lambdas) else spec.lambdas[s])
+                table = table if isinstance(table, list) and len(table) == len(spec.lambdas) else spec.lambdas
+                lam = float(table[s])
+                if self._fraction():   # λ interpolated like the gain
+                    gain = float(self.params["gain"])
+                    lam = vbr_gain(table, float(self.params["level"]))
             else:
                 lam = float(lm.meta.get("lambda") or spec.lmbda(int(self.quality)))
-            y, z = refine_latents(model, t, lam, n_refine, s=s, n_px=h * w)
+            y, z = refine_latents(model, t, lam, n_refine, s=s, n_px=h * w, gain=gain)
             model = with_latents(model, y, z)
         out = model.compress(t, **self._kwargs())
         strings = [s[0] for s in out["strings"]]
@@ -277,6 +328,9 @@ class LearnedCodec(WeightLevels, Codec):
         threads = int(self.params.get("threads") or default_threads())
         header.codec["threads"] = threads
         header.codec["weights_id"] = lm.weights_id
+        if self._fraction():   # computed from these weights, recorded; never recomputed by a decoder
+            self.params["gain"] = header.codec["gain"] = vbr_gain(lm.model.Gain.detach().tolist(),
+                                                                  float(self.params["level"]))
         tile = int(self.params.get("tile", DEFAULT_TILE))
         header.codec["tile"] = tile   # recorded: a later change of the default must not break old streams
         lo, hi = float(a.min()), float(a.max())
@@ -327,6 +381,9 @@ class LearnedCodec(WeightLevels, Codec):
         if len(payloads) != n_tiles:   # counted before the grid is built: a shape may promise 10^7 tiles
             raise StreamError(f"{self.codec_id}: expected {n_tiles} tile payloads, got {len(payloads)}")
         grid = fixed_grid(*planes_shape[1:], tile)
+        if self._fraction() and self.params.get("gain") is None:
+            raise StreamError(f"{self.codec_id}: a stream at level {self.params['level']} must record its latent "
+                              "gain; damaged or crafted stream")
         lm = self._load_for_decode()
         out = np.empty(planes_shape, dtype=header.dtype)
         threads = int(self.params.get("threads") or default_threads())
@@ -347,10 +404,15 @@ class LearnedCodec(WeightLevels, Codec):
 def _make(arch: str) -> type:
     spec = get_arch(arch)
     name = "".join(p.capitalize() for p in arch.replace("-", "_").split("_")) + "Codec"
-    return register_codec(type(name, (LearnedCodec,), {
-        "codec_id": arch, "arch": arch, "__module__": __name__,
-        "description": f"{spec.description} (CompressAI, 1-channel)",
-        "__doc__": f"Learned codec {arch!r}: {spec.description}."}))
+    attrs = {"codec_id": arch, "arch": arch, "__module__": __name__,
+             "description": f"{spec.description} (CompressAI, 1-channel)",
+             "__doc__": f"Learned codec {arch!r}: {spec.description}."}
+    if spec.vbr:   # one model, a continuous rate: rate control and the advisor search it like a classical one
+        attrs.update(native_param="level", search_range=(1.0, 8.0, False, True),
+                     quality_table={q: float(q) for q in range(1, 9)},
+                     native_meaning=("rate level 1–8; a fraction interpolates the latent gain between two trained "
+                                     "levels (log-linear; the gain used is recorded in the stream)"))
+    return register_codec(type(name, (LearnedCodec,), attrs))
 
 
 LEARNED_CODECS = {arch: _make(arch) for arch in list_archs(ndim=2)}

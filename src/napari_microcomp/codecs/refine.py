@@ -61,7 +61,7 @@ def _eb_bits(eb, v: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     return v_hat, -torch.log2(lik).sum()
 
 
-def _rd(model, x, y, z, lam: float, s: Optional[int], n_px: int):
+def _rd(model, x, y, z, lam: float, s: Optional[int], n_px: int, gain: Optional[float] = None):
     if not hasattr(model, "h_a"):                                 # factorized prior
         y_hat, bits = _eb_bits(model.entropy_bottleneck, y)
     else:
@@ -72,7 +72,10 @@ def _rd(model, x, y, z, lam: float, s: Optional[int], n_px: int):
         else:
             scales, means = params, torch.zeros_like(y)
         gc = model.gaussian_conditional
-        g = torch.abs(model.Gain[s]).detach() if s is not None else torch.tensor(1.0)
+        if gain is not None:
+            g = torch.tensor(float(gain))
+        else:
+            g = torch.abs(model.Gain[s]).detach() if s is not None else torch.tensor(1.0)
         q = _ste_round((y - means) * g)
         lik = gc.likelihood_lower_bound(gc._likelihood(q, scales * g))
         bits = bits - torch.log2(lik).sum()
@@ -90,10 +93,12 @@ def _rd(model, x, y, z, lam: float, s: Optional[int], n_px: int):
 
 
 def refine_latents(model: nn.Module, x: torch.Tensor, lam: float, steps: int, s: Optional[int] = None,
-                   lr: float = 5e-3, n_px: Optional[int] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+                   lr: float = 5e-3, n_px: Optional[int] = None,
+                   gain: Optional[float] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Latents ``(y, z)`` for ``x`` (1×C×H×W in [0, 1]) after ``steps`` Adam steps on the RD loss.
 
-    ``s``: the VBR rate index (None for fixed-rate models); ``n_px``: pixels the rate is counted over.
+    ``s``: the VBR rate index (None for fixed-rate models); ``gain``: a VBR latent gain between two levels
+    (instead of level ``s``'s); ``n_px``: pixels the rate is counted over.
     """
     if not supported(model):
         raise CodecError("latent refinement is not available for autoregressive models (mbt2018, cheng2020); "
@@ -110,7 +115,7 @@ def refine_latents(model: nn.Module, x: torch.Tensor, lam: float, steps: int, s:
         opt = torch.optim.Adam(leaves, lr=lr)
         best, best_loss = [t.detach().clone() for t in leaves], math.inf
         for i in range(int(steps) + 1):
-            loss, _, _ = _rd(model, x, y, z, lam, s, n_px)
+            loss, _, _ = _rd(model, x, y, z, lam, s, n_px, gain)
             lv = float(loss.detach())
             if lv < best_loss:
                 best_loss, best = lv, [t.detach().clone() for t in leaves]
