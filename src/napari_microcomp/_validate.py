@@ -54,13 +54,39 @@ def check_image(array, *, allow_3d: bool = True) -> np.ndarray:
 RESTORABLE = ("int8", "int16", "int32", "int64", "uint32", "uint64", "float16", "float64")
 
 
+# Header meta keys the codecs write for their own decoding; a caller's values for them (say, meta copied
+# from another stream's info) would steer the decoder, so they are dropped from user meta.
+INTERNAL_META = frozenset({"source_dtype", "constant", "work_dtype", "bits", "blocks", "native", "tiles"})
+
+
+def _plain(key: str, v: Any) -> Any:
+    """``v`` as JSON types (numpy scalars and paths converted), else InputError naming the key."""
+    import os
+
+    if v is None or isinstance(v, (bool, int, str)) or (isinstance(v, float) and np.isfinite(v)):
+        return v
+    if isinstance(v, np.generic) and v.dtype.kind in "biuf":
+        return _plain(key, v.item())
+    if isinstance(v, os.PathLike):
+        return os.fspath(v)
+    if isinstance(v, (list, tuple)):
+        return [_plain(key, x) for x in v]
+    if isinstance(v, dict) and all(isinstance(k, str) for k in v):
+        return {k: _plain(f"{key}.{k}", x) for k, x in v.items()}
+    raise InputError(f"meta[{key!r}] holds {type(v).__name__} {str(v)[:40]!r}; stream metadata takes strings, "
+                     "finite numbers, booleans, None, and lists/dicts of them")
+
+
 def with_source_dtype(source, coded: np.ndarray, meta: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """``meta`` plus ``source_dtype`` when ``check_image`` changed the pixel type of ``source`` into
-    ``coded``'s: decoding then returns the caller's type (int64 in, int64 out), not the coded one."""
-    out = dict(meta or {})
+    """The caller's ``meta`` as JSON values, without the codecs' own keys, plus ``source_dtype`` when
+    ``check_image`` changed the pixel type of ``source`` into ``coded``'s: decoding then returns the
+    caller's type (int64 in, int64 out), not the coded one."""
+    if meta is not None and not (isinstance(meta, dict) and all(isinstance(k, str) for k in meta)):
+        raise InputError(f"meta must be a dict with string keys, got {type(meta).__name__}")
+    out = {k: _plain(k, v) for k, v in (meta or {}).items() if k not in INTERNAL_META}
     name = np.dtype(getattr(source, "dtype", coded.dtype)).newbyteorder("=").name
     if name != coded.dtype.name and name in RESTORABLE:
-        out.setdefault("source_dtype", name)
+        out["source_dtype"] = name
     return out
 
 

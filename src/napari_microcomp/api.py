@@ -6,7 +6,7 @@ from typing import Any, Dict, Optional, Union
 import numpy as np
 
 from . import metrics
-from ._validate import check_image, with_source_dtype
+from ._validate import check_image
 from .codecs import Codec, decode, get_codec
 from .ratecontrol import compress_to_target
 
@@ -43,7 +43,8 @@ def compress_array(array, codec: Union[str, Codec], quality: Optional[int] = Non
             merged = {**base, **kw}
             return cls(**merged) if cls is not None else get_codec(name, **merged)
 
-        rc = compress_to_target(a, name, target, meta=with_source_dtype(array, a, meta), make=make)
+        rc = compress_to_target(a, name, target, meta=meta, make=make,
+                                source=array if isinstance(array, np.ndarray) else None)
         enc_s = time.perf_counter() - t0
         c, data = rc.codec, rc.data
         target_info = {"target": rc.target, "value": rc.value, "achieved": rc.achieved, "met": rc.met,

@@ -206,9 +206,12 @@ def _meets(key: str, achieved: float, value: float) -> bool:
 
 
 def compress_to_target(array, codec_name: str, target: str, iterations: int = 14,
-                       make: Optional[Callable[..., Codec]] = None, meta: Optional[dict] = None) -> RateResult:
+                       make: Optional[Callable[..., Codec]] = None, meta: Optional[dict] = None,
+                       source=None) -> RateResult:
     """Find the setting of ``codec_name`` meeting ``target`` with the smallest stream (quality targets)
-    or the best quality (size targets). Learned codecs search only the levels that have weights."""
+    or the best quality (size targets). Fixed-rate learned codecs search the levels that have weights,
+    variable-rate ones their continuous level. ``source``: the caller's array when ``array`` is its
+    checked copy (streams then record and restore the caller's pixel type)."""
     from .codecs import decode
 
     key, value = parse_target(target)
@@ -219,7 +222,7 @@ def compress_to_target(array, codec_name: str, target: str, iterations: int = 14
 
     def probe(kw):
         c = make(**kw)
-        d = c.encode(array, meta=meta)
+        d = c.encode(array if source is None else source, meta=meta)
         r = decode(d)
         t = (c, d, r, _measure(key, array, d, r))
         return _meets(key, t[3], value), t

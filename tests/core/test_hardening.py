@@ -549,3 +549,39 @@ def test_truncated_jpegls_payload_is_refused_before_charls():
     cut = container.pack(header, [payloads[0][: len(payloads[0]) // 2]])
     with pytest.raises(StreamError, match="EOI"):
         decode(cut)
+
+
+def test_user_meta_cannot_steer_the_decoder_and_must_be_plain_json():
+    img = (np.arange(4096).reshape(64, 64) % 3000).astype(np.uint16)
+    # keys the codecs write for themselves (e.g. copied from another stream's info) are dropped
+    out = decode(get_codec("zstd").encode(img, meta={"source_dtype": "int8", "bits": 3, "note": "kept"}))
+    assert out.dtype == np.uint16 and np.array_equal(out, img)
+    assert not np.array_equal(decode(get_codec("jpeg2k", quality=1).encode(img, meta={"constant": True})), img)
+    data = get_codec("zstd").encode(img, meta={"gain": np.float32(2.5), "n": np.int64(3)})
+    assert container.unpack(data)[0].meta["gain"] == 2.5
+    for bad in ([1, 2], {"x": object()}, {"x": float("nan")}, {1: "a"}):
+        with pytest.raises(InputError, match="meta"):
+            get_codec("zstd").encode(img, meta=bad)
+
+
+@pytest.mark.parametrize("codec", ["jpeg2k", "jpegxl"])
+def test_float32_near_the_range_limits_is_coded_in_float64(codec):
+    """(a - offset) in float32 overflowed for data spanning ±3.4e38 and every positive value clipped."""
+    a = np.linspace(-3.4e38, 3.4e38, 4096, dtype=np.float32).reshape(64, 64)
+    err = np.abs(decode(get_codec(codec, quality=8).encode(a)).astype(np.float64) - a).max()
+    assert err < 0.01 * 6.8e38
+    tiny = (np.linspace(0, 1, 4096).reshape(64, 64) * 1e-40).astype(np.float32)   # subnormal range
+    assert len(np.unique(decode(get_codec(codec, quality=8).encode(tiny)))) > 1000
+
+
+def test_labelfree_normalization_of_extreme_ranges():
+    from napari_microcomp.labelfree.normalize import DEFAULT_SCHEME, normalize
+
+    a = np.linspace(-3.4e38, 3.4e38, 4096, dtype=np.float32).reshape(64, 64)
+    n = normalize(a, DEFAULT_SCHEME)
+    assert np.isfinite(n).all() and -0.1 < n.min() < 0.1 and 0.9 < n.max() < 1.1
+    spike = np.zeros((64, 64), np.float32)
+    spike[0, 0], spike[0, 1] = 3e38, 1e-38
+    spike[1:, :] = np.linspace(0, 1e-37, 64 * 63).reshape(63, 64)
+    with pytest.raises(InputError, match="orders of magnitude"):
+        normalize(spike, DEFAULT_SCHEME)

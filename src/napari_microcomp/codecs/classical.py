@@ -145,7 +145,8 @@ class ImagecodecsCodec(SliceCodec):
     def _to_work(self, a: np.ndarray, header: container.Header) -> np.ndarray:
         n = header.norm
         if n.get("kind") == "affine16":
-            return np.clip(np.rint((a - n["offset"]) / n["scale"]), 0, 65535).astype(np.uint16)
+            # float64: in float32, a - offset overflows for ranges near ±3.4e38 and every value clipped
+            return np.clip(np.rint((a.astype(np.float64) - n["offset"]) / n["scale"]), 0, 65535).astype(np.uint16)
         if n.get("kind") == "stretch16":
             return np.clip(np.rint((a.astype(np.float64) - n["offset"]) * n["scale"]), 0, 65535).astype(np.uint16)
         return a

@@ -24,15 +24,21 @@ def bounds(a: np.ndarray, scheme: Dict[str, Any]) -> Tuple[float, float]:
     """``(offset, scale)`` that :func:`normalize` applies to ``a``."""
     if scheme.get("scheme") != "percentile":
         raise InputError(f"unknown normalization scheme {scheme.get('scheme')!r}")
-    lo, hi = np.percentile(np.asarray(a, dtype=np.float32), [scheme["low"], scheme["high"]])
-    scale = float(hi - lo)
+    # float64: float32 differences overflow for data near ±3.4e38
+    lo, hi = np.percentile(np.asarray(a, dtype=np.float64), [scheme["low"], scheme["high"]])
+    scale = float(hi) - float(lo)
     if not np.isfinite(scale) or scale <= 0:
         # A flat image (or one with >98 % identical pixels): keep the offset, do not blow up.
-        scale = float(np.ptp(a)) or 1.0
+        scale = float(np.max(a)) - float(np.min(a)) or 1.0
     return float(lo), scale
 
 
 def normalize(a: np.ndarray, scheme: Dict[str, Any]) -> np.ndarray:
     """A new float32 array in normalized units (``a`` is not modified)."""
     lo, scale = bounds(a, scheme)
-    return ((np.asarray(a, dtype=np.float32) - np.float32(lo)) / np.float32(scale)).astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):   # overflow is reported below, as one clear error
+        out = ((np.asarray(a, dtype=np.float64) - lo) / scale).astype(np.float32)
+    if not np.isfinite(out).all():   # outliers 1e38 times the percentile range: nothing a model can use
+        raise InputError("the image's values span too many orders of magnitude to normalize "
+                         f"(1st–99th percentile range {scale:.3g}, extremes {float(np.min(a)):.3g}…{float(np.max(a)):.3g})")
+    return out
