@@ -2,16 +2,19 @@
 
 Vendor files (Zeiss CZI, Nikon ND2, OME-TIFF, Leica LIF where aicsimageio has the reader) are
 read with aicsimageio: one layer per channel (napari's ``channel_axis``), named after the
-channel, with the physical pixel sizes as layer scale; singleton T/Z axes are dropped, so a
-layer is (T, Z, Y, X), (T, Y, X), (Z, Y, X) or (Y, X). Every scene is opened. The axes are kept in
-``layer.metadata["microcomp"]["axes"]``; the widgets process the time point shown in the viewer
-for 4D layers.
+channel (and per colour sample of RGB files: "… sample 0", "… sample 1", …), with the physical pixel sizes as
+layer scale; singleton T/Z axes are dropped, so a layer is (T, Z, Y, X), (T, Y, X), (Z, Y, X)
+or (Y, X). Every scene is opened. The axes are kept in ``layer.metadata["microcomp"]["axes"]``;
+the widgets process the time point shown in the viewer for 4D layers. A CZI whose metadata
+aicsimageio cannot parse is read with aicspylibczi (:func:`napari_microcomp.io.open_aics`).
 
 Files are recognised by their magic bytes (``b"\\x89MCZ"``), not only their extension. The
 stream is decoded with :func:`napari_microcomp.codecs.decode`, which checks every payload and,
 where the codec recorded one, the checksum of the reconstruction: a damaged file raises a
 ``StreamError`` with a message for the user instead of showing wrong pixels.
 """
+import math
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -64,15 +67,14 @@ def _size(v) -> float:
 def read_microscopy(path: Union[PathLike, Sequence[PathLike]]) -> List[LayerData]:
     """Open CZI/ND2/LIF/OME-TIFF files: one layer per channel and scene, with pixel sizes as scale."""
     from .errors import InputError
+    from .io import open_aics
 
     paths = [path] if isinstance(path, (str, Path)) else list(path)
     layers: List[LayerData] = []
     for p in paths:
         p = Path(p)
         try:
-            from aicsimageio import AICSImage
-
-            img = AICSImage(str(p))
+            img = open_aics(p)
             scenes = list(img.scenes)[:MAX_SCENES]
             for scene in scenes:
                 img.set_scene(scene)
@@ -86,41 +88,62 @@ def read_microscopy(path: Union[PathLike, Sequence[PathLike]]) -> List[LayerData
 
 
 def _scene_layer(img, p: Path, scene: Optional[str]) -> LayerData:
+    from .io import plane_names, samples_of
+
     dims = img.dims
     keep = [ax for ax in "TZ" if getattr(dims, ax) > 1]
     axes = "".join(keep) + "YX"
-    multi = dims.C > 1
-    order = (axes[:1] + "C" + axes[1:]) if (multi and keep and keep[0] == "T") else (("C" if multi else "") + axes)
+    n_s = samples_of(img)
+    stack = "C" + ("S" if n_s > 1 else "")   # RGB samples become layers like channels: none is dropped
+    t = "T" if keep[:1] == ["T"] else ""
+    order = t + stack + axes[len(t):]
     nbytes = int(np.prod(img.shape)) * np.dtype(img.dtype).itemsize
-    select = {} if multi else {"C": 0}
-    if nbytes <= EAGER_BYTES:
-        data = img.get_image_data(order, **select)
-    else:
-        data = img.get_image_dask_data(order, **select)
+    data = img.get_image_data(order) if nbytes <= EAGER_BYTES else img.get_image_dask_data(order)
+    at = len(t)
+    data = data.reshape(data.shape[:at] + (-1,) + data.shape[at + len(stack):])  # (C, S) -> one axis
     ps = img.physical_pixel_sizes
     sizes = {"T": 1.0, "Z": _size(ps.Z), "Y": _size(ps.Y), "X": _size(ps.X)}
-    names = [str(c) for c in img.channel_names] or [f"C{i}" for i in range(dims.C)]
+    names = plane_names(img)
     prefix = p.stem + (f" [{scene}]" if scene else "")
     meta = [{"microcomp": {"file": str(p), "axes": axes, "channel": c, "scene": img.current_scene,
                            "pixel_size_um": [sizes[a] for a in axes]}} for c in names]
     scale = [sizes[a] for a in axes]
-    if not multi:
-        return (data, {"name": f"{prefix} {names[0]}", "scale": scale, "metadata": meta[0]}, "image")
+    if len(names) == 1:
+        return (data[(slice(None),) * at + (0,)], {"name": f"{prefix} {names[0]}", "scale": scale,
+                                                   "metadata": meta[0]}, "image")
     return (data, {"name": [f"{prefix} {c}" for c in names], "scale": scale, "metadata": meta,
-                   "channel_axis": order.index("C")}, "image")
+                   "channel_axis": at}, "image")
+
+
+def _display_vector(meta: Dict[str, Any], key: str, ndim: int, positive: bool) -> Optional[List[float]]:
+    """``meta[key]`` as ``ndim`` finite floats (> 0 if ``positive``), else None with a warning.
+
+    Display metadata only: the pixels decoded and passed their checksums, so a crafted or foreign value
+    here is ignored (the layer opens unscaled) rather than refusing the file.
+    """
+    value = meta.get(key)
+    ok = isinstance(value, (list, tuple)) and len(value) == ndim and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and (v > 0 or not positive)
+        for v in value)
+    if not ok:
+        warnings.warn(f"ignoring the stream's {key} {value!r}: expected {ndim} finite"
+                      f"{' positive' if positive else ''} numbers", stacklevel=3)
+        return None
+    return [float(v) for v in value]
 
 
 def _layer_kwargs(header: Dict[str, Any], ndim: int, default_name: str) -> Dict[str, Any]:
-    meta = header.get("meta") or {}
-    kwargs: Dict[str, Any] = {"name": meta.get("name") or default_name}
-    scale = meta.get("scale")
-    if scale is None and meta.get("pixel_size"):
-        scale = [s if s else 1.0 for s in meta["pixel_size"]][-ndim:]
-    if scale is not None and len(scale) == ndim:
-        kwargs["scale"] = [float(s) for s in scale]
-    translate = meta.get("translate")
-    if translate is not None and len(translate) == ndim:
-        kwargs["translate"] = [float(t) for t in translate]
+    meta = dict(header.get("meta") or {})
+    name = meta.get("name")
+    kwargs: Dict[str, Any] = {"name": name if isinstance(name, str) and name else default_name}
+    ps = meta.get("pixel_size")
+    if meta.get("scale") is None and isinstance(ps, (list, tuple)) and len(ps) >= ndim:
+        meta["scale"] = [s if s is not None and s != 0 else 1.0 for s in ps[-ndim:]]  # None/0: not recorded
+    for key, positive in (("scale", True), ("translate", False)):
+        if meta.get(key) is not None:
+            vec = _display_vector(meta, key, ndim, positive)
+            if vec is not None:
+                kwargs[key] = vec
     kwargs["metadata"] = {"microcomp": {"header": header}}
     return kwargs
 

@@ -7,8 +7,9 @@ import contextlib
 import glob
 import os
 import tempfile
+import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -42,12 +43,48 @@ _KIND = {".czi": "CZI", ".nd2": "ND2", ".tif": "TIFF", ".tiff": "TIFF", ".png": 
          ".jpeg": "JPEG", ".npy": "NPY"}
 
 
+def unreadable(path, exc: BaseException) -> InputError:
+    """The error for a file a third-party reader failed on (they raise anything on a corrupt file)."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    lines = str(exc).strip().splitlines()
+    detail = f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
+    return InputError(f"could not read {p.name}: not a readable {_KIND.get(suffix, suffix)} file (damaged, "
+                      f"truncated or another format; {detail})")
+
+
+def _pick(p: Path, flag: str, value: Optional[int], n: int, what: str) -> int:
+    """The index ``--flag value`` selects among ``n`` (default 0; negative counts from the end, as in Python)."""
+    v = 0 if value is None else int(value)
+    if not -n <= v < n:
+        raise InputError(f"--{flag} {v} is out of range: {p.name} has {n} {what}")
+    return v % n
+
+
+def _has_samples(a: np.ndarray) -> bool:
+    # a trailing RGB(A) / grey+alpha axis, as PNG, RGB TIFF and such NPY files hold it
+    return a.ndim == 3 and 2 <= a.shape[-1] <= 4 and min(a.shape[:2]) > 4
+
+
+def _select_sample(p: Path, a: np.ndarray, channel: Optional[int], meta: Dict[str, Any]) -> np.ndarray:
+    """``--channel`` on a plain array picks a sample of its trailing RGB(A) axis; without one it has 1 channel."""
+    if channel is None:
+        return a
+    if _has_samples(a):
+        c = _pick(p, "channel", channel, a.shape[-1], "channel(s) (samples of its last axis)")
+        meta["channel"] = c
+        return a[..., c]
+    meta["channel"] = _pick(p, "channel", channel, 1, "channel(s)")
+    return a
+
+
 def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
                timepoint: Optional[int] = None) -> Tuple[np.ndarray, Dict[str, Any]]:
     """Read one single-channel 2D or 3D image from ``path``.
 
     TIFF/PNG/NPY are read directly; CZI, ND2 and multi-dimensional files go through aicsimageio,
-    where ``channel``, ``scene`` and ``timepoint`` select the plane set (default: first of each).
+    where ``channel``, ``scene`` and ``timepoint`` select the plane set (default: first of each;
+    negative indices count from the end). Colour samples (RGB) count as channels: ``channel`` picks one.
     """
     p = Path(path)
     if not p.exists():
@@ -60,10 +97,10 @@ def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
         if suffix == ".npy":
             mapped = np.load(p, allow_pickle=False, mmap_mode="r")  # the header only, nothing read yet
             _check_declared(p.name, mapped.shape, mapped.dtype)
-            return _squeeze_to_zyx(np.array(mapped)), meta
+            return np.array(_select_sample(p, _squeeze_to_zyx(mapped), channel, meta)), meta
         if suffix in (".png", ".jpg", ".jpeg"):
             import imageio.v3 as iio
-            return np.asarray(iio.imread(p)), meta
+            return _select_sample(p, np.asarray(iio.imread(p)), channel, meta), meta
         if suffix in (".tif", ".tiff") and channel is None and scene is None and timepoint is None:
             import tifffile
             with tifffile.TiffFile(p) as tf:
@@ -80,35 +117,106 @@ def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
     except MicrocompError:
         raise
     except Exception as exc:  # third-party readers raise anything on a corrupt file
-        lines = str(exc).strip().splitlines()
-        detail = f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
-        raise InputError(f"could not read {p.name}: not a readable {_KIND.get(suffix, suffix)} file (damaged, "
-                         f"truncated or another format; {detail})") from exc
+        raise unreadable(p, exc) from exc
     raise InputError(f"unsupported file type {suffix!r}; supported: {', '.join(IMAGE_SUFFIXES)}")
 
 
-def _read_aics(p: Path, channel, scene, timepoint, meta):
+def samples_of(img) -> int:
+    """The number of colour samples (aicsimageio's ``S`` axis: RGB) per channel of ``img``."""
+    return int(dict(zip(img.dims.order, img.shape)).get("S", 1))
+
+
+def plane_names(img) -> List[str]:
+    """One name per channel × sample of ``img``, in that order (RGB samples are listed like channels)."""
+    names = [str(c) for c in img.channel_names] or [f"C{i}" for i in range(img.dims.C)]
+    n_s = samples_of(img)
+    return names if n_s == 1 else [f"{c} sample {s}" for c in names for s in range(n_s)]
+
+
+def open_aics(path):
+    """An ``AICSImage`` of ``path`` with its dimensions parsed (aicsimageio parses lazily, so a file it cannot
+    read fails here). A CZI whose metadata aicsimageio cannot parse (e.g. no Scaling/X, as some ZEN exports)
+    but whose pixels aicspylibczi reads is opened from those pixels, physical pixel size unknown."""
     from aicsimageio import AICSImage
 
-    img = AICSImage(str(p))
+    p = Path(path)
+    try:
+        img = AICSImage(str(p))
+        _ = img.dims  # parsed now (lazily it would fail later, outside this fallback)
+        return img
+    except ImportError:
+        raise
+    except Exception as exc:
+        fallback = _czi_pixels(p) if p.suffix.lower() == ".czi" else None
+        if fallback is None:
+            raise
+        warnings.warn(f"{p.name}: aicsimageio could not parse its metadata ({type(exc).__name__}: {exc}); "
+                      "read the pixels with aicspylibczi, physical pixel size unknown", stacklevel=2)
+        return fallback
+
+
+_CZI_DTYPES = {"gray8": np.uint8, "gray16": np.uint16, "gray32float": np.float32}
+
+
+def _czi_pixels(p: Path):
+    """``p`` read whole with aicspylibczi as an in-memory AICSImage (one scene per CZI scene), or None where
+    aicspylibczi cannot read it either or it holds what this simple path does not handle (mosaic, RGB, ...)."""
+    try:
+        from aicsimageio import AICSImage
+        from aicspylibczi import CziFile
+
+        czi = CziFile(str(p))
+        size = dict(zip(czi.dims, czi.size))
+        dtype = _CZI_DTYPES.get(czi.pixel_type)
+        if dtype is None or czi.is_mosaic() or any(n > 1 for d, n in size.items() if d not in "STCZYX"):
+            return None
+    except Exception:
+        return None
+    _check_declared(p.name, czi.size, dtype)  # outside the try: a budget refusal is the user's answer
+    try:
+        scenes = []
+        for s in range(size.get("S", 1)):
+            a, dims = czi.read_image(**({"S": s} if "S" in size else {}))
+            order = [d for d, _ in dims]
+            a = a.reshape([n for d, n in dims if d in "TCZYX"])  # drop the singleton others (S, B, ...)
+            order = [d for d in order if d in "TCZYX"]
+            for d in "TCZYX":
+                if d not in order:
+                    a, order = a[np.newaxis], [d] + order
+            scenes.append(np.transpose(a, [order.index(d) for d in "TCZYX"]))
+        names = _czi_channel_names(czi.meta, scenes[0].shape[1])
+        return AICSImage(scenes if len(scenes) > 1 else scenes[0], dim_order="TCZYX",
+                         channel_names=[names] * len(scenes) if len(scenes) > 1 else names)
+    except Exception:
+        return None
+
+
+def _czi_channel_names(meta, n: int) -> List[str]:
+    for where in ("./Metadata/Information/Image/Dimensions/Channels/Channel",
+                  "./Metadata/DisplaySetting/Channels/Channel"):
+        names = [e.get("Name") for e in meta.findall(where)]
+        if len(names) == n and all(names):
+            return names
+    return [f"Channel:{i}" for i in range(n)]
+
+
+def _read_aics(p: Path, channel, scene, timepoint, meta):
+    img = open_aics(p)
     if scene is not None:
-        if scene >= len(img.scenes):
-            raise InputError(f"{p.name} has {len(img.scenes)} scene(s); --scene {scene} is out of range")
-        img.set_scene(scene)
+        img.set_scene(_pick(p, "scene", scene, len(img.scenes), "scene(s)"))
     dims = img.dims
-    c = 0 if channel is None else channel
-    if c >= dims.C:
-        raise InputError(f"{p.name} has {dims.C} channel(s) {img.channel_names}; --channel {c} is out of range")
-    t = 0 if timepoint is None else timepoint
-    if t >= dims.T:
-        raise InputError(f"{p.name} has {dims.T} time point(s); --timepoint {t} is out of range")
+    n_s = samples_of(img)
+    names = plane_names(img)
+    c = _pick(p, "channel", channel, len(names), f"channel(s) {names}")
+    t = _pick(p, "timepoint", timepoint, dims.T, "time point(s)")
     _check_declared(p.name, (dims.Z, dims.Y, dims.X), img.dtype)
-    arr = np.asarray(img.get_image_data("ZYX", C=c, T=t))
+    select = {"C": c // n_s, "T": t, **({"S": c % n_s} if n_s > 1 else {})}
+    arr = np.asarray(img.get_image_data("ZYX", **select))
     if arr.shape[0] == 1:
         arr = arr[0]
     ps = img.physical_pixel_sizes
-    meta.update(pixel_size=[ps.Z, ps.Y, ps.X], channel_names=list(img.channel_names),
-                channel=c, scene=img.current_scene, timepoint=t)
+    meta.update(pixel_size=[ps.Z, ps.Y, ps.X], channel_names=names, channel=c, scene=img.current_scene,
+                timepoint=t)
     return arr, meta
 
 

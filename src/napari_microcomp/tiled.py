@@ -36,8 +36,8 @@ from ._progress import Progress, result_of
 from .codecs import codec_from_config
 from .codecs.base import Codec
 from .codecs.tiled import TiledCodec, _header_bytes, _tiles_from_header
-from .errors import InputError, StreamError
-from .io import temp_beside
+from .errors import InputError, MicrocompError, StreamError
+from .io import temp_beside, unreadable
 from .tiling import Box
 
 _COPY_CHUNK = 1 << 20
@@ -46,22 +46,29 @@ _COPY_CHUNK = 1 << 20
 def open_lazy(path) -> Any:
     """Open an image file without loading it: ``.npy`` and uncompressed TIFF as read-only memory maps, other
     TIFF (compressed, tiled) as a zarr view through tifffile (decodes only the pages/tiles a slice needs); any
-    other format is read whole with :func:`napari_microcomp.io.read_image`. Singleton axes are dropped."""
+    other format is read whole with :func:`napari_microcomp.io.read_image`. Singleton axes are dropped.
+
+    A damaged file raises InputError, also where the damage only shows when a tile is read."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"file not found: {p}")
     suffix = p.suffix.lower()
-    if suffix == ".npy":
-        a = np.load(p, mmap_mode="r")
-    elif suffix in (".tif", ".tiff"):
-        import tifffile
-        try:
-            a = tifffile.memmap(p, mode="r")
-        except ValueError:  # not memory-mappable (compressed or tiled): decode what a tile needs
-            return _tiff_zarr(p)
-    else:
-        from .io import read_image
-        return read_image(p)[0]
+    try:
+        if suffix == ".npy":
+            a = np.load(p, mmap_mode="r", allow_pickle=False)
+        elif suffix in (".tif", ".tiff"):
+            import tifffile
+            try:
+                a = tifffile.memmap(p, mode="r")
+            except ValueError:  # not memory-mappable (compressed, tiled or damaged): decode what a tile needs
+                return _tiff_zarr(p)
+        else:
+            from .io import read_image
+            return read_image(p)[0]
+    except MicrocompError:
+        raise
+    except Exception as exc:  # third-party readers raise anything on a damaged file
+        raise unreadable(p, exc) from exc
     shape = tuple(s for s in a.shape if s != 1)
     return a.reshape(shape) if shape != tuple(a.shape) else a  # a view: nothing is read
 
@@ -79,23 +86,25 @@ def _tiff_zarr(p: Path):
     if not axes.endswith("YX") or len(planes) > 1 or z.ndim != len(axes):
         raise InputError(f"{p.name}: not a single-channel 2D image or (Z, Y, X) stack (axes {axes}, shape "
                          f"{z.shape}); convert it to .npy or an uncompressed TIFF to compress it tile by tile")
-    if 1 in z.shape[:-2]:
-        return _Squeezed(z, tuple(0 if s == 1 else slice(None) for s in z.shape[:-2]) + (slice(None),) * 2)
-    return z
+    return _Lazy(z, tuple(0 if s == 1 else slice(None) for s in z.shape[:-2]) + (slice(None),) * 2, p)
 
 
-class _Squeezed:
-    """A lazy view of a zarr array with its singleton axes dropped."""
+class _Lazy:
+    """A lazy view of a zarr array with its singleton axes dropped; a strip or tile that fails to decode
+    raises InputError naming the file (tifffile decodes only when a slice is read, long after opening)."""
 
-    def __init__(self, z, keep):
-        self._z, self._keep = z, keep
+    def __init__(self, z, keep, path: Path):
+        self._z, self._keep, self._path = z, keep, path
         self.shape = tuple(s for s, k in zip(z.shape, keep) if not isinstance(k, int))
         self.dtype, self.ndim = z.dtype, len(self.shape)
 
     def __getitem__(self, key):
         key = list(key if isinstance(key, tuple) else (key,)) + [slice(None)] * self.ndim
         it = iter(key)
-        return self._z[tuple(k if isinstance(k, int) else next(it) for k in self._keep)]
+        try:
+            return self._z[tuple(k if isinstance(k, int) else next(it) for k in self._keep)]
+        except Exception as exc:
+            raise unreadable(self._path, exc) from exc
 
 
 def _mapping(arr) -> Optional[mmap.mmap]:

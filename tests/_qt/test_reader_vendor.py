@@ -76,3 +76,26 @@ def test_unreadable_vendor_file_names_the_file(tmp_path):
     with pytest.raises(InputError, match="cannot open broken.czi"):
         reader(str(bad))
     assert napari_get_reader(str(tmp_path / "plain.tif")) is None  # plain TIFF stays with napari
+
+
+def test_czi_without_scaling_metadata_opens(make_napari_viewer, plugin):
+    """DAPI_GFP.czi has no Scaling/X entry, which aicsimageio's CZI reader needs: read through aicspylibczi."""
+    czi = DATA / "fluorescence" / "DAPI_GFP.czi"
+    if not czi.is_file():
+        pytest.skip("DAPI_GFP.czi not in the shared data")
+    viewer = make_napari_viewer()
+    with pytest.warns(UserWarning, match="physical pixel size unknown"):
+        layers = viewer.open(str(czi), plugin="napari-microcomp")
+    assert [layer.name for layer in layers] == ["DAPI_GFP DAPI", "DAPI_GFP GFP"]
+    assert layers[1].data.shape == (640, 640) and tuple(layers[1].scale) == (1.0, 1.0)
+
+
+def test_rgb_ome_tiff_opens_one_layer_per_sample(make_napari_viewer, plugin, tmp_path):
+    import tifffile
+
+    path = tmp_path / "rgb.ome.tif"
+    tifffile.imwrite(path, np.dstack([np.full((16, 16), v, np.uint8) for v in (10, 20, 30)]), photometric="rgb")
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(path), plugin="napari-microcomp")
+    assert [layer.name.split()[-1] for layer in layers] == ["0", "1", "2"]
+    assert [int(np.asarray(layer.data)[0, 0]) for layer in layers] == [10, 20, 30]

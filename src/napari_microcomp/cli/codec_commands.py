@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from .. import codecs as _codecs
+from .. import container
 from ..errors import CodecError, InputError
 from ..io import atomic_write_bytes, check_output, read_image, write_image
 from ..weights.locate import PROVISIONAL_NOTE
@@ -56,6 +57,16 @@ def _parse_params(items: List[str]) -> Dict[str, Any]:
         except ValueError:
             out[k.strip()] = v
     return out
+
+
+def _parse_chunks(text: str):
+    try:
+        chunks = tuple(int(c) for c in text.split(","))
+    except ValueError:
+        chunks = ()
+    if not chunks or min(chunks) < 1:
+        raise InputError(f"--chunks must be comma-separated positive integers (e.g. 1,512,512), got {text!r}")
+    return chunks
 
 
 def codec_table() -> List[Dict[str, Any]]:
@@ -112,6 +123,7 @@ def _print_metrics(m: Dict[str, Any]) -> None:
 def cmd_compress(args) -> int:
     from ..api import compress_array
 
+    chunks = _parse_chunks(args.chunks) if args.zarr and args.chunks is not None else None  # before the read
     array, meta = read_image(args.input, channel=args.channel, scene=args.scene, timepoint=args.timepoint)
     params = _parse_params(args.param)
     for key in ("weights", "refine"):
@@ -121,7 +133,6 @@ def cmd_compress(args) -> int:
         from ..zarr_codecs import compress_to_zarr
 
         codec = _codecs.get_codec(args.codec, quality=args.quality, lossless=args.lossless, **params)
-        chunks = tuple(int(c) for c in args.chunks.split(",")) if args.chunks else None
         compress_to_zarr(array, args.zarr, codec, chunks=chunks)
         print(f"wrote {args.zarr} ({codec.label}, shape {array.shape})")
         return 0
@@ -129,7 +140,8 @@ def cmd_compress(args) -> int:
     if out.suffix.lower() != EXT:
         raise InputError(f"output must end in {EXT}, got {out.name}")
     check_output(out, args.overwrite)
-    keep = {k: v for k, v in meta.items() if k in ("pixel_size", "channel_names", "channel", "scene", "source")}
+    keep = {k: v for k, v in meta.items()
+            if k in ("pixel_size", "channel_names", "channel", "scene", "timepoint", "source")}
     if args.lossless:
         params["lossless"] = True
     if args.no_metrics:
@@ -170,7 +182,9 @@ def cmd_info(args) -> int:
     p = Path(args.input)
     if not p.is_file():
         raise InputError(f"file not found: {p}")
-    d = _codecs.info(p.read_bytes())
+    data = p.read_bytes()
+    d = _codecs.info(data)
+    container.unpack(data)  # the payloads too: a truncated or corrupted file is reported, not described
     if args.json:
         print(json.dumps(d, indent=2))
         return 0

@@ -1,0 +1,250 @@
+"""Robustness of file input: RGB samples, CZI metadata fallback, damaged files in the tiled path, crafted
+.mcz display metadata, index bounds, `info` on damaged streams, --chunks parsing."""
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import tifffile
+
+from helpers import smooth_image
+from napari_microcomp import container, tiled
+from napari_microcomp._reader import napari_get_reader, read_mcz, read_microscopy
+from napari_microcomp.cli import main
+from napari_microcomp.codecs import decode, get_codec
+from napari_microcomp.errors import InputError
+from napari_microcomp.io import read_image
+
+RGB = np.dstack([np.full((16, 16), v, np.uint8) for v in (10, 20, 30)])
+
+
+def run(argv, capsys):
+    rc = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def only(folder, *names):
+    """No file in ``folder`` but ``names``: nothing partial was left behind."""
+    assert sorted(p.name for p in folder.iterdir()) == sorted(names)
+
+
+# 1. RGB / multi-sample OME-TIFF in the napari reader -----------------------------------------------------
+def test_reader_gives_one_layer_per_rgb_sample(tmp_path):
+    path = tmp_path / "rgb.ome.tif"
+    tifffile.imwrite(path, RGB, photometric="rgb")
+    (data, kw, kind), = napari_get_reader(str(path))(str(path))
+    assert kind == "image" and kw["channel_axis"] == 0 and data.shape == (3, 16, 16)
+    assert [n.split()[-2:] for n in kw["name"]] == [["sample", "0"], ["sample", "1"], ["sample", "2"]]
+    assert [int(data[i, 0, 0]) for i in range(3)] == [10, 20, 30]
+
+
+def test_reader_gives_channels_times_samples(tmp_path):
+    path = tmp_path / "c2rgb.ome.tif"
+    tifffile.imwrite(path, np.stack([RGB, RGB + 100]), photometric="rgb", metadata={"axes": "CYXS"})
+    (data, kw, _), = read_microscopy(str(path))
+    assert data.shape == (6, 16, 16) and len(kw["name"]) == 6 and len(kw["metadata"]) == 6
+    assert [int(v) for v in data[:, 0, 0]] == [10, 20, 30, 110, 120, 130]
+
+
+# 2. --channel selects a sample of a trailing RGB axis (TIFF, PNG, NPY) -------------------------------------
+def _write(path, a):
+    if path.suffix == ".npy":
+        np.save(path, a)
+    elif path.suffix == ".png":
+        import imageio.v3 as iio
+        iio.imwrite(path, a)
+    else:
+        tifffile.imwrite(path, a, photometric="rgb")
+
+
+@pytest.mark.parametrize("name", ["rgb.tif", "rgb.png", "rgb.npy"])
+def test_channel_selects_rgb_sample(tmp_path, capsys, name):
+    a = np.dstack([smooth_image((32, 40), np.uint8, seed=s) for s in range(3)])
+    src = tmp_path / name
+    _write(src, a)
+    for c in (1, 2, -1):
+        got, meta = read_image(src, channel=c)
+        np.testing.assert_array_equal(got, a[..., c])
+        assert meta["channel"] == c % 3
+    with pytest.raises(InputError, match="--channel 3 is out of range"):
+        read_image(src, channel=3)
+    rc, _, err = run(["compress", src, tmp_path / "o.mcz", "-c", "zstd", "--channel", "2", "--no-metrics"], capsys)
+    assert rc == 0, err
+    np.testing.assert_array_equal(decode((tmp_path / "o.mcz").read_bytes()), a[..., 2])
+
+
+def test_channel_on_grey_npy_is_checked_not_ignored(tmp_path):
+    np.save(tmp_path / "g.npy", smooth_image((32, 32)))
+    assert read_image(tmp_path / "g.npy", channel=0)[0].shape == (32, 32)
+    with pytest.raises(InputError, match="--channel 2 is out of range: g.npy has 1 channel"):
+        read_image(tmp_path / "g.npy", channel=2)
+
+
+def test_real_hela_channels_are_selectable(shared_data):
+    hela = shared_data / "fluorescence" / "hela-cells.tif"
+    if not hela.is_file():
+        pytest.skip("hela-cells.tif not in the shared data")
+    raw = tifffile.imread(hela)  # (Y, X, S)
+    for c in range(3):
+        np.testing.assert_array_equal(read_image(hela, channel=c)[0], raw[..., c])
+
+
+# 3. CZI whose metadata aicsimageio cannot parse ------------------------------------------------------------
+@pytest.fixture
+def dapi_gfp(shared_data):
+    f = shared_data / "fluorescence" / "DAPI_GFP.czi"
+    if not f.is_file():
+        pytest.skip("DAPI_GFP.czi not in the shared data")
+    return f
+
+
+def test_czi_without_scaling_opens_through_aicspylibczi(dapi_gfp):
+    from aicspylibczi import CziFile
+
+    raw, _ = CziFile(str(dapi_gfp)).read_image()  # (T, C, Y, X)
+    with pytest.warns(UserWarning, match="aicspylibczi"):
+        a, meta = read_image(dapi_gfp, channel=1)
+    np.testing.assert_array_equal(a, raw[0, 1])
+    assert meta["channel_names"] == ["DAPI", "GFP"] and meta["pixel_size"] == [None, None, None]
+    with pytest.warns(UserWarning):
+        (data, kw, _), = read_microscopy(str(dapi_gfp))
+    assert data.shape == (2, 640, 640) and kw["name"] == ["DAPI_GFP DAPI", "DAPI_GFP GFP"]
+    np.testing.assert_array_equal(data, raw[0])
+
+
+def test_damaged_czi_still_reported_as_damaged(dapi_gfp, tmp_path):
+    bad = tmp_path / "cut.czi"
+    bad.write_bytes(dapi_gfp.read_bytes()[:400_000])
+    with pytest.raises(InputError, match="not a readable CZI file"):
+        read_image(bad)
+    with pytest.raises(InputError, match="cannot open cut.czi"):
+        read_microscopy(str(bad))
+
+
+# 4. compress-tiled on damaged inputs ----------------------------------------------------------------------
+def _damaged(folder, kind):
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 4000, (64, 80), dtype=np.uint16)
+    if kind == "zero.npy":
+        (folder / kind).write_bytes(b"")
+    elif kind == "object.npy":
+        np.save(folder / kind, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    elif kind == "random.tif":
+        (folder / kind).write_bytes(rng.bytes(3000))
+    else:  # a TIFF cut inside its pixel data
+        tifffile.imwrite(folder / "full.tif", img, compression="zlib" if kind == "zlib_cut.tif" else None)
+        data = (folder / "full.tif").read_bytes()
+        (folder / "full.tif").unlink()
+        (folder / kind).write_bytes(data[: len(data) - 200] if kind == "zlib_cut.tif" else data[: len(data) // 2])
+    return folder / kind
+
+
+@pytest.mark.parametrize("kind", ["zero.npy", "object.npy", "random.tif", "cut.tif", "zlib_cut.tif"])
+def test_compress_tiled_damaged_input_clean_error_no_output(tmp_path, capsys, kind):
+    src = _damaged(tmp_path, kind)
+    rc, _, err = run(["compress-tiled", src, tmp_path / "o.mcz"], capsys)
+    assert rc == 2 and f"could not read {kind}" in err and "Traceback" not in err
+    only(tmp_path, kind)
+
+
+def test_tiff_damaged_inside_a_strip_fails_cleanly_when_the_tile_is_read(tmp_path):
+    src = _damaged(tmp_path, "zlib_cut.tif")
+    vol = tiled.open_lazy(src)  # the header is fine: the damage shows only when pixels are decoded
+    with pytest.raises(InputError, match="could not read zlib_cut.tif: not a readable TIFF"):
+        tiled.compress(vol, tmp_path / "o.mcz")
+    only(tmp_path, "zlib_cut.tif")
+
+
+# 5. crafted .mcz display metadata -------------------------------------------------------------------------
+IMG = smooth_image((32, 40), np.uint16, seed=3)
+
+
+def _mcz(tmp_path, **meta):
+    h, p = container.unpack(get_codec("zstd").encode(IMG))
+    h.meta.update(meta)
+    path = tmp_path / "x.mcz"
+    path.write_bytes(container.pack(h, p))
+    return path
+
+
+@pytest.mark.parametrize("meta", [
+    {"scale": ["a", "b"]}, {"scale": 5}, {"scale": [None, None]}, {"scale": [float("nan"), 1.0]},
+    {"scale": [-1.0, 0.0]}, {"scale": [1.0, 2.0, 3.0]}, {"scale": [[1], [2]]}, {"scale": [True, 1]},
+    {"translate": "xy"}, {"translate": {"a": 1, "b": 2}}, {"translate": [float("inf"), 0]},
+    {"pixel_size": [None, "a", "b"]},
+])
+def test_invalid_scale_or_translate_is_ignored_with_a_warning(tmp_path, meta):
+    path = _mcz(tmp_path, **meta)
+    with pytest.warns(UserWarning, match="ignoring the stream's"):
+        (data, kw, _), = napari_get_reader(str(path))(str(path))
+    np.testing.assert_array_equal(data, IMG)  # the pixels are fine
+    assert "scale" not in kw and "translate" not in kw
+
+
+def test_valid_scale_translate_and_pixel_size_are_kept(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (_, kw, _), = read_mcz(str(_mcz(tmp_path, scale=[1, 2.5], translate=[-3, 4])))
+        assert kw["scale"] == [1.0, 2.5] and kw["translate"] == [-3.0, 4.0]
+        (_, kw, _), = read_mcz(str(_mcz(tmp_path, pixel_size=[None, 0.5, 0.25])))
+        assert kw["scale"] == [0.5, 0.25]
+
+
+# 6. negative / out-of-range indices ------------------------------------------------------------------------
+@pytest.fixture
+def tz(tmp_path):
+    d = (np.arange(2 * 3 * 16 * 16).reshape(2, 3, 16, 16) % 60000).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "tz.tif", d, imagej=True, metadata={"axes": "TZYX"})
+    return tmp_path / "tz.tif", d
+
+
+def test_negative_timepoint_counts_from_the_end_and_meta_records_it(tz):
+    path, d = tz
+    for t in (-1, -2, 1):
+        a, meta = read_image(path, timepoint=t)
+        np.testing.assert_array_equal(a, d[t])
+        assert meta["timepoint"] == t % 2
+    with pytest.raises(InputError, match=r"--timepoint -3 is out of range: tz.tif has 2 time point"):
+        read_image(path, timepoint=-3)
+    with pytest.raises(InputError, match=r"--scene -2 is out of range"):
+        read_image(path, scene=-2)
+
+
+def test_cli_out_of_range_timepoint_is_not_called_damaged(tz, tmp_path, capsys):
+    path, d = tz
+    rc, _, err = run(["compress", path, tmp_path / "o.mcz", "--timepoint", "-3"], capsys)
+    assert rc == 2 and "--timepoint -3 is out of range" in err and "damaged" not in err
+    rc, _, err = run(["compress", path, tmp_path / "o.mcz", "-c", "zstd", "--timepoint", "-1", "--no-metrics"],
+                     capsys)
+    assert rc == 0, err
+    assert container.unpack((tmp_path / "o.mcz").read_bytes())[0].meta["timepoint"] == 1
+
+
+# 7. info on a damaged stream --------------------------------------------------------------------------------
+@pytest.mark.parametrize("damage,message", [("cut", "truncated"), ("flip", "checksum"), ("extra", "trailing")])
+def test_info_reports_a_damaged_stream(tmp_path, capsys, damage, message):
+    data = get_codec("zstd").encode(IMG)
+    bad = {"cut": data[:-5], "flip": data[:-3] + bytes([data[-3] ^ 1]) + data[-2:], "extra": data + b"xx"}[damage]
+    (tmp_path / "x.mcz").write_bytes(bad)
+    for extra in ([], ["--json"]):
+        rc, _, err = run(["info", tmp_path / "x.mcz", *extra], capsys)
+        assert rc == 2 and message in err
+
+
+# 8. --chunks --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("chunks", ["a,b", "0,0", "", "16,-1", "1.5"])
+def test_bad_zarr_chunks_clear_error(tmp_path, capsys, chunks):
+    np.save(tmp_path / "img.npy", IMG)
+    rc, _, err = run(["compress", tmp_path / "img.npy", "--zarr", tmp_path / "z.zarr", "--chunks", chunks], capsys)
+    assert rc == 2 and "--chunks must be comma-separated positive integers" in err
+    only(tmp_path, "img.npy")
+
+
+def test_good_zarr_chunks_still_work(tmp_path, capsys):
+    pytest.importorskip("zarr")
+    np.save(tmp_path / "img.npy", IMG)
+    rc, _, err = run(["compress", tmp_path / "img.npy", "--zarr", tmp_path / "z.zarr", "-c", "zstd",
+                      "--chunks", "16,20"], capsys)
+    assert rc == 0, err
+    shutil.rmtree(tmp_path / "z.zarr")
