@@ -177,3 +177,22 @@ def test_cli_apply_to_zarr_with_the_projects_codec(tmp_path, cell):
                  "--apply-format", "zarr"]) == 0
     arr = zarr.open(str(tmp_path / "z" / "cell.zarr"), mode="r")
     assert arr.shape == cell.shape and metrics.psnr(cell, arr[:]) >= 35
+
+
+def test_cli_apply_never_writes_two_inputs_to_one_file(tmp_path, cell):
+    from napari_microcomp.cli import main
+
+    for name in ("cell.1.npy", "cell.2.npy"):
+        np.save(tmp_path / name, cell if name.startswith("cell.1") else cell[::-1].copy())
+    out = tmp_path / "out"
+    args = ["--psnr", "35", "--codecs", "zstd", "--max-trials", "1", "--apply", str(out)]
+    assert main(["advise", str(tmp_path / "cell.1.npy"), str(tmp_path / "cell.2.npy"), *args]) == 0
+    assert np.array_equal(decode((out / "cell.1.mcz").read_bytes()), cell)
+    assert np.array_equal(decode((out / "cell.2.mcz").read_bytes()), cell[::-1])
+    for d in ("d1", "d2"):
+        (tmp_path / d).mkdir()
+        np.save(tmp_path / d / "img.npy", cell)
+    out2 = tmp_path / "out2"
+    assert main(["advise", str(tmp_path / "d1" / "img.npy"), str(tmp_path / "d2" / "img.npy"),
+                 *args[:-1], str(out2)]) == 2
+    assert not out2.exists() or not any(out2.iterdir())   # refused before anything was written

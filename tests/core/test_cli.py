@@ -116,3 +116,21 @@ def test_real_nd2_round_trip_keeps_pixel_size(shared_data, tmp_path, capsys):
         assert tf.is_ome and "PhysicalSizeX" in tf.ome_metadata
     rc, _, err = run(["compress", nd2, out, "--channel", "7"], capsys)
     assert rc == 2 and "channel" in err
+
+
+def test_decompress_no_verify_rescues_a_checksum_mismatch(tmp_path, capsys):
+    """A reconstruction that differs from the encoder's (another CPU type rounding a few pixels differently
+    looks like this) is refused, and can be rescued explicitly."""
+    from napari_microcomp import container
+    from napari_microcomp.codecs import get_codec
+    from napari_microcomp.cli import main
+
+    img = (np.arange(64 * 64).reshape(64, 64) % 1000).astype(np.uint16)
+    header, payloads = container.unpack(get_codec("jpeg2k", quality=6).encode(img))
+    header.check["crc32"] = (header.check["crc32"] + 1) % 2 ** 32
+    src = tmp_path / "x.mcz"
+    src.write_bytes(container.pack(header, payloads))
+    assert main(["decompress", str(src), str(tmp_path / "a.npy")]) == 2
+    assert "--no-verify" in capsys.readouterr().err and not (tmp_path / "a.npy").exists()
+    assert main(["decompress", str(src), str(tmp_path / "b.npy"), "--no-verify"]) == 0
+    assert "UNVERIFIED" in capsys.readouterr().err and np.load(tmp_path / "b.npy").shape == img.shape

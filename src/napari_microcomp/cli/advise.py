@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from ..errors import InputError
-from ..io import atomic_write_bytes, check_output, read_image
+from ..io import IMAGE_SUFFIXES, atomic_write_bytes, check_output, read_image
 from ._args import OVERWRITE_HELP, command
 
 _TOL_FLAGS = (("psnr", "DB", "PSNR floor in dB (against each image's value range)"),
@@ -55,20 +55,41 @@ def _print(advice) -> None:
     print(advice.summary())
 
 
+def _out_stem(src) -> str:
+    """``cell.1.npy`` -> ``cell.1``, ``a.ome.tif`` -> ``a``: only the image suffix goes."""
+    name = Path(src).name
+    for suffix in (".ome.tiff", ".ome.tif", *IMAGE_SUFFIXES):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _outputs(inputs, out_dir: Path, fmt: str, overwrite: bool):
+    """One output path per input, all checked before anything is written (two inputs never share one)."""
+    outs, seen = [], {}
+    for src in inputs:
+        out = out_dir / f"{_out_stem(src)}.{fmt}"
+        if out in seen:
+            raise InputError(f"{src} and {seen[out]} would both be written to {out}; rename one, or apply them "
+                             "in separate runs")
+        seen[out] = src
+        if out.exists() and not overwrite:
+            raise InputError(f"{out} exists; pass --overwrite to replace it")
+        outs.append(out)
+    return outs
+
+
 def _apply(advice, arrays, inputs, out_dir: Path, fmt: str, overwrite: bool) -> None:
     codec = advice.winner_codec()
+    outs = _outputs(inputs, out_dir, fmt, overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for (array, meta), src in zip(arrays, inputs):
-        stem = Path(src).name.split(".")[0]
+    for (array, meta), out in zip(arrays, outs):
         if fmt == "zarr":
             from ..zarr_codecs import compress_to_zarr
 
-            out = out_dir / f"{stem}.zarr"
-            if out.exists() and not overwrite:
-                raise InputError(f"{out} exists; pass --overwrite to replace it")
             compress_to_zarr(array, str(out), codec)
         else:
-            out = check_output(out_dir / f"{stem}.mcz", overwrite)
+            out = check_output(out, overwrite)
             keep = {k: v for k, v in meta.items() if k in ("pixel_size", "channel_names", "channel", "scene",
                                                             "source")}
             data = codec.encode(array, meta=keep)
