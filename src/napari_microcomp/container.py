@@ -79,6 +79,11 @@ def constant_crc32(value: float, dtype: str, n: int) -> int:
 def pack(header: Header, payloads: Sequence[bytes]) -> bytes:
     header.payloads = [[len(p), crc32(p)] for p in payloads]
     hjson = json.dumps(header.to_dict(), separators=(",", ":"), sort_keys=True).encode()
+    if len(hjson) > MAX_HEADER:   # a decoder would refuse it: never write such a stream
+        from .errors import InputError
+
+        raise InputError(f"the stream header would be {len(hjson)} bytes (at most {MAX_HEADER}): "
+                         "the metadata is too large")
     prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(hjson), crc32(hjson))
     return b"".join([prefix, hjson, *payloads])
 
@@ -93,8 +98,11 @@ def decode_budget() -> int:
     if env:
         mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(env[-1:], 1)
         try:
-            return int(float(env.rstrip("KMGT")) * mult)
-        except ValueError:
+            n = int(float(env.rstrip("KMGT")) * mult)
+            if n <= 0:
+                raise ValueError(env)
+            return n
+        except (ValueError, OverflowError):
             raise StreamError(f"${ENV_BUDGET}={env!r} is not a size (e.g. 8G, 500M, 1000000)") from None
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2

@@ -34,8 +34,16 @@ def _pair(original, reconstruction):
 def data_range(original, mode: DataRange = "image") -> float:
     """The peak value used by PSNR and SSIM; see the module docstring."""
     x = np.asarray(original)
+    if mode is None:
+        mode = "image"
     if not isinstance(mode, str):
-        r = float(mode)
+        try:
+            r = float(mode)
+        except (TypeError, ValueError):
+            raise InputError(f"unknown data_range {mode!r}; use 'image', 'dtype', 'bits' or a number") from None
+        if not np.isfinite(r) or r <= 0:   # silently using 1.0 made a uint16 PSNR meaningless
+            raise InputError(f"data_range must be a positive number, got {mode!r}")
+        return r
     elif mode == "image":
         r = float(x.max()) - float(x.min())
     elif mode == "dtype":
@@ -115,11 +123,15 @@ def pearson(original, reconstruction) -> float:
 
 def compression_ratio(original, stream_bytes: int) -> float:
     """Raw array bytes / whole container bytes (header included)."""
+    if not stream_bytes or stream_bytes <= 0:
+        raise InputError(f"a stream of {stream_bytes!r} bytes has no compression ratio")
     return float(np.asarray(original).nbytes) / float(stream_bytes)
 
 
 def bpp(original, stream_bytes: int) -> float:
     """Bits per pixel (2D) or per voxel (3D) of the whole container."""
+    if np.asarray(original).size == 0:
+        raise InputError("empty image: bits per pixel are undefined")
     return 8.0 * float(stream_bytes) / float(np.asarray(original).size)
 
 

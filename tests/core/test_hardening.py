@@ -585,3 +585,45 @@ def test_labelfree_normalization_of_extreme_ranges():
     spike[1:, :] = np.linspace(0, 1e-37, 64 * 63).reshape(63, 64)
     with pytest.raises(InputError, match="orders of magnitude"):
         normalize(spike, DEFAULT_SCHEME)
+
+
+def test_parameters_of_the_wrong_kind_get_clear_errors(monkeypatch):
+    from napari_microcomp import metrics
+
+    img = (np.arange(4096).reshape(64, 64) % 999).astype(np.uint16)
+    for codec, kw in [("jpegxl", {"distance": "abc"}), ("jpegxl", {"distance": float("nan")}),
+                      ("jpeg2k", {"level": "x"}), ("jpegls", {"near": [1]}), ("zstd", {"level": {}}),
+                      ("jpegxl", {"quality": float("nan")}), ("jpegxl", {"quality": float("inf")}),
+                      ("jpegxl", {"quality": [4]}), ("jpegxl", {"distance": 2.0, "effort": "7"})]:
+        with pytest.raises(CodecError):
+            get_codec(codec, **kw).encode(img)
+    for name in (None, 5):
+        with pytest.raises(CodecError, match="string"):
+            get_codec(name)
+    for bad in (0, -5, float("nan"), "x"):
+        with pytest.raises(InputError, match="data_range"):
+            metrics.psnr(img, img + 1, bad)
+    assert metrics.psnr(img, img + 1, None) == metrics.psnr(img, img + 1)
+    with pytest.raises(InputError):
+        metrics.compression_ratio(img, 0)
+    monkeypatch.setenv("MICROCOMP_DECODE_BUDGET", "inf")
+    with pytest.raises(StreamError, match="not a size"):
+        decode(get_codec("zstd").encode(img))
+
+
+def test_the_encoder_never_writes_a_header_its_decoder_refuses():
+    img = np.zeros((16, 16), np.uint16)
+    with pytest.raises(InputError, match="too large"):
+        get_codec("zstd").encode(img, meta={"note": "a" * (17 << 20)})
+
+
+def test_labelfree_arguments_are_checked(tmp_path):
+    from napari_microcomp.labelfree import load_model
+
+    with pytest.raises(InputError, match="device"):
+        load_model("unet2d-isl-dapi", device="foo")
+    m = load_model("unet2d-isl-dapi")
+    img = np.random.default_rng(0).random((64, 64)).astype(np.float32)
+    for kw in ({"tile": [32, 48]}, {"overlap": [8, 8]}, {"tile": float("nan")}, {"batch": 0}):
+        with pytest.raises(InputError):
+            m.predict(img, **kw)

@@ -60,6 +60,8 @@ def run_predict(args: argparse.Namespace) -> int:
     from ..labelfree import load_model
 
     check_output(args.output, args.overwrite)
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads must be 1 or more, got {args.threads}")
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)

@@ -50,7 +50,8 @@ class Codec(abc.ABC):
         if lossless and not (self.supports_lossless or self.lossless_only):
             raise CodecError(f"{self.codec_id} has no lossless mode")
         if quality is not None and not lossless:
-            if isinstance(quality, bool) or int(quality) != quality or int(quality) not in QUALITIES:
+            if isinstance(quality, bool) or not isinstance(quality, (int, float, np.integer, np.floating)) \
+                    or not np.isfinite(quality) or int(quality) != quality or int(quality) not in QUALITIES:
                 raise CodecError(f"quality must be an integer 1..8, got {quality!r}")
             quality = int(quality)
         if lossless:

@@ -37,6 +37,8 @@ def _load_lazy() -> None:
 
 
 def codec_class(name: str) -> Type[Codec]:
+    if not isinstance(name, str):
+        raise CodecError(f"a codec is named by a string (e.g. 'jpegxl'), got {type(name).__name__} {name!r}")
     if name not in _REGISTRY:
         _load_lazy()
     try:

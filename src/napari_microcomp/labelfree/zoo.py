@@ -22,8 +22,14 @@ def load_model(name_or_path, device: str = "cpu"):
     name_or_path : a name from :func:`available_models` or a path to a ``.pt`` weights file.
     device : ``"cpu"`` (default), ``"cuda"`` or ``"cuda:N"``.
     """
+    import re
+
+    from ..errors import InputError
     from ..weights.load import cached, file_key
     from .model import LabelFreeModel
+
+    if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise InputError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
 
     p = labelfree_path(name_or_path).resolve()
     # The file's identity (mtime, size) is part of the key so a retrained file is reloaded.
