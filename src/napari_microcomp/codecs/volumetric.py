@@ -40,6 +40,8 @@ class VolumetricCodec(WeightLevels, Codec):
     ``"transmitted"``, ``"fluorescence"`` or a path), ``threads`` (recorded in the stream).
     """
 
+    rounds_across_cpus = True
+
     family = "volumetric"
     native_3d = True
     arch: ClassVar[str] = ""
