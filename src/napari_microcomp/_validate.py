@@ -37,7 +37,7 @@ def check_image(array, *, allow_3d: bool = True) -> np.ndarray:
     if a.dtype.kind == "f":
         if not np.isfinite(a).all():
             bad = int((~np.isfinite(a)).sum())
-            raise InputError(f"the image contains {bad} NaN/Inf value(s); replace them before compressing")
+            raise InputError(f"the image contains {bad} NaN/Inf value(s); replace them first (e.g. numpy.nan_to_num)")
         big = float(np.abs(a).max())
         if big > float(np.finfo(np.float32).max):
             raise InputError(f"values up to {big:.3g} exceed the float32 range (±3.4e38); rescale the image first")

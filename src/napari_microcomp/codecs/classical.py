@@ -125,7 +125,7 @@ class ImagecodecsCodec(SliceCodec):
         norm: Dict[str, Any] = {}
         if a.dtype == np.float32 and not self.native_float:
             if self.lossless:
-                raise CodecError(f"{self.codec_id} cannot store float32 losslessly; use lerc or zstd")
+                raise CodecError(f"{self.codec_id} cannot store floating-point pixels losslessly; use lerc or zstd")
             lo, hi = float(a.min()), float(a.max())
             norm = {"kind": "affine16", "offset": lo, "scale": (hi - lo) / 65535.0 if hi > lo else 1.0}
             if hi == lo:   # all zeros once mapped: coded exactly (lossy OpenJPEG made them 412s)
