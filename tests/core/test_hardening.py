@@ -629,7 +629,7 @@ def test_labelfree_arguments_are_checked(tmp_path):
             m.predict(img, **kw)
 
 
-@pytest.mark.parametrize("codec", ["jpegxl", "mbt2018-mean-vbr"])
+@pytest.mark.parametrize("codec", ["jpegxl", "jpeg2k", "mbt2018-mean-vbr"])
 def test_rounding_drift_is_accepted_with_a_warning_and_garbage_refused(codec):
     """Another CPU type's decoder rounds a few pixels differently (the CRC differs, the block-mean sketch
     agrees): the image is returned with a warning. A sketch that disagrees is refused."""
@@ -648,5 +648,4 @@ def test_rounding_drift_is_accepted_with_a_warning_and_garbage_refused(codec):
     header.check["sketch"] = {**sk, "hi": sk["hi"] + 2}
     with pytest.raises(StreamError, match="rounds differently"):
         decode(container.pack(header, payloads))
-    for exact in ("zstd", "jpeg2k", "jpegxr"):   # lossless, or decoders that agree across CPU types: CRC only
-        assert not get_codec(exact).encode(img).count(b"sketch")
+    assert not get_codec("zstd").encode(img).count(b"sketch")   # lossless streams stay exact-only

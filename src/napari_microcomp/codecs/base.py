@@ -36,9 +36,6 @@ class Codec(abc.ABC):
     lossless_only: ClassVar[bool] = False
     native_3d: ClassVar[bool] = False         # encodes a whole volume, not slices
     wrapper: ClassVar[bool] = False           # runs another codec in a container of its own (not a method)
-    # lossy decoding measured to round a few pixels differently on another CPU type (libjxl, torch): such
-    # streams also record a sketch of their reconstruction (container.sketch), checked when the CRC is not met
-    rounds_across_cpus: ClassVar[bool] = False
     # rate control's axis for a continuous native parameter: (low, high, log scale, larger = better quality)
     search_range: ClassVar[Optional[Tuple[float, float, bool, bool]]] = None
 
@@ -209,7 +206,7 @@ class SliceCodec(Codec):
         # (a damaged or edited header, a different library build). Lossy streams are decoded once here.
         rec = a if self.lossless else self._decode(header, payloads)
         header.check["crc32"] = container.array_crc32(np.asarray(rec))
-        if not self.lossless and self.rounds_across_cpus:
+        if not self.lossless:   # lossy decoders may round a few pixels differently on another CPU type
             header.check["sketch"] = container.sketch(np.asarray(rec))
         return payloads
 

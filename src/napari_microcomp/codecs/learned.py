@@ -195,7 +195,6 @@ class LearnedCodec(WeightLevels, Codec):
 
     family: ClassVar[str] = "learned"
     arch: ClassVar[str] = ""
-    rounds_across_cpus: ClassVar[bool] = True
     quality_table: ClassVar[Dict[int, Any]] = {q: lam for q, lam in enumerate(LAMBDAS_MSE, 1)}
 
     def __init__(self, quality: Optional[int] = None, lossless: bool = False, **native: Any):

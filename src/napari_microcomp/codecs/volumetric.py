@@ -40,8 +40,6 @@ class VolumetricCodec(WeightLevels, Codec):
     ``"transmitted"``, ``"fluorescence"`` or a path), ``threads`` (recorded in the stream).
     """
 
-    rounds_across_cpus = True
-
     family = "volumetric"
     native_3d = True
     arch: ClassVar[str] = ""
