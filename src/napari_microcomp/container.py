@@ -56,48 +56,6 @@ def crc32(data) -> int:
     return zlib.crc32(memoryview(data).cast("B")) & 0xFFFFFFFF
 
 
-def _block_means(a: np.ndarray) -> np.ndarray:
-    """Means of a fixed grid of ≤ 16 blocks (4×4 in 2D; up to 4×2×2 in 3D), in float64."""
-    a = np.asarray(a, dtype=np.float64)
-    grid = (4, 4) if a.ndim == 2 else (min(a.shape[0], 4), *((4, 4) if a.shape[0] == 1 else (2, 2)))
-    sums, counts = a, np.ones(1)
-    for ax, g in enumerate(grid):
-        edges = np.linspace(0, a.shape[ax], min(g, a.shape[ax]) + 1).astype(int)[:-1]
-        sums = np.add.reduceat(sums, edges, axis=ax)
-        counts = np.multiply.outer(counts, np.diff(np.append(edges, a.shape[ax])))
-    return (sums / counts.reshape(sums.shape)).ravel()
-
-
-def sketch(a: np.ndarray) -> Dict[str, Any]:
-    """A coarse record of a lossy reconstruction (min, max, float32 block means): unlike its CRC it survives
-    the last-bit rounding differences of another CPU type's decoder, and it does not survive garbage."""
-    import base64
-
-    return {"dtype": a.dtype.name, "shape": list(a.shape), "lo": float(np.min(a)), "hi": float(np.max(a)),
-            "blocks": base64.b64encode(_block_means(a).astype("<f4").tobytes()).decode("ascii")}
-
-
-def sketch_agrees(a: np.ndarray, s: Any) -> bool:
-    """Whether ``a`` matches a recorded :func:`sketch` within rounding: same dtype and shape, min and max
-    within one unit (integer data; floats: 2e-6 of the range), every block mean within half a unit."""
-    import base64
-    import binascii
-
-    try:
-        want = np.frombuffer(base64.b64decode(str(s["blocks"]), validate=True), "<f4").astype(np.float64)
-        lo, hi = float(s["lo"]), float(s["hi"])
-    except (binascii.Error, ValueError, TypeError, KeyError, AttributeError):
-        return False
-    a = np.asarray(a)
-    if s.get("dtype") != a.dtype.name or s.get("shape") != list(a.shape):
-        return False
-    # floats: the learned decoders' float32 output differs between CPU types by ~1e-7 of the range
-    unit = 1.0 if a.dtype.kind in "iu" else 2e-6 * max(hi - lo, 1e-30)
-    got = _block_means(a)
-    return (want.shape == got.shape and abs(float(np.min(a)) - lo) <= unit and abs(float(np.max(a)) - hi) <= unit
-            and bool(np.abs(got - want).max() <= 0.5 * unit + 1e-6 * max(abs(lo), abs(hi))))
-
-
 def array_crc32(a: np.ndarray) -> int:
     """CRC32 of an array's values in C order, little endian; the reconstruction check."""
     a = np.ascontiguousarray(a)

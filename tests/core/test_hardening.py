@@ -627,25 +627,3 @@ def test_labelfree_arguments_are_checked(tmp_path):
     for kw in ({"tile": [32, 48]}, {"overlap": [8, 8]}, {"tile": float("nan")}, {"batch": 0}):
         with pytest.raises(InputError):
             m.predict(img, **kw)
-
-
-@pytest.mark.parametrize("codec", ["jpegxl", "jpeg2k", "mbt2018-mean-vbr"])
-def test_rounding_drift_is_accepted_with_a_warning_and_garbage_refused(codec):
-    """Another CPU type's decoder rounds a few pixels differently (the CRC differs, the block-mean sketch
-    agrees): the image is returned with a warning. A sketch that disagrees is refused."""
-    img = smooth_image((96, 80), seed=3)
-    header, payloads = container.unpack(get_codec(codec, quality=5).encode(img))
-    assert "sketch" in header.check
-    header.check["crc32"] = (header.check["crc32"] + 1) % 2 ** 32
-    with pytest.warns(UserWarning, match="rounding differences"):
-        out = decode(container.pack(header, payloads))
-    assert out.shape == img.shape
-    assert container.sketch_agrees(out, header.check["sketch"])
-    sk = header.check["sketch"]
-    header.check["sketch"] = container.sketch(out[::-1])   # same range, other block means
-    with pytest.raises(StreamError, match="rounds differently"):
-        decode(container.pack(header, payloads))
-    header.check["sketch"] = {**sk, "hi": sk["hi"] + 2}
-    with pytest.raises(StreamError, match="rounds differently"):
-        decode(container.pack(header, payloads))
-    assert not get_codec("zstd").encode(img).count(b"sketch")   # lossless streams stay exact-only

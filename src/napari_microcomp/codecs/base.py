@@ -161,14 +161,6 @@ class Codec(abc.ABC):
                               f"{header.dtype}{header.shape}; refusing a wrong result")
         expected = header.check.get("crc32")
         if expected is not None and container.array_crc32(out) != expected:
-            coarse = header.check.get("sketch")
-            if coarse is not None and container.sketch_agrees(out, coarse):
-                # not damage (the payload CRCs passed) and not garbage (the block means agree): this
-                # machine's decoder rounds some pixels differently from the encoder's
-                warnings.warn(f"{self.codec_id}: this computer decodes the stream with small rounding differences "
-                              "from the encoder's reconstruction (another CPU type); the block means agree",
-                              stacklevel=2)
-                return restore_dtype(out, header.meta)
             if VERIFY.get():
                 raise StreamError(
                     f"{self.codec_id}: the reconstruction does not match the checksum recorded at encode time "
@@ -206,8 +198,6 @@ class SliceCodec(Codec):
         # (a damaged or edited header, a different library build). Lossy streams are decoded once here.
         rec = a if self.lossless else self._decode(header, payloads)
         header.check["crc32"] = container.array_crc32(np.asarray(rec))
-        if not self.lossless:   # lossy decoders may round a few pixels differently on another CPU type
-            header.check["sketch"] = container.sketch(np.asarray(rec))
         return payloads
 
     def _decode(self, header, payloads):

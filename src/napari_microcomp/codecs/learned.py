@@ -355,7 +355,6 @@ class LearnedCodec(WeightLevels, Codec):
                     payloads.append(payload)
                     recon[z, y0:y1, x0:x1] = to_dtype(rec, lo, hi, a.dtype)
         header.check["crc32"] = container.array_crc32(recon.reshape(a.shape))
-        header.check["sketch"] = container.sketch(recon.reshape(a.shape))
         return payloads
 
     def _decode(self, header: container.Header, payloads: List[bytes]) -> np.ndarray:
