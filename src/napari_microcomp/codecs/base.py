@@ -58,6 +58,10 @@ class Codec(abc.ABC):
             quality = None
         elif quality is None and (self.native_param is None or self.native_param not in native):
             quality = DEFAULT_QUALITY
+        v = native.get(self.native_param) if self.native_param else None
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating))
+                              or not np.isfinite(v) or v < 0):   # else a native library fails deep inside
+            raise CodecError(f"{self.codec_id}: {self.native_param} must be a finite number ≥ 0, got {v!r}")
         self.quality = quality
         self.lossless = bool(lossless)
         self.params: Dict[str, Any] = dict(native)

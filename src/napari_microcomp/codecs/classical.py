@@ -111,12 +111,7 @@ class ImagecodecsCodec(SliceCodec):
 
     def __init__(self, quality=None, lossless: bool = False, **native: Any):
         super().__init__(quality=quality, lossless=lossless, **native)
-        # checked here: the native libraries raise TypeError/ValueError, or fail deep in the encoder
-        v = self.params.get(self.native_param) if self.native_param else None
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating))
-                              or not np.isfinite(v) or v < 0):
-            raise CodecError(f"{self.codec_id}: {self.native_param} must be a finite number ≥ 0, got {v!r}")
-        for k in self.extra_names:
+        for k in self.extra_names:   # the native libraries raise TypeError/ValueError deep in the encoder
             v = self.params.get(k)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer))):
                 raise CodecError(f"{self.codec_id}: {k} must be an integer, got {v!r}")
