@@ -50,6 +50,12 @@ def check_image(array, *, allow_3d: bool = True) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
+def real_number(v: Any) -> bool:
+    """A finite real number (Python or numpy), not a bool: what every numeric codec parameter must be."""
+    return (not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating))
+            and bool(np.isfinite(v)))
+
+
 # Pixel types that are coded as uint16/float32 and given back as themselves (the stream records them).
 RESTORABLE = ("int8", "int16", "int32", "int64", "uint32", "uint64", "float16", "float64")
 

@@ -81,13 +81,11 @@ def axis_for(codec_name: str, arrays: Sequence[np.ndarray]) -> Axis:
         span = image_span(arrays)
         top = min(span * 0.25, float(getattr(cls, "native_max", math.inf)))
         rng = (min(max(span * 1e-5, 1e-6), top / 2), top, True, False)
-    if rng is None or cls.native_param is None:
-        levels = tuple(cls.served_qualities())
-        if not levels:
-            raise WeightsNotFoundError(f"{codec_name}: no quality level has weights installed here")
-        return Axis(cls, None, levels=levels)
-    if hasattr(cls, "weights_available") and not cls.served_qualities():
+    levels = tuple(cls.served_qualities())
+    if not levels:   # learned codecs without weights here
         raise WeightsNotFoundError(f"{codec_name}: no quality level has weights installed here")
+    if rng is None or cls.native_param is None:
+        return Axis(cls, None, levels=levels)
     lo, hi, log, up = rng
     return Axis(cls, cls.native_param, lo, hi, log, up)
 

@@ -14,11 +14,11 @@ import numpy as np
 
 from .. import container
 from .._progress import checkpoint
-from .._validate import check_image, restore_dtype, with_source_dtype
+from .._validate import check_image, real_number, restore_dtype, with_source_dtype
 from ..errors import CodecError, InputError, MicrocompError, StreamError
 
 QUALITIES = tuple(range(1, 9))
-# False only inside ``decode(..., verify=False)`` (nested streams included): data rescue, see unverified()
+# False only inside ``decode(..., verify=False)`` (nested streams included): data rescue, see registry.decode
 VERIFY = contextvars.ContextVar("microcomp_verify", default=True)
 DEFAULT_QUALITY = 4
 
@@ -50,8 +50,7 @@ class Codec(abc.ABC):
         if lossless and not (self.supports_lossless or self.lossless_only):
             raise CodecError(f"{self.codec_id} has no lossless mode")
         if quality is not None and not lossless:
-            if isinstance(quality, bool) or not isinstance(quality, (int, float, np.integer, np.floating)) \
-                    or not np.isfinite(quality) or int(quality) != quality or int(quality) not in QUALITIES:
+            if not real_number(quality) or int(quality) != quality or int(quality) not in QUALITIES:
                 raise CodecError(f"quality must be an integer 1..8, got {quality!r}")
             quality = int(quality)
         if lossless:
@@ -59,8 +58,7 @@ class Codec(abc.ABC):
         elif quality is None and (self.native_param is None or self.native_param not in native):
             quality = DEFAULT_QUALITY
         v = native.get(self.native_param) if self.native_param else None
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating))
-                              or not np.isfinite(v) or v < 0):   # else a native library fails deep inside
+        if v is not None and (not real_number(v) or v < 0):   # else a native library fails deep inside
             raise CodecError(f"{self.codec_id}: {self.native_param} must be a finite number ≥ 0, got {v!r}")
         self.quality = quality
         self.lossless = bool(lossless)

@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import container
 from .._progress import checkpoint
+from .._validate import real_number
 from ..errors import CodecError, StreamError, WeightsNotFoundError
 from ..modality import MODALITIES, detect_modality
 from ..tiling import fixed_grid
@@ -187,8 +188,7 @@ class LearnedCodec(WeightLevels, Codec):
             self.params["level"] = check_level(self.codec_id, self.params["level"])
             self.quality = None
         gain = self.params.get("gain")
-        if gain is not None and (isinstance(gain, bool) or not isinstance(gain, (int, float))
-                                 or not np.isfinite(gain) or not 1e-6 <= gain <= 1e6):
+        if gain is not None and (not real_number(gain) or not 1e-6 <= gain <= 1e6):
             raise CodecError(f"{self.codec_id}: the recorded latent gain {gain!r} is not a plausible number")
         threads = self.params.get("threads")
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)

@@ -1,8 +1,10 @@
 """The continuous rate of the variable-rate learned codecs: a fractional ``level`` between two trained ones."""
+import math
 from typing import Any, Sequence
 
 import numpy as np
 
+from .._validate import real_number
 from ..errors import CodecError
 
 
@@ -12,8 +14,6 @@ def vbr_gain(gains: Sequence[float], level: float) -> float:
     Rounded to float32 and recorded in the stream, so the decoder uses the encoder's number rather than
     recomputing it (a last-ulp difference of exp/log between machines would change the coded symbols).
     """
-    import math
-
     i = min(int(math.floor(level)), len(gains) - 1)
     f = level - i
     a = abs(float(gains[i - 1]))
@@ -22,8 +22,7 @@ def vbr_gain(gains: Sequence[float], level: float) -> float:
 
 
 def check_level(codec_id: str, level: Any) -> float:
-    if isinstance(level, bool) or not isinstance(level, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(level) or not 1 <= float(level) <= 8:
+    if not real_number(level) or not 1 <= float(level) <= 8:
         raise CodecError(f"{codec_id}: level must be a number from 1 to 8 (fractions interpolate between the "
                          f"trained rate levels), got {level!r}")
     return float(level)
