@@ -42,7 +42,8 @@ def test_refined_stream_decodes_with_plain_decoder(tiny, arch, q):
     assert refined != plain
 
 
-def test_refinement_never_raises_the_rd_cost(tiny):
+@pytest.mark.parametrize("method", ["sga", "ste"])
+def test_refinement_never_raises_the_rd_cost(tiny, method):
     lm = wt.load_weights(tiny["mbt2018-mean-vbr"])
     x = torch.from_numpy(smooth_image((64, 64), seed=2).astype(np.float32) / 65535)[None, None]
     s, lam = 5, registry.get_arch("mbt2018-mean-vbr").lambdas[5]
@@ -50,10 +51,20 @@ def test_refinement_never_raises_the_rd_cost(tiny):
         y0 = lm.model.g_a(x)
         z0 = lm.model.h_a(y0)
         before = float(_rd(lm.model, x, y0, z0, lam, s, 64 * 64)[0])
-    y, z = refine_latents(lm.model, x, lam, 10, s=s, lr=1e-2)
+    y, z = refine_latents(lm.model, x, lam, 10, s=s, lr=1e-2, method=method)
     with torch.no_grad():
         after = float(_rd(lm.model, x, y, z, lam, s, 64 * 64)[0])
     assert after <= before + 1e-6
+
+
+def test_sga_refinement_is_reproducible(tiny):
+    """SGA draws its own seeded noise: the same image and settings give the same stream."""
+    img = smooth_image((64, 80), seed=4)
+    make = lambda: get_codec("bmshj2018-hyperprior", quality=3, weights=str(tiny["bmshj2018-hyperprior"]), refine=6)
+    assert make().encode(img) == make().encode(img)
+    lm = wt.load_weights(tiny["bmshj2018-hyperprior"])
+    with pytest.raises(CodecError, match="method"):
+        refine_latents(lm.model, torch.zeros(1, 1, 64, 64), 0.01, 2, method="gumbel")
 
 
 def test_refine_refused_where_it_cannot_work(tiny):
