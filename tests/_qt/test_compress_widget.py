@@ -306,3 +306,28 @@ def test_a_quiet_add_leaves_the_selection_and_updates_an_existing_layer(make_nap
     activate_layer(viewer, b)
     assert viewer.layers.selection.active is b
     assert viewer.window._qt_viewer.controls.widgets[b] is viewer.window._qt_viewer.controls.currentWidget()
+
+
+def test_vbr_fine_level_reaches_the_stream(make_napari_viewer, qtbot, cell):
+    """The variable-rate models take fractional levels; the slider and the level box follow each other."""
+    viewer = make_napari_viewer()
+    viewer.add_image(cell, name="cell")
+    w = CompressWidget(viewer)
+    qtbot.addWidget(w)
+    w.codec_combo.select("jpeg2k")
+    assert w.fine_level.isHidden() and not w.fine_levels()
+    w.codec_combo.select("mbt2018-mean-vbr")
+    assert not w.fine_level.isHidden()
+    w.quality.setValue(6)
+    assert w.fine_level.value() == 6.0 and "level" not in w.learned_params()
+    w.fine_level.setValue(3.25)
+    assert w.quality.value() == 3 and w.learned_params()["level"] == 3.25
+    _run(qtbot, w)
+    cfg = w.result.config
+    assert float(cfg["level"]) == 3.25
+    expected = compress_array(cell, "mbt2018-mean-vbr", level=3.25, weights="auto")
+    np.testing.assert_array_equal(w.result.reconstruction, expected.reconstruction)
+    names = [layer.name for layer in viewer.layers]
+    assert any("3.25" in n for n in names), names
+    w.by_target.setChecked(True)      # rate control searches the level itself
+    assert "level" not in w.learned_params()

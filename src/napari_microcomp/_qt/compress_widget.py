@@ -48,6 +48,16 @@ class CompressWidget(DockWidget):
         self.quality = QualitySlider(4)
         quality_label = QLabel("4")
         self.quality.valueChanged.connect(lambda v: quality_label.setText(str(v)))
+        # variable-rate models also take any level in between (interpolated latent gain)
+        self.fine_level = QDoubleSpinBox()
+        self.fine_level.setRange(1.0, 8.0)
+        self.fine_level.setDecimals(2)
+        self.fine_level.setSingleStep(0.25)
+        self.fine_level.setValue(4.0)
+        self.fine_level.setToolTip("variable-rate model: any level 1–8; a fraction interpolates between the "
+                                   "trained levels (the gain used is recorded in the stream)")
+        self.quality.valueChanged.connect(self._slider_moved)
+        self.fine_level.valueChanged.connect(self._fine_moved)
         self.codec_combo.currentIndexChanged.connect(self._codec_changed)
         self.by_quality = QRadioButton("quality")
         self.by_quality.setToolTip("1 = smallest file … 8 = best quality, the same scale for every codec")
@@ -80,6 +90,7 @@ class CompressWidget(DockWidget):
 
 
     def _lay_out(self, quality_label: QLabel) -> None:
+        self._quality_label = quality_label
         form = QFormLayout()
         form.addRow("image layer", self.layer_picker)
         form.addRow("codec", self.codec_combo)
@@ -94,6 +105,8 @@ class CompressWidget(DockWidget):
         row = QHBoxLayout()
         row.addWidget(self.quality, stretch=1)
         row.addWidget(quality_label)
+        row.addWidget(self.fine_level)
+        self._show_fine_level()
         form.addRow(self.by_quality, row)
         row = QHBoxLayout()
         row.addWidget(self.target_metric, stretch=1)
@@ -139,6 +152,31 @@ class CompressWidget(DockWidget):
             self.refine.setEnabled(learned and "refine" in cls.extra_params())
             if hasattr(self, "_form"):
                 self._form.setRowVisible(self._learned_row, learned)
+                self._show_fine_level()
+
+    def fine_levels(self) -> bool:
+        """Whether the current codec takes fractional rate levels (the VBR models' ``level``)."""
+        from ..codecs import codec_class
+
+        name = self.codec_combo.codec_name()
+        cls = codec_class(name) if name else None
+        return cls is not None and cls.family == "learned" and getattr(cls, "native_param", None) == "level"
+
+    def _show_fine_level(self) -> None:
+        fine = self.fine_levels()
+        self.fine_level.setVisible(fine)
+        self._quality_label.setVisible(not fine)
+
+    def _slider_moved(self, v: int) -> None:
+        if round(self.fine_level.value()) != v:
+            self.fine_level.blockSignals(True)
+            self.fine_level.setValue(float(v))
+            self.fine_level.blockSignals(False)
+
+    def _fine_moved(self, v: float) -> None:
+        self.quality.blockSignals(True)
+        self.quality.setValue(int(round(v)))
+        self.quality.blockSignals(False)
 
     def _target_changed(self, text: str) -> None:
         _, default, lo, hi, step = TARGETS[text]
@@ -148,12 +186,15 @@ class CompressWidget(DockWidget):
         self.target_value.setValue(default)
 
     def learned_params(self) -> dict:
-        """Weights choice and refinement steps, for learned codecs only."""
+        """Weights choice, refinement steps and a fractional rate level, for learned codecs only."""
         if not self.weights.isEnabled():
             return {}
         params = {"weights": self.weights.currentText()}
         if self.refine.isEnabled() and self.refine.value() > 0:
             params["refine"] = self.refine.value()
+        level = self.fine_level.value()
+        if not self.target() and self.fine_levels() and level != round(level):
+            params["level"] = level
         return params
 
     def target(self) -> Optional[str]:
