@@ -11,6 +11,9 @@ reference ``compress``/``decompress`` (raster-order context model) on the same m
 to compare with the codec's wavefront coder. Targets (issue 3): non-autoregressive encode+decode
 ≥ 4 MB/s on 2 cores; autoregressive decode faster than CompressAI's reference.
 
+With ``--refine N`` the script also times one encode with N steps of encode-time latent refinement
+(architectures that support it; issue 10 asks for its seconds per 1024² image) and reports the bytes saved.
+
     python benchmarks/learned_speed.py                    # all nine, quality 4, 2 threads
     python benchmarks/learned_speed.py --archs mbt2018 --size 256 --repeat 1     # quick
 """
@@ -91,6 +94,7 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=1024)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--no-reference", action="store_true", help="skip CompressAI's (slow) reference AR coding")
+    p.add_argument("--refine", type=int, default=0, help="also time one encode with N refinement steps")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     img = _image(args.size)
@@ -115,6 +119,14 @@ def main(argv=None) -> int:
         if get_arch(arch).coding == "ar" and not args.no_reference:
             row.update(_reference_ar(codec.load().model, img, args.repeat))
             ref = f"{row['ref_encode_s']:.2f} / {row['ref_decode_s']:.2f} (decode ×{row['ref_decode_s'] / t_dec:.1f} slower)"
+        if args.refine and "refine" in codec.extra_params() and get_arch(arch).coding != "ar":
+            rcodec = get_codec(arch, quality=quality, threads=args.threads, refine=args.refine)
+            rcodec.load = codec.load   # the same model (random-init included)
+            t = time.perf_counter()
+            row["refine_bytes"] = len(rcodec.encode(img))
+            row["refine_steps"], row["refine_encode_s"] = args.refine, time.perf_counter() - t
+            ref += (f" refine {args.refine}: {row['refine_encode_s']:.1f} s encode, "
+                    f"{row['refine_bytes']:,} vs {row['bytes']:,} bytes")
         rows.append(row)
         print(f"{arch + f' q{quality}':28s} {source:12s} {t_enc:7.2f} {t_dec:7.2f} {row['encode_MBps']:9.2f} "
               f"{row['decode_MBps']:9.2f} {row['enc_dec_MBps']:13.2f}  {ref}", flush=True)
