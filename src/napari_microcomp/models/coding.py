@@ -87,11 +87,18 @@ def _fast_build_indexes(gc):
     return build_indexes
 
 
-def channels_last_by_rank(model: nn.Module) -> nn.Module:
-    """Channels-last memory for every convolution, by its rank (2D and 3D layers may share a model)."""
+def channels_last_by_rank(model: nn.Module, training: bool = False) -> nn.Module:
+    """Channels-last memory for every convolution, by its rank (2D and 3D layers may share a model).
+
+    ``training``: leave the 1-channel 3D convolutions contiguous (coding keeps them channels-last: the
+    decoder must compute exactly as the encoder that wrote existing streams did)."""
     for m in model.modules():
         w = getattr(m, "weight", None)
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Conv3d, nn.ConvTranspose3d)) and w is not None:
+            if training and w.dim() == 5 and 1 in w.shape[:2]:
+                # oneDNN's bf16 weight gradient of a 1-channel channels-last 3D convolution came out as
+                # 1e37/NaN (torch 2.14 CPU, first and last layer of the 3D models); they stay contiguous
+                continue
             m.to(memory_format=torch.channels_last if w.dim() == 4 else torch.channels_last_3d)
     return model
 

@@ -196,7 +196,7 @@ class CodecTrainer(Trainer):
         model = self.model.to(device)
         self.mf = torch.channels_last if spec.ndim == 2 else torch.channels_last_3d
         if self.bf16:
-            channels_last_by_rank(model)
+            channels_last_by_rank(model, training=True)
         _fp32_entropy(model, device.type)
         named = [(n, p) for n, p in model.named_parameters() if not n.endswith(".quantiles") and p.requires_grad]
         self.main_params = [p for _, p in named]
@@ -238,8 +238,8 @@ class CodecTrainer(Trainer):
         return {"model": copy.deepcopy(self.model.state_dict()), "opt": copy.deepcopy(self.opt.state_dict()),
                 "aux_opt": copy.deepcopy(self.aux_opt.state_dict())}
 
-    def _restore(self, lv: float, bpp, mse, med: Optional[float]) -> Progress:
-        """A loss explosion: back to the last good state, half the learning rate."""
+    def _restore(self, lv: float, bpp, mse, med: Optional[float], why: str = "") -> Progress:
+        """A loss (or gradient) explosion: back to the last good state, half the learning rate."""
         self.n_restores += 1
         if self.n_restores > 12:
             raise MicrocompError(f"training diverged ({self.n_restores} loss explosions); lower --lr")
@@ -249,7 +249,8 @@ class CodecTrainer(Trainer):
         self.lr_scale *= 0.5
         return Progress("train", self.step, self.cfg.steps,
                         f"loss {lv:.3g} (bpp {float(bpp.detach()):.3g}, mse {float(mse.detach()):.3g}) at step "
-                        f"{self.step} (running median {med if med is not None else float('nan'):.3g}): restored "
+                        f"{self.step} (running median {med if med is not None else float('nan'):.3g}"
+                        f"{'; ' + why if why else ''}): restored "
                         f"the last good state, lr ×{self.lr_scale:g}")
 
     def _forward(self, x: torch.Tensor):
@@ -287,7 +288,9 @@ class CodecTrainer(Trainer):
         hist.append(lv)
         del hist[:-200]
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.main_params, 1.0)
+        # a finite loss can still give an overflowing gradient (seen: bf16, tiny 3D widths, first step)
+        if not math.isfinite(float(torch.nn.utils.clip_grad_norm_(self.main_params, 1.0))):
+            return self._restore(lv, bpp, mse, med, "gradient norm not finite")
         self.opt.step()
         aux = self.model.aux_loss()
         aux.backward()

@@ -116,4 +116,7 @@ class PatchSampler:
 
     def batch(self, n: int) -> np.ndarray:
         idx = self.rng.choice(len(self.items), size=n, p=self.p)
-        return np.ascontiguousarray(np.stack([self._crop(self.items[i]) for i in idx])[:, None])
+        b = np.stack([self._crop(self.items[i]) for i in idx])
+        # reshape, not [:, None]: that view has a 0 stride on the channel axis, which torch keeps and which
+        # oneDNN's bf16 channels-last 3D kernels mishandled (gradients of 1e37)
+        return b.reshape(b.shape[0], 1, *b.shape[1:])
