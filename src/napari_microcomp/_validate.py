@@ -52,8 +52,11 @@ def check_image(array, *, allow_3d: bool = True) -> np.ndarray:
 
 def real_number(v: Any) -> bool:
     """A finite real number (Python or numpy), not a bool: what every numeric codec parameter must be."""
-    return (not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating))
-            and bool(np.isfinite(v)))
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        return False
+    if isinstance(v, (int, np.integer)):
+        return abs(int(v)) < 2 ** 1023   # a Python int beyond float64 has no place in any parameter
+    return bool(np.isfinite(v))
 
 
 # Pixel types that are coded as uint16/float32 and given back as themselves (the stream records them).

@@ -92,6 +92,23 @@ def test_bad_threads_and_refine_parameters():
             get_codec("mbt2018-mean-vbr", quality=4, threads=bad)
 
 
+@pytest.mark.parametrize("codec", ["zstd", "jpegxl-lossless", "tiled", "jpeg2k"])
+def test_bad_quality_is_refused_even_where_lossless_ignores_it(codec):
+    for bad in (0, 9, -1, 2 ** 70, "4", 4.5):
+        with pytest.raises(CodecError, match="quality"):
+            get_codec(codec, quality=bad)
+    assert get_codec(codec, quality=3) is not None
+
+
+def test_integers_beyond_float64_are_a_clean_refusal():
+    """A Python int too large for numpy made np.isfinite raise TypeError instead of a CodecError."""
+    with pytest.raises(CodecError, match="level"):
+        get_codec("mbt2018-mean-vbr", level=2 ** 70)
+    for huge in (10 ** 400, -10 ** 400):
+        with pytest.raises(CodecError):
+            get_codec("jpegxl", distance=huge)
+
+
 def _smooth(shape, seed):
     from scipy.ndimage import gaussian_filter
 

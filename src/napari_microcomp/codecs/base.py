@@ -49,7 +49,7 @@ class Codec(abc.ABC):
             lossless = True
         if lossless and not (self.supports_lossless or self.lossless_only):
             raise CodecError(f"{self.codec_id} has no lossless mode")
-        if quality is not None and not lossless:
+        if quality is not None:   # checked even where lossless ignores it: a bad value is a caller's mistake
             if not real_number(quality) or int(quality) != quality or int(quality) not in QUALITIES:
                 raise CodecError(f"quality must be an integer 1..8, got {quality!r}")
             quality = int(quality)
