@@ -130,7 +130,7 @@ def refine_latents(model: nn.Module, x: torch.Tensor, lam: float, steps: int, s:
     n_px = int(n_px or x.shape[-1] * x.shape[-2])
     steps = int(steps)
     lr = lr if lr is not None else (2e-2 if method == "sga" else 5e-3)
-    from ..training.precision import cpu_has_bf16
+    from ..models.coding import cpu_has_bf16
 
     # gradient steps in bf16 where the CPU has it (2.2x faster, same loss); the kept iterate is judged in fp32
     bf16 = method == "sga" and x.device.type == "cpu" and cpu_has_bf16()

@@ -39,6 +39,12 @@ class fixed_threads:
         return False
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU runs bf16 autocast natively (AVX-512/AMX); elsewhere it is emulated and slower."""
+    probe = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")()
+    return "AVX512" in str(probe).upper() or "AMX" in str(probe).upper()
+
+
 def gaussian_table_keys(model: nn.Module) -> Set[str]:
     """State-dict keys of the GaussianConditional CDF tables (they depend only on the scale table)."""
     from compressai.entropy_models import GaussianConditional

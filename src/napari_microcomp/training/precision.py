@@ -3,6 +3,8 @@ import math
 
 import torch
 
+from ..models.coding import cpu_has_bf16  # noqa: F401  (the trainers' bf16 default)
+
 
 def fp32_entropy(model: torch.nn.Module, device_type: str) -> None:
     """Run every entropy model outside autocast, on float32 inputs (likelihoods need the precision)."""
@@ -18,11 +20,6 @@ def fp32_entropy(model: torch.nn.Module, device_type: str) -> None:
                     return _orig(*[f(a) for a in args], **{k: f(v) for k, v in kwargs.items()})
 
             m.forward = forward
-
-
-def cpu_has_bf16() -> bool:
-    probe = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")()
-    return "AVX512" in str(probe).upper() or "AMX" in str(probe).upper()
 
 
 def lr_factor(step: int, frac: float, cfg) -> float:
