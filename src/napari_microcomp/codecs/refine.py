@@ -6,8 +6,8 @@ further (Campos et al. 2019, "Content adaptive optimization for neural image com
 during the steps is stochastic Gumbel annealing (Yang et al. 2020; measured +0.1 dB over straight-through
 rounding on training crops, docs/training.md) or the straight-through estimator; the kept iterate is the
 best by the loss of the hard-quantised latents, so refinement never codes worse (in the model's own
-estimate) than the plain encoder. The result is written by the model's unchanged ``compress`` (so any decoder reads it):
-:func:`with_latents` hands ``compress`` the refined ``y``/``z`` instead of recomputing them.
+estimate) than the plain encoder. The result is written by the model's unchanged ``compress`` (so any
+decoder reads it): :func:`with_latents` hands ``compress`` the refined ``y``/``z`` instead of recomputing them.
 
 Supported: the factorized, scale- and mean-scale-hyperprior families, fixed-rate and VBR. The
 autoregressive models (mbt2018, cheng2020) code ``y`` in a causal order that this loss does not
@@ -151,8 +151,9 @@ def refine_latents(model: nn.Module, x: torch.Tensor, lam: float, steps: int, s:
             if judge:
                 with torch.no_grad() if method == "sga" else torch.enable_grad():
                     hard, _, _ = _rd(model, x, y, z, lam, s, n_px, gain)
-                if float(hard.detach()) < best_loss:
-                    best_loss, best = float(hard.detach()), [t.detach().clone() for t in leaves]
+                hv = float(hard.detach())
+                if hv < best_loss:
+                    best_loss, best = hv, [t.detach().clone() for t in leaves]
             if i == steps:
                 break
             if method == "sga":
