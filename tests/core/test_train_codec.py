@@ -114,6 +114,20 @@ def test_sampler_shapes_range_and_padding(data_dir):
         collect_files([data_dir / "missing"])
 
 
+def test_sampling_power_shifts_draws_towards_small_images():
+    from napari_microcomp.training.data import Item
+
+    big, small = np.arange(256 * 256, dtype=np.uint16).reshape(256, 256), np.eye(32, dtype=np.uint16)
+    items = [Item("big", big, 0.0, float(big.max())), Item("small", small, 0.0, 1.0)]
+    by_pixel = PatchSampler(items, (32, 32), power=1.0).p
+    assert by_pixel[1] == pytest.approx(32 * 32 / (256 * 256 + 32 * 32))
+    assert PatchSampler(items, (32, 32), power=0.5).p[1] == pytest.approx(32 / (256 + 32))
+    assert np.allclose(PatchSampler(items, (32, 32), power=0.0).p, [0.5, 0.5])   # one image, one share
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(InputError, match="sampling power"):
+            PatchSampler(items, (32, 32), power=bad)
+
+
 def test_vbr_with_its_own_lambda_table(data_dir, tmp_path, capsys):
     lams = ["0.0018", "0.0042", "0.0099", "0.0233", "0.0547", "0.128", "0.302", "0.71"]
     out = tmp_path / "wide.pt"

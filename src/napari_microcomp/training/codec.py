@@ -70,6 +70,7 @@ class TrainConfig(RunConfig):
     modality: Optional[str] = None  # recorded in the weights' metadata ("transmitted", "fluorescence")
     fresh_lr_mult: float = 10.0  # learning-rate factor for the tensors a transplanted start left new
     steps_offset: int = 0        # steps the ``init`` weights had already trained (recorded as steps_total)
+    sample_power: float = 1.0    # images drawn ∝ size**power: < 1 gives small sources more weight
 
     def resolved_patch(self, ndim: int) -> List[int]:
         if not self.patch:
@@ -162,7 +163,7 @@ class CodecTrainer(Trainer):
         if any(p % spec.multiple for p in patch[-2:]):
             raise MicrocompError(f"{cfg.arch} needs --patch sizes (Y, X) that are multiples of {spec.multiple}, "
                                  f"got {patch}")
-        self.sampler = PatchSampler(self.items, patch, seed=cfg.seed)
+        self.sampler = PatchSampler(self.items, patch, seed=cfg.seed, power=cfg.sample_power)
         yield Progress("load", len(self.files), len(self.files),
                        f"{len(self.items)} {spec.ndim}D items, {self.sampler.n_pixels / 1e6:.1f} Mpx; patch {patch} "
                        f"batch {cfg.batch}")

@@ -3,7 +3,8 @@
 Every 2D plane (for 2D architectures) or 3D stack (for 3D ones) is mapped to [0, 1] with its own
 min/max, as :mod:`napari_microcomp.codecs.learned` does per image at encode time. Arrays stay in
 their native dtype in memory (uint16 is half the size of float32) and are normalised per crop.
-Images are drawn with probability proportional to their size, so every pixel is equally likely.
+Images are drawn with probability proportional to their size, so every pixel is equally likely; with
+``power`` < 1 (size**power) small images are drawn more often, so a few large scans do not dominate.
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,16 +78,20 @@ class PatchSampler:
     """Draw batches of random normalised crops, shape ``(B, 1, *patch)``, float32 in [0, 1].
 
     Crops smaller than the image are taken uniformly; images smaller than the patch are padded by
-    edge replication. Random flips and 90° rotations in the (Y, X) plane augment the data.
+    edge replication. Random flips and 90° rotations in the (Y, X) plane augment the data. Items are
+    drawn with probability proportional to ``size ** power`` (1: every pixel equally likely).
     """
 
-    def __init__(self, items: Sequence[Item], patch: Sequence[int], seed: int = 0, augment: bool = True):
+    def __init__(self, items: Sequence[Item], patch: Sequence[int], seed: int = 0, augment: bool = True,
+                 power: float = 1.0):
         self.items = list(items)
         self.patch = tuple(int(p) for p in patch)
         nd = len(self.patch)
         if any(it.array.ndim != nd for it in self.items):
             raise InputError(f"patch {self.patch} has {nd} dims but the items are not all {nd}D")
-        sizes = np.array([float(np.prod(it.array.shape)) for it in self.items])
+        if not 0.0 <= float(power) <= 1.0:
+            raise InputError(f"sampling power must be in [0, 1], got {power}")
+        sizes = np.array([float(np.prod(it.array.shape)) for it in self.items]) ** float(power)
         self.p = sizes / sizes.sum()
         self.rng = np.random.default_rng(seed)
         self.augment = augment
