@@ -76,6 +76,16 @@ def constant_crc32(value: float, dtype: str, n: int) -> int:
     return crc & 0xFFFFFFFF
 
 
+def symbols_check(header: Header, symbols_crc) -> Any:
+    """A latent-symbol checksum bound to everything else the header says (all but its checks and payload
+    table), so that the same symbols decoded under an edited header cannot pass as rounding drift."""
+    if symbols_crc is None:
+        return None
+    d = {k: v for k, v in header.to_dict().items() if k not in ("check", "payloads")}
+    body = json.dumps(d, separators=(",", ":"), sort_keys=True).encode()
+    return zlib.crc32(struct.pack("<I", int(symbols_crc)), zlib.crc32(body)) & 0xFFFFFFFF
+
+
 def pack(header: Header, payloads: Sequence[bytes]) -> bytes:
     header.payloads = [[len(p), crc32(p)] for p in payloads]
     hjson = json.dumps(header.to_dict(), separators=(",", ":"), sort_keys=True).encode()

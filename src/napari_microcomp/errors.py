@@ -19,3 +19,7 @@ class CodecError(MicrocompError):
 
 class WeightsNotFoundError(MicrocompError):
     """A learned model has no weights for the requested setting."""
+
+
+class DecodeDriftWarning(UserWarning):
+    """A learned stream decoded from exactly the encoder's latents, but rounded differently (another CPU type)."""

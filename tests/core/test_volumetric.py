@@ -15,7 +15,7 @@ pytest.importorskip("compressai")
 
 from napari_microcomp import container  # noqa: E402
 from napari_microcomp.codecs import decode, get_codec, info  # noqa: E402
-from napari_microcomp.errors import CodecError, StreamError, WeightsNotFoundError  # noqa: E402
+from napari_microcomp.errors import CodecError, DecodeDriftWarning, StreamError, WeightsNotFoundError  # noqa: E402
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -125,10 +125,15 @@ def test_wrong_weights_or_bad_reconstruction_refused(weights, tmp_path):
     other = str(_tiny_weights(tmp_path / "factorized3d-q4.pt", seed=1))
     with pytest.raises(StreamError, match="weights"):
         get_codec("factorized3d", quality=4, weights=other).decode(data)
-    # a payload that still passes its CRC but decodes differently is caught by the reconstruction check
+    # a payload that still passes its CRC but decodes to other latents is caught by the checksums
     h, payloads = container.unpack(data)
     h.check["crc32"] ^= 1
+    h.check["symbols"] ^= 1
     with pytest.raises(StreamError, match="checksum"):
+        decode(container.pack(h, payloads))
+    # the same latents with another reconstruction: float rounding on another CPU, returned with a warning
+    h.check["symbols"] ^= 1
+    with pytest.warns(DecodeDriftWarning):
         decode(container.pack(h, payloads))
 
 

@@ -8,7 +8,7 @@ from typing import List, Tuple
 import torch
 
 from .._progress import checkpoint
-from ..models.coding import fixed_threads
+from ..models.coding import fixed_threads, record_symbols
 
 
 class _Wavefront:
@@ -74,6 +74,7 @@ class _Wavefront:
             indexes, means = self.entropy_params(i, j)
             symbols = self.gc.quantize(y[0][:, i, j].T, "symbols", means)
             self.put(i, j, symbols, means)
+            record_symbols(symbols)   # in the order the decoder will decode them
             sym_all.append(symbols.reshape(-1))
             idx_all.append(indexes.reshape(-1))
         enc = BufferedRansEncoder()
@@ -92,6 +93,7 @@ class _Wavefront:
                 checkpoint("decode", t, n, "autoregressive latents")
             indexes, means = self.entropy_params(i, j)
             sym = dec.decode_stream(indexes.reshape(-1).tolist(), self.cdf, self.cdf_lengths, self.offsets)
+            record_symbols(sym)
             self.put(i, j, torch.tensor(sym, dtype=torch.int32).reshape(indexes.shape), means)
 
 

@@ -15,7 +15,9 @@ faint block edge can appear every ``tile`` pixels; a larger ``tile`` trades memo
 Exactness: entropy decoding is only correct when the decoder recomputes the entropy parameters
 bit-identically. Encode and decode therefore run with a fixed torch thread count (``threads``,
 stored in the stream), and the stream records the CRC32 of the reconstruction the encoder
-produced: a decoder that computes anything else raises StreamError instead of returning garbage.
+produced and of the latent symbols it wrote: a decoder that recovers other symbols raises
+StreamError instead of returning garbage; one whose float arithmetic merely rounds a few pixels
+differently (another CPU type) returns its result with a DecodeDriftWarning.
 The weights' fingerprint is stored too, so decoding with other weights fails clearly.
 """
 import os
@@ -218,7 +220,8 @@ class LearnedCodec(WeightLevels, Codec):
 
     # -- coding of one tile ------------------------------------------------------------------
 
-    def _code_tile(self, lm: LoadedModel, x: np.ndarray) -> Tuple[bytes, np.ndarray]:
+    def _code_tile(self, lm: LoadedModel, x: np.ndarray, tally) -> Tuple[bytes, np.ndarray]:
+        """Payload and reconstruction of one tile; ``tally`` counts the symbols as the decoder will decode them."""
         import torch
         import torch.nn.functional as F
 
@@ -236,7 +239,8 @@ class LearnedCodec(WeightLevels, Codec):
             if self.params.get("refine"):
                 raise CodecError(f"{self.codec_id}: latent refinement is not available for autoregressive models; "
                                  "use mbt2018-mean(-vbr), bmshj2018-hyperprior(-vbr) or bmshj2018-factorized")
-            strings, shape, rec = ar_compress(lm.model, t)
+            with tally:
+                strings, shape, rec = ar_compress(lm.model, t)
             return _pack_payload(strings, shape), self._crop(rec, h, w)
         model = lm.model
         n_refine = int(self.params.get("refine") or 0)
@@ -258,7 +262,9 @@ class LearnedCodec(WeightLevels, Codec):
         out = model.compress(t, **self._kwargs())
         strings = [s[0] for s in out["strings"]]
         shape = tuple(int(v) for v in out["shape"])
-        return _pack_payload(strings, shape), self._decode_tile(lm, strings, shape, h, w)
+        with tally:
+            rec = self._decode_tile(lm, strings, shape, h, w)
+        return _pack_payload(strings, shape), rec
 
     def _decode_tile(self, lm: LoadedModel, strings: List[bytes], shape: Tuple[int, ...],
                      h: int, w: int) -> np.ndarray:
@@ -297,7 +303,7 @@ class LearnedCodec(WeightLevels, Codec):
     def _encode(self, a: np.ndarray, header: container.Header) -> List[bytes]:
         import torch
 
-        from ..models.coding import fixed_threads
+        from ..models.coding import fixed_threads, symbol_tally
 
         weights = self._resolve_weights(a)
         lm = encodable(self.load(weights), self.codec_id)
@@ -322,6 +328,7 @@ class LearnedCodec(WeightLevels, Codec):
         recon = np.empty(planes.shape, dtype=a.dtype)
         payloads = []
         span = hi - lo   # float64: spans near ±3e38 overflow float32 and fed NaN into the entropy coder
+        tally = symbol_tally()
         with fixed_threads(threads), torch.inference_mode():
             n, k = len(planes) * len(grid), 0
             for z, plane in enumerate(planes):
@@ -329,16 +336,18 @@ class LearnedCodec(WeightLevels, Codec):
                     checkpoint("encode", k, n, f"{self.codec_id}: tile {k + 1}/{n}")
                     k += 1
                     x = ((plane[y0:y1, x0:x1].astype(np.float64) - lo) / span).astype(np.float32)
-                    payload, rec = self._code_tile(lm, x)
+                    payload, rec = self._code_tile(lm, x, tally)
                     payloads.append(payload)
                     recon[z, y0:y1, x0:x1] = to_dtype(rec, lo, hi, a.dtype)
         header.check["crc32"] = container.array_crc32(recon.reshape(a.shape))
+        if tally.value is not None:
+            header.check["symbols"] = container.symbols_check(header, tally.value)
         return payloads
 
     def _decode(self, header: container.Header, payloads: List[bytes]) -> np.ndarray:
         import torch
 
-        from ..models.coding import fixed_threads
+        from ..models.coding import fixed_threads, symbol_tally
 
         norm = header.norm
         if norm.get("mode") != "minmax":
@@ -366,6 +375,7 @@ class LearnedCodec(WeightLevels, Codec):
         out = np.empty(planes_shape, dtype=header.dtype)
         threads = int(self.params.get("threads") or default_threads())
         it = iter(payloads)
+        tally = symbol_tally()
         with fixed_threads(threads), torch.inference_mode():
             k = 0
             for z in range(planes_shape[0]):
@@ -374,8 +384,10 @@ class LearnedCodec(WeightLevels, Codec):
                     k += 1
                     strings, zshape = _unpack_payload(next(it))
                     self._check_payload(lm, strings, zshape, y1 - y0, x1 - x0)
-                    rec = self._decode_tile(lm, strings, zshape, y1 - y0, x1 - x0)
+                    with tally:
+                        rec = self._decode_tile(lm, strings, zshape, y1 - y0, x1 - x0)
                     out[z, y0:y1, x0:x1] = to_dtype(rec, lo, hi, header.dtype)
+        self.decoded_symbols = container.symbols_check(header, tally.value)
         return out.reshape(shape)
 
 

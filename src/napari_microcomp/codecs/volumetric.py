@@ -99,7 +99,7 @@ class VolumetricCodec(WeightLevels, Codec):
         import torch
 
         from ..models.arch3d import pad_multiple
-        from ..models.coding import fixed_threads
+        from ..models.coding import fixed_threads, symbol_tally
 
         weights = self._resolve_weights(a)
         lm = encodable(self._model(weights=weights), self.codec_id)
@@ -116,6 +116,7 @@ class VolumetricCodec(WeightLevels, Codec):
         recon = np.empty(vol.shape, dtype=a.dtype)
         payloads: List[bytes] = []
         blocks = []
+        tally = symbol_tally()
         with fixed_threads(threads), torch.inference_mode():
             for k, t in enumerate(tiles):
                 checkpoint("encode", k, len(tiles), f"{self.codec_id}: block {k + 1}/{len(tiles)}")
@@ -124,13 +125,16 @@ class VolumetricCodec(WeightLevels, Codec):
                 enc = lm.model.compress(xp, **self._kwargs())
                 strings = [s[0] for s in enc["strings"]]
                 latent = [int(v) for v in enc["shape"]]
-                y = lm.model.decompress([[s] for s in strings], latent, **self._kwargs())["x_hat"]
+                with tally:
+                    y = lm.model.decompress([[s] for s in strings], latent, **self._kwargs())["x_hat"]
                 recon[t.slices("core")] = _from_unit(y, zyx, lo, hi, a.dtype)[t.core_in_outer()]
                 payloads.extend(strings)
                 blocks.append({"core": [list(c) for c in t.core], "outer": [list(o) for o in t.outer],
                                "latent": latent, "n": len(strings)})
         header.meta["blocks"] = blocks
         header.check = {"crc32": container.array_crc32(recon if a.ndim == 3 else recon[0])}
+        if tally.value is not None:
+            header.check["symbols"] = container.symbols_check(header, tally.value)
         return payloads
 
     def _blocks(self, shape: Sequence[int]) -> list:
@@ -155,7 +159,7 @@ class VolumetricCodec(WeightLevels, Codec):
             raise StreamError(f"{self.codec_id}: unknown intensity mapping {header.norm.get('mode')!r}")
         import torch
 
-        from ..models.coding import fixed_threads
+        from ..models.coding import fixed_threads, symbol_tally
 
         # the stream, not this instance, says how it was coded (codec.decode(data) on any instance works)
         lm = self._model(header.codec.get("weights_id"))
@@ -173,6 +177,7 @@ class VolumetricCodec(WeightLevels, Codec):
             raise StreamError(f"{self.codec_id}: {len(payloads)} payloads for {len(blocks)} blocks")
         out = np.empty(shape, dtype=dtype)
         i = 0
+        tally = symbol_tally()
         with fixed_threads(threads), torch.inference_mode():
             for k, b in enumerate(blocks):
                 checkpoint("decode", k, len(blocks), f"{self.codec_id}: block {k + 1}/{len(blocks)}")
@@ -184,13 +189,15 @@ class VolumetricCodec(WeightLevels, Codec):
                 latent = [int(v) for v in b["latent"]]
                 self._check_block(lm.model, shape, core, outer, latent, n)
                 try:
-                    y = lm.model.decompress(strings, latent, **self._kwargs())["x_hat"]
+                    with tally:
+                        y = lm.model.decompress(strings, latent, **self._kwargs())["x_hat"]
                 except ValueError as exc:   # e.g. a damaged slice table (models/stacked3d.py)
                     raise StreamError(f"{self.codec_id}: damaged stream ({exc})") from None
                 zyx = tuple(o1 - o0 for o0, o1 in outer)
                 block = _from_unit(y, zyx, lo, hi, dtype)
                 out[tuple(slice(c0, c1) for c0, c1 in core)] = block[
                     tuple(slice(c0 - o0, c1 - o0) for (c0, c1), (o0, _) in zip(core, outer))]
+        self.decoded_symbols = container.symbols_check(header, tally.value)
         return out if len(header.shape) == 3 else out[0]
 
 

@@ -4,8 +4,10 @@ Learned entropy coding is only exact when encoder and decoder compute the entrop
 bit-identically, so everything that touches the tables runs with a fixed thread count.
 """
 import threading
-from typing import Dict, Set
+import zlib
+from typing import Dict, Optional, Set
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -37,6 +39,63 @@ class fixed_threads:
             torch.set_num_threads(self.prev)
         self._lock.release()
         return False
+
+
+_TALLY = threading.local()
+
+
+class symbol_tally:
+    """CRC32 of every latent symbol entropy-decoded while it is active (``with tally:``), in order.
+
+    Why: on another CPU type a decoder's float arithmetic can round a few output pixels differently
+    while the entropy decoding, the one step where a drift corrupts the image, stays exact. Equal
+    tallies at encode and decode show that the decoder recovered exactly the latents the encoder
+    wrote. Re-entering the same tally continues it (one tally per stream, entered per tile).
+    """
+
+    def __init__(self):
+        self.crc, self.n = 0, 0
+
+    def add(self, values) -> None:
+        a = np.asarray(values, dtype="<i4").reshape(-1)
+        self.crc = zlib.crc32(a.tobytes(), self.crc) & 0xFFFFFFFF
+        self.n += a.size
+
+    @property
+    def value(self) -> Optional[int]:
+        """The checksum, or None when nothing was counted (nothing to vouch for)."""
+        return self.crc if self.n else None
+
+    def __enter__(self):
+        self._prev = getattr(_TALLY, "active", None)
+        _TALLY.active = self
+        return self
+
+    def __exit__(self, *exc):
+        _TALLY.active = self._prev
+        return False
+
+
+def record_symbols(values) -> None:
+    """Add decoded symbols to the tally active in this thread, if any."""
+    t = getattr(_TALLY, "active", None)
+    if t is not None:
+        t.add(values)
+
+
+class _TalliedCoder:
+    """An entropy model's coder that reports the symbols it decodes to the active tally."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def decode_with_indexes(self, *args, **kwargs):
+        values = self._inner.decode_with_indexes(*args, **kwargs)
+        record_symbols(values)
+        return values
 
 
 def cpu_has_bf16() -> bool:
@@ -110,13 +169,16 @@ def channels_last_by_rank(model: nn.Module, training: bool = False) -> nn.Module
 
 
 def prepare_for_coding(model: nn.Module, channels_last: bool) -> nn.Module:
-    """Eval mode, the fast index builder, and channels-last memory for 2D models on CPU."""
+    """Eval mode, the fast index builder, tallied entropy decoding, channels-last memory for 2D models on CPU."""
     from compressai.entropy_models import GaussianConditional
 
     model.eval()
     for m in model.modules():
         if isinstance(m, GaussianConditional):
             m.build_indexes = _fast_build_indexes(m)
+        coder = m.__dict__.get("entropy_coder")
+        if coder is not None and not isinstance(coder, _TalliedCoder):
+            m.entropy_coder = _TalliedCoder(coder)
     if channels_last:  # oneDNN convolutions are ~1.5x faster channels-last on CPU
         model.to(memory_format=torch.channels_last)
     return model
