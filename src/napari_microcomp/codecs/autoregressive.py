@@ -3,6 +3,8 @@
 The encoder and decoder of :mod:`.learned` call :func:`ar_compress` / :func:`ar_decompress`; everything else
 about those codecs (tiles, normalisation, checks) is shared with the other learned codecs.
 """
+import copy
+import weakref
 from typing import List, Tuple
 
 import torch
@@ -27,6 +29,7 @@ class _Wavefront:
     def __init__(self, model, params: torch.Tensor):
         gc = model.gaussian_conditional
         self.model, self.gc, self.params = model, gc, params[0]
+        dt = params.dtype
         self.h, self.w = params.shape[-2:]
         self.cdf = gc.quantized_cdf.tolist()
         self.cdf_lengths = gc.cdf_length.reshape(-1).int().tolist()
@@ -34,10 +37,11 @@ class _Wavefront:
         cp = model.context_prediction
         # Tiny per-wave convolutions are dominated by oneDNN overhead (~40 ms each with channels-last
         # weights); as matrix products over the gathered 5×5 crops they cost microseconds.
-        self.ctx_w = (cp.weight * cp.mask).reshape(cp.weight.shape[0], -1).t().contiguous()
-        self.ctx_b = cp.bias
-        self.ep = [((m.weight.reshape(m.weight.shape[0], -1).t().contiguous(), m.bias)
+        self.ctx_w = (cp.weight * cp.mask).reshape(cp.weight.shape[0], -1).t().contiguous().to(dt)
+        self.ctx_b = cp.bias.to(dt)
+        self.ep = [((m.weight.reshape(m.weight.shape[0], -1).t().contiguous().to(dt), m.bias.to(dt))
                     if isinstance(m, torch.nn.Conv2d) else m) for m in model.entropy_parameters]
+        self.table = gc.scale_table[:-1].to(dt).contiguous()
         self.y_hat = torch.zeros((model.M, self.h + 2 * self.PAD, self.w + 2 * self.PAD), dtype=params.dtype)
         r = torch.arange(self.K)
         self.dy, self.dx = r[:, None], r[None, :]
@@ -55,13 +59,16 @@ class _Wavefront:
         for layer in self.ep:   # the 1×1 convolutions of entropy_parameters, as matrix products
             gp = torch.addmm(layer[1], gp, layer[0]) if isinstance(layer, tuple) else layer(gp)
         scales, means = gp.chunk(2, 1)
-        return self.gc.build_indexes(scales), means
+        # GaussianConditional.build_indexes in this dtype: index = #{table[k] < scale, k < last}
+        scales = torch.clamp(scales, min=float(self.gc.lower_bound_scale.bound))
+        return torch.searchsorted(self.table, scales.contiguous()).int(), means
 
     def put(self, i, j, symbols: torch.Tensor, means: torch.Tensor) -> None:
         self.y_hat[:, i + self.PAD, j + self.PAD] = (symbols.float() + means).T
 
     def latent(self) -> torch.Tensor:
-        return self.y_hat[None, :, self.PAD:self.PAD + self.h, self.PAD:self.PAD + self.w]
+        """The decoded latent, in float32 for the synthesis transform."""
+        return self.y_hat[None, :, self.PAD:self.PAD + self.h, self.PAD:self.PAD + self.w].float()
 
     def encode(self, y: torch.Tensor) -> bytes:
         from compressai.ans import BufferedRansEncoder
@@ -97,20 +104,40 @@ class _Wavefront:
             self.put(i, j, torch.tensor(sym, dtype=torch.int32).reshape(indexes.shape), means)
 
 
-def ar_compress(model, x: torch.Tensor) -> Tuple[List[bytes], Tuple[int, ...], torch.Tensor]:
+_H_S64: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _hyper_params(model, z_hat: torch.Tensor, dtype: str) -> torch.Tensor:
+    """``h_s(z_hat)`` in the stream's entropy arithmetic.
+
+    Why float64: the entropy parameters must come out identical at encode and decode. In float32 another
+    CPU's kernels (other summation orders) move them by ~1e-7 relative, enough for a scale index or a
+    context to flip somewhere in a large latent, after which the symbols desynchronise (measured: with
+    oneDNN switched off, one of four 512² crops decoded 2,862 wrong pixels). In float64 the same drift is
+    ~1e-16 and a flip practically never happens; these layers are small, so it costs little.
+    """
+    if dtype == "float32":
+        return model.h_s(z_hat).contiguous()
+    h_s = _H_S64.get(model)
+    if h_s is None:
+        h_s = _H_S64[model] = copy.deepcopy(model.h_s).double().to(memory_format=torch.contiguous_format)
+    return h_s(z_hat.double()).contiguous()
+
+
+def ar_compress(model, x: torch.Tensor, dtype: str) -> Tuple[List[bytes], Tuple[int, ...], torch.Tensor]:
     y = model.g_a(x)
     z = model.h_a(y)
     z_strings = model.entropy_bottleneck.compress(z)
     z_hat = model.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
-    wf = _Wavefront(model, model.h_s(z_hat).contiguous())
+    wf = _Wavefront(model, _hyper_params(model, z_hat, dtype))
     with fixed_threads(1):  # tiny per-wave ops: thread barriers would cost more than they save
         y_string = wf.encode(y.contiguous())
     return [y_string, z_strings[0]], tuple(z.shape[-2:]), model.g_s(wf.latent()).clamp_(0, 1)
 
 
-def ar_decompress(model, strings: List[bytes], shape: Tuple[int, ...]) -> torch.Tensor:
+def ar_decompress(model, strings: List[bytes], shape: Tuple[int, ...], dtype: str) -> torch.Tensor:
     z_hat = model.entropy_bottleneck.decompress([strings[1]], list(shape))
-    wf = _Wavefront(model, model.h_s(z_hat).contiguous())
+    wf = _Wavefront(model, _hyper_params(model, z_hat, dtype))
     with fixed_threads(1):
         wf.decode(strings[0])
     return model.g_s(wf.latent()).clamp_(0, 1)

@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # torch is imported when a model runs, not when codecs are li
 
 DEFAULT_TILE = 1024
 MAX_THREADS = 256   # a stream may not ask for more (a hostile 5000 aborted the process)
+AR_DTYPES = ("float64", "float32")   # context models' entropy arithmetic (see codecs/autoregressive.py)
 _PAYLOAD = struct.Struct("<BB")
 
 
@@ -196,10 +197,14 @@ class LearnedCodec(WeightLevels, Codec):
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
                                     or not 1 <= threads <= MAX_THREADS):
             raise CodecError(f"{self.codec_id}: threads must be an integer 1..{MAX_THREADS}, got {threads!r}")
+        ar_dtype = self.params.get("ar_dtype")
+        if ar_dtype is not None and (self.spec.coding != "ar" or ar_dtype not in AR_DTYPES):
+            raise CodecError(f"{self.codec_id}: ar_dtype must be one of {AR_DTYPES} (context models only), "
+                             f"got {ar_dtype!r}")
 
     @classmethod
     def extra_params(cls) -> Sequence[str]:
-        return ("weights", "threads", "tile", "weights_id", "refine", "gain")
+        return ("weights", "threads", "tile", "weights_id", "refine", "gain", "ar_dtype")
 
     def _load_for_decode(self) -> LoadedModel:
         """The model a stream names; if the named file changed, any known file with the recorded fingerprint."""
@@ -240,7 +245,7 @@ class LearnedCodec(WeightLevels, Codec):
                 raise CodecError(f"{self.codec_id}: latent refinement is not available for autoregressive models; "
                                  "use mbt2018-mean(-vbr), bmshj2018-hyperprior(-vbr) or bmshj2018-factorized")
             with tally:
-                strings, shape, rec = ar_compress(lm.model, t)
+                strings, shape, rec = ar_compress(lm.model, t, self.params["ar_dtype"])
             return _pack_payload(strings, shape), self._crop(rec, h, w)
         model = lm.model
         n_refine = int(self.params.get("refine") or 0)
@@ -271,7 +276,8 @@ class LearnedCodec(WeightLevels, Codec):
         if self.spec.coding == "ar":
             from .autoregressive import ar_decompress
 
-            return self._crop(ar_decompress(lm.model, strings, shape), h, w)
+            # streams from before ar_dtype was recorded were coded in float32
+            return self._crop(ar_decompress(lm.model, strings, shape, self.params.get("ar_dtype", "float32")), h, w)
         rec = lm.model.decompress([[s] for s in strings], list(shape), **self._kwargs())["x_hat"]
         return self._crop(rec, h, w)
 
@@ -317,6 +323,8 @@ class LearnedCodec(WeightLevels, Codec):
                                                                   float(self.params["level"]))
         tile = int(self.params.get("tile", DEFAULT_TILE))
         header.codec["tile"] = tile   # recorded: a later change of the default must not break old streams
+        if self.spec.coding == "ar":
+            self.params["ar_dtype"] = header.codec["ar_dtype"] = self.params.get("ar_dtype") or "float64"
         lo, hi = float(a.min()), float(a.max())
         header.norm = {"mode": "minmax", "lo": lo, "hi": hi}
         planes = a[None] if a.ndim == 2 else a
