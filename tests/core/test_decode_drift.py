@@ -101,15 +101,19 @@ def test_entropy_desync_is_refused(image, arch, q):
     assert np.array_equal(decode(data), decode(data))   # restored
 
 
-def test_context_model_streams_record_their_entropy_arithmetic(image):
-    """New context-model streams compute entropy parameters in float64; older float32 streams still decode."""
-    c = get_codec("mbt2018", quality=4, weights="transmitted")
-    data = c.encode(image)
-    assert container.unpack(data)[0].codec["ar_dtype"] == "float64"
-    old = get_codec("mbt2018", quality=4, weights="transmitted", ar_dtype="float32").encode(image)
+@pytest.mark.parametrize("arch,q", CASES)
+def test_streams_record_their_entropy_arithmetic(image, arch, q):
+    """New streams compute entropy parameters in float64; older (float32) streams still decode as written."""
+    a = _input(arch, image)
+    data = get_codec(arch, quality=q, weights="transmitted").encode(a)
+    assert container.unpack(data)[0].codec["ep"] == 64
+    old = get_codec(arch, quality=q, weights="transmitted", ep=32).encode(a)
     header, payloads = container.unpack(old)
-    del header.codec["ar_dtype"]   # as written before the key existed
-    assert decode(container.pack(header, payloads)).shape == image.shape
+    del header.codec["ep"]   # as written before the key existed
+    out = decode(container.pack(header, payloads))
+    assert container.array_crc32(out) == header.check["crc32"]
+    with pytest.raises(Exception, match="ep"):
+        get_codec(arch, quality=q, ep=16)
 
 
 def test_without_the_symbol_checksum_drift_is_still_refused(image):

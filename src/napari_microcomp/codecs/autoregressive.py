@@ -3,14 +3,12 @@
 The encoder and decoder of :mod:`.learned` call :func:`ar_compress` / :func:`ar_decompress`; everything else
 about those codecs (tiles, normalisation, checks) is shared with the other learned codecs.
 """
-import copy
-import weakref
 from typing import List, Tuple
 
 import torch
 
 from .._progress import checkpoint
-from ..models.coding import fixed_threads, record_symbols
+from ..models.coding import fixed_threads, float64_copy, record_symbols
 
 
 class _Wavefront:
@@ -104,11 +102,8 @@ class _Wavefront:
             self.put(i, j, torch.tensor(sym, dtype=torch.int32).reshape(indexes.shape), means)
 
 
-_H_S64: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def _hyper_params(model, z_hat: torch.Tensor, dtype: str) -> torch.Tensor:
-    """``h_s(z_hat)`` in the stream's entropy arithmetic.
+def _hyper_params(model, z_hat: torch.Tensor, ep: int) -> torch.Tensor:
+    """``h_s(z_hat)`` in the stream's entropy arithmetic (``ep`` bits).
 
     Why float64: the entropy parameters must come out identical at encode and decode. In float32 another
     CPU's kernels (other summation orders) move them by ~1e-7 relative, enough for a scale index or a
@@ -116,28 +111,25 @@ def _hyper_params(model, z_hat: torch.Tensor, dtype: str) -> torch.Tensor:
     oneDNN switched off, one of four 512² crops decoded 2,862 wrong pixels). In float64 the same drift is
     ~1e-16 and a flip practically never happens; these layers are small, so it costs little.
     """
-    if dtype == "float32":
+    if ep == 32:
         return model.h_s(z_hat).contiguous()
-    h_s = _H_S64.get(model)
-    if h_s is None:
-        h_s = _H_S64[model] = copy.deepcopy(model.h_s).double().to(memory_format=torch.contiguous_format)
-    return h_s(z_hat.double()).contiguous()
+    return float64_copy(model.h_s)(z_hat.double()).contiguous()
 
 
-def ar_compress(model, x: torch.Tensor, dtype: str) -> Tuple[List[bytes], Tuple[int, ...], torch.Tensor]:
+def ar_compress(model, x: torch.Tensor, ep: int) -> Tuple[List[bytes], Tuple[int, ...], torch.Tensor]:
     y = model.g_a(x)
     z = model.h_a(y)
     z_strings = model.entropy_bottleneck.compress(z)
     z_hat = model.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
-    wf = _Wavefront(model, _hyper_params(model, z_hat, dtype))
+    wf = _Wavefront(model, _hyper_params(model, z_hat, ep))
     with fixed_threads(1):  # tiny per-wave ops: thread barriers would cost more than they save
         y_string = wf.encode(y.contiguous())
     return [y_string, z_strings[0]], tuple(z.shape[-2:]), model.g_s(wf.latent()).clamp_(0, 1)
 
 
-def ar_decompress(model, strings: List[bytes], shape: Tuple[int, ...], dtype: str) -> torch.Tensor:
+def ar_decompress(model, strings: List[bytes], shape: Tuple[int, ...], ep: int) -> torch.Tensor:
     z_hat = model.entropy_bottleneck.decompress([strings[1]], list(shape))
-    wf = _Wavefront(model, _hyper_params(model, z_hat, dtype))
+    wf = _Wavefront(model, _hyper_params(model, z_hat, ep))
     with fixed_threads(1):
         wf.decode(strings[0])
     return model.g_s(wf.latent()).clamp_(0, 1)

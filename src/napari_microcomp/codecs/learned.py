@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # torch is imported when a model runs, not when codecs are li
 
 DEFAULT_TILE = 1024
 MAX_THREADS = 256   # a stream may not ask for more (a hostile 5000 aborted the process)
-AR_DTYPES = ("float64", "float32")   # context models' entropy arithmetic (see codecs/autoregressive.py)
+EP_BITS = (64, 32)   # entropy-parameter arithmetic of hyperprior models (models/coding.exact_hyper); 32: older streams
 _PAYLOAD = struct.Struct("<BB")
 
 
@@ -117,6 +117,16 @@ class WeightLevels:
     def _fraction(self) -> bool:
         lv = self.params.get("level")   # type: ignore[attr-defined]
         return self.quality is None and lv is not None and float(lv) != int(float(lv))   # type: ignore[attr-defined]
+
+    def _ep(self) -> int:
+        """Bits of the entropy-parameter arithmetic; streams that do not record it were coded in float32."""
+        return int(self.params.get("ep") or 32)   # type: ignore[attr-defined]
+
+    def _check_ep(self) -> None:
+        ep = self.params.get("ep")   # type: ignore[attr-defined]
+        if ep is not None and (isinstance(ep, bool) or ep not in EP_BITS):
+            raise CodecError(f"{self.codec_id}: ep (entropy-parameter precision in bits) must be one of "   # type: ignore[attr-defined]
+                             f"{EP_BITS}, got {ep!r}")
 
     def load(self, weights: Any = None) -> LoadedModel:
         """The (cached) model for this codec's quality and weights; WeightsNotFoundError if none."""
@@ -197,14 +207,11 @@ class LearnedCodec(WeightLevels, Codec):
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
                                     or not 1 <= threads <= MAX_THREADS):
             raise CodecError(f"{self.codec_id}: threads must be an integer 1..{MAX_THREADS}, got {threads!r}")
-        ar_dtype = self.params.get("ar_dtype")
-        if ar_dtype is not None and (self.spec.coding != "ar" or ar_dtype not in AR_DTYPES):
-            raise CodecError(f"{self.codec_id}: ar_dtype must be one of {AR_DTYPES} (context models only), "
-                             f"got {ar_dtype!r}")
+        self._check_ep()
 
     @classmethod
     def extra_params(cls) -> Sequence[str]:
-        return ("weights", "threads", "tile", "weights_id", "refine", "gain", "ar_dtype")
+        return ("weights", "threads", "tile", "weights_id", "refine", "gain", "ep")
 
     def _load_for_decode(self) -> LoadedModel:
         """The model a stream names; if the named file changed, any known file with the recorded fingerprint."""
@@ -230,6 +237,7 @@ class LearnedCodec(WeightLevels, Codec):
         import torch
         import torch.nn.functional as F
 
+        from ..models.coding import exact_hyper
         from .autoregressive import ar_compress
         from .refine import refine_latents, with_latents
 
@@ -245,7 +253,7 @@ class LearnedCodec(WeightLevels, Codec):
                 raise CodecError(f"{self.codec_id}: latent refinement is not available for autoregressive models; "
                                  "use mbt2018-mean(-vbr), bmshj2018-hyperprior(-vbr) or bmshj2018-factorized")
             with tally:
-                strings, shape, rec = ar_compress(lm.model, t, self.params["ar_dtype"])
+                strings, shape, rec = ar_compress(lm.model, t, self._ep())
             return _pack_payload(strings, shape), self._crop(rec, h, w)
         model = lm.model
         n_refine = int(self.params.get("refine") or 0)
@@ -264,7 +272,8 @@ class LearnedCodec(WeightLevels, Codec):
                 lam = float(lm.meta.get("lambda") or spec.lmbda(int(self.quality)))
             y, z = refine_latents(model, t, lam, n_refine, s=s, n_px=h * w, gain=gain)
             model = with_latents(model, y, z)
-        out = model.compress(t, **self._kwargs())
+        with exact_hyper(lm.model, self._ep() == 64):
+            out = model.compress(t, **self._kwargs())
         strings = [s[0] for s in out["strings"]]
         shape = tuple(int(v) for v in out["shape"])
         with tally:
@@ -273,12 +282,14 @@ class LearnedCodec(WeightLevels, Codec):
 
     def _decode_tile(self, lm: LoadedModel, strings: List[bytes], shape: Tuple[int, ...],
                      h: int, w: int) -> np.ndarray:
+        from ..models.coding import exact_hyper
+
         if self.spec.coding == "ar":
             from .autoregressive import ar_decompress
 
-            # streams from before ar_dtype was recorded were coded in float32
-            return self._crop(ar_decompress(lm.model, strings, shape, self.params.get("ar_dtype", "float32")), h, w)
-        rec = lm.model.decompress([[s] for s in strings], list(shape), **self._kwargs())["x_hat"]
+            return self._crop(ar_decompress(lm.model, strings, shape, self._ep()), h, w)
+        with exact_hyper(lm.model, self._ep() == 64):
+            rec = lm.model.decompress([[s] for s in strings], list(shape), **self._kwargs())["x_hat"]
         return self._crop(rec, h, w)
 
     def _check_payload(self, lm: LoadedModel, strings: List[bytes], zshape: Tuple[int, ...], h: int,
@@ -323,8 +334,8 @@ class LearnedCodec(WeightLevels, Codec):
                                                                   float(self.params["level"]))
         tile = int(self.params.get("tile", DEFAULT_TILE))
         header.codec["tile"] = tile   # recorded: a later change of the default must not break old streams
-        if self.spec.coding == "ar":
-            self.params["ar_dtype"] = header.codec["ar_dtype"] = self.params.get("ar_dtype") or "float64"
+        if hasattr(lm.model, "h_s"):
+            self.params["ep"] = header.codec["ep"] = self.params.get("ep") or 64
         lo, hi = float(a.min()), float(a.max())
         header.norm = {"mode": "minmax", "lo": lo, "hi": hi}
         planes = a[None] if a.ndim == 2 else a

@@ -55,7 +55,7 @@ class VolumetricCodec(WeightLevels, Codec):
 
     @classmethod
     def extra_params(cls) -> Sequence[str]:
-        return ("weights", "threads", "weights_id")
+        return ("weights", "threads", "weights_id", "ep")
 
     def __init__(self, quality: Optional[int] = None, lossless: bool = False, **native: Any):
         super().__init__(quality=quality, lossless=lossless, **native)
@@ -65,6 +65,7 @@ class VolumetricCodec(WeightLevels, Codec):
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
                                     or not 1 <= threads <= MAX_THREADS):
             raise CodecError(f"{self.codec_id}: threads must be an integer 1..{MAX_THREADS}, got {threads!r}")
+        self._check_ep()
 
     def _model(self, want: Optional[str] = None, weights: Any = None) -> "LoadedModel":
         """The weights to code with (``weights``, else this codec's); ``want``: the fingerprint a stream
@@ -99,7 +100,7 @@ class VolumetricCodec(WeightLevels, Codec):
         import torch
 
         from ..models.arch3d import pad_multiple
-        from ..models.coding import fixed_threads, symbol_tally
+        from ..models.coding import exact_hyper, fixed_threads, symbol_tally
 
         weights = self._resolve_weights(a)
         lm = encodable(self._model(weights=weights), self.codec_id)
@@ -108,6 +109,8 @@ class VolumetricCodec(WeightLevels, Codec):
         threads = int(self.params.get("threads") or default_threads())
         header.codec["threads"] = threads
         header.codec["weights_id"] = lm.weights_id
+        if hasattr(lm.model, "h_s"):
+            self.params["ep"] = header.codec["ep"] = self.params.get("ep") or 64
         vol = a if a.ndim == 3 else a[None]
         lo, hi = float(vol.min()), float(vol.max())
         header.layout = "volume"
@@ -122,10 +125,11 @@ class VolumetricCodec(WeightLevels, Codec):
                 checkpoint("encode", k, len(tiles), f"{self.codec_id}: block {k + 1}/{len(tiles)}")
                 x = _to_unit(vol[t.slices("outer")], lo, hi)
                 xp, zyx = pad_multiple(x, lm.model.downsampling_factor)
-                enc = lm.model.compress(xp, **self._kwargs())
+                with exact_hyper(lm.model, self._ep() == 64):
+                    enc = lm.model.compress(xp, **self._kwargs())
                 strings = [s[0] for s in enc["strings"]]
                 latent = [int(v) for v in enc["shape"]]
-                with tally:
+                with tally, exact_hyper(lm.model, self._ep() == 64):
                     y = lm.model.decompress([[s] for s in strings], latent, **self._kwargs())["x_hat"]
                 recon[t.slices("core")] = _from_unit(y, zyx, lo, hi, a.dtype)[t.core_in_outer()]
                 payloads.extend(strings)
@@ -159,7 +163,7 @@ class VolumetricCodec(WeightLevels, Codec):
             raise StreamError(f"{self.codec_id}: unknown intensity mapping {header.norm.get('mode')!r}")
         import torch
 
-        from ..models.coding import fixed_threads, symbol_tally
+        from ..models.coding import exact_hyper, fixed_threads, symbol_tally
 
         # the stream, not this instance, says how it was coded (codec.decode(data) on any instance works)
         lm = self._model(header.codec.get("weights_id"))
@@ -189,7 +193,7 @@ class VolumetricCodec(WeightLevels, Codec):
                 latent = [int(v) for v in b["latent"]]
                 self._check_block(lm.model, shape, core, outer, latent, n)
                 try:
-                    with tally:
+                    with tally, exact_hyper(lm.model, self._ep() == 64):
                         y = lm.model.decompress(strings, latent, **self._kwargs())["x_hat"]
                 except ValueError as exc:   # e.g. a damaged slice table (models/stacked3d.py)
                     raise StreamError(f"{self.codec_id}: damaged stream ({exc})") from None
