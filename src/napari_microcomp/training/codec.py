@@ -342,7 +342,7 @@ class CodecTrainer(Trainer):
                 "git": git_revision(), "command": cfg.command or " ".join(sys.argv), "seed": cfg.seed,
                 "final_train": self.last, "init": cfg.init, "schedule": cfg.schedule,
                 "warmup": cfg.warmup, "restores": self.n_restores, "modality": cfg.modality,
-                "steps_total": self.step + int(cfg.steps_offset)}
+                "sample_power": cfg.sample_power, "steps_total": self.step + int(cfg.steps_offset)}
 
     def finish(self) -> Generator[Progress, None, Dict[str, Any]]:
         cfg, spec = self.cfg, self.spec
