@@ -245,6 +245,30 @@ def test_fresh_workdir_skips_a_job_whose_file_a_later_job_replaced(sandbox):
     assert campaign._start_point(by_name["b"], wd, wd / "b.ckpt", by_name) == (None, str(target), 4)
 
 
+def test_a_gate_error_keeps_the_job_and_a_rerun_gates_it(sandbox, monkeypatch):
+    """A gate that raises (seen when the code was edited under a long run) must not stop the queue or lose the
+    trained job: the next job still runs, and running the job again gates it."""
+    plan = _plan(sandbox, [{"name": "a", **TINY, "steps": 2}, {"name": "b", **TINY, "steps": 2, "init": "a"}])
+    wd = sandbox / "work"
+    real, log = campaign.promote, []
+
+    def broken(job, *args, **kwargs):
+        if job["name"] == "a":
+            raise ImportError("cannot import name 'x'")
+        return real(job, *args, **kwargs)
+
+    monkeypatch.setattr(campaign, "promote", broken)
+    campaign.run(plan, wd, log=log.append, threads=1, gate_crop=64)
+    status = json.loads((wd / "status.json").read_text())
+    assert status["a"]["state"] == "trained (gate error)" and "ImportError" in status["a"]["gate"]
+    assert (wd / "a.ckpt").exists() and any("[b] gate:" in m for m in log)
+    monkeypatch.setattr(campaign, "promote", real)
+    log.clear()
+    campaign.run(plan, wd, only=["a"], log=log.append, threads=1, gate_crop=64)
+    assert any("[a] gate:" in m for m in log)
+    assert json.loads((wd / "status.json").read_text())["a"]["state"] in ("promoted", "rejected")
+
+
 def test_init_file_and_job_lambda(sandbox):
     """A job may warm-start from a weight file (no earlier job) and train at its own fixed-rate λ."""
     small = {**TINY, "arch": "bmshj2018-factorized", "quality": 2, "steps": 2}

@@ -252,7 +252,14 @@ def run(plan_path, workdir, only: Optional[List[str]] = None, log: Callable[[str
             if stop.is_set():
                 break
             if out is not None:
-                promoted += promote(job, out, status, log, gate_crop, root)
+                try:
+                    ok = promote(job, out, status, log, gate_crop, root)
+                except Exception as exc:   # e.g. code edited under a long run: the queue goes on, nothing is lost
+                    log(f"[{job['name']}] gate error ({type(exc).__name__}: {exc}); the job keeps its checkpoint: "
+                        "run it again to gate it")
+                    status.set(job["name"], state="trained (gate error)", gate=f"{type(exc).__name__}: {exc}"[:200])
+                    continue
+                promoted += ok
                 Path(workdir / f"{job['name']}.ckpt").rename(workdir / f"{job['name']}.ckpt.done")
     return promoted
 
