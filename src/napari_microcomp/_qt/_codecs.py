@@ -38,7 +38,7 @@ def grouped_codecs() -> List[tuple]:
 
 def weight_qualities(cls) -> Optional[Dict[int, str]]:
     """quality -> "shipped"/"provisional"/"user" for a codec built on model weights; None for other codecs."""
-    check = getattr(cls, "weights_available", None)  # learned 2D and 3D codecs (codecs.learned.WeightLevels)
+    check = getattr(cls, "weights_available", None)  # learned 2D and 3D codecs (codecs.weight_levels.WeightLevels)
     return dict(check()) if check is not None else None
 
 

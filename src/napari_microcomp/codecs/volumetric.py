@@ -25,7 +25,7 @@ from ..modality import MODALITIES
 from ..models.registry import LAMBDAS_MSE
 from ..weights.load import LoadedModel, encodable
 from .base import Codec
-from .learned import MAX_THREADS, WeightLevels, default_threads
+from .weight_levels import MAX_THREADS, WeightLevels, default_threads
 from .registry import register_codec
 
 if TYPE_CHECKING:  # torch is imported when a model runs
