@@ -89,7 +89,8 @@ class LearnedCodec(WeightLevels, Codec):
     ``"transmitted"`` or ``"fluorescence"``; a path, a URL, or ``"compressai"``), ``threads`` (torch
     threads for coding; recorded in the stream), ``refine`` (Adam steps of encode-time latent refinement,
     :mod:`~napari_microcomp.codecs.refine`; slower encode, same decoder),
-    ``tile`` (tile size, multiple of 64).
+    ``tile`` (tile size, multiple of 64); recorded by the encoder: ``ep`` (entropy-parameter precision, 64 bits;
+    streams without it were coded in 32).
     """
 
     family: ClassVar[str] = "learned"

@@ -37,7 +37,8 @@ class VolumetricCodec(WeightLevels, Codec):
 
     Parameters (besides ``quality`` 1..8): ``weights`` (``"auto"``/None: the weights for the volume's
     modality, detected as for 2D images and recorded in the stream, else the general ones;
-    ``"transmitted"``, ``"fluorescence"`` or a path), ``threads`` (recorded in the stream).
+    ``"transmitted"``, ``"fluorescence"`` or a path), ``threads`` (recorded in the stream); ``ep`` as for the
+    2D learned codecs.
     """
 
     family = "volumetric"
