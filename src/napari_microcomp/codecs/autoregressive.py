@@ -39,7 +39,6 @@ class _Wavefront:
         self.ctx_b = cp.bias.to(dt)
         self.ep = [((m.weight.reshape(m.weight.shape[0], -1).t().contiguous().to(dt), m.bias.to(dt))
                     if isinstance(m, torch.nn.Conv2d) else m) for m in model.entropy_parameters]
-        self.table = gc.scale_table[:-1].to(dt).contiguous()
         self.y_hat = torch.zeros((model.M, self.h + 2 * self.PAD, self.w + 2 * self.PAD), dtype=params.dtype)
         r = torch.arange(self.K)
         self.dy, self.dx = r[:, None], r[None, :]
@@ -57,9 +56,7 @@ class _Wavefront:
         for layer in self.ep:   # the 1×1 convolutions of entropy_parameters, as matrix products
             gp = torch.addmm(layer[1], gp, layer[0]) if isinstance(layer, tuple) else layer(gp)
         scales, means = gp.chunk(2, 1)
-        # GaussianConditional.build_indexes in this dtype: index = #{table[k] < scale, k < last}
-        scales = torch.clamp(scales, min=float(self.gc.lower_bound_scale.bound))
-        return torch.searchsorted(self.table, scales.contiguous()).int(), means
+        return self.gc.build_indexes(scales), means   # in the scales' dtype (models/coding._fast_build_indexes)
 
     def put(self, i, j, symbols: torch.Tensor, means: torch.Tensor) -> None:
         self.y_hat[:, i + self.PAD, j + self.PAD] = (symbols.float() + means).T

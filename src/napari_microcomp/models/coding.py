@@ -185,7 +185,7 @@ def _fast_build_indexes(gc):
     """
     def build_indexes(scales: torch.Tensor) -> torch.Tensor:
         scales = gc.lower_bound_scale(scales).contiguous()
-        return torch.searchsorted(gc.scale_table[:-1].contiguous(), scales).int()
+        return torch.searchsorted(gc.scale_table[:-1].to(scales.dtype).contiguous(), scales).int()
 
     return build_indexes
 
