@@ -41,7 +41,7 @@ CODEC2D_TRAIN = [
 ]
 CODEC2D_EVAL = [
     ("fluorescence/hela-cells.tif", None),            # 3 channels in the last axis
-    ("fluorescence/BBBC022_IXMtest_A02_s9.tif", None),  # 3 channels in the first axis
+    ("fluorescence/BBBC022_IXMtest_A02_s9.tif", [0, 1, 2]),  # an ImageJ CYX file
     ("fluorescence/BPAE_nuclei.tif", None),
     ("arcadia_brightfield_fluorescence/example-pbmc.nd2", [0, 1, 2, 3]),
     ("brightfield_colony/3500002779_Scan_2-25-2019-8-08-35-AM_Well_B5_Ch1_-1um_resized.tiff", None),

@@ -106,8 +106,8 @@ def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
             with tifffile.TiffFile(p) as tf:
                 series = tf.series[0]
                 _check_declared(p.name, series.shape, series.dtype)
-                if len(series.axes.replace("Y", "").replace("X", "").replace("Z", "").replace("Q", "")
-                       .replace("S", "")) == 0 or not tf.is_ome:
+                # channels or time points (ImageJ hyperstacks, shaped TIFFs too) are not z: aicsimageio picks
+                if not any(n > 1 and a not in "YXZQSI" for a, n in zip(series.axes, series.shape)):
                     arr = series.asarray()
                     if series.axes.endswith("S") and arr.shape[-1] in (3, 4):
                         return arr, meta
@@ -133,6 +133,14 @@ def plane_names(img) -> List[str]:
     return names if n_s == 1 else [f"{c} sample {s}" for c in names for s in range(n_s)]
 
 
+@contextlib.contextmanager
+def _no_unit_warning():
+    """aicsimageio warns about plain TIFFs without a pixel-size unit; the size stays unknown (None in meta)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Could not parse tiff pixel size")
+        yield
+
+
 def open_aics(path):
     """An ``AICSImage`` of ``path`` with its dimensions parsed (aicsimageio parses lazily, so a file it cannot
     read fails here). A CZI whose metadata aicsimageio cannot parse (e.g. no Scaling/X, as some ZEN exports)
@@ -141,8 +149,9 @@ def open_aics(path):
 
     p = Path(path)
     try:
-        img = AICSImage(str(p))
-        _ = img.dims  # parsed now (lazily it would fail later, outside this fallback)
+        with _no_unit_warning():
+            img = AICSImage(str(p))
+            _ = img.dims  # parsed now (lazily it would fail later, outside this fallback)
         return img
     except ImportError:
         raise
@@ -214,7 +223,14 @@ def _read_aics(p: Path, channel, scene, timepoint, meta):
     arr = np.asarray(img.get_image_data("ZYX", **select))
     if arr.shape[0] == 1:
         arr = arr[0]
-    ps = img.physical_pixel_sizes
+    notes = [f"{p.name} has {n} {what}s{extra}; using {what} 0 (choose with --{flag})"
+             for given, n, what, extra, flag in ((channel, len(names), "channel", f" {names}", "channel"),
+                                                 (timepoint, dims.T, "time point", "", "timepoint"))
+             if given is None and n > 1]
+    if notes:
+        meta["notes"] = notes
+    with _no_unit_warning():
+        ps = img.physical_pixel_sizes
     meta.update(pixel_size=[ps.Z, ps.Y, ps.X], channel_names=names, channel=c, scene=img.current_scene,
                 timepoint=t)
     return arr, meta

@@ -221,6 +221,29 @@ def test_cli_out_of_range_timepoint_is_not_called_damaged(tz, tmp_path, capsys):
     assert container.unpack((tmp_path / "o.mcz").read_bytes())[0].meta["timepoint"] == 1
 
 
+def test_channels_and_time_points_of_a_plain_tiff_are_not_read_as_z(tmp_path, capsys):
+    # ImageJ hyperstacks and tifffile's shaped TIFFs declare C and T; neither may become a z-stack
+    d = (np.arange(2 * 3 * 2 * 16 * 16).reshape(2, 3, 2, 16, 16) % 60000).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "h.tif", d, imagej=True, metadata={"axes": "TZCYX"})
+    tifffile.imwrite(tmp_path / "c.tif", d[0, 0], metadata={"axes": "CYX"})
+    a, meta = read_image(tmp_path / "h.tif")
+    np.testing.assert_array_equal(a, d[0, :, 0])
+    assert any("2 time points" in n for n in meta["notes"]) and any("2 channels" in n for n in meta["notes"])
+    a, meta = read_image(tmp_path / "c.tif", channel=1)
+    np.testing.assert_array_equal(a, d[0, 0, 1])
+    assert "notes" not in meta
+    rc, _, err = run(["compress", tmp_path / "c.tif", "-c", "zstd", "--no-metrics"], capsys)
+    assert rc == 0 and "has 2 channels" in err and "--channel" in err
+    assert container.unpack((tmp_path / "c.tif.mcz").read_bytes())[0].shape == [16, 16]
+
+
+def test_options_may_sit_between_input_and_output(tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "c.tif", np.zeros((2, 16, 16), np.uint16), metadata={"axes": "CYX"})
+    rc, _, err = run(["compress", tmp_path / "c.tif", "--channel", "1", tmp_path / "o.mcz", "-c", "zstd"], capsys)
+    assert rc == 0, err
+    assert container.unpack((tmp_path / "o.mcz").read_bytes())[0].meta["channel"] == 1
+
+
 # 7. info on a damaged stream --------------------------------------------------------------------------------
 @pytest.mark.parametrize("damage,message", [("cut", "truncated"), ("flip", "checksum"), ("extra", "trailing")])
 def test_info_reports_a_damaged_stream(tmp_path, capsys, damage, message):

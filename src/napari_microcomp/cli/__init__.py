@@ -22,12 +22,27 @@ COMMAND_MODULES = [
 ]
 
 
+class _IntermixedParser(argparse.ArgumentParser):
+    """A subcommand parser that takes options between positionals (``compress in.tif --channel 1 out.mcz``);
+    plain argparse stops at the first option and then calls ``out.mcz`` unrecognised."""
+    _mixing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._mixing:   # parse_known_intermixed_args calls back in here
+            return super().parse_known_args(args, namespace)
+        self._mixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._mixing = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="microcomp",
         description="Compress microscopy images with classical and learned codecs and measure what it costs.")
     parser.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_IntermixedParser)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser

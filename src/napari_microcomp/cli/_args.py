@@ -29,3 +29,15 @@ def run_args(p, ckpt_every: int, log_every: int, out_help: str) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=log_every)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1 with cuda)")
+
+
+def read_input(path, **select):
+    """``io.read_image`` for a command: what it picked by default (channel 0 of several, ...) is said on stderr."""
+    import sys
+
+    from ..io import read_image
+
+    array, meta = read_image(path, **select)
+    for note in meta.get("notes", ()):
+        print(f"note: {note}", file=sys.stderr)
+    return array, meta

@@ -2,8 +2,8 @@
 from pathlib import Path
 
 from ..errors import InputError
-from ..io import IMAGE_SUFFIXES, atomic_write_bytes, check_output, read_image
-from ._args import OVERWRITE_HELP, command
+from ..io import IMAGE_SUFFIXES, atomic_write_bytes, check_output
+from ._args import OVERWRITE_HELP, command, read_input
 
 _TOL_FLAGS = (("psnr", "DB", "PSNR floor in dB (against each image's value range)"),
               ("ssim", "X", "SSIM floor, e.g. 0.95"),
@@ -109,7 +109,7 @@ def cmd_advise(args) -> int:
             check_output(path, args.overwrite)
     if args.max_trials < 1:
         raise InputError("--max-trials must be at least 1")
-    arrays = [read_image(p, channel=args.channel, scene=args.scene, timepoint=args.timepoint) for p in args.inputs]
+    arrays = [read_input(p, channel=args.channel, scene=args.scene, timepoint=args.timepoint) for p in args.inputs]
     codecs = [c.strip() for c in args.codecs.split(",") if c.strip()] if args.codecs else \
         default_codecs(learned=args.learned)
     model = None

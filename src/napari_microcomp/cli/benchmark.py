@@ -18,7 +18,7 @@ import numpy as np
 
 from .._progress import drain
 from ..errors import InputError, MicrocompError, WeightsNotFoundError
-from ._args import command
+from ._args import command, read_input
 
 MAIN_MODEL = "unet2d-isl-dapi"
 MAIN_PHASE2_IMAGE = "isl_phase_z6"
@@ -74,11 +74,9 @@ def _data_range(text: str):
 
 
 def _read(paths: List[str], channel: Optional[int]) -> List[Tuple[str, np.ndarray]]:
-    from ..io import read_image
-
     out, seen = [], set()
     for p in paths:
-        arr, _ = read_image(p, channel=channel)
+        arr, _ = read_input(p, channel=channel)
         name = Path(p).name
         while name in seen:  # same file name in two folders
             name = f"{name}_"

@@ -7,9 +7,9 @@ from typing import Any, Dict, List
 from .. import codecs as _codecs
 from .. import container
 from ..errors import CodecError, InputError
-from ..io import atomic_write_bytes, check_output, read_image, write_image
+from ..io import atomic_write_bytes, check_output, write_image
 from ..weights.locate import PROVISIONAL_NOTE
-from ._args import command, in_out
+from ._args import command, in_out, read_input
 
 EXT = ".mcz"
 
@@ -128,7 +128,7 @@ def cmd_compress(args) -> int:
     from ..api import compress_array
 
     chunks = _parse_chunks(args.chunks) if args.zarr and args.chunks is not None else None  # before the read
-    array, meta = read_image(args.input, channel=args.channel, scene=args.scene, timepoint=args.timepoint)
+    array, meta = read_input(args.input, channel=args.channel, scene=args.scene, timepoint=args.timepoint)
     params = _parse_params(args.param)
     for key in ("weights", "refine"):
         if getattr(args, key, None) is not None:

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
-from ._args import command, in_out, run_args
+from ._args import command, in_out, read_input, run_args
 
 
 def register(sub) -> None:
@@ -56,7 +56,7 @@ def register(sub) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     from .._progress import drain
-    from ..io import check_output, read_image, write_image
+    from ..io import check_output, write_image
     from ..labelfree import load_model
 
     check_output(args.output, args.overwrite)
@@ -66,7 +66,7 @@ def run_predict(args: argparse.Namespace) -> int:
         import torch
         torch.set_num_threads(args.threads)
     model = load_model(args.model, device=args.device)
-    image, meta = read_image(args.input, channel=args.channel)
+    image, meta = read_input(args.input, channel=args.channel)
     if args.slice is not None:
         if image.ndim != 3 or not 0 <= args.slice < image.shape[0]:
             raise InputError(f"--slice {args.slice} is out of range for shape {image.shape}")
