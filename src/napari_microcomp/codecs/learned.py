@@ -156,13 +156,6 @@ class LearnedCodec(WeightLevels, Codec):
         if lm.channels != 1:
             t = t.expand(1, lm.channels, -1, -1).contiguous()
         t = t.contiguous(memory_format=torch.channels_last)
-        if self.spec.coding == "ar":
-            if self.params.get("refine"):
-                raise CodecError(f"{self.codec_id}: latent refinement is not available for autoregressive models; "
-                                 "use mbt2018-mean(-vbr), bmshj2018-hyperprior(-vbr) or bmshj2018-factorized")
-            with tally:
-                strings, shape, rec = ar_compress(lm.model, t, self._ep())
-            return _pack_payload(strings, shape), self._crop(rec, h, w)
         model = lm.model
         n_refine = int(self.params.get("refine") or 0)
         if n_refine > 0:
@@ -180,6 +173,10 @@ class LearnedCodec(WeightLevels, Codec):
                 lam = float(lm.meta.get("lambda") or spec.lmbda(int(self.quality)))
             y, z = refine_latents(model, t, lam, n_refine, s=s, n_px=h * w, gain=gain)
             model = with_latents(model, y, z)
+        if self.spec.coding == "ar":
+            with tally:
+                strings, shape, rec = ar_compress(model, t, self._ep())
+            return _pack_payload(strings, shape), self._crop(rec, h, w)
         with exact_hyper(lm.model, self._ep() == 64):
             out = model.compress(t, **self._kwargs())
         strings = [s[0] for s in out["strings"]]

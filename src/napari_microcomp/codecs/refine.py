@@ -9,9 +9,10 @@ best by the loss of the hard-quantised latents, so refinement never codes worse 
 estimate) than the plain encoder. The result is written by the model's unchanged ``compress`` (so any
 decoder reads it): :func:`with_latents` hands ``compress`` the refined ``y``/``z`` instead of recomputing them.
 
-Supported: the factorized, scale- and mean-scale-hyperprior families, fixed-rate and VBR. The
-autoregressive models (mbt2018, cheng2020) code ``y`` in a causal order that this loss does not
-model; they are refused.
+Supported: every 2D architecture. The context models (mbt2018, cheng2020) code ``y`` causally: each
+latent's mean and scale come from the already decoded ``round(y - μ) + μ`` of its neighbours. The loss
+approximates that in two parallel passes of the masked context convolution: the first reads ``round(y)``,
+the second the first pass's reconstruction (exact wherever a neighbour's μ is already right).
 """
 import copy
 import math
@@ -36,7 +37,22 @@ class _Const(nn.Module):
 
 
 def supported(model: nn.Module) -> bool:
-    return not hasattr(model, "context_prediction") and hasattr(model, "g_a")
+    return hasattr(model, "g_a")
+
+
+CONTEXT_PASSES = 2
+
+
+def _context_params(model, params: torch.Tensor, y: torch.Tensor, tau, g: torch.Tensor):
+    """(scales, means) of a context model for latents ``y``: the masked context convolution reads the
+    latents as the decoder will have them, approximated in CONTEXT_PASSES parallel passes."""
+    y_ctx = _quant(y * g, tau) / g
+    for i in range(CONTEXT_PASSES):
+        gp = model.entropy_parameters(torch.cat((params, model.context_prediction(y_ctx)), dim=1))
+        scales, means = gp.chunk(2, 1)
+        if i + 1 < CONTEXT_PASSES:
+            y_ctx = _quant((y - means) * g, tau) / g + means
+    return scales, means
 
 
 def with_latents(model: nn.Module, y: torch.Tensor, z: Optional[torch.Tensor]) -> nn.Module:
@@ -87,15 +103,17 @@ def _rd(model, x, y, z, lam: float, s: Optional[int], n_px: int, gain: Optional[
     else:
         z_hat, bits = _eb_bits(model.entropy_bottleneck, z, tau)
         params = model.h_s(z_hat)
-        if params.shape[1] == 2 * y.shape[1]:
-            scales, means = params.chunk(2, 1)
-        else:
-            scales, means = params, torch.zeros_like(y)
         gc = model.gaussian_conditional
         if gain is not None:
             g = torch.tensor(float(gain))
         else:
             g = torch.abs(model.Gain[s]).detach() if s is not None else torch.tensor(1.0)
+        if hasattr(model, "context_prediction"):
+            scales, means = _context_params(model, params, y, tau, g)
+        elif params.shape[1] == 2 * y.shape[1]:
+            scales, means = params.chunk(2, 1)
+        else:
+            scales, means = params, torch.zeros_like(y)
         q = _quant((y - means) * g, tau)
         lik = gc.likelihood_lower_bound(gc._likelihood(q, scales * g))
         bits = bits - torch.log2(lik).sum()
@@ -123,8 +141,7 @@ def refine_latents(model: nn.Module, x: torch.Tensor, lam: float, steps: int, s:
     Gumbel annealing, temperature 0.5 → 0.15) or "ste" (straight-through rounding).
     """
     if not supported(model):
-        raise CodecError("latent refinement is not available for autoregressive models (mbt2018, cheng2020); "
-                         "use mbt2018-mean(-vbr), bmshj2018-hyperprior(-vbr) or bmshj2018-factorized")
+        raise CodecError(f"latent refinement is not available for {type(model).__name__}")
     if method not in ("sga", "ste"):
         raise CodecError(f"unknown refinement method {method!r}; use 'sga' or 'ste'")
     n_px = int(n_px or x.shape[-1] * x.shape[-2])
