@@ -223,10 +223,11 @@ def _read_aics(p: Path, channel, scene, timepoint, meta):
     arr = np.asarray(img.get_image_data("ZYX", **select))
     if arr.shape[0] == 1:
         arr = arr[0]
-    notes = [f"{p.name} has {n} {what}s{extra}; using {what} 0 (choose with --{flag})"
-             for given, n, what, extra, flag in ((channel, len(names), "channel", f" {names}", "channel"),
-                                                 (timepoint, dims.T, "time point", "", "timepoint"))
-             if given is None and n > 1]
+    notes = []
+    if channel is None and len(names) > 1:
+        notes.append(f"{p.name} has {len(names)} channels {names}; using channel 0 (choose with --channel)")
+    if timepoint is None and dims.T > 1:
+        notes.append(f"{p.name} has {dims.T} time points; using time point 0 (choose with --timepoint)")
     if notes:
         meta["notes"] = notes
     with _no_unit_warning():
