@@ -20,12 +20,13 @@ def isl_files(tmp_path_factory):
     from napari_microcomp.samples import shared_data_dir
     if shared_data_dir() is None:
         pytest.skip("shared data not available")
-    from napari_microcomp.datasets import labelfree_split
+    from napari_microcomp.datasets import isl_target, labelfree_split
     stack, dapi = labelfree_split("train", zstack=True)
     d = tmp_path_factory.mktemp("isl")
     win = (slice(400, 496), slice(300, 428))
-    paths = {"z6": d / "phase_z6.tif", "stack": d / "phase_stack.tif", "dapi": d / "dapi.tif"}
+    paths = {"z6": d / "phase_z6.tif", "stack": d / "phase_stack.tif", "dapi": d / "dapi.tif", "map2": d / "map2.tif"}
     tifffile.imwrite(paths["z6"], stack[6][win])
+    tifffile.imwrite(paths["map2"], isl_target(channel="MAP2")[:, :768][win])
     tifffile.imwrite(paths["stack"], np.ascontiguousarray(stack[(slice(None),) + win]))
     tifffile.imwrite(paths["dapi"], dapi[win])
     return paths
@@ -160,3 +161,31 @@ def test_validation_strip_must_leave_room_for_a_crop(isl_files, tmp_path):
 
     with pytest.raises(InputError, match="validation strip"):
         result_of(iter_train(_cfg(isl_files, tmp_path, steps=2, val_frac=0.45, crop=80)))
+
+
+def test_auxiliary_targets_train_beside_the_main_one_and_are_dropped_on_export(isl_files, tmp_path):
+    """Issue 15 point 2: other stains of the same field as extra outputs; the export predicts the main one."""
+    from napari_microcomp.labelfree import load_model
+    from napari_microcomp.labelfree.train import iter_train
+
+    ckpt = tmp_path / "m.ckpt"
+    summary = result_of(iter_train(_cfg(isl_files, tmp_path, steps=4, val_frac=0.25, ckpt=str(ckpt),
+                                        aux_targets=[str(isl_files["map2"])], aux_weight=0.5)))
+    assert summary["steps"] == 4
+    full = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert full["arch"]["out_channels"] == 2 and full["G"]["head.weight"].shape[0] == 2
+    model = load_model(tmp_path / "m.pt")
+    assert model.meta["arch"]["out_channels"] == 1 and model.meta["training"]["aux_targets"]["weight"] == 0.5
+    assert [d["role"] for d in model.meta["training"]["data"]] == ["input", "target", "aux-target"]
+    exported = torch.load(tmp_path / "m.pt", map_location="cpu", weights_only=True)["state_dict"]
+    best = full["validation"]["best_state"]
+    torch.testing.assert_close(exported["head.weight"].float(), best["head.weight"][:1].float(), atol=2e-3, rtol=2e-3)
+    pred = model.predict(np.asarray(__import__("tifffile").imread(isl_files["z6"])))
+    assert pred.shape == (96, 128)
+    for bad, msg in ((dict(aux_targets=[str(isl_files["map2"])] * 3, inputs=[str(isl_files["z6"])] * 2,
+                           targets=[str(isl_files["dapi"])] * 2), "same number of files"),
+                     (dict(aux_targets=[str(isl_files["stack"])]), "must be 2D"),
+                     (dict(aux_targets=[str(isl_files["map2"])], aux_weight=-1.0), "aux-weight"),
+                     (dict(aux_targets=[str(isl_files["map2"])], model="pix2pix"), "U-Net")):
+        with pytest.raises(InputError, match=msg):
+            result_of(iter_train(_cfg(isl_files, tmp_path, steps=1, **bad)))

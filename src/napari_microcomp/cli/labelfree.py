@@ -29,6 +29,10 @@ def register(sub) -> None:
                 "`predict --model FILE` and load_model() use.")
     t.add_argument("--inputs", nargs="+", required=True, help="input images (2D, or Z-stacks with --zstack)")
     t.add_argument("--targets", nargs="+", required=True, help="target fluorescence images, same order")
+    t.add_argument("--aux-targets", nargs="+", default=[], metavar="FILE",
+                   help="more target channels trained beside the main one (K per input, in input order), e.g. "
+                        "other stains of the same field; the exported model predicts the main target only")
+    t.add_argument("--aux-weight", type=float, default=1.0, help="weight of the auxiliary targets' MSE")
     t.add_argument("--model", choices=["unet", "pix2pix"], default="unet")
     t.add_argument("--zstack", action="store_true", help="inputs are (Z, Y, X) stacks used as channels")
     t.add_argument("--compress-with", default=None, metavar="CODEC:QUALITY",
@@ -90,7 +94,8 @@ def run_train(args: argparse.Namespace) -> int:
                       seed=args.seed, depth=args.depth, base=args.base, pretrain_frac=args.pretrain_frac,
                       d_scales=args.d_scales, amp=args.amp, norm_low=args.norm_percentiles[0],
                       norm_high=args.norm_percentiles[1], gpu_mem_gb=args.gpu_mem_gb, augment=args.augment,
-                      val_frac=args.val_frac, patience=args.patience)
+                      val_frac=args.val_frac, patience=args.patience, aux_targets=args.aux_targets,
+                      aux_weight=args.aux_weight)
     if args.out and Path(args.out).suffix != ".pt":
         raise InputError(f"--out should be a .pt file, got {args.out}")
     # First signal: finish the step, checkpoint and export; a second one kills as usual.

@@ -26,7 +26,8 @@ from ..errors import InputError, MicrocompError
 from ..training.base import RunConfig, Trainer, git_revision, load_checkpoint, save_checkpoint
 from ..weights.export import export_labelfree
 from .model import resolve_device
-from .train_data import Validation, _heldin_window, _Sampler, load_pairs, parse_codec_spec, split_validation
+from .train_data import (Validation, _heldin_window, _Sampler, load_pairs, main_head, parse_codec_spec,
+                         split_validation)
 
 CKPT_FORMAT = "napari-microcomp/labelfree-checkpoint"
 MODELS = ("unet", "pix2pix")
@@ -61,6 +62,8 @@ class TrainConfig(RunConfig):
     augment: str = "basic"                  # basic (crops, rotations, flips) | strong (+ scale, gain, noise)
     val_frac: float = 0.0                   # right-most strip of each pair held out for validation
     patience: int = 0                       # stop after this many validations without a better r (0: never)
+    aux_targets: List[str] = field(default_factory=list)   # K more targets per input, trained beside the main one
+    aux_weight: float = 1.0                 # weight of their mean MSE in the loss
     command: str = field(default_factory=lambda: shlex.join([Path(sys.argv[0]).name] + sys.argv[1:]))
 
 
@@ -137,8 +140,11 @@ class LabelFreeTrainer(Trainer):
         yield Progress("load", 0, 1, "reading" + (f" and compressing with {cfg.compress_with}"
                                                   if cfg.compress_with else ""))
         xs, ys, self.data_info = load_pairs(cfg)
-        in_ch = xs[0].shape[0]
-        self.arch = {"ndim": 2, "in_channels": int(in_ch), "out_channels": 1, "depth": cfg.depth, "base": cfg.base}
+        in_ch, out_ch = xs[0].shape[0], ys[0].shape[0]
+        if out_ch > 1 and cfg.model != "unet":
+            raise InputError("--aux-targets trains a U-Net (--model unet) only")
+        self.arch = {"ndim": 2, "in_channels": int(in_ch), "out_channels": int(out_ch), "depth": cfg.depth,
+                     "base": cfg.base}
         self.G = build_generator(self.arch).to(device)
         self.optG = torch.optim.Adam(self.G.parameters(), lr=cfg.lr or 1e-3, betas=(0.9, 0.999))
         self.D = self.optD = None
@@ -154,7 +160,7 @@ class LabelFreeTrainer(Trainer):
         self.sampler = _Sampler(xs, ys, cfg.crop, cfg.batch, device, cfg.seed + self.step, cfg.augment)
         win = _heldin_window(ys[0].shape[-2:], cfg.crop, self.G.multiple)
         self.hx = self.sampler.xs[0][(slice(None),) + win][None]
-        self.hy = self.sampler.ys[0][(slice(None),) + win][None]
+        self.hy = self.sampler.ys[0][(slice(0, 1),) + win][None]
         yield Progress("load", 1, 1, f"{len(xs)} pair(s), input channels {in_ch}, generator "
                        f"{count_parameters(self.G) / 1e6:.2f} M parameters, device {device}, amp "
                        f"{'bf16' if self.use_amp else 'off'}")
@@ -223,9 +229,10 @@ class LabelFreeTrainer(Trainer):
 
         with self.autocast():
             pred = self.G(xb)
-        loss = F.mse_loss(pred.float(), yb)
+        loss = F.mse_loss(pred[:, :1].float(), yb[:, :1])
+        total = loss + (self.cfg.aux_weight * F.mse_loss(pred[:, 1:].float(), yb[:, 1:]) if yb.shape[1] > 1 else 0)
         self.optG.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         self.optG.step()
         return {"mse": float(loss.detach())}
 
@@ -286,7 +293,7 @@ class LabelFreeTrainer(Trainer):
 
         self.G.eval()
         with torch.inference_mode(), self.autocast():
-            r = _pearson_t(self.G(self.hx).float(), self.hy)
+            r = _pearson_t(self.G(self.hx)[:, :1].float(), self.hy)
         self.G.train()
         return r
 
@@ -328,10 +335,12 @@ class LabelFreeTrainer(Trainer):
                 "frac": cfg.val_frac, "patience": cfg.patience, "best_pearson_r": self.val.best_r,
                 "best_step": self.val.best_step, "exported": "best" if final and self.val.best_state else "last"},
             "gan_started_step": self.gan_started, "history": self.history[-200:],
+            "aux_targets": None if self.arch["out_channels"] == 1 else {
+                "weight": cfg.aux_weight, "note": "trained beside the main target; only its output is kept"},
         }
         if cfg.model == "pix2pix":
             training.update(loss_weights=GAN_WEIGHTS, pretrain_frac=cfg.pretrain_frac, d_scales=cfg.d_scales)
-        return {"kind": cfg.model, "arch": self.arch,
+        return {"kind": cfg.model, "arch": main_head({}, self.arch)[1],
                 "input": {"layout": "zyx-channels" if cfg.zstack else "yx", "n_slices": info["n_slices"]},
                 "normalization": {"input": info["normalization"], "target": info["normalization"]},
                 "output_units": (f"target normalized by its own {cfg.norm_low:g}th/{cfg.norm_high:g}th "
@@ -353,7 +362,7 @@ class LabelFreeTrainer(Trainer):
                                  "since_best": self.val.since_best, "best_state": self.val.best_state}}, cfg.ckpt)
         if cfg.out:   # the final export is the state that validated best, when there is a validation strip
             best = self.val.best_state if final and self.val else None
-            export_labelfree(cfg.out, best or self.G.state_dict(), m)
+            export_labelfree(cfg.out, main_head(best or self.G.state_dict(), self.arch)[0], m)
         return m
 
     def finish(self) -> Generator[Progress, None, Dict[str, Any]]:

@@ -34,19 +34,48 @@ def parse_codec_spec(spec: str):
     return get_codec(name, quality=quality)
 
 
+def _aux_groups(cfg) -> List[List[str]]:
+    """The auxiliary targets of each input: ``--aux-targets`` holds K files per input, in input order."""
+    aux, n = list(getattr(cfg, "aux_targets", None) or []), len(cfg.inputs)
+    w = getattr(cfg, "aux_weight", 1.0)
+    if not (isinstance(w, (int, float)) and np.isfinite(w) and w >= 0):
+        raise InputError(f"--aux-weight must be a finite number >= 0, got {w!r}")
+    if aux and len(aux) % n:
+        raise InputError(f"--aux-targets needs the same number of files for each of the {n} input(s), "
+                         f"got {len(aux)}")
+    k = len(aux) // n
+    return [aux[i * k:(i + 1) * k] for i in range(n)]
+
+
+def main_head(state: Dict[str, Any], arch: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """The generator without its auxiliary outputs: channel 0 of the head (the main target) only."""
+    if arch.get("out_channels", 1) == 1:
+        return state, arch
+    state = dict(state)
+    for k in ("head.weight", "head.bias"):
+        if k in state:
+            state[k] = state[k][:1]
+    return state, dict(arch, out_channels=1)
+
+
 def load_pairs(cfg) -> Tuple[List[np.ndarray], List[np.ndarray], Dict[str, Any]]:
-    """Read, (optionally) compress and normalize the paired images: ``(C, Y, X)`` and ``(1, Y, X)``."""
+    """Read, (optionally) compress and normalize the paired images: ``(C, Y, X)`` inputs and ``(1 + K, Y, X)``
+    targets (the main target, then K auxiliary ones that only shape the training)."""
     if not cfg.inputs or len(cfg.inputs) != len(cfg.targets):
         raise InputError(f"need as many --targets as --inputs, got {len(cfg.inputs)} and {len(cfg.targets)}")
+    aux_groups = _aux_groups(cfg)
     codec = parse_codec_spec(cfg.compress_with) if cfg.compress_with else None
     scheme = percentile_scheme(cfg.norm_low, cfg.norm_high)
     xs, ys, files, comp = [], [], [], []
     n_slices = None
-    for xin, yin in zip(cfg.inputs, cfg.targets):
+    for xin, yin, auxin in zip(cfg.inputs, cfg.targets, aux_groups):
         x, _ = read_image(xin)
         y, _ = read_image(yin)
-        if y.ndim != 2:
-            raise InputError(f"target {Path(yin).name} must be 2D (Y, X), got shape {y.shape}")
+        aux = [read_image(a)[0] for a in auxin]
+        for name, t in [(yin, y)] + list(zip(auxin, aux)):
+            if t.ndim != 2 or t.shape != y.shape:
+                raise InputError(f"target {Path(name).name} must be 2D (Y, X) and the size of the main target "
+                                 f"{y.shape}, got shape {t.shape}")
         if cfg.zstack:
             if x.ndim != 3:
                 raise InputError(f"--zstack needs (Z, Y, X) inputs; {Path(xin).name} has shape {x.shape}")
@@ -67,9 +96,10 @@ def load_pairs(cfg) -> Tuple[List[np.ndarray], List[np.ndarray], Dict[str, Any]]
                          "ratio": float(x.nbytes) / len(stream)})
         xn = normalize(x, scheme)
         xs.append(xn if xn.ndim == 3 else xn[None])
-        ys.append(normalize(y, scheme)[None])
+        ys.append(np.stack([normalize(t, scheme) for t in [y] + aux]))
+        roles = [("input", xin, x), ("target", yin, y)] + [("aux-target", p, a) for p, a in zip(auxin, aux)]
         files += [{"role": role, "path": str(p), "name": Path(p).name, "sha256": _sha256(Path(p)),
-                   "shape": list(a.shape)} for role, p, a in (("input", xin, x), ("target", yin, y))]
+                   "shape": list(a.shape)} for role, p, a in roles]
     info = {"files": files, "n_slices": int(n_slices or 1), "normalization": scheme,
             "compress_with": None if codec is None else {"codec": codec.get_config(), "streams": comp}}
     return xs, ys, info
@@ -128,7 +158,7 @@ class Validation:
         with torch.inference_mode(), autocast():
             for x, y in zip(self.x, self.y):
                 h = y.shape[-2] // multiple * multiple   # the strip's width already is a multiple
-                rs.append(pearson(G(x[..., :h, :]).float(), y[..., :h, :]))
+                rs.append(pearson(G(x[..., :h, :])[:, :1].float(), y[:, :1, :h, :]))
         G.train()
         return float(np.mean(rs))
 
