@@ -109,6 +109,8 @@ def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
                 # channels or time points (ImageJ hyperstacks, shaped TIFFs too) are not z: aicsimageio picks
                 if not any(n > 1 and a not in "YXZQSI" for a, n in zip(series.axes, series.shape)):
                     arr = series.asarray()
+                    if len(tf.series) > 1:
+                        meta["notes"] = [_scene_note(p, len(tf.series))]
                     if series.axes.endswith("S") and arr.shape[-1] in (3, 4):
                         return arr, meta
                     return _squeeze_to_zyx(arr), meta
@@ -209,6 +211,10 @@ def _czi_channel_names(meta, n: int) -> List[str]:
     return [f"Channel:{i}" for i in range(n)]
 
 
+def _scene_note(p: Path, n: int) -> str:
+    return f"{p.name} holds {n} scenes (image series); using scene 0 (choose with --scene)"
+
+
 def _read_aics(p: Path, channel, scene, timepoint, meta):
     img = open_aics(p)
     if scene is not None:
@@ -224,6 +230,8 @@ def _read_aics(p: Path, channel, scene, timepoint, meta):
     if arr.shape[0] == 1:
         arr = arr[0]
     notes = []
+    if scene is None and len(img.scenes) > 1:
+        notes.append(_scene_note(p, len(img.scenes)))
     if channel is None and len(names) > 1:
         notes.append(f"{p.name} has {len(names)} channels {names}; using channel 0 (choose with --channel)")
     if timepoint is None and dims.T > 1:

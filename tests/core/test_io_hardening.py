@@ -237,6 +237,18 @@ def test_channels_and_time_points_of_a_plain_tiff_are_not_read_as_z(tmp_path, ca
     assert container.unpack((tmp_path / "c.tif.mcz").read_bytes())[0].shape == [16, 16]
 
 
+def test_a_file_with_several_scenes_says_which_one_it_read(tmp_path, capsys):
+    with tifffile.TiffWriter(tmp_path / "s.tif", ome=True) as tw:
+        tw.write(np.zeros((16, 16), np.uint16), metadata={"axes": "YX"})
+        tw.write(np.full((8, 8), 7, np.uint16), metadata={"axes": "YX"})
+    a, meta = read_image(tmp_path / "s.tif")
+    assert a.shape == (16, 16) and "2 scenes" in meta["notes"][0]
+    a, meta = read_image(tmp_path / "s.tif", scene=1)
+    assert a.shape == (8, 8) and a.max() == 7 and "notes" not in meta
+    rc, _, err = run(["compress", tmp_path / "s.tif", "-c", "zstd", "--no-metrics"], capsys)
+    assert rc == 0 and "2 scenes" in err and "--scene" in err
+
+
 def test_options_may_sit_between_input_and_output(tmp_path, capsys):
     tifffile.imwrite(tmp_path / "c.tif", np.zeros((2, 16, 16), np.uint16), metadata={"axes": "CYX"})
     rc, _, err = run(["compress", tmp_path / "c.tif", "--channel", "1", tmp_path / "o.mcz", "-c", "zstd"], capsys)
