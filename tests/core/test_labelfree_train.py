@@ -170,7 +170,8 @@ def test_auxiliary_targets_train_beside_the_main_one_and_are_dropped_on_export(i
 
     ckpt = tmp_path / "m.ckpt"
     summary = result_of(iter_train(_cfg(isl_files, tmp_path, steps=4, val_frac=0.25, ckpt=str(ckpt),
-                                        aux_targets=[str(isl_files["map2"])], aux_weight=0.5)))
+                                        aux_targets=[str(isl_files["map2"])], aux_weight=0.5,
+                                        aux_out=[str(tmp_path / "map2.pt")])))
     assert summary["steps"] == 4
     full = torch.load(ckpt, map_location="cpu", weights_only=True)
     assert full["arch"]["out_channels"] == 2 and full["G"]["head.weight"].shape[0] == 2
@@ -180,12 +181,16 @@ def test_auxiliary_targets_train_beside_the_main_one_and_are_dropped_on_export(i
     exported = torch.load(tmp_path / "m.pt", map_location="cpu", weights_only=True)["state_dict"]
     best = full["validation"]["best_state"]
     torch.testing.assert_close(exported["head.weight"].float(), best["head.weight"][:1].float(), atol=2e-3, rtol=2e-3)
+    aux = torch.load(tmp_path / "map2.pt", map_location="cpu", weights_only=True)
+    torch.testing.assert_close(aux["state_dict"]["head.bias"].float(), best["head.bias"][1:].float(), atol=2e-3, rtol=2e-3)
+    assert aux["meta"]["training"]["exported_output"] == "auxiliary target 1"
     pred = model.predict(np.asarray(__import__("tifffile").imread(isl_files["z6"])))
-    assert pred.shape == (96, 128)
+    assert pred.shape == (96, 128) and load_model(tmp_path / "map2.pt").predict(pred).shape == (96, 128)
     for bad, msg in ((dict(aux_targets=[str(isl_files["map2"])] * 3, inputs=[str(isl_files["z6"])] * 2,
                            targets=[str(isl_files["dapi"])] * 2), "same number of files"),
                      (dict(aux_targets=[str(isl_files["stack"])]), "must be 2D"),
                      (dict(aux_targets=[str(isl_files["map2"])], aux_weight=-1.0), "aux-weight"),
-                     (dict(aux_targets=[str(isl_files["map2"])], model="pix2pix"), "U-Net")):
+                     (dict(aux_targets=[str(isl_files["map2"])], model="pix2pix"), "U-Net"),
+                     (dict(aux_targets=[str(isl_files["map2"])], aux_out=["a.pt", "b.pt"]), "at most one")):
         with pytest.raises(InputError, match=msg):
             result_of(iter_train(_cfg(isl_files, tmp_path, steps=1, **bad)))

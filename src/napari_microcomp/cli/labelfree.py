@@ -33,6 +33,8 @@ def register(sub) -> None:
                    help="more target channels trained beside the main one (K per input, in input order), e.g. "
                         "other stains of the same field; the exported model predicts the main target only")
     t.add_argument("--aux-weight", type=float, default=1.0, help="weight of the auxiliary targets' MSE")
+    t.add_argument("--aux-out", nargs="+", default=[], metavar="FILE",
+                   help="also export the auxiliary outputs, one .pt per auxiliary target in order (with --out)")
     t.add_argument("--model", choices=["unet", "pix2pix"], default="unet")
     t.add_argument("--zstack", action="store_true", help="inputs are (Z, Y, X) stacks used as channels")
     t.add_argument("--compress-with", default=None, metavar="CODEC:QUALITY",
@@ -95,7 +97,7 @@ def run_train(args: argparse.Namespace) -> int:
                       d_scales=args.d_scales, amp=args.amp, norm_low=args.norm_percentiles[0],
                       norm_high=args.norm_percentiles[1], gpu_mem_gb=args.gpu_mem_gb, augment=args.augment,
                       val_frac=args.val_frac, patience=args.patience, aux_targets=args.aux_targets,
-                      aux_weight=args.aux_weight)
+                      aux_weight=args.aux_weight, aux_out=args.aux_out)
     if args.out and Path(args.out).suffix != ".pt":
         raise InputError(f"--out should be a .pt file, got {args.out}")
     # First signal: finish the step, checkpoint and export; a second one kills as usual.

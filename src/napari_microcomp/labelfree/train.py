@@ -26,7 +26,8 @@ from ..errors import InputError, MicrocompError
 from ..training.base import RunConfig, Trainer, git_revision, load_checkpoint, save_checkpoint
 from ..weights.export import export_labelfree
 from .model import resolve_device
-from .train_data import (Validation, _heldin_window, _Sampler, load_pairs, main_head, parse_codec_spec,
+from .losses import feature_matching, lsgan, pearson
+from .train_data import (Validation, _heldin_window, _Sampler, load_pairs, one_head, parse_codec_spec,
                          split_validation)
 
 CKPT_FORMAT = "napari-microcomp/labelfree-checkpoint"
@@ -64,32 +65,8 @@ class TrainConfig(RunConfig):
     patience: int = 0                       # stop after this many validations without a better r (0: never)
     aux_targets: List[str] = field(default_factory=list)   # K more targets per input, trained beside the main one
     aux_weight: float = 1.0                 # weight of their mean MSE in the loss
+    aux_out: List[str] = field(default_factory=list)       # files for the auxiliary outputs (1st, 2nd, ...)
     command: str = field(default_factory=lambda: shlex.join([Path(sys.argv[0]).name] + sys.argv[1:]))
-
-
-# -- losses -------------------------------------------------------------------------------------------
-def _pearson_t(a, b) -> float:
-    a = a.double().flatten()
-    b = b.double().flatten()
-    a, b = a - a.mean(), b - b.mean()
-    den = float((a.square().sum() * b.square().sum()).sqrt())
-    return float((a * b).sum()) / den if den > 0 else float("nan")
-
-
-def _lsgan(maps, real: bool):
-    import torch
-
-    return sum(torch.mean((m[-1].float() - (1.0 if real else 0.0)) ** 2) for m in maps) / len(maps)
-
-
-def _feature_matching(fake_maps, real_maps):
-    n_scales = len(fake_maps)
-    total = 0.0
-    for f_scale, r_scale in zip(fake_maps, real_maps):
-        layers = len(f_scale) - 1  # the last map is the score, not a feature
-        for f, r in zip(f_scale[:-1], r_scale[:-1]):
-            total = total + (f.float() - r.detach().float()).abs().mean() / (layers * n_scales)
-    return total
 
 
 # -- the trainer ------------------------------------------------------------------------------------
@@ -143,6 +120,8 @@ class LabelFreeTrainer(Trainer):
         in_ch, out_ch = xs[0].shape[0], ys[0].shape[0]
         if out_ch > 1 and cfg.model != "unet":
             raise InputError("--aux-targets trains a U-Net (--model unet) only")
+        if len(cfg.aux_out) > out_ch - 1 or (cfg.aux_out and not cfg.out):
+            raise InputError(f"--aux-out names at most one file per auxiliary target ({out_ch - 1}), with --out")
         self.arch = {"ndim": 2, "in_channels": int(in_ch), "out_channels": int(out_ch), "depth": cfg.depth,
                      "base": cfg.base}
         self.G = build_generator(self.arch).to(device)
@@ -247,15 +226,15 @@ class LabelFreeTrainer(Trainer):
             fake = G(xb)
             real_maps = D(torch.cat([xb, yb], 1))
             fake_maps_d = D(torch.cat([xb, fake.detach()], 1))
-        loss_d = 0.5 * (_lsgan(real_maps, True) + _lsgan(fake_maps_d, False))
+        loss_d = 0.5 * (lsgan(real_maps, True) + lsgan(fake_maps_d, False))
         optD.zero_grad(set_to_none=True)
         loss_d.backward()
         optD.step()
         with self.autocast():
             fake_maps = D(torch.cat([xb, fake], 1))
         mse = F.mse_loss(fake.float(), yb)
-        g_gan = _lsgan(fake_maps, True)
-        g_fm = _feature_matching(fake_maps, real_maps)
+        g_gan = lsgan(fake_maps, True)
+        g_fm = feature_matching(fake_maps, real_maps)
         loss = (GAN_WEIGHTS["gan"] * g_gan + GAN_WEIGHTS["feature_matching"] * g_fm
                 + GAN_WEIGHTS["reconstruction"] * mse)
         self.optG.zero_grad(set_to_none=True)
@@ -293,7 +272,7 @@ class LabelFreeTrainer(Trainer):
 
         self.G.eval()
         with torch.inference_mode(), self.autocast():
-            r = _pearson_t(self.G(self.hx)[:, :1].float(), self.hy)
+            r = pearson(self.G(self.hx)[:, :1].float(), self.hy)
         self.G.train()
         return r
 
@@ -307,7 +286,7 @@ class LabelFreeTrainer(Trainer):
         entry = {"step": step, "mse": round(logs["mse"], 6), "mse_ema": round(self.loss_ema, 6),
                  "r_heldin": round(r, 4), "seconds": round(self.elapsed(), 1)}
         if self.val:
-            r_val = self.val.evaluate(self.G, self.autocast, _pearson_t)
+            r_val = self.val.evaluate(self.G, self.autocast, pearson)
             self.out_of_patience = self.val.update(r_val, step, self.G)
             entry["r_val"] = round(r_val, 4)
             extra += f" r_val {r_val:.4f} (best {self.val.best_r:.4f} at {self.val.best_step})"
@@ -340,7 +319,7 @@ class LabelFreeTrainer(Trainer):
         }
         if cfg.model == "pix2pix":
             training.update(loss_weights=GAN_WEIGHTS, pretrain_frac=cfg.pretrain_frac, d_scales=cfg.d_scales)
-        return {"kind": cfg.model, "arch": main_head({}, self.arch)[1],
+        return {"kind": cfg.model, "arch": one_head({}, self.arch)[1],
                 "input": {"layout": "zyx-channels" if cfg.zstack else "yx", "n_slices": info["n_slices"]},
                 "normalization": {"input": info["normalization"], "target": info["normalization"]},
                 "output_units": (f"target normalized by its own {cfg.norm_low:g}th/{cfg.norm_high:g}th "
@@ -362,7 +341,11 @@ class LabelFreeTrainer(Trainer):
                                  "since_best": self.val.since_best, "best_state": self.val.best_state}}, cfg.ckpt)
         if cfg.out:   # the final export is the state that validated best, when there is a validation strip
             best = self.val.best_state if final and self.val else None
-            export_labelfree(cfg.out, main_head(best or self.G.state_dict(), self.arch)[0], m)
+            state = best or self.G.state_dict()
+            export_labelfree(cfg.out, one_head(state, self.arch)[0], m)
+            for k, path in enumerate(cfg.aux_out, 1):   # the validation strip scored the main output only
+                export_labelfree(path, one_head(state, self.arch, k)[0],
+                                 dict(m, training=dict(m["training"], exported_output=f"auxiliary target {k}")))
         return m
 
     def finish(self) -> Generator[Progress, None, Dict[str, Any]]:

@@ -47,14 +47,14 @@ def _aux_groups(cfg) -> List[List[str]]:
     return [aux[i * k:(i + 1) * k] for i in range(n)]
 
 
-def main_head(state: Dict[str, Any], arch: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    """The generator without its auxiliary outputs: channel 0 of the head (the main target) only."""
+def one_head(state: Dict[str, Any], arch: Dict[str, Any], channel: int = 0) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """The generator with one output: ``channel`` of the head (0: the main target, k: auxiliary target k)."""
     if arch.get("out_channels", 1) == 1:
         return state, arch
     state = dict(state)
     for k in ("head.weight", "head.bias"):
         if k in state:
-            state[k] = state[k][:1]
+            state[k] = state[k][channel:channel + 1]
     return state, dict(arch, out_channels=1)
 
 
