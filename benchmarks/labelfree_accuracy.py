@@ -2,8 +2,8 @@
 
 For each model (shipped names or .pt files) the ISL evaluation strip (x >= 768, never trained on) is
 predicted from the original phase image and from reconstructions of each codec/quality; SSIM, PSNR and
-Pearson r are computed against the DAPI ground truth (normalized like the model's training target;
-see ``napari_microcomp.labelfree.compare``). Rows go to a CSV and a markdown table.
+Pearson r are computed against the ground truth, DAPI or (``--target``) MAP2 / NFH, normalized like the
+model's training target (see ``napari_microcomp.labelfree.compare``). Rows go to a CSV and a markdown table.
 
     PYTHONPATH=src python benchmarks/labelfree_accuracy.py                       # shipped models
     PYTHONPATH=src python benchmarks/labelfree_accuracy.py --models a.pt b.pt \\
@@ -37,16 +37,16 @@ def _codec_levels(specs: List[str]) -> List[Tuple[str, int]]:
 
 
 def _rows_for_model(name: str, codecs: List[Tuple[str, int]], tiny: bool, threads_note: str,
-                    tta: bool = False) -> List[Dict]:
+                    tta: bool = False, target: str = "DAPI") -> List[Dict]:
     from napari_microcomp.codecs import get_codec
     from napari_microcomp.datasets import labelfree_split
     from napari_microcomp.labelfree import iter_compare, load_model
 
     model = load_model(name)
-    phase, dapi = labelfree_split("eval", zstack=model.zstack)
+    phase, dapi = labelfree_split("eval", zstack=model.zstack, target=target)
     if tiny:
         phase, dapi = phase[..., 384:640, :], dapi[384:640, :]
-    label = Path(name).stem + (" +tta" if tta else "")
+    label = Path(name).stem + (" +tta" if tta else "") + ("" if target == "DAPI" else f" -> {target}")
     t0 = time.perf_counter()
     base = drain(iter_compare(model, phase, dapi, return_arrays=True, tta=tta), desc=f"{label} original")
     rows = [{"model": label, "input": f"{'stack' if model.zstack else 'slice z6'} {tuple(phase.shape)}",
@@ -129,6 +129,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tiny", action="store_true", help="256-row strip, one quality per codec (smoke test)")
     ap.add_argument("--tta", action="store_true", help="predict with 8-view test-time augmentation")
+    ap.add_argument("--target", choices=["DAPI", "MAP2", "NFH"], default="DAPI",
+                    help="the ISL stain the models predict (ground truth of the evaluation strip)")
     ap.add_argument("--arcadia", action="store_true", help="also score the Arcadia ND2 bright-field -> DAPI files")
     args = ap.parse_args(argv)
 
@@ -145,7 +147,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         codecs = list({name: (name, q) for name, q in codecs}.values())
     rows: List[Dict] = []
     for m in models:
-        rows += _rows_for_model(m, codecs, args.tiny, f"{args.threads} threads", tta=args.tta)
+        rows += _rows_for_model(m, codecs, args.tiny, f"{args.threads} threads", tta=args.tta, target=args.target)
     if args.arcadia:
         rows += _arcadia_rows(models)
     out = Path(args.out)

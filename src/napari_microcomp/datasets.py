@@ -140,11 +140,14 @@ def stacks3d_split(split: str, root=None) -> List[Tuple[str, np.ndarray]]:
     return out
 
 
-def labelfree_split(split: str, root=None, zstack: bool = False) -> Tuple[np.ndarray, np.ndarray]:
-    """ISL phase (one slice, z=6, or the 13-slice stack) and DAPI for ``split`` (spatial split at x=768)."""
+def labelfree_split(split: str, root=None, zstack: bool = False, target: str = "DAPI") -> Tuple[np.ndarray, np.ndarray]:
+    """ISL phase (one slice, z=6, or the 13-slice stack) and a stain (DAPI, MAP2 or NFH) for ``split``
+    (spatial split at x=768)."""
+    if target not in ("DAPI", "MAP2", "NFH"):
+        raise MicrocompError(f"target must be DAPI, MAP2 or NFH, got {target!r}")
     r = _root(root)
     phase = isl_phase(r)
-    dapi = isl_target(r)
+    dapi = isl_target(r, channel=target)
     x = phase if zstack else phase[6]
     sl = slice(None, ISL_SPLIT_X) if split == "train" else slice(ISL_SPLIT_X, None)
     if split not in ("train", "eval"):
