@@ -127,3 +127,22 @@ def test_transplant_starts_hyperprior_vbr_from_mean_scale_vbr():
     assert torch.equal(out["h_s.4.weight"], fresh["h_s.4.weight"])   # (M, N, 3, 3) here, (2M, 3M/2, 3, 3) in the source
     with pytest.raises(ValueError):   # without the destination's fresh state it is no derivation
         derive("mbt2018-mean-vbr", "bmshj2018-hyperprior-vbr", src)
+
+
+def test_transplant_starts_cheng2020_attn_close_to_the_anchor():
+    """Every anchor tensor lands in the attention model; the new attention blocks start near identity."""
+    from napari_microcomp.models.registry import get_arch
+
+    torch.manual_seed(0)
+    anchor = get_arch("cheng2020-anchor").factory(N=16).eval()
+    attn = get_arch("cheng2020-attn").factory(N=16).eval()
+    out = derive("cheng2020-anchor", "cheng2020-attn", anchor.state_dict(), fresh=attn.state_dict())
+    attn.load_state_dict(out)
+    assert torch.equal(out["g_s.9.0.weight"], anchor.state_dict()["g_s.7.0.weight"])
+    assert torch.equal(out["context_prediction.weight"], anchor.state_dict()["context_prediction.weight"])
+    x = torch.rand(1, 1, 64, 64)
+    with torch.no_grad():
+        ya, yb = anchor.g_a(x), attn.g_a(x)
+        xa, xb = anchor.g_s(ya), attn.g_s(ya)
+    assert float((ya - yb).abs().max()) < 0.1 * float(ya.abs().max())
+    assert float((xa - xb).abs().max()) < 0.1 * float(xa.abs().max())

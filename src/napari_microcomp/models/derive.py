@@ -14,7 +14,8 @@ whose name and shape agree and leave the rest freshly initialised: ``mbt2018-mea
 hyper-synthesis is new); -> ``mbt2018`` and ``bmshj2018-factorized`` start from one folded level
 (the context model and entropy parameters, or the factorized prior on the latent, are new);
 ``bmshj2018-factorized`` -> ``bmshj2018-factorized-relu`` keeps every conv and the prior, and the
-network relearns around ReLU in place of GDN.
+network relearns around ReLU in place of GDN; ``cheng2020-anchor`` -> ``cheng2020-attn`` keeps everything and
+adds the attention blocks near identity.
 """
 from typing import Callable, Dict, Optional, Tuple
 
@@ -52,12 +53,35 @@ DERIVATIONS: Dict[Tuple[str, str], Callable[[State, Optional[int]], State]] = {
 }
 
 
+def _anchor_to_attn(state: State, quality: Optional[int]) -> State:
+    """cheng2020-anchor -> cheng2020-attn: the residual blocks move to their places between the four
+    attention blocks, which start as ``x + sigmoid(-4) * relu(x)`` (the last convs of their trunk zeroed, their
+    mask biased to -4): the network begins within 2 % of the anchor and the blocks learn from there."""
+    moves = {"g_a": (0, 1, 2, 4, 5, 6, 7), "g_s": (1, 2, 3, 4, 6, 7, 8, 9)}
+    out = {}
+    for k, v in state.items():
+        part, _, rest = k.partition(".")
+        if part in moves:
+            i, _, tail = rest.partition(".")
+            k = f"{part}.{moves[part][int(i)]}.{tail}"
+        out[k] = v.clone()
+    n = int(state["g_a.6.weight"].shape[0])
+    for blk in ("g_a.3", "g_a.8", "g_s.0", "g_s.5"):
+        for u in range(3):
+            out[f"{blk}.conv_a.{u}.conv.4.weight"] = torch.zeros(n, n // 2, 1, 1)
+            out[f"{blk}.conv_a.{u}.conv.4.bias"] = torch.zeros(n)
+        out[f"{blk}.conv_b.3.weight"] = torch.zeros(n, n, 1, 1)
+        out[f"{blk}.conv_b.3.bias"] = torch.full((n,), -4.0)
+    return out
+
+
 # (source, destination) -> what to do to the source first (a fixed-rate destination takes one folded level)
 TRANSPLANTS: Dict[Tuple[str, str], Optional[Callable[[State, Optional[int]], State]]] = {
     ("mbt2018-mean-vbr", "bmshj2018-hyperprior-vbr"): None,
     ("mbt2018-mean-vbr", "mbt2018"): _fold,               # + a fresh context model and entropy parameters
     ("mbt2018-mean-vbr", "bmshj2018-factorized"): _fold,  # + a fresh factorized prior on y
     ("bmshj2018-factorized", "bmshj2018-factorized-relu"): None,  # the convs and prior; ReLU in place of GDN
+    ("cheng2020-anchor", "cheng2020-attn"): _anchor_to_attn,      # + four attention blocks, near identity
 }
 
 
