@@ -35,8 +35,8 @@ LABELFREE_MODELS: Dict[str, Tuple[str, str]] = {
     "unet2d-isl-dapi": ("unet2d-isl-dapi.pt", "fnet U-Net, one phase-contrast slice -> DAPI (ISL)"),
     "unet-zstack-isl-dapi": ("unet-zstack-isl-dapi.pt", "fnet U-Net, 13 phase-contrast slices -> DAPI (ISL)"),
     "pix2pix-isl-dapi": ("pix2pix-isl-dapi.pt", "Pix2Pix (U-Net + multi-scale PatchGAN), phase slice -> DAPI"),
-    "unet2d-isl-dapi-jpegxr": ("unet2d-isl-dapi-jpegxr.pt",
-                               "fnet U-Net trained on JPEG XR (quality 4) reconstructions, phase -> DAPI"),
+    "unet-zstack-isl-map2": ("unet-zstack-isl-map2.pt",
+                             "fnet U-Net, 13 phase-contrast slices -> MAP2 (neurites; ISL, trained beside DAPI)"),
 }
 
 
