@@ -147,12 +147,12 @@ def labelfree_split(split: str, root=None, zstack: bool = False, target: str = "
         raise MicrocompError(f"target must be DAPI, MAP2 or NFH, got {target!r}")
     r = _root(root)
     phase = isl_phase(r)
-    dapi = isl_target(r, channel=target)
+    stain = isl_target(r, channel=target)
     x = phase if zstack else phase[6]
     sl = slice(None, ISL_SPLIT_X) if split == "train" else slice(ISL_SPLIT_X, None)
     if split not in ("train", "eval"):
         raise MicrocompError(f"split must be 'train' or 'eval', got {split!r}")
-    return np.ascontiguousarray(x[..., sl]), np.ascontiguousarray(dapi[:, sl])
+    return np.ascontiguousarray(x[..., sl]), np.ascontiguousarray(stain[:, sl])
 
 
 # Modality-specific codec splits (issue 10). (relative path, channels or None, crop or None); a crop is

@@ -36,8 +36,8 @@ def parse_codec_spec(spec: str):
 
 def _aux_groups(cfg) -> List[List[str]]:
     """The auxiliary targets of each input: ``--aux-targets`` holds K files per input, in input order."""
-    aux, n = list(getattr(cfg, "aux_targets", None) or []), len(cfg.inputs)
-    w = getattr(cfg, "aux_weight", 1.0)
+    aux, n = list(cfg.aux_targets), len(cfg.inputs)
+    w = cfg.aux_weight
     if not (isinstance(w, (int, float)) and np.isfinite(w) and w >= 0):
         raise InputError(f"--aux-weight must be a finite number >= 0, got {w!r}")
     if aux and len(aux) % n:
