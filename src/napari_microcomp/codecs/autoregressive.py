@@ -9,6 +9,7 @@ import torch
 
 from .._progress import checkpoint
 from ..models.coding import fixed_threads, float64_copy, record_symbols
+from .latent_grid import crop, hyper_synthesis
 
 
 class _Wavefront:
@@ -108,9 +109,9 @@ def _hyper_params(model, z_hat: torch.Tensor, ep: int) -> torch.Tensor:
     oneDNN switched off, one of four 512² crops decoded 2,862 wrong pixels). In float64 the same drift is
     ~1e-16 and a flip practically never happens; these layers are small, so it costs little.
     """
-    if ep == 32:
-        return model.h_s(z_hat).contiguous()
-    return float64_copy(model.h_s)(z_hat.double()).contiguous()
+    h_s, size = hyper_synthesis(model)   # a latent off the ×4 grid: its parameters cropped to its size
+    out = h_s(z_hat) if ep == 32 else float64_copy(h_s)(z_hat.double())
+    return (out if size is None else crop(out, size)).contiguous()
 
 
 def ar_compress(model, x: torch.Tensor, ep: int) -> Tuple[List[bytes], Tuple[int, ...], torch.Tensor]:

@@ -8,9 +8,10 @@ Intensity: the image (the whole volume for 3D input) is mapped to [0, 1] with it
 stored in ``header.norm``; decoding maps back in float64 and rounds/clips to the input dtype.
 
 Tiles and seams: planes larger than ``tile`` (default 1024, a multiple of 64) are cut into
-non-overlapping tiles on a fixed grid; each tile is replicate-padded to a multiple of 64 and coded
-independently (bounded memory, one payload per tile). Tiles do not share context, so at low rates a
-faint block edge can appear every ``tile`` pixels; a larger ``tile`` trades memory for fewer seams.
+non-overlapping tiles on a fixed grid; each tile is replicate-padded to a multiple of 16 (its latent to
+a multiple of 4 for the hyperprior: :mod:`.latent_grid`) and coded independently (bounded memory, one
+payload per tile). Tiles do not share context, so at low rates a faint block edge can appear every
+``tile`` pixels; a larger ``tile`` trades memory for fewer seams.
 
 Exactness: entropy decoding is only correct when the decoder recomputes the entropy parameters
 bit-identically. Encode and decode therefore run with a fixed torch thread count (``threads``,
@@ -36,6 +37,7 @@ from ..weights.download import cached_url, secure_url
 from ..weights.load import LoadedModel, encodable, load_by_id, load_url
 from ..weights.locate import ENV_WEIGHTS
 from .base import Codec
+from .latent_grid import GRID, GRIDS, OLD_GRID, latent_shape, on_grid
 from .weight_levels import MAX_THREADS, WeightLevels, default_threads
 from .vbr_level import check_level, vbr_gain
 from .registry import register_codec
@@ -90,7 +92,8 @@ class LearnedCodec(WeightLevels, Codec):
     threads for coding; recorded in the stream), ``refine`` (Adam steps of encode-time latent refinement,
     :mod:`~napari_microcomp.codecs.refine`; slower encode, same decoder),
     ``tile`` (tile size, multiple of 64); recorded by the encoder: ``ep`` (entropy-parameter precision, 64 bits;
-    streams without it were coded in 32).
+    streams without it were coded in 32) and ``grid`` (tiles padded to a multiple of 16; streams without it
+    were padded to 64).
     """
 
     family: ClassVar[str] = "learned"
@@ -116,10 +119,16 @@ class LearnedCodec(WeightLevels, Codec):
                                     or not 1 <= threads <= MAX_THREADS):
             raise CodecError(f"{self.codec_id}: threads must be an integer 1..{MAX_THREADS}, got {threads!r}")
         self._check_ep()
+        grid = self.params.get("grid")
+        if grid is not None and (isinstance(grid, bool) or grid not in GRIDS):
+            raise CodecError(f"{self.codec_id}: grid (tile padding multiple) must be one of {GRIDS}, got {grid!r}")
+
+    def _grid(self) -> int:
+        return int(self.params.get("grid") or OLD_GRID)
 
     @classmethod
     def extra_params(cls) -> Sequence[str]:
-        return ("weights", "threads", "tile", "weights_id", "refine", "gain", "ep")
+        return ("weights", "threads", "tile", "weights_id", "refine", "gain", "ep", "grid")
 
     def _load_for_decode(self) -> LoadedModel:
         """The model a stream names; if the named file changed, any known file with the recorded fingerprint."""
@@ -151,12 +160,12 @@ class LearnedCodec(WeightLevels, Codec):
 
         h, w = x.shape
         t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None]
-        m = self.spec.multiple
+        m = self._grid()
         t = F.pad(t, (0, -w % m, 0, -h % m), mode="replicate")
         if lm.channels != 1:
             t = t.expand(1, lm.channels, -1, -1).contiguous()
         t = t.contiguous(memory_format=torch.channels_last)
-        model = lm.model
+        model = on_grid(lm.model, latent_shape(h, w, m))
         n_refine = int(self.params.get("refine") or 0)
         if n_refine > 0:
             spec = self.spec
@@ -189,12 +198,13 @@ class LearnedCodec(WeightLevels, Codec):
                      h: int, w: int) -> np.ndarray:
         from ..models.coding import exact_hyper
 
+        model = on_grid(lm.model, latent_shape(h, w, self._grid()))
         if self.spec.coding == "ar":
             from .autoregressive import ar_decompress
 
-            return self._crop(ar_decompress(lm.model, strings, shape, self._ep()), h, w)
+            return self._crop(ar_decompress(model, strings, shape, self._ep()), h, w)
         with exact_hyper(lm.model, self._ep() == 64):
-            rec = lm.model.decompress([[s] for s in strings], list(shape), **self._kwargs())["x_hat"]
+            rec = model.decompress([[s] for s in strings], list(shape), **self._kwargs())["x_hat"]
         return self._crop(rec, h, w)
 
     def _check_payload(self, lm: LoadedModel, strings: List[bytes], zshape: Tuple[int, ...], h: int,
@@ -203,10 +213,10 @@ class LearnedCodec(WeightLevels, Codec):
 
         (A payload declaring a bigger latent than the tile has made the rANS decoder read out of bounds.)
         """
-        m = self.spec.multiple
         hyper = hasattr(lm.model, "h_a")
-        f = m if hyper else m // 4          # the factorized prior codes y (÷16), the others z (÷64)
-        want = (-(-h // m) * m // f, -(-w // m) * m // f)
+        want = latent_shape(h, w, self._grid())   # the factorized prior codes y, the others z (y ÷ 4)
+        if hyper:
+            want = (-(-want[0] // 4), -(-want[1] // 4))
         if tuple(zshape) != want or len(strings) != (2 if hyper else 1):
             raise StreamError(f"{self.codec_id}: a tile payload declares a {tuple(zshape)} latent in "
                               f"{len(strings)} string(s), but a {h}×{w} tile has {want} in {2 if hyper else 1}; "
@@ -237,6 +247,7 @@ class LearnedCodec(WeightLevels, Codec):
         if self._fraction():   # computed from these weights, recorded; never recomputed by a decoder
             self.params["gain"] = header.codec["gain"] = vbr_gain(lm.model.Gain.detach().tolist(),
                                                                   float(self.params["level"]))
+        self.params["grid"] = header.codec["grid"] = self.params.get("grid") or GRID
         tile = int(self.params.get("tile", DEFAULT_TILE))
         header.codec["tile"] = tile   # recorded: a later change of the default must not break old streams
         if hasattr(lm.model, "h_s"):
