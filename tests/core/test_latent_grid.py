@@ -60,6 +60,15 @@ def test_edge_tiles_and_refinement_on_the_16_grid(image):
         assert metrics.psnr(image, _exact(data)) > 25
 
 
+@pytest.mark.parametrize("arch", ["mbt2018", "cheng2020-anchor", "mbt2018-mean-vbr"])
+def test_thin_images_whose_latent_is_one_or_two_wide(image, arch):
+    # 20 px wide: a latent 2 wide, whose wavefronts (context models) are partly empty; 8-row edge tile: 1 × 2
+    thin = np.ascontiguousarray(image[:, :20])
+    data = get_codec(arch, quality=2, weights="transmitted", threads=1, tile=128).encode(thin)
+    assert _exact(data).shape == thin.shape
+    assert _exact(get_codec(arch, quality=2, weights="transmitted", threads=1).encode(thin[:, :9])).shape == (136, 9)
+
+
 def test_an_unknown_grid_is_refused():
     with pytest.raises(CodecError, match="grid"):
         get_codec("mbt2018-mean-vbr", quality=4, grid=32)

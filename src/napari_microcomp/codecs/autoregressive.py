@@ -48,7 +48,8 @@ class _Wavefront:
         h, w = self.h, self.w
         for t in range(3 * (h - 1) + w):
             i = torch.arange(max(0, -(-(t - w + 1) // 3)), min(h - 1, t // 3) + 1)
-            yield i, t - 3 * i
+            if len(i):   # a latent 1 or 2 wide has empty wavefronts
+                yield i, t - 3 * i
 
     def entropy_params(self, i: torch.Tensor, j: torch.Tensor):
         crops = self.y_hat[:, i[:, None, None] + self.dy, j[:, None, None] + self.dx].permute(1, 0, 2, 3)
