@@ -74,3 +74,18 @@ def test_an_unknown_grid_is_refused():
         get_codec("mbt2018-mean-vbr", quality=4, grid=32)
     with pytest.raises(CodecError, match="grid"):
         get_codec("mbt2018-mean-vbr", quality=4, grid=True)
+
+
+def test_the_3d_codec_pads_y_x_to_16_too(image):
+    vol = np.stack([image, image[::-1], image[:, ::-1]])   # 3 × 136 × 200
+    new = get_codec("mbt2018-mean-vbr3d", quality=4, weights="transmitted", threads=1).encode(vol)
+    old = get_codec("mbt2018-mean-vbr3d", quality=4, weights="transmitted", threads=1, grid=64).encode(vol)
+    assert container.unpack(new)[0].codec["grid"] == 16
+    _exact(new)
+    ref = _exact(old)
+    assert len(new) < 0.85 * len(old)
+    header, payloads = container.unpack(old)
+    del header.codec["grid"]   # as written before the key existed
+    assert np.array_equal(_exact(container.pack(header, payloads)), ref)
+    with pytest.raises(CodecError, match="grid"):   # the factorized 3D model has no latent grid to pad
+        get_codec("factorized3d", quality=4, grid=16)

@@ -25,6 +25,7 @@ from ..modality import MODALITIES
 from ..models.registry import LAMBDAS_MSE
 from ..weights.load import LoadedModel, encodable
 from .base import Codec
+from .latent_grid import GRID, GRIDS, OLD_GRID, on_grid
 from .weight_levels import MAX_THREADS, WeightLevels, default_threads
 from .registry import register_codec
 
@@ -38,7 +39,7 @@ class VolumetricCodec(WeightLevels, Codec):
     Parameters (besides ``quality`` 1..8): ``weights`` (``"auto"``/None: the weights for the volume's
     modality, detected as for 2D images and recorded in the stream, else the general ones;
     ``"transmitted"``, ``"fluorescence"`` or a path), ``threads`` (recorded in the stream); ``ep`` as for the
-    2D learned codecs.
+    2D learned codecs; ``grid`` (recorded): Y/X padded to 16 (``mbt2018-mean-vbr3d``; streams without it: 64).
     """
 
     family = "volumetric"
@@ -53,10 +54,11 @@ class VolumetricCodec(WeightLevels, Codec):
     # torch + compressai loaded (~0.85 GB RSS) a tile pass stays well inside 1.5 GB.
     tile_shape: ClassVar[Tuple[int, int, int]] = (32, 256, 256)
     tile_halo: ClassVar[Tuple[int, int, int]] = (2, 8, 8)
+    latent_grid: ClassVar[bool] = False   # whether blocks may be padded to 16 in Y/X (hyperprior-stacked models)
 
     @classmethod
     def extra_params(cls) -> Sequence[str]:
-        return ("weights", "threads", "weights_id", "ep")
+        return ("weights", "threads", "weights_id", "ep", "grid")
 
     def __init__(self, quality: Optional[int] = None, lossless: bool = False, **native: Any):
         super().__init__(quality=quality, lossless=lossless, **native)
@@ -67,6 +69,19 @@ class VolumetricCodec(WeightLevels, Codec):
                                     or not 1 <= threads <= MAX_THREADS):
             raise CodecError(f"{self.codec_id}: threads must be an integer 1..{MAX_THREADS}, got {threads!r}")
         self._check_ep()
+        grid = self.params.get("grid")
+        if grid is not None and (isinstance(grid, bool) or grid not in (GRIDS if self.latent_grid else (OLD_GRID,))):
+            raise CodecError(f"{self.codec_id}: grid (block padding multiple in Y/X) must be one of "
+                             f"{GRIDS if self.latent_grid else (OLD_GRID,)}, got {grid!r}")
+
+    def _multiple(self, model) -> Tuple[int, int, int]:
+        """Padding multiple per axis: Y/X to 16 where the stream says so (:mod:`.latent_grid`)."""
+        f = tuple(model.downsampling_factor)
+        return (f[0], GRID, GRID) if int(self.params.get("grid") or OLD_GRID) == GRID else f
+
+    @staticmethod
+    def _on_grid(model, zyx: Sequence[int]):
+        return on_grid(model, (int(zyx[1]) // 16, int(zyx[2]) // 16))
 
     def _model(self, want: Optional[str] = None, weights: Any = None) -> "LoadedModel":
         """The weights to code with (``weights``, else this codec's); ``want``: the fingerprint a stream
@@ -82,14 +97,14 @@ class VolumetricCodec(WeightLevels, Codec):
         return lm
 
     @staticmethod
-    def _check_block(model, shape: Sequence[int], core: Sequence[Tuple[int, int]],
+    def _check_block(model, mult: Sequence[int], shape: Sequence[int], core: Sequence[Tuple[int, int]],
                      outer: Sequence[Tuple[int, int]], latent: List[int], n: int) -> None:
         """Refuse a block that does not fit the volume, or whose declared latent does not fit the block,
         before any native decoder runs (a latent larger than its block made rANS read out of bounds)."""
         if not (len(core) == len(outer) == len(shape) == 3 and all(
                 0 <= o0 <= c0 < c1 <= o1 <= s for (c0, c1), (o0, o1), s in zip(core, outer, shape))):
             raise StreamError(f"damaged stream: block {core} in {outer} does not fit the volume {list(shape)}")
-        zyx = [-(-(o1 - o0) // f) * f for (o0, o1), f in zip(outer, model.downsampling_factor)]
+        zyx = [-(-(o1 - o0) // f) * f for (o0, o1), f in zip(outer, mult)]
         want = model.latent_shape(zyx)
         n_want = 2 if hasattr(model, "h_a") else 1
         if [int(v) for v in latent] != list(want) or n != n_want:
@@ -112,6 +127,9 @@ class VolumetricCodec(WeightLevels, Codec):
         header.codec["weights_id"] = lm.weights_id
         if hasattr(lm.model, "h_s"):
             self.params["ep"] = header.codec["ep"] = self.params.get("ep") or 64
+        if self.latent_grid:
+            self.params["grid"] = header.codec["grid"] = self.params.get("grid") or GRID
+        mult = self._multiple(lm.model)
         vol = a if a.ndim == 3 else a[None]
         lo, hi = float(vol.min()), float(vol.max())
         header.layout = "volume"
@@ -125,13 +143,14 @@ class VolumetricCodec(WeightLevels, Codec):
             for k, t in enumerate(tiles):
                 checkpoint("encode", k, len(tiles), f"{self.codec_id}: block {k + 1}/{len(tiles)}")
                 x = _to_unit(vol[t.slices("outer")], lo, hi)
-                xp, zyx = pad_multiple(x, lm.model.downsampling_factor)
+                xp, zyx = pad_multiple(x, mult)
+                model = self._on_grid(lm.model, xp.shape[-3:])
                 with exact_hyper(lm.model, self._ep() == 64):
-                    enc = lm.model.compress(xp, **self._kwargs())
+                    enc = model.compress(xp, **self._kwargs())
                 strings = [s[0] for s in enc["strings"]]
                 latent = [int(v) for v in enc["shape"]]
                 with tally, exact_hyper(lm.model, self._ep() == 64):
-                    y = lm.model.decompress([[s] for s in strings], latent, **self._kwargs())["x_hat"]
+                    y = model.decompress([[s] for s in strings], latent, **self._kwargs())["x_hat"]
                 recon[t.slices("core")] = _from_unit(y, zyx, lo, hi, a.dtype)[t.core_in_outer()]
                 payloads.extend(strings)
                 blocks.append({"core": [list(c) for c in t.core], "outer": [list(o) for o in t.outer],
@@ -181,6 +200,7 @@ class VolumetricCodec(WeightLevels, Codec):
         if sum(int(b["n"]) for b in blocks) != len(payloads):
             raise StreamError(f"{self.codec_id}: {len(payloads)} payloads for {len(blocks)} blocks")
         out = np.empty(shape, dtype=dtype)
+        mult = self._multiple(lm.model)
         i = 0
         tally = symbol_tally()
         with fixed_threads(threads), torch.inference_mode():
@@ -192,10 +212,11 @@ class VolumetricCodec(WeightLevels, Codec):
                 strings = [[p] for p in payloads[i:i + n]]
                 i += n
                 latent = [int(v) for v in b["latent"]]
-                self._check_block(lm.model, shape, core, outer, latent, n)
+                self._check_block(lm.model, mult, shape, core, outer, latent, n)
+                model = self._on_grid(lm.model, [-(-(o1 - o0) // f) * f for (o0, o1), f in zip(outer, mult)])
                 try:
                     with tally, exact_hyper(lm.model, self._ep() == 64):
-                        y = lm.model.decompress(strings, latent, **self._kwargs())["x_hat"]
+                        y = model.decompress(strings, latent, **self._kwargs())["x_hat"]
                 except ValueError as exc:   # e.g. a damaged slice table (models/stacked3d.py)
                     raise StreamError(f"{self.codec_id}: damaged stream ({exc})") from None
                 zyx = tuple(o1 - o0 for o0, o1 in outer)
@@ -245,4 +266,5 @@ class MeanScaleVbr3DCodec(VolumetricCodec):
     # No Y/X halo: the halo is coded twice and, with Y/X padded to 64, cost +24 % rate on 13×512×1024 (aligned
     # cores) against +0 % without it; the seams stay mild (MSE near block edges / elsewhere 1.05).
     block_halo: ClassVar[Tuple[int, int, int]] = (2, 0, 0)
+    latent_grid = True
     description = "learned 3D (Conv3d) transforms around the variable-rate mean-scale hyperprior, whole z-stack"

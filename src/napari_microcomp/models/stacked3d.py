@@ -88,7 +88,7 @@ class MeanScaleVbr3D(MeanScaleHyperpriorVbr):
     def latent_shape(self, zyx: Sequence[int]) -> List[int]:
         """The ``shape`` that :meth:`compress` returns for a padded block of size ``zyx``."""
         z, h, w = (int(v) for v in zyx)
-        return [z, h // 64, w // 64]   # slices, then one slice's hyper-latent
+        return [z, -(-h // 64), -(-w // 64)]   # slices, then one slice's hyper-latent (h, w: multiples of 16)
 
     def compress(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> Dict[str, Any]:
         if x.shape[0] != 1:
