@@ -287,3 +287,40 @@ def test_init_file_and_job_lambda(sandbox):
     assert campaign._start_point(job, wd, wd / "g.ckpt", {"g": job}) == (None, str(src), 0)
     with pytest.raises(MicrocompError, match="does not exist"):
         campaign._start_point({**job, "init_file": "gone.pt"}, wd, wd / "g.ckpt", {"g": job})
+
+
+def test_a_crashed_campaign_is_restarted_and_a_stopped_one_is_not(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from napari_microcomp.cli.train_zoo import supervise
+
+    flag = tmp_path / "ran"
+    # dies of SIGABRT (as glibc's heap checks do) on the first run, succeeds on the second
+    crash_once = ("import os, pathlib; p = pathlib.Path(%r)\n"
+                  "if not p.exists(): p.write_text('1'); os.abort()\n" % str(flag))
+    logs = []
+    assert supervise([sys.executable, "-c", crash_once], 2, logs.append) == 0
+    assert len(logs) == 1 and "SIGABRT" in logs[0] and "1/2" in logs[0]
+
+    logs.clear()
+    always = [sys.executable, "-c", "import os; os.abort()"]
+    assert supervise(always, 1, logs.append) == 128 + signal.SIGABRT
+    assert len(logs) == 2 and "no retries left" in logs[-1]
+
+    # a stop we pass on is not a crash: no restart, and the child gets the signal (to checkpoint)
+    started = tmp_path / "started"
+    child = ("import pathlib, time; pathlib.Path(%r).write_text('1'); time.sleep(60)" % str(started))
+    sup = subprocess.Popen([sys.executable, "-c",
+                            "import sys; from napari_microcomp.cli.train_zoo import supervise; "
+                            "sys.exit(supervise([sys.executable, '-c', %r], 3, print))" % child],
+                           stdout=subprocess.PIPE, text=True)
+    for _ in range(600):
+        if started.exists():
+            break
+        time.sleep(0.1)
+    sup.send_signal(signal.SIGTERM)
+    out, _ = sup.communicate(timeout=30)
+    assert sup.returncode == 128 + signal.SIGTERM and "restarting" not in out

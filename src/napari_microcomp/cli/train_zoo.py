@@ -7,8 +7,12 @@
 Stop it with SIGTERM or Ctrl-C: the current job checkpoints and exports; the next start resumes it.
 Jobs that finish go through the RD gate; the ones that pass are copied into the shipped weights folder.
 """
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Callable, List
 
 from ._args import command
 
@@ -27,6 +31,9 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all)")
     p.add_argument("--gate-crop", type=int, default=512, help="centre crop of each evaluation image for the gate")
     p.add_argument("--status", action="store_true", help="print the status table and exit")
+    p.add_argument("--retries", type=int, default=0, metavar="N",
+                   help="run the campaign in a child process and, when it dies of a native crash (a signal such "
+                        "as SIGABRT or SIGSEGV), start it again from its checkpoints, up to N times")
     p.add_argument("--promote-snapshot", metavar="JOB", default=None,
                    help="gate the current checkpoint of a running job and promote it if it passes (training goes on)")
     p.add_argument("--retire", metavar="FILE", default=None,
@@ -49,6 +56,11 @@ def run(args) -> int:
         print(md.read_text() if md.exists() else f"no campaign status in {wd} yet")
         return 0
     wd.mkdir(parents=True, exist_ok=True)
+    if args.retries > 0 and not args.promote_snapshot:
+        cmd = [sys.executable, "-m", "napari_microcomp.cli", "train-zoo", "--plan", str(args.plan),
+               "--workdir", str(wd), "--gate-crop", str(args.gate_crop)]
+        cmd += (["--only", *args.only] if args.only else []) + (["--threads", str(args.threads)] if args.threads else [])
+        return supervise(cmd, args.retries, lambda m: print(f"{time.strftime('%H:%M:%S')} {m}", flush=True))
     logf = open(wd / "campaign.log", "a", buffering=1)
 
     def log(msg: str) -> None:
@@ -68,3 +80,41 @@ def run(args) -> int:
         logf.close()
     print(f"done: {n} job(s) promoted; status in {wd / 'status.md'}")
     return 0
+
+
+def supervise(cmd: List[str], retries: int, log: Callable[[str], None]) -> int:
+    """Run ``cmd``; restart it when it dies of a signal we did not send, up to ``retries`` times.
+
+    Why: a native fault in a long unattended run (seen: glibc heap errors in cheng2020-attn training after
+    1,000–1,500 steps) kills the whole process; the campaign's checkpoints make a restart lose at most
+    the steps since the last one. SIGTERM/SIGINT are passed on to the child, which checkpoints and stops.
+    """
+    stopping = False
+    child = None
+
+    def forward(signum, _frame):
+        nonlocal stopping
+        stopping = True
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        attempt = 0
+        while True:
+            child = subprocess.Popen(cmd)
+            rc = child.wait()
+            if rc >= 0 or stopping:
+                return rc if rc >= 0 else 128 - rc
+            try:
+                name = signal.Signals(-rc).name
+            except ValueError:
+                name = f"signal {-rc}"
+            if attempt == retries:
+                log(f"campaign died of {name}; no retries left")
+                return 128 - rc
+            attempt += 1
+            log(f"campaign died of {name}; restarting from its checkpoints ({attempt}/{retries})")
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
