@@ -96,7 +96,9 @@ def _shifted_scale_table(model, factor):
 def test_entropy_desync_is_refused(image, arch, q):
     data = get_codec(arch, quality=q, weights="transmitted").encode(image)
     model = get_model(arch, q, "transmitted").model
-    with _shifted_scale_table(model, 1.3), pytest.raises(StreamError, match="checksum"):
+    # refused either by the symbol/reconstruction checksum or, when the desynchronised latents blow up the
+    # synthesis first, by the NaN/Inf check: never returned
+    with _shifted_scale_table(model, 1.3), pytest.raises(StreamError, match="checksum|NaN"):
         decode(data)
     assert np.array_equal(decode(data), decode(data))   # restored
 
