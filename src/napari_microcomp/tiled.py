@@ -35,7 +35,7 @@ from . import container
 from ._progress import Progress, result_of
 from .codecs import codec_from_config
 from .codecs.base import Codec
-from .codecs.tiled import TiledCodec, _header_bytes, _tiles_from_header
+from .codecs.tiled import TiledCodec, _tiles_from_header
 from .errors import InputError, MicrocompError, StreamError
 from .io import temp_beside, unreadable
 from .tiling import Box
@@ -191,7 +191,7 @@ def compress_file(volume, path, codec: Union[str, Codec, Dict[str, Any]] = "zstd
             header.payloads = table
             pf.flush()
             pf.seek(0)
-            of.write(_header_bytes(header))
+            of.write(container.encode_header(header))   # pack() would need every payload in memory
             buf = memoryview(bytearray(_COPY_CHUNK))  # one reused buffer: memory stays flat
             while (n := pf.readinto(buf)):
                 of.write(buf[:n])

@@ -1,6 +1,8 @@
 """The container refuses every damaged stream with StreamError, and old files keep decoding."""
+import json
 import struct
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from napari_microcomp.codecs import decode, get_codec, info
 from napari_microcomp.errors import MicrocompError, StreamError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+ZDICT_CRC = 1448590979   # CRC32 of container.HEADER_ZDICT as format 2 shipped
 
 
 @pytest.fixture(scope="module")
@@ -72,16 +75,17 @@ def test_flipped_byte_anywhere_is_detected(stream):
 
 
 def test_header_json_tampering_with_valid_crc_is_validated(stream):
-    import json
     h, offset = container.read_header(stream)
     for field, value in [("shape", [0, 5]), ("dtype", "int64"), ("layout", "weird"), ("shape", "x")]:
         d = h.to_dict()
         d[field] = value
         hj = json.dumps(d).encode()
-        forged = struct.pack("<4sHII", container.MAGIC, container.FORMAT_VERSION, len(hj),
-                             container.crc32(hj)) + hj + stream[offset:]
-        with pytest.raises(StreamError):
-            decode(forged)
+        plain = struct.pack("<4sHII", container.MAGIC, 1, len(hj), container.crc32(hj)) + hj + stream[offset:]
+        with pytest.raises(StreamError, match="bad"):
+            decode(plain)
+        h2 = container.Header(**d)
+        with pytest.raises(StreamError, match="bad"):   # the same edit in a well-formed version 2 header
+            decode(container.encode_header(h2) + stream[offset:])
 
 
 def test_payload_swapped_for_another_valid_payload_is_refused():
@@ -124,8 +128,52 @@ _FUZZ_BASES = [get_codec("zstd").encode(smooth_image((8, 8), np.uint8)),
                get_codec("lerc", quality=3).encode(smooth_image((8, 8), np.float32))]
 
 
+def _v2(body: bytes, zdict=container.HEADER_ZDICT, tail=b"") -> bytes:
+    z = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, zdict)
+    stored = z.compress(body) + z.flush() + tail
+    return struct.pack("<4sHII", container.MAGIC, 2, len(stored), container.crc32(stored)) + stored
+
+
+def test_version_2_headers_are_small_and_version_1_streams_still_read():
+    img = smooth_image((128, 128), np.uint16)
+    for cid in ("jpeg2k", "jpegxl", "mbt2018-mean-vbr"):
+        data = get_codec(cid, quality=4).encode(img)
+        h, offset = container.read_header(data)
+        plain = json.dumps(h.to_dict(), separators=(",", ":"), sort_keys=True).encode()
+        assert container.stream_version(data) == 2 and info(data)["format_version"] == 2
+        assert offset <= 120 and offset < 0.5 * len(plain), (cid, offset, len(plain))   # 220-380 B in version 1
+        v1 = struct.pack("<4sHII", container.MAGIC, 1, len(plain), container.crc32(plain)) + plain + data[offset:]
+        assert info(v1)["format_version"] == 1
+        np.testing.assert_array_equal(decode(v1), decode(data))
+
+
+def test_the_preset_dictionary_is_frozen():
+    # version 2 streams decode only against these exact bytes: a change needs a new format version
+    assert (len(container.HEADER_ZDICT), container.crc32(container.HEADER_ZDICT)) == (1362, ZDICT_CRC)
+
+
+def test_damaged_version_2_headers_are_refused(stream):
+    h, offset = container.read_header(stream)
+    body = json.dumps(h.to_dict(), separators=(",", ":"), sort_keys=True).encode()
+    payloads = stream[offset:]
+    assert np.array_equal(decode(_v2(body) + payloads), decode(stream))
+    with pytest.raises(StreamError, match="does not end"):       # bytes after the deflate stream's end
+        decode(_v2(body, tail=b"\x00\x01") + payloads)
+    with pytest.raises(StreamError):                             # deflated against another dictionary
+        decode(_v2(body, zdict=b"?" * 7 + container.HEADER_ZDICT[:-7]) + payloads)
+    with pytest.raises(StreamError, match="beyond"):             # 32 MB of spaces: a header bomb, cut short
+        decode(_v2(b"{" + b" " * (32 << 20) + b"}") + payloads)
+    with pytest.raises(StreamError):                             # nested 100k deep inside a valid deflate
+        decode(_v2(b"[" * 100_000 + b"]" * 100_000))
+    cut = _v2(body)
+    stored_len = struct.unpack_from("<I", cut, 6)[0]
+    short = cut[14:14 + stored_len - 3]                           # a deflate stream cut short, CRC re-made
+    with pytest.raises(StreamError, match="does not end|undecodable"):
+        decode(struct.pack("<4sHII", container.MAGIC, 2, len(short), container.crc32(short)) + short + payloads)
+
+
 @pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.mcz")), ids=lambda p: p.stem)
-def test_frozen_v1_fixtures_still_decode(path):
+def test_frozen_fixtures_still_decode(path):
     expected = np.load(str(path).replace(".mcz", ".expected.npy"))
     exact_codec = any(k in path.stem for k in ("lossless", "zstd", "jpegls", "lerc"))
     try:

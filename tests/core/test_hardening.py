@@ -351,7 +351,7 @@ def test_nested_json_and_huge_tile_tables_are_refused():
     # a header that nests 100k levels deep: one-line StreamError, not a RecursionError
     import struct as st
     deep = ("[" * 100_000 + "]" * 100_000).encode()
-    prefix = st.pack("<4sHII", container.MAGIC, container.FORMAT_VERSION, len(deep), container.crc32(deep))
+    prefix = st.pack("<4sHII", container.MAGIC, 1, len(deep), container.crc32(deep))   # plain JSON: format 1
     with pytest.raises(StreamError):
         decode(prefix + deep)
     from napari_microcomp.codecs.tiled import TiledCodec

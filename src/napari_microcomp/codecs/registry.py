@@ -109,7 +109,7 @@ def info(data) -> Dict[str, Any]:
     """The header of a stream as a dict, plus sizes."""
     header, offset = container.read_header(data)
     d = header.to_dict()
-    d["format_version"] = container.FORMAT_VERSION
+    d["format_version"] = container.stream_version(data)
     d["header_bytes"] = offset
     d["payload_bytes"] = sum(n for n, _ in header.payloads)
     d["total_bytes"] = len(data)

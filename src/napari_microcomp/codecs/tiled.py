@@ -3,7 +3,6 @@
 Every tile is a complete stream of the inner codec; the header records the inner codec's config and the
 tile table (per-axis cut positions and halos). On decoding only each tile's core is kept.
 """
-import json
 import math
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -103,14 +102,6 @@ def _tiles_from_header(header: container.Header) -> List[Tile]:
     if len(tiles) != len(header.payloads):
         raise StreamError(f"tiled stream lists {len(tiles)} tiles but {len(header.payloads)} payloads")
     return tiles
-
-
-def _header_bytes(header: container.Header) -> bytes:
-    # Same bytes as container.pack() writes before its payloads; pack() needs every payload in
-    # memory, which is exactly what a streamed tiled file avoids.
-    hjson = json.dumps(header.to_dict(), separators=(",", ":"), sort_keys=True).encode()
-    return container._PREFIX.pack(container.MAGIC, container.FORMAT_VERSION, len(hjson),
-                                  container.crc32(hjson)) + hjson
 
 
 @register_codec

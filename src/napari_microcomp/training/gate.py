@@ -17,12 +17,13 @@ a shipped file records in its metadata (``meta["gate"]``).
 ``benchmarks/volumetric_rd.py --record JOB``, which stores :func:`volume_gate_meta`; their recheck crop is
 a centre block of the stack.
 """
+import json
 import math
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import metrics
+from .. import container, metrics
 from ..bdrate import bd_psnr, bd_rate
 from ..errors import MicrocompError
 
@@ -46,12 +47,19 @@ def eval_images(modality: str, crop: int = 512, max_images: Optional[int] = None
     return imgs[:max_images] if max_images else imgs
 
 
-def measure(codec, img: np.ndarray) -> Dict[str, float]:
+def measure(codec, img: np.ndarray, header_format: int = 0) -> Dict[str, float]:
+    """bpp (whole stream), PSNR and SSIM of one image. ``header_format=1``: count the header as format 1
+    stored it (plain JSON), to compare with numbers recorded before format 2."""
     from ..codecs import decode
 
     data = codec.encode(img)
     rec = decode(data)
-    return {"bpp": metrics.bpp(img, len(data)), "psnr": metrics.psnr(img, rec), "ssim": metrics.ssim(img, rec)}
+    n = len(data)
+    if header_format == 1:
+        header, offset = container.read_header(data)
+        plain = json.dumps(header.to_dict(), separators=(",", ":"), sort_keys=True).encode()
+        n += container._PREFIX.size + len(plain) - offset
+    return {"bpp": metrics.bpp(img, n), "psnr": metrics.psnr(img, rec), "ssim": metrics.ssim(img, rec)}
 
 
 def curves(images: Sequence[Tuple[str, np.ndarray]], make: Callable[[Any], Any],
@@ -240,7 +248,8 @@ def recheck(path, tolerance_db: float = 0.1, root=None) -> List[str]:
         raise MicrocompError(f"evaluation image {name!r} not available")
     bad = []
     for q_str, want in g["check_points"].items():
-        got = measure(get_codec(lm.arch, quality=int(q_str), weights=str(path)), images[name])
+        got = measure(get_codec(lm.arch, quality=int(q_str), weights=str(path)), images[name],
+                      header_format=int(g.get("format", 1)))
         # the header names the weight file by path and records coding parameters added since the gate ran
         # (e.g. ``grid``), so its length may differ by up to ~100 bytes; the PSNR check is the strict one
         slack = 0.005 * want["bpp"] + 8 * 128 / images[name].size
@@ -255,6 +264,7 @@ def gate_meta(report: Dict[str, Any]) -> Dict[str, Any]:
     first = report["images"][0]
     pts = {str(p["setting"]): {"bpp": p["bpp"], "psnr": p["psnr"]} for p in report["learned"][first]}
     return {"modality": report["modality"], "crop": report["crop"], "check_image": first, "check_points": pts,
+            "format": container.FORMAT_VERSION,
             "eval_mean": report["learned_mean"],
             "bd_rate_vs_anchor_median": report.get("bd_rate_vs_anchor_median"),
             "bd_rate_vs_anchor_mean_curve": report.get("bd_rate_vs_anchor_mean_curve"),
