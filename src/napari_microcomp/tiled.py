@@ -33,6 +33,7 @@ import numpy as np
 
 from . import container
 from ._progress import Progress, result_of
+from ._validate import restore_dtype
 from .codecs import codec_from_config
 from .codecs.base import Codec
 from .codecs.tiled import TiledCodec, _tiles_from_header
@@ -266,7 +267,8 @@ def decompress_file(path, out=None) -> Generator[Progress, None, np.ndarray]:
     complete (the returned array is then the memory map). Non-tiled files are decoded whole.
     """
     header, offset = read_file_header(path)
-    shape, dtype = tuple(header.shape), np.dtype(header.dtype)
+    # the caller's pixel type (int32 in, int32 out), as the in-memory decode gives it; tiles hold the coded one
+    shape, dtype = tuple(header.shape), restore_dtype(np.empty(0, header.dtype), header.meta).dtype
     arr, finish = _open_output(out, shape, dtype)
     ok = False
     result = None

@@ -42,6 +42,22 @@ def test_lossless_odd_shape_exact_in_memory_and_file(tmp_path):
     np.testing.assert_array_equal(tiled.decompress(tmp_path / "a.mcz"), a)
 
 
+@pytest.mark.parametrize("dtype", ["int32", "uint64", "float64", "float16"])
+def test_streamed_files_of_other_pixel_types_decode_to_that_type(tmp_path, dtype):
+    # before: each tile recorded its own int32/float64 type, and the finished file failed to decode
+    f = smooth_image((3, 40, 48), np.float32)
+    a = ((f - f.min()) / (f.max() - f.min()) * 30000).astype(dtype)
+    res = tiled.compress(a, tmp_path / "a.mcz", "zstd", tile=(1, 16, 16), halo=(0, 0, 0))
+    assert res["tiles"] == 3 * 3 * 3
+    exact = a.astype(np.float32).astype(dtype)   # floats are coded as float32
+    for out in (tiled.decompress(tmp_path / "a.mcz"), decode((tmp_path / "a.mcz").read_bytes()),
+                tiled.decompress(tmp_path / "a.mcz", out=tmp_path / "b.npy")):
+        assert out.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(out, exact)
+    data = get_codec("tiled", inner="zstd", tile=[1, 16, 16], halo=[0, 0, 0]).encode(a)
+    assert (tmp_path / "a.mcz").read_bytes() == data   # the streamed file equals the in-memory stream
+
+
 def test_halo_and_crop_identity():
     """Each core is exactly the inner codec's reconstruction of the tile WITH its halo."""
     a = smooth_image((6, 70, 90), np.uint16, seed=2)

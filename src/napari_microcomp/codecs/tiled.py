@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import container
 from .._progress import checkpoint
+from .._validate import check_image, with_source_dtype
 from ..errors import CodecError, InputError, StreamError
 from ..tiling import Box, Tile, as_axes, grid_edges, tile_grid, tiles_from_edges
 from .base import Codec
@@ -167,13 +168,17 @@ class TiledCodec(Codec):
         """The header (payload table still empty) and a lazy iterator of (tile, stream): one tile in memory."""
         shape, dtype = _check_volume(volume)
         tile, halo, tiles = self.plan(shape)
+        # tiles hold the coded type; the volume's own (int32, float64, ...) is recorded once, for the whole
+        meta = {"tiles": _tiles_meta(shape, tile, halo), **with_source_dtype(volume, np.empty(0, dtype))}
         header = container.Header(codec=self.get_config(), shape=list(shape), dtype=dtype.name, layout="tiles",
-                                  meta={"tiles": _tiles_meta(shape, tile, halo)})
+                                  meta=meta)
 
         def streams() -> Iterator[Tuple[Tile, bytes]]:
             for k, t in enumerate(tiles):
                 checkpoint("encode", k, len(tiles), f"tile {k + 1}/{len(tiles)}")
-                block = _read(volume, t.outer)
+                block = check_image(_read(volume, t.outer))
+                if block.dtype != dtype:   # e.g. an int64 tile whose values need float: never write a mixed file
+                    raise InputError(f"tile {k + 1} converts to {block.dtype}, the others to {dtype}")
                 yield t, self.inner.encode(block)
 
         return header, streams()
