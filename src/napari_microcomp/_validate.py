@@ -45,7 +45,9 @@ def check_image(array, *, allow_3d: bool = True) -> np.ndarray:
     elif a.dtype.kind in "iu" and a.dtype not in (np.uint8, np.uint16):
         lo, hi = int(a.min()), int(a.max())
         if lo < 0 or hi > 65535:
-            raise InputError(f"integer values {lo}..{hi} do not fit uint16; convert to float32 or rescale")
+            hint = (" (signed data spanning at most 65,535 levels: subtract its minimum and store it as uint16, "
+                    "which is exact)" if lo < 0 and hi - lo <= 65535 else "")
+            raise InputError(f"integer values {lo}..{hi} do not fit uint16; convert to float32 or rescale{hint}")
         a = a.astype(np.uint16)
     return np.ascontiguousarray(a)
 

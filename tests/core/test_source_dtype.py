@@ -42,3 +42,14 @@ def test_a_stream_naming_an_unknown_source_type_is_refused():
     header.meta["source_dtype"] = "object"
     with pytest.raises(StreamError, match="source pixel type"):
         decode(container.pack(header, payloads))
+
+
+def test_signed_values_outside_uint16_are_refused_with_the_exact_workaround():
+    a = (smooth_image((40, 48), np.uint16, seed=2, bits=12).astype(np.int32) - 2000).astype(np.int16)
+    with pytest.raises(InputError, match="subtract its minimum"):
+        get_codec("zstd").encode(a)
+    shifted = (a.astype(np.int32) - a.min()).astype(np.uint16)     # the workaround the message names
+    np.testing.assert_array_equal(decode(get_codec("zstd").encode(shifted)).astype(np.int32) + a.min(), a)
+    with pytest.raises(InputError, match="do not fit uint16") as exc:   # a range no offset can fix: no hint
+        get_codec("zstd").encode(np.array([[-70000, 0]] * 8 * 4, np.int32).reshape(8, 8))
+    assert "subtract" not in str(exc.value)
