@@ -117,7 +117,7 @@ def symbols_check(header: Header, symbols_crc) -> Any:
 
 def encode_header(header: Header) -> bytes:
     """The prefix and stored header that :func:`pack` writes before the payloads (the payload table included)."""
-    hjson = json.dumps(header.to_dict(), separators=(",", ":"), sort_keys=True).encode()
+    hjson = _header_json(header)
     if len(hjson) > MAX_HEADER:   # a decoder would refuse it: never write such a stream
         from .errors import InputError
 
@@ -126,6 +126,16 @@ def encode_header(header: Header) -> bytes:
     z = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, HEADER_ZDICT)
     stored = z.compress(hjson) + z.flush()
     return _PREFIX.pack(MAGIC, FORMAT_VERSION, len(stored), crc32(stored)) + stored
+
+
+def _header_json(header: Header) -> bytes:
+    return json.dumps(header.to_dict(), separators=(",", ":"), sort_keys=True).encode()
+
+
+def format1_size(data) -> int:
+    """The length ``data`` would have with its header stored as format 1 (plain JSON)."""
+    header, offset = read_header(data)
+    return len(data) - offset + _PREFIX.size + len(_header_json(header))
 
 
 def pack(header: Header, payloads: Sequence[bytes]) -> bytes:

@@ -17,7 +17,6 @@ a shipped file records in its metadata (``meta["gate"]``).
 ``benchmarks/volumetric_rd.py --record JOB``, which stores :func:`volume_gate_meta`; their recheck crop is
 a centre block of the stack.
 """
-import json
 import math
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -54,11 +53,7 @@ def measure(codec, img: np.ndarray, header_format: int = 0) -> Dict[str, float]:
 
     data = codec.encode(img)
     rec = decode(data)
-    n = len(data)
-    if header_format == 1:
-        header, offset = container.read_header(data)
-        plain = json.dumps(header.to_dict(), separators=(",", ":"), sort_keys=True).encode()
-        n += container._PREFIX.size + len(plain) - offset
+    n = container.format1_size(data) if header_format == 1 else len(data)
     return {"bpp": metrics.bpp(img, n), "psnr": metrics.psnr(img, rec), "ssim": metrics.ssim(img, rec)}
 
 
