@@ -8,11 +8,18 @@ from .errors import InputError
 SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32)
 
 
-def check_image(array, *, allow_3d: bool = True) -> np.ndarray:
+def int_offset(lo: int, hi: int) -> int:
+    """What is subtracted from integer pixels (values ``lo``..``hi``) to code them as uint16: nothing when
+    they fit, else their minimum (exact for any data spanning at most 65,536 levels, e.g. signed int16)."""
+    return 0 if lo >= 0 and hi <= 65535 else int(lo)
+
+
+def check_image(array, *, allow_3d: bool = True, offset: Optional[int] = None) -> np.ndarray:
     """Return ``array`` as a C-contiguous numpy array of a supported dtype, or raise InputError.
 
     Accepts 2D (Y, X) and, when ``allow_3d``, 3D (Z, Y, X). float64 is converted to float32,
-    other integer types to uint16 when their values fit.
+    other integer types to uint16 after subtracting ``offset`` (default: :func:`int_offset` of their
+    range; the stream records it, see :func:`with_source_dtype`).
     """
     if array is None:
         raise InputError("no image given")
@@ -44,11 +51,14 @@ def check_image(array, *, allow_3d: bool = True) -> np.ndarray:
         a = a.astype(np.float32, copy=False)
     elif a.dtype.kind in "iu" and a.dtype not in (np.uint8, np.uint16):
         lo, hi = int(a.min()), int(a.max())
-        if lo < 0 or hi > 65535:
-            hint = (" (signed data spanning at most 65,535 levels: subtract its minimum and store it as uint16, "
-                    "which is exact)" if lo < 0 and hi - lo <= 65535 else "")
-            raise InputError(f"integer values {lo}..{hi} do not fit uint16; convert to float32 or rescale{hint}")
+        off = int_offset(lo, hi) if offset is None else int(offset)
+        if lo - off < 0 or hi - off > 65535:
+            raise InputError(f"integer values {lo}..{hi} span more than 65,536 levels, so they cannot be coded "
+                             "exactly as uint16; convert to float32 or rescale")
+        # modular uint16 arithmetic is exact here: every a - off lies in 0..65535 (no int64 copy needed)
         a = a.astype(np.uint16)
+        if off:
+            a -= np.uint16(off % 65536)
     return np.ascontiguousarray(a)
 
 
@@ -67,7 +77,8 @@ RESTORABLE = ("int8", "int16", "int32", "int64", "uint32", "uint64", "float16", 
 
 # Header meta keys the codecs write for their own decoding; a caller's values for them (say, meta copied
 # from another stream's info) would steer the decoder, so they are dropped from user meta.
-INTERNAL_META = frozenset({"source_dtype", "constant", "work_dtype", "bits", "blocks", "native", "tiles"})
+INTERNAL_META = frozenset({"source_dtype", "int_offset", "constant", "work_dtype", "bits", "blocks", "native",
+                           "tiles"})
 
 
 def _plain(key: str, v: Any) -> Any:
@@ -88,16 +99,23 @@ def _plain(key: str, v: Any) -> Any:
                      "finite numbers, booleans, None, and lists/dicts of them")
 
 
-def with_source_dtype(source, coded: np.ndarray, meta: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+def with_source_dtype(source, coded: np.ndarray, meta: Optional[Dict[str, Any]] = None,
+                      offset: Optional[int] = None) -> Dict[str, Any]:
     """The caller's ``meta`` as JSON values, without the codecs' own keys, plus ``source_dtype`` when
     ``check_image`` changed the pixel type of ``source`` into ``coded``'s: decoding then returns the
-    caller's type (int64 in, int64 out), not the coded one."""
+    caller's type (int64 in, int64 out), not the coded one; and ``int_offset``, the value it subtracted
+    (``offset``, else read off the first pixel of ``source`` and ``coded``)."""
     if meta is not None and not (isinstance(meta, dict) and all(isinstance(k, str) for k in meta)):
         raise InputError(f"meta must be a dict with string keys, got {type(meta).__name__}")
     out = {k: _plain(k, v) for k, v in (meta or {}).items() if k not in INTERNAL_META}
     name = np.dtype(getattr(source, "dtype", coded.dtype)).newbyteorder("=").name
     if name != coded.dtype.name and name in RESTORABLE:
         out["source_dtype"] = name
+        if np.dtype(name).kind in "iu":
+            if offset is None:
+                offset = int(np.asarray(source).flat[0]) - int(coded.flat[0])
+            if offset:
+                out["int_offset"] = int(offset)
     return out
 
 
@@ -105,12 +123,37 @@ def restore_dtype(out: np.ndarray, meta: Dict[str, Any]) -> np.ndarray:
     """The decoded array in the pixel type its stream records as the source's (if any)."""
     from .errors import StreamError
 
-    name = meta.get("source_dtype")
-    if name is None:
+    name, off = meta.get("source_dtype"), meta.get("int_offset", 0)
+    if name is None and not off:
         return out
     if name not in RESTORABLE:
         raise StreamError(f"the stream asks for source pixel type {name!r}, which is not one microcomp writes")
-    return out.astype(name)
+    dt = np.dtype(name)
+    if dt.kind == "f":
+        if off:
+            raise StreamError(f"the stream records an integer offset for float source type {name}")
+        if dt == np.float16:   # a lossy overshoot past float16's range would become inf
+            out = np.clip(out, -65504, 65504)
+        return out.astype(dt)
+    info = np.iinfo(dt)
+    if out.dtype != np.uint16 or isinstance(off, bool) or not isinstance(off, int) \
+            or not info.min <= off <= info.max:
+        raise StreamError(f"the stream's integer offset {off!r} (coded as {out.dtype}) does not fit its source "
+                          f"type {name}")
+    # clip a lossy overshoot to what the source type holds; then modular arithmetic in that type is exact
+    lo, hi = max(0, info.min - off), min(65535, info.max - off)
+    if out.size and (int(out.min()) < lo or int(out.max()) > hi):
+        out = np.clip(out, lo, hi)
+    r = out.astype(dt)
+    if off:
+        r += dt.type(off)
+    return r
+
+
+def as_coded(decoded: np.ndarray, meta: Dict[str, Any]) -> np.ndarray:
+    """A decoded image back in the type its stream coded (the inverse of :func:`restore_dtype`): what
+    metrics compare with ``check_image``'s copy of the source."""
+    return check_image(decoded, offset=meta.get("int_offset", 0))
 
 
 def used_bits(a: np.ndarray) -> int:

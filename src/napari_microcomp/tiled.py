@@ -294,7 +294,7 @@ def decompress_file(path, out=None) -> Generator[Progress, None, np.ndarray]:
                     data = f.read(n)
                     if container.crc32(data) != crc:
                         raise StreamError(f"not a valid microcomp stream: tile {i} checksum mismatch (corrupted)")
-                    arr[t.slices("core")] = tcodec.decode_tile(t, data, header)
+                    arr[t.slices("core")] = restore_dtype(tcodec.decode_tile(t, data, header), header.meta)
                     pages.tile(t.core)
                     yield Progress("decompress", i + 1, len(tiles), f"tile {i + 1}/{len(tiles)}")
             pages.flush()

@@ -58,6 +58,26 @@ def test_streamed_files_of_other_pixel_types_decode_to_that_type(tmp_path, dtype
     assert (tmp_path / "a.mcz").read_bytes() == data   # the streamed file equals the in-memory stream
 
 
+def test_streamed_signed_volumes_use_one_offset_for_every_tile(tmp_path):
+    f = smooth_image((3, 40, 48), np.float32)
+    a = ((f - f.min()) / (f.max() - f.min()) * 60000 - 30000).astype(np.int32)
+    a[2, -5:, -5:] = -30500        # the minimum lies in the last tile: the offset must come from all of them
+    res = tiled.compress(a, tmp_path / "a.mcz", "zstd", tile=(1, 16, 16), halo=(0, 0, 0))
+    assert res["tiles"] == 27
+    for out in (tiled.decompress(tmp_path / "a.mcz"), decode((tmp_path / "a.mcz").read_bytes()),
+                tiled.decompress(tmp_path / "a.mcz", out=tmp_path / "b.npy")):
+        assert out.dtype == np.int32
+        np.testing.assert_array_equal(out, a)
+    tiled.compress(a, tmp_path / "c.mcz", "jpeg2k", quality=7)
+    lossy = tiled.decompress(tmp_path / "c.mcz")
+    assert lossy.dtype == np.int32 and np.abs(lossy.astype(np.int64) - a).max() < 3000
+    wide = a.copy()
+    wide[0, 0, 0] = 40000           # the volume spans 70,500 levels: refused before anything is written
+    with pytest.raises(InputError, match="65,536 levels"):
+        tiled.compress(wide, tmp_path / "d.mcz", "zstd", tile=(1, 16, 16))
+    assert not (tmp_path / "d.mcz").exists()
+
+
 def test_halo_and_crop_identity():
     """Each core is exactly the inner codec's reconstruction of the tile WITH its halo."""
     a = smooth_image((6, 70, 90), np.uint16, seed=2)

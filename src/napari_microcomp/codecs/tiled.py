@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import container
 from .._progress import checkpoint
-from .._validate import check_image, with_source_dtype
+from .._validate import check_image, int_offset, with_source_dtype
 from ..errors import CodecError, InputError, StreamError
 from ..tiling import Box, Tile, as_axes, grid_edges, tile_grid, tiles_from_edges
 from .base import Codec
@@ -67,6 +67,23 @@ def _check_volume(volume) -> Tuple[Tuple[int, ...], np.dtype]:
     if min(shape[-2:]) < 8:
         raise InputError(f"image too small to compress meaningfully: shape {shape} (need ≥ 8×8 in Y, X)")
     return shape, _out_dtype(dtype)
+
+
+def _volume_offset(volume, tiles: Sequence[Tile]) -> Optional[int]:
+    """For integer types coded as uint16 (int16, int32, uint32, ...): the one offset every tile is coded with,
+    from the whole volume's range (one extra read); None for other types."""
+    dt = np.dtype(volume.dtype)
+    if dt.kind not in "iu" or dt in (np.uint8, np.uint16):
+        return None
+    lo = hi = None
+    for t in tiles:
+        block = _read(volume, t.core)
+        lo = int(block.min()) if lo is None else min(lo, int(block.min()))
+        hi = int(block.max()) if hi is None else max(hi, int(block.max()))
+    if hi - lo > 65535:
+        raise InputError(f"integer values {lo}..{hi} span more than 65,536 levels, so they cannot be coded "
+                         "exactly as uint16; convert to float32 or rescale")
+    return int_offset(lo, hi)
 
 
 def _read(volume, box: Box) -> np.ndarray:
@@ -168,15 +185,17 @@ class TiledCodec(Codec):
         """The header (payload table still empty) and a lazy iterator of (tile, stream): one tile in memory."""
         shape, dtype = _check_volume(volume)
         tile, halo, tiles = self.plan(shape)
-        # tiles hold the coded type; the volume's own (int32, float64, ...) is recorded once, for the whole
-        meta = {"tiles": _tiles_meta(shape, tile, halo), **with_source_dtype(volume, np.empty(0, dtype))}
+        off = _volume_offset(volume, tiles)
+        # tiles hold the coded type; the volume's own (int32, float64, ...) and offset are recorded once
+        meta = {"tiles": _tiles_meta(shape, tile, halo),
+                **with_source_dtype(volume, np.empty(0, dtype), offset=off)}
         header = container.Header(codec=self.get_config(), shape=list(shape), dtype=dtype.name, layout="tiles",
                                   meta=meta)
 
         def streams() -> Iterator[Tuple[Tile, bytes]]:
             for k, t in enumerate(tiles):
                 checkpoint("encode", k, len(tiles), f"tile {k + 1}/{len(tiles)}")
-                block = check_image(_read(volume, t.outer))
+                block = check_image(_read(volume, t.outer), offset=off)
                 if block.dtype != dtype:   # e.g. an int64 tile whose values need float: never write a mixed file
                     raise InputError(f"tile {k + 1} converts to {block.dtype}, the others to {dtype}")
                 yield t, self.inner.encode(block)
