@@ -42,8 +42,8 @@ def test_refined_stream_decodes_with_plain_decoder(tiny, arch, q):
     assert refined != plain
 
 
-@pytest.mark.parametrize("method,arch", [("sga", "mbt2018-mean-vbr"), ("ste", "mbt2018-mean-vbr"),
-                                         ("sga", "mbt2018")])
+@pytest.mark.parametrize("method,arch", [("ssl", "mbt2018-mean-vbr"), ("sga", "mbt2018-mean-vbr"),
+                                         ("ste", "mbt2018-mean-vbr"), ("ssl", "mbt2018"), ("sga", "mbt2018")])
 def test_refinement_never_raises_the_rd_cost(tiny, method, arch):
     lm = wt.load_weights(tiny[arch])
     x = torch.from_numpy(smooth_image((64, 64), seed=2).astype(np.float32) / 65535)[None, None]
@@ -58,8 +58,8 @@ def test_refinement_never_raises_the_rd_cost(tiny, method, arch):
     assert after <= before + 1e-6
 
 
-def test_sga_refinement_is_reproducible(tiny):
-    """SGA draws its own seeded noise: the same image and settings give the same stream."""
+def test_refinement_is_reproducible(tiny):
+    """The stochastic rounding draws its own seeded noise: the same image and settings give the same stream."""
     img = smooth_image((64, 80), seed=4)
     make = lambda: get_codec("bmshj2018-hyperprior", quality=3, weights=str(tiny["bmshj2018-hyperprior"]), refine=6)
     assert make().encode(img) == make().encode(img)

@@ -80,9 +80,27 @@ def _sga_round(v: torch.Tensor, tau: float, gen: torch.Generator) -> torch.Tenso
     return lo + w[..., 1]
 
 
+SSL_SHARPNESS = 1.0   # a = SSL_SHARPNESS / τ; chosen on training crops (docs/training.md)
+
+
+def _ssl_round(v: torch.Tensor, tau: float, gen: torch.Generator) -> torch.Tensor:
+    """Sigmoid-scaled-logit rounding (SGA+, Perugachi-Diaz et al. 2024): ceil with probability
+    σ(a·logit(r)), r the fractional part, relaxed by a Gumbel-softmax sample at ``tau``. Unlike SGA's
+    atanh it keeps both neighbours in play near r = 0 and 1, and lowered the RD loss further."""
+    lo = torch.floor(v)
+    t = torch.logit((v - lo).clamp(1e-5, 1 - 1e-5)) * (SSL_SHARPNESS / tau)
+    logits = torch.stack((F.logsigmoid(-t), F.logsigmoid(t)), -1)
+    u = torch.rand(logits.shape, generator=gen).clamp(1e-10, 1 - 1e-10)
+    w = torch.softmax((logits - torch.log(-torch.log(u))) / tau, dim=-1)
+    return lo + w[..., 1]
+
+
+ROUNDERS = {"sga": _sga_round, "ssl": _ssl_round}
+
+
 def _quant(v: torch.Tensor, tau) -> torch.Tensor:
-    """``tau``: None (hard rounding, STE gradient) or (temperature, generator) for SGA."""
-    return _ste_round(v) if tau is None else _sga_round(v, *tau)
+    """``tau``: None (hard rounding, STE gradient) or (temperature, generator, method) for SGA/SSL."""
+    return _ste_round(v) if tau is None else ROUNDERS[tau[2]](v, tau[0], tau[1])
 
 
 def _eb_bits(eb, v: torch.Tensor, tau=None) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -133,24 +151,25 @@ def _rd(model, x, y, z, lam: float, s: Optional[int], n_px: int, gain: Optional[
 
 def refine_latents(model: nn.Module, x: torch.Tensor, lam: float, steps: int, s: Optional[int] = None,
                    lr: Optional[float] = None, n_px: Optional[int] = None, gain: Optional[float] = None,
-                   method: str = "sga") -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+                   method: str = "ssl") -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Latents ``(y, z)`` for ``x`` (1×C×H×W in [0, 1]) after ``steps`` Adam steps on the RD loss.
 
     ``s``: the VBR rate index (None for fixed-rate models); ``gain``: a VBR latent gain between two levels
-    (instead of level ``s``'s); ``n_px``: pixels the rate is counted over; ``method``: "sga" (stochastic
-    Gumbel annealing, temperature 0.5 → 0.15) or "ste" (straight-through rounding).
+    (instead of level ``s``'s); ``n_px``: pixels the rate is counted over; ``method``: "ssl"
+    (sigmoid-scaled-logit rounding) or "sga" (stochastic Gumbel annealing), both annealed from
+    temperature 0.5 to 0.15, or "ste" (straight-through rounding).
     """
     if not supported(model):
         raise CodecError(f"latent refinement is not available for {type(model).__name__}")
-    if method not in ("sga", "ste"):
-        raise CodecError(f"unknown refinement method {method!r}; use 'sga' or 'ste'")
+    if method not in ("ssl", "sga", "ste"):
+        raise CodecError(f"unknown refinement method {method!r}; use 'ssl', 'sga' or 'ste'")
     n_px = int(n_px or x.shape[-1] * x.shape[-2])
     steps = int(steps)
-    lr = lr if lr is not None else (2e-2 if method == "sga" else 5e-3)
+    lr = lr if lr is not None else (5e-3 if method == "ste" else 2e-2)
     from ..models.coding import cpu_has_bf16
 
     # gradient steps in bf16 where the CPU has it (2.2x faster, same loss); the kept iterate is judged in fp32
-    bf16 = method == "sga" and x.device.type == "cpu" and cpu_has_bf16()
+    bf16 = method != "ste" and x.device.type == "cpu" and cpu_has_bf16()
     with torch.inference_mode(False), torch.enable_grad():
         x = x.detach().clone().contiguous()
         y = model.g_a(x).detach().clone().requires_grad_(True)
@@ -166,16 +185,16 @@ def refine_latents(model: nn.Module, x: torch.Tensor, lam: float, steps: int, s:
             # the kept iterate is judged by the hard-quantised loss, i.e. what compress() will code
             judge = method == "ste" or i == steps or i % 5 == 0
             if judge:
-                with torch.no_grad() if method == "sga" else torch.enable_grad():
+                with torch.no_grad() if method != "ste" else torch.enable_grad():
                     hard, _, _ = _rd(model, x, y, z, lam, s, n_px, gain)
                 hv = float(hard.detach())
                 if hv < best_loss:
                     best_loss, best = hv, [t.detach().clone() for t in leaves]
             if i == steps:
                 break
-            if method == "sga":
+            if method != "ste":
                 tau = TAU[0] * (TAU[1] / TAU[0]) ** (i / max(steps - 1, 1))
-                loss, _, _ = _rd(model, x, y, z, lam, s, n_px, gain, tau=(tau, gen), bf16=bf16)
+                loss, _, _ = _rd(model, x, y, z, lam, s, n_px, gain, tau=(tau, gen, method), bf16=bf16)
             else:
                 loss = hard
             grads = torch.autograd.grad(loss, leaves)
