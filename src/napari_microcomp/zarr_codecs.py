@@ -13,7 +13,8 @@ entry point::
     microcomp = "napari_microcomp.zarr_codecs:MicrocompZarrCodec"
 
 Chunks must be 2D or 3D once leading length-1 axes are dropped, at least 8×8 in (Y, X), of dtype
-uint8, uint16 or float32 (what the codecs take). Edge chunks are padded by zarr with the fill value
+uint8, uint16, float32, int8 or int16 (signed chunks are coded with their minimum subtracted; wider integer
+types are not offered: zarr's zero padding of edge chunks could widen their span past 65,536 levels). Edge chunks are padded by zarr with the fill value
 (0) before encoding; the padding is cropped on read.
 """
 import os
@@ -34,7 +35,8 @@ from .codecs.registry import decode as decode_stream
 from .errors import CodecError, InputError
 
 CODEC_ID = "microcomp"
-DTYPES = (np.uint8, np.uint16, np.float32)
+DTYPES = (np.uint8, np.uint16, np.float32, np.int8, np.int16)
+DTYPE_NAMES = "uint8, uint16, float32, int8 or int16"
 CodecLike = Union[str, Mapping[str, Any], Codec]
 
 
@@ -78,8 +80,7 @@ class MicrocompZarrCodec(NumcodecsCodec):
     def encode(self, buf) -> bytes:
         a = np.asarray(buf)
         if a.dtype not in DTYPES:
-            raise CodecError(f"microcomp zarr codec: dtype {a.dtype} not supported; store uint8, uint16 or "
-                             "float32 arrays")
+            raise CodecError(f"microcomp zarr codec: dtype {a.dtype} not supported; store {DTYPE_NAMES} arrays")
         while a.ndim > 2 and a.shape[0] == 1:
             a = a[0]
         if a.ndim not in (2, 3):
@@ -148,7 +149,7 @@ def iter_compress_to_zarr(array, path, codec: CodecLike, chunks: Optional[Sequen
     shape = tuple(int(s) for s in array.shape)
     dtype = np.dtype(array.dtype)
     if dtype.type not in DTYPES:
-        raise InputError(f"cannot store dtype {dtype} with microcomp codecs; convert to uint8, uint16 or float32")
+        raise InputError(f"cannot store dtype {dtype} with microcomp codecs; convert to {DTYPE_NAMES}")
     chunks = tuple(int(c) for c in (chunks or default_chunks(shape, impl)))
     if len(chunks) != len(shape) or any(c < 1 for c in chunks):
         raise InputError(f"chunks {chunks} do not fit an array of shape {shape}")

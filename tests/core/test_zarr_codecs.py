@@ -77,6 +77,18 @@ def test_learned_codec_round_trip(tmp_path):
             np.testing.assert_array_equal(back[y:y + 64, x:x + 64], ref[:80 - y if y else 64, :96 - x if x else 64])
 
 
+def test_signed_16_bit_stacks_are_stored(tmp_path):
+    a = (smooth_image((2, 40, 50), np.uint16, seed=5, bits=12).astype(np.int32) - 3000).astype(np.int16)
+    compress_to_zarr(a, tmp_path / "s.zarr", "zstd", chunks=(1, 32, 32))     # edge chunks padded with 0
+    back = open_zarr(tmp_path / "s.zarr")[:]
+    assert back.dtype == np.int16
+    np.testing.assert_array_equal(back, a)
+    compress_to_zarr(a, tmp_path / "j.zarr", "jpeg2k", quality=7, chunks=(1, 32, 32))
+    assert np.abs(open_zarr(tmp_path / "j.zarr")[:].astype(np.int32) - a).max() < 100
+    with pytest.raises(InputError, match="int16"):
+        compress_to_zarr(a.astype(np.int32), tmp_path / "w.zarr", "zstd")
+
+
 def test_numcodecs_registry_and_bad_inputs():
     cfg = get_codec("jpegxl", quality=3).get_config()
     codec = numcodecs.get_codec({"id": "microcomp", "codec": cfg})
