@@ -8,10 +8,15 @@ from .errors import InputError
 SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32)
 
 
-def int_offset(lo: int, hi: int) -> int:
-    """What is subtracted from integer pixels (values ``lo``..``hi``) to code them as uint16: nothing when
-    they fit, else their minimum (exact for any data spanning at most 65,536 levels, e.g. signed int16)."""
-    return 0 if lo >= 0 and hi <= 65535 else int(lo)
+def int_offset(lo: int, hi: int, offset: Optional[int] = None) -> int:
+    """What is subtracted from integer pixels (values ``lo``..``hi``) to code them as uint16: ``offset`` if
+    given, else nothing when they fit and their minimum when not (exact for any data spanning at most 65,536
+    levels, e.g. signed int16). InputError when the values do not fit 0..65535 after it."""
+    off = (0 if lo >= 0 and hi <= 65535 else int(lo)) if offset is None else int(offset)
+    if lo - off < 0 or hi - off > 65535:
+        raise InputError(f"integer values {lo}..{hi} span more than 65,536 levels, so they cannot be coded "
+                         "exactly as uint16; convert to float32 or rescale")
+    return off
 
 
 def check_image(array, *, allow_3d: bool = True, offset: Optional[int] = None) -> np.ndarray:
@@ -50,11 +55,7 @@ def check_image(array, *, allow_3d: bool = True, offset: Optional[int] = None) -
             raise InputError(f"values up to {big:.3g} exceed the float32 range (±3.4e38); rescale the image first")
         a = a.astype(np.float32, copy=False)
     elif a.dtype.kind in "iu" and a.dtype not in (np.uint8, np.uint16):
-        lo, hi = int(a.min()), int(a.max())
-        off = int_offset(lo, hi) if offset is None else int(offset)
-        if lo - off < 0 or hi - off > 65535:
-            raise InputError(f"integer values {lo}..{hi} span more than 65,536 levels, so they cannot be coded "
-                             "exactly as uint16; convert to float32 or rescale")
+        off = int_offset(int(a.min()), int(a.max()), offset)
         # modular uint16 arithmetic is exact here: every a - off lies in 0..65535 (no int64 copy needed)
         a = a.astype(np.uint16)
         if off:
@@ -150,10 +151,12 @@ def restore_dtype(out: np.ndarray, meta: Dict[str, Any]) -> np.ndarray:
     return r
 
 
-def as_coded(decoded: np.ndarray, meta: Dict[str, Any]) -> np.ndarray:
-    """A decoded image back in the type its stream coded (the inverse of :func:`restore_dtype`): what
-    metrics compare with ``check_image``'s copy of the source."""
-    return check_image(decoded, offset=meta.get("int_offset", 0))
+def as_coded(decoded: np.ndarray, stream: bytes) -> np.ndarray:
+    """``decoded`` (the decode of ``stream``) back in the type the stream coded (the inverse of
+    :func:`restore_dtype`): what metrics compare with ``check_image``'s copy of the source."""
+    from .container import read_header
+
+    return check_image(decoded, offset=read_header(stream)[0].meta.get("int_offset", 0))
 
 
 def used_bits(a: np.ndarray) -> int:

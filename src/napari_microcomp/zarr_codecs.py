@@ -13,9 +13,9 @@ entry point::
     microcomp = "napari_microcomp.zarr_codecs:MicrocompZarrCodec"
 
 Chunks must be 2D or 3D once leading length-1 axes are dropped, at least 8×8 in (Y, X), of dtype
-uint8, uint16, float32, int8 or int16 (signed chunks are coded with their minimum subtracted; wider integer
-types are not offered: zarr's zero padding of edge chunks could widen their span past 65,536 levels). Edge chunks are padded by zarr with the fill value
-(0) before encoding; the padding is cropped on read.
+uint8, uint16, float32, int8 or int16 (signed chunks are coded with their minimum subtracted). Edge chunks
+are padded by zarr with the fill value (0) before encoding; the padding is cropped on read. Wider integer
+types are not offered: that zero padding could widen a chunk's span past 65,536 levels.
 """
 import os
 import shutil

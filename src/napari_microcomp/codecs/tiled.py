@@ -80,10 +80,7 @@ def _volume_offset(volume, tiles: Sequence[Tile]) -> Optional[int]:
         block = _read(volume, t.core)
         lo = int(block.min()) if lo is None else min(lo, int(block.min()))
         hi = int(block.max()) if hi is None else max(hi, int(block.max()))
-    if hi - lo > 65535:
-        raise InputError(f"integer values {lo}..{hi} span more than 65,536 levels, so they cannot be coded "
-                         "exactly as uint16; convert to float32 or rescale")
-    return int_offset(lo, hi)
+    return int_offset(lo, hi)   # refuses a span no offset fits, before any tile is written
 
 
 def _read(volume, box: Box) -> np.ndarray:
