@@ -151,12 +151,10 @@ def restore_dtype(out: np.ndarray, meta: Dict[str, Any]) -> np.ndarray:
     return r
 
 
-def as_coded(decoded: np.ndarray, stream: bytes) -> np.ndarray:
-    """``decoded`` (the decode of ``stream``) back in the type the stream coded (the inverse of
-    :func:`restore_dtype`): what metrics compare with ``check_image``'s copy of the source."""
-    from .container import read_header
-
-    return check_image(decoded, offset=read_header(stream)[0].meta.get("int_offset", 0))
+def as_coded(decoded: np.ndarray, meta: Dict[str, Any]) -> np.ndarray:
+    """A decoded image back in the type its stream (header ``meta``) coded, the inverse of
+    :func:`restore_dtype`: what metrics compare with ``check_image``'s copy of the source."""
+    return check_image(decoded, offset=meta.get("int_offset", 0))
 
 
 def used_bits(a: np.ndarray) -> int:

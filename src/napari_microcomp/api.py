@@ -5,7 +5,7 @@ from typing import Any, Dict, Optional, Union
 
 import numpy as np
 
-from . import metrics
+from . import container, metrics
 from ._validate import as_coded, check_image
 from .codecs import Codec, decode, get_codec
 from .ratecontrol import compress_to_target
@@ -58,6 +58,6 @@ def compress_array(array, codec: Union[str, Codec], quality: Optional[int] = Non
     recon = decode(data)
     dec_s = time.perf_counter() - t0
     # compared in the coded type: int16 with negatives carries the same offset as ``a``
-    m = metrics.all_metrics(a, as_coded(recon, data), len(data), with_ms_ssim=with_ms_ssim)
+    m = metrics.all_metrics(a, as_coded(recon, container.read_header(data)[0].meta), len(data), with_ms_ssim=with_ms_ssim)
     return CompressResult(data=data, reconstruction=recon, metrics=m, encode_seconds=enc_s,
                           decode_seconds=dec_s, codec=c, config=c.get_config(), target=target_info)

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, Generator, List, Optional, Sequence, Tup
 
 import numpy as np
 
-from . import metrics
+from . import container, metrics
 from ._progress import Progress, result_of
 from ._validate import as_coded
 from .codecs import QUALITIES, Codec, codec_class
@@ -223,7 +223,7 @@ def compress_to_target(array, codec_name: str, target: str, iterations: int = 14
         c = make(**kw)
         d = c.encode(array if source is None else source, meta=meta)
         r = decode(d)
-        t = (c, d, r, _measure(key, array, d, as_coded(r, d)))
+        t = (c, d, r, _measure(key, array, d, as_coded(r, container.read_header(d)[0].meta)))
         return _meets(key, t[3], value), t
 
     best, last, trials = search(axis, probe, "lowest" if quality_target else "highest", max_trials=iterations,
