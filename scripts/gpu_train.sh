@@ -1,79 +1,85 @@
 #!/usr/bin/env bash
-# Train every shipped model at once on one GPU with the project's own commands, each with a wall-clock budget.
-# Usage (from the repo root, on a CUDA machine; data packed by scripts/pack_training_data.py into $DATA):
-#   DATA=.gpu/data OUT=/tmp/out MINUTES=7 scripts/gpu_train.sh
-# Results: $OUT/weights.tar.partNN (cat them | tar -x), $OUT/logs.tar.gz, $OUT/summary.txt.
-set -uo pipefail
-DATA=${DATA:-.gpu/data}
-OUT=${OUT:-/tmp/microcomp-gpu}
-MINUTES=${MINUTES:-7}
-DEVICE=${DEVICE:-cuda}
-PY=${PY:-python3}
-W=$OUT/w; L=$OUT/l; C=/tmp/ckpt
-mkdir -p "$W" "$L" "$C"
-PIDS=()
-export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}src PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
-CLI="$PY -m napari_microcomp.cli"
-CODEC2D="$DATA/codec2d $DATA/isl/phase_stack_train.tif $DATA/isl/dapi_train.tif"
-CODEC3D="$DATA/codec3d $DATA/isl/phase_stack_train.tif"
+# Train one or a few campaign jobs on a lent GPU (the `device` tool), one process, one job at a time,
+# and gate the results here. Three steps, all from the repo root:
+#
+#   1. here:        scripts/gpu_train.sh stage JOB...
+#        packs the jobs' training data (runs/zoo/data), downloads the two wheels the GPU image lacks into .whl/,
+#        and moves every weight file the jobs do not start from to /tmp/microcomp-aside: the tracked weights
+#        (~230 MB) exceed the 64 MiB working tree that travels.
+#   2. the device:  run(command="MINUTES=10 scripts/gpu_train.sh train JOB...", carry=[".whl", "runs/zoo/data"])
+#        trains each job for MINUTES on cuda (time budget, no gate: the device has no evaluation data) and puts
+#        the exported weights, status and log under $OUT. The device keeps runs/zoo-gpu (checkpoints) while warm,
+#        so an immediate second call continues the same jobs.
+#   3. here:        scripts/gpu_train.sh collect FILES_AT JOB...
+#        puts the weights back, copies the results into runs/zoo and runs the RD gate (train-zoo --gate-only):
+#        only files that pass are promoted. Then retire the replaced files and commit, as for CPU jobs.
+#
+# Steps, lr, batch and patch come from the job in scripts/train_plan.json: add a GPU job there (e.g. batch 32)
+# rather than changing a CPU one, so the plan stays the record of how each file was trained.
+set -euo pipefail
+MODE=${1:?usage: scripts/gpu_train.sh stage|train|collect ...}; shift
+PLAN=${PLAN:-scripts/train_plan.json}
+ASIDE=${ASIDE:-/tmp/microcomp-aside}
+WEIGHT_DIRS=(src/napari_microcomp/weights/codecs src/napari_microcomp/weights/labelfree weights-archive)
 
-codec() {  # arch quality extra-args...
-  local arch=$1 q=$2; shift 2
-  local tag=$arch${q:+-q$q}
-  $CLI train-codec --arch "$arch" ${q:+--quality $q} --data $CODEC2D --device "$DEVICE" --max-minutes "$MINUTES" \
-    --steps 1000000 --out "$W/$tag.pt" --ckpt "$C/$tag.ckpt" --ckpt-every 2000 --log-every 200 "$@" \
-    >"$L/$tag.log" 2>&1 &
-  PIDS+=($!)
-}
-codec3d() {
-  local arch=$1 q=$2; shift 2
-  $CLI train-codec --arch "$arch" --quality "$q" --data $CODEC3D --device "$DEVICE" --max-minutes "$MINUTES" \
-    --steps 1000000 --out "$W/$arch-q$q.pt" --ckpt "$C/$arch-q$q.ckpt" --ckpt-every 2000 --log-every 200 "$@" \
-    >"$L/$arch-q$q.log" 2>&1 &
-  PIDS+=($!)
-}
-labelfree() {  # name extra-args...
-  local name=$1; shift
-  $CLI train-labelfree --base ${LFBASE:-16} --device "$DEVICE" --max-minutes "$MINUTES" --steps 1000000 --out "$W/$name.pt" \
-    --ckpt "$C/$name.ckpt" --ckpt-every 1000 --log-every 100 "$@" >"$L/$name.log" 2>&1 &
-  PIDS+=($!)
-}
-
-B2=${B2:-16}; P2=${P2:-256}; BAR=${BAR:-8}
-for q in 2 4 6 8; do
-  codec bmshj2018-factorized $q --batch $B2 --patch $P2
-  codec bmshj2018-hyperprior $q --batch $B2 --patch $P2
-  codec mbt2018-mean $q --batch $B2 --patch $P2
-done
-for q in 3 6; do
-  codec bmshj2018-factorized-relu $q --batch $B2 --patch $P2
-  codec mbt2018 $q --batch $BAR --patch $P2
-  codec cheng2020-anchor $q --batch $BAR --patch $P2 --widths N=48
-  codec cheng2020-attn $q --batch $BAR --patch $P2 --widths N=48
-done
-codec bmshj2018-hyperprior-vbr "" --batch $B2 --patch $P2 --widths N=64,M=96
-codec mbt2018-mean-vbr "" --batch $B2 --patch $P2 --widths N=64,M=96
-ARCH3D=${ARCH3D:-factorized3d}; P3=${P3:-8 128 128}; B3=${B3:-16}
-for q in 2 4 6; do codec3d "$ARCH3D" $q --batch $B3 --patch $P3 --widths N=48,M=64; done
-ISL=$DATA/isl
-labelfree unet2d-isl-dapi --model unet --inputs $ISL/phase_z6_train.tif --targets $ISL/dapi_train.tif ${LF2D:-}
-labelfree unet-zstack-isl-dapi --model unet --zstack --inputs $ISL/phase_stack_train.tif --targets $ISL/dapi_train.tif ${LFZ:-}
-labelfree pix2pix-isl-dapi --model pix2pix --inputs $ISL/phase_z6_train.tif --targets $ISL/dapi_train.tif ${LFP:-}
-labelfree unet2d-isl-dapi-jpegxr --model unet --compress-with jpegxr:4 --inputs $ISL/phase_z6_train.tif --targets $ISL/dapi_train.tif ${LF2D:-}
-
-( while sleep 60; do nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; done ) >"$L/nvidia-smi.log" 2>&1 &
-MON=$!
-wait "${PIDS[@]}"
-kill $MON 2>/dev/null
-{
-  echo "jobs finished $(date -u)"
-  for f in "$L"/*.log; do echo "== $(basename "$f")"; tail -n 3 "$f"; done
-  ls -la "$W"
-} >"$OUT/summary.txt"
-# A call returns at most 64 MiB in 8 files of 16 MiB: split the weights; parts beyond the first four stay in
-# /tmp/microcomp-parts for a second, immediate call (`cp /tmp/microcomp-parts/* $OUT`).
-P=/tmp/microcomp-parts; rm -rf "$P"; mkdir -p "$P"
-tar -cf - -C "$W" . | split -b 15M -d - "$P/weights.tar.part"
-tar -czf "$OUT/logs.tar.gz" -C "$L" .
-ls -la "$P" >>"$OUT/summary.txt"
-for f in $(ls "$P" | head -n 4); do mv "$P/$f" "$OUT/"; done
+case "$MODE" in
+stage)
+  [ $# -ge 1 ] || { echo "name the jobs to train" >&2; exit 2; }
+  [ ! -e "$ASIDE" ] || { echo "$ASIDE exists: run collect (or restore it) first" >&2; exit 1; }
+  PY=${PY:-.venv/bin/python}
+  # the files each job starts from (its own promoted file, else its init job's) travel; the rest waits aside
+  KEEP=$("$PY" - "$PLAN" "$@" <<'EOF'
+import sys
+from pathlib import Path
+from napari_microcomp.training import campaign
+jobs = {j["name"]: j for j in campaign.load_plan(sys.argv[1])}
+for name in sys.argv[2:]:
+    job = jobs[name]
+    campaign.ensure_data(Path("runs/zoo"), job["modality"])
+    for j in (job, jobs.get(job.get("init"))):
+        if j is not None and campaign.shipped_path(j).exists():
+            print(campaign.shipped_path(j).resolve().relative_to(Path.cwd()))
+            break
+EOF
+)
+  mkdir -p "$ASIDE"
+  for d in "${WEIGHT_DIRS[@]}"; do
+    [ -d "$d" ] && mkdir -p "$ASIDE/$(dirname "$d")" && mv "$d" "$ASIDE/$d"
+  done
+  for f in $KEEP; do mkdir -p "$(dirname "$f")"; cp "$ASIDE/$f" "$f"; done
+  grep -qx '/.whl/' .git/info/exclude || echo '/.whl/' >> .git/info/exclude
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_34_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+    -d .whl compressai==1.2.8 pytorch-msssim==1.0.0
+  echo "kept: ${KEEP:-nothing}"; echo "travels: $(du -sh --exclude=.git --exclude=.venv --exclude=runs . | cut -f1)"
+  echo "plus the carried runs/zoo/data ($(du -sh runs/zoo/data | cut -f1)); the tool's limit is 64 MiB in all"
+  ;;
+train)
+  : "${OUT:?run this on the device machine (OUT is its result folder)}"
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site:src PYTHONUNBUFFERED=1
+  WD=runs/zoo-gpu; mkdir -p "$WD"; ln -sfn ../zoo/data "$WD/data"
+  ( while sleep 60; do nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; done ) \
+    > "$OUT/nvidia-smi.log" 2>&1 &
+  MON=$!
+  rc=0
+  python3 -m napari_microcomp.cli train-zoo --plan "$PLAN" --workdir "$WD" --device "${DEVICE:-cuda}" \
+    --max-minutes "${MINUTES:-10}" --no-gate --only "$@" 2>&1 | tee "$OUT/train.log" || rc=$?
+  kill $MON 2>/dev/null || true
+  for n in "$@"; do [ -f "$WD/$n.pt" ] && cp "$WD/$n.pt" "$OUT/"; done
+  cp "$WD/status.json" "$OUT/" 2>/dev/null || true
+  exit $rc
+  ;;
+collect)
+  SRC=${1:?usage: scripts/gpu_train.sh collect FILES_AT JOB...}; shift
+  if [ -d "$ASIDE" ]; then   # the kept start files are in $ASIDE too: put every file back as it was
+    for d in "${WEIGHT_DIRS[@]}"; do [ -d "$ASIDE/$d" ] && rm -rf "$d" && mv "$ASIDE/$d" "$d"; done
+    rm -rf "$ASIDE"
+  fi
+  mkdir -p runs/zoo
+  for n in "$@"; do cp "$SRC/$n.pt" "runs/zoo/$n.pt"; done
+  ${MICROCOMP:-.venv/bin/microcomp} train-zoo --plan "$PLAN" --workdir runs/zoo --gate-only --only "$@"
+  ;;
+*)
+  echo "unknown mode $MODE (stage, train or collect)" >&2; exit 2 ;;
+esac

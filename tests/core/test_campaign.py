@@ -269,6 +269,25 @@ def test_a_gate_error_keeps_the_job_and_a_rerun_gates_it(sandbox, monkeypatch):
     assert json.loads((wd / "status.json").read_text())["a"]["state"] in ("promoted", "rejected")
 
 
+def test_a_time_budget_without_gate_then_gate_only(sandbox):
+    """The lent-GPU path: a job ends on its time budget, stays ungated with its checkpoint (that machine has no
+    evaluation data), and ``gate_results`` gates and promotes the exported file where the project lives."""
+    plan = _plan(sandbox, [{"name": "g", **TINY, "steps": 10_000}])
+    wd, log = sandbox / "work", []
+    assert campaign.run(plan, wd, log=log.append, threads=1, max_minutes=0.05, gate=False) == 0
+    status = json.loads((wd / "status.json").read_text())["g"]
+    assert status["state"] == "trained (not gated)" and (wd / "g.ckpt").exists() and (wd / "g.pt").exists()
+    steps = torch.load(wd / "g.pt", weights_only=True)["meta"]["steps"]
+    assert 0 < steps < 10_000 and not any("gate:" in m for m in log)
+    with pytest.raises(MicrocompError, match="no job"):
+        campaign.gate_results(plan, wd, ["nope"], log.append)
+    n = campaign.gate_results(plan, wd, ["g"], log.append, crop=64)
+    assert any("[g] gate:" in m for m in log) and not (wd / "g.ckpt").exists()
+    state = json.loads((wd / "status.json").read_text())["g"]["state"]
+    assert state == ("promoted" if n == 1 else "rejected")
+    assert (wt.SHIPPED_DIR / "transmitted" / "mbt2018-mean-vbr.pt").exists() == (n == 1)
+
+
 def test_init_file_and_job_lambda(sandbox):
     """A job may warm-start from a weight file (no earlier job) and train at its own fixed-rate λ."""
     small = {**TINY, "arch": "bmshj2018-factorized", "quality": 2, "steps": 2}

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable, List
 
+from ..errors import MicrocompError
 from ._args import command
 
 
@@ -29,6 +30,14 @@ def register(subparsers) -> None:
     p.add_argument("--workdir", default="runs/zoo", help="checkpoints, logs, packed data and status")
     p.add_argument("--only", nargs="+", default=None, help="run only these job names")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all)")
+    p.add_argument("--device", default="cpu", help="torch device to train on (e.g. cuda on a lent GPU)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="end each job after this many minutes of training (it then counts as trained)")
+    p.add_argument("--no-gate", action="store_true",
+                   help="leave trained jobs ungated, checkpoint kept (where the evaluation data or the project's "
+                        "weights folder is not at hand); gate them later with --gate-only")
+    p.add_argument("--gate-only", action="store_true",
+                   help="gate the exported results WORKDIR/JOB.pt of the --only jobs and promote those that pass")
     p.add_argument("--gate-crop", type=int, default=512, help="centre crop of each evaluation image for the gate")
     p.add_argument("--status", action="store_true", help="print the status table and exit")
     p.add_argument("--retries", type=int, default=0, metavar="N",
@@ -55,11 +64,15 @@ def run(args) -> int:
         md = wd / "status.md"
         print(md.read_text() if md.exists() else f"no campaign status in {wd} yet")
         return 0
+    if args.gate_only and not args.only:
+        raise MicrocompError("--gate-only needs --only JOB [JOB ...]")
     wd.mkdir(parents=True, exist_ok=True)
-    if args.retries > 0 and not args.promote_snapshot:
+    if args.retries > 0 and not (args.promote_snapshot or args.gate_only):
         cmd = [sys.executable, "-m", "napari_microcomp.cli", "train-zoo", "--plan", str(args.plan),
                "--workdir", str(wd), "--gate-crop", str(args.gate_crop)]
         cmd += (["--only", *args.only] if args.only else []) + (["--threads", str(args.threads)] if args.threads else [])
+        cmd += ["--device", args.device] + (["--max-minutes", str(args.max_minutes)] if args.max_minutes else [])
+        cmd += ["--no-gate"] if args.no_gate else []
         return supervise(cmd, args.retries, lambda m: print(f"{time.strftime('%H:%M:%S')} {m}", flush=True))
     logf = open(wd / "campaign.log", "a", buffering=1)
 
@@ -68,6 +81,13 @@ def run(args) -> int:
         print(line, flush=True)
         logf.write(line + "\n")
 
+    if args.gate_only:
+        try:
+            n = campaign.gate_results(args.plan, wd, args.only, log, args.gate_crop)
+        finally:
+            logf.close()
+        print(f"done: {n} of {len(args.only)} job(s) promoted")
+        return 0 if n == len(args.only) else 1
     if args.promote_snapshot:
         try:
             ok = campaign.promote_snapshot(args.plan, wd, args.promote_snapshot, log, args.gate_crop)
@@ -75,7 +95,8 @@ def run(args) -> int:
             logf.close()
         return 0 if ok else 1
     try:
-        n = campaign.run(args.plan, wd, only=args.only, log=log, threads=args.threads, gate_crop=args.gate_crop)
+        n = campaign.run(args.plan, wd, only=args.only, log=log, threads=args.threads, gate_crop=args.gate_crop,
+                         device=args.device, max_minutes=args.max_minutes, gate=not args.no_gate)
     finally:
         logf.close()
     print(f"done: {n} job(s) promoted; status in {wd / 'status.md'}")

@@ -136,7 +136,8 @@ def _start_point(job: Dict[str, Any], workdir: Path, ckpt: Path, jobs_by_name: D
 
 
 def run_job(job: Dict[str, Any], workdir: Path, jobs_by_name: Dict[str, Dict], stop: threading.Event,
-            status: Status, log: Callable[[str], None], threads: Optional[int] = None, root=None) -> Optional[Path]:
+            status: Status, log: Callable[[str], None], threads: Optional[int] = None, root=None,
+            device: str = "cpu", max_minutes: Optional[float] = None) -> Optional[Path]:
     from .codec import TrainConfig, train
 
     name = job["name"]
@@ -153,7 +154,7 @@ def run_job(job: Dict[str, Any], workdir: Path, jobs_by_name: Dict[str, Dict], s
         return None
     cfg = TrainConfig(arch=job["arch"], data=[str(data)], quality=job.get("quality"), steps=steps,
                       patch=[int(job.get("patch", 128))], batch=int(job.get("batch", 8)),
-                      lr=lr, out=str(out), ckpt=str(ckpt),
+                      lr=lr, out=str(out), ckpt=str(ckpt), device=device, max_minutes=max_minutes,
                       ckpt_every=int(job.get("ckpt_every", 500)), resume=resume, init=init,
                       widths=dict(job.get("widths") or {}), threads=threads, warmup=int(job.get("warmup", 500)),
                       lambdas=job.get("lambdas"), lmbda=job.get("lmbda"),
@@ -232,8 +233,14 @@ def promote_snapshot(plan_path, workdir, name: str, log: Callable[[str], None] =
 
 
 def run(plan_path, workdir, only: Optional[List[str]] = None, log: Callable[[str], None] = print,
-        threads: Optional[int] = None, gate_crop: int = 512, root=None) -> int:
-    """Run every unfinished job of the plan in order; return the number of jobs promoted."""
+        threads: Optional[int] = None, gate_crop: int = 512, root=None, device: str = "cpu",
+        max_minutes: Optional[float] = None, gate: bool = True) -> int:
+    """Run every unfinished job of the plan in order; return the number of jobs promoted.
+
+    ``max_minutes`` ends each job after that much training (a lent GPU's budget); the job then counts as
+    trained. ``gate=False`` leaves the result ungated with its checkpoint (a machine without the evaluation
+    data, whose shipped folder is not the project's): :func:`gate_results` gates it where it belongs.
+    """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     jobs = load_plan(plan_path)
@@ -248,10 +255,13 @@ def run(plan_path, workdir, only: Optional[List[str]] = None, log: Callable[[str
             st = status.data.get(job["name"], {})
             if st.get("state") in ("promoted", "rejected", "done") and st.get("plan_steps") == job["steps"]:
                 continue  # raise a job's steps in the plan to train it further
-            out = run_job(job, workdir, by_name, stop, status, log, threads, root)
+            out = run_job(job, workdir, by_name, stop, status, log, threads, root, device, max_minutes)
             if stop.is_set():
                 break
-            if out is not None:
+            if out is not None and not gate:
+                status.set(job["name"], state="trained (not gated)")
+                log(f"[{job['name']}] not gated: gate {out} with train-zoo --gate-only --only {job['name']}")
+            elif out is not None:
                 try:
                     ok = promote(job, out, status, log, gate_crop, root)
                 except Exception as exc:   # e.g. code edited under a long run: the queue goes on, nothing is lost
@@ -263,3 +273,24 @@ def run(plan_path, workdir, only: Optional[List[str]] = None, log: Callable[[str
                 Path(workdir / f"{job['name']}.ckpt").rename(workdir / f"{job['name']}.ckpt.done")
     return promoted
 
+
+def gate_results(plan_path, workdir, names: List[str], log: Callable[[str], None] = print,
+                 crop: int = 512, root=None) -> int:
+    """Gate each named job's exported result ``WORKDIR/NAME.pt`` (e.g. trained on a lent GPU with
+    ``gate=False``) and promote it if it passes; return the number promoted."""
+    workdir = Path(workdir)
+    jobs = {j["name"]: j for j in load_plan(plan_path)}
+    status = Status(workdir)
+    promoted = 0
+    for name in names:
+        if name not in jobs:
+            raise MicrocompError(f"no job {name!r} in {plan_path}")
+        out = workdir / f"{name}.pt"
+        if not out.exists():
+            raise MicrocompError(f"{out} does not exist: nothing to gate for {name}")
+        ok = promote(jobs[name], out, status, log, crop, root)
+        promoted += ok
+        ckpt = workdir / f"{name}.ckpt"
+        if ckpt.exists():
+            ckpt.rename(workdir / f"{name}.ckpt.done")
+    return promoted
