@@ -56,14 +56,18 @@ EOF
   ;;
 train)
   : "${OUT:?run this on the device machine (OUT is its result folder)}"
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site:src PYTHONUNBUFFERED=1
+  PY=${PY:-python3}
+  export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+  if ! "$PY" -c "import compressai, pytorch_msssim" 2>/dev/null; then   # the GPU image has neither
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    export PYTHONPATH=$PYTHONPATH:/tmp/site
+  fi
   WD=runs/zoo-gpu; mkdir -p "$WD"; ln -sfn ../zoo/data "$WD/data"
   ( while sleep 60; do nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; done ) \
     > "$OUT/nvidia-smi.log" 2>&1 &
   MON=$!
   rc=0
-  python3 -m napari_microcomp.cli train-zoo --plan "$PLAN" --workdir "$WD" --device "${DEVICE:-cuda}" \
+  "$PY" -m napari_microcomp.cli train-zoo --plan "$PLAN" --workdir "$WD" --device "${DEVICE:-cuda}" \
     --max-minutes "${MINUTES:-10}" --no-gate --only "$@" 2>&1 | tee "$OUT/train.log" || rc=$?
   kill $MON 2>/dev/null || true
   for n in "$@"; do [ -f "$WD/$n.pt" ] && cp "$WD/$n.pt" "$OUT/"; done
