@@ -270,8 +270,15 @@ def run(plan_path, workdir, only: Optional[List[str]] = None, log: Callable[[str
                     status.set(job["name"], state="trained (gate error)", gate=f"{type(exc).__name__}: {exc}"[:200])
                     continue
                 promoted += ok
-                Path(workdir / f"{job['name']}.ckpt").rename(workdir / f"{job['name']}.ckpt.done")
+                _close_ckpt(workdir, job["name"])
     return promoted
+
+
+def _close_ckpt(workdir: Path, name: str) -> None:
+    """A gated job's checkpoint is kept as ``.ckpt.done``: the next start begins from the promoted weights."""
+    ckpt = workdir / f"{name}.ckpt"
+    if ckpt.exists():
+        ckpt.rename(workdir / f"{name}.ckpt.done")
 
 
 def gate_results(plan_path, workdir, names: List[str], log: Callable[[str], None] = print,
@@ -290,7 +297,5 @@ def gate_results(plan_path, workdir, names: List[str], log: Callable[[str], None
             raise MicrocompError(f"{out} does not exist: nothing to gate for {name}")
         ok = promote(jobs[name], out, status, log, crop, root)
         promoted += ok
-        ckpt = workdir / f"{name}.ckpt"
-        if ckpt.exists():
-            ckpt.rename(workdir / f"{name}.ckpt.done")
+        _close_ckpt(workdir, name)
     return promoted
