@@ -53,7 +53,7 @@ def check_image(array, *, allow_3d: bool = True, offset: Optional[int] = None) -
         big = float(np.abs(a).max())
         if big > float(np.finfo(np.float32).max):
             raise InputError(f"values up to {big:.3g} exceed the float32 range (±3.4e38); rescale the image first")
-        a = a.astype(np.float32, copy=False)
+        a = _to_float32(a)
     elif a.dtype.kind in "iu" and a.dtype not in (np.uint8, np.uint16):
         off = int_offset(int(a.min()), int(a.max()), offset)
         # modular uint16 arithmetic is exact here: every a - off lies in 0..65535 (no int64 copy needed)
@@ -61,6 +61,22 @@ def check_image(array, *, allow_3d: bool = True, offset: Optional[int] = None) -
         if off:
             a -= np.uint16(off % 65536)
     return np.ascontiguousarray(a)
+
+
+def _to_float32(a: np.ndarray) -> np.ndarray:
+    """``a`` as float32, the type the codecs code; refused where the cast alone would change the image
+    (values below float32's range flush to 0, a large offset swamps a small range)."""
+    f = a.astype(np.float32, copy=False)
+    if a.dtype == np.float32:
+        return f
+    lo, hi = float(a.min()), float(a.max())
+    err = float(np.abs(f.astype(np.float64) - a).max())
+    # finer than the 16-bit levels lossy coding uses: invisible; coarser: the cast is the loss
+    tol = (hi - lo) / 65536 if hi > lo else max(abs(lo), abs(hi)) * 1e-6
+    if err > tol:
+        raise InputError(f"converting {a.dtype} to float32 (what the codecs code) would change values by up to "
+                         f"{err:.3g} (values {lo:.7g}..{hi:.7g}); subtract the offset or rescale the image first")
+    return f
 
 
 def real_number(v: Any) -> bool:

@@ -10,6 +10,7 @@ pytest.importorskip("compressai")
 
 from helpers import smooth_image  # noqa: E402
 from napari_microcomp import container  # noqa: E402
+from napari_microcomp.api import compress_array  # noqa: E402
 from napari_microcomp.codecs import decode, get_codec  # noqa: E402
 from napari_microcomp.errors import CodecError, InputError, MicrocompError, StreamError  # noqa: E402
 from napari_microcomp.models import registry  # noqa: E402
@@ -77,6 +78,18 @@ def test_floats_beyond_float32_are_refused():
     a[0, 0] = 0
     with pytest.raises(InputError, match="float32 range"):
         get_codec("zstd", lossless=True).encode(a)
+
+
+@pytest.mark.parametrize("make", [lambda r: r * 1e-300, lambda r: 1e6 + r * 1e-3, lambda r: r * 0 + 1e-300],
+                         ids=["below-float32", "offset-swamps-range", "constant-below-float32"])
+def test_float64_that_float32_cannot_hold_is_refused_not_zeroed(make):
+    """float64 at 1e-300 was cast to all zeros, coded, and reported as PSNR inf (MSE underflowed)."""
+    a = make(np.random.default_rng(0).random((16, 16)))
+    for codec in ("jpeg2k", "zstd"):
+        with pytest.raises(InputError, match="float32"):
+            compress_array(a, codec, quality=5, with_ms_ssim=False)
+    ok = np.random.default_rng(0).random((16, 16)) * 1e-30 + 0.5e-30   # small but within float32: coded
+    assert compress_array(ok, "jpeg2k", quality=8, with_ms_ssim=False).metrics["pearson_r"] > 0.99
 
 
 def test_learned_codec_on_extreme_float_range_finishes(weights):
