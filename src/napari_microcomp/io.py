@@ -5,6 +5,7 @@ The core returns plain numpy arrays plus a small metadata dict (``pixel_size`` i
 """
 import contextlib
 import glob
+import logging
 import os
 import tempfile
 import warnings
@@ -103,7 +104,7 @@ def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
             return _select_sample(p, np.asarray(iio.imread(p)), channel, meta), meta
         if suffix in (".tif", ".tiff") and channel is None and scene is None and timepoint is None:
             import tifffile
-            with tifffile.TiffFile(p) as tf:
+            with _quiet_readers(), tifffile.TiffFile(p) as tf:
                 series = tf.series[0]
                 _check_declared(p.name, series.shape, series.dtype)
                 # channels or time points (ImageJ hyperstacks, shaped TIFFs too) are not z: aicsimageio picks
@@ -136,11 +137,20 @@ def plane_names(img) -> List[str]:
 
 
 @contextlib.contextmanager
-def _no_unit_warning():
-    """aicsimageio warns about plain TIFFs without a pixel-size unit; the size stays unknown (None in meta)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Could not parse tiff pixel size")
-        yield
+def _quiet_readers():
+    """aicsimageio warns about plain TIFFs without a pixel-size unit (the size stays unknown, None in meta);
+    it and tifffile log what they tried on a damaged file, where the caller raises one clear error."""
+    logs = [logging.getLogger(n) for n in ("aicsimageio.aics_image", "tifffile")]
+    levels = [log.level for log in logs]
+    for log in logs:
+        log.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Could not parse tiff pixel size")
+            yield
+    finally:
+        for log, level in zip(logs, levels):
+            log.setLevel(level)
 
 
 def open_aics(path):
@@ -151,7 +161,7 @@ def open_aics(path):
 
     p = Path(path)
     try:
-        with _no_unit_warning():
+        with _quiet_readers():
             img = AICSImage(str(p))
             _ = img.dims  # parsed now (lazily it would fail later, outside this fallback)
         return img
@@ -238,7 +248,7 @@ def _read_aics(p: Path, channel, scene, timepoint, meta):
         notes.append(f"{p.name} has {dims.T} time points; using time point 0 (choose with --timepoint)")
     if notes:
         meta["notes"] = notes
-    with _no_unit_warning():
+    with _quiet_readers():
         ps = img.physical_pixel_sizes
     meta.update(pixel_size=[ps.Z, ps.Y, ps.X], channel_names=names, channel=c, scene=img.current_scene,
                 timepoint=t)

@@ -470,18 +470,23 @@ def test_codestream_dims_are_checked_before_the_native_decoder(codec):
 
 @pytest.mark.parametrize("name,content", [
     ("empty.tif", b""), ("garbage.tif", b"II*\x00" + bytes(range(256)) * 8), ("garbage.czi", bytes(range(256)) * 20),
-    ("garbage.nd2", bytes(range(256)) * 20), ("text.png", b"hello world"), ("bad.npy", b"\x93NUMPY garbage")])
-def test_damaged_files_get_one_clear_line(tmp_path, name, content):
+    ("garbage.nd2", bytes(range(256)) * 20), ("text.png", b"hello world"), ("bad.npy", b"\x93NUMPY garbage"),
+    ("header-only.tif", b"II*\x00\x08\x00\x00\x00")])
+def test_damaged_files_get_one_clear_line(tmp_path, caplog, name, content):
     """A corrupt or mislabelled file: which file, that it is damaged or not that format, and the reader's
-    first line only (not a page of 'install this plugin' advice for a reader that is installed)."""
+    first line only (not a page of 'install this plugin' advice for a reader that is installed, nor the
+    readers' own log lines about what they tried)."""
+    import logging
+
     from napari_microcomp.io import read_image
 
     path = tmp_path / name
     path.write_bytes(content)
-    with pytest.raises(InputError) as info:
+    with caplog.at_level(logging.WARNING), pytest.raises(InputError) as info:
         read_image(path)
     msg = str(info.value)
     assert msg.startswith(f"could not read {name}: not a readable") and "\n" not in msg and len(msg) < 400
+    assert not caplog.records, [r.getMessage()[:80] for r in caplog.records]
 
 
 def test_complex_pixels_are_refused_with_advice():
