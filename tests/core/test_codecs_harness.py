@@ -140,6 +140,9 @@ def test_slicewise_layout_for_3d():
 def test_bad_parameters():
     with pytest.raises(CodecError, match="unknown codec"):
         get_codec("nope")
+    for said, meant in (("jpeg2000", "jpeg2k"), ("JPEG-XL", "jpegxl"), ("jpeg_xr", "jpegxr"), ("lercc", "lerc")):
+        with pytest.raises(CodecError, match=f"Did you mean {meant}"):   # what people call them: a hint
+            get_codec(said)
     with pytest.raises(CodecError, match="quality"):
         get_codec("jpegxl", quality=0)
     with pytest.raises(CodecError, match="quality"):

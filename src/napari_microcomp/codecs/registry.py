@@ -1,4 +1,5 @@
 """Codec registry (numcodecs-style): names -> classes, configs -> codecs, streams -> arrays."""
+import difflib
 from typing import Any, Callable, Dict, List, Optional, Type
 
 import numpy as np
@@ -36,6 +37,11 @@ def _load_lazy() -> None:
         _loader()
 
 
+# what people call the codecs (the hint names ours; accepting them would give one codec two names)
+_ALIASES = {"jpeg2000": "jpeg2k", "j2k": "jpeg2k", "jp2": "jpeg2k", "openjpeg": "jpeg2k", "jxl": "jpegxl",
+            "jxr": "jpegxr", "hdphoto": "jpegxr", "charls": "jpegls", "hj2k": "htj2k"}
+
+
 def codec_class(name: str) -> Type[Codec]:
     if not isinstance(name, str):
         raise CodecError(f"a codec is named by a string (e.g. 'jpegxl'), got {type(name).__name__} {name!r}")
@@ -44,7 +50,10 @@ def codec_class(name: str) -> Type[Codec]:
     try:
         return _REGISTRY[name]
     except KeyError:
-        close = [n for n in _REGISTRY if name.lower().replace("_", "-") in n]
+        key = name.lower().replace("_", "-").replace(" ", "")
+        bare = {n.replace("-", ""): n for n in _REGISTRY}
+        key = bare.get(key.replace("-", "")) or _ALIASES.get(key.replace("-", ""), key)
+        close = [n for n in _REGISTRY if key in n] or difflib.get_close_matches(key, list(_REGISTRY), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise CodecError(f"unknown codec {name!r}.{hint} Run `microcomp codecs` for the list.") from None
 
