@@ -22,6 +22,7 @@ copied into the shipped folder ``weights/codecs/MODALITY/``. ``WORKDIR/status.js
 say where every job stands.
 """
 import json
+import math
 import threading
 import time
 from pathlib import Path
@@ -201,8 +202,10 @@ def promote(job: Dict[str, Any], candidate: Path, status: Status, log: Callable[
     old = gate.evaluate([current], job["arch"], job["modality"], crop=crop, anchor=False, root=root) \
         if current.exists() else None
     ok, why = gate.gate(new, old) if spec.vbr else gate.gate_single(new, old)
-    log(f"[{job['name']}] gate: {'PASS' if ok else 'FAIL'} — {why}; BD-rate vs {new['anchor']['codec']} "
-        f"median {new['bd_rate_vs_anchor_median']:+.1f} %, mean curve {new['bd_rate_vs_anchor_mean_curve']:+.1f} %")
+    med, mean = new["bd_rate_vs_anchor_median"], new["bd_rate_vs_anchor_mean_curve"]
+    bd = (f"; BD-rate vs {new['anchor']['codec']} median {med:+.1f} %, mean curve {mean:+.1f} %"
+          if math.isfinite(med) and math.isfinite(mean) else "")   # a single-rate file has no curve
+    log(f"[{job['name']}] gate: {'PASS' if ok else 'FAIL'} — {why}{bd}")
     if final:
         status.set(job["name"], state="promoted" if ok else "rejected", gate=why, plan_steps=job["steps"])
     else:
