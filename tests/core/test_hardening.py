@@ -442,6 +442,39 @@ def test_volumetric_stream_with_hostile_thread_count_is_refused():
             decode(_restream(data, edit_header=lambda h, b=bad: h.codec.update(threads=b)))
 
 
+@pytest.mark.parametrize("arch", ["mbt2018-mean-vbr", "bmshj2018-factorized", "mbt2018-mean-vbr3d"])
+def test_damaged_intensity_range_is_refused_before_decoding(weights, arch):
+    """The fuzzer's NaN/1e308 in norm lo/hi went through float64 maths (RuntimeWarnings, inf/NaN pixels)
+    until the checksum refused the result; the header is now checked first."""
+    if arch.endswith("3d"):
+        if not wt.find_weights(arch, 4, "fluorescence"):
+            pytest.skip("no shipped 3D weights")
+        data = get_codec(arch, quality=4).encode(smooth_image((4, 32, 32), seed=1))
+    else:
+        data = get_codec(arch, quality=4, weights=weights[arch]).encode(smooth_image((48, 40), seed=1))
+    for lo, hi in ((float("nan"), 1.0), (0.0, float("inf")), (-1e308, 1e308), (5.0, 1.0), ("x", 1.0)):
+        with pytest.raises(StreamError, match="intensity range"):
+            decode(_restream(data, edit_header=lambda h, a=lo, b=hi: h.norm.update(lo=a, hi=b)))
+
+
+def test_damaged_htj2k_payload_is_one_clear_error_not_a_printed_traceback(capfd):
+    """OpenJPH fails inside a Cython callback that cannot raise: Python printed 'Exception ignored in …' with a
+    traceback per damaged tile, then the checksum refused the garbage. Now the decoder refuses it itself."""
+    header, payloads = container.unpack(get_codec("htj2k", quality=4).encode(smooth_image((64, 64), seed=1)))
+    rng = np.random.default_rng(0)
+    said = set()
+    for _ in range(60):
+        b = bytearray(payloads[0])
+        for j in rng.integers(0, len(b), 3):
+            b[j] = int(rng.integers(0, 256))
+        with pytest.raises(StreamError) as info:
+            decode(container.pack(header, [bytes(b)]))
+        said.add(str(info.value).split("(")[0])
+    assert "htj2k: damaged codestream " in said   # the callback's error is seen, not only the checksum's
+    err = capfd.readouterr().err
+    assert "Exception ignored" not in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("codec", ["jpeg2k", "htj2k", "jpegls", "lerc"])
 def test_codestream_dims_are_checked_before_the_native_decoder(codec):
     """A payload whose own codestream declares a huge image must not reach the allocating native decoder."""

@@ -27,6 +27,7 @@ from .. import container
 from .._validate import used_bits
 from ..errors import CodecError
 from .base import SliceCodec
+from .native import htj2k_decode
 from .registry import register_codec
 
 try:
@@ -258,7 +259,7 @@ class HTJ2K(ImagecodecsCodec):
         return data
 
     def _decode_work(self, data, header):
-        w = _ic.htj2k_decode(data)
+        w = htj2k_decode(data)
         shift = header.norm.get("shift", 0)
         if shift:  # lossy values may overshoot 15 bits: shift in int32 and clip to the type
             top = np.iinfo(np.dtype(header.meta["work_dtype"])).max

@@ -38,7 +38,7 @@ from ..weights.load import LoadedModel, encodable, load_by_id, load_url
 from ..weights.locate import ENV_WEIGHTS
 from .base import Codec
 from .latent_grid import GRID, GRIDS, OLD_GRID, latent_shape, on_grid
-from .weight_levels import MAX_THREADS, WeightLevels, default_threads
+from .weight_levels import MAX_THREADS, WeightLevels, default_threads, norm_bounds
 from .vbr_level import check_level, vbr_gain
 from .registry import register_codec
 
@@ -287,7 +287,7 @@ class LearnedCodec(WeightLevels, Codec):
         norm = header.norm
         if norm.get("mode") != "minmax":
             raise StreamError(f"{self.codec_id}: unknown intensity mapping {norm.get('mode')!r}")
-        lo, hi = float(norm["lo"]), float(norm["hi"])
+        lo, hi = norm_bounds(norm, self.codec_id)
         shape = tuple(header.shape)
         planes_shape = (1, *shape) if len(shape) == 2 else shape
         tile = int(self.params.get("tile", DEFAULT_TILE))

@@ -26,7 +26,7 @@ from ..models.registry import LAMBDAS_MSE
 from ..weights.load import LoadedModel, encodable
 from .base import Codec
 from .latent_grid import GRID, GRIDS, OLD_GRID, on_grid
-from .weight_levels import MAX_THREADS, WeightLevels, default_threads
+from .weight_levels import MAX_THREADS, WeightLevels, default_threads, norm_bounds
 from .registry import register_codec
 
 if TYPE_CHECKING:  # torch is imported when a model runs
@@ -188,7 +188,7 @@ class VolumetricCodec(WeightLevels, Codec):
         # the stream, not this instance, says how it was coded (codec.decode(data) on any instance works)
         lm = self._model(header.codec.get("weights_id"))
         try:
-            lo, hi = float(header.norm["lo"]), float(header.norm["hi"])
+            lo, hi = norm_bounds(header.norm, self.codec_id)
             threads = int(header.codec["threads"])
             blocks = list(header.meta["blocks"])
         except (KeyError, TypeError, ValueError) as exc:
