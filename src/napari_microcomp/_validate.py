@@ -70,7 +70,8 @@ def _to_float32(a: np.ndarray) -> np.ndarray:
     if a.dtype == np.float32:
         return f
     lo, hi = float(a.min()), float(a.max())
-    err = float(np.abs(f.astype(np.float64) - a).max())
+    planes = zip(f, a) if a.ndim == 3 else [(f, a)]   # plane by plane: a float64 stack is not copied whole
+    err = max(float(np.abs(fp.astype(np.float64) - ap).max()) for fp, ap in planes)
     # finer than the 16-bit levels lossy coding uses: invisible; coarser: the cast is the loss
     tol = (hi - lo) / 65536 if hi > lo else max(abs(lo), abs(hi)) * 1e-6
     if err > tol:
