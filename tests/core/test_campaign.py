@@ -111,6 +111,7 @@ def test_stop_resume_gate_and_promote(sandbox):
         assert status["state"] == "promoted" and target.exists()
         meta = torch.load(target, weights_only=True)["meta"]
         assert meta["campaign_job"] == "vbr-t" and meta["steps"] == 6 and meta["gate"]["modality"] == "transmitted"
+        assert meta["gate"]["verdict"].startswith("monotone")
         assert len(meta["gate"]["eval_mean"]) == 8
         # the file serves weights="transmitted" and re-measures as recorded
         assert wt.find_weights("mbt2018-mean-vbr", 3, "transmitted") == target
@@ -143,6 +144,12 @@ def test_gate_rules():
     anchor = [{"bpp": 0.1, "psnr": 30.0}, {"bpp": 0.4, "psnr": 36.0}]
     assert gate.delta_db(anchor, {"bpp": 0.2, "psnr": 34.0}) == pytest.approx(1.0)
     assert np.isnan(gate.delta_db(anchor, {"bpp": 1.0, "psnr": 40.0}))
+    # a promoted file keeps the gate's number (the workdir's log may be lost with the machine)
+    pt = [{"setting": 4, "bpp": 0.2, "psnr": 34.0}]
+    one = {"modality": "transmitted", "crop": 64, "images": ["a"], "learned_mean": pt, "learned": {"a": pt},
+           "anchor": {"codec": "jpeg2k", "per_image": {"a": anchor}}}
+    assert gate.gate_meta(one)["db_vs_anchor"] == pytest.approx(1.0)
+    assert gate.gate_meta({k: v for k, v in one.items() if k != "anchor"})["db_vs_anchor"] is None
 
 
 class _Boom:

@@ -212,7 +212,7 @@ def promote(job: Dict[str, Any], candidate: Path, status: Status, log: Callable[
         status.set(job["name"], gate=f"snapshot {'promoted' if ok else 'rejected'}: {why}")
     if ok:
         from ..weights.export import with_meta
-        with_meta(candidate, target, {"campaign_job": job["name"], "gate": gate.gate_meta(new)})
+        with_meta(candidate, target, {"campaign_job": job["name"], "gate": {**gate.gate_meta(new), "verdict": why}})
         clear_cache()
     report = Path(candidate).with_suffix(".gate.json")
     atomic_write_bytes(report, json.dumps(new, indent=1, default=str).encode())

@@ -257,10 +257,13 @@ def recheck(path, tolerance_db: float = 0.1, root=None) -> List[str]:
 def gate_meta(report: Dict[str, Any]) -> Dict[str, Any]:
     """What a promoted file records about its gate run (plain JSON)."""
     first = report["images"][0]
+    db = mean_delta_db(report) if "anchor" in report else float("nan")
     pts = {str(p["setting"]): {"bpp": p["bpp"], "psnr": p["psnr"]} for p in report["learned"][first]}
     return {"modality": report["modality"], "crop": report["crop"], "check_image": first, "check_points": pts,
             "format": container.FORMAT_VERSION,
             "eval_mean": report["learned_mean"],
             "bd_rate_vs_anchor_median": report.get("bd_rate_vs_anchor_median"),
             "bd_rate_vs_anchor_mean_curve": report.get("bd_rate_vs_anchor_mean_curve"),
-            "anchor": (report.get("anchor") or {}).get("codec")}
+            "anchor": (report.get("anchor") or {}).get("codec"),
+            # the gate's own number, kept with the file: a workdir's log may not survive the machine
+            "db_vs_anchor": db if math.isfinite(db) else None}
