@@ -105,6 +105,11 @@ def main() -> None:
             in_window = [gate.delta_db(anc[n], p) for n, pts in learned.items() for p in pts
                          if 0.1 <= p["bpp"] <= 0.5]
             in_window = [v for v in in_window if math.isfinite(v)]
+            per_level = {}   # each level's mean dB vs the anchor at its own rate (what the campaign gate sees)
+            for q in qs:
+                d = [gate.delta_db(anc[n], p) for n, pts in learned.items() for p in pts if p["setting"] == q]
+                d = [v for v in d if math.isfinite(v)]
+                per_level[q] = float(np.mean(d)) if d else float("nan")
             wins = 0
             crs = {}
             for n, img in images:
@@ -129,7 +134,7 @@ def main() -> None:
                    "mean_db_0.1_0.5bpp": float(np.mean(in_window)) if in_window else float("nan"),
                    "cr_at_ssim_0.94": crs, "learned_wins": wins,
                    "cr_at_ssim_0.94_search": searched, "learned_wins_search": wins_s if not refine else None,
-                   "learned_mean": gate.mean_curve(learned)}
+                   "learned_mean": gate.mean_curve(learned), "db_per_level": per_level}
             results["rows"].append(row)
             print(f"{arch} ({weights}{', refine ' + str(refine) if refine else ''}) vs {anchor}: BD-rate median "
                   f"{row['bd_rate_median']:+.1f} %, mean curve {row['bd_rate_mean_curve']:+.1f} %; "
@@ -142,7 +147,8 @@ def main() -> None:
                 print(f"    {n[:44]:44s} BD-rate {per_bd[n]:+7.1f} %   CR@SSIM.94 learned {lc:7.1f} "
                       f"classical {cc:7.1f}   searched: learned {ls:7.1f} classical {cs:7.1f}")
             for p in row["learned_mean"]:
-                print(f"    q{p['setting']}: {p['bpp']:.4f} bpp  {p['psnr']:.2f} dB  SSIM {p['ssim']:.4f}")
+                print(f"    q{p['setting']}: {p['bpp']:.4f} bpp  {p['psnr']:.2f} dB  SSIM {p['ssim']:.4f}  "
+                      f"{per_level.get(p['setting'], float('nan')):+.2f} dB vs {anchor} at its rate")
     if args.out:
         from pathlib import Path
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
