@@ -27,7 +27,7 @@ stage)
   [ $# -ge 1 ] || { echo "name the jobs to train" >&2; exit 2; }
   [ ! -e "$ASIDE" ] || { echo "$ASIDE exists: run collect (or restore it) first" >&2; exit 1; }
   PY=${PY:-.venv/bin/python}
-  # the files each job starts from (its own promoted file, else its init job's) travel; the rest waits aside
+  # the files each job may start from (its own promoted file and its init job's) travel; the rest waits aside
   KEEP=$("$PY" - "$PLAN" "$@" <<'EOF'
 import sys
 from pathlib import Path
@@ -37,9 +37,8 @@ for name in sys.argv[2:]:
     job = jobs[name]
     campaign.ensure_data(Path("runs/zoo"), job["modality"])
     for j in (job, jobs.get(job.get("init"))):
-        if j is not None and campaign.shipped_path(j).exists():
+        if j is not None and campaign.shipped_path(j).exists():   # both: a new job may start from its init's
             print(campaign.shipped_path(j).resolve().relative_to(Path.cwd()))
-            break
 EOF
 )
   mkdir -p "$ASIDE"
@@ -62,16 +61,33 @@ train)
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     export PYTHONPATH=$PYTHONPATH:/tmp/site
   fi
-  WD=runs/zoo-gpu; mkdir -p "$WD"; ln -sfn ../zoo/data "$WD/data"
   ( while sleep 60; do nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; done ) \
     > "$OUT/nvidia-smi.log" 2>&1 &
   MON=$!
   rc=0
-  "$PY" -m napari_microcomp.cli train-zoo --plan "$PLAN" --workdir "$WD" --device "${DEVICE:-cuda}" \
-    --max-minutes "${MINUTES:-10}" --no-gate --only "$@" 2>&1 | tee "$OUT/train.log" || rc=$?
+  if [ -n "${PARALLEL:-}" ]; then
+    # one process per job, each in its own workdir (status.json is per workdir): small models leave the GPU
+    # mostly idle waiting for kernel launches, so a few side by side each train at nearly full speed
+    pids=()
+    for n in "$@"; do
+      WD=runs/zoo-gpu-$n; mkdir -p "$WD"; ln -sfn ../zoo/data "$WD/data"
+      "$PY" -m napari_microcomp.cli train-zoo --plan "$PLAN" --workdir "$WD" --device "${DEVICE:-cuda}" \
+        --max-minutes "${MINUTES:-10}" --no-gate --only "$n" > "$WD/train.log" 2>&1 &
+      pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p" || rc=$?; done
+    for n in "$@"; do
+      WD=runs/zoo-gpu-$n; cat "$WD/train.log" >> "$OUT/train.log"; [ -f "$WD/$n.pt" ] && cp "$WD/$n.pt" "$OUT/"
+    done
+  else
+    WD=runs/zoo-gpu; mkdir -p "$WD"; ln -sfn ../zoo/data "$WD/data"
+    "$PY" -m napari_microcomp.cli train-zoo --plan "$PLAN" --workdir "$WD" --device "${DEVICE:-cuda}" \
+      --max-minutes "${MINUTES:-10}" --no-gate --only "$@" 2>&1 | tee "$OUT/train.log" || rc=$?
+    for n in "$@"; do [ -f "$WD/$n.pt" ] && cp "$WD/$n.pt" "$OUT/"; done
+    cp "$WD/status.json" "$OUT/" 2>/dev/null || true
+  fi
   kill $MON 2>/dev/null || true
-  for n in "$@"; do [ -f "$WD/$n.pt" ] && cp "$WD/$n.pt" "$OUT/"; done
-  cp "$WD/status.json" "$OUT/" 2>/dev/null || true
+  cat "$OUT/nvidia-smi.log" >> "$OUT/train.log" && rm -f "$OUT/nvidia-smi.log"
   exit $rc
   ;;
 collect)
@@ -80,9 +96,10 @@ collect)
     for d in "${WEIGHT_DIRS[@]}"; do [ -d "$ASIDE/$d" ] && rm -rf "$d" && mv "$ASIDE/$d" "$d"; done
     rm -rf "$ASIDE"
   fi
-  mkdir -p runs/zoo
-  for n in "$@"; do cp "$SRC/$n.pt" "runs/zoo/$n.pt"; done
-  ${MICROCOMP:-.venv/bin/microcomp} train-zoo --plan "$PLAN" --workdir runs/zoo --gate-only --only "$@"
+  GWD=${GATE_WORKDIR:-runs/zoo}   # a workdir of its own when CPU jobs are writing runs/zoo's status
+  mkdir -p "$GWD"
+  for n in "$@"; do cp "$SRC/$n.pt" "$GWD/$n.pt"; done
+  ${MICROCOMP:-.venv/bin/microcomp} train-zoo --plan "$PLAN" --workdir "$GWD" --gate-only --only "$@"
   ;;
 *)
   echo "unknown mode $MODE (stage, train or collect)" >&2; exit 2 ;;
