@@ -134,7 +134,8 @@ def main() -> None:
                    "mean_db_0.1_0.5bpp": float(np.mean(in_window)) if in_window else float("nan"),
                    "cr_at_ssim_0.94": crs, "learned_wins": wins,
                    "cr_at_ssim_0.94_search": searched, "learned_wins_search": wins_s if not refine else None,
-                   "learned_mean": gate.mean_curve(learned), "db_per_level": per_level}
+                   "learned_mean": gate.mean_curve(learned), "db_per_level": per_level,
+                   "monotone": gate.monotone(gate.mean_curve(learned))}
             results["rows"].append(row)
             print(f"{arch} ({weights}{', refine ' + str(refine) if refine else ''}) vs {anchor}: BD-rate median "
                   f"{row['bd_rate_median']:+.1f} %, mean curve {row['bd_rate_mean_curve']:+.1f} %; "
@@ -149,6 +150,8 @@ def main() -> None:
             for p in row["learned_mean"]:
                 print(f"    q{p['setting']}: {p['bpp']:.4f} bpp  {p['psnr']:.2f} dB  SSIM {p['ssim']:.4f}  "
                       f"{per_level.get(p['setting'], float('nan')):+.2f} dB vs {anchor} at its rate")
+            if not row["monotone"]:   # issue 10 asks every model for a monotone curve over its levels
+                print("    NOT monotone over its levels (mean curve): a higher level gives no more PSNR")
     if args.out:
         from pathlib import Path
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

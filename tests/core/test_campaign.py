@@ -152,6 +152,16 @@ def test_gate_rules():
     assert gate.gate_meta({k: v for k, v in one.items() if k != "anchor"})["db_vs_anchor"] is None
 
 
+def test_set_order_warning():
+    # each level is gated alone: a better q6 can overtake the q8 above it, which the set check reports
+    ok = {2: {"bpp": 0.13, "psnr": 29.9}, 4: {"bpp": 0.28, "psnr": 32.3}, 8: {"bpp": 0.81, "psnr": 34.5}}
+    assert gate.set_order_warning(ok) is None
+    assert gate.set_order_warning({4: ok[4]}) is None
+    bad = {**ok, 6: {"bpp": 0.50, "psnr": 34.6}}
+    warn = gate.set_order_warning(bad)
+    assert warn and "q6 0.500/34.60, q8 0.810/34.50" in warn
+
+
 class _Boom:
     def __reduce__(self):
         import os

@@ -214,9 +214,27 @@ def promote(job: Dict[str, Any], candidate: Path, status: Status, log: Callable[
         from ..weights.export import with_meta
         with_meta(candidate, target, {"campaign_job": job["name"], "gate": {**gate.gate_meta(new), "verdict": why}})
         clear_cache()
+        if not spec.vbr:
+            warn = gate.set_order_warning(_set_points(job))
+            if warn:
+                log(f"[{job['name']}] warning: {warn}")
     report = Path(candidate).with_suffix(".gate.json")
     atomic_write_bytes(report, json.dumps(new, indent=1, default=str).encode())
     return ok
+
+
+def _set_points(job: Dict[str, Any]) -> Dict[int, Dict[str, float]]:
+    """The mean gate point each shipped level of the job's architecture and modality recorded when promoted."""
+    import torch
+
+    out = {}
+    for q in range(1, 9):
+        f = shipped_path({**job, "quality": q})
+        if f.exists():
+            pts = (torch.load(f, map_location="cpu", weights_only=True).get("meta", {}).get("gate") or {}).get("eval_mean")
+            if pts and len(pts) == 1:
+                out[q] = {"bpp": float(pts[0]["bpp"]), "psnr": float(pts[0]["psnr"])}
+    return out
 
 
 def promote_snapshot(plan_path, workdir, name: str, log: Callable[[str], None] = print,

@@ -140,6 +140,16 @@ def monotone(curve: List[Dict[str, float]]) -> bool:
     return all(np.diff(b) > 0) and all(np.diff(s) > 0)
 
 
+def set_order_warning(levels: Dict[int, Dict[str, float]]) -> Optional[str]:
+    """A fixed-rate set is one file per level: each promotion is gated alone, so a better file at one level
+    can leave its neighbour above it behind. ``levels``: quality -> that file's mean point. None when in order."""
+    curve = [dict(levels[q], setting=q) for q in sorted(levels)]
+    if len(curve) < 2 or monotone(curve):
+        return None
+    pts = ", ".join(f"q{p['setting']} {p['bpp']:.3f}/{p['psnr']:.2f}" for p in curve)
+    return f"the shipped set is not monotone over its levels (bpp/PSNR: {pts}): train the lagging level"
+
+
 def gate(new: Dict[str, Any], old: Optional[Dict[str, Any]]) -> Tuple[bool, str]:
     """Decide from two :func:`evaluate` reports (``old`` None: nothing shipped to beat)."""
     if not monotone(new["learned_mean"]):
