@@ -140,21 +140,23 @@ def monotone(curve: List[Dict[str, float]]) -> bool:
     return all(np.diff(b) > 0) and all(np.diff(s) > 0)
 
 
+def _points(curve: List[Dict[str, float]]) -> str:
+    return ", ".join(f"q{p['setting']} {p['bpp']:.3f}/{p['psnr']:.2f}" for p in curve)
+
+
 def set_order_warning(levels: Dict[int, Dict[str, float]]) -> Optional[str]:
     """A fixed-rate set is one file per level: each promotion is gated alone, so a better file at one level
     can leave its neighbour above it behind. ``levels``: quality -> that file's mean point. None when in order."""
     curve = [dict(levels[q], setting=q) for q in sorted(levels)]
     if len(curve) < 2 or monotone(curve):
         return None
-    pts = ", ".join(f"q{p['setting']} {p['bpp']:.3f}/{p['psnr']:.2f}" for p in curve)
-    return f"the shipped set is not monotone over its levels (bpp/PSNR: {pts}): train the lagging level"
+    return f"the shipped set is not monotone over its levels (bpp/PSNR: {_points(curve)}): train the lagging level"
 
 
 def gate(new: Dict[str, Any], old: Optional[Dict[str, Any]]) -> Tuple[bool, str]:
     """Decide from two :func:`evaluate` reports (``old`` None: nothing shipped to beat)."""
     if not monotone(new["learned_mean"]):
-        pts = ", ".join(f"q{p['setting']} {p['bpp']:.3f}/{p['psnr']:.2f}" for p in new["learned_mean"])
-        return False, f"RD curve not monotone (bpp/PSNR: {pts})"
+        return False, f"RD curve not monotone (bpp/PSNR: {_points(new['learned_mean'])})"
     if old is None:
         return True, "monotone; nothing shipped to beat"
     d = _bd(old["learned_mean"], new["learned_mean"])
