@@ -568,7 +568,8 @@ def test_a_file_declaring_more_pixels_than_the_budget_is_refused_before_reading(
 
 
 @pytest.mark.parametrize("change", ["huge width", "text width", "unknown width", "wrong width", "missing tensor",
-                                    "unknown arch", "no state dict", "list in state dict"])
+                                    "unknown arch", "no state dict", "list in state dict", "cdf rows",
+                                    "cdf negative row"])
 def test_crafted_codec_weight_file_is_refused_before_allocating(tmp_path, change):
     """A weight file is user input (``weights=path``): its declared widths are checked before a
     model is built (M=10**6 tried to allocate 150 TB), and a mismatch is one clear error."""
@@ -581,7 +582,12 @@ def test_crafted_codec_weight_file_is_refused_before_allocating(tmp_path, change
          "unknown width": dict(d, widths={"N": 8, "M": 8, "K": 2}), "wrong width": dict(d, widths={"N": 8, "M": 16}),
          "missing tensor": dict(d, state_dict=sd), "unknown arch": dict(d, arch="nope"),
          "no state dict": {k: v for k, v in d.items() if k != "state_dict"},
-         "list in state dict": dict(d, state_dict=dict(sd, extra=[1, 2]))}[change]
+         "list in state dict": dict(d, state_dict=dict(sd, extra=[1, 2])),
+         # the bottleneck table is stored without padding: its row lengths must account for every entry
+         "cdf rows": dict(d, state_dict=dict(d["state_dict"], **{
+             "entropy_bottleneck._cdf_length": d["state_dict"]["entropy_bottleneck._cdf_length"] + 1})),
+         "cdf negative row": dict(d, state_dict=dict(d["state_dict"], **{
+             "entropy_bottleneck._cdf_length": -d["state_dict"]["entropy_bottleneck._cdf_length"]}))}[change]
     bad = tmp_path / "bad.pt"
     torch.save(d, bad)
     from napari_microcomp.errors import WeightsNotFoundError

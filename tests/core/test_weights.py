@@ -88,6 +88,23 @@ def test_export_keeps_bounds_float32_and_loads_weights_only(tmp_path):
     assert not any(k.endswith("_quantized_cdf") and k.startswith("gaussian") for k in sd)
 
 
+def test_bottleneck_tables_are_stored_unpadded_and_load_exactly(tmp_path):
+    from napari_microcomp.models.registry import build_model, model_widths
+
+    m = build_model("bmshj2018-factorized", 2, N=8, M=8)
+    with torch.no_grad():   # uneven channel ranges: the padded table would be mostly zeros
+        m.entropy_bottleneck.matrices[0][0].sub_(3)   # a flatter first layer: a far wider density
+    p = weights.export_weights(m, "bmshj2018-factorized", tmp_path / "w.pt", 2, model_widths(m), {})
+    sd = torch.load(p, weights_only=True)["state_dict"]
+    length = sd["entropy_bottleneck._cdf_length"]
+    assert sd["entropy_bottleneck._quantized_cdf"].shape == (int(length.sum()),) and length.max() > 2 * length.min()
+    eb = weights.load_weights(p).model.entropy_bottleneck
+    assert eb._quantized_cdf.shape == (8, int(length.max()))
+    for row, n, flat in zip(eb._quantized_cdf, length, torch.split(sd["entropy_bottleneck._quantized_cdf"],
+                                                                  length.tolist())):
+        assert torch.equal(row[: int(n)], flat) and not row[int(n):].any()
+
+
 def test_package_import_is_lazy_and_torch_free():
     code = ("import sys, napari_microcomp.weights as w, napari_microcomp.labelfree\n"
             "assert 'torch' not in sys.modules, 'torch imported'\n"

@@ -150,6 +150,39 @@ def gaussian_table_keys(model: nn.Module) -> Set[str]:
             for b in GC_BUFFERS}
 
 
+MAX_CDF_ENTRIES = 1 << 26   # a padded table larger than this (256 MB) is a damaged or crafted file
+
+
+def pack_cdf_tables(state: Dict[str, torch.Tensor]) -> None:
+    """Store each 2-D ``_quantized_cdf`` without its zero padding: the used part of every row, flat.
+
+    Rows are as long as the widest channel's range, so one wide latent channel made most of a
+    factorized file's table padding. :func:`unpack_cdf_tables` restores the same tensor exactly.
+    """
+    for k in [k for k in state if k.endswith("._quantized_cdf")]:
+        cdf, length = state[k], state.get(k[: -len("_quantized_cdf")] + "_cdf_length")
+        if cdf.ndim == 2 and length is not None and length.numel() == cdf.shape[0]:
+            state[k] = torch.cat([row[: int(n)] for row, n in zip(cdf, length)]) if cdf.numel() else cdf.reshape(-1)
+
+
+def unpack_cdf_tables(state: Dict[str, torch.Tensor]) -> None:
+    """Undo :func:`pack_cdf_tables` (2-D tables, as older files store them, are left as they are)."""
+    for k in [k for k in state if k.endswith("._quantized_cdf")]:
+        flat, length = state[k], state.get(k[: -len("_quantized_cdf")] + "_cdf_length")
+        if flat.ndim != 1:
+            continue
+        if length is None or length.ndim != 1 or length.dtype != torch.int32 or bool((length < 0).any()):
+            raise ValueError(f"{k}: packed table without valid row lengths")
+        n = [int(v) for v in length]
+        width = max(n, default=0)
+        if sum(n) != flat.numel() or len(n) * width > MAX_CDF_ENTRIES:
+            raise ValueError(f"{k}: packed table of {flat.numel()} entries does not match its row lengths")
+        out = torch.zeros((len(n), width), dtype=flat.dtype)
+        for row, part in zip(out, torch.split(flat, n)):
+            row[: part.numel()] = part
+        state[k] = out
+
+
 def rebuild_gaussian_tables(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
     """Recompute the GaussianConditional CDF tables from the stored scale table (deterministic)."""
     from compressai.entropy_models import GaussianConditional

@@ -39,12 +39,12 @@ def export_weights(model, arch: str, path, quality: Optional[int], widths: Dict[
     The model is copied to CPU, its floating tensors rounded to fp16, the entropy bottleneck's
     quantiles solved by bisection from its (rounded) density, and the entropy tables rebuilt from
     those values (``update(force=True)``) so that the shipped tables match the shipped parameters
-    exactly. The bottleneck tables are stored (never recomputed on load); the Gaussian tables,
-    which depend only on the stored scale table, are rebuilt on load.
+    exactly. The bottleneck tables are stored (never recomputed on load) without their zero padding;
+    the Gaussian tables, which depend only on the stored scale table, are rebuilt on load.
     """
     import torch
 
-    from ..models.coding import gaussian_table_keys, solve_bottleneck_quantiles
+    from ..models.coding import gaussian_table_keys, pack_cdf_tables, solve_bottleneck_quantiles
     from ..models.registry import get_arch
 
     spec = get_arch(arch)
@@ -60,6 +60,7 @@ def export_weights(model, arch: str, path, quality: Optional[int], widths: Dict[
     # fp16 for the weights; the scale table and the lower bounds (1e-9 underflows to 0 in fp16) stay float32
     state = {k: (v.half() if v.is_floating_point() and not k.endswith(("scale_table", ".bound")) else v)
              for k, v in m.state_dict().items() if k not in gc_tables}
+    pack_cdf_tables(state)
     return _save({"format": FORMAT, "arch": arch, "quality": None if spec.vbr else quality,
                   "widths": dict(widths), "state_dict": state, "meta": plain_meta(meta)}, path)
 

@@ -70,7 +70,7 @@ ENCODER_ONLY = ("g_a.", "h_a.")   # the analysis transforms: decoding never runs
 
 
 def _read_codec_file(p: Path) -> LoadedModel:
-    from ..models.coding import prepare_for_coding, rebuild_gaussian_tables
+    from ..models.coding import prepare_for_coding, rebuild_gaussian_tables, unpack_cdf_tables
     from ..models.registry import get_arch
 
     d = _torch_load(p, f"{p} is not a readable weight file")
@@ -100,6 +100,7 @@ def _read_codec_file(p: Path) -> LoadedModel:
         state.update({k: v for k, v in model.state_dict().items() if k.startswith(ENCODER_ONLY)})
         wid = str(meta.get("weights_id") or wid)
     try:
+        unpack_cdf_tables(state)
         rebuild_gaussian_tables(model, state)
         model.load_state_dict(state)
     except (RuntimeError, KeyError, ValueError) as exc:
