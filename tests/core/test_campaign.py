@@ -152,6 +152,22 @@ def test_gate_rules():
     assert gate.gate_meta({k: v for k, v in one.items() if k != "anchor"})["db_vs_anchor"] is None
 
 
+def test_window_db_does_not_depend_on_how_many_levels_sample_the_window():
+    anchor = [{"bpp": 0.05, "psnr": 28.0}, {"bpp": 1.0, "psnr": 40.0}]
+    two = [{"bpp": 0.1, "psnr": 31.0}, {"bpp": 0.5, "psnr": 33.0}]   # flatter than the anchor
+    # a third level on the chord at the cheap end: a mean over points moves, the window mean does not
+    three = two + [{"bpp": 0.15, "psnr": float(np.interp(np.log(0.15), np.log([0.1, 0.5]), [31.0, 33.0]))}]
+    mean_pts = [np.mean([gate.delta_db(anchor, p) for p in c]) for c in (two, three)]
+    assert abs(mean_pts[0] - mean_pts[1]) > 0.2
+    assert gate.window_db(anchor, three) == pytest.approx(gate.window_db(anchor, two), abs=1e-9)
+    # the gap itself: learned and anchor are both straight in log-rate here, so the mean is the mid-window gap
+    r = np.log(np.sqrt(0.1 * 0.5))
+    mid = np.interp(r, np.log([0.1, 0.5]), [31.0, 33.0]) - np.interp(r, np.log([0.05, 1.0]), [28.0, 40.0])
+    assert gate.window_db(anchor, two) == pytest.approx(mid, abs=1e-6)
+    assert np.isnan(gate.window_db(anchor, [{"bpp": 0.6, "psnr": 37.0}, {"bpp": 0.9, "psnr": 39.0}]))
+    assert np.isnan(gate.window_db(anchor, two[:1]))
+
+
 def test_set_order_warning():
     # each level is gated alone: a better q6 can overtake the q8 above it, which the set check reports
     ok = {2: {"bpp": 0.13, "psnr": 29.9}, 4: {"bpp": 0.28, "psnr": 32.3}, 8: {"bpp": 0.81, "psnr": 34.5}}

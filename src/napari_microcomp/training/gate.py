@@ -185,6 +185,28 @@ def delta_db(anchor: List[Dict[str, float]], point: Dict[str, float]) -> float:
     return float(point["psnr"] - np.interp(math.log(point["bpp"]), lr, [p["psnr"] for p in a]))
 
 
+def window_db(anchor: List[Dict[str, float]], curve: List[Dict[str, float]], lo: float = 0.1, hi: float = 0.5,
+              n: int = 64) -> float:
+    """Mean PSNR gap of ``curve`` to the anchor over ``lo``..``hi`` bpp, uniform in log-rate.
+
+    Both curves are interpolated linearly in log-rate between their own points, over the part of the window
+    both cover. Unlike a mean over the learned points, it does not depend on how many levels sample the
+    window (one more level at the cheap end would otherwise pull the mean toward that end's gap).
+    """
+    c = sorted((p for p in curve if p["bpp"] > 0 and math.isfinite(p["psnr"])), key=lambda p: p["bpp"])
+    a = sorted((p for p in anchor if p["bpp"] > 0 and math.isfinite(p["psnr"])), key=lambda p: p["bpp"])
+    if len(c) < 2 or len(a) < 2:
+        return float("nan")
+    left = max(lo, c[0]["bpp"], a[0]["bpp"])
+    right = min(hi, c[-1]["bpp"], a[-1]["bpp"])
+    if not left < right:
+        return float("nan")
+    r = np.linspace(math.log(left), math.log(right), n)
+    mine = np.interp(r, np.log([p["bpp"] for p in c]), [p["psnr"] for p in c])
+    theirs = np.interp(r, np.log([p["bpp"] for p in a]), [p["psnr"] for p in a])
+    return float(np.mean(mine - theirs))
+
+
 def mean_delta_db(report: Dict[str, Any], anchor_report: Optional[Dict[str, Any]] = None) -> float:
     """Mean over images and qualities of :func:`delta_db` against the anchor."""
     anc = (anchor_report or report)["anchor"]["per_image"]
