@@ -599,6 +599,29 @@ def test_crafted_codec_weight_file_is_refused_before_allocating(tmp_path, change
     assert wt.load_weights(odd).meta["widths"] == {"N": 8, "M": 8}
 
 
+@pytest.mark.parametrize("change", ["mask sees ahead", "mask shape", "too few taps"])
+def test_crafted_context_model_file_is_refused(tmp_path, change):
+    """The causal mask comes from the architecture: a file's mask that lets the context read symbols the
+    decoder has not decoded yet would write streams that decode wrongly, so it is refused."""
+    m = registry.build_model("mbt2018", 4, N=8, M=8)
+    good = wt.export_weights(m, "mbt2018", tmp_path / "good.pt", 4, {"N": 8, "M": 8}, {})
+    d = torch.load(good, weights_only=True)
+    sd, mask = dict(d["state_dict"]), m.context_prediction.mask
+    if change == "too few taps":
+        sd["context_prediction.weight"] = sd["context_prediction.weight"][:-1]
+    else:
+        full = torch.zeros(mask.shape, dtype=torch.float16)
+        full[mask.bool()] = sd["context_prediction.weight"]
+        sd.update({"context_prediction.weight": full,
+                   "context_prediction.mask": torch.ones_like(full) if change == "mask sees ahead" else full[:1]})
+    bad = tmp_path / "bad.pt"
+    torch.save(dict(d, state_dict=sd), bad)
+    from napari_microcomp.errors import WeightsNotFoundError
+
+    with pytest.raises(WeightsNotFoundError, match="bad.pt"):
+        wt.load_weights(bad)
+
+
 @pytest.mark.parametrize("arch", [{"in_channels": 1, "out_channels": 1, "depth": 4, "base": 10 ** 6, "ndim": 2},
                                   {"in_channels": 1, "out_channels": 1, "depth": 4.5, "base": 16, "ndim": 2},
                                   {"in_channels": 1, "out_channels": 1, "depth": 4, "base": 16}, None])

@@ -105,6 +105,47 @@ def test_bottleneck_tables_are_stored_unpadded_and_load_exactly(tmp_path):
         assert torch.equal(row[: int(n)], flat) and not row[int(n):].any()
 
 
+def _old_form(path, target):
+    """``path`` as files were stored before session 23: the causal mask and every tap of the masked conv."""
+    from napari_microcomp.models.registry import get_arch
+
+    d = torch.load(path, weights_only=True)
+    fresh = get_arch(d["arch"]).factory(**d["widths"]).context_prediction
+    sd = dict(d["state_dict"])
+    w = torch.randn(fresh.weight.shape).half()   # the masked-out taps hold whatever training left there
+    w[fresh.mask.bool()] = sd["context_prediction.weight"]
+    sd.update({"context_prediction.weight": w, "context_prediction.mask": fresh.mask.half()})
+    torch.save(dict(d, state_dict=sd), target)
+    return target
+
+
+def test_context_models_store_only_the_taps_their_mask_keeps(tmp_path):
+    import numpy as np
+
+    from napari_microcomp.codecs import decode, get_codec
+    from napari_microcomp.models.registry import build_model, model_widths
+
+    m = build_model("mbt2018", 4, N=8, M=8)
+    p = weights.export_weights(m, "mbt2018", tmp_path / "mbt2018-q4.pt", 4, model_widths(m), {})
+    sd = torch.load(p, weights_only=True)["state_dict"]
+    mask = m.context_prediction.mask
+    assert "context_prediction.mask" not in sd
+    assert sd["context_prediction.weight"].shape == (int(mask.sum()),) and mask.sum() < mask.numel() / 2
+    old = _old_form(p, tmp_path / "old.pt")
+    cps = [weights.load_weights(f).model.context_prediction for f in (p, old)]
+    for cp in cps:
+        assert torch.equal(cp.mask, mask)
+    assert torch.equal(cps[0].weight * mask, cps[1].weight * mask)
+    img = (np.random.default_rng(1).random((48, 64)) * 4000).astype(np.uint16)
+    streams = [get_codec("mbt2018", quality=4, weights=str(f)).encode(img) for f in (p, old)]
+    np.testing.assert_array_equal(decode(streams[0]), decode(streams[1]))
+    # recompact: an old file rewritten in the compact form is the same model, in fewer bytes
+    new = weights.recompact(old, tmp_path / "re.pt")
+    assert new.stat().st_size < old.stat().st_size
+    assert torch.equal(torch.load(new, weights_only=True)["state_dict"]["context_prediction.weight"],
+                       sd["context_prediction.weight"])
+
+
 def test_package_import_is_lazy_and_torch_free():
     code = ("import sys, napari_microcomp.weights as w, napari_microcomp.labelfree\n"
             "assert 'torch' not in sys.modules, 'torch imported'\n"

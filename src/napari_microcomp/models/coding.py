@@ -183,6 +183,46 @@ def unpack_cdf_tables(state: Dict[str, torch.Tensor]) -> None:
         state[k] = out
 
 
+def masked_convs(model: nn.Module) -> Dict[str, torch.Tensor]:
+    """Name -> causal mask of every masked convolution (the context models' ``context_prediction``)."""
+    return {name: mod.mask for name, mod in model.named_modules()
+            if isinstance(getattr(mod, "mask", None), torch.Tensor) and isinstance(getattr(mod, "weight", None),
+                                                                                  torch.Tensor)
+            and mod.mask.shape == mod.weight.shape}
+
+
+def pack_masked_weights(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
+    """Store each masked convolution as the taps its mask keeps (flat), without the mask.
+
+    The mask is fixed by the architecture and the masked-out taps never act (every use multiplies by the
+    mask), yet both were stored in full: a fifth of a context model's file. :func:`unpack_masked_weights`
+    rebuilds the same effective convolution.
+    """
+    for name, mask in masked_convs(model).items():
+        state.pop(f"{name}.mask", None)
+        w = state.get(f"{name}.weight")
+        if w is not None and w.shape == mask.shape:
+            state[f"{name}.weight"] = w[mask.bool()]
+
+
+def unpack_masked_weights(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
+    """Undo :func:`pack_masked_weights`. The mask always comes from the architecture: a stored one (older
+    files) must equal it, since a mask that lets the context see undecoded symbols would break decoding."""
+    for name, mask in masked_convs(model).items():
+        stored = state.get(f"{name}.mask")
+        if stored is not None and (stored.shape != mask.shape or not torch.equal(stored.float(), mask.float())):
+            raise ValueError(f"{name}.mask is not the architecture's causal mask")
+        state[f"{name}.mask"] = mask.detach().clone()
+        w = state.get(f"{name}.weight")
+        if w is not None and w.ndim == 1:
+            keep = mask.bool()
+            if w.numel() != int(keep.sum()):
+                raise ValueError(f"{name}.weight: {w.numel()} packed taps, the mask keeps {int(keep.sum())}")
+            full = torch.zeros(mask.shape, dtype=w.dtype)
+            full[keep] = w
+            state[f"{name}.weight"] = full
+
+
 def rebuild_gaussian_tables(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
     """Recompute the GaussianConditional CDF tables from the stored scale table (deterministic)."""
     from compressai.entropy_models import GaussianConditional

@@ -23,7 +23,7 @@ _WHERE = {
                "missing_weights_message", "known_models", "available_models", "labelfree_path"),
     "load": ("FORMAT", "LABELFREE_FORMAT", "LABELFREE_VERSION", "LoadedModel", "load_weights", "load_url",
              "get_model", "clear_cache", "cached", "read_labelfree", "encodable"),
-    "export": ("export_weights", "export_labelfree", "retire"),
+    "export": ("export_weights", "export_labelfree", "retire", "recompact"),
     "fingerprint": ("file_id", "plain_meta", "provenance_markdown"),
     "download": ("ENV_CACHE", "cache_dir", "secure_url", "published_prefixes", "cached_url", "fetch_url"),
 }

@@ -40,11 +40,13 @@ def export_weights(model, arch: str, path, quality: Optional[int], widths: Dict[
     quantiles solved by bisection from its (rounded) density, and the entropy tables rebuilt from
     those values (``update(force=True)``) so that the shipped tables match the shipped parameters
     exactly. The bottleneck tables are stored (never recomputed on load) without their zero padding;
-    the Gaussian tables, which depend only on the stored scale table, are rebuilt on load.
+    the Gaussian tables, which depend only on the stored scale table, are rebuilt on load, as are the
+    context models' causal masks (only the taps a mask keeps are stored).
     """
     import torch
 
-    from ..models.coding import gaussian_table_keys, pack_cdf_tables, solve_bottleneck_quantiles
+    from ..models.coding import (gaussian_table_keys, pack_cdf_tables, pack_masked_weights,
+                                  solve_bottleneck_quantiles)
     from ..models.registry import get_arch
 
     spec = get_arch(arch)
@@ -61,8 +63,30 @@ def export_weights(model, arch: str, path, quality: Optional[int], widths: Dict[
     state = {k: (v.half() if v.is_floating_point() and not k.endswith(("scale_table", ".bound")) else v)
              for k, v in m.state_dict().items() if k not in gc_tables}
     pack_cdf_tables(state)
+    pack_masked_weights(m, state)
     return _save({"format": FORMAT, "arch": arch, "quality": None if spec.vbr else quality,
                   "widths": dict(widths), "state_dict": state, "meta": plain_meta(meta)}, path)
+
+
+def recompact(path, target=None) -> Path:
+    """Rewrite codec weight file ``path`` (to ``target``, default in place, atomically) in the current compact
+    storage: unpadded bottleneck tables, masked convolutions as their kept taps. The model it loads computes
+    the same; only the bytes, hence the fingerprint, change: retire the old file first (:func:`retire`)."""
+    from ..errors import InputError
+    from ..models.coding import pack_cdf_tables, pack_masked_weights, unpack_cdf_tables, unpack_masked_weights
+    from ..models.registry import get_arch
+    from .load import _torch_load
+
+    d = _torch_load(Path(path), f"{path} is not a readable weight file")
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise InputError(f"{path} is not a codec weight file")
+    model = get_arch(d["arch"]).factory(**d["widths"])
+    state = dict(d["state_dict"])
+    unpack_cdf_tables(state)
+    unpack_masked_weights(model, state)
+    pack_cdf_tables(state)
+    pack_masked_weights(model, state)
+    return _save(dict(d, state_dict=state), Path(target or path))
 
 
 def with_meta(path, target, extra: Dict[str, Any]) -> Path:

@@ -70,7 +70,8 @@ ENCODER_ONLY = ("g_a.", "h_a.")   # the analysis transforms: decoding never runs
 
 
 def _read_codec_file(p: Path) -> LoadedModel:
-    from ..models.coding import prepare_for_coding, rebuild_gaussian_tables, unpack_cdf_tables
+    from ..models.coding import (prepare_for_coding, rebuild_gaussian_tables, unpack_cdf_tables,
+                                  unpack_masked_weights)
     from ..models.registry import get_arch
 
     d = _torch_load(p, f"{p} is not a readable weight file")
@@ -101,6 +102,7 @@ def _read_codec_file(p: Path) -> LoadedModel:
         wid = str(meta.get("weights_id") or wid)
     try:
         unpack_cdf_tables(state)
+        unpack_masked_weights(model, state)
         rebuild_gaussian_tables(model, state)
         model.load_state_dict(state)
     except (RuntimeError, KeyError, ValueError) as exc:
