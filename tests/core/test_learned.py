@@ -297,3 +297,14 @@ def test_vbr_fractional_level_codes_between_the_trained_levels(image):
     axis = axis_for("mbt2018-mean-vbr", [image])
     assert not axis.discrete and axis.kwargs(0.5) == {"level": 4.5}
     assert axis_for("mbt2018", [image]).discrete   # fixed-rate models keep their trained levels
+
+
+def test_default_thread_count_respects_the_cores_this_process_may_use(monkeypatch):
+    """A pinned process (cluster CPU set, taskset) must not record more threads than it has cores:
+    oversubscribed, a refined encode ran several times slower."""
+    from napari_microcomp.codecs import weight_levels
+
+    monkeypatch.setattr(weight_levels.os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    assert weight_levels.default_threads() == 1
+    monkeypatch.setattr(weight_levels.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert weight_levels.default_threads() == 4

@@ -28,8 +28,14 @@ def norm_bounds(norm: Dict[str, Any], codec_id: str) -> "tuple[float, float]":
 
 
 def default_threads() -> int:
-    """Thread count recorded in new streams: up to 4 (more rarely helps these model sizes)."""
-    return max(1, min(4, os.cpu_count() or 1))
+    """Thread count recorded in new streams: up to 4 (more rarely helps these model sizes), and no more than
+    the cores this process may run on (a cluster job's CPU set, ``taskset``): more threads than cores made a
+    pinned encode several times slower."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):   # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
 
 
 class WeightLevels:
