@@ -32,6 +32,17 @@ def _save(obj: Dict[str, Any], path) -> Path:
     return Path(path)
 
 
+def _codec_file(path: Path) -> Dict[str, Any]:
+    """The dict of codec weight file ``path``; InputError when it is not one."""
+    from ..errors import InputError
+    from .load import _torch_load
+
+    d = _torch_load(path, f"{path} is not a readable weight file")
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise InputError(f"{path} is not a codec weight file")
+    return d
+
+
 def export_weights(model, arch: str, path, quality: Optional[int], widths: Dict[str, int],
                    meta: Dict[str, Any]) -> Path:
     """Write a compact (fp16) codec weight file with its metadata, atomically.
@@ -72,18 +83,13 @@ def recompact(path, target=None) -> Path:
     """Rewrite codec weight file ``path`` (to ``target``, default in place, atomically) in the current compact
     storage: unpadded bottleneck tables, masked convolutions as their kept taps. The model it loads computes
     the same; only the bytes, hence the fingerprint, change: retire the old file first (:func:`retire`)."""
-    from ..errors import InputError
-    from ..models.coding import pack_cdf_tables, pack_masked_weights, unpack_cdf_tables, unpack_masked_weights
+    from ..models.coding import pack_cdf_tables, pack_masked_weights, unpack_masked_weights
     from ..models.registry import get_arch
-    from .load import _torch_load
 
-    d = _torch_load(Path(path), f"{path} is not a readable weight file")
-    if not isinstance(d, dict) or d.get("format") != FORMAT:
-        raise InputError(f"{path} is not a codec weight file")
+    d = _codec_file(Path(path))
     model = get_arch(d["arch"]).factory(**d["widths"])
     state = dict(d["state_dict"])
-    unpack_cdf_tables(state)
-    unpack_masked_weights(model, state)
+    unpack_masked_weights(model, state)   # checks an older file's mask against the architecture's
     pack_cdf_tables(state)
     pack_masked_weights(model, state)
     return _save(dict(d, state_dict=state), Path(target or path))
@@ -107,12 +113,9 @@ def retire(path, folder) -> Path:
     from ..errors import InputError
     from ..models.registry import get_arch
     from .fingerprint import file_id
-    from .load import _torch_load
 
     path = Path(path)
-    d = _torch_load(path, f"{path} is not a readable weight file")
-    if not isinstance(d, dict) or d.get("format") != FORMAT:
-        raise InputError(f"{path} is not a codec weight file")
+    d = _codec_file(path)
     meta = dict(d.get("meta") or {})
     if meta.get("decoder_only"):
         raise InputError(f"{path} is already a retired (decode-only) file")
