@@ -44,6 +44,8 @@ def check_image(array, *, allow_3d: bool = True, offset: Optional[int] = None) -
         want = "2D (Y, X) or 3D (Z, Y, X)" if allow_3d else "2D (Y, X)"
         raise InputError(f"expected a {want} single-channel image, got {a.ndim}D with shape {a.shape}; "
                          "select one channel/time point first")
+    if not a.dtype.isnative:   # big-endian from a file: some codecs would code the raw bytes
+        a = a.astype(a.dtype.newbyteorder("="))
     if min(a.shape[-2:]) < 8:
         raise InputError(f"image too small to compress meaningfully: shape {a.shape} (need ≥ 8×8 in Y, X)")
     if a.dtype.kind == "f":
