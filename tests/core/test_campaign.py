@@ -376,3 +376,18 @@ def test_a_crashed_campaign_is_restarted_and_a_stopped_one_is_not(tmp_path):
     sup.send_signal(signal.SIGTERM)
     out, _ = sup.communicate(timeout=30)
     assert sup.returncode == 128 + signal.SIGTERM and "restarting" not in out
+
+
+def test_a_restarted_campaign_gets_what_is_left_of_its_time(tmp_path):
+    import sys
+
+    from napari_microcomp.cli.train_zoo import supervise
+
+    flag, seen = tmp_path / "ran", tmp_path / "args"
+    # records the --max-minutes it was given, dies of SIGABRT once
+    child = ("import os, pathlib, sys; p = pathlib.Path(%r)\n"
+             "open(%r, 'a').write(sys.argv[-1] + '\\n')\n"
+             "if not p.exists(): p.write_text('1'); os.abort()\n" % (str(flag), str(seen)))
+    assert supervise([sys.executable, "-c", child], 2, [].append, max_minutes=10) == 0
+    first, second = (float(v) for v in seen.read_text().split())
+    assert 9.9 < first <= 10.0 and second <= first   # one budget for both runs, not 10 minutes each

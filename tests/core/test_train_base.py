@@ -97,3 +97,14 @@ def test_prefetcher_hands_errors_to_the_loop():
             pf.next()
     finally:
         pf.close()
+
+
+def test_a_resumed_run_continues_its_time_schedule():
+    # 60 s trained before, 1 min left now: half-way at once, not back at the start (a restart after a
+    # crash used to send the codec trainer's cosine learning rate back up)
+    t = Toy(10 ** 9, max_minutes=1.0)
+    t.elapsed_before = 60.0
+    assert 0.49 < t.fraction() < 0.52
+    t.step = 9 * 10 ** 8
+    assert t.fraction() == 0.9
+    assert Toy(10, max_minutes=None).fraction() == 0.0

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 from ..errors import MicrocompError
 from ._args import command
@@ -71,9 +71,9 @@ def run(args) -> int:
         cmd = [sys.executable, "-m", "napari_microcomp.cli", "train-zoo", "--plan", str(args.plan),
                "--workdir", str(wd), "--gate-crop", str(args.gate_crop)]
         cmd += (["--only", *args.only] if args.only else []) + (["--threads", str(args.threads)] if args.threads else [])
-        cmd += ["--device", args.device] + (["--max-minutes", str(args.max_minutes)] if args.max_minutes else [])
-        cmd += ["--no-gate"] if args.no_gate else []
-        return supervise(cmd, args.retries, lambda m: print(f"{time.strftime('%H:%M:%S')} {m}", flush=True))
+        cmd += ["--device", args.device] + (["--no-gate"] if args.no_gate else [])
+        return supervise(cmd, args.retries, lambda m: print(f"{time.strftime('%H:%M:%S')} {m}", flush=True),
+                         args.max_minutes)
     logf = open(wd / "campaign.log", "a", buffering=1)
 
     def log(msg: str) -> None:
@@ -103,8 +103,11 @@ def run(args) -> int:
     return 0
 
 
-def supervise(cmd: List[str], retries: int, log: Callable[[str], None]) -> int:
+def supervise(cmd: List[str], retries: int, log: Callable[[str], None],
+              max_minutes: Optional[float] = None) -> int:
     """Run ``cmd``; restart it when it dies of a signal we did not send, up to ``retries`` times.
+    ``max_minutes`` is one budget for all the runs: each (re)start gets ``--max-minutes`` of what is left,
+    so a restart does not begin a fresh budget (the lr cosine follows it: a fresh one sent it back up).
 
     Why: a native fault in a long unattended run (seen: glibc heap errors in cheng2020-attn training after
     1,000–1,500 steps) kills the whole process; the campaign's checkpoints make a restart lose at most
@@ -122,8 +125,10 @@ def supervise(cmd: List[str], retries: int, log: Callable[[str], None]) -> int:
     old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         attempt = 0
+        end = None if max_minutes is None else time.monotonic() + 60.0 * float(max_minutes)
         while True:
-            child = subprocess.Popen(cmd)
+            left = None if end is None else max((end - time.monotonic()) / 60.0, 0.0)
+            child = subprocess.Popen(cmd + ([] if left is None else ["--max-minutes", f"{left:.2f}"]))
             rc = child.wait()
             if rc >= 0 or stopping:
                 return rc if rc >= 0 else 128 - rc
@@ -131,8 +136,8 @@ def supervise(cmd: List[str], retries: int, log: Callable[[str], None]) -> int:
                 name = signal.Signals(-rc).name
             except ValueError:
                 name = f"signal {-rc}"
-            if attempt == retries:
-                log(f"campaign died of {name}; no retries left")
+            if attempt == retries or (end is not None and end - time.monotonic() < 30.0):
+                log(f"campaign died of {name}; " + ("no retries left" if attempt == retries else "its time is spent"))
                 return 128 - rc
             attempt += 1
             log(f"campaign died of {name}; restarting from its checkpoints ({attempt}/{retries})")

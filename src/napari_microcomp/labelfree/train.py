@@ -181,12 +181,6 @@ class LabelFreeTrainer(Trainer):
 
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp)
 
-    def fraction(self) -> float:
-        # With a time budget (per invocation) the schedule runs in time; a resumed run continues it
-        # from where the checkpoint left off and ends it at this invocation's deadline.
-        f = self.step / self.cfg.steps
-        return max(f, self.elapsed() / (self.elapsed_before + self.budget)) if self.budget else f
-
     def _phase_lr(self) -> Tuple[bool, float]:
         """(GAN phase?, learning rate): cosine decay to 5 % over each phase (in time with a budget)."""
         cfg, frac = self.cfg, self.fraction()

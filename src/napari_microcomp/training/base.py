@@ -167,6 +167,14 @@ class Trainer:
         """Seconds of training over every invocation of the run."""
         return self.elapsed_before + self.run_time()
 
+    def fraction(self) -> float:
+        """How far the run is through its schedule: steps, or with a time budget (per invocation) time,
+        whichever is further. A resumed run continues its schedule where the checkpoint left off (its
+        earlier seconds count) and ends it at this invocation's deadline, so a restart after a crash does
+        not send the learning rate back up."""
+        f = self.step / max(self.steps, 1)
+        return max(f, self.elapsed() / (self.elapsed_before + self.budget)) if self.budget else f
+
     def stop_requested(self) -> bool:
         s = self._stop
         if s is None:

@@ -273,7 +273,7 @@ class CodecTrainer(Trainer):
 
     def train_step(self) -> Optional[Progress]:
         cfg = self.cfg
-        frac = max(self.step / max(cfg.steps, 1), self.run_time() / self.budget if self.budget else 0.0)
+        frac = self.fraction()
         lr = cfg.lr * self.lr_scale * lr_factor(self.step, frac, cfg)
         for g in self.opt.param_groups:
             g["lr"] = lr * g.get("lr_mult", 1.0)
