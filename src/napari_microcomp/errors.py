@@ -23,3 +23,10 @@ class WeightsNotFoundError(MicrocompError):
 
 class DecodeDriftWarning(UserWarning):
     """A learned stream decoded from exactly the encoder's latents, but rounded differently (another CPU type)."""
+
+
+def out_of_memory_message(exc: MemoryError) -> str:
+    """What to tell a user whose image did not fit: the failed allocation and the way round it."""
+    detail = f" ({exc})" if str(exc) else ""
+    return (f"out of memory{detail}: this image needs more working memory than is free; for images or volumes "
+            "larger than memory use `microcomp compress-tiled` / `decompress-tiled`, or crop the image first")

@@ -110,11 +110,17 @@ def test_core_refusal_is_shown_and_button_reenabled(make_napari_viewer, qtbot, e
     assert len(viewer.layers) == 1
 
 
-def test_codec_that_raises(make_napari_viewer, qtbot, errors_shown, cell, monkeypatch):
+@pytest.mark.parametrize("exc, shown", [
+    ("codec", "exploded on purpose"),
+    ("memory", "out of memory (Unable to allocate 26.8 GiB"),   # and the way round it, not "unexpected"
+])
+def test_codec_that_raises(make_napari_viewer, qtbot, errors_shown, cell, monkeypatch, exc, shown):
     from napari_microcomp.codecs.classical import JPEG2000
     from napari_microcomp.errors import CodecError
 
     def broken(self, *a, **k):
+        if exc == "memory":
+            raise MemoryError("Unable to allocate 26.8 GiB for an array with shape (60000, 60000)")
         raise CodecError("jpeg2k exploded on purpose")
 
     monkeypatch.setenv("MICROCOMP_GUI_WORKER", "thread")  # the patched codec exists in this process only
@@ -125,8 +131,10 @@ def test_codec_that_raises(make_napari_viewer, qtbot, errors_shown, cell, monkey
     qtbot.addWidget(w)
     w.codec_combo.select("jpeg2k")
     _run(qtbot, w)
-    assert "exploded on purpose" in w.status.text()
-    assert any("exploded on purpose" in m for m in errors_shown())
+    assert shown in w.status.text()
+    assert any(shown in m for m in errors_shown())
+    if exc == "memory":
+        assert "compress-tiled" in w.status.text()
     assert len(viewer.layers) == 1
 
 

@@ -262,6 +262,24 @@ def test_cli_refuses_to_overwrite_and_reports_path_errors(tmp_path, capsys):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") and p.suffix == ".part"]
 
 
+def test_an_image_too_big_for_memory_is_one_clear_line_and_no_output(tmp_path, capsys, monkeypatch):
+    """A header-only 60000² TIFF is under the decode budget, but coding it needs a float copy the
+    machine cannot hold: the user gets the allocation and the way round it, not a traceback."""
+    from napari_microcomp.cli import main
+    from napari_microcomp.codecs import classical
+
+    def no_memory(self, a, header):
+        raise MemoryError("Unable to allocate 26.8 GiB for an array with shape (60000, 60000)")
+    monkeypatch.setattr(classical.ImagecodecsCodec, "_encode_2d", no_memory)
+    src = tmp_path / "a.npy"
+    np.save(src, smooth_image((32, 32), seed=9))
+    out = tmp_path / "a.mcz"
+    assert main(["compress", str(src), str(out), "-c", "jpegxl"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "out of memory (Unable to allocate 26.8 GiB" in err and "compress-tiled" in err
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.suffix == ".part"]
+
+
 def test_api_fixes():
     from concurrent.futures import ThreadPoolExecutor
 

@@ -12,13 +12,15 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (QComboBox, QFrame, QLabel, QListWidget, QListWidgetItem, QScrollArea, QSizePolicy,
                             QVBoxLayout, QWidget)
 
-from ..errors import MicrocompError
+from ..errors import MicrocompError, out_of_memory_message
 
 
 def error_message(exc: BaseException) -> str:
     """The text shown to the user: the project's own message, or the type and text of a bug."""
     if isinstance(exc, MicrocompError):
         return str(exc)
+    if isinstance(exc, MemoryError):
+        return out_of_memory_message(exc)
     return f"unexpected {type(exc).__name__}: {exc}"
 
 

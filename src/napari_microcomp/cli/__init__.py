@@ -8,7 +8,7 @@ import importlib
 import sys
 from typing import List, Optional
 
-from ..errors import MicrocompError
+from ..errors import MicrocompError, out_of_memory_message
 
 # One module per command group; each defines register(subparsers).
 COMMAND_MODULES = [
@@ -84,6 +84,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
         print(f"microcomp {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except MemoryError as exc:   # a numpy allocation the machine cannot hold: one line and the way round it
+        if args.verbose:
+            raise
+        print(f"microcomp {args.command}: error: {out_of_memory_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
