@@ -21,6 +21,14 @@ class WeightsNotFoundError(MicrocompError):
     """A learned model has no weights for the requested setting."""
 
 
+class TrainingDiverged(MicrocompError):
+    """Training kept exploding after every restore. Exits with its own status, which ``train-zoo --retries``
+    restarts from the last checkpoint: a native fault can leave a process computing non-finite gradients
+    from a state that trains fine in a fresh one (seen: cheng2020-attn on CPU, bf16)."""
+
+    exit_code = 3
+
+
 class DecodeDriftWarning(UserWarning):
     """A learned stream decoded from exactly the encoder's latents, but rounded differently (another CPU type)."""
 

@@ -391,3 +391,33 @@ def test_a_restarted_campaign_gets_what_is_left_of_its_time(tmp_path):
     assert supervise([sys.executable, "-c", child], 2, [].append, max_minutes=10) == 0
     first, second = (float(v) for v in seen.read_text().split())
     assert 9.9 < first <= 10.0 and second <= first   # one budget for both runs, not 10 minutes each
+
+
+def test_a_diverged_run_is_restarted_in_a_fresh_process_and_an_error_is_not(tmp_path, monkeypatch, capsys):
+    """After a heap error, a resumed cheng2020-attn process computed non-finite gradients from a checkpoint
+    that trained fine in a fresh process; a divergence therefore gets the crash retries, other errors none."""
+    import sys
+
+    from napari_microcomp.cli import main
+    from napari_microcomp.cli import train_zoo
+    from napari_microcomp.errors import TrainingDiverged
+    from napari_microcomp.training import campaign
+
+    def diverges(*a, **k):
+        raise TrainingDiverged("training diverged (13 loss explosions); lower --lr")
+    monkeypatch.setattr(campaign, "run", diverges)
+    assert main(["train-zoo", "--plan", "p.json", "--workdir", str(tmp_path / "wd")]) == TrainingDiverged.exit_code
+    assert "training diverged" in capsys.readouterr().err
+
+    flag = tmp_path / "ran"
+    once = ("import pathlib, sys; p = pathlib.Path(%r)\n"
+            "if not p.exists(): p.write_text('1'); sys.exit(%d)\n" % (str(flag), TrainingDiverged.exit_code))
+    logs = []
+    assert train_zoo.supervise([sys.executable, "-c", once], 2, logs.append) == 0
+    assert len(logs) == 1 and "diverged" in logs[0] and "fresh process (1/2)" in logs[0]
+    logs.clear()
+    always = [sys.executable, "-c", "import sys; sys.exit(%d)" % TrainingDiverged.exit_code]
+    assert train_zoo.supervise(always, 1, logs.append) == TrainingDiverged.exit_code
+    assert "no retries left" in logs[-1]
+    logs.clear()
+    assert train_zoo.supervise([sys.executable, "-c", "import sys; sys.exit(2)"], 3, logs.append) == 2 and not logs

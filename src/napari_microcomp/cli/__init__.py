@@ -78,7 +78,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.verbose:
             raise
         print(f"microcomp {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return int(getattr(exc, "exit_code", 2))
     except OSError as exc:   # unwritable folder, full disk, missing path: one line, not a traceback
         if args.verbose:
             raise

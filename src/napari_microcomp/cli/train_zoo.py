@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from ..errors import MicrocompError
+from ..errors import MicrocompError, TrainingDiverged
 from ._args import command
 
 
@@ -105,7 +105,8 @@ def run(args) -> int:
 
 def supervise(cmd: List[str], retries: int, log: Callable[[str], None],
               max_minutes: Optional[float] = None) -> int:
-    """Run ``cmd``; restart it when it dies of a signal we did not send, up to ``retries`` times.
+    """Run ``cmd``; restart it when it dies of a signal we did not send, or stops because its training
+    diverged (:class:`TrainingDiverged`'s exit status), up to ``retries`` times in all.
     ``max_minutes`` is one budget for all the runs: each (re)start gets ``--max-minutes`` of what is left,
     so a restart does not begin a fresh budget (the lr cosine follows it: a fresh one sent it back up).
 
@@ -130,17 +131,20 @@ def supervise(cmd: List[str], retries: int, log: Callable[[str], None],
             left = None if end is None else max((end - time.monotonic()) / 60.0, 0.0)
             child = subprocess.Popen(cmd + ([] if left is None else ["--max-minutes", f"{left:.2f}"]))
             rc = child.wait()
-            if rc >= 0 or stopping:
+            if stopping or (rc >= 0 and rc != TrainingDiverged.exit_code):
                 return rc if rc >= 0 else 128 - rc
-            try:
-                name = signal.Signals(-rc).name
-            except ValueError:
-                name = f"signal {-rc}"
+            if rc >= 0:   # a real divergence diverges again from the same checkpoint and uses up the retries
+                what = "stopped: its training diverged"
+            else:
+                try:
+                    what = f"died of {signal.Signals(-rc).name}"
+                except ValueError:
+                    what = f"died of signal {-rc}"
             if attempt == retries or (end is not None and end - time.monotonic() < 30.0):
-                log(f"campaign died of {name}; " + ("no retries left" if attempt == retries else "its time is spent"))
-                return 128 - rc
+                log(f"campaign {what}; " + ("no retries left" if attempt == retries else "its time is spent"))
+                return rc if rc >= 0 else 128 - rc
             attempt += 1
-            log(f"campaign died of {name}; restarting from its checkpoints ({attempt}/{retries})")
+            log(f"campaign {what}; restarting from its checkpoints in a fresh process ({attempt}/{retries})")
     finally:
         for s, h in old.items():
             signal.signal(s, h)

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from .._progress import Progress
-from ..errors import MicrocompError
+from ..errors import MicrocompError, TrainingDiverged
 from ..models.coding import channels_last_by_rank
 from ..models.registry import get_arch
 from ..models.widen import grown, widen_state
@@ -243,7 +243,7 @@ class CodecTrainer(Trainer):
         """A loss (or gradient) explosion: back to the last good state, half the learning rate."""
         self.n_restores += 1
         if self.n_restores > 12:
-            raise MicrocompError(f"training diverged ({self.n_restores} loss explosions); lower --lr")
+            raise TrainingDiverged(f"training diverged ({self.n_restores} loss explosions); lower --lr")
         self.model.load_state_dict(self.good["model"])
         self.opt.load_state_dict(self.good["opt"])
         self.aux_opt.load_state_dict(self.good["aux_opt"])
