@@ -79,6 +79,8 @@ def read_microscopy(path: Union[PathLike, Sequence[PathLike]]) -> List[LayerData
             for scene in scenes:
                 img.set_scene(scene)
                 layers.append(_scene_layer(img, p, scene if len(scenes) > 1 else None))
+        except InputError:   # already says what is wrong with the file
+            raise
         except ImportError as exc:
             raise InputError(f"cannot open {p.name}: {exc} (for .lif files install readlif; for .czi, "
                              "aicspylibczi; for .nd2, nd2)") from exc

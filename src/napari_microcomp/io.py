@@ -104,7 +104,7 @@ def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
             return _select_sample(p, np.asarray(iio.imread(p)), channel, meta), meta
         if suffix in (".tif", ".tiff") and channel is None and scene is None and timepoint is None:
             import tifffile
-            with _quiet_readers(), tifffile.TiffFile(p) as tf:
+            with quiet_readers(p), tifffile.TiffFile(p) as tf:
                 series = tf.series[0]
                 _check_declared(p.name, series.shape, series.dtype)
                 # channels or time points (ImageJ hyperstacks, shaped TIFFs too) are not z: aicsimageio picks
@@ -136,21 +136,48 @@ def plane_names(img) -> List[str]:
     return names if n_s == 1 else [f"{c} sample {s}" for c in names for s in range(n_s)]
 
 
+# what tifffile logs (and then reads past) when a file's page list or a tag points beyond its end: a truncated
+# multi-page TIFF would otherwise come back as its first page(s), without its OME metadata, as if whole
+_TIFF_DAMAGE = ("corrupted tag list", "invalid offset to page", "invalid page offset", "invalid offset to first page",
+                "invalid value offset", "invalid next page")
+
+
+class _Damage(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.found: List[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if any(k in msg for k in _TIFF_DAMAGE):
+            self.found.append(msg)
+
+
 @contextlib.contextmanager
-def _quiet_readers():
+def quiet_readers(path=None):
     """aicsimageio warns about plain TIFFs without a pixel-size unit (the size stays unknown, None in meta);
-    it and tifffile log what they tried on a damaged file, where the caller raises one clear error."""
+    it and tifffile log what they tried on a damaged file, where the caller raises one clear error. A file
+    tifffile reports as truncated (see ``_TIFF_DAMAGE``) is refused here rather than read in part."""
     logs = [logging.getLogger(n) for n in ("aicsimageio.aics_image", "tifffile")]
-    levels = [log.level for log in logs]
-    for log in logs:
-        log.setLevel(logging.CRITICAL)
+    saved = [(log.level, log.propagate) for log in logs]
+    damage = _Damage()
+    logs[0].setLevel(logging.CRITICAL)
+    logs[1].setLevel(logging.WARNING)
+    logs[1].propagate = False   # collected by ``damage``, not printed
+    logs[1].addHandler(damage)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Could not parse tiff pixel size")
             yield
     finally:
-        for log, level in zip(logs, levels):
+        logs[1].removeHandler(damage)
+        for log, (level, propagate) in zip(logs, saved):
             log.setLevel(level)
+            log.propagate = propagate
+    if damage.found:
+        name = Path(path).name if path is not None else "the file"
+        raise InputError(f"{name} is damaged or truncated (tifffile: {damage.found[0][:160]}); refusing to read "
+                         "part of it as if it were whole")
 
 
 def open_aics(path):
@@ -161,7 +188,7 @@ def open_aics(path):
 
     p = Path(path)
     try:
-        with _quiet_readers():
+        with quiet_readers(p):
             img = AICSImage(str(p))
             _ = img.dims  # parsed now (lazily it would fail later, outside this fallback)
         return img
@@ -248,7 +275,7 @@ def _read_aics(p: Path, channel, scene, timepoint, meta):
         notes.append(f"{p.name} has {dims.T} time points; using time point 0 (choose with --timepoint)")
     if notes:
         meta["notes"] = notes
-    with _quiet_readers():
+    with quiet_readers():
         ps = img.physical_pixel_sizes
     meta.update(pixel_size=[ps.Z, ps.Y, ps.X], channel_names=names, channel=c, scene=img.current_scene,
                 timepoint=t)

@@ -59,10 +59,13 @@ def open_lazy(path) -> Any:
             a = np.load(p, mmap_mode="r", allow_pickle=False)
         elif suffix in (".tif", ".tiff"):
             import tifffile
-            try:
-                a = tifffile.memmap(p, mode="r")
-            except ValueError:  # not memory-mappable (compressed, tiled or damaged): decode what a tile needs
-                return _tiff_zarr(p)
+
+            from .io import quiet_readers
+            with quiet_readers(p):   # refuses a truncated file, which tifffile would open as its first pages
+                try:
+                    a = tifffile.memmap(p, mode="r")
+                except ValueError:  # not memory-mappable (compressed, tiled or damaged): decode what a tile needs
+                    return _tiff_zarr(p)
         else:
             from .io import read_image
             return read_image(p)[0]
