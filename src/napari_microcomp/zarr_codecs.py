@@ -32,7 +32,7 @@ from numcodecs.compat import ensure_bytes, ndarray_copy
 from ._progress import Progress, result_of
 from .codecs import Codec, codec_from_config, get_codec
 from .codecs.registry import decode as decode_stream
-from .errors import CodecError, InputError
+from .errors import CodecError, InputError, StreamError
 
 CODEC_ID = "microcomp"
 DTYPES = (np.uint8, np.uint16, np.float32, np.int8, np.int16)
@@ -58,6 +58,10 @@ class MicrocompZarrCodec(NumcodecsCodec):
     ----------
     codec
         A project codec config dict (``codec.get_config()``), a codec, or a codec name.
+    dtype, chunks
+        The array's dtype and chunk shape (recorded by :func:`compress_to_zarr`): a chunk whose stream decodes
+        to another dtype or shape is refused, where zarr would reinterpret its bytes (int16 read as uint16, a
+        (2, 64, 32) stream as a (64, 64) chunk). Arrays written without them decode unchecked.
     """
 
     codec_id = CODEC_ID
@@ -65,8 +69,11 @@ class MicrocompZarrCodec(NumcodecsCodec):
     # it), so chunks of those families are coded one at a time even when zarr uses threads.
     _serial = threading.Lock()
 
-    def __init__(self, codec: CodecLike = "zstd"):
+    def __init__(self, codec: CodecLike = "zstd", dtype: Optional[str] = None,
+                 chunks: Optional[Sequence[int]] = None):
         self.codec = codec_config(codec)
+        self.dtype = None if dtype is None else np.dtype(dtype).name
+        self.chunks = None if chunks is None else [int(c) for c in chunks]
         self._impl: Optional[Codec] = None
 
     def _get(self) -> Codec:
@@ -93,13 +100,32 @@ class MicrocompZarrCodec(NumcodecsCodec):
         data = ensure_bytes(buf)
         with self._guard():
             arr = decode_stream(data)
+        self._check(arr, out)
         return ndarray_copy(arr, out) if out is not None else arr
 
+    def _check(self, arr: np.ndarray, out) -> None:
+        want = self.dtype
+        if want is None and isinstance(out, np.ndarray) and out.dtype != np.uint8:
+            want = out.dtype.name   # a typed buffer says what it holds; raw bytes do not
+        if want is not None and arr.dtype.name != want:
+            raise StreamError(f"microcomp zarr chunk decodes to {arr.dtype.name} but the array holds {want}; "
+                              "refusing to reinterpret its bytes")
+        shape = list(arr.shape)
+        if self.chunks is not None and (shape != self.chunks[len(self.chunks) - len(shape):]
+                                        or int(np.prod(self.chunks)) != arr.size):
+            raise StreamError(f"microcomp zarr chunk decodes to shape {shape}, not the array's chunks "
+                              f"{self.chunks}; refusing to reshape it")
+
     def get_config(self) -> Dict[str, Any]:
-        return {"id": self.codec_id, "codec": dict(self.codec)}
+        cfg: Dict[str, Any] = {"id": self.codec_id, "codec": dict(self.codec)}
+        if self.dtype is not None:
+            cfg["dtype"] = self.dtype
+        if self.chunks is not None:
+            cfg["chunks"] = list(self.chunks)
+        return cfg
 
     def __repr__(self) -> str:
-        return f"MicrocompZarrCodec(codec={self.codec!r})"
+        return f"MicrocompZarrCodec(codec={self.codec!r}, dtype={self.dtype!r}, chunks={self.chunks!r})"
 
 
 class _NoLock:
@@ -162,7 +188,7 @@ def iter_compress_to_zarr(array, path, codec: CodecLike, chunks: Optional[Sequen
     # Written beside the target and renamed at the end: a reader never sees half an array.
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
-        z = _create(str(tmp), shape, chunks, dtype, MicrocompZarrCodec(cfg))
+        z = _create(str(tmp), shape, chunks, dtype, MicrocompZarrCodec(cfg, dtype.name, chunks))
         z.attrs["microcomp"] = {"codec": cfg}
         # One row of chunks along the first axis at a time: bounded memory, and zarr may code the
         # chunks of a row concurrently.

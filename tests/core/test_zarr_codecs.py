@@ -41,7 +41,8 @@ def test_classical_round_trip_chunk_by_chunk(stack, tmp_path):
     assert info["chunks"] == [1, 32, 48] and info["stored_bytes"] > 0
     assert info["compression_ratio"] == pytest.approx(stack.nbytes / info["stored_bytes"])
     meta = json.loads((out / ".zarray").read_text())
-    assert meta["compressor"] == {"id": "microcomp", "codec": codec.get_config()}
+    assert meta["compressor"] == {"id": "microcomp", "codec": codec.get_config(), "dtype": "uint16",
+                                  "chunks": [1, 32, 48]}
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]  # temp dir renamed away
 
 
@@ -120,3 +121,25 @@ def test_plain_zarr_reads_through_the_entry_point(stack, tmp_path):
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.split() == ["(3,", "70,", "90)", str(int(stack.astype(np.int64).sum()))]
+
+
+@pytest.mark.parametrize("stored, message", [
+    (np.full((32, 32), 5, np.uint16), r"shape \[32, 32\], not the array's chunks \[64, 64\]"),
+    (np.full((2, 64, 32), 5, np.uint16), r"shape \[2, 64, 32\]"),          # same bytes, another shape
+    (np.full((64, 64), -5, np.int16), "decodes to int16 but the array holds uint16"),   # same size, other type
+    (np.full((64, 64), 0.5, np.float32), "decodes to float32"),
+])
+def test_a_chunk_stream_of_another_type_or_shape_is_refused_not_reinterpreted(tmp_path, stored, message):
+    """Every chunk is a valid stream on its own, so a swapped or crafted one passes its checksums; zarr would
+    view its bytes as the array's dtype and chunk shape (-5 read as 65531)."""
+    from napari_microcomp.api import compress_array
+    from napari_microcomp.errors import StreamError
+
+    a = smooth_image((128, 128), seed=4)
+    out = tmp_path / "a.zarr"
+    compress_to_zarr(a, out, "zstd", chunks=(64, 64))
+    (out / "0.0").write_bytes(compress_array(stored, "zstd").data)
+    with pytest.raises(StreamError, match=message):
+        open_zarr(out)[:]
+    (out / "0.0").write_bytes(compress_array(np.full((64, 64), 7, np.uint16), "zstd").data)
+    assert (open_zarr(out)[:64, :64] == 7).all() and np.array_equal(open_zarr(out)[64:, 64:], a[64:, 64:])
