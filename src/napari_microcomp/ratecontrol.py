@@ -186,6 +186,8 @@ def parse_target(text: str) -> Tuple[str, float]:
         raise CodecError(f"unknown target {key!r}; use one of {', '.join(TARGETS)}")
     if not np.isfinite(value) or value <= 0:
         raise CodecError(f"target value must be a positive number, got {val!r}")
+    if key == "ssim" and value > 1:
+        raise CodecError(f"an SSIM target is at most 1 (identical images), got {value:g}")
     return key, value
 
 

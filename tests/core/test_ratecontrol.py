@@ -39,7 +39,7 @@ def test_api_target(image):
     assert res.target["met"] and res.metrics["ssim"] >= 0.95
 
 
-@pytest.mark.parametrize("text", ["psnr", "psnr=x", "foo=3", "bpp=-1"])
+@pytest.mark.parametrize("text", ["psnr", "psnr=x", "foo=3", "bpp=-1", "ssim=1.5", "psnr=nan"])
 def test_bad_targets(text):
     with pytest.raises(CodecError):
         parse_target(text)
