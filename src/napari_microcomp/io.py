@@ -10,7 +10,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -25,6 +25,22 @@ def _squeeze_to_zyx(a: np.ndarray) -> np.ndarray:
         a = a[0]
     squeezed = np.squeeze(a)
     return squeezed if squeezed.ndim >= 2 else a
+
+
+def image_files(paths: Iterable) -> List[Path]:
+    """Files as given, folders expanded (recursively, sorted) into the image files they hold."""
+    out: List[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+                          and not f.name.startswith("."))
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise InputError(f"file not found: {p}")
+    if not out:
+        raise InputError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, paths))}")
+    return out
 
 
 def _check_declared(name: str, shape, dtype) -> None:

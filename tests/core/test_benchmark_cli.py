@@ -62,3 +62,21 @@ def test_main_job_plan_without_running_it(shared_data):
         assert any("phase 2 skipped" in n for n in run["notes"])
     else:
         assert list(run["ground_truth"]) == ["isl_phase_z6"]
+
+
+def test_a_folder_stands_for_the_images_in_it(two_images, tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for p in two_images:
+        (folder / p.rsplit("/", 1)[-1]).write_bytes(open(p, "rb").read())
+    (folder / "notes.txt").write_text("not an image")
+    out = tmp_path / "res"
+    assert main(["benchmark", str(folder), "--codecs", "jpegxl", "--qualities", "2", "--out", str(out),
+                 "--no-ms-ssim", "--quiet"]) == 0
+    assert [r["image"] for r in load_csv(out / "results.csv")] == ["img0.tif", "img1.tif"]
+    assert main(["advise", str(folder), "--ssim", "0.9", "--codecs", "jpegxl", "--max-trials", "3"]) == 0
+    capsys.readouterr()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["benchmark", str(empty), "--out", str(tmp_path / "x")]) == 2
+    assert "no image files" in capsys.readouterr().err

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from ..errors import InputError
-from ..io import IMAGE_SUFFIXES, atomic_write_bytes, check_output
+from ..io import IMAGE_SUFFIXES, atomic_write_bytes, check_output, image_files
 from ._args import OVERWRITE_HELP, command, read_input
 
 _TOL_FLAGS = (("psnr", "DB", "PSNR floor in dB (against each image's value range)"),
@@ -17,7 +17,7 @@ _TOL_FLAGS = (("psnr", "DB", "PSNR floor in dB (against each image's value range
 def register(sub) -> None:
     p = command(sub, "advise", cmd_advise, "how hard can I compress? the highest compression per codec within a "
                                            "tolerance, ranked; optionally apply the best")
-    p.add_argument("inputs", nargs="+", metavar="FILE", help="images or stacks (the worst case over all counts)")
+    p.add_argument("inputs", nargs="+", metavar="FILE", help="images or stacks, or folders of them (the worst case over all counts)")
     for name, metavar, text in _TOL_FLAGS:
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=float, metavar=metavar, help=text)
     p.add_argument("--labelfree", metavar="MODEL", help="label-free model name or file, for --r-drop")
@@ -109,6 +109,7 @@ def cmd_advise(args) -> int:
             check_output(path, args.overwrite)
     if args.max_trials < 1:
         raise InputError("--max-trials must be at least 1")
+    args.inputs = [str(p) for p in image_files(args.inputs)]   # folders: the images they hold
     arrays = [read_input(p, channel=args.channel, scene=args.scene, timepoint=args.timepoint) for p in args.inputs]
     codecs = [c.strip() for c in args.codecs.split(",") if c.strip()] if args.codecs else \
         default_codecs(learned=args.learned)

@@ -18,6 +18,7 @@ import numpy as np
 
 from .._progress import drain
 from ..errors import InputError, MicrocompError, WeightsNotFoundError
+from ..io import image_files
 from ._args import command, read_input
 
 MAIN_MODEL = "unet2d-isl-dapi"
@@ -37,7 +38,8 @@ def register(sub) -> None:
                 "Compress every image with every codec configuration, measure stream and reconstruction (phase 1) "
                 "and, with a label-free model and ground truth, the predicted fluorescence (phase 2). Without "
                 "IMAGES: the built-in real samples.")
-    p.add_argument("images", nargs="*", help="image files (TIFF, PNG, NPY, CZI, ND2); default: built-in samples")
+    p.add_argument("images", nargs="*", help="image files (TIFF, PNG, NPY, CZI, ND2) or folders of them; default: "
+                                             "built-in samples")
     p.add_argument("--preset", choices=("tuned", "paper"), default="tuned",
                    help="tuned: whole-image codecs, every level (default); paper: the study's 12 methods")
     p.add_argument("--codecs", nargs="+", metavar="CODEC", help="codec names instead of the preset's")
@@ -106,12 +108,12 @@ def resolve(args) -> Dict[str, Any]:
     predictor, ground_truth = None, None
     phase2_qualities = args.phase2_qualities
     if args.images:
-        images = _read(args.images, args.channel)
+        images = _read([str(p) for p in image_files(args.images)], args.channel)   # folders: their images
         if args.ground_truth:
-            if len(args.ground_truth) != len(images):
-                raise InputError(f"--ground-truth needs one file per image ({len(images)}), "
-                                 f"got {len(args.ground_truth)}")
-            ground_truth = {n: _read([g], None)[0][1] for (n, _), g in zip(images, args.ground_truth)}
+            truth = image_files(args.ground_truth)
+            if len(truth) != len(images):
+                raise InputError(f"--ground-truth needs one file per image ({len(images)}), got {len(truth)}")
+            ground_truth = {n: _read([str(g)], None)[0][1] for (n, _), g in zip(images, truth)}
         if args.model and not args.no_phase2:
             predictor = _predictor(args.model, notes, args.tta)
         elif ground_truth is not None and not args.no_phase2:

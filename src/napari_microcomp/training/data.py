@@ -13,23 +13,12 @@ from typing import Iterable, List, Sequence, Tuple
 import numpy as np
 
 from ..errors import InputError
-from ..io import IMAGE_SUFFIXES, read_image
+from ..io import image_files, read_image
 
 
 def collect_files(paths: Iterable) -> List[Path]:
     """Expand files and folders (recursively) into a sorted list of image files."""
-    out: List[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
-                          and not f.name.startswith("."))
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise InputError(f"training data not found: {p}")
-    if not out:
-        raise InputError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, paths))}")
-    return out
+    return image_files(paths)
 
 
 @dataclass
