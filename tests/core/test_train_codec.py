@@ -191,30 +191,3 @@ def test_a_non_finite_gradient_restores_the_last_good_state(data_dir, tmp_path, 
     state = torch.load(tmp_path / "w.pt", weights_only=True)["state_dict"]
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
 
-
-def test_fp32_attention_keeps_cheng2020_attention_blocks_out_of_bf16(data_dir, tmp_path, monkeypatch):
-    """The plan key ``fp32_attention`` (a trial against the native crashes of bf16 cheng2020-attn training on
-    CPU) runs each AttentionBlock in float32 while the rest of the model stays under bf16 autocast."""
-    import torch
-    from compressai.layers import AttentionBlock
-
-    from napari_microcomp.training import codec as tc
-
-    seen = []
-    real = AttentionBlock.forward
-
-    def spy(self, x):
-        out = real(self, x)
-        seen.append((x.dtype, out.dtype, torch.is_autocast_enabled("cpu")))
-        return out
-
-    monkeypatch.setattr(AttentionBlock, "forward", spy)
-    for flag in (False, True):
-        seen.clear()
-        cfg = tc.TrainConfig(arch="cheng2020-attn", quality=2, data=[str(data_dir / "dapi.tif")], steps=1,
-                             patch=[64], batch=1, widths={"N": 8}, threads=1, bf16=True, fp32_attention=flag,
-                             out=str(tmp_path / f"w{flag}.pt"), log_every=1)
-        list(tc.train(cfg))
-        assert seen and all(s == ((torch.float32, torch.float32, False) if flag else seen[0]) for s in seen)
-        if not flag:
-            assert seen[-1][1] == torch.bfloat16 and seen[-1][2]   # the decoder's block, under autocast

@@ -11,8 +11,7 @@ steps were raised continues from its promoted weights), ``lambdas`` (VBR: the ei
 recorded in the weights; e.g. a wider range for transmitted light), ``lmbda`` (fixed-rate: the job's λ,
 e.g. the level of a VBR table other models of the zoo were trained at), ``init_file`` (a weight file,
 relative to the shipped codecs folder, that warm-starts a job with no ``init`` job), ``sample_power``
-(images drawn ∝ size**power; default 1), ``fp32_attention`` (cheng2020-attn: attention blocks outside bf16
-autocast).
+(images drawn ∝ size**power; default 1).
 
 For each job the runner packs the modality's training split once (``WORKDIR/data/MODALITY``), then
 trains with checkpoints every ``ckpt_every`` steps. It resumes from ``WORKDIR/NAME.ckpt`` when the
@@ -162,7 +161,6 @@ def run_job(job: Dict[str, Any], workdir: Path, jobs_by_name: Dict[str, Dict], s
                       lambdas=job.get("lambdas"), lmbda=job.get("lmbda"),
                       modality=job["modality"], seed=int(job.get("seed", 0)),
                       sample_power=float(job.get("sample_power", 1.0)),
-                      fp32_attention=bool(job.get("fp32_attention", False)),
                       log_every=int(job.get("log_every", 100)), steps_offset=int(done_steps or 0),
                       command=f"microcomp train-zoo --plan PLAN --only {name}")
     log(f"[{name}] start: {'resume ' + resume if resume else 'init ' + init if init else 'from scratch'}, "

@@ -39,7 +39,7 @@ from ..weights.export import export_weights
 from .base import Prefetcher, RunConfig, Trainer, git_revision, load_checkpoint, save_checkpoint
 from .data import PatchSampler, collect_files, load_items
 from .warmstart import CKPT_FORMAT, start_state
-from .precision import cpu_has_bf16 as _cpu_has_bf16, fp32_entropy as _fp32_entropy, fp32_modules, lr_factor
+from .precision import cpu_has_bf16 as _cpu_has_bf16, fp32_entropy as _fp32_entropy, lr_factor
 
 
 
@@ -71,7 +71,6 @@ class TrainConfig(RunConfig):
     fresh_lr_mult: float = 10.0  # learning-rate factor for the tensors a transplanted start left new
     steps_offset: int = 0        # steps the ``init`` weights had already trained (recorded as steps_total)
     sample_power: float = 1.0    # images drawn ∝ size**power: < 1 gives small sources more weight
-    fp32_attention: bool = False  # cheng2020-attn's attention blocks outside bf16 autocast (CPU crash trial)
 
     def resolved_patch(self, ndim: int) -> List[int]:
         if not self.patch:
@@ -200,9 +199,6 @@ class CodecTrainer(Trainer):
         if self.bf16:
             channels_last_by_rank(model, training=True)
         _fp32_entropy(model, device.type)
-        if cfg.fp32_attention and self.bf16:
-            from compressai.layers import AttentionBlock
-            fp32_modules(model, device.type, (AttentionBlock,))
         named = [(n, p) for n, p in model.named_parameters() if not n.endswith(".quantiles") and p.requires_grad]
         self.main_params = [p for _, p in named]
         aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
