@@ -190,4 +190,3 @@ def test_a_non_finite_gradient_restores_the_last_good_state(data_dir, tmp_path, 
     assert len(calls) == 4                       # 3 steps taken, one refused
     state = torch.load(tmp_path / "w.pt", weights_only=True)["state_dict"]
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
-
