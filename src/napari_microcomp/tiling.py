@@ -52,6 +52,8 @@ def as_axes(v: Union[int, Sequence[int], None], ndim: int, name: str) -> Tuple[i
     if v is None:
         raise CodecError(f"{name} is required")
     t = (int(v),) * ndim if np.isscalar(v) else tuple(int(x) for x in v)
+    if len(t) == 1:   # one value for every axis, as for a scalar (the CLI's ``--tile 512``)
+        t = t * ndim
     if len(t) != ndim or any(x < 0 for x in t):
         raise CodecError(f"{name} must be {ndim} non-negative integers, got {v!r}")
     return t

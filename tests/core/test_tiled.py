@@ -257,3 +257,17 @@ def test_open_lazy_refuses_multichannel_tiff(tmp_path):
     tifffile.imwrite(tmp_path / "rgb.tif", rgb, compression="zlib", photometric="rgb")
     with pytest.raises(InputError, match="single-channel"):
         tiled.open_lazy(tmp_path / "rgb.tif")
+
+
+def test_one_tile_size_serves_every_axis(tmp_path, capsys):
+    """`--tile 16` on a 2D image meant (16, 16); it was refused as "must be 2 non-negative integers"."""
+    from napari_microcomp.cli import main
+
+    assert tiling.as_axes([16], 2, "tile") == (16, 16) and tiling.as_axes(16, 3, "tile") == (16, 16, 16)
+    src, out = tmp_path / "a.npy", tmp_path / "a.mcz"
+    np.save(src, smooth_image((48, 40), np.uint16, seed=3))
+    assert main(["compress-tiled", str(src), str(out), "-c", "zstd", "--tile", "16"]) == 0
+    assert "tiles of ≤ [16, 16]" in capsys.readouterr().out
+    assert np.array_equal(decode(out.read_bytes()), np.load(src))
+    with pytest.raises(CodecError, match="must be 2 non-negative"):
+        tiling.as_axes([8, 8, 8], 2, "tile")
