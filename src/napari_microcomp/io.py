@@ -8,6 +8,7 @@ import glob
 import logging
 import os
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
@@ -162,10 +163,11 @@ class _Damage(logging.Handler):
     def __init__(self):
         super().__init__(logging.WARNING)
         self.found: List[str] = []
+        self.thread = threading.get_ident()   # another thread's file is not this one's damage
 
     def emit(self, record: logging.LogRecord) -> None:
         msg = record.getMessage()
-        if any(k in msg for k in _TIFF_DAMAGE):
+        if record.thread == self.thread and any(k in msg for k in _TIFF_DAMAGE):
             self.found.append(msg)
 
 
