@@ -10,13 +10,8 @@ def fp32_entropy(model: torch.nn.Module, device_type: str) -> None:
     """Run every entropy model outside autocast, on float32 inputs (likelihoods need the precision)."""
     from compressai.entropy_models import EntropyModel
 
-    fp32_modules(model, device_type, (EntropyModel,))
-
-
-def fp32_modules(model: torch.nn.Module, device_type: str, kinds) -> None:
-    """Run the modules of ``kinds`` outside autocast, on float32 inputs."""
     for m in model.modules():
-        if isinstance(m, kinds) and "forward" not in m.__dict__:
+        if isinstance(m, EntropyModel) and "forward" not in m.__dict__:
             orig = m.forward
 
             def forward(*args, _orig=orig, **kwargs):
