@@ -31,6 +31,8 @@ def compress_array(array, codec: Union[str, Codec], quality: Optional[int] = Non
     """Compress ``array`` with ``codec`` at ``quality`` (or to ``target``, e.g. ``"psnr=40"``),
     decode the stream back and measure it. ``meta`` (e.g. pixel sizes) goes into the header.
     The input array is never modified."""
+    if isinstance(array, (list, tuple)):   # so the reconstruction keeps the type numpy gives the list
+        array = np.asarray(array)
     a = check_image(array)
     target_info = None
     if target:
