@@ -19,6 +19,15 @@ def int_offset(lo: int, hi: int, offset: Optional[int] = None) -> int:
     return off
 
 
+def pixel_type_error(dtype) -> InputError:
+    """The refusal for pixels that are not numbers a codec can take (bool masks, strings, records, ...)."""
+    dt = np.dtype(dtype)
+    if dt == bool:
+        return InputError("boolean pixels (a mask) are not supported; convert to uint8 first "
+                          "(e.g. mask.astype(numpy.uint8))")
+    return InputError(f"unsupported pixel type {dt}; expected integer or floating-point pixels")
+
+
 def check_image(array, *, allow_3d: bool = True, offset: Optional[int] = None) -> np.ndarray:
     """Return ``array`` as a C-contiguous numpy array of a supported dtype, or raise InputError.
 
@@ -33,12 +42,12 @@ def check_image(array, *, allow_3d: bool = True, offset: Optional[int] = None) -
         raise InputError(f"complex pixel values ({a.dtype}) are not supported; compress the magnitude "
                          "(numpy.abs) or the real and imaginary parts as separate images")
     if a.dtype == bool or a.dtype.kind in "OUSVMm":
-        raise InputError(f"unsupported pixel type {a.dtype}; expected uint8, uint16 or float32")
+        raise pixel_type_error(a.dtype)
     if a.size == 0:
         raise InputError(f"the image is empty (shape {a.shape})")
-    if a.ndim == 3 and a.shape[-1] in (3, 4) and min(a.shape[:2]) > 4:
+    if a.ndim == 3 and a.shape[-1] in (2, 3, 4) and min(a.shape[:2]) > 4:
         raise InputError(
-            f"shape {a.shape} looks like an RGB/RGBA image; microcomp compresses single-channel "
+            f"shape {a.shape} looks like an RGB/RGBA or grey+alpha image; microcomp compresses single-channel "
             "images: pick one channel (e.g. --channel 0) or convert to grayscale")
     if a.ndim not in ((2, 3) if allow_3d else (2,)):
         want = "2D (Y, X) or 3D (Z, Y, X)" if allow_3d else "2D (Y, X)"

@@ -552,6 +552,27 @@ def test_complex_pixels_are_refused_with_advice():
         compress_array(np.zeros((16, 16), np.complex64), "jpeg2k", quality=4)
 
 
+def test_masks_and_grey_alpha_get_advice_not_a_wrong_reason(tmp_path):
+    from napari_microcomp.api import compress_array
+    from napari_microcomp.cli import main
+
+    with pytest.raises(InputError, match=r"mask.*astype\(numpy.uint8\)"):
+        compress_array(np.zeros((16, 16), bool), "jpeg2k", quality=4)
+    with pytest.raises(InputError, match="expected integer or floating-point"):
+        compress_array(np.zeros((16, 16), "U1"), "jpeg2k", quality=4)
+    with pytest.raises(InputError, match="mask"):   # the tile-by-tile path says the same
+        get_codec("tiled", inner=get_codec("jpeg2k", quality=4)).encode(np.zeros((32, 32), bool))
+    # a grey+alpha PNG (Y, X, 2) was refused as "too small"
+    from PIL import Image
+
+    Image.fromarray(np.full((40, 50), 90, np.uint8)).convert("LA").save(tmp_path / "la.png")
+    with pytest.raises(InputError, match="grey\+alpha"):
+        compress_array(np.zeros((40, 50, 2), np.uint8), "jpeg2k", quality=4)
+    assert main(["compress", str(tmp_path / "la.png"), str(tmp_path / "la.mcz"), "-c", "jpeg2k"]) == 2
+    assert main(["compress", str(tmp_path / "la.png"), str(tmp_path / "la.mcz"), "-c", "jpeg2k",
+                 "--channel", "0"]) == 0
+
+
 def _tiff_declaring(path, side: int) -> None:
     """A 64x64 zlib TIFF whose header is edited to declare ``side`` x ``side`` pixels."""
     import io as _io

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import container
 from .._progress import checkpoint
-from .._validate import check_image, int_offset, with_source_dtype
+from .._validate import check_image, int_offset, pixel_type_error, with_source_dtype
 from ..errors import CodecError, InputError, StreamError
 from ..tiling import Box, Tile, as_axes, grid_edges, tile_grid, tiles_from_edges
 from .base import Codec
@@ -53,7 +53,7 @@ def _out_dtype(dtype: np.dtype) -> np.dtype:
         return np.dtype(np.float32)
     if dt.kind in "iu":
         return np.dtype(np.uint16)
-    raise InputError(f"unsupported pixel type {dt}; expected uint8, uint16 or float32")
+    raise pixel_type_error(dt)
 
 
 def _check_volume(volume) -> Tuple[Tuple[int, ...], np.dtype]:
