@@ -80,3 +80,30 @@ def test_a_folder_stands_for_the_images_in_it(two_images, tmp_path, capsys):
     empty.mkdir()
     assert main(["benchmark", str(empty), "--out", str(tmp_path / "x")]) == 2
     assert "no image files" in capsys.readouterr().err
+
+
+def test_a_stray_file_in_a_folder_is_skipped_and_said_a_named_one_is_an_error(two_images, tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "img0.tif").write_bytes(open(two_images[0], "rb").read())
+    (folder / "broken.tif").write_bytes(open(two_images[1], "rb").read()[:40])      # truncated
+    tifffile.imwrite(folder / "rgb.tif", np.zeros((32, 32, 3), np.uint8), photometric="rgb")
+    out = tmp_path / "res"
+    assert main(["benchmark", str(folder), "--codecs", "jpegxl", "--qualities", "2", "--out", str(out),
+                 "--no-ms-ssim", "--quiet"]) == 1     # results for the rest, a non-zero exit for the skipped
+    assert [r["image"] for r in load_csv(out / "results.csv")] == ["img0.tif"]
+    err = capsys.readouterr().err
+    assert "2 file(s) skipped" in err and "broken.tif" in err
+    assert "rgb.tif" in (out / "results.md").read_text()      # the notes name every skipped file
+    assert main(["advise", str(folder), "--ssim", "0.9", "--codecs", "jpegxl", "--max-trials", "3"]) == 1
+    err = capsys.readouterr().err
+    assert "note: skipped" in err and "rgb.tif" in err
+    named = [str(folder / "img0.tif"), str(folder / "rgb.tif")]
+    for cmd in (["benchmark", *named, "--out", str(tmp_path / "x"), "--codecs", "jpegxl"],
+                ["advise", *named, "--ssim", "0.9"]):
+        assert main(cmd) == 2
+        assert "rgb.tif: shape (32, 32, 3) looks like an RGB" in capsys.readouterr().err
+    # --ground-truth pairs by order, so nothing may be skipped there
+    assert main(["benchmark", str(folder), "--ground-truth", *two_images, "--model", "m", "--no-ms-ssim",
+                 "--out", str(tmp_path / "y")]) == 2
+    assert "every image must be readable" in capsys.readouterr().err

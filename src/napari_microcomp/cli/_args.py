@@ -41,3 +41,33 @@ def read_input(path, **select):
     for note in meta.get("notes", ()):
         print(f"note: {note}", file=sys.stderr)
     return array, meta
+
+
+def read_inputs(paths, allow_3d: bool = True, **select):
+    """Read the named files and the images of the named folders: ``([(path, array, meta)], skipped)``.
+
+    A named file that cannot be read or coded (damaged, RGB, a mask, ...) is an error that names it; one found in
+    a folder is skipped with a line in ``skipped``, so that one stray file does not stop a folder's run."""
+    from pathlib import Path
+
+    from .._validate import check_image
+    from ..errors import InputError
+    from ..io import image_files
+
+    out, skipped = [], []
+    for given in map(Path, paths):
+        in_folder = given.is_dir()
+        for p in image_files([given]):
+            try:
+                array, meta = read_input(p, **select)
+                check_image(array, allow_3d=allow_3d)
+            except InputError as exc:
+                if not in_folder:
+                    raise InputError(f"{p.name}: {exc}" if p.name not in str(exc) else str(exc)) from None
+                skipped.append(f"skipped {p}: {exc}")
+                continue
+            out.append((str(p), array, meta))
+    if not out:
+        raise InputError("no readable single-channel image in " + ", ".join(map(str, paths))
+                         + (f" ({len(skipped)} skipped; first: {skipped[0]})" if skipped else ""))
+    return out, skipped

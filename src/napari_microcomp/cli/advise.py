@@ -1,9 +1,10 @@
 """`microcomp advise`: the highest compression each codec reaches within a tolerance."""
+import sys
 from pathlib import Path
 
 from ..errors import InputError
-from ..io import IMAGE_SUFFIXES, atomic_write_bytes, check_output, image_files
-from ._args import OVERWRITE_HELP, command, read_input
+from ..io import IMAGE_SUFFIXES, atomic_write_bytes, check_output
+from ._args import OVERWRITE_HELP, command, read_inputs
 
 _TOL_FLAGS = (("psnr", "DB", "PSNR floor in dB (against each image's value range)"),
               ("ssim", "X", "SSIM floor, e.g. 0.95"),
@@ -17,7 +18,8 @@ _TOL_FLAGS = (("psnr", "DB", "PSNR floor in dB (against each image's value range
 def register(sub) -> None:
     p = command(sub, "advise", cmd_advise, "how hard can I compress? the highest compression per codec within a "
                                            "tolerance, ranked; optionally apply the best")
-    p.add_argument("inputs", nargs="+", metavar="FILE", help="images or stacks, or folders of them (the worst case over all counts)")
+    p.add_argument("inputs", nargs="+", metavar="FILE", help="images or stacks, or folders of them (the worst case over all counts; a file in a "
+                   "folder that cannot be read or coded is skipped, said, and the exit status is 1)")
     for name, metavar, text in _TOL_FLAGS:
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=float, metavar=metavar, help=text)
     p.add_argument("--labelfree", metavar="MODEL", help="label-free model name or file, for --r-drop")
@@ -109,8 +111,11 @@ def cmd_advise(args) -> int:
             check_output(path, args.overwrite)
     if args.max_trials < 1:
         raise InputError("--max-trials must be at least 1")
-    args.inputs = [str(p) for p in image_files(args.inputs)]   # folders: the images they hold
-    arrays = [read_input(p, channel=args.channel, scene=args.scene, timepoint=args.timepoint) for p in args.inputs]
+    items, skipped = read_inputs(args.inputs, channel=args.channel, scene=args.scene, timepoint=args.timepoint)
+    for line in skipped:
+        print(f"note: {line}", file=sys.stderr)
+    args.inputs = [p for p, _, _ in items]
+    arrays = [(a, meta) for _, a, meta in items]
     codecs = [c.strip() for c in args.codecs.split(",") if c.strip()] if args.codecs else \
         default_codecs(learned=args.learned)
     model = None
@@ -130,4 +135,6 @@ def cmd_advise(args) -> int:
         print(f"wrote {advise_report.export_plot(advice, args.plot)}")
     if args.apply:
         _apply(advice, arrays, args.inputs, Path(args.apply), args.apply_format, args.overwrite)
-    return 0
+    if skipped:
+        print(f"microcomp advise: {len(skipped)} file(s) skipped ({skipped[0]})", file=sys.stderr)
+    return 1 if skipped else 0

@@ -19,7 +19,7 @@ import numpy as np
 from .._progress import drain
 from ..errors import InputError, MicrocompError, WeightsNotFoundError
 from ..io import image_files
-from ._args import command, read_input
+from ._args import command, read_input, read_inputs
 
 MAIN_MODEL = "unet2d-isl-dapi"
 MAIN_PHASE2_IMAGE = "isl_phase_z6"
@@ -38,8 +38,9 @@ def register(sub) -> None:
                 "Compress every image with every codec configuration, measure stream and reconstruction (phase 1) "
                 "and, with a label-free model and ground truth, the predicted fluorescence (phase 2). Without "
                 "IMAGES: the built-in real samples.")
-    p.add_argument("images", nargs="*", help="image files (TIFF, PNG, NPY, CZI, ND2) or folders of them; default: "
-                                             "built-in samples")
+    p.add_argument("images", nargs="*", help="image files (TIFF, PNG, NPY, CZI, ND2) or folders of them (a file in a "
+                   "folder that cannot be read or coded is skipped, said, and the exit status is 1); default: "
+                   "built-in samples")
     p.add_argument("--preset", choices=("tuned", "paper"), default="tuned",
                    help="tuned: whole-image codecs, every level (default); paper: the study's 12 methods")
     p.add_argument("--codecs", nargs="+", metavar="CODEC", help="codec names instead of the preset's")
@@ -75,10 +76,9 @@ def _data_range(text: str):
         return text
 
 
-def _read(paths: List[str], channel: Optional[int]) -> List[Tuple[str, np.ndarray]]:
+def _named(items) -> List[Tuple[str, np.ndarray]]:
     out, seen = [], set()
-    for p in paths:
-        arr, _ = read_input(p, channel=channel)
+    for p, arr, _ in items:
         name = Path(p).name
         while name in seen:  # same file name in two folders
             name = f"{name}_"
@@ -105,15 +105,20 @@ def resolve(args) -> Dict[str, Any]:
     from ..benchmark.engine import expand_codecs
 
     notes: List[str] = []
+    skipped: List[str] = []
     predictor, ground_truth = None, None
     phase2_qualities = args.phase2_qualities
     if args.images:
-        images = _read([str(p) for p in image_files(args.images)], args.channel)   # folders: their images
+        items, skipped = read_inputs(args.images, channel=args.channel)   # folders: their images
+        if skipped and args.ground_truth:
+            raise InputError(f"--ground-truth pairs files in order, so every image must be readable: {skipped[0]}")
+        notes += skipped
+        images = _named(items)
         if args.ground_truth:
             truth = image_files(args.ground_truth)
             if len(truth) != len(images):
                 raise InputError(f"--ground-truth needs one file per image ({len(images)}), got {len(truth)}")
-            ground_truth = {n: _read([str(g)], None)[0][1] for (n, _), g in zip(images, truth)}
+            ground_truth = {n: read_input(g)[0] for (n, _), g in zip(images, truth)}
         if args.model and not args.no_phase2:
             predictor = _predictor(args.model, notes, args.tta)
         elif ground_truth is not None and not args.no_phase2:
@@ -143,7 +148,8 @@ def resolve(args) -> Dict[str, Any]:
                           max_autoregressive_levels=None if args.images else MAIN_MAX_AR_LEVELS)
         configs, notes = plan.configs, plan.notes + notes
     return {"images": images, "configs": configs, "predictor": predictor, "ground_truth": ground_truth,
-            "phase2_qualities": phase2_qualities, "notes": notes}
+            "phase2_qualities": phase2_qualities, "notes": notes,
+            "skipped": skipped}
 
 
 def _meta(args, run: Dict[str, Any], seconds: float, n_rows: int) -> Dict[str, Any]:
@@ -211,13 +217,16 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         print(f"{len(rows)} rows in {seconds:.0f} s ({len(failed)} failed); wrote "
               + ", ".join(str(p) for k, p in paths.items() if k != "plots")
               + (", " + ", ".join(str(p) for p in paths["plots"]) if paths["plots"] else ""))
+    if run["skipped"]:
+        print(f"microcomp benchmark: {len(run['skipped'])} file(s) skipped ({run['skipped'][0]}); the notes list them",
+              file=sys.stderr)
     if failed:
         first = failed[0]
         print(f"microcomp benchmark: {len(failed)} of {len(rows)} row(s) failed (first: "
               f"{first.get('label') or first.get('codec', '?')} on {first.get('image', '?')}: {str(first.get('error', ''))[:200]}); "
               f"the tables mark them", file=sys.stderr)
         return 1
-    return 0
+    return 1 if run["skipped"] else 0
 
 
 __all__ = ["register", "resolve", "cmd_benchmark"]
