@@ -114,6 +114,24 @@ def test_sampler_shapes_range_and_padding(data_dir):
         collect_files([data_dir / "missing"])
 
 
+def test_damaged_and_non_finite_training_files_are_left_out_and_said(data_dir, tmp_path):
+    import tifffile
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a_truncated.tif").write_bytes((data_dir / "dapi.tif").read_bytes()[:64])
+    hot = np.linspace(0, 1, 48 * 48, dtype=np.float32).reshape(48, 48)
+    hot[3, 3] = np.inf                                   # one Inf would make every crop of it NaN
+    tifffile.imwrite(bad / "b_inf.tif", hot)
+    files = collect_files([data_dir, bad])
+    with pytest.raises(InputError, match="a_truncated.tif"):
+        load_items(files, ndim=2)                        # without a list to note them in: an error
+    skipped = []
+    items = load_items(files, ndim=2, skipped=skipped)
+    assert len(items) == 1 + 4 and all(np.isfinite(it.hi) for it in items)
+    assert len(skipped) == 2 and "a_truncated.tif" in skipped[0] and "b_inf.tif: NaN/Inf" in skipped[1]
+
+
 def test_sampling_power_shifts_draws_towards_small_images():
     from napari_microcomp.training.data import Item
 

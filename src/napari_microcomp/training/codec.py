@@ -158,7 +158,10 @@ class CodecTrainer(Trainer):
         cfg, spec = self.cfg, self.spec
         self.files = collect_files(cfg.data)
         yield Progress("load", 0, len(self.files), f"reading {len(self.files)} file(s)")
-        self.items = load_items(self.files, spec.ndim)
+        skipped: List[str] = []
+        self.items = load_items(self.files, spec.ndim, skipped)
+        for note in skipped:
+            yield Progress("load", 0, len(self.files), f"skipped {note}")
         self.patch = patch = cfg.resolved_patch(spec.ndim)
         if any(p % spec.multiple for p in patch[-2:]):
             raise MicrocompError(f"{cfg.arch} needs --patch sizes (Y, X) that are multiples of {spec.multiple}, "

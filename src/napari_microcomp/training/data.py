@@ -8,7 +8,7 @@ Images are drawn with probability proportional to their size, so every pixel is 
 """
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -43,11 +43,20 @@ def _split(name: str, a: np.ndarray, ndim: int) -> List[Tuple[str, np.ndarray]]:
     return []
 
 
-def load_items(files: Sequence[Path], ndim: int = 2) -> List[Item]:
-    """Read ``files`` into normalisable items: planes for ``ndim=2``, stacks for ``ndim=3``."""
+def load_items(files: Sequence[Path], ndim: int = 2, skipped: Optional[List[str]] = None) -> List[Item]:
+    """Read ``files`` into normalisable items: planes for ``ndim=2``, stacks for ``ndim=3``.
+
+    With a ``skipped`` list, a file that cannot be read is noted there instead of stopping the run; a plane with
+    NaN/Inf (which would poison every batch it is drawn into) is always left out, and noted."""
     items: List[Item] = []
     for f in files:
-        a, _ = read_image(f)
+        try:
+            a, _ = read_image(f)
+        except InputError as exc:
+            if skipped is None:
+                raise
+            skipped.append(str(exc))
+            continue
         a = np.asarray(a)
         if a.dtype.kind not in "uif":
             continue
@@ -55,6 +64,10 @@ def load_items(files: Sequence[Path], ndim: int = 2) -> List[Item]:
             a = a.astype(np.float32)
         for name, x in _split(Path(f).name, a, ndim):
             lo, hi = float(x.min()), float(x.max())
+            if not (np.isfinite(lo) and np.isfinite(hi)):
+                if skipped is not None:
+                    skipped.append(f"{name}: NaN/Inf values")
+                continue
             if hi > lo and min(x.shape[-2:]) >= 16:
                 items.append(Item(name, x, lo, hi))
     if not items:
