@@ -7,6 +7,7 @@ import tifffile
 
 from helpers import smooth_image
 from napari_microcomp.cli import main
+from napari_microcomp.codecs import decode
 
 
 def run(argv, capsys):
@@ -114,7 +115,7 @@ def test_real_nd2_round_trip_keeps_pixel_size(shared_data, tmp_path, capsys):
     rc, _, _ = run(["decompress", out, tmp_path / "pbmc.ome.tif"], capsys)
     with tifffile.TiffFile(tmp_path / "pbmc.ome.tif") as tf:
         assert tf.is_ome and "PhysicalSizeX" in tf.ome_metadata
-    rc, _, err = run(["compress", nd2, out, "--channel", "7"], capsys)
+    rc, _, err = run(["compress", nd2, tmp_path / "c7.mcz", "--channel", "7"], capsys)
     assert rc == 2 and "channel" in err
 
 
@@ -134,3 +135,35 @@ def test_decompress_no_verify_rescues_a_checksum_mismatch(tmp_path, capsys):
     assert "--no-verify" in capsys.readouterr().err and not (tmp_path / "a.npy").exists()
     assert main(["decompress", str(src), str(tmp_path / "b.npy"), "--no-verify"]) == 0
     assert "UNVERIFIED" in capsys.readouterr().err and np.load(tmp_path / "b.npy").shape == img.shape
+
+
+def test_compress_many_files_and_folders(tmp_path, capsys):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    a, b = smooth_image((48, 40), np.uint16, seed=1, bits=12), smooth_image((2, 32, 32), np.uint16, seed=2)
+    tifffile.imwrite(src / "a.tif", a)
+    np.save(src / "sub" / "b.npy", b)
+    tifffile.imwrite(src / "rgb.tif", np.zeros((32, 32, 3), np.uint8), photometric="rgb")
+    out = tmp_path / "out"
+    rc, text, err = run(["compress", src, "--out-dir", out, "-c", "jpegxl", "--lossless"], capsys)
+    assert rc == 1 and "skipped" in err and "rgb.tif" in err          # the rest is done, the stray one said
+    assert "compressed 2 of 3 file(s)" in text
+    for name, want in (("a.tif.mcz", a), ("sub/b.npy.mcz", b)):      # sub-folders kept, streams exact
+        assert np.array_equal(decode((out / name).read_bytes()), want)
+    assert not (out / "rgb.tif.mcz").exists()
+    # every output is checked before anything is written
+    (out / "a.tif.mcz").write_bytes(b"keep")
+    rc, _, err = run(["compress", src, "--out-dir", out, "-c", "zstd"], capsys)
+    assert rc == 2 and "a.tif.mcz exists" in err and (out / "a.tif.mcz").read_bytes() == b"keep"
+    # several named files without --out-dir: each beside its input
+    rc, text, _ = run(["compress", src / "a.tif", src / "sub" / "b.npy", "-c", "zstd", "--no-metrics"], capsys)
+    assert rc == 0 and (src / "a.tif.mcz").is_file() and (src / "sub" / "b.npy.mcz").is_file()
+    for argv, message in [
+        (["compress", src / "a.tif", src / "sub" / "b.npy", tmp_path / "o.mcz"], "use --out-dir"),
+        (["compress", src, tmp_path / "o.mcz"], "is a folder"),
+        (["compress", src / "a.tif", tmp_path / "o.mcz", "--out-dir", out], "not both"),
+        (["compress", src / "a.tif", src / "a.tif", "--overwrite"], "both be written"),
+        (["compress", src, "--zarr", tmp_path / "z.zarr"], "one input"),
+    ]:
+        rc, _, err = run(argv, capsys)
+        assert rc == 2 and message in err, (argv, err)

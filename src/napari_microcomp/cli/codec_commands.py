@@ -6,10 +6,10 @@ from typing import Any, Dict, List
 
 from .. import codecs as _codecs
 from .. import container
-from ..errors import CodecError, InputError
+from ..errors import CodecError, InputError, MicrocompError, out_of_memory_message
 from ..io import atomic_write_bytes, check_output, write_image
 from ..weights.locate import PROVISIONAL_NOTE
-from ._args import command, in_out, read_input
+from ._args import OVERWRITE_HELP, command, in_out, read_input
 
 EXT = ".mcz"
 
@@ -18,8 +18,16 @@ def register(sub) -> None:
     p = command(sub, "codecs", cmd_codecs, "list codecs, their quality 1–8 mapping and availability")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = command(sub, "compress", cmd_compress, "compress an image file to a .mcz stream")
-    in_out(p, "TIFF/OME-TIFF, PNG, NPY, CZI or ND2", f"output {EXT} file (default: INPUT{EXT})", optional_output=True)
+    p = command(sub, "compress", cmd_compress, "compress image files to .mcz streams",
+                description=f"INPUT [OUTPUT{EXT}] compresses one file; several inputs or folders compress each image "
+                            f"to its own INPUT{EXT}, beside it or in --out-dir (a file there that cannot be read or "
+                            "coded is skipped, said, and the exit status is 1).")
+    p.add_argument("paths", nargs="+", metavar="INPUT",
+                   help=f"TIFF/OME-TIFF, PNG, NPY, CZI or ND2 files or folders of them; after a single input, "
+                        f"optionally the output {EXT} file (default: INPUT{EXT})")
+    p.add_argument("--out-dir", metavar="DIR", help=f"write the {EXT} files here (a folder's files keep their "
+                                                    "sub-folders)")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--codec", "-c", default="jpegxl", help="codec name (see `microcomp codecs`)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--quality", "-q", type=int, help="1 (smallest) … 8 (best); default 4")
@@ -125,25 +133,52 @@ def _print_metrics(m: Dict[str, Any]) -> None:
 
 
 def cmd_compress(args) -> int:
-    from ..api import compress_array
+    from . import _batch
 
     chunks = _parse_chunks(args.chunks) if args.zarr and args.chunks is not None else None  # before the read
-    array, meta = read_input(args.input, channel=args.channel, scene=args.scene, timepoint=args.timepoint)
     params = _parse_params(args.param)
     for key in ("weights", "refine"):
         if getattr(args, key, None) is not None:
             params[key] = getattr(args, key)
+    _codecs.get_codec(args.codec, quality=args.quality, lossless=args.lossless, **params)  # a bad codec: now
     if args.zarr:
+        if len(args.paths) != 1 or args.out_dir or Path(args.paths[0]).is_dir():
+            raise InputError("--zarr writes one array: give one input file")
+        array, _ = read_input(args.paths[0], channel=args.channel, scene=args.scene, timepoint=args.timepoint)
         from ..zarr_codecs import compress_to_zarr
 
         codec = _codecs.get_codec(args.codec, quality=args.quality, lossless=args.lossless, **params)
         compress_to_zarr(array, args.zarr, codec, chunks=chunks)
         print(f"wrote {args.zarr} ({codec.label}, shape {array.shape})")
         return 0
-    out = Path(args.output or (str(args.input) + EXT))
-    if out.suffix.lower() != EXT:
-        raise InputError(f"output must end in {EXT}, got {out.name}")
-    check_output(out, args.overwrite)
+    jobs = _batch.plan(args.paths, EXT, args.out_dir, args.overwrite)
+    if len(jobs) == 1 and not jobs[0].in_folder:
+        _compress_one(args, jobs[0].source, jobs[0].output, params)
+        return 0
+    skipped, done, raw, coded = [], 0, 0, 0
+    for job in jobs:
+        try:
+            n_in, n_out = _compress_one(args, job.source, job.output, dict(params))
+        except (MicrocompError, MemoryError) as exc:
+            why = out_of_memory_message(exc) if isinstance(exc, MemoryError) else str(exc)
+            skipped.append(f"{job.source}: {why}")
+            print(f"skipped {job.source}: {why}", file=sys.stderr)
+            continue
+        done, raw, coded = done + 1, raw + n_in, coded + n_out
+    ratio = f", CR {raw / coded:.2f}" if coded else ""
+    print(f"compressed {done} of {len(jobs)} file(s): {raw / 1e6:.1f} MB of pixels in {coded / 1e6:.2f} MB{ratio}")
+    if skipped:
+        print(f"microcomp compress: {len(skipped)} file(s) skipped (first: {skipped[0]})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _compress_one(args, source: Path, out: Path, params: Dict[str, Any]):
+    """Compress one file to ``out``; return (pixel bytes, stream bytes)."""
+    from ..api import compress_array
+
+    array, meta = read_input(source, channel=args.channel, scene=args.scene, timepoint=args.timepoint)
+    out.parent.mkdir(parents=True, exist_ok=True)
     keep = {k: v for k, v in meta.items()
             if k in ("pixel_size", "channel_names", "channel", "scene", "timepoint", "source")}
     if args.lossless:
@@ -153,7 +188,7 @@ def cmd_compress(args) -> int:
         data = codec.encode(array, meta=keep)
         atomic_write_bytes(out, data)
         print(f"wrote {out} ({codec.label}, {len(data)} bytes)")
-        return 0
+        return array.nbytes, len(data)
     res = compress_array(array, args.codec, quality=args.quality, target=args.target, meta=keep, **params)
     atomic_write_bytes(out, res.data)
     print(f"wrote {out}: {res.codec.label}, shape {list(array.shape)} {array.dtype}, "
@@ -167,7 +202,7 @@ def cmd_compress(args) -> int:
         from ..metrics import per_slice
         ps = per_slice(array, res.reconstruction)
         print("per-slice PSNR: " + " ".join(f"{v:.1f}" for v in ps["psnr"]))
-    return 0
+    return array.nbytes, len(res.data)
 
 
 def cmd_decompress(args) -> int:
