@@ -151,6 +151,17 @@ def test_compress_many_files_and_folders(tmp_path, capsys):
     for name, want in (("a.tif.mcz", a), ("sub/b.npy.mcz", b)):      # sub-folders kept, streams exact
         assert np.array_equal(decode((out / name).read_bytes()), want)
     assert not (out / "rgb.tif.mcz").exists()
+    # and back: a folder of streams to images named after their sources, sub-folders kept
+    (out / "junk.mcz").write_bytes(b"not a stream")
+    back = tmp_path / "back"
+    rc, text, err = run(["decompress", out, "--out-dir", back], capsys)
+    assert rc == 1 and "junk.mcz" in err and "decompressed 2 of 3" in text
+    assert np.array_equal(tifffile.imread(back / "a.tif"), a) and np.array_equal(np.load(back / "sub" / "b.npy"), b)
+    rc, _, _ = run(["decompress", out / "a.tif.mcz", out / "sub" / "b.npy.mcz", "--out-dir", back / "n",
+                    "--format", "npy"], capsys)
+    assert rc == 0 and np.array_equal(np.load(back / "n" / "a.npy"), a) and (back / "n" / "b.npy").is_file()
+    rc, _, err = run(["decompress", out / "a.tif.mcz", out / "sub" / "b.npy.mcz", "--out-dir", back], capsys)
+    assert rc == 2 and "exists" in err                                # nothing replaced without --overwrite
     # every output is checked before anything is written
     (out / "a.tif.mcz").write_bytes(b"keep")
     rc, _, err = run(["compress", src, "--out-dir", out, "-c", "zstd"], capsys)

@@ -2,14 +2,14 @@
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from .. import codecs as _codecs
 from .. import container
 from ..errors import CodecError, InputError, MicrocompError, out_of_memory_message
-from ..io import atomic_write_bytes, check_output, write_image
+from ..io import atomic_write_bytes, image_files, write_image
 from ..weights.locate import PROVISIONAL_NOTE
-from ._args import OVERWRITE_HELP, command, in_out, read_input
+from ._args import OVERWRITE_HELP, command, read_input
 
 EXT = ".mcz"
 
@@ -47,8 +47,16 @@ def register(sub) -> None:
     p.add_argument("--chunks", help="zarr chunk shape, e.g. 1,512,512")
     p.add_argument("--no-metrics", action="store_true", help="skip the decode + metrics step")
 
-    p = command(sub, "decompress", cmd_decompress, "decode a .mcz stream to TIFF/OME-TIFF or NPY")
-    in_out(p, output_help="output .tif / .ome.tif / .npy")
+    p = command(sub, "decompress", cmd_decompress, "decode .mcz streams to TIFF/OME-TIFF or NPY",
+                description=f"INPUT{EXT} OUTPUT decodes one stream; several streams or folders of them decode each "
+                            f"to its name without {EXT} (a.tif.mcz -> a.tif; else NAME.tif), best in --out-dir (a "
+                            "stream that cannot be decoded is skipped, said, and the exit status is 1).")
+    p.add_argument("paths", nargs="+", metavar="INPUT",
+                   help=f"{EXT} files or folders of them; after a single input, the output .tif / .ome.tif / .npy")
+    p.add_argument("--out-dir", metavar="DIR", help="write the images here (a folder's files keep their sub-folders)")
+    p.add_argument("--format", choices=("tif", "npy"), help="output type for several inputs (default: the name's "
+                                                            "own, else tif)")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--no-verify", action="store_true",
                    help="data rescue: write the reconstruction even if it does not match the checksum its encoder "
                         "recorded (a stream from a computer whose decoder rounds a few pixels differently)")
@@ -151,7 +159,8 @@ def cmd_compress(args) -> int:
         compress_to_zarr(array, args.zarr, codec, chunks=chunks)
         print(f"wrote {args.zarr} ({codec.label}, shape {array.shape})")
         return 0
-    jobs = _batch.plan(args.paths, EXT, args.out_dir, args.overwrite)
+    jobs = _batch.plan(args.paths, _batch.Kind((EXT,), lambda name: name + EXT, lambda d: image_files([d])),
+                       args.out_dir, args.overwrite)
     if len(jobs) == 1 and not jobs[0].in_folder:
         _compress_one(args, jobs[0].source, jobs[0].output, params)
         return 0
@@ -205,22 +214,55 @@ def _compress_one(args, source: Path, out: Path, params: Dict[str, Any]):
     return array.nbytes, len(res.data)
 
 
+_IMAGE_OUT = (".ome.tif", ".tif", ".tiff", ".npy")
+
+
+def _decoded_name(name: str, fmt: Optional[str]) -> str:
+    """a.tif.mcz -> a.tif (or a.npy with ``fmt="npy"``); x.mcz -> x.tif."""
+    stem = name[: -len(EXT)] if name.lower().endswith(EXT) else name
+    own = next((e for e in _IMAGE_OUT if stem.lower().endswith(e)), None)
+    if own and (fmt is None or own.endswith(fmt)):
+        return stem
+    return (stem[: -len(own)] if own else stem) + "." + (fmt or "tif")
+
+
 def cmd_decompress(args) -> int:
-    check_output(args.output, args.overwrite)
-    data = Path(args.input).read_bytes() if Path(args.input).is_file() else None
-    if data is None:
-        raise InputError(f"file not found: {args.input}")
-    header = _codecs.info(data)
+    from . import _batch
+
+    kind = _batch.Kind(_IMAGE_OUT, lambda name: _decoded_name(name, args.format),
+                       lambda d: sorted(f for f in d.rglob("*" + EXT) if f.is_file() and not f.name.startswith(".")))
+    jobs = _batch.plan(args.paths, kind, args.out_dir, args.overwrite)
+    if len(jobs) == 1 and not jobs[0].in_folder:
+        _decompress_one(jobs[0].source, jobs[0].output, not args.no_verify)
+        return 0
+    skipped = []
+    for job in jobs:
+        try:
+            _decompress_one(job.source, job.output, not args.no_verify)
+        except (MicrocompError, MemoryError) as exc:
+            why = out_of_memory_message(exc) if isinstance(exc, MemoryError) else str(exc)
+            skipped.append(f"{job.source}: {why}")
+            print(f"skipped {job.source}: {why}", file=sys.stderr)
+    print(f"decompressed {len(jobs) - len(skipped)} of {len(jobs)} file(s)")
+    if skipped:
+        print(f"microcomp decompress: {len(skipped)} file(s) skipped (first: {skipped[0]})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _decompress_one(source: Path, out: Path, verify: bool) -> None:
     import warnings
 
+    data = source.read_bytes()
+    header = _codecs.info(data)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        array = _codecs.decode(data, verify=not args.no_verify)
+        array = _codecs.decode(data, verify=verify)
     for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
-    write_image(args.output, array, header.get("meta"))
-    print(f"wrote {args.output}: {array.dtype}{list(array.shape)} from {header['codec']['id']}")
-    return 0
+        print(f"warning: {source.name}: {w.message}", file=sys.stderr)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_image(out, array, header.get("meta"))
+    print(f"wrote {out}: {array.dtype}{list(array.shape)} from {header['codec']['id']}")
 
 
 def cmd_info(args) -> int:
