@@ -208,3 +208,27 @@ def test_a_non_finite_gradient_restores_the_last_good_state(data_dir, tmp_path, 
     assert len(calls) == 4                       # 3 steps taken, one refused
     state = torch.load(tmp_path / "w.pt", weights_only=True)["state_dict"]
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+def test_retries_train_in_a_child_restarted_from_the_checkpoint(data_dir, tmp_path, monkeypatch, capsys):
+    from napari_microcomp.cli import train_zoo
+
+    out = tmp_path / "f.pt"
+    base = ["train-codec", "--arch", "bmshj2018-factorized", "--quality", "2", "--data", str(data_dir),
+            "--steps", "2", "--widths", "N=8,M=8", "--out", str(out), *ARGS]
+    # the child really trains; the checkpoint defaults to OUT.ckpt
+    assert main(base + ["--retries", "1", "--max-minutes", "5"]) == 0
+    assert _meta(out)["steps"] == 2 and torch.load(tmp_path / "f.ckpt", weights_only=False)["step"] == 2
+    # what each start runs: no --retries or stale --max-minutes (the supervisor adds what is left), and after a
+    # crash --resume from the checkpoint
+    seen = {}
+    monkeypatch.setattr(train_zoo, "supervise", lambda cmd, retries, log, budget, name: seen.update(
+        cmd=cmd, retries=retries, budget=budget) or 0)
+    assert main(base + ["--retries", "3", "--max-minutes", "7", "--ckpt", str(tmp_path / "f.ckpt")]) == 0
+    first, again = seen["cmd"](0), seen["cmd"](1)
+    assert seen["retries"] == 3 and seen["budget"] == 7
+    assert "--retries" not in first and "--max-minutes" not in first and "--resume" not in first
+    assert again[again.index("--resume") + 1] == str(tmp_path / "f.ckpt")
+    assert main(base + ["--retries", "-1"]) == 2
+    assert main(["train-codec", "--arch", "bmshj2018-factorized", "--quality", "2", "--data", str(data_dir),
+                 "--retries", "1"]) == 2 and "--retries needs --ckpt" in capsys.readouterr().err

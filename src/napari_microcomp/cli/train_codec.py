@@ -61,6 +61,9 @@ def register(subparsers) -> None:
     p.add_argument("--bf16", dest="bf16", action="store_true", default=None,
                    help="force bf16 autocast (default: on for cuda and bf16-capable CPUs)")
     p.add_argument("--no-bf16", dest="bf16", action="store_false")
+    p.add_argument("--retries", type=int, default=None, metavar="N",
+                   help="train in a child process and restart it from --ckpt (up to N times) if it dies of a native "
+                        "crash or diverges; --max-minutes stays one budget")
 
 
 def _command_line(args) -> str:
@@ -81,9 +84,39 @@ def _command_line(args) -> str:
     return shlex.join(parts)
 
 
+def _supervised(args) -> int:
+    """``--retries N``: train in a child process, restarted from ``--ckpt`` after a native crash or a divergence."""
+    import sys
+    import time
+    from pathlib import Path
+
+    from ..errors import InputError
+    from .train_zoo import supervise
+
+    if args.retries < 0:
+        raise InputError(f"--retries must be 0 or more, got {args.retries}")
+    if not args.ckpt:
+        if not args.out:
+            raise InputError("--retries needs --ckpt FILE (what a restart resumes from) or --out")
+        args.ckpt = str(Path(args.out).with_suffix(".ckpt"))
+    budget, retries = args.max_minutes, args.retries
+
+    def child(attempt: int):
+        a = argparse.Namespace(**vars(args))
+        a.retries, a.max_minutes = None, None          # the supervisor passes what is left of the budget
+        if attempt and Path(args.ckpt).is_file():
+            a.resume = args.ckpt
+        return [sys.executable, "-m", "napari_microcomp.cli", *shlex.split(_command_line(a))[1:]]
+
+    return supervise(child, retries, lambda m: print(f"{time.strftime('%H:%M:%S')} {m}", flush=True), budget,
+                     name="training")
+
+
 def run(args) -> int:
     from ..training.codec import TrainConfig, train
 
+    if args.retries is not None:
+        return _supervised(args)
     cfg = TrainConfig(arch=args.arch, data=list(args.data), quality=args.quality, lmbda=args.lmbda, lambdas=args.lambdas,
                       steps=args.steps, patch=args.patch, batch=args.batch, lr=args.lr, aux_lr=args.aux_lr,
                       device=args.device, max_minutes=args.max_minutes, out=args.out, ckpt=args.ckpt,

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Union
 
 from ..errors import MicrocompError, TrainingDiverged
 from ._args import command
@@ -103,10 +103,10 @@ def run(args) -> int:
     return 0
 
 
-def supervise(cmd: List[str], retries: int, log: Callable[[str], None],
-              max_minutes: Optional[float] = None) -> int:
-    """Run ``cmd``; restart it when it dies of a signal we did not send, or stops because its training
-    diverged (:class:`TrainingDiverged`'s exit status), up to ``retries`` times in all.
+def supervise(cmd: Union[List[str], Callable[[int], List[str]]], retries: int, log: Callable[[str], None],
+              max_minutes: Optional[float] = None, name: str = "campaign") -> int:
+    """Run ``cmd`` (or ``cmd(attempt)``, 0 first); restart it when it dies of a signal we did not send, or stops
+    because its training diverged (:class:`TrainingDiverged`'s exit status), up to ``retries`` times in all.
     ``max_minutes`` is one budget for all the runs: each (re)start gets ``--max-minutes`` of what is left,
     so a restart does not begin a fresh budget (the lr cosine follows it: a fresh one sent it back up).
 
@@ -129,7 +129,8 @@ def supervise(cmd: List[str], retries: int, log: Callable[[str], None],
         end = None if max_minutes is None else time.monotonic() + 60.0 * float(max_minutes)
         while True:
             left = None if end is None else max((end - time.monotonic()) / 60.0, 0.0)
-            child = subprocess.Popen(cmd + ([] if left is None else ["--max-minutes", f"{left:.2f}"]))
+            argv = cmd(attempt) if callable(cmd) else list(cmd)
+            child = subprocess.Popen(argv + ([] if left is None else ["--max-minutes", f"{left:.2f}"]))
             rc = child.wait()
             if stopping or (rc >= 0 and rc != TrainingDiverged.exit_code):
                 return rc if rc >= 0 else 128 - rc
@@ -141,10 +142,10 @@ def supervise(cmd: List[str], retries: int, log: Callable[[str], None],
                 except ValueError:
                     what = f"died of signal {-rc}"
             if attempt == retries or (end is not None and end - time.monotonic() < 30.0):
-                log(f"campaign {what}; " + ("no retries left" if attempt == retries else "its time is spent"))
+                log(f"{name} {what}; " + ("no retries left" if attempt == retries else "its time is spent"))
                 return rc if rc >= 0 else 128 - rc
             attempt += 1
-            log(f"campaign {what}; restarting from its checkpoints in a fresh process ({attempt}/{retries})")
+            log(f"{name} {what}; restarting from its checkpoints in a fresh process ({attempt}/{retries})")
     finally:
         for s, h in old.items():
             signal.signal(s, h)
