@@ -20,6 +20,12 @@ from .errors import InputError
 
 DataRange = Union[str, float, int]
 
+# Above this many pixels per plane, SSIM, MS-SSIM, MSE and Pearson r are computed in strips of rows (exact: each
+# strip carries the halo its window needs). SSIM's temporaries are ~120 bytes per pixel: a 12000² uint16 image
+# took 18.6 GB to score whole. Smaller images take the direct path, so their numbers do not change.
+STRIP_PX = 1 << 21
+_RADIUS = 5          # SSIM's Gaussian window (σ 1.5, truncated at 3.5 σ): 11 wide
+
 
 def _pair(original, reconstruction):
     x = np.asarray(original)
@@ -55,8 +61,27 @@ def data_range(original, mode: DataRange = "image") -> float:
     return r if r > 0 else 1.0
 
 
+def _strip_rows(a: np.ndarray) -> int:
+    """Rows (axis -2) per strip; 0: the image is small enough to score whole."""
+    return 0 if a.size <= STRIP_PX else max(1, STRIP_PX // (a.size // a.shape[-2]))
+
+
+def _rows(x: np.ndarray):
+    """``x`` as (rows, X) blocks of at most STRIP_PX pixels (views, no copy of the image)."""
+    flat = x.reshape(-1, x.shape[-1])
+    step = max(1, STRIP_PX // max(1, x.shape[-1]))
+    for a in range(0, flat.shape[0], step):
+        yield flat[a:a + step]
+
+
 def mse(original, reconstruction) -> float:
     x, y = _pair(original, reconstruction)
+    if x.size > STRIP_PX:
+        total = 0.0
+        for a, b in zip(_rows(x), _rows(y)):
+            d = a.astype(np.float64) - b.astype(np.float64)
+            total += float(np.dot(d.ravel(), d.ravel()))
+        return total / x.size
     d = x.astype(np.float64) - y.astype(np.float64)
     return float(np.mean(d * d))
 
@@ -78,13 +103,33 @@ def ssim(original, reconstruction, data_range_mode: DataRange = "image") -> floa
     x, y = _pair(original, reconstruction)
     r = data_range(original, data_range_mode)
     small = min(x.shape)
-    kwargs = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
     if small < 11:  # the 11-wide Gaussian window must fit; z-stacks thinner than that go slice-wise
         if x.ndim == 3 and min(x.shape[1:]) >= 11:
-            return float(np.mean([structural_similarity(a.astype(np.float64), b.astype(np.float64),
-                                                        data_range=r, **kwargs) for a, b in zip(x, y)]))
+            return float(np.mean([_ssim(a, b, r) for a, b in zip(x, y)]))
         return float("nan")   # undefined below the window size, like MS-SSIM below 161 px
-    return float(structural_similarity(x.astype(np.float64), y.astype(np.float64), data_range=r, **kwargs))
+    return _ssim(x, y, r)
+
+
+def _ssim(x: np.ndarray, y: np.ndarray, r: float) -> float:
+    """scikit-image's SSIM; a big image in strips of rows, each with the window's radius as halo, whose maps are
+    cut to the rows they own and to the border crop scikit-image applies (so the mean is the same)."""
+    from skimage.metrics import structural_similarity
+
+    kwargs = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=r)
+    rows = _strip_rows(x)
+    ny = x.shape[-2]
+    if not rows or ny <= 2 * _RADIUS + rows:
+        return float(structural_similarity(x.astype(np.float64), y.astype(np.float64), **kwargs))
+    inner = (slice(_RADIUS, -_RADIUS),) * (x.ndim - 2)   # the crop of the other axes (Z, and X below)
+    total, count = 0.0, 0
+    for a in range(_RADIUS, ny - _RADIUS, rows):           # owned rows [a, b) of the cropped interior
+        b = min(a + rows, ny - _RADIUS)
+        xs, ys = (v[..., a - _RADIUS:b + _RADIUS, :].astype(np.float64) for v in (x, y))
+        _, smap = structural_similarity(xs, ys, full=True, **kwargs)
+        own = smap[inner + (slice(_RADIUS, _RADIUS + b - a), slice(_RADIUS, -_RADIUS))]
+        total += float(own.sum(dtype=np.float64))
+        count += own.size
+    return total / count
 
 
 def ms_ssim(original, reconstruction, data_range_mode: DataRange = "image") -> float:
@@ -103,14 +148,66 @@ def ms_ssim(original, reconstruction, data_range_mode: DataRange = "image") -> f
     vals = []
     with torch.no_grad():
         for a, b in zip(xs, ys):
-            ta = torch.from_numpy((a.astype(np.float32) - lo) / r)[None, None]
-            tb = torch.from_numpy((b.astype(np.float32) - lo) / r)[None, None]
-            vals.append(float(_ms_ssim(ta, tb, data_range=1.0, size_average=True)))
+            ta, tb = (torch.from_numpy(_unit(v, lo, r))[None, None] for v in (a, b))
+            if a.size > STRIP_PX:
+                vals.append(_ms_ssim_strips(ta, tb))
+            else:
+                vals.append(float(_ms_ssim(ta, tb, data_range=1.0, size_average=True)))
     return float(np.mean(vals))
+
+
+def _unit(v: np.ndarray, lo: float, r: float) -> np.ndarray:
+    """(v - lo) / r in float32, in one buffer (no float temporaries of a big plane)."""
+    out = v.astype(np.float32)
+    out -= np.float32(lo)
+    out /= np.float32(r)
+    return out
+
+
+_MS_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)   # pytorch-msssim's defaults, as ms_ssim() uses them
+
+
+def _ms_ssim_strips(x, y) -> float:
+    """pytorch-msssim's MS-SSIM of one big plane: each scale's SSIM/CS maps ('valid' 11-tap filtering) computed in
+    strips of rows that overlap by 10, so their valid rows tile the plane's; the same downsampling between scales."""
+    import torch
+    import torch.nn.functional as F
+    from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
+
+    win = _fspecial_gauss_1d(2 * _RADIUS + 1, 1.5).repeat(1, 1, 1, 1)
+    parts = []
+    for level in range(len(_MS_WEIGHTS)):
+        ny = x.shape[-2]
+        rows = max(1, STRIP_PX // x.shape[-1])
+        sums = torch.zeros(2, dtype=torch.float64)
+        for a in range(0, ny - 2 * _RADIUS, rows):          # valid output rows [a, a + n)
+            n = min(rows, ny - 2 * _RADIUS - a)
+            s, cs = _ssim(x[..., a:a + n + 2 * _RADIUS, :], y[..., a:a + n + 2 * _RADIUS, :], data_range=1.0,
+                          win=win, size_average=False)
+            sums += torch.stack([s.double().sum(), cs.double().sum()]) * n
+        s, cs = sums / (ny - 2 * _RADIUS)
+        if level < len(_MS_WEIGHTS) - 1:
+            parts.append(torch.relu(cs))
+            pad = [d % 2 for d in x.shape[2:]]
+            x, y = F.avg_pool2d(x, kernel_size=2, padding=pad), F.avg_pool2d(y, kernel_size=2, padding=pad)
+    parts.append(torch.relu(s))
+    return float(torch.prod(torch.stack(parts) ** torch.tensor(_MS_WEIGHTS, dtype=torch.float64)))
 
 
 def pearson(original, reconstruction) -> float:
     x, y = _pair(original, reconstruction)
+    if x.size > STRIP_PX:
+        n = x.size
+        mx = sum(float(a.sum(dtype=np.float64)) for a in _rows(x)) / n
+        my = sum(float(b.sum(dtype=np.float64)) for b in _rows(y)) / n
+        sxx = sxy = syy = 0.0
+        for a, b in zip(_rows(x), _rows(y)):
+            a, b = a.astype(np.float64).ravel() - mx, b.astype(np.float64).ravel() - my
+            sxx, sxy, syy = sxx + float(a @ a), sxy + float(a @ b), syy + float(b @ b)
+        den = np.sqrt(sxx * syy)
+        if den == 0:
+            return 1.0 if np.array_equal(x, y) else float("nan")
+        return float(sxy / den)
     a = x.astype(np.float64).ravel()
     b = y.astype(np.float64).ravel()
     a -= a.mean()

@@ -69,3 +69,28 @@ def test_all_metrics_keys():
     a = smooth_image((200, 200), np.uint16)
     m = metrics.all_metrics(a, a, 1000)
     assert {"mse", "psnr", "ssim", "ms_ssim", "pearson_r", "compression_ratio", "bpp", "data_range"} <= set(m)
+
+
+def test_big_images_are_scored_in_strips_with_the_same_numbers(monkeypatch):
+    """Above STRIP_PX pixels the metrics work strip by strip (an image of 144 Mpx took 18.6 GB to score whole);
+    each strip carries its window's halo, so the numbers are the whole-image ones up to float rounding."""
+    from napari_microcomp import metrics as m
+
+    rng = np.random.default_rng(3)
+
+    def pair(shape):
+        x = (np.cumsum(rng.normal(0, 20, shape), axis=-1) % 3000).astype(np.uint16)
+        return x, (x.astype(np.int32) + rng.integers(-40, 40, shape)).clip(0, 65535).astype(np.uint16)
+
+    for shape in [(300, 260), (13, 70, 64), (4, 60, 50)]:      # 2D, a 3D window, a thin stack slice-wise
+        x, y = pair(shape)
+        whole = {f: getattr(m, f)(x, y) for f in ("mse", "pearson", "ssim")}
+        monkeypatch.setattr(m, "STRIP_PX", 1000)
+        strips = {f: getattr(m, f)(x, y) for f in ("mse", "pearson", "ssim")}
+        monkeypatch.undo()
+        for f in whole:
+            assert strips[f] == pytest.approx(whole[f], rel=1e-12, abs=1e-12), (shape, f)
+    x, y = pair((420, 390))
+    whole = m.ms_ssim(x, y)
+    monkeypatch.setattr(m, "STRIP_PX", 5000)
+    assert m.ms_ssim(x, y) == pytest.approx(whole, abs=1e-6)    # float32 maps, as pytorch-msssim's own
