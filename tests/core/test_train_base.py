@@ -88,13 +88,19 @@ def test_checkpoints_round_trip_weights_only(tmp_path):
         load_checkpoint(tmp_path / "junk")
 
 
-def test_prefetcher_hands_errors_to_the_loop():
+@pytest.mark.parametrize("env", ["1", "0"])   # 0: drawn in the training thread, no background thread
+def test_prefetcher_hands_errors_to_the_loop(monkeypatch, env):
+    import threading
+
+    monkeypatch.setenv("MICROCOMP_PREFETCH", env)
     n = iter(range(3))
-    pf = Prefetcher(lambda: next(n), to_device=lambda x: x * 10)
+    drawn_on = []
+    pf = Prefetcher(lambda: drawn_on.append(threading.current_thread()) or next(n), to_device=lambda x: x * 10)
     try:
         assert [pf.next() for _ in range(3)] == [0, 10, 20]
         with pytest.raises(StopIteration):
             pf.next()
+        assert (drawn_on[0] is threading.main_thread()) == (env == "0")
     finally:
         pf.close()
 

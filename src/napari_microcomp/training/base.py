@@ -18,6 +18,7 @@ written atomically (:func:`save_checkpoint`) and read back with ``torch.load(wei
 (:func:`load_checkpoint`): loading one never runs code from it.
 """
 import io as _io
+import os
 import queue
 import signal
 import subprocess
@@ -112,8 +113,11 @@ class Prefetcher:
         self.make, self.to_device = make, to_device
         self.q: "queue.Queue" = queue.Queue(maxsize=depth)
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        self.thread = None
+        # $MICROCOMP_PREFETCH=0: draw in the training thread (a diagnostic for the native faults of long CPU runs)
+        if os.environ.get("MICROCOMP_PREFETCH", "1") != "0":
+            self.thread = threading.Thread(target=self._run, daemon=True)
+            self.thread.start()
 
     def _run(self):
         while not self.stop.is_set():
@@ -129,6 +133,8 @@ class Prefetcher:
                     continue
 
     def next(self):
+        if self.thread is None:
+            return self.to_device(self.make())
         x = self.q.get()
         if isinstance(x, BaseException):
             raise x
@@ -136,7 +142,8 @@ class Prefetcher:
 
     def close(self):
         self.stop.set()
-        self.thread.join(timeout=5)
+        if self.thread is not None:
+            self.thread.join(timeout=5)
 
 
 class Trainer:
