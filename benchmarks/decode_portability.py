@@ -14,7 +14,6 @@ import json
 import time
 import warnings
 
-import numpy as np
 import torch
 
 from napari_microcomp.codecs import decode, get_codec

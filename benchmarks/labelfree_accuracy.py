@@ -18,8 +18,6 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-import numpy as np
-
 from napari_microcomp._progress import drain
 from napari_microcomp.errors import MicrocompError
 

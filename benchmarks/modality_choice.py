@@ -11,8 +11,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from napari_microcomp.api import compress_array
 from napari_microcomp.bdrate import bd_rate
 from napari_microcomp.datasets import codec2d_modality_split

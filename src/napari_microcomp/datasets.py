@@ -11,7 +11,7 @@ Codec evaluation images and the label-free evaluation region are never used for 
   (transmitted light).
 """
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, Tuple
 
 import numpy as np
 

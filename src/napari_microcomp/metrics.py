@@ -98,8 +98,6 @@ def psnr(original, reconstruction, data_range_mode: DataRange = "image") -> floa
 def ssim(original, reconstruction, data_range_mode: DataRange = "image") -> float:
     """SSIM (scikit-image, Gaussian window σ=1.5 as in Wang et al.); 3D inputs use a 3D window,
     stacks with fewer than 11 slices the mean of 2D SSIMs; NaN for images under 11 px in Y or X."""
-    from skimage.metrics import structural_similarity
-
     x, y = _pair(original, reconstruction)
     r = data_range(original, data_range_mode)
     small = min(x.shape)

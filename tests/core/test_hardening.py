@@ -594,8 +594,6 @@ def _tiff_declaring(path, side: int) -> None:
 
 @pytest.mark.parametrize("suffix", [".tif", ".npy"])
 def test_a_file_declaring_more_pixels_than_the_budget_is_refused_before_reading(tmp_path, monkeypatch, suffix):
-    from numpy.lib import format as npformat
-
     from napari_microcomp.io import read_image
 
     monkeypatch.setenv("MICROCOMP_DECODE_BUDGET", "1M")
