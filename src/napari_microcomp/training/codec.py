@@ -1,21 +1,16 @@
 """The generic learned-codec trainer behind ``microcomp train-codec``.
 
-Rate–distortion training as CompressAI's ``examples/train.py``: loss = λ·255²·MSE + bpp on
-inputs in [0, 1], an auxiliary loss (entropy-bottleneck quantiles) with its own Adam optimizer,
-gradient clipping at 1, and a learning-rate drop ×0.1 for the last quarter of the budget (steps
-or wall-clock minutes, whichever runs out first). Variable-rate (VBR) architectures draw one of the
-eight rate levels per batch and use its λ, as CompressAI's VBR models expect (``stage=2``).
+Rate–distortion training as CompressAI's ``examples/train.py``: loss = λ·255²·MSE + bpp on inputs in [0, 1], an
+auxiliary loss (entropy-bottleneck quantiles) with its own Adam, gradient clipping at 1, a warm-up then a cosine (or
+step) decay over the budget (steps or wall-clock minutes, whichever runs out first). VBR architectures draw one of
+the eight rate levels per batch and use its λ (CompressAI's ``stage=2``). Convolutions run under bf16 autocast,
+channels-last, where the device has native bf16; likelihoods and the loss stay float32. 2D (``P×P`` patches) or 3D
+(``D×H×W`` crops), any architecture of the zoo.
 
-Convolutions run under bf16 autocast with channels-last tensors on CUDA (and on CPUs with native
-bf16); the entropy models' likelihoods and the loss stay float32. Works for any architecture in
-the zoo, 2D (patches ``P×P``) or 3D (crops ``D×H×W``).
-
-:func:`train` is a generator of :class:`~napari_microcomp._progress.Progress` events that returns
-a summary dict (:class:`CodecTrainer`, a :class:`~.base.Trainer`: loop, budget, stop and progress are
-the base's); checkpoints (model + both optimizers + step + sampler state) are written
-atomically every ``ckpt_every`` steps and at the end, and training resumes from one exactly.
-``init`` warm-starts a new run (fresh optimizers, step 0) from another run's weights, e.g. every
-quality fine-tuned from one model trained at the highest λ, which short GPU budgets need.
+:func:`train` is a generator of Progress events that returns a summary dict (:class:`CodecTrainer`, a
+:class:`~.base.Trainer`); checkpoints (model, both optimizers, step, sampler state) are written atomically every
+``ckpt_every`` steps and at the end, and training resumes from one exactly. ``init`` warm-starts a run (fresh
+optimizers, step 0) from another run's weights, e.g. one quality fine-tuned from another (λ-transfer).
 """
 import copy
 import math
@@ -158,8 +153,7 @@ class CodecTrainer(Trainer):
         cfg, spec = self.cfg, self.spec
         self.files = collect_files(cfg.data)
         yield Progress("load", 0, len(self.files), f"reading {len(self.files)} file(s)")
-        skipped: List[str] = []
-        self.items = load_items(self.files, spec.ndim, skipped)
+        self.items = load_items(self.files, spec.ndim, skipped := [])
         for note in skipped:
             yield Progress("load", 0, len(self.files), f"skipped {note}")
         self.patch = patch = cfg.resolved_patch(spec.ndim)
