@@ -1,7 +1,7 @@
 """One-call Python API used by the CLI and the widgets: compress, decompress, measure."""
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
@@ -23,6 +23,7 @@ class CompressResult:
     codec: Codec
     config: Dict[str, Any] = field(default_factory=dict)
     target: Optional[Dict[str, Any]] = None
+    notes: List[str] = field(default_factory=list)   # what the user should know, e.g. weights of another modality
 
 
 def compress_array(array, codec: Union[str, Codec], quality: Optional[int] = None,
@@ -61,5 +62,7 @@ def compress_array(array, codec: Union[str, Codec], quality: Optional[int] = Non
     dec_s = time.perf_counter() - t0
     # compared in the coded type: int16 with negatives carries the same offset as ``a``
     m = metrics.all_metrics(a, as_coded(recon, container.read_header(data)[0].meta), len(data), with_ms_ssim=with_ms_ssim)
+    note = getattr(c, "weights_note", lambda _: None)(a)
     return CompressResult(data=data, reconstruction=recon, metrics=m, encode_seconds=enc_s,
-                          decode_seconds=dec_s, codec=c, config=c.get_config(), target=target_info)
+                          decode_seconds=dec_s, codec=c, config=c.get_config(), target=target_info,
+                          notes=[note] if note else [])

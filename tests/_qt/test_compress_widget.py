@@ -339,3 +339,23 @@ def test_vbr_fine_level_reaches_the_stream(make_napari_viewer, qtbot, cell):
     assert any("3.25" in n for n in names), names
     w.by_target.setChecked(True)      # rate control searches the level itself
     assert "level" not in w.learned_params()
+
+
+def test_weights_of_another_modality_are_a_warning_and_a_status_hint(make_napari_viewer, qtbot):
+    """bmshj2018-factorized ships transmitted-light weights only; a fluorescence-like layer gets a note."""
+    from napari.utils.notifications import notification_manager
+
+    rng = np.random.default_rng(1)
+    dark = rng.poisson(20, (96, 96)).astype(np.uint16)
+    dark[30:50, 40:60] += 3000
+    viewer = make_napari_viewer()
+    viewer.add_image(dark, name="dark")
+    w = CompressWidget(viewer)
+    qtbot.addWidget(w)
+    start = len(notification_manager.records)
+    w.codec_combo.select("bmshj2018-factorized")
+    w.quality.setValue(4)
+    _run(qtbot, w)
+    warned = [str(n.message) for n in notification_manager.records[start:]]
+    assert any("looks like fluorescence" in m for m in warned), warned
+    assert "(see the note)" in w.status.text() and "transmitted weights" in w.status.toolTip()

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 from napari.layers import Image
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (QComboBox, QFrame, QLabel, QListWidget, QListWidgetItem, QScrollArea, QSizePolicy,
                             QVBoxLayout, QWidget)
@@ -32,6 +32,16 @@ def report_error(exc: BaseException, status: Optional[QLabel] = None, what: str 
         status.setStyleSheet(ERROR_STYLE)
     show_error(msg)
     return msg
+
+
+def report_notes(notes, status: Optional[QLabel] = None) -> str:
+    """Show each note of a result as a napari warning (they are too long for a status line, which gets a hint
+    and the notes as its tooltip); return the hint to append to the status text."""
+    for n in notes or ():
+        show_warning(f"napari-microcomp: {n}")
+    if status is not None:
+        status.setToolTip("\n".join(notes or ()))
+    return " (see the note)" if notes else ""
 
 
 def scrolling_layout(widget: QWidget) -> QVBoxLayout:

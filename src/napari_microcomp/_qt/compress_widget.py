@@ -14,8 +14,8 @@ from qtpy.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout
 from .. import jobs
 from ..errors import InputError
 from ._common import (LayerPicker, activate_layer, current_block, display_label, fit_width, fmt,
-                      reconstruction_metadata, refuse_reason, report_error, scrolling_layout, set_status,
-                      status_label)
+                      reconstruction_metadata, refuse_reason, report_error, report_notes, scrolling_layout,
+                      set_status, status_label)
 from ._compare import clear_results
 from ._dock import DockWidget, spin_box
 from ._codecs import CodecCombo, QualitySlider, quality_levels, weights_hint
@@ -272,4 +272,5 @@ class CompressWidget(DockWidget):
         note = ""
         if res.target:
             note = f" (target {res.target['target']}: {'met' if res.target.get('met') else 'NOT met'})"
+        note += report_notes(getattr(res, "notes", None), self.status)
         set_status(self.status, f"{display_label(res.codec)}: {len(res.data):,} bytes{note}")

@@ -186,6 +186,7 @@ def run_row(name: str, image: np.ndarray, config: Mapping[str, Any], *,
         row.update(metrics.all_metrics(image, recon, len(stream), data_range, with_ms_ssim))
         row.update(encode_s=t1 - t0, decode_s=t2 - t1, compressed_bytes=len(stream),
                    max_abs_error=float(np.max(np.abs(image.astype(np.float64) - recon.astype(np.float64)))))
+        _add_note(row, getattr(codec, "weights_note", lambda _: None)(image))
     except Exception as exc:  # a failing codec must not end the run: its row says why
         row.update(status="error", error=f"{type(exc).__name__}: {exc}")
         return row
@@ -198,7 +199,7 @@ def run_row(name: str, image: np.ndarray, config: Mapping[str, Any], *,
 def _phase2(row: Row, image: np.ndarray, recon: np.ndarray, predictor: Predictor,
             reference: Mapping[str, Any]) -> None:
     if reference.get("error"):
-        row["note"] = f"phase 2 skipped: {reference['error']}"
+        _add_note(row, f"phase 2 skipped: {reference['error']}")
         return
     try:
         t0 = time.perf_counter()
@@ -212,7 +213,12 @@ def _phase2(row: Row, image: np.ndarray, recon: np.ndarray, predictor: Predictor
         row["p2_ref_psnr"], row["p2_ref_ssim"], row["p2_ref_pearson_r"] = prediction_scores(
             reference["prediction"], pred, peak)
     except Exception as exc:  # phase 2 failing keeps the phase-1 numbers
-        row["note"] = f"phase 2 failed: {type(exc).__name__}: {exc}"
+        _add_note(row, f"phase 2 failed: {type(exc).__name__}: {exc}")
+
+
+def _add_note(row: Row, note: Optional[str]) -> None:
+    if note:
+        row["note"] = f"{row['note']}; {note}" if row.get("note") else note
 
 
 def safe_reference(image: np.ndarray, predictor: Predictor,

@@ -200,6 +200,8 @@ def _compress_one(args, source: Path, out: Path, params: Dict[str, Any]):
         return array.nbytes, len(data)
     res = compress_array(array, args.codec, quality=args.quality, target=args.target, meta=keep, **params)
     atomic_write_bytes(out, res.data)
+    for note in res.notes:
+        print(f"note: {note}", file=sys.stderr)
     print(f"wrote {out}: {res.codec.label}, shape {list(array.shape)} {array.dtype}, "
           f"encode {res.encode_seconds:.2f}s, decode {res.decode_seconds:.2f}s")
     if res.target:

@@ -6,7 +6,7 @@ from typing import Any, ClassVar, Dict, List, Optional
 import numpy as np
 
 from ..errors import CodecError, StreamError, WeightsNotFoundError
-from ..modality import detect_modality
+from ..modality import MODALITIES, detect_modality
 from ..models.registry import ArchSpec, get_arch
 from ..weights.load import LoadedModel, get_model, load_by_id
 from ..weights.locate import ENV_WEIGHTS, available_qualities, find_source, missing_weights_message
@@ -101,6 +101,17 @@ class WeightLevels:
             return w
         m = detect_modality(a)
         return m if find_source(self.arch, self._q(), m) else None
+
+    def weights_note(self, a: np.ndarray) -> Optional[str]:
+        """What the user should know when automatic weights could not follow the image's modality, else None."""
+        if self.params.get("weights") not in (None, "auto"):   # type: ignore[attr-defined]
+            return None
+        m = detect_modality(a)
+        if find_source(self.arch, self._q(), m) or not find_source(self.arch, self._q()):
+            return None
+        other = next((o for o in MODALITIES if o != m and find_source(self.arch, self._q(), o)), "other")
+        return (f"this image looks like {m}; {self.codec_id} has no {m} weights at q{self._q()}, so its {other} "   # type: ignore[attr-defined]
+                f"weights were used: trained on another kind of image, they compress this one less well")
 
     def _named_model(self, want: Optional[str], weights: Any = None) -> LoadedModel:
         """The model for ``weights`` (else this codec's); if a stream names another fingerprint ``want``,
