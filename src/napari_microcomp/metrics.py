@@ -147,11 +147,20 @@ def ms_ssim(original, reconstruction, data_range_mode: DataRange = "image") -> f
     with torch.no_grad():
         for a, b in zip(xs, ys):
             ta, tb = (torch.from_numpy(_unit(v, lo, r))[None, None] for v in (a, b))
-            if a.size > STRIP_PX:
+            if a.size > STRIP_PX and _has_ssim_parts():
                 vals.append(_ms_ssim_strips(ta, tb))
             else:
                 vals.append(float(_ms_ssim(ta, tb, data_range=1.0, size_average=True)))
     return float(np.mean(vals))
+
+
+def _has_ssim_parts() -> bool:
+    """pytorch-msssim's per-scale function (private; 1.0 has it): without it big planes are scored whole."""
+    try:
+        from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _unit(v: np.ndarray, lo: float, r: float) -> np.ndarray:
