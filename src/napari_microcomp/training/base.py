@@ -18,7 +18,6 @@ written atomically (:func:`save_checkpoint`) and read back with ``torch.load(wei
 (:func:`load_checkpoint`): loading one never runs code from it.
 """
 import io as _io
-import os
 import queue
 import signal
 import subprocess
@@ -113,11 +112,8 @@ class Prefetcher:
         self.make, self.to_device = make, to_device
         self.q: "queue.Queue" = queue.Queue(maxsize=depth)
         self.stop = threading.Event()
-        self.thread = None
-        # $MICROCOMP_PREFETCH=0: draw in the training thread (a diagnostic for the native faults of long CPU runs)
-        if os.environ.get("MICROCOMP_PREFETCH", "1") != "0":
-            self.thread = threading.Thread(target=self._run, daemon=True)
-            self.thread.start()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
 
     def _run(self):
         while not self.stop.is_set():
@@ -133,8 +129,6 @@ class Prefetcher:
                     continue
 
     def next(self):
-        if self.thread is None:
-            return self.to_device(self.make())
         x = self.q.get()
         if isinstance(x, BaseException):
             raise x
@@ -142,8 +136,7 @@ class Prefetcher:
 
     def close(self):
         self.stop.set()
-        if self.thread is not None:
-            self.thread.join(timeout=5)
+        self.thread.join(timeout=5)
 
 
 class Trainer:
