@@ -175,6 +175,7 @@ def test_compress_many_files_and_folders(tmp_path, capsys):
         (["compress", src / "a.tif", tmp_path / "o.mcz", "--out-dir", out], "not both"),
         (["compress", src / "a.tif", src / "a.tif", "--overwrite"], "both be written"),
         (["compress", src, "--zarr", tmp_path / "z.zarr"], "one input"),
+        (["decompress", out / "sub" / "b.npy.mcz", tmp_path / "x.tif", "--format", "npy"], "contradicts"),
     ]:
         rc, _, err = run(argv, capsys)
         assert rc == 2 and message in err, (argv, err)

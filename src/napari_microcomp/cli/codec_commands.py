@@ -54,8 +54,8 @@ def register(sub) -> None:
     p.add_argument("paths", nargs="+", metavar="INPUT",
                    help=f"{EXT} files or folders of them; after a single input, the output .tif / .ome.tif / .npy")
     p.add_argument("--out-dir", metavar="DIR", help="write the images here (a folder's files keep their sub-folders)")
-    p.add_argument("--format", choices=("tif", "npy"), help="output type for several inputs (default: the name's "
-                                                            "own, else tif)")
+    p.add_argument("--format", choices=("tif", "npy"), help="output type (default: the output name's, else the "
+                                                            "input name's, else tif)")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--no-verify", action="store_true",
                    help="data rescue: write the reconstruction even if it does not match the checksum its encoder "
@@ -234,6 +234,10 @@ def cmd_decompress(args) -> int:
     kind = _batch.Kind(_IMAGE_OUT, lambda name: _decoded_name(name, args.format),
                        lambda d: sorted(f for f in d.rglob("*" + EXT) if f.is_file() and not f.name.startswith(".")))
     jobs = _batch.plan(args.paths, kind, args.out_dir, args.overwrite)
+    named = len(args.paths) == 2 and jobs[0].output == Path(args.paths[1])
+    if named and args.format and not jobs[0].output.name.lower().endswith("." + args.format):
+        raise InputError(f"--format {args.format} contradicts the output name {jobs[0].output.name}: "
+                         "give one or the other")
     if len(jobs) == 1 and not jobs[0].in_folder:
         _decompress_one(jobs[0].source, jobs[0].output, not args.no_verify)
         return 0
