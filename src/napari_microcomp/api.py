@@ -62,7 +62,7 @@ def compress_array(array, codec: Union[str, Codec], quality: Optional[int] = Non
     dec_s = time.perf_counter() - t0
     # compared in the coded type: int16 with negatives carries the same offset as ``a``
     m = metrics.all_metrics(a, as_coded(recon, container.read_header(data)[0].meta), len(data), with_ms_ssim=with_ms_ssim)
-    note = getattr(c, "weights_note", lambda _: None)(a)
+    note = c.weights_note(a)
     return CompressResult(data=data, reconstruction=recon, metrics=m, encode_seconds=enc_s,
                           decode_seconds=dec_s, codec=c, config=c.get_config(), target=target_info,
                           notes=[note] if note else [])

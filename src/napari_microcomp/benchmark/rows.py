@@ -186,7 +186,7 @@ def run_row(name: str, image: np.ndarray, config: Mapping[str, Any], *,
         row.update(metrics.all_metrics(image, recon, len(stream), data_range, with_ms_ssim))
         row.update(encode_s=t1 - t0, decode_s=t2 - t1, compressed_bytes=len(stream),
                    max_abs_error=float(np.max(np.abs(image.astype(np.float64) - recon.astype(np.float64)))))
-        _add_note(row, getattr(codec, "weights_note", lambda _: None)(image))
+        _add_note(row, codec.weights_note(image))
     except Exception as exc:  # a failing codec must not end the run: its row says why
         row.update(status="error", error=f"{type(exc).__name__}: {exc}")
         return row

@@ -89,6 +89,10 @@ class Codec(abc.ABC):
             return None
         return self.quality_table.get(self.quality)
 
+    def weights_note(self, a: np.ndarray) -> Optional[str]:
+        """What the user should know about the weights used for ``a`` (learned codecs), else None."""
+        return None
+
     def get_config(self) -> Dict[str, Any]:
         cfg = {"id": self.codec_id, "quality": self.quality, "lossless": self.lossless}
         cfg.update(self.params)
