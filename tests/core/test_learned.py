@@ -229,6 +229,12 @@ def test_missing_weights_message(image, monkeypatch, tmp_path):
         get_codec("cheng2020-attn", quality=2).encode(image)
     msg = str(err.value)
     assert "microcomp train-codec --arch cheng2020-attn --quality 2" in msg and "cheng2020-attn-q2.pt" in msg
+    assert "has no weights in this installation" in msg and "weights='compressai'" in msg
+    # a level the set skips: the levels that do exist come first
+    (tmp_path / "cheng2020-attn-q4.pt").write_bytes(b"")   # only its name is looked at here
+    with pytest.raises(WeightsNotFoundError, match="cheng2020-attn has weights for quality 4; pick one"):
+        get_codec("cheng2020-attn", quality=2).encode(image)
+    (tmp_path / "cheng2020-attn-q4.pt").unlink()
     with pytest.raises(WeightsNotFoundError, match="not found"):
         get_codec("mbt2018", quality=2, weights=str(tmp_path / "nope.pt")).encode(image)
     # a modality without a file of its own, when another set has one: say which, and how to use it

@@ -141,8 +141,9 @@ def test_missing_weights_and_bad_quality(tmp_path, monkeypatch):
     monkeypatch.setenv("MICROCOMP_WEIGHTS", str(tmp_path))
     from napari_microcomp.weights import locate
     monkeypatch.setattr(locate, "SHIPPED_DIR", tmp_path / "none")
-    with pytest.raises(WeightsNotFoundError, match="train-codec --arch factorized3d"):
+    with pytest.raises(WeightsNotFoundError, match="train-codec --arch factorized3d") as err:
         get_codec("factorized3d", quality=3).encode(smooth_image((4, 32, 32), np.uint16))
+    assert "compressai" not in str(err.value)   # CompressAI publishes no 3D weights: no such advice
     with pytest.raises(CodecError):
         get_codec("factorized3d", quality=9)
 

@@ -157,10 +157,22 @@ def missing_weights_message(arch: str, quality: int, modality: Optional[str] = N
             pick = other.parent.name if other.parent.name in MODALITIES else str(other)
             return (f"no {modality} weights for {arch} quality {quality}; {other} serves it "
                     f"(weights='auto' picks it, or pass weights='{pick}')")
-    return (f"no weights for {arch} quality {quality}: expected {name} in "
-            f"${ENV_WEIGHTS} or {SHIPPED_DIR}. Train them with `microcomp train-codec --arch {arch}{q} "
-            f"--data FOLDER --steps 200000 --out {name}` and put the file in one of those folders, "
-            f"pass weights='path/to/{name}', or use weights='compressai' for CompressAI's pretrained RGB weights")
+    have = sorted(available_qualities(arch))
+    if have:   # usually a level the set skips (fixed-rate sets ship 2, 4, 6, 8): say which exist first
+        hint = f"{arch} has weights for quality {', '.join(map(str, have))}; pick one of those, or train"
+    else:
+        from ..models.registry import list_archs
+
+        alt = [a for a in list_archs(spec.ndim) if a != arch and available_qualities(a)]
+        hint = (f"{arch} has no weights in this installation"
+                + (f" ({', '.join(alt)} {'has' if len(alt) == 1 else 'have'} them)" if alt else "") + "; train")
+    from ..models.registry import compressai_url
+
+    pretrained = (f", or use weights='compressai' for CompressAI's pretrained RGB weights"
+                  if compressai_url(arch, quality) else "")
+    return (f"no weights for {arch} quality {quality}: expected {name} in ${ENV_WEIGHTS} or {SHIPPED_DIR}. "
+            f"{hint} them with `microcomp train-codec --arch {arch}{q} --data FOLDER --out {name}` and put "
+            f"the file in one of those folders, or pass weights='path/to/{name}'{pretrained}")
 
 
 # -- label-free models ------------------------------------------------------------------------
