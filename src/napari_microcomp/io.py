@@ -5,6 +5,7 @@ The core returns plain numpy arrays plus a small metadata dict (``pixel_size`` i
 """
 import contextlib
 import glob
+import importlib.util
 import logging
 import os
 import tempfile
@@ -59,6 +60,7 @@ def _check_declared(name: str, shape, dtype) -> None:
 
 _KIND = {".czi": "CZI", ".nd2": "ND2", ".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG",
          ".jpeg": "JPEG", ".npy": "NPY"}
+_READERS = {".czi": "aicspylibczi", ".nd2": "nd2"}   # the package aicsimageio needs for that format
 
 
 def unreadable(path, exc: BaseException) -> InputError:
@@ -67,6 +69,10 @@ def unreadable(path, exc: BaseException) -> InputError:
     suffix = p.suffix.lower()
     lines = str(exc).strip().splitlines()
     detail = f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
+    reader = _READERS.get(suffix)
+    if reader and "Install extra format dependency" in str(exc) and importlib.util.find_spec(reader):
+        # aicsimageio says "install the reader" for any file its reader refused; here it is installed
+        detail = f"{type(exc).__name__}: {reader} is installed and could not open it"
     return InputError(f"could not read {p.name}: not a readable {_KIND.get(suffix, suffix)} file (damaged, "
                       f"truncated or another format; {detail})")
 

@@ -120,6 +120,11 @@ def test_damaged_czi_still_reported_as_damaged(dapi_gfp, tmp_path):
         read_image(bad)
     with pytest.raises(InputError, match="cannot open cut.czi"):
         read_microscopy(str(bad))
+    head = tmp_path / "head.czi"   # cut inside its header: aicsimageio asks to install a reader that is installed
+    head.write_bytes(dapi_gfp.read_bytes()[:20_000])
+    with pytest.raises(InputError, match="aicspylibczi is installed and could not open it") as err:
+        read_image(head)
+    assert "pip install" not in str(err.value)
 
 
 # 4. compress-tiled on damaged inputs ----------------------------------------------------------------------
