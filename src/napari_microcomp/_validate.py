@@ -49,6 +49,11 @@ def check_image(array, *, allow_3d: bool = True, offset: Optional[int] = None) -
         raise InputError(
             f"shape {a.shape} looks like an RGB/RGBA or grey+alpha image; microcomp compresses single-channel "
             "images: pick one channel (e.g. --channel 0) or convert to grayscale")
+    sq = tuple(n for n in a.shape if n != 1)
+    if (a.ndim > 3 or (a.ndim == 3 and a.shape[-1] == 1)) and len(sq) in ((2, 3) if allow_3d else (2,)):
+        # (Y, X, 1) or (1, 1, Z, Y, X): unambiguous once squeezed, but the reconstruction keeps the input's shape
+        raise InputError(f"shape {a.shape} has axes of length 1; drop them (numpy.squeeze) to code it as a "
+                         f"{len(sq)}D image of shape {sq}")
     if a.ndim not in ((2, 3) if allow_3d else (2,)):
         want = "2D (Y, X) or 3D (Z, Y, X)" if allow_3d else "2D (Y, X)"
         raise InputError(f"expected a {want} single-channel image, got {a.ndim}D with shape {a.shape}; "

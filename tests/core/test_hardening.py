@@ -1,5 +1,6 @@
 """Hostile streams and odd arrays (issue 11): crafted learned payloads, thread counts and shapes are refused
 before native code or big allocations run; out-of-range floats are refused or coded without hanging."""
+import re
 import struct
 
 import numpy as np
@@ -777,3 +778,15 @@ def test_big_endian_input_codes_like_native(codec):
     assert native.data == swapped.data
     assert np.array_equal(swapped.reconstruction, native.reconstruction)
     assert swapped.metrics["psnr"] == native.metrics["psnr"]
+
+
+@pytest.mark.parametrize("shape, squeezed", [((40, 56, 1), (40, 56)), ((1, 1, 40, 56), (40, 56)),
+                                             ((1, 1, 3, 40, 56), (3, 40, 56)), ((3, 1, 40, 56), (3, 40, 56))])
+def test_length_one_axes_are_named_with_the_fix(shape, squeezed):
+    """(Y, X, 1) used to be called "too small"; a TCZYX array with T = C = 1 "select one channel"."""
+    a = np.zeros(shape, np.uint16)
+    with pytest.raises(InputError, match=re.escape(f"axes of length 1; drop them (numpy.squeeze) to code it "
+                                                   f"as a {len(squeezed)}D image of shape {squeezed}")):
+        compress_array(a, "zstd")
+    compress_array(np.squeeze(a) + 1, "zstd")   # the suggested fix works
+    assert compress_array(np.ones((1, 40, 56), np.uint16), "zstd").reconstruction.shape == (1, 40, 56)   # a 1-slice stack stays one
