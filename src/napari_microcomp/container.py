@@ -9,7 +9,8 @@ Layout (little endian)::
     header   hlen bytes: compact UTF-8 JSON (codec config, shape, dtype, layout, normalization,
              payload lengths and CRC32s, optional checksum of the expected reconstruction), stored
              raw-deflated with the fixed preset dictionary :data:`HEADER_ZDICT` in version 2, as is in version 1
-    payloads the codec's streams, concatenated in header order
+    payloads the codec's streams, concatenated in header order (the last one holds the exactly coded outlier
+             pixels when ``meta["outliers"]`` is set, see :mod:`napari_microcomp.outliers`)
 
 Version 2 exists because the JSON header (about 220-380 bytes) was up to a third of a small image's stream;
 deflated against a dictionary of the keys and values every header repeats it takes 50-140 bytes.

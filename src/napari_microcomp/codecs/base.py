@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import container
+from .. import container, outliers
 from .._progress import checkpoint
 from .._validate import check_image, real_number, restore_dtype, with_source_dtype
 from ..errors import CodecError, DecodeDriftWarning, InputError, MicrocompError, StreamError
@@ -137,8 +137,17 @@ class Codec(abc.ABC):
                              "to float32 yourself if that rounding is acceptable")
         header = container.Header(codec=self.get_config(), shape=list(a.shape), dtype=a.dtype.name,
                                   meta=with_source_dtype(src, a, meta))
-        payloads = self._encode(a, header)
-        return container.pack(header, payloads)
+        exc = None
+        if not (self.lossless or self.lossless_only):
+            a, exc = outliers.split(a)
+        if exc is not None:
+            header.meta["outliers"] = len(exc[0])
+        token = outliers.CURRENT.set(exc)
+        try:
+            payloads = self._encode(a, header)
+        finally:
+            outliers.CURRENT.reset(token)
+        return container.pack(header, payloads if exc is None else [*payloads, outliers.pack(exc)])
 
     def decode(self, data) -> np.ndarray:
         """Decompress a container stream written by this codec (or any codec: see ``codecs.decode``)."""
@@ -155,6 +164,11 @@ class Codec(abc.ABC):
         return codec._decode_checked(header, payloads)
 
     def _decode_checked(self, header: container.Header, payloads: List[bytes]) -> np.ndarray:
+        n_out = header.meta.get("outliers")
+        if n_out is not None:
+            if not payloads:
+                raise StreamError(f"{self.codec_id}: the header lists outliers but the stream has no payload for them")
+            payloads, extra = payloads[:-1], payloads[-1]
         try:
             out = self._decode(header, payloads)
         except MicrocompError:  # already a clear message (e.g. missing weights)
@@ -167,6 +181,8 @@ class Codec(abc.ABC):
         if list(out.shape) != header.shape or out.dtype.name != header.dtype:
             raise StreamError(f"{self.codec_id}: decoded {out.dtype}{list(out.shape)} but the header says "
                               f"{header.dtype}{header.shape}; refusing a wrong result")
+        if n_out is not None:
+            out = outliers.apply(out, outliers.unpack(extra, n_out, header.shape, header.dtype))
         expected = header.check.get("crc32")
         if expected is not None and container.array_crc32(out) != expected:
             symbols = header.check.get("symbols")
@@ -214,7 +230,7 @@ class SliceCodec(Codec):
         # The reconstruction's checksum, so a decoder that would return anything else refuses instead
         # (a damaged or edited header, a different library build). Lossy streams are decoded once here.
         rec = a if self.lossless else self._decode(header, payloads)
-        header.check["crc32"] = container.array_crc32(np.asarray(rec))
+        header.check["crc32"] = container.array_crc32(outliers.with_current(np.asarray(rec)))
         return payloads
 
     def _decode(self, header, payloads):

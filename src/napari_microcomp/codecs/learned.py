@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional, Sequence,
 
 import numpy as np
 
-from .. import container
+from .. import container, outliers
 from .._progress import checkpoint
 from .._validate import real_number
 from ..errors import CodecError, StreamError, WeightsNotFoundError
@@ -258,7 +258,7 @@ class LearnedCodec(WeightLevels, Codec):
         grid = fixed_grid(*planes.shape[1:], tile)
         header.layout = ("whole" if a.ndim == 2 else "slicewise") if len(grid) == 1 else "tiles"
         if hi == lo:
-            header.check["crc32"] = container.array_crc32(a)
+            header.check["crc32"] = container.array_crc32(outliers.with_current(a))
             return []
         recon = np.empty(planes.shape, dtype=a.dtype)
         payloads = []
@@ -274,7 +274,7 @@ class LearnedCodec(WeightLevels, Codec):
                     payload, rec = self._code_tile(lm, x, tally)
                     payloads.append(payload)
                     recon[z, y0:y1, x0:x1] = to_dtype(rec, lo, hi, a.dtype)
-        header.check["crc32"] = container.array_crc32(recon.reshape(a.shape))
+        header.check["crc32"] = container.array_crc32(outliers.with_current(recon.reshape(a.shape)))
         if tally.value is not None:
             header.check["symbols"] = container.symbols_check(header, tally.value)
         return payloads
@@ -295,7 +295,7 @@ class LearnedCodec(WeightLevels, Codec):
             if payloads:
                 raise StreamError(f"{self.codec_id}: constant image with payloads (damaged stream)")
             # verify before allocating: an edited shape must not make a 100-byte stream fill gigabytes
-            want = header.check.get("crc32")
+            want = None if "outliers" in header.meta else header.check.get("crc32")   # that covers them: checked later
             if want is not None and container.constant_crc32(lo, header.dtype, int(np.prod(shape))) != want:
                 raise StreamError(f"{self.codec_id}: the constant image does not match its recorded checksum")
             return np.full(shape, lo, dtype=header.dtype)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import container
+from .. import container, outliers
 from .._progress import checkpoint
 from ..errors import CodecError, StreamError
 from ..modality import MODALITIES
@@ -156,7 +156,7 @@ class VolumetricCodec(WeightLevels, Codec):
                 blocks.append({"core": [list(c) for c in t.core], "outer": [list(o) for o in t.outer],
                                "latent": latent, "n": len(strings)})
         header.meta["blocks"] = blocks
-        header.check = {"crc32": container.array_crc32(recon if a.ndim == 3 else recon[0])}
+        header.check = {"crc32": container.array_crc32(outliers.with_current(recon if a.ndim == 3 else recon[0]))}
         if tally.value is not None:
             header.check["symbols"] = container.symbols_check(header, tally.value)
         return payloads
