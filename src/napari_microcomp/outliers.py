@@ -109,3 +109,11 @@ def unpack(blob: bytes, count, shape, dtype) -> Exceptions:
     if idx is None or int(idx[-1]) >= size:
         raise StreamError("the outlier payload points outside the image")
     return idx.astype(np.int64), np.frombuffer(raw, dt, count, 4 + 8 * count).astype(np.dtype(dtype))
+
+
+def note(count: Optional[int]) -> Optional[str]:
+    """What the user should know when a stream holds outliers (CLI ``note:``, napari warning, benchmark row)."""
+    if not count:
+        return None
+    return (f"{count} pixel(s) lie far outside the rest of the values (hot pixels?); they were coded exactly beside "
+            "the image so that they do not stretch its range. PSNR and SSIM use the full range, theirs included")

@@ -36,6 +36,8 @@ def test_hot_pixels_no_longer_cost_the_rest_of_the_image(codec):
     np.testing.assert_array_equal(rec.reshape(-1)[idx], 65535)          # stored exactly
     assert _psnr_off(rec, hot, idx) > base - 0.5                         # the rest as good as without them
     np.testing.assert_array_equal(rec, res.reconstruction)
+    assert any("5 pixel(s) lie far outside" in n for n in res.notes)
+    assert not any("far outside" in n for n in compress_array(clean, codec, quality=3).notes)
 
 
 def test_stacks_floats_and_a_flat_image_with_hot_pixels():
@@ -101,3 +103,11 @@ def test_unpack_checks_the_positions(count, deltas, why):
     blob = zlib.compress(struct.pack("<I", count) + np.array(deltas, "<u8").tobytes() + bytes(2 * n))
     with pytest.raises(StreamError, match=why):
         outliers.unpack(blob, count, (64, 64), "uint16")
+
+
+def test_benchmark_rows_say_so():
+    from napari_microcomp.benchmark.rows import run_row
+
+    _, hot, _ = _hot()
+    row = run_row("hot", hot, {"id": "jpeg2k", "quality": 3}, with_ms_ssim=False)
+    assert row["status"] == "ok" and "5 pixel(s) lie far outside" in row["note"]

@@ -9,7 +9,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import metrics
+from .. import container, metrics
+from ..outliers import note as outliers_note
 from .._progress import checkpoint
 from .._validate import check_image
 from ..codecs import QUALITIES, Codec, codec_class, codec_from_config
@@ -187,6 +188,7 @@ def run_row(name: str, image: np.ndarray, config: Mapping[str, Any], *,
         row.update(encode_s=t1 - t0, decode_s=t2 - t1, compressed_bytes=len(stream),
                    max_abs_error=float(np.max(np.abs(image.astype(np.float64) - recon.astype(np.float64)))))
         _add_note(row, codec.weights_note(image))
+        _add_note(row, outliers_note(container.read_header(stream)[0].meta.get("outliers")))
     except Exception as exc:  # a failing codec must not end the run: its row says why
         row.update(status="error", error=f"{type(exc).__name__}: {exc}")
         return row
