@@ -27,15 +27,15 @@ Exceptions = Tuple[np.ndarray, np.ndarray]   # flat indices (int64, increasing),
 CURRENT: "contextvars.ContextVar[Optional[Exceptions]]" = contextvars.ContextVar("microcomp_outliers", default=None)
 
 
-def split(a: np.ndarray) -> Tuple[np.ndarray, Optional[Exceptions]]:
-    """``a`` with its extreme sparse pixels replaced, and those pixels; or ``a`` itself and None."""
+def find(a: np.ndarray) -> Optional[Tuple[np.ndarray, float, float]]:
+    """The flat indices of ``a``'s extreme sparse pixels and the range of the others, or None."""
     n = a.size
     k = max(MIN_COUNT, int(n * FRACTION))
     if n < 64 * k:
-        return a, None
+        return None
     lo, hi = a.min(), a.max()
     if not hi > lo:
-        return a, None
+        return None
     flat = a.reshape(-1)
     sample = flat[:: max(1, n // SAMPLE)]
     ks = max(1, int(k * sample.size / n)) if sample.size < n else k
@@ -44,18 +44,26 @@ def split(a: np.ndarray) -> Tuple[np.ndarray, Optional[Exceptions]]:
     # only what lies well beyond the bulk: the bulk's own tails stay in the image (they are content)
     margin = (rhi - rlo) / 2
     if rhi - rlo + 2 * margin >= SHRINK * (float(hi) - float(lo)):
-        return a, None
+        return None
     rlo, rhi = rlo - margin, rhi + margin
     out = (flat < rlo) | (flat > rhi)
     count = int(np.count_nonzero(out))
     if not 0 < count <= 2 * k:   # a sample's bounds may let more through than the exact ones would
+        return None
+    return (np.flatnonzero(out).astype(np.int64), float(np.min(flat, where=~out, initial=hi)),
+            float(np.max(flat, where=~out, initial=lo)))
+
+
+def split(a: np.ndarray) -> Tuple[np.ndarray, Optional[Exceptions]]:
+    """``a`` with its extreme sparse pixels replaced, and those pixels; or ``a`` itself and None."""
+    f = find(a)
+    if f is None:
         return a, None
-    idx = np.flatnonzero(out)
-    vals = flat[idx].copy()
-    kept = flat[~out]
-    filled = np.clip(a, kept.min(), kept.max())
+    idx, lo, hi = f
+    vals = a.reshape(-1)[idx].copy()
+    filled = np.clip(a, np.asarray(lo).astype(a.dtype), np.asarray(hi).astype(a.dtype))
     _fill(filled, idx)
-    return filled, (idx.astype(np.int64), vals)
+    return filled, (idx, vals)
 
 
 def _fill(img: np.ndarray, idx: np.ndarray) -> None:
@@ -116,4 +124,5 @@ def note(count: Optional[int]) -> Optional[str]:
     if not count:
         return None
     return (f"{count} pixel(s) lie far outside the rest of the values (hot pixels?); they were coded exactly beside "
-            "the image so that they do not stretch its range. PSNR and SSIM use the full range, theirs included")
+            "the image so that they do not stretch its range; PSNR/SSIM use the full range (theirs included), "
+            "which flatters every codec alike: pass a data range (e.g. 'bits') to score the content")
