@@ -6,9 +6,9 @@ from typing import Any, Dict, List, Optional, Union
 import numpy as np
 
 from . import container, metrics
-from .outliers import note as outliers_note
 from ._validate import as_coded, check_image
 from .codecs import Codec, decode, get_codec
+from .outliers import note as outliers_note
 from .ratecontrol import compress_to_target
 
 

@@ -10,12 +10,12 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import container, metrics
-from ..outliers import note as outliers_note
 from .._progress import checkpoint
 from .._validate import check_image
 from ..codecs import QUALITIES, Codec, codec_class, codec_from_config
 from ..errors import InputError
 from ..labelfree.compare import prediction_scores
+from ..outliers import note as outliers_note
 
 Row = Dict[str, Any]
 Predictor = Callable[[np.ndarray], np.ndarray]

@@ -144,7 +144,7 @@ def available_qualities(arch: str) -> Dict[int, str]:
 
 
 def missing_weights_message(arch: str, quality: int, modality: Optional[str] = None) -> str:
-    from ..models.registry import get_arch
+    from ..models.registry import compressai_url, get_arch, list_archs
 
     spec = get_arch(arch)
     name = spec.weights_filename(quality)
@@ -161,13 +161,9 @@ def missing_weights_message(arch: str, quality: int, modality: Optional[str] = N
     if have:   # usually a level the set skips (fixed-rate sets ship 2, 4, 6, 8): say which exist first
         hint = f"{arch} has weights for quality {', '.join(map(str, have))}; pick one of those, or train"
     else:
-        from ..models.registry import list_archs
-
         alt = [a for a in list_archs(spec.ndim) if a != arch and available_qualities(a)]
         hint = (f"{arch} has no weights in this installation"
                 + (f" ({', '.join(alt)} {'has' if len(alt) == 1 else 'have'} them)" if alt else "") + "; train")
-    from ..models.registry import compressai_url
-
     pretrained = (f", or use weights='compressai' for CompressAI's pretrained RGB weights"
                   if compressai_url(arch, quality) else "")
     return (f"no weights for {arch} quality {quality}: expected {name} in ${ENV_WEIGHTS} or {SHIPPED_DIR}. "
