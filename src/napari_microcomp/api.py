@@ -5,7 +5,7 @@ from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
-from . import container, metrics
+from . import container, metrics, slice_ranges
 from ._validate import as_coded, check_image
 from .codecs import Codec, decode, get_codec
 from .outliers import note as outliers_note
@@ -61,10 +61,11 @@ def compress_array(array, codec: Union[str, Codec], quality: Optional[int] = Non
     t0 = time.perf_counter()
     recon = decode(data)
     dec_s = time.perf_counter() - t0
-    hmeta = container.read_header(data)[0].meta
+    header = container.read_header(data)[0]
+    hmeta = header.meta
     # compared in the coded type: int16 with negatives carries the same offset as ``a``
     m = metrics.all_metrics(a, as_coded(recon, hmeta), len(data), with_ms_ssim=with_ms_ssim)
-    notes = [n for n in (c.weights_note(a), outliers_note(hmeta.get("outliers"))) if n]
+    notes = [n for n in (c.weights_note(a), outliers_note(hmeta.get("outliers")), slice_ranges.note(header.norm)) if n]
     return CompressResult(data=data, reconstruction=recon, metrics=m, encode_seconds=enc_s,
                           decode_seconds=dec_s, codec=c, config=c.get_config(), target=target_info,
                           notes=notes)

@@ -224,9 +224,9 @@ class SliceCodec(Codec):
         else:
             header.layout = "slicewise"
             payloads = []
-            for i, s in enumerate(a):
+            for i, (s, h) in enumerate(zip(a, self._slice_headers(header, len(a)))):
                 checkpoint("encode", i, len(a), f"{self.codec_id}: slice {i + 1}/{len(a)}")
-                payloads.append(self._encode_2d(s, header))
+                payloads.append(self._encode_2d(s, h))
         # The reconstruction's checksum, so a decoder that would return anything else refuses instead
         # (a damaged or edited header, a different library build). Lossy streams are decoded once here.
         rec = a if self.lossless else self._decode(header, payloads)
@@ -243,13 +243,17 @@ class SliceCodec(Codec):
             raise StreamError(f"expected {shape[0] if len(shape) == 3 else '?'} slices, "
                               f"got {len(payloads)} payloads in layout {header.layout!r}")
         out = np.empty(shape, dtype=header.dtype)
-        for i, p in enumerate(payloads):
+        for i, (p, h) in enumerate(zip(payloads, self._slice_headers(header, len(payloads)))):
             checkpoint("decode", i, len(payloads), f"{self.codec_id}: slice {i + 1}/{len(payloads)}")
-            out[i] = self._decode_2d(p, header, tuple(shape[1:]))
+            out[i] = self._decode_2d(p, h, tuple(shape[1:]))
         return out
 
     def _prepare(self, a: np.ndarray, header: container.Header) -> None:
         """Hook to inspect the whole array once (bit depth, ranges) before slices are encoded."""
+
+    def _slice_headers(self, header: container.Header, n: int) -> List[container.Header]:
+        """The header each of ``n`` slices is coded with (a codec may give some slices their own range)."""
+        return [header] * n
 
     @abc.abstractmethod
     def _encode_2d(self, a: np.ndarray, header: container.Header) -> bytes: ...

@@ -18,16 +18,17 @@ to the full uint16 range (offset/scale in the header; exactly invertible), so th
 relative to the image's own range, as LERC's and JPEG-LS's are; lossless modes code the data as it is. float32: LERC and zstd are native; the others get the image
 mapped affinely to uint16 (offset/scale stored in the header; adds ≤ range/131070 error).
 """
-import struct
-from typing import Any, Dict, Sequence
+import dataclasses
+from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
-from .. import container
+from .. import container, slice_ranges
 from .._validate import used_bits
 from ..errors import CodecError
 from .base import SliceCodec
 from .native import htj2k_decode
+from .peek import j2k_dims, jpegls_dims, lerc_dims, zstd_content_size
 from .registry import register_codec
 
 try:
@@ -44,48 +45,11 @@ def _fraction_table(first_exp: int) -> Dict[int, float]:
     return {q: 2.0 ** -(first_exp + q - 1) for q in range(1, 9)}
 
 
-def _j2k_dims(data: bytes):
-    """Image size from a JPEG 2000 codestream's SIZ marker (inside a JP2 file or bare)."""
-    i = data.find(b"\xff\x4f\xff\x51")
-    if i < 0 or len(data) < i + 24:
-        raise ValueError("no JPEG 2000 SIZ marker")
-    x, y, x0, y0 = struct.unpack_from(">IIII", data, i + 8)
-    return y - y0, x - x0
-
-
-def _jpegls_dims(data: bytes):
-    """Image size from a JPEG-LS SOF55 marker."""
-    i = data.find(b"\xff\xf7")
-    if i < 0 or len(data) < i + 9:
-        raise ValueError("no JPEG-LS frame header")
-    y, x = struct.unpack_from(">HH", data, i + 5)
-    return y, x
-
-
-def _lerc_dims(data: bytes):
-    """Image size from a Lerc2 blob header."""
-    if not data.startswith(b"Lerc2 ") or len(data) < 22:
-        raise ValueError("not a Lerc2 blob")
-    version = struct.unpack_from("<i", data, 6)[0]
-    off = 14 if version >= 3 else 10   # v3+ adds a checksum
-    rows, cols = struct.unpack_from("<ii", data, off)
-    if version >= 4 and struct.unpack_from("<i", data, off + 8)[0] != 1:
-        raise ValueError("LERC blob with several values per pixel (nDepth ≠ 1)")   # 6·10^6 made a 43 GB array
-    return rows, cols
-
-
-def _zstd_content_size(data: bytes):
-    """The content size a zstd frame header declares (None if absent or not a zstd frame)."""
-    if len(data) < 6 or data[:4] != b"\x28\xb5\x2f\xfd":
-        return None
-    fhd = data[4]
-    fcs_flag, single, dict_flag = fhd >> 6, (fhd >> 5) & 1, fhd & 3
-    pos = 5 + (0 if single else 1) + (0, 1, 2, 4)[dict_flag]
-    size = (1 if single else 0, 2, 4, 8)[fcs_flag]
-    if size == 0 or len(data) < pos + size:
-        return None
-    value = int.from_bytes(data[pos:pos + size], "little")
-    return value + 256 if size == 2 else value
+def _mapping(kind: str, lo: float, hi: float) -> Dict[str, float]:
+    """Offset and scale of the uint16 working range for data in [lo, hi]."""
+    if kind == "affine16":
+        return {"offset": lo, "scale": (hi - lo) / 65535.0 if hi > lo else 1.0}
+    return {"offset": lo, "scale": 65535.0 / (hi - lo) if hi > lo else 1.0}
 
 
 class ImagecodecsCodec(SliceCodec):
@@ -118,36 +82,45 @@ class ImagecodecsCodec(SliceCodec):
                 raise CodecError(f"{self.codec_id}: {k} must be an integer, got {v!r}")
 
     def _prepare(self, a: np.ndarray, header: container.Header) -> None:
-        norm: Dict[str, Any] = {}
+        # lossy: a flash or saturated slice of a stack keeps its own range (slice_ranges)
+        odd = {} if self.lossless else slice_ranges.aberrant(a)
+        lo, hi = slice_ranges.bulk_range(a, odd)
+        kind = None
         if a.dtype == np.float32 and not self.native_float:
             if self.lossless:
                 raise CodecError(f"{self.codec_id} cannot store floating-point pixels losslessly; use lerc or zstd")
-            lo, hi = float(a.min()), float(a.max())
-            norm = {"kind": "affine16", "offset": lo, "scale": (hi - lo) / 65535.0 if hi > lo else 1.0}
-            if hi == lo:   # all zeros once mapped: coded exactly (lossy OpenJPEG made them 412s)
-                header.meta["constant"] = True
+            kind = "affine16"
         elif self.stretch_int and not self.lossless and a.dtype.kind == "u":
-            lo, hi = int(a.min()), int(a.max())   # a constant image becomes all zeros, coded exactly
-            norm = {"kind": "stretch16", "offset": lo, "scale": 65535.0 / (hi - lo) if hi > lo else 1.0}
-            if hi == lo:
+            kind = "stretch16"   # a constant image becomes all zeros, coded exactly
+        norm: Dict[str, Any] = {}
+        if kind:
+            norm = slice_ranges.record({"kind": kind, **_mapping(kind, lo, hi)},
+                                       {i: _mapping(kind, *r) for i, r in odd.items()})
+            if hi == lo and not odd:   # all zeros once mapped (lossy OpenJPEG made them 412s)
                 header.meta["constant"] = True
         header.norm = norm
         work_dtype = np.uint16 if norm else a.dtype
         header.meta["bits"] = used_bits(a) if a.dtype != np.float32 and not norm else (16 if norm else 32)
         header.meta["work_dtype"] = np.dtype(work_dtype).name
-        native = self._resolve_native(a)   # kept in the header, not on the instance: encodes may run concurrently
+        native = self._resolve_native(hi - lo)   # kept in the header, not on the instance: encodes may run concurrently
         if native is not None:
             header.meta["native"] = {self.native_param: native}
+
+    def _slice_headers(self, header: container.Header, n: int) -> List[container.Header]:
+        if "slices" not in header.norm:
+            return [header] * n
+        return [dataclasses.replace(header, norm=nm)
+                for nm in slice_ranges.per_slice(header.norm, n, self.codec_id)]
 
     def _nat(self, header: container.Header) -> Any:
         """The native parameter resolved for this encode (see :meth:`_prepare`)."""
         return (header.meta.get("native") or {}).get(self.native_param)
 
-    def _resolve_native(self, a: np.ndarray) -> Any:
+    def _resolve_native(self, rng: float) -> Any:
+        """The native parameter for data spanning ``rng``."""
         value = self.native_value()
         if value is None or not self.relative_native or (self.native_param in self.params):
             return value
-        rng = float(a.max()) - float(a.min())
         return value * (rng if rng > 0 else 1.0)
 
     def _to_work(self, a: np.ndarray, header: container.Header) -> np.ndarray:
@@ -204,7 +177,7 @@ class ImagecodecsCodec(SliceCodec):
 
 @register_codec
 class JPEG2000(ImagecodecsCodec):
-    _peek_dims = staticmethod(_j2k_dims)
+    _peek_dims = staticmethod(j2k_dims)
     codec_id = "jpeg2k"
     stretch_int = True
     description = "JPEG 2000 (OpenJPEG), whole image, single quality layer"
@@ -218,15 +191,15 @@ class JPEG2000(ImagecodecsCodec):
     extra_names = ("numthreads",)
 
     def _encode_work(self, w, header):
-        # OpenJPEG's lossy mode turns an all-zero image into 412s: constants are coded reversibly (tiny anyway)
-        exact = self.lossless or header.meta.get("constant", False)
+        # OpenJPEG's lossy mode turns an all-zero slice into 412s: those are coded reversibly (tiny anyway)
+        exact = self.lossless or not w.any()
         return _ic.jpeg2k_encode(w, level=None if exact else self._nat(header), reversible=True if exact else None,
                                  **self._kwargs(header))
 
 
 @register_codec
 class HTJ2K(ImagecodecsCodec):
-    _peek_dims = staticmethod(_j2k_dims)
+    _peek_dims = staticmethod(j2k_dims)
     codec_id = "htj2k"
     stretch_int = True
     description = "High-throughput JPEG 2000 (OpenJPH)"
@@ -285,7 +258,7 @@ class JPEGXR(ImagecodecsCodec):
 
 @register_codec
 class LERC(ImagecodecsCodec):
-    _peek_dims = staticmethod(_lerc_dims)
+    _peek_dims = staticmethod(lerc_dims)
     codec_id = "lerc"
     description = "LERC (Esri), exact max-error bound; float32 native"
     imagecodecs_name = "LERC"
@@ -343,7 +316,7 @@ class JPEGXLLossless(JPEGXL):
 
 @register_codec
 class JPEGLS(ImagecodecsCodec):
-    _peek_dims = staticmethod(_jpegls_dims)
+    _peek_dims = staticmethod(jpegls_dims)
     codec_id = "jpegls"
     description = "JPEG-LS (CharLS), lossless or near-lossless with an exact error bound"
     imagecodecs_name = "JPEGLS"
@@ -355,8 +328,8 @@ class JPEGLS(ImagecodecsCodec):
     supports_lossless = True
     relative_native = True
 
-    def _resolve_native(self, a):
-        v = super()._resolve_native(a)
+    def _resolve_native(self, rng):
+        v = super()._resolve_native(rng)
         return None if v is None else int(min(255, max(0, round(v))))
 
     def _encode_work(self, w, header):
@@ -388,8 +361,8 @@ class Zstd(ImagecodecsCodec):
     def _decode_2d(self, data, header, shape):
         dt = np.dtype(header.meta["work_dtype"])
         want = dt.itemsize * int(np.prod(shape))
-        if _zstd_content_size(data) != want:   # before allocating the output (a 6 kB payload, 4 GB declared)
-            raise ValueError(f"the zstd frame declares {_zstd_content_size(data)} bytes, the header {want}")
+        if zstd_content_size(data) != want:   # before allocating the output (a 6 kB payload, 4 GB declared)
+            raise ValueError(f"the zstd frame declares {zstd_content_size(data)} bytes, the header {want}")
         raw = bytearray(want)   # decode into the declared size: a zstd bomb fails instead of filling memory
         n = _ic.zstd_decode(data, out=raw)
         n = want if n is None or n is raw else len(n)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional, Sequence,
 
 import numpy as np
 
-from .. import container, outliers
+from .. import container, outliers, slice_ranges
 from .._progress import checkpoint
 from .._validate import real_number
 from ..errors import CodecError, StreamError, WeightsNotFoundError
@@ -38,7 +38,7 @@ from ..weights.load import LoadedModel, encodable, load_by_id, load_url
 from ..weights.locate import ENV_WEIGHTS
 from .base import Codec
 from .latent_grid import GRID, GRIDS, OLD_GRID, latent_shape, on_grid
-from .weight_levels import MAX_THREADS, WeightLevels, default_threads, norm_bounds
+from .weight_levels import MAX_THREADS, WeightLevels, default_threads
 from .vbr_level import check_level, vbr_gain
 from .registry import register_codec
 
@@ -252,21 +252,25 @@ class LearnedCodec(WeightLevels, Codec):
         header.codec["tile"] = tile   # recorded: a later change of the default must not break old streams
         if hasattr(lm.model, "h_s"):
             self.params["ep"] = header.codec["ep"] = self.params.get("ep") or 64
-        lo, hi = float(a.min()), float(a.max())
-        header.norm = {"mode": "minmax", "lo": lo, "hi": hi}
+        odd = slice_ranges.aberrant(a)   # a flash or saturated slice keeps its own range
+        lo, hi = slice_ranges.bulk_range(a, odd)
+        header.norm = slice_ranges.record({"mode": "minmax", "lo": lo, "hi": hi},
+                                          {i: {"lo": r[0], "hi": r[1]} for i, r in odd.items()})
         planes = a[None] if a.ndim == 2 else a
         grid = fixed_grid(*planes.shape[1:], tile)
         header.layout = ("whole" if a.ndim == 2 else "slicewise") if len(grid) == 1 else "tiles"
-        if hi == lo:
+        if hi == lo and not odd:
             header.check["crc32"] = container.array_crc32(outliers.with_current(a))
             return []
+        los, his = slice_ranges.bounds_per_slice(header.norm, len(planes), self.codec_id)
         recon = np.empty(planes.shape, dtype=a.dtype)
         payloads = []
-        span = hi - lo   # float64: spans near ±3e38 overflow float32 and fed NaN into the entropy coder
         tally = symbol_tally()
         with fixed_threads(threads), torch.inference_mode():
             n, k = len(planes) * len(grid), 0
             for z, plane in enumerate(planes):
+                lo, hi = los[z], his[z]
+                span = (hi - lo) or 1.0   # float64: spans near ±3e38 overflow float32 and fed NaN into the coder
                 for y0, y1, x0, x1 in grid:
                     checkpoint("encode", k, n, f"{self.codec_id}: tile {k + 1}/{n}")
                     k += 1
@@ -287,11 +291,11 @@ class LearnedCodec(WeightLevels, Codec):
         norm = header.norm
         if norm.get("mode") != "minmax":
             raise StreamError(f"{self.codec_id}: unknown intensity mapping {norm.get('mode')!r}")
-        lo, hi = norm_bounds(norm, self.codec_id)
+        lo, hi = slice_ranges.norm_bounds(norm, self.codec_id)
         shape = tuple(header.shape)
         planes_shape = (1, *shape) if len(shape) == 2 else shape
         tile = int(self.params.get("tile", DEFAULT_TILE))
-        if hi == lo:
+        if hi == lo and "slices" not in norm:
             if payloads:
                 raise StreamError(f"{self.codec_id}: constant image with payloads (damaged stream)")
             # verify before allocating: an edited shape must not make a 100-byte stream fill gigabytes
@@ -303,6 +307,7 @@ class LearnedCodec(WeightLevels, Codec):
         if len(payloads) != n_tiles:   # counted before the grid is built: a shape may promise 10^7 tiles
             raise StreamError(f"{self.codec_id}: expected {n_tiles} tile payloads, got {len(payloads)}")
         grid = fixed_grid(*planes_shape[1:], tile)
+        los, his = slice_ranges.bounds_per_slice(norm, planes_shape[0], self.codec_id)
         if self._fraction() and self.params.get("gain") is None:
             raise StreamError(f"{self.codec_id}: a stream at level {self.params['level']} must record its latent "
                               "gain; damaged or crafted stream")
@@ -314,6 +319,7 @@ class LearnedCodec(WeightLevels, Codec):
         with fixed_threads(threads), torch.inference_mode():
             k = 0
             for z in range(planes_shape[0]):
+                lo, hi = los[z], his[z]
                 for y0, y1, x0, x1 in grid:
                     checkpoint("decode", k, len(payloads), f"{self.codec_id}: tile {k + 1}/{len(payloads)}")
                     k += 1

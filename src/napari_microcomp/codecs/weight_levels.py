@@ -15,18 +15,6 @@ MAX_THREADS = 256   # a stream may not ask for more (a hostile 5000 aborted the 
 EP_BITS = (64, 32)   # entropy-parameter arithmetic of hyperprior models (models/coding.exact_hyper); 32: older streams
 
 
-def norm_bounds(norm: Dict[str, Any], codec_id: str) -> "tuple[float, float]":
-    """The (lo, hi) intensity range a learned stream records, refused unless finite and ordered (an edited
-    1e308 or NaN would turn every pixel into inf/NaN before the checksum could say so)."""
-    try:
-        lo, hi = float(norm["lo"]), float(norm["hi"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise StreamError(f"{codec_id}: header lacks its intensity range ({exc})") from exc
-    if not (np.isfinite(lo) and np.isfinite(hi) and hi >= lo and np.isfinite(hi - lo)):
-        raise StreamError(f"{codec_id}: damaged intensity range in the header (lo={lo!r}, hi={hi!r})")
-    return lo, hi
-
-
 def default_threads() -> int:
     """Thread count recorded in new streams: up to 4 (more rarely helps these model sizes), and no more than
     the cores this process may run on (a cluster job's CPU set, ``taskset``): more threads than cores made a
