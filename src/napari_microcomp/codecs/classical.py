@@ -49,6 +49,7 @@ def _mapping(kind: str, lo: float, hi: float) -> Dict[str, float]:
     """Offset and scale of the uint16 working range for data in [lo, hi]."""
     if kind == "affine16":
         return {"offset": lo, "scale": (hi - lo) / 65535.0 if hi > lo else 1.0}
+    lo, hi = int(lo), int(hi)   # integer data: the header keeps integers, as before slice ranges
     return {"offset": lo, "scale": 65535.0 / (hi - lo) if hi > lo else 1.0}
 
 
