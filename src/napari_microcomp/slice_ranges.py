@@ -101,5 +101,7 @@ def note(norm: Dict[str, Any]) -> Optional[str]:
     if not entries:
         return None
     which = ", ".join(str(e[0]) for e in entries[:8]) + (", ..." if len(entries) > 8 else "")
-    return (f"slice(s) {which} lie far outside the other slices' intensity range (a flash or saturated frame?); "
-            "each was coded with its own range so that the others keep their quality")
+    one = len(entries) == 1
+    return (f"{'slice' if one else 'slices'} {which} {'is' if one else 'are'} blank, saturated or far brighter or "
+            f"darker than the others (a bad frame?); {'it was' if one else 'each was'} coded with a value range of "
+            "its own so that the other slices keep their quality")
