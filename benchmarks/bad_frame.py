@@ -7,7 +7,6 @@ Reported: bits per voxel and PSNR over the *other* slices against the clean stac
 
     python benchmarks/bad_frame.py [--quality 4] [--out benchmarks/results/bad_frame.json] [FILES]
 """
-import argparse
 import json
 import sys
 import warnings
@@ -17,6 +16,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+import _damage  # noqa: E402  (beside this script)
 DEFAULT = ["paired_more/colicoords_ecoli_bf_fluo/ds1_brightfield.tif",
            "paired_more/colicoords_ecoli_bf_fluo/ds1_fluorescence.tif",
            "fluorescence/cancer_cell_migration_crop.tif"]
@@ -35,18 +35,13 @@ def main(argv=None) -> int:
     from napari_microcomp.api import compress_array
     from napari_microcomp.io import read_image
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("files", nargs="*")
-    p.add_argument("--quality", type=int, default=4)
+    p = _damage.parser(__doc__, CODECS, quality=4)
     p.add_argument("--slices", type=int, default=8)
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--slice", type=int, default=3)
     p.add_argument("--flash", type=float, default=12.0)
-    p.add_argument("--codecs", nargs="+", default=CODECS)
-    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
-    p.add_argument("--out", default=None)
     args = p.parse_args(argv)
-    files = args.files or [str(Path(args.data) / f) for f in DEFAULT]
+    files = _damage.input_files(args, DEFAULT)
     warnings.simplefilter("ignore")
     rows, aberrant = [], slice_ranges.aberrant
     for f in files:

@@ -7,7 +7,6 @@ image's range (what the biology sees; the full-range PSNR is inflated by the hot
 
     python benchmarks/outliers.py [--hot 5] [--quality 3] [--out benchmarks/results/outliers.json] [FILES]
 """
-import argparse
 import json
 import sys
 import warnings
@@ -17,6 +16,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+import _damage  # noqa: E402  (beside this script)
 DEFAULT = ["fluorescence/BBBC022_IXMtest_A02_s9.tif", "transmitted_light/isl_dic.png",
            "paired_more/colicoords_ecoli_bf_fluo/ds1_fluorescence.tif"]
 CODECS = ["jpeg2k", "jpegxl", "lerc", "mbt2018-mean-vbr"]
@@ -31,15 +31,10 @@ def main(argv=None) -> int:
     from napari_microcomp.api import compress_array
     from napari_microcomp.io import read_image
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("files", nargs="*")
+    p = _damage.parser(__doc__, CODECS, quality=3)
     p.add_argument("--hot", type=int, default=5)
-    p.add_argument("--quality", type=int, default=3)
-    p.add_argument("--codecs", nargs="+", default=CODECS)
-    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
-    p.add_argument("--out", default=None)
     args = p.parse_args(argv)
-    files = args.files or [str(Path(args.data) / f) for f in DEFAULT]
+    files = _damage.input_files(args, DEFAULT)
     warnings.simplefilter("ignore")
     rows, split = [], outliers.split
     for f in files:
