@@ -56,8 +56,11 @@ def check_image(array, *, allow_3d: bool = True, offset: Optional[int] = None) -
                          f"{len(sq)}D image of shape {sq}")
     if a.ndim not in ((2, 3) if allow_3d else (2,)):
         want = "2D (Y, X) or 3D (Z, Y, X)" if allow_3d else "2D (Y, X)"
-        raise InputError(f"expected a {want} single-channel image, got {a.ndim}D with shape {a.shape}; "
-                         "select one channel/time point first")
+        # only more axes than an image has are fixed by picking a channel or time point
+        fix = ("select one channel/time point first" if len(sq) > 1 else
+               "a single value is not an image" if a.size == 1 else
+               "a 1D signal is not an image (reshape it to (rows, columns) if it holds one)")
+        raise InputError(f"expected a {want} single-channel image, got {a.ndim}D with shape {a.shape}; {fix}")
     if not a.dtype.isnative:   # big-endian from a file: some codecs would code the raw bytes
         a = a.astype(a.dtype.newbyteorder("="))
     if min(a.shape[-2:]) < 8:

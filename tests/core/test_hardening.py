@@ -791,3 +791,14 @@ def test_length_one_axes_are_named_with_the_fix(shape, squeezed):
     compress_array(np.squeeze(a) + 1, "zstd")   # the suggested fix works
     one = np.ones((1, 40, 56), np.uint16)   # a 1-slice stack stays one
     assert compress_array(one, "zstd").reconstruction.shape == (1, 40, 56)
+
+
+@pytest.mark.parametrize("shape, why", [((), "a single value is not an image"),
+                                        ((1, 1, 1, 1, 1), "a single value is not an image"),
+                                        ((100,), "a 1D signal is not an image"),
+                                        ((1, 1, 100, 1), "a 1D signal is not an image"),
+                                        ((2, 3, 40, 56), "select one channel/time point first")])
+def test_too_few_or_too_many_axes_say_what_to_do(shape, why):
+    """Only extra axes are fixed by picking a channel; a 1D signal or a single value never was."""
+    with pytest.raises(InputError, match=re.escape(why)):
+        compress_array(np.zeros(shape, np.uint16), "zstd")
