@@ -50,6 +50,27 @@ def bulk_range(a: np.ndarray, odd: Dict[int, Tuple[float, float]]) -> Tuple[floa
     return (min(float(a[i].min()) for i in keep), max(float(a[i].max()) for i in keep))
 
 
+def aligned(a: np.ndarray, odd: Dict[int, Tuple[float, float]]) -> Dict[int, Dict[str, float]]:
+    """``minmax`` ranges for the ``odd`` slices of a stack coded as one volume. A non-constant one gets a range
+    that puts its content where a typical slice's content lies in the shared [0, 1] mapping, so a 3D model sees
+    no jump in brightness (a 12x flash frame in a fluorescence stack: 2.57 -> 0.29 bits per voxel; 0.26 without
+    it); the range still holds all of the slice's values."""
+    keep = [i for i in range(len(a)) if i not in odd]
+    los = np.array([float(a[i].min()) for i in keep])
+    his = np.array([float(a[i].max()) for i in keep])
+    lo, hi = float(los.min()), float(his.max())
+    u0, u1 = (0.0, 1.0) if not hi > lo else ((float(np.median(los)) - lo) / (hi - lo),
+                                             (float(np.median(his)) - lo) / (hi - lo))
+    out = {}
+    for i, (s_lo, s_hi) in odd.items():
+        if s_hi > s_lo and u1 > u0:
+            span = (s_hi - s_lo) / (u1 - u0)
+            s_lo = s_lo - u0 * span
+            s_hi = s_lo + span
+        out[i] = {"lo": s_lo, "hi": s_hi}
+    return out
+
+
 def record(norm: Dict[str, Any], own: Dict[int, Dict[str, Any]]) -> Dict[str, Any]:
     """``norm`` with the per-slice overrides ``own`` recorded (unchanged when there are none)."""
     return dict(norm, slices=[[i, own[i]] for i in sorted(own)]) if own else norm

@@ -84,6 +84,16 @@ def test_float_stacks_and_the_3d_model():
     np.testing.assert_array_equal(rec[2], bad[2])
     assert psnr(rec) > psnr(decode(clean_data)) - 1.5                 # was 16 dB lower before
     assert len(bad_data) < 1.5 * len(clean_data)                      # the flat plane costs no jump
+    st[0] *= 3    # typical slices now fill a third of the shared range: a flash mapped to all of it would jump
+    clean_data = codec.encode(st)
+    flash = _bad(st, "flash")
+    flash_data = codec.encode(flash)
+    rec = decode(flash_data)
+    assert psnr(rec) > psnr(decode(clean_data)) - 1.5
+    assert len(flash_data) < 1.5 * len(clean_data)                    # aligned with its neighbours: 2.6x before
+    # and coded as finely, relative to its brightness, as the scene it flashed
+    err_clean = np.abs(decode(clean_data)[2].astype(np.float64) - st[2]).mean()
+    assert np.abs(rec[2].astype(np.float64) - flash[2]).mean() < 1.5 * 12 * err_clean
 
 
 def test_modality_ignores_the_aberrant_slice():

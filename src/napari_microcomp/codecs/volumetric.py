@@ -134,8 +134,7 @@ class VolumetricCodec(WeightLevels, Codec):
         odd = slice_ranges.aberrant(vol)   # a flash or saturated slice keeps its own range
         lo, hi = slice_ranges.bulk_range(vol, odd)
         header.layout = "volume"
-        header.norm = slice_ranges.record({"mode": "minmax", "lo": lo, "hi": hi},
-                                          {i: {"lo": r[0], "hi": r[1]} for i, r in odd.items()})
+        header.norm = slice_ranges.record({"mode": "minmax", "lo": lo, "hi": hi}, slice_ranges.aligned(vol, odd))
         lo, hi = _z_bounds(slice_ranges.bounds_per_slice(header.norm, len(vol), self.codec_id))
         tiles = self._blocks(vol.shape)
         recon = np.empty(vol.shape, dtype=a.dtype)
@@ -253,8 +252,8 @@ def _from_unit(y: "torch.Tensor", zyx: Sequence[int], lo: np.ndarray, hi: np.nda
     z, h, w = zyx
     v = y[0, 0, :z, :h, :w].float().numpy().astype(np.float64) * np.where(hi > lo, hi - lo, 1.0) + lo
     v = np.clip(v, lo, hi)
-    if np.dtype(dtype).kind in "iu":
-        v = np.rint(v)
+    if np.dtype(dtype).kind in "iu":   # an aligned slice range may reach past the type's (slice_ranges.aligned)
+        v = np.clip(np.rint(v), np.iinfo(dtype).min, np.iinfo(dtype).max)
     return v.astype(dtype)
 
 
