@@ -252,8 +252,11 @@ def _from_unit(y: "torch.Tensor", zyx: Sequence[int], lo: np.ndarray, hi: np.nda
     z, h, w = zyx
     v = y[0, 0, :z, :h, :w].float().numpy().astype(np.float64) * np.where(hi > lo, hi - lo, 1.0) + lo
     v = np.clip(v, lo, hi)
-    if np.dtype(dtype).kind in "iu":   # an aligned slice range may reach past the type's (slice_ranges.aligned)
+    # an aligned slice range may reach past the type's (slice_ranges.aligned): clipped, never wrapped or inf
+    if np.dtype(dtype).kind in "iu":
         v = np.clip(np.rint(v), np.iinfo(dtype).min, np.iinfo(dtype).max)
+    else:
+        v = np.clip(v, np.finfo(dtype).min, np.finfo(dtype).max)
     return v.astype(dtype)
 
 
