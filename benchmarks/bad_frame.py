@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     files = _damage.input_files(args, DEFAULT)
     warnings.simplefilter("ignore")
-    rows, aberrant = [], slice_ranges.aberrant
+    rows, split = [], slice_ranges.split
     for f in files:
         a, _ = read_image(f)
         clean = np.ascontiguousarray(a[: args.slices, : args.crop, : args.crop])
@@ -53,11 +53,11 @@ def main(argv=None) -> int:
                                             for how in ("saturated", "flash") for handled in (False, True)]
         for codec in args.codecs:
             for label, img, handled in cases:
-                slice_ranges.aberrant = aberrant if handled else (lambda x: {})
+                slice_ranges.split = split if handled else slice_ranges.one_range
                 try:
                     r = compress_array(img, codec, quality=args.quality, with_ms_ssim=False)
                 finally:
-                    slice_ranges.aberrant = aberrant
+                    slice_ranges.split = split
                 err = r.reconstruction[others].astype(np.float64) - clean[others]
                 psnr = 10 * np.log10(span ** 2 / max(np.mean(err ** 2), 1e-12))
                 rows.append({"file": Path(f).name, "codec": codec, "stack": label, "per_slice": handled,

@@ -5,10 +5,9 @@ from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
-from . import container, metrics, slice_ranges
+from . import container, metrics
 from ._validate import as_coded, check_image
 from .codecs import Codec, decode, get_codec
-from .outliers import note as outliers_note
 from .ratecontrol import compress_to_target
 
 
@@ -62,10 +61,9 @@ def compress_array(array, codec: Union[str, Codec], quality: Optional[int] = Non
     recon = decode(data)
     dec_s = time.perf_counter() - t0
     header = container.read_header(data)[0]
-    hmeta = header.meta
     # compared in the coded type: int16 with negatives carries the same offset as ``a``
-    m = metrics.all_metrics(a, as_coded(recon, hmeta), len(data), with_ms_ssim=with_ms_ssim)
-    notes = [n for n in (c.weights_note(a), outliers_note(hmeta.get("outliers")), slice_ranges.note(header.norm)) if n]
+    m = metrics.all_metrics(a, as_coded(recon, header.meta), len(data), with_ms_ssim=with_ms_ssim)
+    notes = c.notes(a, header)
     return CompressResult(data=data, reconstruction=recon, metrics=m, encode_seconds=enc_s,
                           decode_seconds=dec_s, codec=c, config=c.get_config(), target=target_info,
                           notes=notes)

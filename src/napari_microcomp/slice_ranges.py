@@ -12,7 +12,7 @@ mbt2018-mean-vbr3d 31.0 -> -4.7 dB (``benchmarks/bad_frame.py``). Two kinds of s
 The other slices share the range of the rest. The header records the exceptions as
 ``norm["slices"] = [[index, {norm keys of that slice}], ...]``.
 """
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -22,47 +22,57 @@ REACH = 8.0
 MIN_SLICES = 3
 
 
-def aberrant(a: np.ndarray) -> Dict[int, Tuple[float, float]]:
-    """{slice index: (min, max)} of the slices of a (Z, Y, X) stack that keep their own range; empty otherwise."""
+class Ranges(NamedTuple):
+    """How a stack's values are mapped: one shared range, and the slices that keep their own."""
+    lo: float
+    hi: float
+    own: Dict[int, Tuple[float, float]]      # slice index: (min, max)
+    typical: Tuple[float, float]             # median min and max of the slices that share (lo, hi)
+
+
+def one_range(a: np.ndarray) -> Ranges:
+    """Every slice (or the 2D image) in one range."""
+    lo, hi = float(a.min()), float(a.max())
+    return Ranges(lo, hi, {}, (lo, hi))
+
+
+def split(a: np.ndarray) -> Ranges:
+    """The ranges of ``a``, from one pass over its slices (see the module docstring for the rule)."""
     if a.ndim != 3 or len(a) < 2:
-        return {}
+        return one_range(a)
     lo = a.min(axis=(1, 2)).astype(np.float64)
     hi = a.max(axis=(1, 2)).astype(np.float64)
     flat = hi == lo
-    if flat.all():
-        return {}
     own = np.flatnonzero(flat)
     var = np.flatnonzero(~flat)
-    if len(var) >= MIN_SLICES:
+    if not len(var):
+        own = own[:0]
+    elif len(var) >= MIN_SLICES:
         typ_lo, typ_hi = float(np.median(lo[var])), float(np.median(hi[var]))
         reach = np.maximum(hi[var], typ_hi) - np.minimum(lo[var], typ_lo)
         odd = var[reach > REACH * (typ_hi - typ_lo)]
         if len(odd) <= max(1, len(var) // 4):
             own = np.union1d(own, odd)
-    return {int(i): (float(lo[i]), float(hi[i])) for i in own}
+    keep = np.setdiff1d(np.arange(len(a)), own)
+    return Ranges(float(lo[keep].min()), float(hi[keep].max()),
+                  {int(i): (float(lo[i]), float(hi[i])) for i in own},
+                  (float(np.median(lo[keep])), float(np.median(hi[keep]))))
 
 
-def bulk_range(a: np.ndarray, odd: Dict[int, Tuple[float, float]]) -> Tuple[float, float]:
-    """(min, max) over the slices not in ``odd`` (over all of ``a`` when it is empty)."""
-    if not odd:
-        return float(a.min()), float(a.max())
-    keep = [i for i in range(len(a)) if i not in odd]
-    return (min(float(a[i].min()) for i in keep), max(float(a[i].max()) for i in keep))
+def aberrant(a: np.ndarray) -> Dict[int, Tuple[float, float]]:
+    """{slice index: (min, max)} of the slices of a (Z, Y, X) stack that keep their own range; empty otherwise."""
+    return split(a).own
 
 
-def aligned(a: np.ndarray, odd: Dict[int, Tuple[float, float]]) -> Dict[int, Dict[str, float]]:
-    """``minmax`` ranges for the ``odd`` slices of a stack coded as one volume. A non-constant one gets a range
-    that puts its content where a typical slice's content lies in the shared [0, 1] mapping, so a 3D model sees
-    no jump in brightness (a 12x flash frame in a fluorescence stack: 2.57 -> 0.29 bits per voxel; 0.26 without
-    it); the range still holds all of the slice's values."""
-    keep = [i for i in range(len(a)) if i not in odd]
-    los = np.array([float(a[i].min()) for i in keep])
-    his = np.array([float(a[i].max()) for i in keep])
-    lo, hi = float(los.min()), float(his.max())
-    u0, u1 = (0.0, 1.0) if not hi > lo else ((float(np.median(los)) - lo) / (hi - lo),
-                                             (float(np.median(his)) - lo) / (hi - lo))
+def aligned(r: Ranges) -> Dict[int, Dict[str, float]]:
+    """``minmax`` ranges for the slices of a stack coded as one volume that keep their own. A non-constant one gets
+    a range that puts its content where a typical slice's content lies in the shared [0, 1] mapping, so a 3D model
+    sees no jump in brightness (a 12x flash frame in a fluorescence stack: 2.57 -> 0.29 bits per voxel; 0.26
+    without it); the range still holds all of the slice's values."""
+    lo, hi = r.lo, r.hi
+    u0, u1 = (0.0, 1.0) if not hi > lo else ((r.typical[0] - lo) / (hi - lo), (r.typical[1] - lo) / (hi - lo))
     out = {}
-    for i, (s_lo, s_hi) in odd.items():
+    for i, (s_lo, s_hi) in r.own.items():
         if s_hi > s_lo and u1 > u0:
             span = (s_hi - s_lo) / (u1 - u0)
             s_lo = s_lo - u0 * span

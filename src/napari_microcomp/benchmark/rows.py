@@ -9,13 +9,12 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import container, metrics, slice_ranges
+from .. import container, metrics
 from .._progress import checkpoint
 from .._validate import check_image
 from ..codecs import QUALITIES, Codec, codec_class, codec_from_config
 from ..errors import InputError
 from ..labelfree.compare import prediction_scores
-from ..outliers import note as outliers_note
 
 Row = Dict[str, Any]
 Predictor = Callable[[np.ndarray], np.ndarray]
@@ -187,10 +186,8 @@ def run_row(name: str, image: np.ndarray, config: Mapping[str, Any], *,
         row.update(metrics.all_metrics(image, recon, len(stream), data_range, with_ms_ssim))
         row.update(encode_s=t1 - t0, decode_s=t2 - t1, compressed_bytes=len(stream),
                    max_abs_error=float(np.max(np.abs(image.astype(np.float64) - recon.astype(np.float64)))))
-        _add_note(row, codec.weights_note(image))
-        header = container.read_header(stream)[0]
-        _add_note(row, outliers_note(header.meta.get("outliers")))
-        _add_note(row, slice_ranges.note(header.norm))
+        for note in codec.notes(image, container.read_header(stream)[0]):
+            _add_note(row, note)
     except Exception as exc:  # a failing codec must not end the run: its row says why
         row.update(status="error", error=f"{type(exc).__name__}: {exc}")
         return row

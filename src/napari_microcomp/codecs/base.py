@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import container, outliers
+from .. import container, outliers, slice_ranges
 from .._progress import checkpoint
 from .._validate import check_image, real_number, restore_dtype, with_source_dtype
 from ..errors import CodecError, DecodeDriftWarning, InputError, MicrocompError, StreamError
@@ -92,6 +92,12 @@ class Codec(abc.ABC):
     def weights_note(self, a: np.ndarray) -> Optional[str]:
         """What the user should know about the weights used for ``a`` (learned codecs), else None."""
         return None
+
+    def notes(self, a: np.ndarray, header: container.Header) -> List[str]:
+        """What the user should know about coding ``a`` into the stream with ``header`` (API/CLI, napari, benchmark
+        rows): the weights picked, hot pixels coded beside the image, slices with a range of their own."""
+        found = (self.weights_note(a), outliers.note(header.meta.get("outliers")), slice_ranges.note(header.norm))
+        return [n for n in found if n]
 
     def get_config(self) -> Dict[str, Any]:
         cfg = {"id": self.codec_id, "quality": self.quality, "lossless": self.lossless}

@@ -84,8 +84,8 @@ class ImagecodecsCodec(SliceCodec):
 
     def _prepare(self, a: np.ndarray, header: container.Header) -> None:
         # lossy: a flash or saturated slice of a stack keeps its own range (slice_ranges)
-        odd = {} if self.lossless else slice_ranges.aberrant(a)
-        lo, hi = slice_ranges.bulk_range(a, odd)
+        r = slice_ranges.one_range(a) if self.lossless else slice_ranges.split(a)
+        lo, hi, odd = r.lo, r.hi, r.own
         kind = None
         if a.dtype == np.float32 and not self.native_float:
             if self.lossless:

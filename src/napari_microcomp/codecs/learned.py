@@ -252,8 +252,7 @@ class LearnedCodec(WeightLevels, Codec):
         header.codec["tile"] = tile   # recorded: a later change of the default must not break old streams
         if hasattr(lm.model, "h_s"):
             self.params["ep"] = header.codec["ep"] = self.params.get("ep") or 64
-        odd = slice_ranges.aberrant(a)   # a flash or saturated slice keeps its own range
-        lo, hi = slice_ranges.bulk_range(a, odd)
+        lo, hi, odd, _ = slice_ranges.split(a)   # a blank, saturated or flash slice keeps its own range
         header.norm = slice_ranges.record({"mode": "minmax", "lo": lo, "hi": hi},
                                           {i: {"lo": r[0], "hi": r[1]} for i, r in odd.items()})
         planes = a[None] if a.ndim == 2 else a

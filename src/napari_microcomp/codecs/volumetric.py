@@ -131,10 +131,9 @@ class VolumetricCodec(WeightLevels, Codec):
             self.params["grid"] = header.codec["grid"] = self.params.get("grid") or GRID
         mult = self._multiple(lm.model)
         vol = a if a.ndim == 3 else a[None]
-        odd = slice_ranges.aberrant(vol)   # a flash or saturated slice keeps its own range
-        lo, hi = slice_ranges.bulk_range(vol, odd)
+        r = slice_ranges.split(vol)   # a blank, saturated or flash slice keeps its own range
         header.layout = "volume"
-        header.norm = slice_ranges.record({"mode": "minmax", "lo": lo, "hi": hi}, slice_ranges.aligned(vol, odd))
+        header.norm = slice_ranges.record({"mode": "minmax", "lo": r.lo, "hi": r.hi}, slice_ranges.aligned(r))
         lo, hi = _z_bounds(slice_ranges.bounds_per_slice(header.norm, len(vol), self.codec_id))
         tiles = self._blocks(vol.shape)
         recon = np.empty(vol.shape, dtype=a.dtype)
