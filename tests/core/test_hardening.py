@@ -802,3 +802,13 @@ def test_too_few_or_too_many_axes_say_what_to_do(shape, why):
     """Only extra axes are fixed by picking a channel; a 1D signal or a single value never was."""
     with pytest.raises(InputError, match=re.escape(why)):
         compress_array(np.zeros(shape, np.uint16), "zstd")
+
+
+def test_a_masked_array_is_refused_rather_than_losing_its_mask():
+    img = smooth_image((64, 64))
+    m = np.ma.masked_greater(img, np.percentile(img, 90))
+    with pytest.raises(InputError, match=r"masked pixel\(s\).*m\.filled"):
+        compress_array(m, "jpeg2k", quality=4)
+    # nothing masked: nothing to lose, coded like its data
+    r = compress_array(np.ma.masked_array(img, mask=False), "jpeg2k", quality=4)
+    assert r.data == compress_array(img, "jpeg2k", quality=4).data
