@@ -129,5 +129,13 @@ def test_the_user_is_told():
     from napari_microcomp.api import compress_array
 
     st = _stack()
-    assert any("slice 2 is blank, saturated or far brighter" in n for n in compress_array(_bad(st, "flash"), "jpeg2k", quality=3).notes)
-    assert not any("own range" in n for n in compress_array(st, "jpeg2k", quality=3).notes)
+    assert any("slice 2 is far brighter or darker than the others (a bad frame?)" in n
+               for n in compress_array(_bad(st, "flash"), "jpeg2k", quality=3).notes)
+    assert not any("range of its own" in n for n in compress_array(st, "jpeg2k", quality=3).notes)
+    padded = st.copy()
+    padded[[0, 1]] = 0                # blank planes of a padded stack are no bad frame
+    notes = compress_array(padded, "mbt2018-mean-vbr3d", quality=3).notes
+    assert any("slices 0, 1 are uniform (blank or saturated)" in n for n in notes)
+    assert not any("bad frame" in n for n in notes)
+    both = _bad(padded, "flash")
+    assert [n for n in compress_array(both, "jpeg2k", quality=3).notes if "uniform" in n and "slice 2 is far" in n]

@@ -96,7 +96,7 @@ class Codec(abc.ABC):
     def notes(self, a: np.ndarray, header: container.Header) -> List[str]:
         """What the user should know about coding ``a`` into the stream with ``header`` (API/CLI, napari, benchmark
         rows): the weights picked, hot pixels coded beside the image, slices with a range of their own."""
-        found = (self.weights_note(a), outliers.note(header.meta.get("outliers")), slice_ranges.note(header.norm))
+        found = (self.weights_note(a), outliers.note(header.meta.get("outliers")), slice_ranges.note(header.norm, a))
         return [n for n in found if n]
 
     def get_config(self) -> Dict[str, Any]:
