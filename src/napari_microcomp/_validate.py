@@ -37,11 +37,10 @@ def check_image(array, *, allow_3d: bool = True, offset: Optional[int] = None) -
     """
     if array is None:
         raise InputError("no image given")
-    if isinstance(array, np.ma.MaskedArray) and np.ma.getmaskarray(array).any():
-        # a stream has no place for the mask: coding the values beneath it would drop it silently
-        n = int(np.ma.getmaskarray(array).sum())
-        raise InputError(f"the masked array has {n} masked pixel(s), and a stream cannot store a mask; fill them "
-                         "first (e.g. m.filled(0)) or pass m.data to code the values beneath the mask")
+    n_masked = int(np.ma.getmaskarray(array).sum()) if isinstance(array, np.ma.MaskedArray) else 0
+    if n_masked:   # a stream has no place for the mask: coding the values beneath it would drop it silently
+        raise InputError(f"the masked array has {n_masked} masked pixel(s), and a stream cannot store a mask; "
+                         "fill them first (e.g. m.filled(0)) or pass m.data to code the values beneath the mask")
     a = np.asarray(array)
     if a.dtype.kind == "c":
         raise InputError(f"complex pixel values ({a.dtype}) are not supported; compress the magnitude "

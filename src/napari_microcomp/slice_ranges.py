@@ -130,20 +130,16 @@ def _listed(idx: List[int]) -> str:
     return ", ".join(map(str, idx[:8])) + (", ..." if len(idx) > 8 else "")
 
 
-def note(norm: Dict[str, Any], a: Optional[np.ndarray] = None) -> Optional[str]:
-    """What the user should know when a stream gave slices their own range (API/CLI, napari, benchmark row).
-
-    With the coded stack ``a``, uniform slices (blank planes of a padded stack) are told apart from bright or
-    dark ones: only the latter look like a bad frame."""
+def note(norm: Dict[str, Any], a: np.ndarray) -> Optional[str]:
+    """What the user should know when the stream of stack ``a`` gave slices their own range (API/CLI, napari,
+    benchmark row). Uniform slices (blank planes of a padded stack) are told apart from bright or dark ones: only
+    the latter look like a bad frame."""
     entries = norm.get("slices") if isinstance(norm, dict) else None
     if not entries:
         return None
     idx = [int(e[0]) for e in entries]
-    if a is None or a.ndim != 3 or max(idx) >= len(a):
-        flat, odd, what = [], idx, "blank, saturated or far brighter or darker than the others (a bad frame?)"
-    else:
-        flat = [i for i in idx if a[i].min() == a[i].max()]
-        odd, what = [i for i in idx if i not in flat], "far brighter or darker than the others (a bad frame?)"
+    flat = [i for i in idx if a[i].min() == a[i].max()]
+    odd = [i for i in idx if i not in flat]
     parts = []
     if flat:
         one = len(flat) == 1
@@ -152,7 +148,7 @@ def note(norm: Dict[str, Any], a: Optional[np.ndarray] = None) -> Optional[str]:
                      "for almost nothing")
     if odd:
         one = len(odd) == 1
-        parts.append(f"{'slice' if one else 'slices'} {_listed(odd)} {'is' if one else 'are'} {what}; "
-                     f"{'it was' if one else 'each was'} coded with a value range of its own so that the other "
-                     "slices keep their quality")
+        parts.append(f"{'slice' if one else 'slices'} {_listed(odd)} {'is' if one else 'are'} far brighter or darker "
+                     f"than the others (a bad frame?); {'it was' if one else 'each was'} coded with a value range of "
+                     "its own so that the other slices keep their quality")
     return "; ".join(parts)
