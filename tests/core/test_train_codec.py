@@ -232,3 +232,32 @@ def test_retries_train_in_a_child_restarted_from_the_checkpoint(data_dir, tmp_pa
     assert main(base + ["--retries", "-1"]) == 2
     assert main(["train-codec", "--arch", "bmshj2018-factorized", "--quality", "2", "--data", str(data_dir),
                  "--retries", "1"]) == 2 and "--retries needs --ckpt" in capsys.readouterr().err
+
+
+def test_mixed_quantization_feeds_the_decoder_what_a_stream_decodes_to(data_dir, tmp_path, capsys):
+    from napari_microcomp.models.registry import build_model
+    from napari_microcomp.training.codec import mixed_forward
+
+    torch.manual_seed(0)
+    model = build_model("bmshj2018-factorized-relu", 2, N=8, M=8).train()
+    x = torch.rand(2, 1, 64, 64, requires_grad=True)
+    out = mixed_forward(model, x)
+    model.eval()
+    with torch.no_grad():   # the real codec path: rounding around the medians, then the decoder
+        y = model.g_a(x)
+        y_q = model.entropy_bottleneck.dequantize(model.entropy_bottleneck.quantize(
+            y, "symbols", model.entropy_bottleneck._get_medians().reshape(1, -1, 1, 1)),
+            model.entropy_bottleneck._get_medians().reshape(1, -1, 1, 1))
+        assert torch.allclose(out["x_hat"], model.g_s(y_q), atol=1e-6)
+    out["x_hat"].mean().backward()   # straight-through: the encoder still gets a distortion gradient
+    assert model.g_a[0].weight.grad is not None and model.g_a[0].weight.grad.abs().sum() > 0
+    assert out["likelihoods"]["y"].shape == y.shape
+
+    dst = tmp_path / "relu.pt"
+    assert main(["train-codec", "--arch", "bmshj2018-factorized-relu", "--quality", "2", "--data", str(data_dir),
+                 "--steps", "2", "--widths", "N=8,M=8", "--quant", "mixed", "--out", str(dst), *ARGS]) == 0
+    assert _meta(dst)["quant"] == "mixed" and "--quant mixed" in _meta(dst)["command"]
+    capsys.readouterr()
+    assert main(["train-codec", "--arch", "mbt2018-mean", "--quality", "2", "--data", str(data_dir), "--steps", "1",
+                 "--widths", "N=8,M=8", "--quant", "mixed", "--out", str(tmp_path / "m.pt"), *ARGS]) == 2
+    assert "for the factorized architectures" in capsys.readouterr().err and not (tmp_path / "m.pt").exists()

@@ -49,6 +49,9 @@ def register(subparsers) -> None:
     p.add_argument("--sample-power", type=float, default=1.0, metavar="P",
                    help="draw training images with probability ∝ size**P: 1 (default) every pixel equally likely, "
                         "0.5 gives small images more weight than a few large scans")
+    p.add_argument("--quant", choices=("noise", "mixed"), default="noise",
+                   help="how training stands in for rounding: uniform noise (default) or, for the factorized "
+                        "models, noise for the rate and rounded latents (straight-through) for the decoder")
     p.add_argument("--modality", choices=("transmitted", "fluorescence"), default=None,
                    help="recorded in the weights' metadata; put the file in a folder of that name to serve it")
     run_args(p, ckpt_every=1000, log_every=100, out_help="exported weight file (default: {arch}-q{Q}.pt here)")
@@ -123,7 +126,7 @@ def run(args) -> int:
                       ckpt_every=args.ckpt_every, resume=args.resume, init=args.init, seed=args.seed, widths=args.widths,
                       log_every=args.log_every, threads=args.threads, bf16=args.bf16,
                       schedule=args.schedule, warmup=args.warmup, spike=args.spike, modality=args.modality,
-                      sample_power=args.sample_power,
+                      sample_power=args.sample_power, quant=args.quant,
                       command=_command_line(args))
     gen = train(cfg)
     # Plain lines, flushed: training runs as a logged background job, never a terminal UI.

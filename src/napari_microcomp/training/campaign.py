@@ -160,7 +160,7 @@ def run_job(job: Dict[str, Any], workdir: Path, jobs_by_name: Dict[str, Dict], s
                       widths=dict(job.get("widths") or {}), threads=threads, warmup=int(job.get("warmup", 500)),
                       lambdas=job.get("lambdas"), lmbda=job.get("lmbda"),
                       modality=job["modality"], seed=int(job.get("seed", 0)),
-                      sample_power=float(job.get("sample_power", 1.0)),
+                      sample_power=float(job.get("sample_power", 1.0)), quant=str(job.get("quant", "noise")),
                       log_every=int(job.get("log_every", 100)), steps_offset=int(done_steps or 0),
                       command=f"microcomp train-zoo --plan PLAN --only {name}")
     log(f"[{name}] start: {'resume ' + resume if resume else 'init ' + init if init else 'from scratch'}, "

@@ -38,6 +38,20 @@ from .precision import cpu_has_bf16 as _cpu_has_bf16, fp32_entropy as _fp32_entr
 
 
 
+def mixed_forward(model, x: torch.Tensor) -> Dict[str, Any]:
+    """A factorized model's forward pass with the decoder fed ``round(y − median) + median`` (straight-through).
+
+    Uniform noise stands in for rounding in the rate term only; the decoder learns from the latents it will
+    actually receive from a real stream, where noise training leaves it a train/test mismatch.
+    """
+    eb = model.entropy_bottleneck
+    y = model.g_a(x)
+    _, lik = eb(y)
+    med = eb._get_medians().detach().reshape(1, -1, 1, 1)
+    y_hat = y + (torch.round(y - med) + med - y).detach()
+    return {"x_hat": model.g_s(y_hat), "likelihoods": {"y": lik}}
+
+
 @dataclass
 class TrainConfig(RunConfig):
     """Everything that defines a training run (stored in checkpoints and exported metadata)."""
@@ -66,6 +80,7 @@ class TrainConfig(RunConfig):
     fresh_lr_mult: float = 10.0  # learning-rate factor for the tensors a transplanted start left new
     steps_offset: int = 0        # steps the ``init`` weights had already trained (recorded as steps_total)
     sample_power: float = 1.0    # images drawn ∝ size**power: < 1 gives small sources more weight
+    quant: str = "noise"         # "mixed": rate from noisy latents, decoder fed rounded ones (factorized models)
 
     def resolved_patch(self, ndim: int) -> List[int]:
         if not self.patch:
@@ -146,6 +161,11 @@ class CodecTrainer(Trainer):
             if grow:
                 init_state = widen_state(init_state, model)
             model.load_state_dict(init_state)
+        if cfg.quant not in ("noise", "mixed"):
+            raise MicrocompError(f"quant must be 'noise' or 'mixed', got {cfg.quant!r}")
+        if cfg.quant == "mixed" and (not hasattr(model, "entropy_bottleneck") or hasattr(model, "h_a")
+                                     or not hasattr(model, "g_s")):
+            raise MicrocompError(f"quant 'mixed' is for the factorized architectures, not {cfg.arch}")
         self.model, self.widths = model, widths
         return ckpt
 
@@ -262,7 +282,7 @@ class CodecTrainer(Trainer):
         self.opt.zero_grad(set_to_none=True)
         self.aux_opt.zero_grad(set_to_none=True)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            out = self.model(x, **kwargs)
+            out = mixed_forward(self.model, x) if self.cfg.quant == "mixed" else self.model(x, **kwargs)
         n_px = x.numel() / x.shape[1]
         bpp = sum(torch.log(v.float()).sum() for v in out["likelihoods"].values()) / (-math.log(2) * n_px)
         mse = F.mse_loss(out["x_hat"].float(), x.float())
@@ -339,7 +359,7 @@ class CodecTrainer(Trainer):
                 "git": git_revision(), "command": cfg.command or " ".join(sys.argv), "seed": cfg.seed,
                 "final_train": self.last, "init": cfg.init, "schedule": cfg.schedule,
                 "warmup": cfg.warmup, "restores": self.n_restores, "modality": cfg.modality,
-                "sample_power": cfg.sample_power, "steps_total": self.step + int(cfg.steps_offset)}
+                "sample_power": cfg.sample_power, "quant": cfg.quant, "steps_total": self.step + int(cfg.steps_offset)}
 
     def finish(self) -> Generator[Progress, None, Dict[str, Any]]:
         cfg, spec = self.cfg, self.spec
