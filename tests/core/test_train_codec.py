@@ -236,7 +236,7 @@ def test_retries_train_in_a_child_restarted_from_the_checkpoint(data_dir, tmp_pa
 
 def test_mixed_quantization_feeds_the_decoder_what_a_stream_decodes_to(data_dir, tmp_path, capsys):
     from napari_microcomp.models.registry import build_model
-    from napari_microcomp.training.codec import mixed_forward
+    from napari_microcomp.training.quant import mixed_forward
 
     torch.manual_seed(0)
     model = build_model("bmshj2018-factorized-relu", 2, N=8, M=8).train()

@@ -65,8 +65,13 @@ def with_latents(model: nn.Module, y: torch.Tensor, z: Optional[torch.Tensor]) -
     return m
 
 
-def _ste_round(v: torch.Tensor) -> torch.Tensor:
+def ste_round(v: torch.Tensor) -> torch.Tensor:
     return v + (torch.round(v) - v).detach()
+
+
+def eb_medians(eb, ndim: int) -> torch.Tensor:
+    """An entropy bottleneck's per-channel medians (its rounding offsets), shaped for 2D or 3D latents."""
+    return eb._get_medians().detach().reshape(1, -1, *([1] * (ndim - 2)))
 
 
 def _sga_round(v: torch.Tensor, tau: float, gen: torch.Generator) -> torch.Tensor:
@@ -101,12 +106,12 @@ ROUNDERS = {"sga": _sga_round, "ssl": _ssl_round}
 
 def _quant(v: torch.Tensor, tau) -> torch.Tensor:
     """``tau``: None (hard rounding, STE gradient) or (temperature, generator, method) for SGA/SSL."""
-    return _ste_round(v) if tau is None else ROUNDERS[tau[2]](v, tau[0], tau[1])
+    return ste_round(v) if tau is None else ROUNDERS[tau[2]](v, tau[0], tau[1])
 
 
 def _eb_bits(eb, v: torch.Tensor, tau=None) -> Tuple[torch.Tensor, torch.Tensor]:
     """(quantised values, their bits) under an EntropyBottleneck: hard with STE gradient, or SGA at ``tau``."""
-    med = eb._get_medians().detach().reshape(1, -1, *([1] * (v.ndim - 2)))
+    med = eb_medians(eb, v.ndim)
     v_hat = _quant(v - med, tau) + med
     c = v_hat.shape[1]
     flat = v_hat.transpose(0, 1).reshape(c, 1, -1)

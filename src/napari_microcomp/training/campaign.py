@@ -11,7 +11,8 @@ steps were raised continues from its promoted weights), ``lambdas`` (VBR: the ei
 recorded in the weights; e.g. a wider range for transmitted light), ``lmbda`` (fixed-rate: the job's λ,
 e.g. the level of a VBR table other models of the zoo were trained at), ``init_file`` (a weight file,
 relative to the shipped codecs folder, that warm-starts a job with no ``init`` job), ``sample_power``
-(images drawn ∝ size**power; default 1).
+(images drawn ∝ size**power; default 1), ``quant`` ("mixed": the factorized models' decoder trains on rounded
+latents; default "noise").
 
 For each job the runner packs the modality's training split once (``WORKDIR/data/MODALITY``), then
 trains with checkpoints every ``ckpt_every`` steps. It resumes from ``WORKDIR/NAME.ckpt`` when the

@@ -33,23 +33,10 @@ from ..models.widen import grown, widen_state
 from ..weights.export import export_weights
 from .base import Prefetcher, RunConfig, Trainer, git_revision, load_checkpoint, save_checkpoint
 from .data import PatchSampler, collect_files, load_items
+from .quant import check_quant, mixed_forward
 from .warmstart import CKPT_FORMAT, start_state
 from .precision import cpu_has_bf16 as _cpu_has_bf16, fp32_entropy as _fp32_entropy, lr_factor
 
-
-
-def mixed_forward(model, x: torch.Tensor) -> Dict[str, Any]:
-    """A factorized model's forward pass with the decoder fed ``round(y − median) + median`` (straight-through).
-
-    Uniform noise stands in for rounding in the rate term only; the decoder learns from the latents it will
-    actually receive from a real stream, where noise training leaves it a train/test mismatch.
-    """
-    eb = model.entropy_bottleneck
-    y = model.g_a(x)
-    _, lik = eb(y)
-    med = eb._get_medians().detach().reshape(1, -1, 1, 1)
-    y_hat = y + (torch.round(y - med) + med - y).detach()
-    return {"x_hat": model.g_s(y_hat), "likelihoods": {"y": lik}}
 
 
 @dataclass
@@ -161,11 +148,7 @@ class CodecTrainer(Trainer):
             if grow:
                 init_state = widen_state(init_state, model)
             model.load_state_dict(init_state)
-        if cfg.quant not in ("noise", "mixed"):
-            raise MicrocompError(f"quant must be 'noise' or 'mixed', got {cfg.quant!r}")
-        if cfg.quant == "mixed" and (not hasattr(model, "entropy_bottleneck") or hasattr(model, "h_a")
-                                     or not hasattr(model, "g_s")):
-            raise MicrocompError(f"quant 'mixed' is for the factorized architectures, not {cfg.arch}")
+        check_quant(cfg.quant, model, cfg.arch)
         self.model, self.widths = model, widths
         return ckpt
 
