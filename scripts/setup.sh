@@ -17,7 +17,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q --no-cache-dir --upgrade pip
 # torch/torchvision first, pinned to the builds compressai works with on this machine kind
-.venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-.venv/bin/python -m pip install -q -c requirements-lock.txt -e ".[testing]"
+.venv/bin/python -m pip install -q --no-cache-dir "torch==2.14.1" "torchvision==0.29.1"
+.venv/bin/python -m pip install -q --no-cache-dir -c requirements-lock.txt -e ".[testing]"
