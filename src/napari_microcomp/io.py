@@ -29,6 +29,18 @@ def _squeeze_to_zyx(a: np.ndarray) -> np.ndarray:
     return squeezed if squeezed.ndim >= 2 else a
 
 
+def regular_file(path) -> Path:
+    """``path`` as a Path if it is a readable regular file, else a clear InputError."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    if p.is_dir():
+        raise InputError(f"{p} is a directory, expected a file")
+    if p.exists():   # a FIFO or device would block or stream forever
+        raise InputError(f"{p} is not a regular file (a pipe, socket or device); save it to a file first")
+    raise InputError(f"file not found: {p}")
+
+
 def image_files(paths: Iterable) -> List[Path]:
     """Files as given, folders expanded (recursively, sorted) into the image files they hold."""
     out: List[Path] = []
@@ -36,10 +48,8 @@ def image_files(paths: Iterable) -> List[Path]:
         if p.is_dir():
             out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
                           and not f.name.startswith("."))
-        elif p.is_file():
-            out.append(p)
         else:
-            raise InputError(f"file not found: {p}")
+            out.append(regular_file(p))
     if not out:
         raise InputError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, paths))}")
     return out
@@ -110,11 +120,7 @@ def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
     where ``channel``, ``scene`` and ``timepoint`` select the plane set (default: first of each;
     negative indices count from the end). Colour samples (RGB) count as channels: ``channel`` picks one.
     """
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"file not found: {p}")
-    if p.is_dir():
-        raise InputError(f"{p} is a directory, expected an image file")
+    p = regular_file(path)
     suffix = p.suffix.lower()
     meta: Dict[str, Any] = {"source": str(p)}
     try:
@@ -374,6 +380,10 @@ def atomic_write_bytes(path, data: bytes) -> None:
             os.fsync(f.fileno())
 
 
+_OME_DTYPES = ("bool", "int8", "int16", "int32", "uint8", "uint16", "uint32", "float32", "float64",
+               "complex64", "complex128")
+
+
 def write_image(path, array: np.ndarray, metadata: Optional[Dict[str, Any]] = None) -> None:
     """Write a 2D/3D array as (OME-)TIFF or NPY atomically, keeping pixel sizes when known."""
     import tifffile
@@ -391,5 +401,14 @@ def write_image(path, array: np.ndarray, metadata: Optional[Dict[str, Any]] = No
         md["PhysicalSizeX"], md["PhysicalSizeY"] = float(ps[-1]), float(ps[-2] or ps[-1])
         if array.ndim == 3 and ps[0]:
             md["PhysicalSizeZ"] = float(ps[0])
-    with atomic_target(p, suffix=".part.ome.tif") as tmp:
-        tifffile.imwrite(tmp, array, ome=True, metadata=md, photometric="minisblack")
+    if array.dtype.name in _OME_DTYPES:
+        with atomic_target(p, suffix=".part.ome.tif") as tmp:
+            tifffile.imwrite(tmp, array, ome=True, metadata=md, photometric="minisblack")
+        return
+    # OME-XML has no float16/int64/uint64: a plain TIFF keeps the pixels exact, the pixel size goes to the
+    # resolution tags (pixels per cm) rather than being dropped
+    res = {}
+    if "PhysicalSizeX" in md:
+        res = {"resolution": (1e4 / md["PhysicalSizeX"], 1e4 / md["PhysicalSizeY"]), "resolutionunit": "CENTIMETER"}
+    with atomic_target(p, suffix=".part.tif") as tmp:
+        tifffile.imwrite(tmp, array, photometric="minisblack", metadata={"axes": md["axes"]}, **res)

@@ -191,14 +191,15 @@ def parse_target(text: str) -> Tuple[str, float]:
     return key, value
 
 
-def _measure(key: str, original, data: bytes, recon) -> float:
+def _measure(key: str, original, data: bytes, recon, source=None) -> float:
     if key == "psnr":
         return metrics.psnr(original, recon)
     if key == "ssim":
         return metrics.ssim(original, recon)
     if key == "bpp":
         return metrics.bpp(original, len(data))
-    return metrics.compression_ratio(original, len(data))
+    # the ratio of the caller's array (float16, int32, … are coded in another type)
+    return metrics.compression_ratio(original if source is None else source, len(data))
 
 
 def _meets(key: str, achieved: float, value: float) -> bool:
@@ -225,7 +226,7 @@ def compress_to_target(array, codec_name: str, target: str, iterations: int = 14
         c = make(**kw)
         d = c.encode(array if source is None else source, meta=meta)
         r = decode(d)
-        t = (c, d, r, _measure(key, array, d, as_coded(r, container.read_header(d)[0].meta)))
+        t = (c, d, r, _measure(key, array, d, as_coded(r, container.read_header(d)[0].meta), source))
         return _meets(key, t[3], value), t
 
     best, last, trials = search(axis, probe, "lowest" if quality_target else "highest", max_trials=iterations,

@@ -38,7 +38,7 @@ from .codecs import codec_from_config
 from .codecs.base import Codec
 from .codecs.tiled import TiledCodec, _tiles_from_header
 from .errors import InputError, MicrocompError, StreamError
-from .io import temp_beside, unreadable
+from .io import regular_file, temp_beside, unreadable
 from .tiling import Box
 
 _COPY_CHUNK = 1 << 20
@@ -50,9 +50,7 @@ def open_lazy(path) -> Any:
     other format is read whole with :func:`napari_microcomp.io.read_image`. Singleton axes are dropped.
 
     A damaged file raises InputError, also where the damage only shows when a tile is read."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"file not found: {p}")
+    p = regular_file(path)
     suffix = p.suffix.lower()
     try:
         if suffix == ".npy":

@@ -316,3 +316,50 @@ def test_a_truncated_stack_is_refused_not_read_as_its_first_pages(tmp_path, caps
     if kind == "ome":   # the napari reader of OME files says the same, not a wrapped type name
         with pytest.raises(InputError, match="damaged or truncated"):
             read_microscopy(str(cut))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "int64", "uint64"])
+def test_decompress_to_tiff_keeps_pixel_types_ome_xml_cannot_describe(tmp_path, capsys, dtype):
+    # OME-XML has no float16/int64/uint64: the writer used to raise from inside tifffile (a traceback)
+    a = (smooth_image((48, 64), np.float32, seed=3) + 200).astype(dtype)
+    np.save(tmp_path / "a.npy", a)
+    rc, _, err = run(["compress", tmp_path / "a.npy", tmp_path / "a.mcz", "-c", "zstd"], capsys)
+    assert rc == 0, err
+    rc, _, err = run(["decompress", tmp_path / "a.mcz", tmp_path / "b.tif"], capsys)
+    assert rc == 0, err
+    b = tifffile.imread(tmp_path / "b.tif")
+    assert b.dtype == a.dtype and np.array_equal(a, b)
+    only(tmp_path, "a.npy", "a.mcz", "b.tif")
+
+
+def test_write_image_keeps_the_pixel_size_of_a_plain_tiff_in_its_resolution_tags(tmp_path):
+    from napari_microcomp.io import write_image
+
+    write_image(tmp_path / "x.tif", np.zeros((8, 8), np.float16), {"pixel_size": [None, 0.5, 0.25]})
+    with tifffile.TiffFile(tmp_path / "x.tif") as tf:
+        tags = tf.pages[0].tags
+        assert tags["XResolution"].value == (40000, 1) and tags["YResolution"].value == (20000, 1)
+        assert tags["ResolutionUnit"].value == 3   # centimetre
+
+
+@pytest.mark.parametrize("dtype, bytes_per_pixel", [("float16", 2), ("int32", 4), ("float64", 8)])
+def test_compression_ratio_counts_the_callers_array_not_its_coded_copy(dtype, bytes_per_pixel):
+    from napari_microcomp.api import compress_array
+
+    a = (smooth_image((64, 64), np.float32, seed=4) + 200).astype(dtype)
+    r = compress_array(a, "jpeg2k", quality=4, with_ms_ssim=False)
+    assert r.metrics["compression_ratio"] == pytest.approx(a.size * bytes_per_pixel / len(r.data))
+    t = compress_array(a, "jpeg2k", target="cr=6", with_ms_ssim=False)
+    assert t.target["achieved"] == pytest.approx(a.size * bytes_per_pixel / len(t.data))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="no named pipes here")
+@pytest.mark.parametrize("command", ["compress", "decompress", "info", "compress-tiled", "decompress-tiled"])
+def test_a_named_pipe_is_refused_not_read_forever(tmp_path, capsys, command):
+    import os
+
+    fifo = tmp_path / ("in.mcz" if "decompress" in command or command == "info" else "in.tif")
+    os.mkfifo(fifo)   # opening it for reading would block until a writer comes, i.e. forever
+    argv = [command, fifo] + ([] if command == "info" else [tmp_path / ("out.npy" if "decompress" in command else "out.mcz")])
+    rc, _, err = run(argv, capsys)
+    assert rc == 2 and "not a regular file" in err

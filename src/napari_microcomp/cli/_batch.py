@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Callable, Iterable, List, Optional, Sequence
 
 from ..errors import InputError
-from ..io import check_output
+from ..io import check_output, regular_file
 
 
 @dataclass
@@ -69,9 +69,7 @@ def _is_output(p: Path, kind: Kind) -> bool:
 
 
 def _existing(p: Path) -> Path:
-    if not p.is_file():
-        raise InputError(f"file not found: {p}")
-    return p
+    return regular_file(p)
 
 
 __all__ = ["Job", "Kind", "plan"]

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional
 from .. import codecs as _codecs
 from .. import container
 from ..errors import CodecError, InputError, MicrocompError, out_of_memory_message
-from ..io import atomic_write_bytes, image_files, write_image
+from ..io import atomic_write_bytes, image_files, regular_file, write_image
 from ..weights.locate import PROVISIONAL_NOTE
 from ._args import OVERWRITE_HELP, command, read_input
 
@@ -272,9 +272,7 @@ def _decompress_one(source: Path, out: Path, verify: bool) -> None:
 
 
 def cmd_info(args) -> int:
-    p = Path(args.input)
-    if not p.is_file():
-        raise InputError(f"file not found: {p}")
+    p = regular_file(args.input)
     data = p.read_bytes()
     d = _codecs.info(data)
     container.unpack(data)  # the payloads too: a truncated or corrupted file is reported, not described

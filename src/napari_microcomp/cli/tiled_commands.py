@@ -7,7 +7,7 @@ map (``.npy`` or ``.tif``). Peak memory follows the tile size, not the volume si
 from pathlib import Path
 
 from ..errors import InputError
-from ..io import check_output
+from ..io import check_output, regular_file
 from ._args import command, in_out
 
 
@@ -46,8 +46,7 @@ def cmd_decompress_tiled(args) -> int:
     from .._progress import drain
     from ..tiled import decompress_file
 
-    if not Path(args.input).is_file():
-        raise InputError(f"file not found: {args.input}")
+    regular_file(args.input)
     check_output(args.output, args.overwrite)
     arr = drain(decompress_file(args.input, args.output), "decompress")
     print(f"wrote {args.output}: {arr.dtype}{list(arr.shape)}")
