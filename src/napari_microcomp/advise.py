@@ -165,8 +165,10 @@ def _worse(k: str, a: float, b: float) -> float:
 class _Probe:
     """Encode+decode every image at one setting; stop at the first image that breaks a tolerance."""
 
-    def __init__(self, name, images, tol, model, preds):
+    def __init__(self, name, images, tol, model, preds, raw_bytes=None):
         self.name, self.images, self.tol, self.model, self.preds = name, images, tol, model, preds
+        # the caller's arrays' bytes: float16 is coded as float32, int32 as uint16
+        self.raw_bytes = raw_bytes or [a.nbytes for a in images]
         self.needed = [k for k, _ in tol.items()]
         self.order = list(range(len(images)))   # the last failing image is tried first next time
         self.points: List[Dict[str, Any]] = []
@@ -192,7 +194,7 @@ class _Probe:
             rec = decode(data)
             t2 = time.perf_counter()
             enc_s, dec_s = enc_s + t1 - t0, dec_s + t2 - t1
-            raw, stream, pixels = raw + a.nbytes, stream + len(data), pixels + a.size
+            raw, stream, pixels = raw + self.raw_bytes[i], stream + len(data), pixels + a.size
             m = _image_metrics(a, rec, len(data), self.needed, self.model, self.preds[i] if self.preds else None)
             worst = {k: _worse(k, worst[k], v) if k in worst else v for k, v in m.items()}
             if not self.tol.met(m):
@@ -234,7 +236,9 @@ def iter_advise(images: Sequence, tolerance: Tolerance, codecs: Optional[Sequenc
     ``labelfree_model``: a loaded label-free model (``napari_microcomp.labelfree.load_model``), needed by
     an ``r_drop`` tolerance.
     """
+    images = list(images)
     arrays = [check_image(a) for a in images]
+    sources = [(getattr(a, "dtype", c.dtype), int(getattr(a, "nbytes", c.nbytes))) for a, c in zip(images, arrays)]
     if not arrays:
         raise InputError("give at least one image")
     names = list(names) if names else [f"image {i + 1}" for i in range(len(arrays))]
@@ -258,7 +262,7 @@ def iter_advise(images: Sequence, tolerance: Tolerance, codecs: Optional[Sequenc
         cls = codec_class(name)   # unknown names fail here, before any work
         yield Progress("advise", ci, len(codecs), f"{name}")
         t0 = time.perf_counter()
-        probe = _Probe(name, arrays, tolerance, model, preds)
+        probe = _Probe(name, arrays, tolerance, model, preds, [b for _, b in sources])
 
         def sized(res):
             return res["stream"] if res else 0
@@ -285,7 +289,8 @@ def iter_advise(images: Sequence, tolerance: Tolerance, codecs: Optional[Sequenc
         rows.append(_row(name, res, best is not None, trials, time.perf_counter() - t0, note, probe.points))
     rows.sort(key=lambda r: (not r.met, -(r.compression_ratio if math.isfinite(r.compression_ratio) else 0)))
     yield Progress("advise", len(codecs), len(codecs), "done")
-    info = [{"name": n, "shape": list(a.shape), "dtype": a.dtype.name} for n, a in zip(names, arrays)]
+    info = [{"name": n, "shape": list(a.shape), "dtype": np.dtype(dt).name}
+            for n, a, (dt, _) in zip(names, arrays, sources)]
     src = None if model is None else str(getattr(model, "meta", {}).get("source") or model)
     return Advice(tolerance, info, rows, src, notes)
 

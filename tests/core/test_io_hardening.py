@@ -351,6 +351,17 @@ def test_compression_ratio_counts_the_callers_array_not_its_coded_copy(dtype, by
     assert r.metrics["compression_ratio"] == pytest.approx(a.size * bytes_per_pixel / len(r.data))
     t = compress_array(a, "jpeg2k", target="cr=6", with_ms_ssim=False)
     assert t.target["achieved"] == pytest.approx(a.size * bytes_per_pixel / len(t.data))
+    # the benchmark and the advisor count the same bytes
+    from napari_microcomp._progress import result_of
+    from napari_microcomp.advise import Tolerance, advise
+    from napari_microcomp.benchmark import iter_benchmark
+
+    row, = result_of(iter_benchmark({"a": a}, ["jpeg2k"], qualities=[4], with_ms_ssim=False))
+    assert row["dtype"] == dtype and row["raw_bytes"] == a.size * bytes_per_pixel
+    assert row["compression_ratio"] == pytest.approx(row["raw_bytes"] / row["compressed_bytes"])
+    adv = advise([a], Tolerance(psnr=30), ["jpeg2k"])
+    assert adv.images[0]["dtype"] == dtype
+    assert adv.rows[0].compression_ratio == pytest.approx(8 * bytes_per_pixel / adv.rows[0].bpp)
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="no named pipes here")
@@ -360,6 +371,7 @@ def test_a_named_pipe_is_refused_not_read_forever(tmp_path, capsys, command):
 
     fifo = tmp_path / ("in.mcz" if "decompress" in command or command == "info" else "in.tif")
     os.mkfifo(fifo)   # opening it for reading would block until a writer comes, i.e. forever
-    argv = [command, fifo] + ([] if command == "info" else [tmp_path / ("out.npy" if "decompress" in command else "out.mcz")])
+    out = tmp_path / ("out.npy" if "decompress" in command else "out.mcz")
+    argv = [command, fifo] + ([] if command == "info" else [out])
     rc, _, err = run(argv, capsys)
     assert rc == 2 and "not a regular file" in err

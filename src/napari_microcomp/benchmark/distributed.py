@@ -101,6 +101,7 @@ def iter_plan_distributed(client, plan: Plan, should_stop=None, **opts) -> Gener
         ref = references.get(name) if plan.phase2_for(i, j) else None
         fut = client.submit(run_row, name, image_f[name], plan.configs[j],
                             predictor=predictor_f if ref is not None else None, reference=ref,
+                            source=plan.sources[name],
                             key=f"microcomp-row-{run}-{k}", pure=False, priority=-k, **opts)
         futures.append(fut)
         index[fut.key] = k
@@ -115,7 +116,8 @@ def iter_plan_distributed(client, plan: Plan, should_stop=None, **opts) -> Gener
                 row = fut.result()
             except Exception as exc:  # the worker died or the task could not run: record, go on
                 i, j = plan.tasks[k]
-                row = empty_row(plan.images[i][0], plan.images[i][1], plan.configs[j])
+                name = plan.images[i][0]
+                row = empty_row(name, plan.images[i][1], plan.configs[j], plan.sources[name])
                 row.update(status="error", error=f"{type(exc).__name__}: {exc}")
             results[k] = row
             done += 1

@@ -133,7 +133,8 @@ def _iter_plan_local(plan: Plan, should_stop=None, **opts) -> Generator[Progress
                 references[name] = safe_reference(image, plan.predictor, plan.ground_truth.get(name))
             reference = references[name]
         checkpoint("row", len(rows), total, f"{name}: {method_name(plan.configs[j])}")  # GUI: row start
-        row = run_row(name, image, plan.configs[j], predictor=plan.predictor, reference=reference, **opts)
+        row = run_row(name, image, plan.configs[j], predictor=plan.predictor, reference=reference,
+                      source=plan.sources[name], **opts)
         rows.append(row)
         yield Progress("row", len(rows), total, f"{name}: {row['label']}", payload=row)
     return rows

@@ -43,6 +43,10 @@ def named_images(images: ImagesLike) -> List[Tuple[str, np.ndarray]]:
     ``image0``, ``image1``, ...), or one array. Arrays are checked with ``check_image`` (never
     modified); dask arrays are computed.
     """
+    return [(n, check_image(a)) for n, a in _named_arrays(images)]
+
+
+def _named_arrays(images: ImagesLike) -> List[Tuple[str, np.ndarray]]:
     if isinstance(images, Mapping):
         items = list(images.items())
     elif isinstance(images, np.ndarray) or (hasattr(images, "__array__") and not isinstance(images, (list, tuple))):
@@ -59,7 +63,7 @@ def named_images(images: ImagesLike) -> List[Tuple[str, np.ndarray]]:
     names = [str(n) for n, _ in items]
     if len(set(names)) != len(names):
         raise InputError(f"image names must be unique, got {names}")
-    return [(n, check_image(np.asarray(a))) for n, (_, a) in zip(names, items)]
+    return [(n, np.asarray(a)) for n, (_, a) in zip(names, items)]
 
 
 def _ground_truths(ground_truth, names: Sequence[str]) -> Dict[str, np.ndarray]:
@@ -121,13 +125,22 @@ def method_name(config: Mapping[str, Any]) -> str:
     return f"{config.get('id')}(" + ",".join(parts) + ")"
 
 
-def empty_row(name: str, image: np.ndarray, config: Mapping[str, Any]) -> Row:
-    """A row with every key: identity filled in, every measurement NaN."""
+def source_of(array) -> Tuple[str, int]:
+    """(dtype name, bytes) of the caller's array, which may be coded in another type (float16 as float32)."""
+    a = np.asarray(array)
+    return a.dtype.name, int(a.nbytes)
+
+
+def empty_row(name: str, image: np.ndarray, config: Mapping[str, Any],
+              source: Optional[Tuple[str, int]] = None) -> Row:
+    """A row with every key: identity filled in, every measurement NaN. ``source``: :func:`source_of` the
+    caller's array (default: ``image``'s)."""
     row: Row = {k: math.nan for k in ROW_KEYS}
     cfg = dict(config)
-    row.update(image=name, shape=list(image.shape), dtype=image.dtype.name, codec=str(cfg.get("id")),
+    dtype, raw = source or source_of(image)
+    row.update(image=name, shape=list(image.shape), dtype=dtype, codec=str(cfg.get("id")),
                family=None, label=str(cfg.get("id")), quality=cfg.get("quality"), method=method_name(cfg),
-               config=cfg, status="ok", error=None, note=None, raw_bytes=int(image.nbytes),
+               config=cfg, status="ok", error=None, note=None, raw_bytes=raw,
                compressed_bytes=None)
     return row
 
@@ -163,13 +176,14 @@ def _warm_up(codec: Codec, image: np.ndarray) -> None:
 
 def run_row(name: str, image: np.ndarray, config: Mapping[str, Any], *,
             predictor: Optional[Predictor] = None, reference: Optional[Mapping[str, Any]] = None,
-            data_range: metrics.DataRange = "image", with_ms_ssim: bool = True) -> Row:
+            data_range: metrics.DataRange = "image", with_ms_ssim: bool = True,
+            source: Optional[Tuple[str, int]] = None) -> Row:
     """Compute one row (pure function of its arguments; what dask workers run).
 
     ``reference`` is :func:`image_reference`'s result for this image; phase 2 runs when it and
     ``predictor`` are given. Any exception of the codec is recorded in the row.
     """
-    row = empty_row(name, image, config)
+    row = empty_row(name, image, config, source)
     try:
         codec = codec_from_config(dict(config))
         row.update(codec=codec.codec_id, family=codec.family, label=codec.label, quality=codec.quality,
@@ -184,6 +198,7 @@ def run_row(name: str, image: np.ndarray, config: Mapping[str, Any], *,
         t2 = time.perf_counter()
         checkpoint("metrics", 2, 3, row["label"])
         row.update(metrics.all_metrics(image, recon, len(stream), data_range, with_ms_ssim))
+        row["compression_ratio"] = row["raw_bytes"] / len(stream)   # of the caller's array, as compress_array
         row.update(encode_s=t1 - t0, decode_s=t2 - t1, compressed_bytes=len(stream),
                    max_abs_error=float(np.max(np.abs(image.astype(np.float64) - recon.astype(np.float64)))))
         for note in codec.notes(image, container.read_header(stream)[0]):
@@ -238,7 +253,9 @@ class Plan:
     def __init__(self, images: ImagesLike, codecs: Sequence[CodecSpec], qualities=None,
                  predictor: Optional[Predictor] = None, ground_truth=None,
                  phase2_qualities: Optional[Sequence[int]] = None):
-        self.images = named_images(images)
+        arrays = _named_arrays(images)
+        self.images = [(n, check_image(a)) for n, a in arrays]
+        self.sources = {n: source_of(a) for n, a in arrays}
         self.configs = expand_codecs(codecs, qualities)
         if not self.configs:
             raise InputError("no codecs to benchmark")
@@ -265,4 +282,4 @@ class Plan:
 
 __all__ = ["FLOAT_KEYS", "ID_KEYS", "INT_KEYS", "PHASE1_KEYS", "PHASE2_KEYS", "ROW_KEYS", "TIMING_KEYS", "Plan",
            "Row", "empty_row", "expand_codecs", "image_reference", "method_name", "named_images", "run_row",
-           "safe_reference"]
+           "safe_reference", "source_of"]
