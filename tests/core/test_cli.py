@@ -55,6 +55,15 @@ def test_lossless_and_target_and_native_param(tmp_path, capsys):
     rc, text, err = run(["compress", src, tmp_path / "t.mcz", "-c", "jpeg2k", "--target", "psnr=45"], capsys)
     assert rc == 0, err
     assert "target psnr=45: achieved" in text and "met" in text
+    # a target no setting meets: the closest stream is written, and the exit status says so
+    rc, text, err = run(["compress", src, tmp_path / "u.mcz", "-c", "jpeg2k", "--target", "bpp=0.0001"], capsys)
+    assert rc == 1 and "NOT met" in text and (tmp_path / "u.mcz").is_file()
+    # --no-metrics skips the report, not the rate control; --zarr has no rate control and says so
+    rc, text, err = run(["compress", src, tmp_path / "n.mcz", "-c", "jpeg2k", "--target", "psnr=45", "--no-metrics"],
+                        capsys)
+    assert rc == 0 and "target psnr=45: achieved" in text and "psnr=" not in text.split("trials)")[-1]
+    rc, _, err = run(["compress", src, "-c", "jpeg2k", "--target", "psnr=45", "--zarr", tmp_path / "z.zarr"], capsys)
+    assert rc == 2 and "--target does not work with --zarr" in err and not (tmp_path / "z.zarr").exists()
     rc, text, err = run(["compress", src, tmp_path / "p.mcz", "-c", "jpegxl", "--param", "distance=1.5"], capsys)
     assert rc == 0, err
     rc, text, _ = run(["info", tmp_path / "p.mcz", "--json"], capsys)

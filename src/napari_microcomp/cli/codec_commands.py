@@ -32,7 +32,8 @@ def register(sub) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--quality", "-q", type=int, help="1 (smallest) … 8 (best); default 4")
     g.add_argument("--lossless", action="store_true", help="lossless mode where the codec has one")
-    g.add_argument("--target", help="rate control: psnr=40, ssim=0.95, bpp=0.5 or cr=20")
+    g.add_argument("--target", help="rate control: psnr=40, ssim=0.95, bpp=0.5 or cr=20 (a target no setting meets: "
+                                     "the closest is written, said, and the exit status is 1)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="native codec parameter for experts, e.g. --param distance=1.5")
     p.add_argument("--weights", help="learned codecs: auto (default: by the image's modality), transmitted, "
@@ -152,6 +153,9 @@ def cmd_compress(args) -> int:
     if args.zarr:
         if len(args.paths) != 1 or args.out_dir or Path(args.paths[0]).is_dir():
             raise InputError("--zarr writes one array: give one input file")
+        if args.target:   # each chunk is its own stream: one setting for all, no search over the whole
+            raise InputError("--target does not work with --zarr; give --quality (or find it first with "
+                             "`microcomp advise`)")
         array, _ = read_input(args.paths[0], channel=args.channel, scene=args.scene, timepoint=args.timepoint)
         from ..zarr_codecs import compress_to_zarr
 
@@ -162,28 +166,30 @@ def cmd_compress(args) -> int:
     jobs = _batch.plan(args.paths, _batch.Kind((EXT,), lambda name: name + EXT, lambda d: image_files([d])),
                        args.out_dir, args.overwrite)
     if len(jobs) == 1 and not jobs[0].in_folder:
-        _compress_one(args, jobs[0].source, jobs[0].output, params)
-        return 0
-    skipped, done, raw, coded = [], 0, 0, 0
+        return 0 if _compress_one(args, jobs[0].source, jobs[0].output, params)[2] else 1
+    skipped, missed, done, raw, coded = [], [], 0, 0, 0
     for job in jobs:
         try:
-            n_in, n_out = _compress_one(args, job.source, job.output, dict(params))
+            n_in, n_out, met = _compress_one(args, job.source, job.output, dict(params))
         except (MicrocompError, MemoryError) as exc:
             why = out_of_memory_message(exc) if isinstance(exc, MemoryError) else str(exc)
             skipped.append(f"{job.source}: {why}")
             print(f"skipped {job.source}: {why}", file=sys.stderr)
             continue
         done, raw, coded = done + 1, raw + n_in, coded + n_out
+        missed += [] if met else [str(job.source)]
     ratio = f", CR {raw / coded:.2f}" if coded else ""
     print(f"compressed {done} of {len(jobs)} file(s): {raw / 1e6:.1f} MB of pixels in {coded / 1e6:.2f} MB{ratio}")
     if skipped:
         print(f"microcomp compress: {len(skipped)} file(s) skipped (first: {skipped[0]})", file=sys.stderr)
-        return 1
-    return 0
+    if missed:
+        print(f"microcomp compress: {len(missed)} file(s) missed --target {args.target} (first: {missed[0]})",
+              file=sys.stderr)
+    return 1 if skipped or missed else 0
 
 
 def _compress_one(args, source: Path, out: Path, params: Dict[str, Any]):
-    """Compress one file to ``out``; return (pixel bytes, stream bytes)."""
+    """Compress one file to ``out``; return (pixel bytes, stream bytes, whether a --target was met)."""
     from ..api import compress_array
 
     array, meta = read_input(source, channel=args.channel, scene=args.scene, timepoint=args.timepoint)
@@ -192,13 +198,14 @@ def _compress_one(args, source: Path, out: Path, params: Dict[str, Any]):
             if k in ("pixel_size", "channel_names", "channel", "scene", "timepoint", "source")}
     if args.lossless:
         params["lossless"] = True
-    if args.no_metrics:
+    if args.no_metrics and not args.target:   # a target needs the decode: it is measured
         codec = _codecs.get_codec(args.codec, quality=args.quality, **params)
         data = codec.encode(array, meta=keep)
         atomic_write_bytes(out, data)
         print(f"wrote {out} ({codec.label}, {len(data)} bytes)")
-        return array.nbytes, len(data)
-    res = compress_array(array, args.codec, quality=args.quality, target=args.target, meta=keep, **params)
+        return array.nbytes, len(data), True
+    res = compress_array(array, args.codec, quality=args.quality, target=args.target, meta=keep,
+                         with_ms_ssim=not args.no_metrics, **params)
     atomic_write_bytes(out, res.data)
     for note in res.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -208,12 +215,14 @@ def _compress_one(args, source: Path, out: Path, params: Dict[str, Any]):
         t = res.target
         print(f"target {t['target']}={t['value']:g}: achieved {t['achieved']:.4g} "
               f"({'met' if t['met'] else 'NOT met, closest setting used'}, {t['trials']} trials)")
+    if args.no_metrics:
+        return array.nbytes, len(res.data), bool(res.target["met"])
     _print_metrics(res.metrics)
     if array.ndim == 3:
         from ..metrics import per_slice
         ps = per_slice(array, res.reconstruction)
         print("per-slice PSNR: " + " ".join(f"{v:.1f}" for v in ps["psnr"]))
-    return array.nbytes, len(res.data)
+    return array.nbytes, len(res.data), not res.target or bool(res.target["met"])
 
 
 _IMAGE_OUT = (".ome.tif", ".tif", ".tiff", ".npy")
