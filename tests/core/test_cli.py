@@ -64,6 +64,8 @@ def test_lossless_and_target_and_native_param(tmp_path, capsys):
     assert rc == 0 and "target psnr=45: achieved" in text and "psnr=" not in text.split("trials)")[-1]
     rc, _, err = run(["compress", src, "-c", "jpeg2k", "--target", "psnr=45", "--zarr", tmp_path / "z.zarr"], capsys)
     assert rc == 2 and "--target does not work with --zarr" in err and not (tmp_path / "z.zarr").exists()
+    rc, _, err = run(["compress", src, tmp_path / "c.mcz", "-c", "jpeg2k", "--chunks", "64,64"], capsys)
+    assert rc == 2 and "--zarr" in err and not (tmp_path / "c.mcz").exists()
     rc, text, err = run(["compress", src, tmp_path / "p.mcz", "-c", "jpegxl", "--param", "distance=1.5"], capsys)
     assert rc == 0, err
     rc, text, _ = run(["info", tmp_path / "p.mcz", "--json"], capsys)

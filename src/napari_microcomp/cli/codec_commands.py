@@ -144,6 +144,8 @@ def _print_metrics(m: Dict[str, Any]) -> None:
 def cmd_compress(args) -> int:
     from . import _batch
 
+    if args.chunks is not None and not args.zarr:
+        raise InputError("--chunks sets the chunks of a --zarr array; give --zarr OUT.zarr too")
     chunks = _parse_chunks(args.chunks) if args.zarr and args.chunks is not None else None  # before the read
     params = _parse_params(args.param)
     for key in ("weights", "refine"):
