@@ -47,6 +47,12 @@ def test_clear_errors(two_images, tmp_path, capsys):
                  "--out", str(tmp_path / "x")]) == 2
     assert "one file per image" in capsys.readouterr().err
     assert main(["benchmark", str(tmp_path / "missing.tif"), "--out", str(tmp_path / "x")]) == 2
+    # arguments that would fail every row, or skip phase 2 the user asked for, fail before any work
+    for extra, said in ((["--qualities", "9"], "levels 1..8"), (["--phase2-qualities", "0"], "levels 1..8"),
+                        (["--data-range", "-5"], "positive"), (["--model", "no-such-model"], "no-such-model")):
+        assert main(["benchmark", two_images[0], "--codecs", "jpeg2k", *extra, "--out", str(tmp_path / "y")]) == 2
+        assert said in capsys.readouterr().err
+    assert not (tmp_path / "y").exists()
 
 
 def test_main_job_plan_without_running_it(shared_data):

@@ -7,6 +7,7 @@ its DAPI ground truth when the label-free model's weights are installed, and wri
 at the end.
 """
 import argparse
+import math
 import os
 import platform
 import sys
@@ -69,11 +70,14 @@ def register(sub) -> None:
 
 def _data_range(text: str):
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         if text not in ("image", "dtype", "bits"):
             raise InputError(f"--data-range must be image, dtype, bits or a number, got {text!r}") from None
         return text
+    if not (math.isfinite(value) and value > 0):
+        raise InputError(f"--data-range must be a positive number, got {text!r}")
+    return value
 
 
 def _named(items) -> List[Tuple[str, np.ndarray]]:
@@ -87,13 +91,17 @@ def _named(items) -> List[Tuple[str, np.ndarray]]:
     return out
 
 
-def _predictor(name: str, notes: List[str], tta: bool = False):
+def _predictor(name: str, notes: List[str], tta: bool = False, named: bool = False):
+    """The phase-2 predictor; a missing default model skips phase 2 with a note, a missing ``named`` one
+    (the user's --model) is an error."""
     from ..benchmark import ModelPredictor
 
     pred = ModelPredictor(name, tta=tta)
     try:
         pred.check()
     except WeightsNotFoundError as exc:
+        if named:
+            raise
         notes.append(f"phase 2 skipped: {exc}")
         return None
     return pred
@@ -108,6 +116,10 @@ def resolve(args) -> Dict[str, Any]:
     skipped: List[str] = []
     predictor, ground_truth = None, None
     phase2_qualities = args.phase2_qualities
+    for flag, levels in (("--qualities", args.qualities), ("--phase2-qualities", phase2_qualities)):
+        bad = [q for q in levels or () if not 1 <= q <= 8]
+        if bad:   # else every row would fail, one by one, after the images were read
+            raise InputError(f"{flag} are levels 1..8, got {bad[0]}")
     if args.images:
         items, skipped = read_inputs(args.images, channel=args.channel)   # folders: their images
         if skipped and args.ground_truth:
@@ -120,7 +132,7 @@ def resolve(args) -> Dict[str, Any]:
                 raise InputError(f"--ground-truth needs one file per image ({len(images)}), got {len(truth)}")
             ground_truth = {n: read_input(g)[0] for (n, _), g in zip(images, truth)}
         if args.model and not args.no_phase2:
-            predictor = _predictor(args.model, notes, args.tta)
+            predictor = _predictor(args.model, notes, args.tta, named=True)
         elif ground_truth is not None and not args.no_phase2:
             raise InputError("--ground-truth needs --model (the label-free model that predicts it)")
     else:
@@ -128,7 +140,7 @@ def resolve(args) -> Dict[str, Any]:
 
         images = samples.benchmark_samples()
         if not args.no_phase2:
-            predictor = _predictor(args.model or MAIN_MODEL, notes, args.tta)
+            predictor = _predictor(args.model or MAIN_MODEL, notes, args.tta, named=bool(args.model))
             if predictor is not None:
                 ground_truth = {MAIN_PHASE2_IMAGE: samples.isl_dapi()}
                 if phase2_qualities is None:
