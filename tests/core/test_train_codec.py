@@ -261,3 +261,18 @@ def test_mixed_quantization_feeds_the_decoder_what_a_stream_decodes_to(data_dir,
     assert main(["train-codec", "--arch", "mbt2018-mean", "--quality", "2", "--data", str(data_dir), "--steps", "1",
                  "--widths", "N=8,M=8", "--quant", "mixed", "--out", str(tmp_path / "m.pt"), *ARGS]) == 2
     assert "for the factorized architectures" in capsys.readouterr().err and not (tmp_path / "m.pt").exists()
+
+
+@pytest.mark.parametrize("field, value, flag", [("steps", 0, "--steps"), ("lr", -1.0, "--lr"), ("batch", 0, "--batch"),
+                                                ("lmbda", float("nan"), "--lambda"), ("widths", {"N": 0}, "--widths N"),
+                                                ("max_minutes", 0.0, "--max-minutes")])
+def test_settings_that_cannot_train_are_refused_before_a_run(tmp_path, field, value, flag):
+    # zero steps exported untrained weights; a negative lr, zero batch or width ended in a torch traceback
+    from napari_microcomp.errors import InputError
+    from napari_microcomp.training.codec import CodecTrainer, TrainConfig
+
+    cfg = TrainConfig(arch="bmshj2018-factorized", data=[str(tmp_path)], quality=2, out=str(tmp_path / "w.pt"))
+    setattr(cfg, field, value)
+    with pytest.raises(InputError, match=flag):
+        CodecTrainer(cfg)
+    assert not (tmp_path / "w.pt").exists()

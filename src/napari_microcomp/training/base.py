@@ -18,6 +18,7 @@ written atomically (:func:`save_checkpoint`) and read back with ``torch.load(wei
 (:func:`load_checkpoint`): loading one never runs code from it.
 """
 import io as _io
+import math
 import queue
 import signal
 import subprocess
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Generator, Iterator, Optional, Type, Union
 
 from .._progress import Progress
-from ..errors import MicrocompError
+from ..errors import InputError, MicrocompError
 from ..io import atomic_write_bytes
 
 StopRequest = Union[None, threading.Event, Callable[[], bool]]
@@ -105,6 +106,15 @@ class RunConfig:
     seed: int = 0
 
 
+def check_positive(settings: Dict[str, Any]) -> None:
+    """Refuse a setting (flag name -> value; None: not given) that is not a positive finite number, before a
+    run: zero steps would export untrained weights, a negative lr or zero batch end in a torch traceback."""
+    for flag, v in settings.items():
+        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                                  and v > 0):
+            raise InputError(f"{flag} must be a positive number, got {v!r}")
+
+
 class Prefetcher:
     """Draws the next batches on a background thread (``make()``) while the device trains on the current one."""
 
@@ -150,6 +160,7 @@ class Trainer:
     stopped_name = "stopped"
 
     def __init__(self, steps: int, max_minutes: Optional[float] = None, stop: StopRequest = None):
+        check_positive({"--steps": steps, "--max-minutes": max_minutes})
         self.steps = int(steps)
         self.budget = None if max_minutes is None else float(max_minutes) * 60.0
         self._stop = stop
