@@ -71,8 +71,9 @@ def load_items(files: Sequence[Path], ndim: int = 2, skipped: Optional[List[str]
             if hi > lo and min(x.shape[-2:]) >= 16:
                 items.append(Item(name, x, lo, hi))
     if not items:
+        why = f" ({len(skipped)} left out, first: {skipped[0]})" if skipped else ""
         raise InputError(f"no usable {ndim}D training images (non-constant, at least 16×16) in "
-                         f"{len(files)} file(s)")
+                         f"{len(files)} file(s){why}")
     return items
 
 
