@@ -68,7 +68,7 @@ def check_image(array, *, allow_3d: bool = True, offset: Optional[int] = None) -
     if not a.dtype.isnative:   # big-endian from a file: some codecs would code the raw bytes
         a = a.astype(a.dtype.newbyteorder("="))
     if min(a.shape[-2:]) < 8:
-        raise InputError(f"image too small to compress meaningfully: shape {a.shape} (need ≥ 8×8 in Y, X)")
+        raise InputError(f"image too small: shape {a.shape} (need ≥ 8×8 in Y, X)")
     if a.dtype.kind == "f":
         if not np.isfinite(a).all():
             bad = int((~np.isfinite(a)).sum())
