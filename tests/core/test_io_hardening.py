@@ -333,7 +333,7 @@ def test_decompress_to_tiff_keeps_pixel_types_ome_xml_cannot_describe(tmp_path, 
 
 
 def test_write_image_keeps_the_pixel_size_of_a_plain_tiff_in_its_resolution_tags(tmp_path):
-    from napari_microcomp.io import write_image
+    from napari_microcomp.io_write import write_image
 
     write_image(tmp_path / "x.tif", np.zeros((8, 8), np.float16), {"pixel_size": [None, 0.5, 0.25]})
     with tifffile.TiffFile(tmp_path / "x.tif") as tf:

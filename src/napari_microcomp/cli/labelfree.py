@@ -62,7 +62,8 @@ def register(sub) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     from .._progress import drain
-    from ..io import check_output, write_image
+    from ..io import check_output
+    from ..io_write import write_image
     from ..labelfree import load_model
 
     check_output(args.output, args.overwrite)

@@ -23,7 +23,7 @@ import numpy as np
 
 from .._progress import Progress
 from ..errors import InputError, MicrocompError
-from ..training.base import RunConfig, Trainer, check_positive, git_revision, load_checkpoint, save_checkpoint
+from ..training.base import RunConfig, Trainer, check_settings, git_revision, load_checkpoint, save_checkpoint
 from ..weights.export import export_labelfree
 from .model import resolve_device
 from .losses import feature_matching, lsgan, pearson
@@ -83,7 +83,7 @@ class LabelFreeTrainer(Trainer):
             raise InputError(f"--model must be one of {', '.join(MODELS)}, got {cfg.model!r}")
         if cfg.crop % (2 ** cfg.depth):
             raise InputError(f"--crop must be a multiple of {2 ** cfg.depth}, got {cfg.crop}")
-        check_positive({"--batch": cfg.batch, "--lr": cfg.lr})
+        check_settings(cfg)
         if not (cfg.out or cfg.ckpt):
             raise InputError("give --out FILE.pt (and/or --ckpt FILE) so the trained weights are kept")
         self.cfg = cfg

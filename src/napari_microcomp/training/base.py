@@ -115,6 +115,20 @@ def check_positive(settings: Dict[str, Any]) -> None:
             raise InputError(f"{flag} must be a positive number, got {v!r}")
 
 
+# settings of either trainer's config that must be positive (flag -> field); steps and budget: Trainer itself
+_POSITIVE = {"--lr": "lr", "--aux-lr": "aux_lr", "--batch": "batch", "--lambda": "lmbda", "--ckpt-every": "ckpt_every",
+             "--log-every": "log_every", "--spike": "spike"}
+
+
+def check_settings(cfg) -> None:
+    """:func:`check_positive` over the fields a training config has, its --widths, and --warmup ≥ 0."""
+    settings = {flag: getattr(cfg, name, None) for flag, name in _POSITIVE.items()}
+    settings.update({f"--widths {k}": v for k, v in (getattr(cfg, "widths", None) or {}).items()})
+    check_positive(settings)
+    if getattr(cfg, "warmup", 0) < 0:
+        raise InputError(f"--warmup must be 0 or more steps, got {cfg.warmup}")
+
+
 class Prefetcher:
     """Draws the next batches on a background thread (``make()``) while the device trains on the current one."""
 

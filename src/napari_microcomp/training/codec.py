@@ -31,13 +31,11 @@ from ..models.coding import channels_last_by_rank
 from ..models.registry import get_arch
 from ..models.widen import grown, widen_state
 from ..weights.export import export_weights
-from .base import (Prefetcher, RunConfig, Trainer, check_positive, git_revision, load_checkpoint,
-                   save_checkpoint)
+from .base import Prefetcher, RunConfig, Trainer, check_settings, git_revision, load_checkpoint, save_checkpoint
 from .data import PatchSampler, collect_files, load_items
 from .quant import check_quant, mixed_forward
 from .warmstart import CKPT_FORMAT, start_state
 from .precision import cpu_has_bf16 as _cpu_has_bf16, fp32_entropy as _fp32_entropy, lr_factor
-
 
 
 @dataclass
@@ -89,11 +87,7 @@ class CodecTrainer(Trainer):
     def __init__(self, cfg: TrainConfig, stop: Optional[threading.Event] = None):
         super().__init__(cfg.steps, cfg.max_minutes, stop)
         self.cfg = cfg
-        check_positive({"--lr": cfg.lr, "--aux-lr": cfg.aux_lr, "--batch": cfg.batch, "--lambda": cfg.lmbda,
-                        "--ckpt-every": cfg.ckpt_every, "--log-every": cfg.log_every, "--spike": cfg.spike,
-                        **{f"--widths {k}": v for k, v in (cfg.widths or {}).items()}})
-        if cfg.warmup < 0:
-            raise MicrocompError(f"--warmup must be 0 or more steps, got {cfg.warmup}")
+        check_settings(cfg)
         self.spec = spec = get_arch(cfg.arch)
         self.lambdas = list(spec.lambdas)
         if spec.vbr:
