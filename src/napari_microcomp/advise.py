@@ -165,10 +165,9 @@ def _worse(k: str, a: float, b: float) -> float:
 class _Probe:
     """Encode+decode every image at one setting; stop at the first image that breaks a tolerance."""
 
-    def __init__(self, name, images, tol, model, preds, raw_bytes=None):
+    def __init__(self, name, images, tol, model, preds, raw_bytes):
         self.name, self.images, self.tol, self.model, self.preds = name, images, tol, model, preds
-        # the caller's arrays' bytes: float16 is coded as float32, int32 as uint16
-        self.raw_bytes = raw_bytes or [a.nbytes for a in images]
+        self.raw_bytes = raw_bytes   # the caller's arrays': float16 is coded as float32, int32 as uint16
         self.needed = [k for k, _ in tol.items()]
         self.order = list(range(len(images)))   # the last failing image is tried first next time
         self.points: List[Dict[str, Any]] = []

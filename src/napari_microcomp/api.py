@@ -62,9 +62,8 @@ def compress_array(array, codec: Union[str, Codec], quality: Optional[int] = Non
     dec_s = time.perf_counter() - t0
     header = container.read_header(data)[0]
     # compared in the coded type: int16 with negatives carries the same offset as ``a``
-    m = metrics.all_metrics(a, as_coded(recon, header.meta), len(data), with_ms_ssim=with_ms_ssim)
-    if isinstance(array, np.ndarray):   # raw bytes of the caller's array, not of its coded copy (float16 → float32)
-        m["compression_ratio"] = metrics.compression_ratio(array, len(data))
+    m = metrics.all_metrics(a, as_coded(recon, header.meta), len(data), with_ms_ssim=with_ms_ssim,
+                            raw_bytes=array.nbytes if isinstance(array, np.ndarray) else None)
     notes = c.notes(a, header)
     return CompressResult(data=data, reconstruction=recon, metrics=m, encode_seconds=enc_s,
                           decode_seconds=dec_s, codec=c, config=c.get_config(), target=target_info,

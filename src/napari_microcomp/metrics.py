@@ -11,7 +11,7 @@ Data range (the peak in PSNR and the L in SSIM) is an explicit choice, see :func
 
 Images are compared as they are: no per-image z-scoring (it hides gain and offset errors).
 """
-from typing import Dict, List, Union
+from typing import Dict, List, Optional, Union
 
 import numpy as np
 
@@ -225,11 +225,13 @@ def pearson(original, reconstruction) -> float:
     return float((a * b).sum() / den)
 
 
-def compression_ratio(original, stream_bytes: int) -> float:
-    """Raw array bytes / whole container bytes (header included)."""
+def compression_ratio(original, stream_bytes: int, raw_bytes: Optional[int] = None) -> float:
+    """Raw array bytes / whole container bytes (header included). ``raw_bytes``: the caller's array's, where
+    ``original`` is its coded copy (float16 is coded as float32, int32 as uint16)."""
     if not stream_bytes or stream_bytes <= 0:
         raise InputError(f"a stream of {stream_bytes!r} bytes has no compression ratio")
-    return float(np.asarray(original).nbytes) / float(stream_bytes)
+    raw = np.asarray(original).nbytes if raw_bytes is None else raw_bytes
+    return float(raw) / float(stream_bytes)
 
 
 def bpp(original, stream_bytes: int) -> float:
@@ -240,7 +242,8 @@ def bpp(original, stream_bytes: int) -> float:
 
 
 def all_metrics(original, reconstruction, stream_bytes: int = None,
-                data_range_mode: DataRange = "image", with_ms_ssim: bool = True) -> Dict[str, float]:
+                data_range_mode: DataRange = "image", with_ms_ssim: bool = True,
+                raw_bytes: Optional[int] = None) -> Dict[str, float]:
     """Every reconstruction metric in one dict (the benchmark's phase-1 columns)."""
     out = {"mse": mse(original, reconstruction),
            "psnr": psnr(original, reconstruction, data_range_mode),
@@ -250,7 +253,7 @@ def all_metrics(original, reconstruction, stream_bytes: int = None,
            "data_range": data_range(original, data_range_mode)}
     if stream_bytes is not None:
         out["compressed_bytes"] = int(stream_bytes)
-        out["compression_ratio"] = compression_ratio(original, stream_bytes)
+        out["compression_ratio"] = compression_ratio(original, stream_bytes, raw_bytes)
         out["bpp"] = bpp(original, stream_bytes)
     return out
 

@@ -197,8 +197,7 @@ def run_row(name: str, image: np.ndarray, config: Mapping[str, Any], *,
         recon = codec.decode(stream)
         t2 = time.perf_counter()
         checkpoint("metrics", 2, 3, row["label"])
-        row.update(metrics.all_metrics(image, recon, len(stream), data_range, with_ms_ssim))
-        row["compression_ratio"] = row["raw_bytes"] / len(stream)   # of the caller's array, as compress_array
+        row.update(metrics.all_metrics(image, recon, len(stream), data_range, with_ms_ssim, row["raw_bytes"]))
         row.update(encode_s=t1 - t0, decode_s=t2 - t1, compressed_bytes=len(stream),
                    max_abs_error=float(np.max(np.abs(image.astype(np.float64) - recon.astype(np.float64)))))
         for note in codec.notes(image, container.read_header(stream)[0]):
