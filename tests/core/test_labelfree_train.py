@@ -130,6 +130,15 @@ def test_cli_train_then_predict(isl_files, tmp_path, capsys):
     assert main(["predict", str(isl_files["stack"]), str(pred_path), "--model", str(out), "--overwrite"]) == 2
     assert "--slice" in capsys.readouterr().err
     assert main(["predict", str(isl_files["stack"]), str(pred_path), "--model", str(out), "--slice", "6", "--overwrite"]) == 0
+    six = tifffile.imread(pred_path)
+    n = tifffile.imread(isl_files["stack"]).shape[0]
+    # a negative slice counts from the end, as --channel does
+    assert main(["predict", str(isl_files["stack"]), str(pred_path), "--model", str(out), "--slice", str(6 - n),
+                 "--overwrite"]) == 0
+    np.testing.assert_array_equal(tifffile.imread(pred_path), six)
+    assert main(["predict", str(isl_files["stack"]), str(pred_path), "--model", str(out), "--slice", str(-n - 1),
+                 "--overwrite"]) == 2
+    assert "out of range" in capsys.readouterr().err
 
 
 def test_validation_strip_picks_the_exported_weights_and_patience_stops(isl_files, tmp_path):

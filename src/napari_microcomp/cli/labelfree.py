@@ -19,7 +19,7 @@ def register(sub) -> None:
     p.add_argument("--overlap", type=int, default=None, help="tile overlap in pixels (default 64)")
     p.add_argument("--batch", type=int, default=None, help="tiles per forward pass")
     p.add_argument("--channel", type=int, default=None, help="channel of a multi-channel file")
-    p.add_argument("--slice", type=int, default=None, help="z-slice to use for a 2D model")
+    p.add_argument("--slice", type=int, default=None, help="z-slice to use for a 2D model (negative: from the end)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast: ~2x faster on recent CPUs, approximate")
     p.add_argument("--tta", action="store_true", help="average the 8 rotations/flips (8x slower, more accurate)")
@@ -75,7 +75,8 @@ def run_predict(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device)
     image, meta = read_input(args.input, channel=args.channel)
     if args.slice is not None:
-        if image.ndim != 3 or not 0 <= args.slice < image.shape[0]:
+        # negative counts from the end, as --channel does
+        if image.ndim != 3 or not -image.shape[0] <= args.slice < image.shape[0]:
             raise InputError(f"--slice {args.slice} is out of range for shape {image.shape}")
         image = image[args.slice]
     pred = drain(model.iter_predict(image, tile=args.tile, overlap=args.overlap, batch=args.batch,
