@@ -61,7 +61,9 @@ def napari_get_reader(path: Union[PathLike, Sequence[PathLike]]) -> Optional[Cal
 
 
 def _size(v) -> float:
-    return float(v) if v else 1.0  # aicsimageio reports None or 0.0 where the file has no size
+    from .io import pixel_size
+
+    return pixel_size(v) or 1.0  # aicsimageio reports None or 0.0 where the file has no size
 
 
 def read_microscopy(path: Union[PathLike, Sequence[PathLike]]) -> List[LayerData]:

@@ -7,6 +7,7 @@ import contextlib
 import glob
 import importlib.util
 import logging
+import math
 import os
 import tempfile
 import threading
@@ -282,6 +283,16 @@ def _scene_note(p: Path, n: int) -> str:
     return f"{p.name} holds {n} scenes (image series); using scene 0 (choose with --scene)"
 
 
+def pixel_size(v) -> Optional[float]:
+    """A file's physical pixel size as a float, or None where it records none usable (absent, 0, negative,
+    NaN, inf: a crafted or broken header; inf as a layer scale breaks napari's view, NaN a stream's meta)."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) and f > 0 else None
+
+
 def _read_aics(p: Path, channel, scene, timepoint, meta):
     img = open_aics(p)
     if scene is not None:
@@ -307,7 +318,7 @@ def _read_aics(p: Path, channel, scene, timepoint, meta):
         meta["notes"] = notes
     with quiet_readers():
         ps = img.physical_pixel_sizes
-    meta.update(pixel_size=[ps.Z, ps.Y, ps.X], channel_names=names, channel=c, scene=img.current_scene,
+    meta.update(pixel_size=[pixel_size(v) for v in (ps.Z, ps.Y, ps.X)], channel_names=names, channel=c, scene=img.current_scene,
                 timepoint=t)
     return arr, meta
 

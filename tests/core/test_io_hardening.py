@@ -196,6 +196,30 @@ def test_valid_scale_translate_and_pixel_size_are_kept(tmp_path):
         assert kw["scale"] == [0.5, 0.25]
 
 
+@pytest.mark.parametrize("value", ["INF", "NaN", "-1", "0"])
+def test_unusable_physical_size_in_an_ome_file_opens_unscaled(tmp_path, value):
+    """A crafted PhysicalSizeX="INF" became a layer scale that napari's add_image refused ("array must not
+    contain infs or NaNs"), so the file would not open; now it opens with that axis unscaled."""
+    xml = ('<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06">'
+           '<Image ID="Image:0"><Pixels ID="Pixels:0" DimensionOrder="XYCZT" Type="uint16" SizeX="40" SizeY="32" '
+           f'SizeC="1" SizeZ="1" SizeT="1" PhysicalSizeX="{value}" PhysicalSizeY="0.5">'
+           '<Channel ID="Channel:0:0" SamplesPerPixel="1"/><TiffData/></Pixels></Image></OME>')
+    path = tmp_path / "x.ome.tif"
+    tifffile.imwrite(path, IMG.astype(np.uint16), description=xml, metadata=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (data, kw, _), = read_microscopy(path)
+    assert kw["scale"][1] == 1.0 and all(0 < s < float("inf") for s in kw["scale"])
+    np.testing.assert_array_equal(np.asarray(data), IMG.astype(np.uint16))
+
+
+def test_pixel_size_keeps_only_finite_positive_values():
+    from napari_microcomp.io import pixel_size
+
+    assert [pixel_size(v) for v in (0.25, 2, "0.5", None, 0.0, -1.0, float("nan"), float("inf"), "abc")] == \
+        [0.25, 2.0, 0.5, None, None, None, None, None, None]
+
+
 # 6. negative / out-of-range indices ------------------------------------------------------------------------
 @pytest.fixture
 def tz(tmp_path):
