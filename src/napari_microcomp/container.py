@@ -232,8 +232,8 @@ def _validate(h: Header) -> None:
     nbytes = int(np.prod(h.shape, dtype=np.float64)) * np.dtype(h.dtype).itemsize
     budget = decode_budget()
     if nbytes > budget:
-        raise StreamError(f"the stream declares a {h.dtype}{h.shape} image ({nbytes / 2**30:.1f} GiB), above the "
-                          f"decode budget of {budget / 2**30:.1f} GiB; raise ${ENV_BUDGET} if it is genuine")
+        raise StreamError(f"the stream declares a {h.dtype}{h.shape} image ({nbytes / 2**30:.3g} GiB), above the "
+                          f"decode budget of {budget / 2**30:.3g} GiB; raise ${ENV_BUDGET} if it is genuine")
     if h.layout not in LAYOUTS:
         _fail(f"bad layout {h.layout!r}")
     for name in ("norm", "check", "meta"):

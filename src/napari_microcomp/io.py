@@ -65,12 +65,13 @@ def _check_declared(name: str, shape, dtype) -> None:
     budget = decode_budget()
     if nbytes > budget:
         raise InputError(f"{name} declares a {np.dtype(dtype).name} image of shape {tuple(int(s) for s in shape)} "
-                         f"({nbytes / 2**30:.1f} GiB), above the decode budget of {budget / 2**30:.1f} GiB; "
+                         f"({nbytes / 2**30:.3g} GiB), above the decode budget of {budget / 2**30:.3g} GiB; "
                          f"raise ${ENV_BUDGET} if it is genuine")
 
 
 _KIND = {".czi": "CZI", ".nd2": "ND2", ".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG",
          ".jpeg": "JPEG", ".npy": "NPY"}
+_PIL_DTYPES = {"I;16": np.uint16, "I;16B": np.uint16, "I": np.int32, "F": np.float32}
 _READERS = {".czi": "aicspylibczi", ".nd2": "nd2"}   # the package aicsimageio needs for that format
 
 
@@ -84,6 +85,9 @@ def unreadable(path, exc: BaseException) -> InputError:
     if reader and "Install extra format dependency" in str(exc) and importlib.util.find_spec(reader):
         # aicsimageio says "install the reader" for any file its reader refused; here it is installed
         detail = f"{type(exc).__name__}: {reader} is installed and could not open it"
+    if type(exc).__name__ == "DecompressionBombError":   # Pillow's guard: the file is fine, just declared huge
+        return InputError(f"could not read {p.name}: {lines[0][:200].rstrip('.') if lines else 'too many pixels'}; "
+                          "Pillow refuses such PNG/JPEG files; if it is genuine, convert it to TIFF")
     return InputError(f"could not read {p.name}: not a readable {_KIND.get(suffix, suffix)} file (damaged, "
                       f"truncated or another format; {detail})")
 
@@ -131,6 +135,9 @@ def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
             return np.array(_select_sample(p, _squeeze_to_zyx(mapped), channel, meta)), meta
         if suffix in (".png", ".jpg", ".jpeg"):
             import imageio.v3 as iio
+            from PIL import Image
+            with Image.open(p) as im:   # the header: Pillow's bomb guard (179 Mpx) is far above a small budget
+                _check_declared(p.name, im.size[::-1] + (len(im.getbands()),), _PIL_DTYPES.get(im.mode, np.uint8))
             return _select_sample(p, np.asarray(iio.imread(p)), channel, meta), meta
         if suffix in (".tif", ".tiff") and channel is None and scene is None and timepoint is None:
             import tifffile

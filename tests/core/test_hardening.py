@@ -610,6 +610,34 @@ def test_a_file_declaring_more_pixels_than_the_budget_is_refused_before_reading(
         assert read_image(path)[0].shape == (1000, 1000)
 
 
+def _png_declaring(path, side: int) -> None:
+    """A valid 16-bit greyscale PNG of ``side``² zeros: a few kB on disk."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = (b"\0" + bytes(2 * side)) * side
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 16, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b""))
+
+
+def test_png_declaring_more_than_the_budget_or_a_bomb_is_refused_before_reading(tmp_path, monkeypatch):
+    from napari_microcomp.io import read_image
+
+    path = tmp_path / "big.png"
+    _png_declaring(path, 1000)                   # 2 MB of pixels
+    monkeypatch.setenv("MICROCOMP_DECODE_BUDGET", "1M")
+    with pytest.raises(InputError, match=r"declares a uint16 image .* above the decode budget"):
+        read_image(path)
+    monkeypatch.setenv("MICROCOMP_DECODE_BUDGET", "1G")
+    assert read_image(path)[0].shape == (1000, 1000)
+    _png_declaring(path, 15000)                  # 225 Mpx: Pillow's decompression-bomb guard, said as such
+    with pytest.raises(InputError, match="Pillow refuses such PNG/JPEG files; if it is genuine, convert it to TIFF"):
+        read_image(path)
+
+
 @pytest.mark.parametrize("change", ["huge width", "text width", "unknown width", "wrong width", "missing tensor",
                                     "unknown arch", "no state dict", "list in state dict", "cdf rows",
                                     "cdf negative row"])
