@@ -180,11 +180,15 @@ def test_compress_many_files_and_folders(tmp_path, capsys):
     # several named files without --out-dir: each beside its input
     rc, text, _ = run(["compress", src / "a.tif", src / "sub" / "b.npy", "-c", "zstd", "--no-metrics"], capsys)
     assert rc == 0 and (src / "a.tif.mcz").is_file() and (src / "sub" / "b.npy.mcz").is_file()
+    (tmp_path / "empty").mkdir()
     for argv, message in [
         (["compress", src / "a.tif", src / "sub" / "b.npy", tmp_path / "o.mcz"], "use --out-dir"),
         (["compress", src, tmp_path / "o.mcz"], "is a folder"),
         (["compress", src / "a.tif", tmp_path / "o.mcz", "--out-dir", out], "not both"),
-        (["compress", src / "a.tif", src / "a.tif", "--overwrite"], "both be written"),
+        (["compress", src / "a.tif", src / "a.tif", "--overwrite"], "a.tif is named more than once"),
+        (["compress", src / "a.tif", src / "sub" / ".." / "a.tif"], "named more than once"),
+        (["compress", src / "a.tif", tmp_path / "x.tif"], "output must end in .mcz"),
+        (["compress", src / "a.tif", tmp_path / "empty"], "use --out-dir"),      # an empty folder named last
         (["compress", src, "--zarr", tmp_path / "z.zarr"], "one input"),
         (["decompress", out / "sub" / "b.npy.mcz", tmp_path / "x.tif", "--format", "npy"], "contradicts"),
     ]:

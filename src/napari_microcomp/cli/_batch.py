@@ -40,7 +40,13 @@ def plan(paths: Sequence[str], kind: Kind, out_dir: Optional[str], overwrite: bo
     jobs: List[Job] = []
     for given in paths:
         if given.is_dir():
-            for f in kind.folder_files(given):
+            try:
+                found = list(kind.folder_files(given))
+            except InputError as exc:
+                if given == last and len(paths) > 1:   # `compress a.tif out/` meant an output folder
+                    raise InputError(f"{exc}; to write the outputs into {given}, use --out-dir {given}") from exc
+                raise
+            for f in found:
                 rel = f.relative_to(given)
                 base = Path(out_dir) / rel if out_dir else f
                 jobs.append(Job(f, base.with_name(kind.output_name(f.name)), True))
@@ -55,11 +61,14 @@ def plan(paths: Sequence[str], kind: Kind, out_dir: Optional[str], overwrite: bo
     seen = {}
     for j in jobs:
         key = j.output.resolve()
+        if key in seen and seen[key].resolve() == j.source.resolve():
+            raise InputError(f"{j.source} is named more than once")
         if key in seen:
             raise InputError(f"{seen[key]} and {j.source} would both be written to {j.output}")
         if j.output.resolve() == j.source.resolve():
             raise InputError(f"{j.source} would be overwritten by its own output; use --out-dir")
         seen[key] = j.source
+    for j in jobs:   # after the plan is known to be consistent: "exists" is not the first thing to fix
         check_output(j.output, overwrite)
     return jobs
 
