@@ -177,6 +177,42 @@ def test_cli_apply_to_zarr_with_the_projects_codec(tmp_path, cell):
                  "--apply-format", "zarr"]) == 0
     arr = zarr.open(str(tmp_path / "z" / "cell.zarr"), mode="r")
     assert arr.shape == cell.shape and metrics.psnr(cell, arr[:]) >= 35
+    # --overwrite reaches the Zarr writer (it refused the existing array after the whole search)
+    assert main(["advise", str(src), "--psnr", "35", "--codecs", "jpegxl", "--apply", str(tmp_path / "z"),
+                 "--apply-format", "zarr", "--overwrite"]) == 0
+
+
+def test_cli_apply_refuses_before_the_search(tmp_path, cell, capsys):
+    """An output that exists, or a pixel type a Zarr array cannot hold, is refused before any codec runs."""
+    import tifffile
+
+    from napari_microcomp.cli import main
+
+    src, wide = tmp_path / "cell.tif", tmp_path / "wide.npy"
+    tifffile.imwrite(src, cell)
+    np.save(wide, cell.astype(np.int32) - 5000)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "cell.mcz").write_bytes(b"keep")
+    for argv, message in (([src, "--apply", tmp_path / "out"], "exists"),
+                          ([wide, "--apply", tmp_path / "z", "--apply-format", "zarr"], "cannot store int32")):
+        assert main(["advise", *map(str, argv), "--psnr", "35", "--codecs", "jpegxl"]) == 2
+        out = capsys.readouterr()
+        assert message in out.err and "best:" not in out.out     # no search ran
+    assert (tmp_path / "out" / "cell.mcz").read_bytes() == b"keep" and not (tmp_path / "z").exists()
+
+
+def test_zarr_apply_recheck_names_a_missed_tolerance(tmp_path, cell):
+    """Zarr chunks are coded one by one: the array written is re-measured against the tolerance."""
+    from napari_microcomp.advise import Tolerance, advise
+    from napari_microcomp.cli.advise import _zarr_miss
+    from napari_microcomp.zarr_codecs import compress_to_zarr
+
+    adv = advise([cell], Tolerance(psnr=35), ["jpeg2k"], max_trials=2)
+    good = compress_to_zarr(cell, str(tmp_path / "good.zarr"), adv.winner_codec())
+    assert _zarr_miss(adv, cell, tmp_path / "good.zarr", good["stored_bytes"], None) == ""
+    poor = compress_to_zarr(cell, str(tmp_path / "poor.zarr"), "jpeg2k", quality=1)
+    miss = _zarr_miss(adv, cell, tmp_path / "poor.zarr", poor["stored_bytes"], None)
+    assert miss.startswith("psnr ") and float(miss.split()[1]) < 35
 
 
 def test_cli_apply_never_writes_two_inputs_to_one_file(tmp_path, cell):

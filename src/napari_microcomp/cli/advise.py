@@ -2,6 +2,8 @@
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import InputError
 from ..io import IMAGE_SUFFIXES, atomic_write_bytes, check_output
 from ._args import OVERWRITE_HELP, command, read_inputs
@@ -81,15 +83,45 @@ def _outputs(inputs, out_dir: Path, fmt: str, overwrite: bool):
     return outs
 
 
-def _apply(advice, arrays, inputs, out_dir: Path, fmt: str, overwrite: bool) -> None:
+def _check_apply(arrays, fmt: str) -> None:
+    if fmt == "zarr":
+        from ..zarr_codecs import DTYPE_NAMES, DTYPES
+
+        for a, meta in arrays:
+            if np.dtype(a.dtype).type not in DTYPES:
+                raise InputError(f"{Path(meta.get('source', 'an input')).name}: a Zarr array cannot store "
+                                 f"{a.dtype} with microcomp codecs ({DTYPE_NAMES}); use --apply-format mcz")
+
+
+def _zarr_miss(advice, array, out, stored: int, model) -> str:
+    """What the Zarr array written misses of the tolerance ('' if nothing): each chunk is normalised on its
+    own, so the advised setting can land elsewhere there than on the whole image it was measured on."""
+    from ..advise import _image_metrics
+    from ..zarr_codecs import open_zarr
+
+    back = open_zarr(out)[...]
+    needed = [k for k, _ in advice.tolerance.items()]
+    pred = model.predict(array) if model is not None and "r_drop" in needed else None
+    m = _image_metrics(array, back, stored, needed, model, pred)
+    if advice.tolerance.met(m):
+        return ""
+    return ", ".join(f"{k} {m.get(k, float('nan')):.4g}" for k in needed)
+
+
+def _apply(advice, arrays, outs, fmt: str, overwrite: bool, model=None) -> int:
     codec = advice.winner_codec()
-    outs = _outputs(inputs, out_dir, fmt, overwrite)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    outs[0].parent.mkdir(parents=True, exist_ok=True)
+    missed = 0
     for (array, meta), out in zip(arrays, outs):
         if fmt == "zarr":
             from ..zarr_codecs import compress_to_zarr
 
-            compress_to_zarr(array, str(out), codec)
+            res = compress_to_zarr(array, str(out), codec, overwrite=overwrite)
+            miss = _zarr_miss(advice, array, out, res["stored_bytes"], model)
+            if miss:
+                missed += 1
+                print(f"warning: {out} misses the tolerance ({advice.tolerance.describe()}): {miss}; its chunks "
+                      "are coded one by one; use --apply-format mcz for the measured result", file=sys.stderr)
         else:
             out = check_output(out, overwrite)
             keep = {k: v for k, v in meta.items() if k in ("pixel_size", "channel_names", "channel", "scene",
@@ -98,6 +130,7 @@ def _apply(advice, arrays, inputs, out_dir: Path, fmt: str, overwrite: bool) -> 
             atomic_write_bytes(out, data)
             out = f"{out} (CR {array.nbytes / len(data):.2f} with its metadata)"
         print(f"wrote {out}: {codec.label}")
+    return missed
 
 
 def cmd_advise(args) -> int:
@@ -116,6 +149,10 @@ def cmd_advise(args) -> int:
         print(f"note: {line}", file=sys.stderr)
     args.inputs = [p for p, _, _ in items]
     arrays = [(a, meta) for _, a, meta in items]
+    outs = None
+    if args.apply:   # every output checked before the search, not after it
+        _check_apply(arrays, args.apply_format)
+        outs = _outputs(args.inputs, Path(args.apply), args.apply_format, args.overwrite)
     codecs = [c.strip() for c in args.codecs.split(",") if c.strip()] if args.codecs else \
         default_codecs(learned=args.learned)
     model = None
@@ -133,8 +170,7 @@ def cmd_advise(args) -> int:
         print(f"wrote {advise_report.export_markdown(advice, args.markdown)}")
     if args.plot:
         print(f"wrote {advise_report.export_plot(advice, args.plot)}")
-    if args.apply:
-        _apply(advice, arrays, args.inputs, Path(args.apply), args.apply_format, args.overwrite)
+    missed = _apply(advice, arrays, outs, args.apply_format, args.overwrite, model) if args.apply else 0
     if skipped:
         print(f"microcomp advise: {len(skipped)} file(s) skipped ({skipped[0]})", file=sys.stderr)
-    return 1 if skipped else 0
+    return 1 if skipped or missed else 0
