@@ -121,6 +121,10 @@ def test_cli_train_then_predict(isl_files, tmp_path, capsys):
                "--log-every", "1", "--out", str(out)])
     assert rc == 0 and out.is_file()
     assert "step 2/2" in capsys.readouterr().out
+    again = ["train-labelfree", "--inputs", str(isl_files["z6"]), "--targets", str(isl_files["dapi"]), "--steps", "1",
+             "--crop", "32", "--batch", "2", "--depth", "2", "--base", "8", "--out", str(out)]
+    before = out.read_bytes()
+    assert main(again) == 2 and "exists; pass --overwrite" in capsys.readouterr().err and out.read_bytes() == before
     pred_path = tmp_path / "pred.tif"
     assert main(["predict", str(isl_files["z6"]), str(pred_path), "--model", str(out), "--tile", "64"]) == 0
     pred = tifffile.imread(pred_path)

@@ -51,6 +51,14 @@ def test_train_export_resume_and_use(data_dir, tmp_path, capsys):
     rc = main(["train-codec", "--arch", "mbt2018-mean", "--quality", "3", "--data", str(data_dir), "--steps", "3",
                "--resume", str(ckpt), "--ckpt", str(ckpt), "--out", str(out), *ARGS])
     assert rc == 0 and _meta(out)["steps"] == 3 and torch.load(ckpt, weights_only=False)["step"] == 3
+    # a new run never replaces an existing weight file unasked (it may hold hours of training)
+    before = out.read_bytes()
+    assert main(["train-codec", "--arch", "mbt2018-mean", "--quality", "3", "--data", str(data_dir), "--steps", "1",
+                 "--widths", "N=8,M=8", "--out", str(out), *ARGS]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err and out.read_bytes() == before
+    assert main(["train-codec", "--arch", "mbt2018-mean", "--quality", "3", "--data", str(data_dir), "--steps", "1",
+                 "--widths", "N=8,M=8", "--out", str(out), "--overwrite", *ARGS]) == 0
+    assert _meta(out)["steps"] == 1 and "--overwrite" in _meta(out)["command"]
     # warm start: another quality fine-tuned from these weights (widths come from the file)
     tuned = tmp_path / "mbt2018-mean-q5.pt"
     rc = main(["train-codec", "--arch", "mbt2018-mean", "--quality", "5", "--data", str(data_dir), "--steps", "1",
@@ -224,7 +232,7 @@ def test_retries_train_in_a_child_restarted_from_the_checkpoint(data_dir, tmp_pa
     seen = {}
     monkeypatch.setattr(train_zoo, "supervise", lambda cmd, retries, log, budget, name: seen.update(
         cmd=cmd, retries=retries, budget=budget) or 0)
-    assert main(base + ["--retries", "3", "--max-minutes", "7", "--ckpt", str(tmp_path / "f.ckpt")]) == 0
+    assert main(base + ["--retries", "3", "--max-minutes", "7", "--ckpt", str(tmp_path / "f.ckpt"), "--overwrite"]) == 0
     first, again = seen["cmd"](0), seen["cmd"](1)
     assert seen["retries"] == 3 and seen["budget"] == 7
     assert "--retries" not in first and "--max-minutes" not in first and "--resume" not in first

@@ -71,4 +71,5 @@ def test_train_codec_grows_init_weights(shared_data, tmp_path):
     assert main(["train-codec", *args, "--init", str(small), "--widths", "M=24", "--out", str(big)]) == 0
     meta = torch.load(big, weights_only=True)["meta"]
     assert meta["widths"] == {"N": 8, "M": 24} and meta["init"] == str(small)
-    assert main(["train-codec", *args, "--init", str(big), "--widths", "M=12", "--out", str(small)]) == 2
+    assert main(["train-codec", *args, "--init", str(big), "--widths", "M=12", "--out", str(small),
+                 "--overwrite"]) == 2

@@ -29,6 +29,18 @@ def run_args(p, ckpt_every: int, log_every: int, out_help: str) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=log_every)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1 with cuda)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out file (a --resume run may always write its own)")
+
+
+def check_train_out(out, args) -> None:
+    """Refuse, before training starts, to replace a weight file that exists: it may hold hours of training."""
+    from pathlib import Path
+
+    from ..errors import InputError
+
+    if out and Path(out).exists() and not (args.overwrite or args.resume):
+        raise InputError(f"{out} exists; pass --overwrite to replace it (or --resume the run that wrote it)")
 
 
 def read_input(path, **select):

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
-from ._args import command, in_out, read_input, run_args
+from ._args import check_train_out, command, in_out, read_input, run_args
 
 
 def register(sub) -> None:
@@ -102,6 +102,7 @@ def run_train(args: argparse.Namespace) -> int:
                       aux_weight=args.aux_weight, aux_out=args.aux_out)
     if args.out and Path(args.out).suffix != ".pt":
         raise InputError(f"--out should be a .pt file, got {args.out}")
+    check_train_out(args.out, args)
     # First signal: finish the step, checkpoint and export; a second one kills as usual.
     with stop_on_signals(once=True) as stop:
         gen = iter_train(cfg, stop=stop.is_set)

@@ -8,7 +8,7 @@ Example (one quality of one architecture on a GPU, stopping cleanly after 8 minu
 """
 import argparse
 import shlex
-from ._args import command, run_args
+from ._args import check_train_out, command, run_args
 
 
 def _widths(text: str):
@@ -78,6 +78,8 @@ def _command_line(args) -> str:
         flag = "--lambda" if key == "lmbda" else "--" + key.replace("_", "-")
         if key == "bf16":
             parts.append("--bf16" if value else "--no-bf16")
+        elif isinstance(value, bool):   # a store_true flag
+            parts += [flag] if value else []
         elif key == "widths":
             parts += [flag, ",".join(f"{k}={v}" for k, v in value.items())]
         elif isinstance(value, list):
@@ -116,8 +118,10 @@ def _supervised(args) -> int:
 
 
 def run(args) -> int:
+    from ..models.registry import get_arch
     from ..training.codec import TrainConfig, train
 
+    check_train_out(args.out or get_arch(args.arch).weights_filename(args.quality or 0), args)
     if args.retries is not None:
         return _supervised(args)
     cfg = TrainConfig(arch=args.arch, data=list(args.data), quality=args.quality, lmbda=args.lmbda, lambdas=args.lambdas,
