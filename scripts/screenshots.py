@@ -6,7 +6,7 @@ Run headless with::
 
 The plugin is opened the way a user opens it (npe2: Plugins menu entries and File > Open Sample),
 so napari-microcomp must be importable (``pip install -e .``). Each shot is a fresh 1280×800
-viewer with all three docks open (they share one tab group); the script clicks the shown dock's
+viewer with all four docks open (they share one tab group); the script clicks the shown dock's
 Run button, waits for the worker to finish and saves the whole window. Nothing is imported before
 napari's OpenGL context: the plugin's triton guard is what keeps that order from crashing.
 """
@@ -20,7 +20,7 @@ from qtpy.QtCore import QEventLoop, Qt, QTimer
 
 PLUGIN = "napari-microcomp"
 SIZE = (1280, 800)
-DOCKS = ("Compress", "Label-free prediction", "Benchmark")
+DOCKS = ("Compress", "Label-free prediction", "Benchmark", "Advise")
 
 
 def wait_for(signal, click, timeout_s: float = 900) -> float:
@@ -51,7 +51,7 @@ def new_viewer(title: str):
 
 
 def open_docks(viewer, shown: str):
-    """Open the three docks as a user would (Plugins menu); raise ``shown``; return its widget."""
+    """Open the docks as a user would (Plugins menu); raise ``shown``; return its widget."""
     docks = {name: viewer.window.add_plugin_dock_widget(PLUGIN, name) for name in DOCKS}
     settle(viewer, 200)
     dock, widget = docks[shown]
@@ -145,15 +145,40 @@ def benchmark(out: Path) -> None:
     viewer.close()
 
 
+def advise(out: Path) -> None:
+    viewer = new_viewer("napari-microcomp: Advise")
+    viewer.open_sample(PLUGIN, "skimage_cell")
+    w = open_docks(viewer, "Advise")
+    assert len(w.selected_layer_names()) == 1  # the active layer is pre-ticked, SSIM >= 0.94 preset
+    w.set_tolerance(ssim=0.98, max_error=12)
+    took = wait_for(w.run_finished, w.run_button.click)
+    print(f"advise: {w.status.text()}; {w.answer.text()} ({took:.1f} s)")
+    n = len(viewer.layers)
+    w.apply_button.click()
+    while len(viewer.layers) == n:  # the winner's reconstruction arrives from the worker
+        settle(viewer, 100)
+    viewer.layers[-1].visible = True
+    viewer.layers[0].visible = False
+    viewer.reset_view()
+    from qtpy.QtWidgets import QScrollArea
+
+    bar = w.findChild(QScrollArea).verticalScrollBar()   # the answer, table and plot: the dock's lower part
+    settle(viewer, 200)
+    bar.setValue(bar.maximum())
+    shoot(viewer, out / "advise-widget.png")
+    viewer.close()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "images"))
-    parser.add_argument("--only", choices=("compress", "labelfree", "benchmark"), action="append")
+    parser.add_argument("--only", choices=("compress", "labelfree", "benchmark", "advise"), action="append")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for name in args.only or ("compress", "labelfree", "benchmark"):
-        {"compress": compress, "labelfree": labelfree, "benchmark": benchmark}[name](out)
+    shots = {"compress": compress, "labelfree": labelfree, "benchmark": benchmark, "advise": advise}
+    for name in args.only or shots:
+        shots[name](out)
     return 0
 
 

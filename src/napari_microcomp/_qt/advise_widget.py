@@ -11,14 +11,13 @@ from typing import List
 import numpy as np
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel,
-                            QProgressBar, QPushButton, QTableWidget, QTableWidgetItem,
-                            QVBoxLayout)
+                            QProgressBar, QPushButton, QTableWidget, QTableWidgetItem)
 
 from ..advise import TOLERANCES, Tolerance, default_codecs
 from .. import jobs
 from ..errors import InputError
-from ._common import (LayerChecklist, add_or_replace_image, refuse_reason, report_error, set_status,
-                      status_label)
+from ._common import (LayerChecklist, add_or_replace_image, fit_width, refuse_reason, report_error,
+                      scrolling_layout, set_status, status_label)
 from ._dock import DockWidget, add_labelfree_models, spin_box
 from ._codecs import CodecChecklist
 from ._workers import start_worker
@@ -93,15 +92,15 @@ class AdviseWidget(DockWidget):
             spin.setEnabled(on)
             box.toggled.connect(spin.setEnabled)
             self.tol_boxes[key], self.tol_spins[key] = box, spin
-            grid.addWidget(box, i // 2, (i % 2) * 2)
-            grid.addWidget(spin, i // 2, (i % 2) * 2 + 1)
+            grid.addWidget(box, i, 0)   # one column: two needed a 440-490 px wide dock
+            grid.addWidget(spin, i, 1)
         self.tol_boxes["max_error"].setToolTip("largest absolute error allowed, in the image's own units")
         self.tol_boxes["r_drop"].setToolTip("1 − Pearson r between the label-free prediction from the "
                                             "reconstruction and from the original (choose the model below)")
         return grid
 
     def _lay_out(self, grid: QGridLayout) -> None:
-        lay = QVBoxLayout(self)
+        lay = scrolling_layout(self)   # with the other docks as tabs, the window must still fit 1280x800
         lay.addWidget(QLabel("image layers (the worst one counts)"))
         lay.addWidget(self.layer_list)
         lay.addWidget(QLabel("tolerance (every ticked condition, on every image)"))
@@ -126,6 +125,7 @@ class AdviseWidget(DockWidget):
         for b in (self.apply_button, self.save_button, self.report_button):
             row.addWidget(b)
         lay.addLayout(row)
+        fit_width(self)
 
 
     # -- inputs ------------------------------------------------------------------------------
@@ -236,7 +236,7 @@ class AdviseWidget(DockWidget):
 
         from ..advise_report import figure
 
-        width = max(self.width() - 20, 320)
+        width = max(self.width() - 36, 320)   # inside the scroll area, beside its vertical bar
         fig = figure(self.advice, size=(width / 100, 2.8))
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=100)
