@@ -133,7 +133,7 @@ def main(argv=None) -> int:
     if args.out:
         from pathlib import Path
 
-        from napari_microcomp.io import atomic_write_bytes
+        from napari_microcomp.io_write import atomic_write_bytes
         atomic_write_bytes(Path(args.out), json.dumps(rows, indent=1).encode())
     return 0
 

@@ -158,7 +158,7 @@ def main(argv=None) -> int:
         report["target_met"] = peak <= 1536
         print(f"peak RSS {peak:.0f} MB: target ≤ 1536 MB {'MET' if report['target_met'] else 'NOT met'}")
         if args.out:
-            from napari_microcomp.io import atomic_write_bytes
+            from napari_microcomp.io_write import atomic_write_bytes
             atomic_write_bytes(args.out, json.dumps(report, indent=1).encode())
     finally:
         if not args.keep:

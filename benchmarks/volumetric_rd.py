@@ -156,7 +156,7 @@ def main(argv=None) -> int:
             record(args.arch, name, vol, ours, summary, args.record)
         report["stacks"].append({"summary": summary, "rows": rows})
     if args.out:
-        from napari_microcomp.io import atomic_write_bytes
+        from napari_microcomp.io_write import atomic_write_bytes
         atomic_write_bytes(args.out, json.dumps(report, indent=1, default=float).encode())
         print(f"\nwrote {args.out}")
     return 0

@@ -90,7 +90,7 @@ def save_layer(path: str, data: Any, meta: Dict[str, Any], codec: Optional[str] 
     codec is), whatever the layer is.
     """
     from .codecs import get_codec
-    from .io import atomic_write_bytes
+    from .io_write import atomic_write_bytes
 
     name = meta.get("name") or Path(path).stem
     if meta.get("rgb"):

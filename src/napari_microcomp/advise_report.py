@@ -10,7 +10,7 @@ from typing import Any, Dict, Optional
 
 from .advise import TOLERANCES, Advice, AdviceRow
 from .benchmark.export import markdown_table
-from .io import atomic_write_bytes
+from .io_write import atomic_write_bytes
 
 COLUMNS = {"rank": ("#", 0), "codec": ("codec", 0), "setting": ("setting", 0), "met": ("meets", 0),
            "compression_ratio": ("CR", 2), "bpp": ("bpp", 4)}

@@ -1,19 +1,16 @@
-"""Reading and writing images: TIFF/OME-TIFF, PNG, NPY, and CZI/ND2 through aicsimageio.
+"""Reading images: TIFF/OME-TIFF, PNG, NPY, and CZI/ND2 through aicsimageio (writing: ``io_write``).
 
 The core returns plain numpy arrays plus a small metadata dict (``pixel_size`` in µm as
 (z, y, x) where known, ``source`` path, ``channel_names``).
 """
 import contextlib
-import glob
 import importlib.util
 import logging
 import math
-import os
-import tempfile
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
@@ -328,71 +325,3 @@ def _read_aics(p: Path, channel, scene, timepoint, meta):
     meta.update(pixel_size=[pixel_size(v) for v in (ps.Z, ps.Y, ps.X)], channel_names=names, channel=c, scene=img.current_scene,
                 timepoint=t)
     return arr, meta
-
-
-def _user_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
-
-
-def temp_beside(path, suffix: str = ".part") -> Path:
-    """A new temporary file beside ``path`` with the user's usual mode, named after this process.
-
-    Temporary files of the same target left by a process that no longer runs (killed mid-write) are
-    removed first, so an interrupted run never leaves 100 MB of debris for good.
-    """
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    stem = f".{p.name}."
-    for old in p.parent.glob(f"{glob.escape(stem)}*"):
-        pid = old.name[len(stem):].split(".", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-            old.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{stem}{os.getpid()}.", suffix=suffix, dir=p.parent)
-    os.close(fd)
-    os.chmod(tmp, _user_mode())   # mkstemp makes 0600; give the file the user's usual mode
-    return Path(tmp)
-
-
-@contextlib.contextmanager
-def atomic_target(path, suffix: str = ".part") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one step, on error it
-    is removed, so ``path`` is always either the old file or the complete new one."""
-    p = Path(path)
-    tmp = temp_beside(p, suffix)
-    try:
-        yield tmp
-        os.replace(tmp, p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def check_output(path, overwrite: bool = False) -> Path:
-    """Refuse to replace an existing file unless ``overwrite`` (CLI: ``--overwrite``); return the path."""
-    p = Path(path)
-    if p.is_dir():
-        raise InputError(f"{p} is a directory; give an output file name")
-    if p.exists() and not overwrite:
-        raise InputError(f"{p} exists; pass --overwrite (overwrite=True) to replace it")
-    return p
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` so that ``path`` is either the old file or the complete new one."""
-    with atomic_target(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())

@@ -1,11 +1,96 @@
-"""Writing decoded images: (OME-)TIFF or NPY, atomically, keeping pixel sizes where known."""
+"""Writing files atomically (the target is always the old file or the complete new one), and decoded images
+as (OME-)TIFF or NPY, keeping pixel sizes where known."""
+import contextlib
+import glob
+import os
+import tempfile
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional
 
 import numpy as np
 
 from .errors import InputError
-from .io import atomic_target
+
+
+def _user_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def temp_beside(path, suffix: str = ".part") -> Path:
+    """A new temporary file beside ``path`` with the user's usual mode, named after this process.
+
+    Temporary files of the same target left by a process that no longer runs (killed mid-write) are
+    removed first, so an interrupted run never leaves 100 MB of debris for good.
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    stem = f".{p.name}."
+    for old in p.parent.glob(f"{glob.escape(stem)}*"):
+        pid = old.name[len(stem):].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            old.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f"{stem}{os.getpid()}.", suffix=suffix, dir=p.parent)
+    os.close(fd)
+    os.chmod(tmp, _user_mode())   # mkstemp makes 0600; give the file the user's usual mode
+    return Path(tmp)
+
+
+@contextlib.contextmanager
+def atomic_target(path, suffix: str = ".part") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one step, on error it
+    is removed, so ``path`` is always either the old file or the complete new one."""
+    p = Path(path)
+    tmp = temp_beside(p, suffix)
+    try:
+        yield tmp
+        _fsync(tmp)   # the data on disk before the rename: after a power cut, the old file or the whole new one
+        os.replace(tmp, p)
+        _fsync(p.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _fsync(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:   # a folder some systems will not open: the rename stays atomic, only less durable
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def check_output(path, overwrite: bool = False) -> Path:
+    """Refuse to replace an existing file unless ``overwrite`` (CLI: ``--overwrite``); return the path."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{p} is a directory; give an output file name")
+    if p.exists() and not overwrite:
+        raise InputError(f"{p} exists; pass --overwrite (overwrite=True) to replace it")
+    return p
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` so that ``path`` is either the old file or the complete new one."""
+    with atomic_target(path) as tmp:
+        tmp.write_bytes(data)   # atomic_target syncs it before the rename
+
 
 _OME_DTYPES = ("bool", "int8", "int16", "int32", "uint8", "uint16", "uint32", "float32", "float64",
                "complex64", "complex128")

@@ -38,7 +38,8 @@ from .codecs import codec_from_config
 from .codecs.base import Codec
 from .codecs.tiled import TiledCodec, _tiles_from_header
 from .errors import InputError, MicrocompError, StreamError
-from .io import regular_file, temp_beside, unreadable
+from .io import regular_file, unreadable
+from .io_write import temp_beside
 from .tiling import Box
 
 _COPY_CHUNK = 1 << 20

@@ -331,7 +331,7 @@ def test_benchmark_exits_nonzero_when_rows_fail(tmp_path, monkeypatch, capsys):
 def test_temp_files_are_cleaned_and_outputs_get_the_users_mode(tmp_path):
     import os
 
-    from napari_microcomp.io import atomic_write_bytes
+    from napari_microcomp.io_write import atomic_write_bytes
     from napari_microcomp.tiled import compress
 
     stale = tmp_path / ".out.mcz.999999999.abc.part"   # from a killed run (that pid does not exist)
@@ -347,6 +347,24 @@ def test_temp_files_are_cleaned_and_outputs_get_the_users_mode(tmp_path):
     assert not stale.exists() and alive.exists()
     assert (tmp_path / "out.mcz").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "b.bin").stat().st_mode & 0o777 == 0o644
+
+
+def test_atomic_writes_reach_the_disk_before_the_rename(tmp_path, monkeypatch):
+    """After a power cut the target must be the old file or the whole new one, not an empty file renamed."""
+    import os
+
+    from napari_microcomp import io_write
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(io_write.os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))),
+                                                          real_fsync(fd)))
+    monkeypatch.setattr(io_write.os, "replace", lambda a, b: (events.append(("replace", str(b))), real_replace(a, b)))
+    io_write.atomic_write_bytes(tmp_path / "b.bin", b"data")
+    (kind0, tmp), (kind1, target), (kind2, folder) = events
+    assert (kind0, kind1, kind2) == ("fsync", "replace", "fsync")
+    assert os.path.dirname(tmp) == str(tmp_path) and target == str(tmp_path / "b.bin") and folder == str(tmp_path)
+    assert (tmp_path / "b.bin").read_bytes() == b"data"
 
 
 def test_sigterm_during_a_write_leaves_no_temporary_file(tmp_path):

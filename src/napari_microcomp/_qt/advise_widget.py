@@ -267,7 +267,7 @@ class AdviseWidget(DockWidget):
     def save_streams(self, folder) -> List[Path]:
         """Write the winner's stream of every advised layer into ``folder`` (atomic, never overwriting)."""
         from ..codecs import codec_from_config
-        from ..io import atomic_write_bytes
+        from ..io_write import atomic_write_bytes
 
         codec = codec_from_config(self.advice.winner.config)
         out = []

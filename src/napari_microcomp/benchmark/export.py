@@ -19,7 +19,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 import numpy as np
 
 from ..bdrate import bd_quality, bd_rate
-from ..io import atomic_write_bytes
+from ..io_write import atomic_write_bytes
 from .rows import FLOAT_KEYS, INT_KEYS, ROW_KEYS, Row
 
 JSON_FORMAT = "napari-microcomp-benchmark/1"

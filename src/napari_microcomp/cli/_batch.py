@@ -4,7 +4,8 @@ from pathlib import Path
 from typing import Callable, Iterable, List, Optional, Sequence
 
 from ..errors import InputError
-from ..io import check_output, regular_file
+from ..io import regular_file
+from ..io_write import check_output
 
 
 @dataclass

@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..io import IMAGE_SUFFIXES, atomic_write_bytes, check_output
+from ..io import IMAGE_SUFFIXES
+from ..io_write import atomic_write_bytes, check_output
 from ._args import OVERWRITE_HELP, command, read_inputs
 
 _TOL_FLAGS = (("psnr", "DB", "PSNR floor in dB (against each image's value range)"),

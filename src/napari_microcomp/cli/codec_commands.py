@@ -7,8 +7,8 @@ from typing import Any, Dict, List, Optional
 from .. import codecs as _codecs
 from .. import container
 from ..errors import CodecError, InputError, MicrocompError, out_of_memory_message
-from ..io import atomic_write_bytes, image_files, regular_file
-from ..io_write import write_image
+from ..io import image_files, regular_file
+from ..io_write import atomic_write_bytes, write_image
 from ..weights.locate import PROVISIONAL_NOTE
 from ._args import OVERWRITE_HELP, command, read_input
 

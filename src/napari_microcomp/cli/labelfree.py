@@ -62,8 +62,7 @@ def register(sub) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     from .._progress import drain
-    from ..io import check_output
-    from ..io_write import write_image
+    from ..io_write import check_output, write_image
     from ..labelfree import load_model
 
     check_output(args.output, args.overwrite)

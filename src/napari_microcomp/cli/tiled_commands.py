@@ -7,7 +7,8 @@ map (``.npy`` or ``.tif``). Peak memory follows the tile size, not the volume si
 from pathlib import Path
 
 from ..errors import InputError
-from ..io import check_output, regular_file
+from ..io import regular_file
+from ..io_write import check_output
 from ._args import command, in_out
 
 

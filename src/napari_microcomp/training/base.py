@@ -31,7 +31,7 @@ from typing import Any, Callable, Dict, Generator, Iterator, Optional, Type, Uni
 
 from .._progress import Progress
 from ..errors import InputError, MicrocompError
-from ..io import atomic_write_bytes
+from ..io_write import atomic_write_bytes
 
 StopRequest = Union[None, threading.Event, Callable[[], bool]]
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from ..errors import MicrocompError
-from ..io import atomic_write_bytes
+from ..io_write import atomic_write_bytes
 from .base import stop_on_signals
 
 PLAN_VERSION = 1

@@ -18,7 +18,7 @@ import io as _io
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from ..io import atomic_write_bytes
+from ..io_write import atomic_write_bytes
 from .fingerprint import plain_meta
 from .load import ENCODER_ONLY, FORMAT, LABELFREE_FORMAT, LABELFREE_VERSION
 
