@@ -194,3 +194,15 @@ def test_compress_many_files_and_folders(tmp_path, capsys):
     ]:
         rc, _, err = run(argv, capsys)
         assert rc == 2 and message in err, (argv, err)
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly():
+    """`microcomp info x.mcz | head -2` printed "error: Broken pipe" (and Python's exit flush a traceback)."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-m", "napari_microcomp.cli", "codecs"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdout.close()   # before anything is written: every write meets a closed pipe
+    err = p.stderr.read()
+    assert p.wait(timeout=120) == 141 and err == b"", err

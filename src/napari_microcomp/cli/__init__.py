@@ -5,6 +5,7 @@ Each subcommand lives in its own module exposing ``register(subparsers)``; the p
 """
 import argparse
 import importlib
+import os
 import sys
 from typing import List, Optional
 
@@ -79,6 +80,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         print(f"microcomp {args.command}: error: {exc}", file=sys.stderr)
         return int(getattr(exc, "exit_code", 2))
+    except BrokenPipeError:   # the reader stopped reading (`| head`): stop quietly, as other tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())   # else Python's exit flush prints the error again
+        return 141
     except OSError as exc:   # unwritable folder, full disk, missing path: one line, not a traceback
         if args.verbose:
             raise
