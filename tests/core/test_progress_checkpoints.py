@@ -38,3 +38,20 @@ def test_cancel_between_slices_and_same_stream_without_reporter():
 
     with reporting(stop_at_third), pytest.raises(Cancelled):
         drain(iter_benchmark({"stack": stack}, ["jpegxl"], qualities=[4]), show=False)
+
+
+def test_progress_into_a_log_file_is_rate_limited(monkeypatch):
+    """Not a terminal: a tiled run of 1,369 tiles wrote 1,369 bar updates to the log in a second."""
+    import io
+
+    from napari_microcomp._progress import Progress
+
+    def gen():
+        for i in range(1, 1001):
+            yield Progress("compress", i, 1000, f"tile {i}/1000")
+        return "done"
+
+    log = io.StringIO()
+    monkeypatch.setattr("sys.stderr", log)
+    assert drain(gen(), desc="compress") == "done"
+    assert log.getvalue().count("tile ") <= 3
