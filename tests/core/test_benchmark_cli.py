@@ -20,7 +20,7 @@ def two_images(tmp_path):
 
 def test_benchmark_files_writes_all_outputs(two_images, tmp_path, capsys):
     out = tmp_path / "res"
-    rc = main(["benchmark", *two_images, "--codecs", "jpegxl", "jpeg2k", "zstd", "--qualities", "2", "6",
+    rc = main(["benchmark", *two_images, "--codecs", "jpegxl,jpeg2k", "zstd", "--qualities", "2", "6",  # as advise
                "--out", str(out), "--no-ms-ssim", "--anchor", "jpeg2k"])
     assert rc == 0
     rows = load_csv(out / "results.csv")
@@ -53,6 +53,9 @@ def test_clear_errors(two_images, tmp_path, capsys):
         assert main(["benchmark", two_images[0], "--codecs", "jpeg2k", *extra, "--out", str(tmp_path / "y")]) == 2
         assert said in capsys.readouterr().err
     assert not (tmp_path / "y").exists()
+    (tmp_path / "afile").write_text("keep")   # a results folder that cannot be one fails before the run
+    assert main(["benchmark", two_images[0], "--codecs", "jpeg2k", "--out", str(tmp_path / "afile")]) == 2
+    assert "is a file; name a folder" in capsys.readouterr().err and (tmp_path / "afile").read_text() == "keep"
 
 
 def test_main_job_plan_without_running_it(shared_data):

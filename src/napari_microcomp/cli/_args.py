@@ -3,6 +3,13 @@
 OVERWRITE_HELP = "replace the output file if it exists"
 
 
+def names(values) -> list:
+    """``--codecs a,b c``: names given with commas, spaces or both (benchmark took only spaces, advise commas)."""
+    if isinstance(values, str):
+        values = [values]
+    return [n.strip() for v in values or () for n in v.split(",") if n.strip()]
+
+
 def command(sub, name: str, func, help: str, description: str = None):
     """A subcommand whose ``func(args) -> int`` runs it."""
     p = sub.add_parser(name, help=help, description=description)

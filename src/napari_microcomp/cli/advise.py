@@ -7,7 +7,7 @@ import numpy as np
 from ..errors import InputError
 from ..io import IMAGE_SUFFIXES
 from ..io_write import atomic_write_bytes, check_output
-from ._args import OVERWRITE_HELP, command, read_inputs
+from ._args import OVERWRITE_HELP, command, names, read_inputs
 
 _TOL_FLAGS = (("psnr", "DB", "PSNR floor in dB (against each image's value range)"),
               ("ssim", "X", "SSIM floor, e.g. 0.95"),
@@ -154,7 +154,7 @@ def cmd_advise(args) -> int:
     if args.apply:   # every output checked before the search, not after it
         _check_apply(arrays, args.apply_format)
         outs = _outputs(args.inputs, Path(args.apply), args.apply_format, args.overwrite)
-    codecs = [c.strip() for c in args.codecs.split(",") if c.strip()] if args.codecs else \
+    codecs = names(args.codecs) if args.codecs else \
         default_codecs(learned=args.learned)
     model = None
     if args.labelfree:

@@ -20,7 +20,7 @@ import numpy as np
 from .._progress import drain
 from ..errors import InputError, MicrocompError, WeightsNotFoundError
 from ..io import image_files
-from ._args import command, read_input, read_inputs
+from ._args import command, names, read_input, read_inputs
 
 MAIN_MODEL = "unet2d-isl-dapi"
 MAIN_PHASE2_IMAGE = "isl_phase_z6"
@@ -44,7 +44,8 @@ def register(sub) -> None:
                    "built-in samples")
     p.add_argument("--preset", choices=("tuned", "paper"), default="tuned",
                    help="tuned: whole-image codecs, every level (default); paper: the study's 12 methods")
-    p.add_argument("--codecs", nargs="+", metavar="CODEC", help="codec names instead of the preset's")
+    p.add_argument("--codecs", nargs="+", metavar="CODEC",
+                   help="codec names instead of the preset's (spaces or commas between them)")
     p.add_argument("--qualities", nargs="+", type=int, metavar="Q", help="levels 1..8 (default: all)")
     p.add_argument("--out", default="results", help="output folder (default: results/)")
     g = p.add_mutually_exclusive_group()
@@ -149,7 +150,7 @@ def resolve(args) -> Dict[str, Any]:
                                  "(--phase2-qualities to change)")
     ndim = max(a.ndim for _, a in images)
     if args.codecs:
-        configs = expand_codecs(args.codecs, args.qualities)
+        configs = expand_codecs(names(args.codecs), args.qualities)
     elif args.preset == "paper":
         plan = get_preset("paper", ndim=ndim, learned=not args.no_learned)
         configs, notes = plan.configs, plan.notes + notes
@@ -190,6 +191,9 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     kwargs = dict(predictor=run["predictor"], ground_truth=run["ground_truth"],
                   data_range=_data_range(args.data_range), with_ms_ssim=not args.no_ms_ssim,
                   phase2_qualities=run["phase2_qualities"])
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; name a folder for the results")
+    out.mkdir(parents=True, exist_ok=True)   # a folder that cannot be made fails now, not after the run
     if not args.quiet:
         for n in run["notes"]:
             print(f"note: {n}", file=sys.stderr)
