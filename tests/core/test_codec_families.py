@@ -15,7 +15,7 @@ import pytest
 from helpers import smooth_image
 from napari_microcomp import container
 from napari_microcomp.codecs import available_codecs, codec_class, codec_from_config, decode, get_codec
-from napari_microcomp.errors import StreamError
+from napari_microcomp.errors import CodecError, StreamError
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("compressai")
@@ -98,3 +98,11 @@ def test_shared_contract(case, tiny_dir):
         damaged[offset + header.payloads[0][0] // 2] ^= 0xFF          # one byte in the first payload
         with pytest.raises(StreamError):
             decode(bytes(damaged))
+
+
+@pytest.mark.parametrize("value", ["no", "false", 1, None])
+def test_lossless_must_be_a_bool(value):
+    """lossless="no" is truthy: it used to code losslessly."""
+    with pytest.raises(CodecError, match="lossless must be True or False"):
+        get_codec("jpeg2k", quality=4, lossless=value)
+    assert get_codec("jpeg2k", lossless=np.bool_(True)).lossless

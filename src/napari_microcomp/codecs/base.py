@@ -47,6 +47,8 @@ class Codec(abc.ABC):
             allowed = sorted({self.native_param, *self.extra_params()} - {None})
             raise CodecError(f"{self.codec_id}: unknown parameter(s) {sorted(unknown)}; "
                              f"allowed: {allowed or 'none'}")
+        if not isinstance(lossless, (bool, np.bool_)):   # "no" or "false" is truthy: it coded losslessly
+            raise CodecError(f"{self.codec_id}: lossless must be True or False, got {lossless!r}")
         if self.lossless_only:
             lossless = True
         if lossless and not (self.supports_lossless or self.lossless_only):
