@@ -5,6 +5,7 @@
 import argparse
 import contextlib
 import io
+import os
 from pathlib import Path
 
 from napari_microcomp.cli import build_parser
@@ -12,10 +13,12 @@ from napari_microcomp.cli import build_parser
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "cli"
 
 
-def main() -> None:
+def pages() -> dict:
+    """{relative path: text} of every page, at a fixed 80-column width (argparse reads $COLUMNS)."""
+    os.environ["COLUMNS"] = "80"
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    DOCS.mkdir(parents=True, exist_ok=True)
+    out = {}
     index = ["# `microcomp` command line", "",
              "Every command prints one clear line and exits with status 2 on bad input; `--verbose` shows "
              "tracebacks.", "", "| command | what it does |", "|---|---|"]
@@ -24,11 +27,18 @@ def main() -> None:
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):
             p.print_help()
-        (DOCS / f"{name}.md").write_text(f"# `microcomp {name}`\n\n{helps.get(name, '')}\n\n```text\n"
-                                         f"{buf.getvalue().rstrip()}\n```\n")
+        out[f"cli/{name}.md"] = (f"# `microcomp {name}`\n\n{helps.get(name, '')}\n\n```text\n"
+                                 f"{buf.getvalue().rstrip()}\n```\n")
         index.append(f"| [`{name}`](cli/{name}.md) | {helps.get(name, '')} |")
-    (DOCS.parent / "cli.md").write_text("\n".join(index) + "\n")
-    print(f"wrote {len(sub.choices)} pages to {DOCS}")
+    out["cli.md"] = "\n".join(index) + "\n"
+    return out
+
+
+def main() -> None:
+    DOCS.mkdir(parents=True, exist_ok=True)
+    for rel, text in pages().items():
+        (DOCS.parent / rel).write_text(text)
+    print(f"wrote {len(pages()) - 1} pages to {DOCS}")
 
 
 if __name__ == "__main__":

@@ -20,3 +20,16 @@ def test_no_fixture_file_is_ignored_or_untracked():
     assert out.returncode == 0, out.stderr
     stray = [line for line in out.stdout.splitlines() if line[:2] in ("??", "!!") and "__pycache__" not in line]
     assert not stray, "fixture/weight files a clean clone would lack:\n" + "\n".join(stray)
+
+
+def test_cli_pages_match_the_cli(monkeypatch):
+    """docs/cli/*.md are the CLI's own --help; they had drifted (train-codec lacked --quant). Regenerate with
+    `python scripts/gen_cli_docs.py`."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_cli_docs", ROOT / "scripts" / "gen_cli_docs.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    monkeypatch.setenv("COLUMNS", "80")
+    stale = [rel for rel, text in gen.pages().items() if (ROOT / "docs" / rel).read_text() != text]
+    assert not stale, f"run `python scripts/gen_cli_docs.py`: {stale}"
