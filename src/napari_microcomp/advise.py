@@ -139,7 +139,7 @@ def _slices(a: np.ndarray) -> List[np.ndarray]:
     return list(a) if a.ndim == 3 else [a]
 
 
-def _image_metrics(orig: np.ndarray, rec: np.ndarray, nbytes: int, needed: Sequence[str],
+def image_metrics(orig: np.ndarray, rec: np.ndarray, nbytes: int, needed: Sequence[str],
                    model=None, pred_orig=None) -> Dict[str, float]:
     """PSNR, max error and bpp always; the others when a tolerance needs them. Stacks: worst slice."""
     rng = metrics.data_range(orig)
@@ -194,7 +194,7 @@ class _Probe:
             t2 = time.perf_counter()
             enc_s, dec_s = enc_s + t1 - t0, dec_s + t2 - t1
             raw, stream, pixels = raw + self.raw_bytes[i], stream + len(data), pixels + a.size
-            m = _image_metrics(a, rec, len(data), self.needed, self.model, self.preds[i] if self.preds else None)
+            m = image_metrics(a, rec, len(data), self.needed, self.model, self.preds[i] if self.preds else None)
             worst = {k: _worse(k, worst[k], v) if k in worst else v for k, v in m.items()}
             if not self.tol.met(m):
                 self.order.remove(i)
@@ -299,4 +299,4 @@ def advise(images: Sequence, tolerance: Tolerance, codecs: Optional[Sequence[str
     return result_of(iter_advise(images, tolerance, codecs, **kwargs))
 
 
-__all__ = ["Advice", "AdviceRow", "TOLERANCES", "Tolerance", "advise", "default_codecs", "iter_advise"]
+__all__ = ["Advice", "AdviceRow", "TOLERANCES", "Tolerance", "advise", "default_codecs", "image_metrics", "iter_advise"]

@@ -97,13 +97,13 @@ def _check_apply(arrays, fmt: str) -> None:
 def _zarr_miss(advice, array, out, stored: int, model) -> str:
     """What the Zarr array written misses of the tolerance ('' if nothing): each chunk is normalised on its
     own, so the advised setting can land elsewhere there than on the whole image it was measured on."""
-    from ..advise import _image_metrics
+    from ..advise import image_metrics
     from ..zarr_codecs import open_zarr
 
     back = open_zarr(out)[...]
     needed = [k for k, _ in advice.tolerance.items()]
     pred = model.predict(array) if model is not None and "r_drop" in needed else None
-    m = _image_metrics(array, back, stored, needed, model, pred)
+    m = image_metrics(array, back, stored, needed, model, pred)
     if advice.tolerance.met(m):
         return ""
     return ", ".join(f"{k} {m.get(k, float('nan')):.4g}" for k in needed)
