@@ -517,7 +517,23 @@ def test_damaged_htj2k_payload_is_one_clear_error_not_a_printed_traceback(capfd)
     assert "Exception ignored" not in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("codec", ["jpeg2k", "htj2k", "jpegls", "lerc"])
+def _jxl_with_size(p: bytes, rows: int, cols: int) -> bytes:
+    """The JPEG XL payload with its SizeHeader rewritten to rows×cols (30-bit fields), the rest bit-shifted."""
+    from napari_microcomp.codecs.peek import _Bits
+
+    i = p.find(b"\xff\x0a")
+    bits = _Bits(p[i + 2:])
+    small = bits.u(1)
+    bits.u(5) if small else bits.u32_size()
+    if bits.u(3) == 0:
+        bits.u(5) if small else bits.u32_size()
+    header = 0b0 | 3 << 1 | (rows - 1) << 3 | 0 << 33 | 3 << 36 | (cols - 1) << 38   # 68 bits
+    rest = int.from_bytes(p[i + 2:], "little") >> bits.pos
+    n = 8 * len(p[i + 2:]) - bits.pos + 68
+    return p[:i + 2] + (rest << 68 | header).to_bytes((n + 7) // 8, "little")
+
+
+@pytest.mark.parametrize("codec", ["jpeg2k", "htj2k", "jpegls", "lerc", "jpegxr", "jpegxl", "jpegxl-lossless"])
 def test_codestream_dims_are_checked_before_the_native_decoder(codec):
     """A payload whose own codestream declares a huge image must not reach the allocating native decoder."""
     import struct as st
@@ -536,11 +552,42 @@ def test_codestream_dims_are_checked_before_the_native_decoder(codec):
         elif codec == "jpegls":
             i = b.find(b"\xff\xf7")
             b[i + 5:i + 9] = st.pack(">HH", 60000, 60000)
+        elif codec == "jpegxr":   # a 15 kB payload edited so made jxrlib allocate 7.2 GB and run 58 s
+            i = b.find(b"WMPHOTO")
+            b[i + 12:i + 16] = st.pack(">HH", 59999, 59999)
+            for tag in (0xBC80, 0xBC81):
+                j = b.find(st.pack("<HHI", tag, 4, 1))
+                b[j + 8:j + 12] = st.pack("<I", 60000)
+        elif codec.startswith("jpegxl"):   # a real 42 kB JPEG XL stream of a flat 16000² image decodes to 512 MB
+            return _jxl_with_size(p, 60000, 60000)
         else:
             b[14:22] = st.pack("<ii", 60000, 60000)
         return bytes(b)
     with pytest.raises(StreamError, match="codestream declares 60000"):
         decode(_restream(data, edit_payload=grow))
+
+
+def test_jpegxr_size_fields_must_agree_and_jpegxl_size_header_is_read_exactly():
+    import struct as st
+
+    import imagecodecs
+
+    from napari_microcomp.codecs.peek import jxl_dims
+
+    a = np.round(_smooth((40, 56), 3) * 3000).astype(np.uint16)
+
+    def image_header_only(p: bytes) -> bytes:
+        b = bytearray(p)
+        i = b.find(b"WMPHOTO")
+        b[i + 12:i + 16] = st.pack(">HH", 59999, 59999)
+        return bytes(b)
+    with pytest.raises(StreamError, match="disagree on the size"):
+        decode(_restream(get_codec("jpegxr", quality=5).encode(a), edit_payload=image_header_only))
+    # the parser against libjxl's own encoder: small/large fields and every aspect-ratio code
+    for shape in [(8, 8), (1, 1), (100, 133), (90, 160), (1000, 1250), (600, 720), (257, 300), (3, 1000)]:
+        payload = bytes(imagecodecs.jpegxl_encode(np.zeros(shape, np.uint16), distance=1.0))
+        assert jxl_dims(payload) == shape
+        assert jxl_dims(_jxl_with_size(payload, *shape)) == shape
 
 
 @pytest.mark.parametrize("name,content", [

@@ -28,7 +28,7 @@ from .._validate import used_bits
 from ..errors import CodecError
 from .base import SliceCodec
 from .native import htj2k_decode
-from .peek import j2k_dims, jpegls_dims, lerc_dims, zstd_content_size
+from .peek import j2k_dims, jpegls_dims, jxl_dims, jxr_dims, lerc_dims, zstd_content_size
 from .registry import register_codec
 
 try:
@@ -243,6 +243,7 @@ class HTJ2K(ImagecodecsCodec):
 
 @register_codec
 class JPEGXR(ImagecodecsCodec):
+    _peek_dims = staticmethod(jxr_dims)
     codec_id = "jpegxr"
     stretch_int = True
     description = "JPEG XR (jxrlib)"
@@ -283,6 +284,7 @@ class LERC(ImagecodecsCodec):
 
 @register_codec
 class JPEGXL(ImagecodecsCodec):
+    _peek_dims = staticmethod(jxl_dims)
     codec_id = "jpegxl"
     stretch_int = True
     description = "JPEG XL (libjxl), VarDCT lossy or modular lossless"

@@ -45,3 +45,90 @@ def zstd_content_size(data: bytes):
         return None
     value = int.from_bytes(data[pos:pos + size], "little")
     return value + 256 if size == 2 else value
+
+
+class _Bits:
+    """LSB-first bit reader (JPEG XL's bit order)."""
+
+    def __init__(self, data: bytes, pos: int = 0):
+        self.data, self.pos = data, pos
+
+    def u(self, n: int) -> int:
+        if self.pos + n > 8 * len(self.data):
+            raise ValueError("JPEG XL size header is truncated")
+        v = int.from_bytes(self.data, "little") >> self.pos & ((1 << n) - 1)
+        self.pos += n
+        return v
+
+    def u32_size(self) -> int:
+        return 1 + self.u((9, 13, 18, 30)[self.u(2)])
+
+
+# x = y · num / den for a JPEG XL SizeHeader's ratio field 1..7
+_JXL_RATIOS = {1: (1, 1), 2: (12, 10), 3: (4, 3), 4: (3, 2), 5: (16, 9), 6: (5, 4), 7: (2, 1)}
+
+
+def _jxl_codestream(data: bytes) -> bytes:
+    """The codestream's start: the data itself, or the first jxlc/jxlp box of a JPEG XL container."""
+    if data.startswith(b"\xff\x0a"):
+        return data
+    if not data.startswith(b"\x00\x00\x00\x0cJXL \r\n\x87\n"):
+        raise ValueError("not a JPEG XL codestream or container")
+    pos = 0
+    while pos + 8 <= len(data):
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        head = 8
+        if size == 1 and pos + 16 <= len(data):
+            size, head = struct.unpack_from(">Q", data, pos + 8)[0], 16
+        if kind == b"jxlc":
+            return data[pos + head:]
+        if kind == b"jxlp":
+            return data[pos + head + 4:]   # after the part's index
+        if size < head:
+            break
+        pos += size
+    raise ValueError("no JPEG XL codestream box")
+
+
+def jxl_dims(data: bytes):
+    """Image size from a JPEG XL SizeHeader (bare codestream or container)."""
+    data = _jxl_codestream(data)
+    if not data.startswith(b"\xff\x0a"):
+        raise ValueError("not a JPEG XL codestream")
+    bits = _Bits(data[2:16])
+    small = bits.u(1)
+    y = 8 * (bits.u(5) + 1) if small else bits.u32_size()
+    ratio = bits.u(3)
+    if ratio:
+        num, den = _JXL_RATIOS[ratio]
+        x = y * num // den
+    else:
+        x = 8 * (bits.u(5) + 1) if small else bits.u32_size()
+    return y, x
+
+
+def jxr_dims(data: bytes):
+    """Image size from a JPEG XR file: its IFD tags and the codestream's image header must agree."""
+    if len(data) < 8 or data[:4] != b"II\xbc\x01":
+        raise ValueError("not a JPEG XR file")
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    if len(data) < ifd + 2:
+        raise ValueError("JPEG XR directory is truncated")
+    count = struct.unpack_from("<H", data, ifd)[0]
+    tags = {}
+    for k in range(count):
+        if len(data) < ifd + 14 + 12 * k:
+            raise ValueError("JPEG XR directory is truncated")
+        tag, _, _, value = struct.unpack_from("<HHII", data, ifd + 2 + 12 * k)
+        tags[tag] = value
+    i = tags.get(0xBCC0, 0)   # the image's offset
+    if len(data) < i + 20 or data[i:i + 8] != b"WMPHOTO\x00":
+        raise ValueError("no JPEG XR image header")
+    if data[i + 10] & 0x80:   # SHORT_HEADER_FLAG: 16-bit sizes
+        w, h = struct.unpack_from(">HH", data, i + 12)
+    else:
+        w, h = struct.unpack_from(">II", data, i + 12)
+    dims = (h + 1, w + 1)
+    if (tags.get(0xBC81), tags.get(0xBC80)) != dims:
+        raise ValueError(f"JPEG XR directory and image header disagree on the size ({dims[0]}×{dims[1]})")
+    return dims
