@@ -567,6 +567,46 @@ def test_codestream_dims_are_checked_before_the_native_decoder(codec):
         decode(_restream(data, edit_payload=grow))
 
 
+@pytest.mark.parametrize("comp", ["jpegxr", "jpeg2000", "lerc"])
+def test_tiff_tiles_refuses_a_tile_or_page_declaring_another_size_before_decoding(comp):
+    """The study's TIFF-of-tiles payload: tifffile hands each tile to the native decoder, which allocated what
+    a crafted tile declared (20000² → 800 MB, 5 s) before tifffile refused the reshape."""
+    import io
+    import struct as st
+
+    import tifffile
+
+    a = np.round(_smooth((40, 56), 3) * 3000).astype(np.uint16)
+    data = get_codec("tiff-tiles", compression=comp).encode(a)
+    assert np.array_equal(decode(data).shape, a.shape)
+
+    def big_tile(p: bytes) -> bytes:
+        page = tifffile.TiffFile(io.BytesIO(p)).pages[0]
+        b, off = bytearray(p), page.dataoffsets[1]
+        if comp == "jpegxr":
+            i = b.find(b"WMPHOTO", off)
+            b[i + 12:i + 16] = st.pack(">HH", 19999, 19999)
+            for tag in (0xBC80, 0xBC81):
+                j = b.find(st.pack("<HHI", tag, 4, 1), off)
+                b[j + 8:j + 12] = st.pack("<I", 20000)
+        elif comp == "jpeg2000":
+            i = b.find(b"\xff\x4f\xff\x51", off)
+            b[i + 8:i + 16] = st.pack(">II", 20000, 20000)
+        else:
+            b[off + 14:off + 22] = st.pack("<ii", 20000, 20000)
+        return bytes(b)
+
+    def big_page(p: bytes) -> bytes:
+        b = bytearray(p)
+        j = b.find(st.pack("<HHQ", 256, 3, 1))   # ImageWidth, SHORT, one value: a BigTIFF directory entry
+        b[j + 12:j + 14] = st.pack("<H", 60000)
+        return bytes(b)
+    with pytest.raises(StreamError, match="tile's codestream declares 20000"):
+        decode(_restream(data, edit_payload=big_tile))
+    with pytest.raises(StreamError, match="not one"):
+        decode(_restream(data, edit_payload=big_page))
+
+
 def test_jpegxr_size_fields_must_agree_and_jpegxl_size_header_is_read_exactly():
     import struct as st
 

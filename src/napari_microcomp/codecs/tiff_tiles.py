@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from .base import SliceCodec
+from .peek import j2k_dims, jxr_dims, lerc_dims
 from .registry import register_codec
 from ..errors import CodecError
 
@@ -68,10 +69,29 @@ class TiffTiles(SliceCodec):
     def _decode_2d(self, data: bytes, header, shape) -> np.ndarray:
         import tifffile
 
-        out = tifffile.imread(io.BytesIO(data))
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            self._check_tiles(tif, bytes(data), tuple(shape))
+            out = tif.pages[0].asarray()
         if out.shape != tuple(shape):
             raise ValueError(f"TIFF decoded to {out.shape}, expected {tuple(shape)}")
         return out.astype(header.dtype, copy=False)
+
+
+    def _check_tiles(self, tif, data: bytes, shape) -> None:
+        """Before tifffile decodes: one tiled page of the promised size and compression, and every tile's own
+        codestream declaring one tile (jxrlib allocated a crafted tile's declared 20000² before tifffile refused it)."""
+        tile, comp = self.params["tile"], self.params["compression"]
+        page = tif.pages[0] if len(tif.pages) == 1 else None
+        if page is None or page.shape != shape or not page.is_tiled \
+                or (page.tilelength, page.tilewidth) != (tile, tile) or page.compression.name != COMPRESSIONS[comp]:
+            raise ValueError(f"the TIFF is not one {shape} page of {tile}² {COMPRESSIONS[comp]} tiles")
+        for off, n in zip(page.dataoffsets, page.databytecounts):
+            dims = _TILE_DIMS[comp](data[off:off + min(n, 4096)])
+            if tuple(dims) != (tile, tile):
+                raise ValueError(f"a tile's codestream declares {dims[0]}×{dims[1]}, not {tile}×{tile}")
+
+
+_TILE_DIMS = {"jpegxr": jxr_dims, "jpeg2000": j2k_dims, "lerc": lerc_dims}
 
 
 def paper_configs() -> list:
