@@ -136,13 +136,17 @@ def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
             with Image.open(p) as im:   # the header: Pillow's bomb guard (179 Mpx) is far above a small budget
                 _check_declared(p.name, im.size[::-1] + (len(im.getbands()),), _PIL_DTYPES.get(im.mode, np.uint8))
             return _select_sample(p, np.asarray(iio.imread(p)), channel, meta), meta
-        if suffix in (".tif", ".tiff") and channel is None and scene is None and timepoint is None:
+        if suffix in (".tif", ".tiff"):
             import tifffile
+
+            from .tiff_check import check_tiff
             with quiet_readers(p), tifffile.TiffFile(p) as tf:
+                check_tiff(tf, p.name)
                 series = tf.series[0]
-                _check_declared(p.name, series.shape, series.dtype)
                 # channels or time points (ImageJ hyperstacks, shaped TIFFs too) are not z: aicsimageio picks
-                if not any(n > 1 and a not in "YXZQSI" for a, n in zip(series.axes, series.shape)):
+                if (channel, scene, timepoint) == (None, None, None) and \
+                        not any(n > 1 and a not in "YXZQSI" for a, n in zip(series.axes, series.shape)):
+                    _check_declared(p.name, series.shape, series.dtype)
                     arr = series.asarray()
                     if len(tf.series) > 1:
                         meta["notes"] = [_scene_note(p, len(tf.series))]
@@ -222,6 +226,12 @@ def open_aics(path):
     from aicsimageio import AICSImage
 
     p = Path(path)
+    if p.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        from .tiff_check import check_tiff
+        with quiet_readers(p), tifffile.TiffFile(p) as tf:
+            check_tiff(tf, p.name)
     try:
         with quiet_readers(p):
             img = AICSImage(str(p))

@@ -80,8 +80,11 @@ def _tiff_zarr(p: Path):
     import tifffile
     import zarr
 
+    from .tiff_check import check_segments
+
     with tifffile.TiffFile(p) as tf:
         axes = tf.series[0].axes
+        check_segments(tf, tf.series[0], p.name)
     z = zarr.open(tifffile.imread(p, aszarr=True), mode="r")
     if isinstance(z, zarr.hierarchy.Group):   # a pyramid: its full-resolution level
         z = z[sorted(z.array_keys())[0]]

@@ -519,7 +519,7 @@ def test_damaged_htj2k_payload_is_one_clear_error_not_a_printed_traceback(capfd)
 
 def _jxl_with_size(p: bytes, rows: int, cols: int) -> bytes:
     """The JPEG XL payload with its SizeHeader rewritten to rows×cols (30-bit fields), the rest bit-shifted."""
-    from napari_microcomp.codecs.peek import _Bits
+    from napari_microcomp.codestreams import _Bits
 
     i = p.find(b"\xff\x0a")
     bits = _Bits(p[i + 2:])
@@ -612,7 +612,7 @@ def test_jpegxr_size_fields_must_agree_and_jpegxl_size_header_is_read_exactly():
 
     import imagecodecs
 
-    from napari_microcomp.codecs.peek import jxl_dims
+    from napari_microcomp.codestreams import jxl_dims
 
     a = np.round(_smooth((40, 56), 3) * 3000).astype(np.uint16)
 

@@ -399,3 +399,65 @@ def test_a_named_pipe_is_refused_not_read_forever(tmp_path, capsys, command):
     argv = [command, fifo] + ([] if command == "info" else [out])
     rc, _, err = run(argv, capsys)
     assert rc == 2 and "not a regular file" in err
+
+
+def _tiff_with_a_lying_tile(path, compression, rows=20000):
+    """A small tiled TIFF whose second tile's own codestream says it is rows×rows (both of JPEG XR's size
+    fields, so the codestream is self-consistent)."""
+    import struct
+
+    a = np.round(smooth_image((64, 64), seed=3) * 3000).astype(np.uint16)
+    tifffile.imwrite(path, np.stack([a, a]), tile=(16, 16), compression=compression, photometric="minisblack")
+    b = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tf:
+        off = tf.pages[1].dataoffsets[1]
+    if compression == "jpegxr":
+        i = b.find(b"WMPHOTO", off)
+        b[i + 12:i + 16] = struct.pack(">HH", rows - 1, rows - 1)
+        for tag in (0xBC80, 0xBC81):
+            j = b.find(struct.pack("<HHI", tag, 4, 1), off)
+            b[j + 8:j + 12] = struct.pack("<I", rows)
+    else:
+        i = b.find(b"\xff\x4f\xff\x51", off)
+        b[i + 8:i + 16] = struct.pack(">II", rows, rows)
+    path.write_bytes(bytes(b))
+    return a
+
+
+@pytest.mark.parametrize("compression", ["jpegxr", "jpeg2000"])
+def test_a_tiff_tile_declaring_a_huge_image_is_refused_before_the_native_decoder(tmp_path, capsys, compression):
+    """jxrlib allocated the 20000² (800 MB, 5 s) a crafted 16² tile declared before tifffile refused the
+    reshape; each reader (read_image, compress-tiled's lazy view, the napari OME reader) now reads the tiles'
+    headers first."""
+    from napari_microcomp.io import open_aics
+
+    for name in ("lie.tif", "lie.ome.tif"):
+        path = tmp_path / name
+        _tiff_with_a_lying_tile(path, compression)
+        with pytest.raises(InputError, match=r"tile of 16×16 pixels declares 20000×20000"):
+            read_image(path)
+        with pytest.raises(InputError, match="declares 20000"):
+            tiled.open_lazy(path)
+        with pytest.raises(InputError, match="declares 20000"):
+            open_aics(path)
+    with pytest.raises(InputError, match="declares 20000"):
+        read_microscopy(str(tmp_path / "lie.ome.tif"))
+    rc, _, err = run(["compress", tmp_path / "lie.tif", tmp_path / "out.mcz", "--codec", "jpeg2k"], capsys)
+    assert rc == 2 and "declares 20000×20000" in err and not (tmp_path / "out.mcz").exists()
+
+
+def test_honest_compressed_tiffs_of_every_peeked_kind_read_as_written(tmp_path):
+    """No false alarm: strips whose last one is short, padded edge tiles, colour JPEG, and LERC wrapped in zstd
+    (whose header is not parsed: left to the decoder)."""
+    a = np.round(smooth_image((101, 77), seed=4) * 200).astype(np.uint8)
+    for compression, dtype, args in [("jpeg", np.uint8, {}), ("png", np.uint16, {}), ("jpegxl", np.uint16, {}),
+                                     ("jpegxr", np.uint16, {}), ("jpeg2000", np.uint16, {}),
+                                     ("lerc", np.float32, {}), ("lerc", np.float32, {"compression": "zstd"})]:
+        for layout in ({"tile": (32, 32)}, {"rowsperstrip": 16}):
+            path = tmp_path / "ok.tif"
+            tifffile.imwrite(path, a.astype(dtype), compression=compression, compressionargs=args,
+                             photometric="minisblack", **layout)
+            assert read_image(path)[0].shape == a.shape and tiled.open_lazy(path).shape == a.shape
+    rgb = np.dstack([a, a[::-1], a[:, ::-1]])
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, compression="jpeg", tile=(32, 32), photometric="rgb")
+    assert read_image(tmp_path / "rgb.tif", channel=1)[0].shape == a.shape

@@ -28,7 +28,7 @@ from .._validate import used_bits
 from ..errors import CodecError
 from .base import SliceCodec
 from .native import htj2k_decode
-from .peek import j2k_dims, jpegls_dims, jxl_dims, jxr_dims, lerc_dims, zstd_content_size
+from ..codestreams import j2k_dims, jpegls_dims, jxl_dims, jxr_dims, lerc_dims, zstd_content_size
 from .registry import register_codec
 
 try:

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from .base import SliceCodec
-from .peek import j2k_dims, jxr_dims, lerc_dims
+from ..codestreams import j2k_dims, jxr_dims, lerc_dims
 from .registry import register_codec
 from ..errors import CodecError
 

@@ -1,5 +1,5 @@
-"""What a classical payload's own codestream declares (image size, content size), read without decoding:
-checked before a native decoder runs, because it allocates whatever its codestream says."""
+"""What a codestream declares (image size, content size), read without decoding: checked before a native
+decoder runs, because it allocates whatever its codestream says (our payloads, and the strips and tiles of a TIFF)."""
 import struct
 
 
@@ -108,7 +108,10 @@ def jxl_dims(data: bytes):
 
 
 def jxr_dims(data: bytes):
-    """Image size from a JPEG XR file: its IFD tags and the codestream's image header must agree."""
+    """Image size from a JPEG XR file (its IFD tags and the codestream's image header must agree) or a bare
+    codestream (NDPI's tiles)."""
+    if data.startswith(b"WMPHOTO\x00"):
+        return _jxr_header_dims(data, 0)
     if len(data) < 8 or data[:4] != b"II\xbc\x01":
         raise ValueError("not a JPEG XR file")
     ifd = struct.unpack_from("<I", data, 4)[0]
@@ -121,14 +124,46 @@ def jxr_dims(data: bytes):
             raise ValueError("JPEG XR directory is truncated")
         tag, _, _, value = struct.unpack_from("<HHII", data, ifd + 2 + 12 * k)
         tags[tag] = value
-    i = tags.get(0xBCC0, 0)   # the image's offset
+    dims = _jxr_header_dims(data, tags.get(0xBCC0, 0))   # at the image's offset
+    if (tags.get(0xBC81), tags.get(0xBC80)) != dims:
+        raise ValueError(f"JPEG XR directory and image header disagree on the size ({dims[0]}×{dims[1]})")
+    return dims
+
+
+def _jxr_header_dims(data: bytes, i: int):
     if len(data) < i + 20 or data[i:i + 8] != b"WMPHOTO\x00":
         raise ValueError("no JPEG XR image header")
     if data[i + 10] & 0x80:   # SHORT_HEADER_FLAG: 16-bit sizes
         w, h = struct.unpack_from(">HH", data, i + 12)
     else:
         w, h = struct.unpack_from(">II", data, i + 12)
-    dims = (h + 1, w + 1)
-    if (tags.get(0xBC81), tags.get(0xBC80)) != dims:
-        raise ValueError(f"JPEG XR directory and image header disagree on the size ({dims[0]}×{dims[1]})")
-    return dims
+    return h + 1, w + 1
+
+
+def jpeg_dims(data: bytes):
+    """Image size from a JPEG's frame header (SOFn), walking the marker segments from SOI."""
+    if not data.startswith(b"\xff\xd8"):
+        raise ValueError("not a JPEG stream")
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            raise ValueError("JPEG marker expected")
+        marker = data[i + 1]
+        if marker == 0xFF:   # fill byte
+            i += 1
+            continue
+        length = struct.unpack_from(">H", data, i + 2)[0]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if i + 9 > len(data):
+                break
+            return struct.unpack_from(">HH", data, i + 5)
+        i += 2 + length
+    raise ValueError("no JPEG frame header")
+
+
+def png_dims(data: bytes):
+    """Image size from a PNG's IHDR chunk."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n") or data[12:16] != b"IHDR":
+        raise ValueError("not a PNG stream")
+    w, h = struct.unpack_from(">II", data, 16)
+    return h, w

@@ -1,0 +1,53 @@
+"""A TIFF's compressed strips and tiles each carry their own codestream, whose declared size the native decoder
+allocates before tifffile checks it against the strip or tile (a 15 kB JPEG XR tile edited to say 20000² took
+800 MB and 5 s, 60000² would take 7.2 GB): read each one's header first and refuse a gross mismatch."""
+import struct
+
+from .codestreams import j2k_dims, jpeg_dims, jxl_dims, jxr_dims, lerc_dims, png_dims
+from .errors import InputError
+
+_PEEK = {"JPEG": jpeg_dims, "JPEG_99": jpeg_dims, "PNG": png_dims, "JPEGXL": jxl_dims, "LERC": lerc_dims,
+         "JPEGXR": jxr_dims, "JPEGXR_NDPI": jxr_dims, "JPEG2000": j2k_dims, "JPEG_2000_LOSSY": j2k_dims,
+         "APERIO_JP2000_YCBC": j2k_dims, "APERIO_JP2000_RGB": j2k_dims}
+_HEAD, _MORE = 4096, 1 << 20   # bytes read for a header; retried with more when it was not found there
+_SLACK = 65536                 # pixels: writers' padding of a strip or tile is never near this
+
+
+def check_tiff(tf, name: str) -> None:
+    """:func:`check_segments` for every series of the open TiffFile ``tf``."""
+    for series in tf.series:
+        check_segments(tf, series, name)
+
+
+def check_segments(tf, series, name: str) -> None:
+    """Refuse ``series`` of the open TiffFile ``tf`` if a segment's codestream declares far more pixels than
+    the segment holds. Segments whose header cannot be parsed are left to the decoder (which fails safely
+    on garbage); only a parsed size is held to account."""
+    fh = tf.filehandle
+    for page in series.pages:
+        if page is None:
+            continue
+        key = getattr(page, "keyframe", None) or page
+        peek = _PEEK.get(getattr(key.compression, "name", ""))
+        if peek is None:
+            continue
+        rows, cols = key.chunks[:2]
+        for off, n in zip(page.dataoffsets, page.databytecounts):
+            dims = _declared(fh, peek, off, n)
+            if dims is not None and dims[0] * dims[1] > 4 * rows * cols + _SLACK:
+                raise InputError(f"{name}: a {key.compression.name} {'tile' if key.is_tiled else 'strip'} of "
+                                 f"{rows}×{cols} pixels declares {dims[0]}×{dims[1]}; the file is damaged or "
+                                 f"crafted, refusing to decode it")
+
+
+def _declared(fh, peek, off: int, n: int):
+    for size in (_HEAD, _MORE):
+        if not n:
+            return None
+        fh.seek(off)
+        try:
+            return peek(fh.read(min(n, size)))
+        except (ValueError, IndexError, KeyError, struct.error):
+            if n <= size:
+                return None
+    return None
