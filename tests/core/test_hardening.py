@@ -484,6 +484,30 @@ def test_volumetric_stream_with_hostile_thread_count_is_refused():
             decode(_restream(data, edit_header=lambda h, b=bad: h.codec.update(threads=b)))
 
 
+def test_a_tile_or_block_too_big_to_decode_is_refused_before_any_work(weights, monkeypatch):
+    """A stream's own ``tile`` (2D) or block list (3D) sets the decoder's working memory, ~190 bytes per pixel
+    for one 2D tile: one 16384² tile asked for ~50 GB, under a decode budget that only counted the output."""
+    data = get_codec("mbt2018-mean-vbr", quality=4, weights=weights["mbt2018-mean-vbr"]).encode(
+        smooth_image((64, 64), seed=2))
+    big = _restream(data, edit_header=lambda h: (h.__setattr__("shape", [16384, 16384]), h.codec.update(tile=16384)))
+    with pytest.raises(StreamError, match=r"16384×16384 tile needs ~64 GiB of working memory"):
+        decode(big)
+    monkeypatch.setenv(container.ENV_BUDGET, "512K")   # the same rule at encode, with the advice that fits
+    with pytest.raises(CodecError, match="choose a smaller tile"):
+        get_codec("mbt2018-mean-vbr", quality=4, weights=weights["mbt2018-mean-vbr"]).encode(
+            smooth_image((64, 64), seed=2))
+    monkeypatch.delenv(container.ENV_BUDGET)
+    if not wt.find_weights("mbt2018-mean-vbr3d", 4, "fluorescence"):
+        return
+    vol = get_codec("mbt2018-mean-vbr3d", quality=4).encode(smooth_image((8, 64, 64), seed=1))
+
+    def one_huge_block(h):
+        h.shape = [64, 2048, 2048]
+        h.meta["blocks"][0].update(core=[[0, 64], [0, 2048], [0, 2048]], outer=[[0, 64], [0, 2048], [0, 2048]])
+    with pytest.raises(StreamError, match="larger than any this codec writes"):
+        decode(_restream(vol, edit_header=one_huge_block))
+
+
 @pytest.mark.parametrize("arch", ["mbt2018-mean-vbr", "bmshj2018-factorized", "mbt2018-mean-vbr3d"])
 def test_damaged_intensity_range_is_refused_before_decoding(weights, arch):
     """The fuzzer's NaN/1e308 in norm lo/hi went through float64 maths (RuntimeWarnings, inf/NaN pixels)

@@ -46,6 +46,20 @@ if TYPE_CHECKING:  # torch is imported when a model runs, not when codecs are li
     import torch
 
 DEFAULT_TILE = 1024
+# Peak working memory of one tile's coding, per pixel: measured 190 B (mbt2018-mean-vbr, one 2048² tile).
+WORK_BYTES_PER_PIXEL = 256
+
+
+def check_tile_memory(codec_id: str, tile: int, plane_hw: Sequence[int], error=StreamError) -> None:
+    """Refuse a tile whose coding would need more memory than the decode budget, before any of it is allocated
+    (a stream's own ``tile`` is not bounded otherwise: one 16384² tile asks for ~50 GB)."""
+    h, w = (min(int(tile), int(s)) for s in plane_hw)
+    need = h * w * WORK_BYTES_PER_PIXEL
+    if need > container.decode_budget():
+        fix = ("raise $" + container.ENV_BUDGET + " if the stream is genuine" if error is StreamError
+               else "choose a smaller tile")
+        raise error(f"{codec_id}: a {h}×{w} tile needs ~{need / 2**30:.3g} GiB of working memory, above the "
+                    f"decode budget of {container.decode_budget() / 2**30:.3g} GiB; {fix}")
 _PAYLOAD = struct.Struct("<BB")
 
 
@@ -250,6 +264,7 @@ class LearnedCodec(WeightLevels, Codec):
         self.params["grid"] = header.codec["grid"] = self.params.get("grid") or GRID
         tile = int(self.params.get("tile", DEFAULT_TILE))
         header.codec["tile"] = tile   # recorded: a later change of the default must not break old streams
+        check_tile_memory(self.codec_id, tile, a.shape[-2:], CodecError)
         if hasattr(lm.model, "h_s"):
             self.params["ep"] = header.codec["ep"] = self.params.get("ep") or 64
         lo, hi, odd, _ = slice_ranges.split(a)   # a blank, saturated or flash slice keeps its own range
@@ -302,6 +317,7 @@ class LearnedCodec(WeightLevels, Codec):
             if want is not None and container.constant_crc32(lo, header.dtype, int(np.prod(shape))) != want:
                 raise StreamError(f"{self.codec_id}: the constant image does not match its recorded checksum")
             return np.full(shape, lo, dtype=header.dtype)
+        check_tile_memory(self.codec_id, tile, planes_shape[1:])
         n_tiles = planes_shape[0] * (-(-planes_shape[1] // tile)) * (-(-planes_shape[2] // tile))
         if len(payloads) != n_tiles:   # counted before the grid is built: a shape may promise 10^7 tiles
             raise StreamError(f"{self.codec_id}: expected {n_tiles} tile payloads, got {len(payloads)}")

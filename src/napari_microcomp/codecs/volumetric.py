@@ -104,6 +104,9 @@ class VolumetricCodec(WeightLevels, Codec):
         if not (len(core) == len(outer) == len(shape) == 3 and all(
                 0 <= o0 <= c0 < c1 <= o1 <= s for (c0, c1), (o0, o1), s in zip(core, outer, shape))):
             raise StreamError(f"damaged stream: block {core} in {outer} does not fit the volume {list(shape)}")
+        if int(np.prod([o1 - o0 for o0, o1 in outer])) > 2 * int(np.prod(VolumetricCodec.block)):
+            # the encoder never writes a block above ``block`` voxels; a crafted one would fill the memory
+            raise StreamError(f"damaged stream: block {outer} is larger than any this codec writes")
         zyx = [-(-(o1 - o0) // f) * f for (o0, o1), f in zip(outer, mult)]
         want = model.latent_shape(zyx)
         n_want = 2 if hasattr(model, "h_a") else 1
