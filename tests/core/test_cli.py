@@ -206,3 +206,18 @@ def test_a_reader_that_stops_reading_ends_the_command_quietly():
     p.stdout.close()   # before anything is written: every write meets a closed pipe
     err = p.stderr.read()
     assert p.wait(timeout=120) == 141 and err == b"", err
+
+
+def test_decompress_relays_the_decoders_warnings_not_library_deprecations(tmp_path):
+    """A fresh `microcomp decompress` of a learned stream printed compressai's import-time `torch.jit.script`
+    deprecation twice, as "warning: x.mcz: …", as if it were about the file."""
+    import subprocess
+    import sys
+
+    from napari_microcomp.codecs import get_codec
+
+    src = tmp_path / "x.mcz"
+    src.write_bytes(get_codec("bmshj2018-factorized", quality=4).encode(smooth_image((64, 64), np.uint16)))
+    p = subprocess.run([sys.executable, "-m", "napari_microcomp.cli", "decompress", str(src),
+                        str(tmp_path / "x.npy")], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and "warning" not in p.stderr, p.stderr

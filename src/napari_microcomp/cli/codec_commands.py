@@ -275,6 +275,8 @@ def _decompress_one(source: Path, out: Path, verify: bool) -> None:
     header = _codecs.info(data)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        for noise in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+            warnings.simplefilter("ignore", noise)   # torch/compressai's, not about this file
         array = _codecs.decode(data, verify=verify)
     for w in caught:
         print(f"warning: {source.name}: {w.message}", file=sys.stderr)
