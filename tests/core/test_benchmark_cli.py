@@ -116,3 +116,19 @@ def test_a_stray_file_in_a_folder_is_skipped_and_said_a_named_one_is_an_error(tw
     assert main(["benchmark", str(folder), "--ground-truth", *two_images, "--model", "m", "--no-ms-ssim",
                  "--out", str(tmp_path / "y")]) == 2
     assert "every image must be readable" in capsys.readouterr().err
+
+
+def test_integer_lists_take_commas_like_codec_lists(capsys):
+    """`--qualities 2,6` was "invalid int value" while `--codecs a,b` and `--chunks 1,512,512` took commas."""
+    parse = build_parser().parse_args
+    for given in (["2", "6", "8"], ["2,6,8"], ["2,6", "8"], ["2,", "6,8"]):
+        args = parse(["benchmark", "x.tif", "--qualities", *given, "--phase2-qualities", *given])
+        assert args.qualities == args.phase2_qualities == [2, 6, 8]
+    tiled = parse(["compress-tiled", "a.npy", "b.mcz", "--tile", "32,512,512", "--halo", "2", "8,8"])
+    assert tiled.tile == [32, 512, 512] and tiled.halo == [2, 8, 8]
+    train = parse(["train-codec", "--arch", "factorized3d", "--data", "d", "--out", "o.pt", "--patch", "16,64,64"])
+    assert train.patch == [16, 64, 64]
+    for bad in ("2,x", ","):
+        with pytest.raises(SystemExit):
+            parse(["benchmark", "x.tif", "--qualities", bad])
+        assert "--qualities" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 """Argument pieces the commands share: one wording, one place."""
+import argparse
 
 OVERWRITE_HELP = "replace the output file if it exists"
 
@@ -8,6 +9,22 @@ def names(values) -> list:
     if isinstance(values, str):
         values = [values]
     return [n.strip() for v in values or () for n in v.split(",") if n.strip()]
+
+
+class Ints(argparse.Action):
+    """``nargs="+"`` integers given with spaces, commas or both (``--qualities 2,6`` as ``--codecs a,b`` and
+    ``--chunks 1,512,512``; only spaces were taken)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        out = []
+        for token in (t.strip() for v in values for t in v.split(",")):
+            try:
+                out.append(int(token)) if token else None
+            except ValueError:
+                raise argparse.ArgumentError(self, f"invalid integer {token!r}") from None
+        if not out:
+            raise argparse.ArgumentError(self, "expected at least one integer")
+        setattr(namespace, self.dest, out)
 
 
 def command(sub, name: str, func, help: str, description: str = None):

@@ -20,7 +20,7 @@ import numpy as np
 from .._progress import drain
 from ..errors import InputError, MicrocompError, WeightsNotFoundError
 from ..io import image_files
-from ._args import command, names, read_input, read_inputs
+from ._args import Ints, command, names, read_input, read_inputs
 
 MAIN_MODEL = "unet2d-isl-dapi"
 MAIN_PHASE2_IMAGE = "isl_phase_z6"
@@ -46,7 +46,8 @@ def register(sub) -> None:
                    help="tuned: whole-image codecs, every level (default); paper: the study's 12 methods")
     p.add_argument("--codecs", nargs="+", metavar="CODEC",
                    help="codec names instead of the preset's (spaces or commas between them)")
-    p.add_argument("--qualities", nargs="+", type=int, metavar="Q", help="levels 1..8 (default: all)")
+    p.add_argument("--qualities", nargs="+", action=Ints, metavar="Q",
+                   help="levels 1..8, e.g. 2 4 6 or 2,4,6 (default: all)")
     p.add_argument("--out", default="results", help="output folder (default: results/)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--workers", type=int, metavar="N", help="start a local dask cluster of N worker processes")
@@ -57,7 +58,7 @@ def register(sub) -> None:
     p.add_argument("--tta", action="store_true",
                    help="phase 2: average the 8 rotations/flips of each prediction (8x slower; time in predict_s)")
     p.add_argument("--no-phase2", action="store_true", help="phase 1 only")
-    p.add_argument("--phase2-qualities", nargs="+", type=int, metavar="Q",
+    p.add_argument("--phase2-qualities", nargs="+", action=Ints, metavar="Q",
                    help="levels that get phase 2 (default: all; main job: 2 4 6 8)")
     p.add_argument("--no-learned", action="store_true", help="leave out learned codecs")
     p.add_argument("--no-autoregressive", action="store_true",

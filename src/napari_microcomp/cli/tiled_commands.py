@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..io import regular_file
 from ..io_write import check_output
-from ._args import command, in_out
+from ._args import Ints, command, in_out
 
 
 def register(sub) -> None:
@@ -19,8 +19,9 @@ def register(sub) -> None:
     in_out(p, ".npy, TIFF (memory-mapped or read lazily), or any format read_image reads", "output .mcz file")
     p.add_argument("--codec", "-c", default="zstd", help="inner codec (see `microcomp codecs`)")
     p.add_argument("--quality", "-q", type=int, help="1 (smallest) … 8 (best)")
-    p.add_argument("--tile", type=int, nargs="+", help="core size per axis, e.g. 32 512 512 (default: the codec's)")
-    p.add_argument("--halo", type=int, nargs="+", help="halo per axis (default: the codec's)")
+    p.add_argument("--tile", action=Ints, nargs="+",
+                   help="core size per axis, e.g. 32 512 512 or 32,512,512 (default: the codec's)")
+    p.add_argument("--halo", action=Ints, nargs="+", help="halo per axis (default: the codec's)")
 
     p = command(sub, "decompress-tiled", cmd_decompress_tiled,
                 "decode a .mcz file tile by tile into a memory-mapped .npy/.tif")

@@ -8,7 +8,7 @@ Example (one quality of one architecture on a GPU, stopping cleanly after 8 minu
 """
 import argparse
 import shlex
-from ._args import check_train_out, command, run_args
+from ._args import Ints, check_train_out, command, run_args
 
 
 def _widths(text: str):
@@ -35,7 +35,7 @@ def register(subparsers) -> None:
                    help="VBR architectures: the eight λ of the rate levels (default CompressAI's 0.0018…0.18)")
     p.add_argument("--data", nargs="+", required=True, help="image files or folders (TIFF/PNG/NPY/CZI/ND2)")
     p.add_argument("--steps", type=int, default=100_000, help="maximum optimizer steps")
-    p.add_argument("--patch", type=int, nargs="+", default=None,
+    p.add_argument("--patch", action=Ints, nargs="+", default=None,
                    help="crop size: P (P×P, or P×P×P for 3D) or D H W for 3D (default 256 / 16 64 64)")
     p.add_argument("--batch", type=int, default=8, help="patches per step (GPU: 16 of 256², 8 for mbt2018/cheng2020)")
     p.add_argument("--lr", type=float, default=1e-4,
