@@ -1,7 +1,12 @@
-"""A TIFF's compressed strips and tiles each carry their own codestream, whose declared size the native decoder
-allocates before tifffile checks it against the strip or tile (a 15 kB JPEG XR tile edited to say 20000² took
-800 MB and 5 s, 60000² would take 7.2 GB): read each one's header first and refuse a gross mismatch."""
+"""What a TIFF declares, checked before tifffile and aicsimageio act on it.
+
+A compressed strip or tile carries its own codestream, whose declared size the native decoder allocates before
+tifffile checks it against the strip or tile (a 15 kB JPEG XR tile edited to say 20000² took 800 MB and 5 s,
+60000² would take 7.2 GB). An OME-XML's plane counts are expanded into lists before they are checked against the
+file (``PlaneCount="999999999"``: 16 GB and ~3 minutes), its channel count into per-channel coordinates
+(``SizeC="60000"``: 42 s)."""
 import struct
+import xml.etree.ElementTree as ET
 
 from .codestreams import j2k_dims, jpeg_dims, jxl_dims, jxr_dims, lerc_dims, png_dims
 from .errors import InputError
@@ -11,12 +16,45 @@ _PEEK = {"JPEG": jpeg_dims, "JPEG_99": jpeg_dims, "PNG": png_dims, "JPEGXL": jxl
          "APERIO_JP2000_YCBC": j2k_dims, "APERIO_JP2000_RGB": j2k_dims}
 _HEAD, _MORE = 4096, 1 << 20   # bytes read for a header; retried with more when it was not found there
 _SLACK = 65536                 # pixels: writers' padding of a strip or tile is never near this
+MAX_PLANES = 10**7             # planes one OME image may declare (10^7 of 512² uint16 would be 5 TB)
+MAX_CHANNELS = 10**4
 
 
 def check_tiff(tf, name: str) -> None:
-    """:func:`check_segments` for every series of the open TiffFile ``tf``."""
+    """:func:`check_ome`, then :func:`check_segments` for every series of the open TiffFile ``tf``."""
+    check_ome(tf, name)
     for series in tf.series:
         check_segments(tf, series, name)
+
+
+def check_ome(tf, name: str) -> None:
+    """Refuse OME-XML whose plane or channel counts are beyond any acquisition (they cost memory and time before
+    anything compares them with the file). XML that does not parse is left to tifffile, which says so."""
+    if not tf.is_ome:
+        return
+    try:
+        root = ET.fromstring(tf.ome_metadata)
+    except (ET.ParseError, TypeError, ValueError):
+        return
+    for el in root.iter():
+        tag = el.tag.rsplit("}", 1)[-1]
+        if tag == "Pixels":
+            z, c, t = (_count(el.get(f"Size{a}")) or 1 for a in "ZCT")
+            planes = z * c * t
+            if planes > MAX_PLANES or c > MAX_CHANNELS:
+                raise InputError(f"{name}: its OME-XML declares {planes:,} planes ({c:,} channels), beyond "
+                                 f"any acquisition (at most {MAX_PLANES:,} planes, {MAX_CHANNELS:,} channels); "
+                                 "the metadata is damaged or crafted, refusing to read it")
+        elif tag == "TiffData" and (_count(el.get("PlaneCount")) or 0) > MAX_PLANES:
+            raise InputError(f"{name}: its OME-XML says one TiffData holds {el.get('PlaneCount')} planes (at most "
+                             f"{MAX_PLANES:,}); the metadata is damaged or crafted, refusing to read it")
+
+
+def _count(v):
+    try:
+        return max(int(v), 1)
+    except (TypeError, ValueError):
+        return None
 
 
 def check_segments(tf, series, name: str) -> None:

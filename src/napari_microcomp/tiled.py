@@ -60,7 +60,10 @@ def open_lazy(path) -> Any:
             import tifffile
 
             from .io import quiet_readers
+            from .tiff_check import check_tiff
             with quiet_readers(p):   # refuses a truncated file, which tifffile would open as its first pages
+                with tifffile.TiffFile(p) as tf:
+                    check_tiff(tf, p.name)
                 try:
                     a = tifffile.memmap(p, mode="r")
                 except ValueError:  # not memory-mappable (compressed, tiled or damaged): decode what a tile needs
@@ -80,11 +83,8 @@ def _tiff_zarr(p: Path):
     import tifffile
     import zarr
 
-    from .tiff_check import check_segments
-
-    with tifffile.TiffFile(p) as tf:
+    with tifffile.TiffFile(p) as tf:   # checked by open_lazy
         axes = tf.series[0].axes
-        check_segments(tf, tf.series[0], p.name)
     z = zarr.open(tifffile.imread(p, aszarr=True), mode="r")
     if isinstance(z, zarr.hierarchy.Group):   # a pyramid: its full-resolution level
         z = z[sorted(z.array_keys())[0]]

@@ -461,3 +461,25 @@ def test_honest_compressed_tiffs_of_every_peeked_kind_read_as_written(tmp_path):
     rgb = np.dstack([a, a[::-1], a[:, ::-1]])
     tifffile.imwrite(tmp_path / "rgb.tif", rgb, compression="jpeg", tile=(32, 32), photometric="rgb")
     assert read_image(tmp_path / "rgb.tif", channel=1)[0].shape == a.shape
+
+
+@pytest.mark.parametrize("edit", [('PlaneCount="2"', 'PlaneCount="999999999"'), ('SizeC="1"', 'SizeC="60000"'),
+                                  ('SizeT="1"', 'SizeT="5000000000"')])
+def test_ome_xml_declaring_absurd_plane_counts_is_refused_before_it_is_expanded(tmp_path, edit):
+    """tifffile listed the 10^9 planes a crafted PlaneCount declared (16 GB, ~3 min) and aicsimageio built
+    60000 channel coordinates (42 s) before either compared them with the file's two pages."""
+    import re
+    import time
+
+    from napari_microcomp.io import open_aics
+
+    path = tmp_path / "odd.ome.tif"
+    tifffile.imwrite(path, np.zeros((2, 32, 40), np.uint16), ome=True, metadata={"axes": "ZYX"})
+    xml = re.search(r"<OME.*</OME>", path.read_bytes().decode("latin-1"), re.S).group(0)
+    assert edit[0] in xml
+    tifffile.tiffcomment(path, comment=xml.replace(*edit))
+    start = time.monotonic()
+    for read in (read_image, tiled.open_lazy, open_aics, read_microscopy):
+        with pytest.raises(InputError, match="OME-XML .* the metadata is damaged or crafted"):
+            read(str(path) if read is read_microscopy else path)
+    assert time.monotonic() - start < 30
