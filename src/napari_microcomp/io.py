@@ -134,7 +134,9 @@ def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
             import imageio.v3 as iio
             from PIL import Image
             with Image.open(p) as im:   # the header: Pillow's bomb guard (179 Mpx) is far above a small budget
-                _check_declared(p.name, im.size[::-1] + (len(im.getbands()),), _PIL_DTYPES.get(im.mode, np.uint8))
+                frames = getattr(im, "n_frames", 1)   # an animated PNG reads as a stack: every frame counts
+                _check_declared(p.name, (frames,) * (frames > 1) + im.size[::-1] + (len(im.getbands()),),
+                                _PIL_DTYPES.get(im.mode, np.uint8))
             return _select_sample(p, np.asarray(iio.imread(p)), channel, meta), meta
         if suffix in (".tif", ".tiff"):
             import tifffile

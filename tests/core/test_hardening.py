@@ -767,6 +767,22 @@ def test_png_declaring_more_than_the_budget_or_a_bomb_is_refused_before_reading(
         read_image(path)
 
 
+def test_animated_png_counts_every_frame_against_the_budget(tmp_path, monkeypatch):
+    """An animated PNG reads as a stack, but only one frame was held to the budget: 100 frames of 1000² from a
+    200 kB file became 100 MB (10^4 frames of 4000² would be 160 GB)."""
+    from PIL import Image
+
+    from napari_microcomp.io import read_image
+
+    frames = [Image.fromarray(np.full((200, 200), 7 * (k % 2), np.uint8)) for k in range(50)]
+    frames[0].save(tmp_path / "anim.png", save_all=True, append_images=frames[1:], duration=10)
+    monkeypatch.setenv("MICROCOMP_DECODE_BUDGET", "1M")   # one frame (40 kB) fits, 50 (2 MB) do not
+    with pytest.raises(InputError, match=r"shape \(50, 200, 200, 1\) .* above the decode budget"):
+        read_image(tmp_path / "anim.png")
+    monkeypatch.setenv("MICROCOMP_DECODE_BUDGET", "1G")
+    assert read_image(tmp_path / "anim.png")[0].shape == (50, 200, 200)
+
+
 @pytest.mark.parametrize("change", ["huge width", "text width", "unknown width", "wrong width", "missing tensor",
                                     "unknown arch", "no state dict", "list in state dict", "cdf rows",
                                     "cdf negative row"])
