@@ -213,6 +213,21 @@ def _setting(codec) -> str:
     return f"q{codec.quality}"
 
 
+def _coarsest(axis, codec) -> str:
+    """A note when the answer is the axis's lowest-quality end: the tolerance is not what stopped there."""
+    if axis is None or codec.lossless:
+        return ""
+    if axis.discrete:
+        at_end, what = codec.quality == axis.levels[0], f"its lowest level (q{codec.quality})"
+    else:
+        v = codec.params.get(axis.param)
+        at_end = v is not None and axis.t_of(float(v)) < 1e-3
+        cap = getattr(axis.cls, "native_max", None)
+        limit = "setting it allows" if at_end and cap is not None and math.isclose(v, cap) else "setting searched"
+        what = f"the coarsest {limit} ({axis.param}={v:g})" if at_end else ""
+    return f"at {what}: the tolerance would allow more loss" if at_end else ""
+
+
 def _row(name: str, res: Optional[Dict[str, Any]], met: bool, trials: int, seconds: float, note: str = "",
          points=()):
     fam = codec_class(name).family
@@ -266,6 +281,7 @@ def iter_advise(images: Sequence, tolerance: Tolerance, codecs: Optional[Sequenc
         def sized(res):
             return res["stream"] if res else 0
         try:
+            axis = None
             if cls.lossless_only:
                 ok, res = probe({"lossless": True})
                 best, last, trials = (res if ok else None), res, 1
@@ -284,7 +300,8 @@ def iter_advise(images: Sequence, tolerance: Tolerance, codecs: Optional[Sequenc
             rows.append(_row(name, None, False, 0, time.perf_counter() - t0, note=str(exc)))
             continue
         res = best or last
-        note = "" if best else ("tolerance not reached at the best setting tried" if last else "")
+        note = _coarsest(axis, best["codec"]) if best else (
+            "tolerance not reached at the best setting tried" if last else "")
         rows.append(_row(name, res, best is not None, trials, time.perf_counter() - t0, note, probe.points))
     rows.sort(key=lambda r: (not r.met, -(r.compression_ratio if math.isfinite(r.compression_ratio) else 0)))
     yield Progress("advise", len(codecs), len(codecs), "done")

@@ -38,6 +38,10 @@ def test_one_click_advice_apply_save_report(make_napari_viewer, qtbot, cell, tmp
     assert adv is not None and adv.winner is not None
     assert w.table.rowCount() == 3 and w.table.item(0, 1).text() == adv.winner.codec
     assert adv.summary() in w.answer.text() and not w.plot.pixmap().isNull()
+    assert [w.table.item(i, 2).toolTip() for i in range(3)] == [r.note for r in adv.rows]
+    adv.rows[1].note = "at the coarsest setting searched (level=2): the tolerance would allow more loss"
+    w._show(adv)                                                  # a row's note is its tooltip
+    assert w.table.item(1, 2).toolTip() == adv.rows[1].note
 
     with qtbot.waitSignal(viewer.layers.events.inserted, timeout=TIMEOUT):
         w.apply_button.click()

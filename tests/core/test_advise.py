@@ -232,3 +232,16 @@ def test_cli_apply_never_writes_two_inputs_to_one_file(tmp_path, cell):
     assert main(["advise", str(tmp_path / "d1" / "img.npy"), str(tmp_path / "d2" / "img.npy"),
                  *args[:-1], str(out2)]) == 2
     assert not out2.exists() or not any(out2.iterdir())   # refused before anything was written
+
+
+def test_an_answer_at_the_coarsest_setting_says_the_tolerance_did_not_stop_it(phase):
+    """JPEG-LS met SSIM ≥ 0.95 at NEAR 255 with SSIM 0.999: CharLS's ceiling, not the tolerance, ended the search,
+    and the row did not say so (it read as if 0.999 were needed)."""
+    advice = advise([phase], Tolerance(ssim=0.3), codecs=["jpegls", "lerc", "jpeg2k"])
+    notes = {r.codec: r.note for r in advice.rows}
+    assert all(r.met for r in advice.rows)
+    if phase.max() - phase.min() > 4 * 255:   # NEAR's ceiling lies inside the searched range
+        assert notes["jpegls"] == "at the coarsest setting it allows (near=255): the tolerance would allow more loss"
+    assert notes["lerc"].startswith("at the coarsest setting searched (max_error=")
+    tight = advise([phase], Tolerance(ssim=0.99), codecs=["jpeg2k"])
+    assert tight.rows[0].met and tight.rows[0].note == ""

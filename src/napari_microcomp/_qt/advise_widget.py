@@ -221,6 +221,8 @@ class AdviseWidget(DockWidget):
                 item = QTableWidgetItem(v)
                 if not r.met:
                     item.setForeground(Qt.GlobalColor.gray)
+                if r.note:   # e.g. refused, or stopped by the codec's own limit rather than the tolerance
+                    item.setToolTip(r.note)
                 self.table.setItem(i, j, item)
         self.table.resizeColumnsToContents()
         self._draw_plot()

@@ -56,7 +56,7 @@ def _print(advice) -> None:
     for i, r in enumerate(advice.rows, 1):
         vals = " ".join(f"{r.worst.get(k, float('nan')):>14.4g}" for k in tol)
         print(f"{i:>2} {r.codec:26} {r.setting:22} {'yes' if r.met else 'no':5} {r.compression_ratio:>9.2f} "
-              f"{r.bpp:>8.4f} {vals}" + (f"  ({r.note})" if r.note and not r.met else ""))
+              f"{r.bpp:>8.4f} {vals}" + (f"  ({r.note})" if r.note else ""))
     print(advice.summary())
 
 
