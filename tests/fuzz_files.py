@@ -1,0 +1,193 @@
+"""Structure-aware input-file fuzzer, run as a child process by ``tests/core/test_fuzz_files.py``.
+
+Seeds are small valid files of what ``read_image`` and ``compress-tiled`` read: TIFF in strips and tiles (none,
+zlib, JPEG, PNG, JPEG 2000, JPEG XL, JPEG XR, LERC), OME-TIFF, ImageJ hyperstacks, PNG (16-bit, animated), NPY.
+Each case damages one: a TIFF tag's value or count (dimensions, offsets, compression), the first bytes of a strip
+or tile's own codestream, an OME-XML attribute, random bytes, or a truncation; then reads it with ``read_image``,
+``open_lazy`` (a slice of it) and, for OME-TIFF, napari's reader. A case passes when each returns an array or
+raises a one-line ``InputError``; another exception, a crash or a hang fails. The last case started is written
+to ``--progress`` so the parent can name a case that killed the process.
+
+    python tests/fuzz_files.py --cases 500 --seed 0 --progress /tmp/p --report /tmp/r.json
+"""
+import argparse
+import json
+import re
+import resource
+import struct
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from helpers import smooth_image  # noqa: E402
+
+WEIRD = [0, 1, 2, 3, 7, 255, 256, 4095, 65535, 65536, 2 ** 20, 2 ** 31 - 1, 2 ** 32 - 1]
+OME_WEIRD = ["0", "-1", "1", "3", "60000", "999999999", "5000000000", "x", "", "1e400", "2.5"]
+
+
+def make_seeds(tmp: Path):
+    import tifffile
+    from PIL import Image
+
+    img = smooth_image((70, 90), seed=1, bits=12)
+    u8 = (img >> 4).astype(np.uint8)
+    stack = smooth_image((3, 40, 48), seed=2, bits=12)
+    seeds = []
+
+    def tif(name, a, **kw):
+        p = tmp / name
+        tifffile.imwrite(p, a, photometric="minisblack", **kw)
+        seeds.append(p)
+
+    for comp, a in (("zlib", img), ("jpeg", u8), ("png", img), ("jpeg2000", img), ("jpegxl", img),
+                    ("jpegxr", img), ("lerc", img.astype(np.float32))):
+        tif(f"tile_{comp}.tif", a, tile=(32, 32), compression=comp)
+        tif(f"strip_{comp}.tif", a, rowsperstrip=16, compression=comp)
+    tif("plain.tif", img)
+    tif("stack.tif", stack)
+    tif("stack_tiles.tif", stack, tile=(16, 16), compression="jpegxr")
+    tif("stack.ome.tif", stack, ome=True, metadata={"axes": "ZYX", "PhysicalSizeX": 0.5})
+    tif("zc.ome.tif", np.stack([stack, stack[::-1]], 1), ome=True, metadata={"axes": "ZCYX"})
+    tif("hyper.tif", np.stack([stack, stack], 1), imagej=True, metadata={"axes": "ZCYX"})
+    Image.fromarray(img).save(tmp / "grey16.png")
+    frames = [Image.fromarray(u8[k:k + 40]) for k in range(3)]
+    frames[0].save(tmp / "anim.png", save_all=True, append_images=frames[1:])
+    np.save(tmp / "arr.npy", stack)
+    seeds += [tmp / "grey16.png", tmp / "anim.png", tmp / "arr.npy"]
+    return seeds
+
+
+def _tiff_tags(data: bytes):
+    """(offset, size in bytes, tag code) of fields worth damaging: each tag's value (or first element), its
+    count, and the head of the first strips' or tiles' codestreams (code -1)."""
+    import io
+
+    import tifffile
+
+    out = []
+    with tifffile.TiffFile(io.BytesIO(data)) as tf:
+        wide = 8 if tf.is_bigtiff else 4
+        for page in tf.pages:
+            for tag in page.tags.values():
+                out += [(tag.valueoffset, 4, tag.code), (tag.offset + 4, wide, tag.code)]
+            out += [(o, 16, -1) for o in page.dataoffsets[:4]]
+    return out
+
+
+def _with_description(data: bytes, text: str) -> bytes:
+    """The TIFF with its first page's description replaced (appended and re-pointed, as tifffile does)."""
+    import tifffile
+
+    with tempfile.NamedTemporaryFile(suffix=".tif") as f:
+        f.write(data)
+        f.flush()
+        tifffile.tiffcomment(f.name, comment=text)
+        return Path(f.name).read_bytes()
+
+
+def mutate(path: Path, data: bytes, rng) -> bytes:
+    b = bytearray(data)
+    kind = rng.random()
+    if path.name.endswith(".ome.tif") and kind < 0.35:
+        xml = re.search(rb"<OME.*</OME>", data, re.S)
+        if xml:
+            attrs = re.findall(rb'(\w+)="([^"]*)"', xml.group(0))
+            name = attrs[int(rng.integers(0, len(attrs)))][0].decode()
+            text = xml.group(0).decode("latin-1")
+            new = re.sub(rf'\b{name}="[^"]*"', f'{name}="{OME_WEIRD[int(rng.integers(0, len(OME_WEIRD)))]}"',
+                         text, count=1)
+            return _with_description(data, new)
+    if path.suffix == ".tif" and kind < 0.75:
+        try:
+            tags = _tiff_tags(data)
+        except Exception:  # noqa: BLE001 - an unreadable seed mutation is simply byte damage below
+            tags = []
+        if tags:
+            off, size, code = tags[int(rng.integers(0, len(tags)))]
+            if code == -1:   # a segment's codestream header
+                for j in rng.integers(off, min(off + 64, len(b)), int(rng.integers(1, 5))):
+                    b[int(j)] = int(rng.integers(0, 256))
+            else:
+                v = WEIRD[int(rng.integers(0, len(WEIRD)))]
+                fmt = {4: "<I", 8: "<Q"}[size]
+                if off + size <= len(b):
+                    struct.pack_into(fmt, b, off, v % (1 << (8 * size)))
+            return bytes(b)
+    if kind < 0.9:
+        for j in rng.integers(0, len(b), int(rng.integers(1, 9))):
+            b[int(j)] = int(rng.integers(0, 256))
+        return bytes(b)
+    return bytes(b[:int(rng.integers(0, len(b)))])
+
+
+def _read(path: Path):
+    from napari_microcomp.io import read_image
+    from napari_microcomp.tiled import open_lazy
+
+    a = read_image(path)[0]
+    lazy = open_lazy(path)
+    np.asarray(lazy[(0,) * (lazy.ndim - 2)] if lazy.ndim > 2 else lazy[:])
+    if path.name.endswith(".ome.tif"):   # napari's reader for vendor files (aicsimageio)
+        from napari_microcomp._reader import read_microscopy
+
+        for data, _, _ in read_microscopy(str(path)):
+            np.asarray(data)
+    return a
+
+
+def main() -> int:
+    import logging
+    import warnings
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cases", type=int, default=500)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--progress", required=True)
+    ap.add_argument("--report", required=True)
+    args = ap.parse_args()
+    from napari_microcomp.errors import MicrocompError
+
+    logging.disable(logging.WARNING)   # tifffile logs what it tolerates; the outcome is what counts
+    warnings.simplefilter("ignore")
+    tmp = Path(tempfile.mkdtemp(prefix="mcz-filefuzz-"))
+    seeds = make_seeds(tmp)
+    originals = {p: p.read_bytes() for p in seeds}
+    for p in seeds:   # warm the readers' imports, so that no case is charged with them
+        _read(p)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rng = np.random.default_rng(args.seed)
+    outcomes = {"read": 0, "refused": 0}
+    failures, worst = [], (0.0, None)
+    prog = Path(args.progress)
+    for k in range(args.cases):
+        seed = seeds[int(rng.integers(0, len(seeds)))]
+        target = tmp / "case" / seed.name
+        target.parent.mkdir(exist_ok=True)
+        target.write_bytes(mutate(seed, originals[seed], np.random.default_rng([args.seed, k])))
+        prog.write_text(f"{k} {seed.name}\n")
+        t = time.perf_counter()
+        try:
+            _read(target)
+            outcomes["read"] += 1
+        except MicrocompError as exc:
+            outcomes["refused"] += 1
+            if "\n" in str(exc):
+                failures.append({"case": k, "seed": seed.name, "what": f"multi-line message: {str(exc)[:200]!r}"})
+        except Exception as exc:  # noqa: BLE001 - the point: anything but MicrocompError is a finding
+            failures.append({"case": k, "seed": seed.name, "what": f"{type(exc).__name__}: {str(exc)[:200]}"})
+        dt = time.perf_counter() - t
+        if dt > worst[0]:
+            worst = (dt, f"{k} {seed.name}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    Path(args.report).write_text(json.dumps({
+        "cases": args.cases, "outcomes": outcomes, "failures": failures, "worst_seconds": worst[0],
+        "worst_case": worst[1], "peak_rss_mb": peak / 1024, "rss_growth_mb": (peak - rss0) / 1024}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
