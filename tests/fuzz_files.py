@@ -89,9 +89,45 @@ def _with_description(data: bytes, text: str) -> bytes:
         return Path(f.name).read_bytes()
 
 
+def _czi_fields(data: bytes):
+    """(offset, 4, 0) of every Start, Size and StoredSize of the CZI's subblock directory entries (in the
+    directory segment and in each subblock), walking the segments from the file header."""
+    out, pos = [], 0
+
+    def entry(at):   # a DirectoryEntryDV: fields, then its dimension entries of 20 bytes each
+        if data[at:at + 2] != b"DV" or at + 32 > len(data):
+            return at + 1
+        n = struct.unpack_from("<i", data, at + 28)[0]
+        for d in range(max(0, min(n, 16))):
+            e = at + 32 + 20 * d
+            out.extend([(e + 4, 4, 0), (e + 8, 4, 0), (e + 16, 4, 0)])
+        return at + 32 + 20 * max(0, min(n, 16))
+
+    while pos + 32 <= len(data):
+        sid = data[pos:pos + 16].rstrip(b"\0")
+        alloc = struct.unpack_from("<q", data, pos + 16)[0]
+        body = pos + 32
+        if sid == b"ZISRAWDIRECTORY":
+            count, at = struct.unpack_from("<i", data, body)[0], body + 128
+            for _ in range(max(0, min(count, 4096))):
+                at = entry(at)
+        elif sid == b"ZISRAWSUBBLOCK":
+            entry(body + 16)
+        if alloc <= 0:
+            break
+        pos = body + alloc
+    return out
+
+
 def mutate(path: Path, data: bytes, rng) -> bytes:
     b = bytearray(data)
     kind = rng.random()
+    if path.suffix == ".czi" and kind < 0.6:
+        fields = _czi_fields(data)
+        if fields:
+            off = fields[int(rng.integers(0, len(fields)))][0]
+            struct.pack_into("<I", b, off, WEIRD[int(rng.integers(0, len(WEIRD)))] % (1 << 32))
+            return bytes(b)
     if path.name.endswith(".ome.tif") and kind < 0.35:
         xml = re.search(rb"<OME.*</OME>", data, re.S)
         if xml:
@@ -101,7 +137,7 @@ def mutate(path: Path, data: bytes, rng) -> bytes:
             new = re.sub(rf'\b{name}="[^"]*"', f'{name}="{OME_WEIRD[int(rng.integers(0, len(OME_WEIRD)))]}"',
                          text, count=1)
             return _with_description(data, new)
-    if path.suffix == ".tif" and kind < 0.75:
+    if path.suffix in (".tif", ".tiff") and kind < 0.75:
         try:
             tags = _tiff_tags(data)
         except Exception:  # noqa: BLE001 - an unreadable seed mutation is simply byte damage below
@@ -131,7 +167,7 @@ def _read(path: Path):
     a = read_image(path)[0]
     lazy = open_lazy(path)
     np.asarray(lazy[(0,) * (lazy.ndim - 2)] if lazy.ndim > 2 else lazy[:])
-    if path.name.endswith(".ome.tif"):   # napari's reader for vendor files (aicsimageio)
+    if path.name.endswith((".ome.tif", ".czi", ".nd2")):   # napari's reader for vendor files (aicsimageio)
         from napari_microcomp._reader import read_microscopy
 
         for data, _, _ in read_microscopy(str(path)):
@@ -148,13 +184,15 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--progress", required=True)
     ap.add_argument("--report", required=True)
+    ap.add_argument("--extra", nargs="*", default=[], help="more seed files (e.g. CZI, ND2 and TIFF of the shared "
+                    "data; not copied anywhere)")
     args = ap.parse_args()
     from napari_microcomp.errors import MicrocompError
 
     logging.disable(logging.WARNING)   # tifffile logs what it tolerates; the outcome is what counts
     warnings.simplefilter("ignore")
     tmp = Path(tempfile.mkdtemp(prefix="mcz-filefuzz-"))
-    seeds = make_seeds(tmp)
+    seeds = make_seeds(tmp) + [Path(p) for p in args.extra]
     originals = {p: p.read_bytes() for p in seeds}
     for p in seeds:   # warm the readers' imports, so that no case is charged with them
         _read(p)

@@ -3,6 +3,10 @@ decoder runs, because it allocates whatever its codestream says (our payloads, a
 import struct
 
 
+class Undecodable(ValueError):
+    """The codestream is recognised and says something its native decoder would crash on (not merely unknown)."""
+
+
 def j2k_dims(data: bytes):
     """Image size from a JPEG 2000 codestream's SIZ marker (inside a JP2 file or bare)."""
     i = data.find(b"\xff\x4f\xff\x51")
@@ -10,6 +14,54 @@ def j2k_dims(data: bytes):
         raise ValueError("no JPEG 2000 SIZ marker")
     x, y, x0, y0 = struct.unpack_from(">IIII", data, i + 8)
     return y - y0, x - x0
+
+
+def htj2k_dims(data: bytes):
+    """:func:`j2k_dims` of a bare HTJ2K codestream, after checking the main header's SIZ, COD and QCD segments
+    for what OpenJPH crashes on (one-byte edits killed the process: a tile or sub-sampling size of 0, a QCD
+    whose length or style does not fit the decomposition levels, a step-size exponent of 31)."""
+    if not data.startswith(b"\xff\x4f\xff\x51"):
+        raise Undecodable("an HTJ2K payload that does not start with SOC and SIZ")
+    pos, levels, seen = 2, None, set()
+    while pos + 4 <= len(data):
+        marker, length = struct.unpack_from(">HH", data, pos)
+        seg = data[pos + 4:pos + 2 + length]
+        if marker == 0xFF90:   # SOT: the main header ends
+            break
+        if length < 2 or len(seg) < length - 2:
+            raise Undecodable(f"HTJ2K marker {marker:#06x} with a bad length")
+        if marker == 0xFF51:
+            ncomp = struct.unpack_from(">H", seg, 34)[0] if len(seg) >= 36 else 0
+            tiles = struct.unpack_from(">II", seg, 18) if len(seg) >= 26 else (0, 0)
+            subs = [seg[36 + 3 * k + b] for k in range(ncomp) for b in (1, 2) if 38 + 3 * k < len(seg)]
+            if length != 38 + 3 * ncomp or not ncomp or 0 in tiles or 0 in subs:
+                raise Undecodable("HTJ2K SIZ with a zero tile size, sub-sampling or component count")
+            x, y, _, _, tx, ty, ox, oy = struct.unpack_from(">8I", seg, 2)
+            ntiles = -(-max(x - ox, 0) // tx) * -(-max(y - oy, 0) // ty)
+        elif marker == 0xFF52 and len(seg) >= 10:
+            levels = seg[5]
+            if levels > 32 or seg[6] > 8 or seg[7] > 8 or seg[6] + seg[7] > 8:
+                raise Undecodable("HTJ2K COD with impossible decomposition levels or code-block size")
+        elif marker == 0xFF5C and seg:
+            style, bands = seg[0] & 0x1F, 3 * (levels or 0) + 1
+            want = {0: 3 + bands, 1: 5, 2: 3 + 2 * bands}.get(style)
+            steps = seg[1:] if style == 0 else [seg[k] for k in range(1, len(seg), 2)]
+            if levels is None or length != want or any(v >> 3 == 31 for v in steps):
+                raise Undecodable("HTJ2K QCD that does not fit its decomposition levels")
+        elif marker in (0xFF53, 0xFF5D):   # COC, QCC: never written here, unchecked
+            raise Undecodable(f"HTJ2K main header with a per-component marker ({marker:#06x})")
+        seen.add(marker)
+        pos += 2 + length
+    if not {0xFF51, 0xFF52, 0xFF5C} <= seen:
+        raise Undecodable("HTJ2K main header without SIZ, COD and QCD")
+    while pos + 12 <= len(data) and data[pos:pos + 2] == b"\xff\x90":   # each tile-part must fit the data
+        lsot, isot, psot = struct.unpack_from(">HHI", data, pos + 2)
+        if lsot != 10 or isot >= ntiles or (psot and (psot < 14 or pos + psot > len(data))):
+            raise Undecodable("HTJ2K tile-part header that does not fit the codestream")
+        if not psot:
+            break
+        pos += psot
+    return j2k_dims(data)
 
 
 def jpegls_dims(data: bytes):
@@ -130,10 +182,25 @@ def jxr_dims(data: bytes):
     return dims
 
 
+# JPEG XR's OUTPUT_CLR_FMT and OUTPUT_BITDEPTH codes (ITU-T T.832). jxrlib crashed the process (SIGSEGV/SIGFPE)
+# on a header edited to an undefined code, to YUV420/422 output, to the packed BD5/BD10/BD565 depths (exhaustive
+# one-byte edits of grey uint8/uint16/float32 and RGB streams), or to a reserved internal colour format in the
+# image plane header: refused (streams from imagecodecs and from microscopes use none of them).
+_JXR_COLOURS = frozenset((0, 3, 4, 5, 6, 7, 8))
+_JXR_DEPTHS = frozenset((0, 1, 2, 3, 4, 6, 7, 15))
+
+
 def _jxr_header_dims(data: bytes, i: int):
     if len(data) < i + 20 or data[i:i + 8] != b"WMPHOTO\x00":
         raise ValueError("no JPEG XR image header")
-    if data[i + 10] & 0x80:   # SHORT_HEADER_FLAG: 16-bit sizes
+    short = data[i + 10] & 0x80   # SHORT_HEADER_FLAG: 16-bit sizes
+    if data[i + 11] >> 4 not in _JXR_COLOURS or data[i + 11] & 15 not in _JXR_DEPTHS:
+        raise Undecodable(f"JPEG XR image header with an unsupported output format (byte {data[i + 11]:#04x})")
+    plane = i + (16 if short else 20)   # without tiling or windowing, the image plane header follows the size
+    if not data[i + 9] & 0x80 and not data[i + 10] & 0x20 and len(data) > plane and (
+            data[plane] >> 5 in (5, 7) or data[plane] & 15 > 3):
+        raise Undecodable(f"JPEG XR image plane header with a reserved colour format (byte {data[plane]:#04x})")
+    if short:
         w, h = struct.unpack_from(">HH", data, i + 12)
     else:
         w, h = struct.unpack_from(">II", data, i + 12)

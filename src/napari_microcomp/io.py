@@ -228,6 +228,9 @@ def open_aics(path):
     from aicsimageio import AICSImage
 
     p = Path(path)
+    if p.suffix.lower() == ".czi":
+        from .czi_check import check_czi
+        check_czi(p)
     if p.suffix.lower() in (".tif", ".tiff"):
         import tifffile
 

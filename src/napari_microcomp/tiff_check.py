@@ -8,7 +8,7 @@ file (``PlaneCount="999999999"``: 16 GB and ~3 minutes), its channel count into 
 import struct
 import xml.etree.ElementTree as ET
 
-from .codestreams import j2k_dims, jpeg_dims, jxl_dims, jxr_dims, lerc_dims, png_dims
+from .codestreams import Undecodable, j2k_dims, jpeg_dims, jxl_dims, jxr_dims, lerc_dims, png_dims
 from .errors import InputError
 
 _PEEK = {"JPEG": jpeg_dims, "JPEG_99": jpeg_dims, "PNG": png_dims, "JPEGXL": jxl_dims, "LERC": lerc_dims,
@@ -77,8 +77,8 @@ def _count(v):
 
 def check_segments(tf, series, name: str) -> None:
     """Refuse ``series`` of the open TiffFile ``tf`` if a segment's codestream declares far more pixels than
-    the segment holds. Segments whose header cannot be parsed are left to the decoder (which fails safely
-    on garbage); only a parsed size is held to account."""
+    the segment holds, or whose header says what its decoder would crash on. Segments whose header cannot be
+    parsed are left to the decoder (which fails safely on garbage); only a parsed header is held to account."""
     fh = tf.filehandle
     for page in series.pages:
         if page is None:
@@ -89,7 +89,11 @@ def check_segments(tf, series, name: str) -> None:
             continue
         rows, cols = key.chunks[:2]
         for off, n in zip(page.dataoffsets, page.databytecounts):
-            dims = _declared(fh, peek, off, n)
+            try:
+                dims = _declared(fh, peek, off, n)
+            except Undecodable as exc:
+                raise InputError(f"{name}: a {key.compression.name} {'tile' if key.is_tiled else 'strip'} is damaged "
+                                 f"({exc}); refusing to decode it") from None
             if dims is not None and dims[0] * dims[1] > 4 * rows * cols + _SLACK:
                 raise InputError(f"{name}: a {key.compression.name} {'tile' if key.is_tiled else 'strip'} of "
                                  f"{rows}×{cols} pixels declares {dims[0]}×{dims[1]}; the file is damaged or "
@@ -103,6 +107,8 @@ def _declared(fh, peek, off: int, n: int):
         fh.seek(off)
         try:
             return peek(fh.read(min(n, size)))
+        except Undecodable:
+            raise
         except (ValueError, IndexError, KeyError, struct.error):
             if n <= size:
                 return None

@@ -17,10 +17,19 @@ HERE = Path(__file__).resolve().parents[1]
 CASES = int(os.environ.get("MICROCOMP_FILE_FUZZ_CASES", "2000"))
 
 
+# small real vendor files of the shared data, used as seeds too where it is present (read in place, never copied)
+REAL = ("fluorescence/DAPI_GFP.czi", "fluorescence/LLS7_small.czi", "fluorescence/CH1_16bit.tif",
+        "arcadia_brightfield_fluorescence/example-zstack.nd2")
+
+
 def test_damaged_input_files_are_read_or_refused_in_one_line(tmp_path):
+    from napari_microcomp.samples import shared_data_dir
+
     prog, rep = tmp_path / "progress", tmp_path / "report.json"
+    shared = shared_data_dir()
+    extra = [str(shared / f) for f in REAL if shared is not None and (shared / f).is_file()]
     cmd = [sys.executable, str(HERE / "fuzz_files.py"), "--cases", str(CASES), "--seed", "20261206",
-           "--progress", str(prog), "--report", str(rep)]
+           "--progress", str(prog), "--report", str(rep), "--extra", *extra]
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=120 + CASES * 0.5)
     except subprocess.TimeoutExpired:

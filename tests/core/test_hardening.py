@@ -985,3 +985,76 @@ def test_a_masked_array_is_refused_rather_than_losing_its_mask():
     # nothing masked: nothing to lose, coded like its data
     r = compress_array(np.ma.masked_array(img, mask=False), "jpeg2k", quality=4)
     assert r.data == compress_array(img, "jpeg2k", quality=4).data
+
+
+def test_jpegxr_headers_that_crashed_jxrlib_are_refused_in_a_child_process(tmp_path):
+    """One-byte edits of a JPEG XR header killed the process inside jxrlib (SIGSEGV, SIGFPE: the file fuzzer found
+    the first one in a TIFF tile): an output format of YUV422 with BD16S, the packed BD565 depth, a reserved
+    colour format in the image plane header. Run in a child, so that a regression is a failure, not a dead run."""
+    import subprocess
+    import sys
+
+    code = r'''
+import sys, numpy as np, tifffile
+from napari_microcomp import container
+from napari_microcomp.codecs import decode, get_codec
+from napari_microcomp.errors import MicrocompError
+from napari_microcomp.io import read_image
+a = (np.random.default_rng(0).random((16, 16)) * 3000).astype(np.uint16)
+header, (payload,) = container.unpack(get_codec("jpegxr", quality=5).encode(a))
+i = payload.find(b"WMPHOTO")
+for at, value in ((11, 0x23), (11, 0x0A), (11, 0xDD), (16, 0xB6)):
+    b = bytearray(payload)
+    b[i + at] = value
+    try:
+        decode(container.pack(header, [bytes(b)]))
+        print("decoded", at, value)
+    except MicrocompError as exc:
+        print("refused", str(exc)[:60])
+    tifffile.imwrite(sys.argv[1], np.stack([a, a]), tile=(16, 16), compression="jpegxr")
+    raw = bytearray(open(sys.argv[1], "rb").read())
+    j = raw.find(b"WMPHOTO", len(raw) // 2)
+    raw[j + at] = value
+    open(sys.argv[1], "wb").write(bytes(raw))
+    try:
+        read_image(sys.argv[1])
+        print("read", at, value)
+    except MicrocompError as exc:
+        print("refused", str(exc)[:60])
+'''
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "t.tif")], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    lines = r.stdout.split("\n")[:8]
+    assert len(lines) == 8 and all(line.startswith("refused") for line in lines), r.stdout
+
+
+def test_htj2k_headers_that_crashed_openjph_are_refused_in_a_child_process():
+    """One-byte edits that killed the process inside OpenJPH (exhaustive scan of a stream's first 160 bytes): tile
+    size 0, sub-sampling 0, a QCD length or style that does not fit, a step-size exponent of 31, a tile-part length
+    beyond the data. Each must now be one StreamError."""
+    import subprocess
+    import sys
+
+    code = r'''
+import numpy as np
+from napari_microcomp import container
+from napari_microcomp.codecs import decode, get_codec
+from napari_microcomp.errors import MicrocompError
+a = (np.random.default_rng(0).random((24, 24)) * 3000).astype(np.uint16)
+header, (payload,) = container.unpack(get_codec("htj2k", quality=4).encode(a))
+qcd, sot = payload.find(b"\xff\x5c"), payload.find(b"\xff\x90")
+edits = [(27, 0), (31, 0), (43, 0), (44, 0), (qcd + 3, 3), (qcd + 4, 0xC0), (qcd + 5, 0xF8), (sot + 7, 1)]
+for at, value in edits:
+    b = bytearray(payload)
+    b[at] = value
+    try:
+        decode(container.pack(header, [bytes(b)]))
+        print("decoded", at, value)
+    except MicrocompError as exc:
+        print("refused", str(exc)[:70])
+'''
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    lines = r.stdout.split("\n")[:8]
+    assert len(lines) == 8 and all(line.startswith("refused") for line in lines), r.stdout

@@ -2,6 +2,7 @@
 .mcz display metadata, index bounds, `info` on damaged streams, --chunks parsing."""
 import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -485,3 +486,27 @@ def test_ome_xml_declaring_absurd_plane_counts_is_refused_before_it_is_expanded(
         with pytest.raises(InputError, match="its OME-XML (declares|says) .* refusing to read it"):
             read(str(path) if read is read_microscopy else path)
     assert time.monotonic() - start < 30
+
+
+def test_czi_directory_spanning_more_indices_than_subblocks_is_refused_before_aicsimageio(dapi_gfp, tmp_path):
+    """One subblock moved to channel 65535 (found by tests/fuzz_files.py on a shared CZI) had aicsimageio work
+    128 s and take 1.9 GB before the decode budget refused the array it then declared."""
+    import struct
+    import sys
+    import time
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from fuzz_files import _czi_fields
+    from napari_microcomp.czi_check import check_czi
+
+    data = bytearray(dapi_gfp.read_bytes())
+    check_czi(dapi_gfp)                                   # the real file passes
+    starts = [off for off, _, _ in _czi_fields(bytes(data)) if data[off - 4:off] == b"C\0\0\0"]
+    struct.pack_into("<i", data, starts[0], 65535)        # a channel Start
+    path = tmp_path / "moved.czi"
+    path.write_bytes(bytes(data))
+    t = time.monotonic()
+    for read in (read_image, read_microscopy):
+        with pytest.raises(InputError, match=r"subblock directory spans C indices \d+\.\.65535 with \d+ subblocks"):
+            read(str(path) if read is read_microscopy else path)
+    assert time.monotonic() - t < 20

@@ -28,7 +28,7 @@ from .._validate import used_bits
 from ..errors import CodecError
 from .base import SliceCodec
 from .native import htj2k_decode
-from ..codestreams import j2k_dims, jpegls_dims, jxl_dims, jxr_dims, lerc_dims, zstd_content_size
+from ..codestreams import htj2k_dims, j2k_dims, jpegls_dims, jxl_dims, jxr_dims, lerc_dims, zstd_content_size
 from .registry import register_codec
 
 try:
@@ -160,7 +160,7 @@ class ImagecodecsCodec(SliceCodec):
         return None
 
     def _decode_2d(self, data, header, shape):
-        dims = self._peek_dims(bytes(data[:4096]))
+        dims = self._peek_dims(bytes(data))   # whole: HTJ2K's tile-part lengths are checked against it
         if dims is not None and tuple(dims) != tuple(shape):
             # checked before the native decoder runs: it allocates what its codestream says
             raise ValueError(f"the payload's codestream declares {dims[0]}×{dims[1]}, the header {shape}")
@@ -200,7 +200,7 @@ class JPEG2000(ImagecodecsCodec):
 
 @register_codec
 class HTJ2K(ImagecodecsCodec):
-    _peek_dims = staticmethod(j2k_dims)
+    _peek_dims = staticmethod(htj2k_dims)
     codec_id = "htj2k"
     stretch_int = True
     description = "High-throughput JPEG 2000 (OpenJPH)"
