@@ -10,19 +10,16 @@ to ``--progress`` so the parent can name a case that killed the process.
 
     python tests/fuzz_files.py --cases 500 --seed 0 --progress /tmp/p --report /tmp/r.json
 """
-import argparse
-import json
 import re
-import resource
 import struct
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fuzz_harness import arguments, run_cases  # noqa: E402
 from helpers import smooth_image  # noqa: E402
 
 WEIRD = [0, 1, 2, 3, 7, 255, 256, 4095, 65535, 65536, 2 ** 20, 2 ** 31 - 1, 2 ** 32 - 1]
@@ -179,16 +176,8 @@ def main() -> int:
     import logging
     import warnings
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--cases", type=int, default=500)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--progress", required=True)
-    ap.add_argument("--report", required=True)
-    ap.add_argument("--extra", nargs="*", default=[], help="more seed files (e.g. CZI, ND2 and TIFF of the shared "
-                    "data; not copied anywhere)")
-    args = ap.parse_args()
-    from napari_microcomp.errors import MicrocompError
-
+    args = arguments(500, (("--extra",), dict(nargs="*", default=[], help="more seed files (e.g. CZI, ND2 and TIFF "
+                                                                          "of the shared data; read in place)")))
     logging.disable(logging.WARNING)   # tifffile logs what it tolerates; the outcome is what counts
     warnings.simplefilter("ignore")
     tmp = Path(tempfile.mkdtemp(prefix="mcz-filefuzz-"))
@@ -196,34 +185,18 @@ def main() -> int:
     originals = {p: p.read_bytes() for p in seeds}
     for p in seeds:   # warm the readers' imports, so that no case is charged with them
         _read(p)
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rng = np.random.default_rng(args.seed)
-    outcomes = {"read": 0, "refused": 0}
-    failures, worst = [], (0.0, None)
-    prog = Path(args.progress)
-    for k in range(args.cases):
+    (tmp / "case").mkdir()
+
+    def case(k):
         seed = seeds[int(rng.integers(0, len(seeds)))]
         target = tmp / "case" / seed.name
-        target.parent.mkdir(exist_ok=True)
         target.write_bytes(mutate(seed, originals[seed], np.random.default_rng([args.seed, k])))
-        prog.write_text(f"{k} {seed.name}\n")
-        t = time.perf_counter()
-        try:
-            _read(target)
-            outcomes["read"] += 1
-        except MicrocompError as exc:
-            outcomes["refused"] += 1
-            if "\n" in str(exc):
-                failures.append({"case": k, "seed": seed.name, "what": f"multi-line message: {str(exc)[:200]!r}"})
-        except Exception as exc:  # noqa: BLE001 - the point: anything but MicrocompError is a finding
-            failures.append({"case": k, "seed": seed.name, "what": f"{type(exc).__name__}: {str(exc)[:200]}"})
-        dt = time.perf_counter() - t
-        if dt > worst[0]:
-            worst = (dt, f"{k} {seed.name}")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    Path(args.report).write_text(json.dumps({
-        "cases": args.cases, "outcomes": outcomes, "failures": failures, "worst_seconds": worst[0],
-        "worst_case": worst[1], "peak_rss_mb": peak / 1024, "rss_growth_mb": (peak - rss0) / 1024}, indent=1))
+        def attempt():
+            _read(target)   # an array: read; None means the outcome "read"
+        return seed.name, attempt
+
+    run_cases(args, case, "read")
     return 0
 
 

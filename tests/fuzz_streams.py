@@ -11,19 +11,16 @@ can name a case that crashed or hung the process.
 
     python tests/fuzz_streams.py --cases 2000 --seed 0 --progress /tmp/p --report /tmp/r.json
 """
-import argparse
-import json
 import os
-import resource
 import struct
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fuzz_harness import arguments, run_cases  # noqa: E402
 from helpers import smooth_image  # noqa: E402
 
 WEIRD = [0, -1, 1, 2, 7, 64, 1000, 2 ** 16, 2 ** 31, 2 ** 40, 1.5, -0.0, float("nan"), float("inf"), 1e308,
@@ -159,50 +156,25 @@ def mutate(data: bytes, rng) -> bytes:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--cases", type=int, default=1000)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--progress", required=True)
-    ap.add_argument("--report", required=True)
-    args = ap.parse_args()
+    args = arguments(1000)
     from napari_microcomp.codecs import decode
-    from napari_microcomp.errors import MicrocompError
 
-    tmp = Path(tempfile.mkdtemp(prefix="mcz-fuzz-"))
-    seeds = make_seeds(tmp)
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    seeds = make_seeds(Path(tempfile.mkdtemp(prefix="mcz-fuzz-")))
     rng = np.random.default_rng(args.seed)
-    outcomes = {"exact": 0, "refused": 0}
-    failures, worst = [], (0.0, None)
-    prog = Path(args.progress)
-    for k in range(args.cases):
+
+    def case(k):
         name, data, ref = seeds[int(rng.integers(0, len(seeds)))]
-        case_rng = np.random.default_rng([args.seed, k])
-        mut = mutate(data, case_rng)
-        prog.write_text(f"{k} {name}\n")
-        t = time.perf_counter()
-        try:
+        mut = mutate(data, np.random.default_rng([args.seed, k]))
+
+        def attempt():
             out = decode(mut)
-            ok = isinstance(out, np.ndarray) and out.dtype == ref.dtype and out.shape == ref.shape \
-                and np.array_equal(out, ref, equal_nan=ref.dtype.kind == "f")
-            if ok:
-                outcomes["exact"] += 1
-            else:
-                failures.append({"case": k, "seed": name, "what": f"wrong result {getattr(out, 'dtype', '?')}"
-                                                                  f"{getattr(out, 'shape', '?')}"})
-        except MicrocompError as exc:
-            outcomes["refused"] += 1
-            if "\n" in str(exc):
-                failures.append({"case": k, "seed": name, "what": f"multi-line message: {str(exc)[:200]!r}"})
-        except Exception as exc:  # noqa: BLE001 - the point: anything but MicrocompError is a finding
-            failures.append({"case": k, "seed": name, "what": f"{type(exc).__name__}: {str(exc)[:200]}"})
-        dt = time.perf_counter() - t
-        if dt > worst[0]:
-            worst = (dt, f"{k} {name}")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    Path(args.report).write_text(json.dumps({
-        "cases": args.cases, "outcomes": outcomes, "failures": failures, "worst_seconds": worst[0],
-        "worst_case": worst[1], "peak_rss_mb": peak / 1024, "rss_growth_mb": (peak - rss0) / 1024}, indent=1))
+            if isinstance(out, np.ndarray) and out.dtype == ref.dtype and out.shape == ref.shape \
+                    and np.array_equal(out, ref, equal_nan=ref.dtype.kind == "f"):
+                return None
+            return f"wrong result {getattr(out, 'dtype', '?')}{getattr(out, 'shape', '?')}"
+        return name, attempt
+
+    run_cases(args, case, "exact")
     return 0
 
 
