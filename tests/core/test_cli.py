@@ -221,3 +221,12 @@ def test_decompress_relays_the_decoders_warnings_not_library_deprecations(tmp_pa
     p = subprocess.run([sys.executable, "-m", "napari_microcomp.cli", "decompress", str(src),
                         str(tmp_path / "x.npy")], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0 and "warning" not in p.stderr, p.stderr
+
+
+def test_an_undefined_metric_is_said_not_printed_as_nan(tmp_path, capsys):
+    """`ms_ssim=nan` on a 64² image read as a failure of the measurement; MS-SSIM is undefined below 161 px."""
+    src = tmp_path / "small.npy"
+    np.save(src, smooth_image((64, 64), np.uint16))
+    rc, text, err = run(["compress", src, tmp_path / "s.mcz", "-c", "jpeg2k", "-q", "4"], capsys)
+    assert rc == 0, err
+    assert "ms_ssim=n/a" in text and "(ms_ssim: undefined below 161 px a side)" in text and "nan" not in text

@@ -138,8 +138,18 @@ def cmd_codecs(args) -> int:
 
 
 def _print_metrics(m: Dict[str, Any]) -> None:
+    import math
+
+    from ..advise import MIN_SIDE
+
     keys = ["compressed_bytes", "compression_ratio", "bpp", "mse", "psnr", "ssim", "ms_ssim", "pearson_r"]
-    print("  ".join(f"{k}={m[k]:.4g}" if isinstance(m[k], float) else f"{k}={m[k]}" for k in keys if k in m))
+    shown = {k: m[k] for k in keys if k in m}
+    undefined = [k for k, v in shown.items() if isinstance(v, float) and math.isnan(v)]
+    print("  ".join(f"{k}=n/a" if k in undefined else f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in shown.items()))
+    for k in undefined:   # "nan" read as a failure; say why there is no value
+        why = f"undefined below {MIN_SIDE[k]} px a side" if k in MIN_SIDE else "undefined for this image"
+        print(f"  ({k}: {why})")
 
 
 def cmd_compress(args) -> int:
