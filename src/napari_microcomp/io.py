@@ -156,7 +156,7 @@ def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
                         return arr, meta
                     return _squeeze_to_zyx(arr), meta
         if suffix in (".czi", ".nd2", ".tif", ".tiff"):
-            return _read_aics(p, channel, scene, timepoint, meta)
+            return _read_aics(p, channel, scene, timepoint, meta, checked=suffix in (".tif", ".tiff"))
     except MicrocompError:
         raise
     except Exception as exc:  # third-party readers raise anything on a corrupt file
@@ -221,7 +221,16 @@ def quiet_readers(path=None):
                          "part of it as if it were whole")
 
 
-def open_aics(path):
+def check_tiff_file(p: Path) -> None:
+    """:func:`napari_microcomp.tiff_check.check_tiff` on the file ``p`` (opened for it, logs captured)."""
+    import tifffile
+
+    from .tiff_check import check_tiff
+    with quiet_readers(p), tifffile.TiffFile(p) as tf:
+        check_tiff(tf, p.name)
+
+
+def open_aics(path, checked: bool = False):
     """An ``AICSImage`` of ``path`` with its dimensions parsed (aicsimageio parses lazily, so a file it cannot
     read fails here). A CZI whose metadata aicsimageio cannot parse (e.g. no Scaling/X, as some ZEN exports)
     but whose pixels aicspylibczi reads is opened from those pixels, physical pixel size unknown."""
@@ -231,12 +240,8 @@ def open_aics(path):
     if p.suffix.lower() == ".czi":
         from .czi_check import check_czi
         check_czi(p)
-    if p.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
-
-        from .tiff_check import check_tiff
-        with quiet_readers(p), tifffile.TiffFile(p) as tf:
-            check_tiff(tf, p.name)
+    if p.suffix.lower() in (".tif", ".tiff") and not checked:   # read_image has checked it already
+        check_tiff_file(p)
     try:
         with quiet_readers(p):
             img = AICSImage(str(p))
@@ -312,8 +317,8 @@ def pixel_size(v) -> Optional[float]:
     return f if math.isfinite(f) and f > 0 else None
 
 
-def _read_aics(p: Path, channel, scene, timepoint, meta):
-    img = open_aics(p)
+def _read_aics(p: Path, channel, scene, timepoint, meta, checked: bool = False):
+    img = open_aics(p, checked)
     if scene is not None:
         img.set_scene(_pick(p, "scene", scene, len(img.scenes), "scene(s)"))
     dims = img.dims

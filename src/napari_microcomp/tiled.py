@@ -59,11 +59,9 @@ def open_lazy(path) -> Any:
         elif suffix in (".tif", ".tiff"):
             import tifffile
 
-            from .io import quiet_readers
-            from .tiff_check import check_tiff
+            from .io import check_tiff_file, quiet_readers
+            check_tiff_file(p)
             with quiet_readers(p):   # refuses a truncated file, which tifffile would open as its first pages
-                with tifffile.TiffFile(p) as tf:
-                    check_tiff(tf, p.name)
                 try:
                     a = tifffile.memmap(p, mode="r")
                 except ValueError:  # not memory-mappable (compressed, tiled or damaged): decode what a tile needs

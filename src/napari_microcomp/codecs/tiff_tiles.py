@@ -76,7 +76,6 @@ class TiffTiles(SliceCodec):
             raise ValueError(f"TIFF decoded to {out.shape}, expected {tuple(shape)}")
         return out.astype(header.dtype, copy=False)
 
-
     def _check_tiles(self, tif, data: bytes, shape) -> None:
         """Before tifffile decodes: one tiled page of the promised size and compression, and every tile's own
         codestream declaring one tile (jxrlib allocated a crafted tile's declared 20000² before tifffile refused it)."""
