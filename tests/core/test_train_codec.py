@@ -154,6 +154,28 @@ def test_sampling_power_shifts_draws_towards_small_images():
             PatchSampler(items, (32, 32), power=bad)
 
 
+def test_restretch_maps_crops_by_their_own_range_and_keeps_old_sequences():
+    from napari_microcomp.training.data import Item
+
+    # a ramp whose 32-px crops span 1/8 of the image's range
+    ramp = np.tile(np.arange(256, dtype=np.uint16), (64, 1))
+    flat = (7 + np.indices((64, 256)).sum(0) % 2).astype(np.uint16)   # 7/8 checkerboard
+    items = [Item("ramp", ramp, 0.0, 255.0)]
+    plain = PatchSampler(items, (32, 32), seed=1).batch(8)
+    assert all(0.8 < np.ptp(x) * 8 < 1.0 for x in plain)              # the image's stretch
+    always = PatchSampler(items, (32, 32), seed=1, restretch=1.0).batch(8)
+    assert all(x.min() == 0.0 and x.max() == pytest.approx(1.0) for x in always)
+    never = PatchSampler(items, (32, 32), seed=1, restretch=0.0).batch(8)
+    assert np.array_equal(never, plain)                  # no extra draws: earlier runs stay reproducible
+    # a crop spanning < 5 % of its image's range keeps the image's stretch (no posterised steps)
+    # (the image's range, 0..200, as if set by a hot pixel elsewhere)
+    low = PatchSampler([Item("flat", flat, 0.0, 200.0)], (16, 16), seed=2, restretch=1.0).batch(6)
+    assert all(np.ptp(x) == pytest.approx(1 / 200) for x in low)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(InputError, match="restretch"):
+            PatchSampler(items, (32, 32), restretch=bad)
+
+
 def test_vbr_with_its_own_lambda_table(data_dir, tmp_path, capsys):
     lams = ["0.0018", "0.0042", "0.0099", "0.0233", "0.0547", "0.128", "0.302", "0.71"]
     out = tmp_path / "wide.pt"

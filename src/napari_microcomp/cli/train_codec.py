@@ -49,6 +49,9 @@ def register(subparsers) -> None:
     p.add_argument("--sample-power", type=float, default=1.0, metavar="P",
                    help="draw training images with probability ∝ size**P: 1 (default) every pixel equally likely, "
                         "0.5 gives small images more weight than a few large scans")
+    p.add_argument("--restretch", type=float, default=0.0, metavar="P",
+                   help="share of training crops mapped to [0, 1] by their own min/max rather than their image's "
+                        "(contrast augmentation: the codec stretches whatever image it is given)")
     p.add_argument("--quant", choices=("noise", "mixed"), default="noise",
                    help="how training stands in for rounding: uniform noise (default) or, for the factorized "
                         "models, noise for the rate and rounded latents (straight-through) for the decoder")
@@ -130,7 +133,7 @@ def run(args) -> int:
                       ckpt_every=args.ckpt_every, resume=args.resume, init=args.init, seed=args.seed, widths=args.widths,
                       log_every=args.log_every, threads=args.threads, bf16=args.bf16,
                       schedule=args.schedule, warmup=args.warmup, spike=args.spike, modality=args.modality,
-                      sample_power=args.sample_power, quant=args.quant,
+                      sample_power=args.sample_power, quant=args.quant, restretch=args.restretch,
                       command=_command_line(args))
     gen = train(cfg)
     # Plain lines, flushed: training runs as a logged background job, never a terminal UI.

@@ -12,7 +12,7 @@ recorded in the weights; e.g. a wider range for transmitted light), ``lmbda`` (f
 e.g. the level of a VBR table other models of the zoo were trained at), ``init_file`` (a weight file,
 relative to the shipped codecs folder, that warm-starts a job with no ``init`` job), ``sample_power``
 (images drawn ∝ size**power; default 1), ``quant`` ("mixed": the factorized models' decoder trains on rounded
-latents; default "noise").
+latents; default "noise"), ``restretch`` (share of crops stretched by their own min/max; default 0).
 
 For each job the runner packs the modality's training split once (``WORKDIR/data/MODALITY``), then
 trains with checkpoints every ``ckpt_every`` steps. It resumes from ``WORKDIR/NAME.ckpt`` when the
@@ -162,6 +162,7 @@ def run_job(job: Dict[str, Any], workdir: Path, jobs_by_name: Dict[str, Dict], s
                       lambdas=job.get("lambdas"), lmbda=job.get("lmbda"),
                       modality=job["modality"], seed=int(job.get("seed", 0)),
                       sample_power=float(job.get("sample_power", 1.0)), quant=str(job.get("quant", "noise")),
+                      restretch=float(job.get("restretch", 0.0)),
                       log_every=int(job.get("log_every", 100)), steps_offset=int(done_steps or 0),
                       command=f"microcomp train-zoo --plan PLAN --only {name}")
     log(f"[{name}] start: {'resume ' + resume if resume else 'init ' + init if init else 'from scratch'}, "

@@ -67,6 +67,7 @@ class TrainConfig(RunConfig):
     steps_offset: int = 0        # steps the ``init`` weights had already trained (recorded as steps_total)
     sample_power: float = 1.0    # images drawn ∝ size**power: < 1 gives small sources more weight
     quant: str = "noise"         # "mixed": rate from noisy latents, decoder fed rounded ones (factorized models)
+    restretch: float = 0.0       # share of crops stretched by their own min/max (data.PatchSampler)
 
     def resolved_patch(self, ndim: int) -> List[int]:
         if not self.patch:
@@ -163,7 +164,8 @@ class CodecTrainer(Trainer):
         if any(p % spec.multiple for p in patch[-2:]):
             raise MicrocompError(f"{cfg.arch} needs --patch sizes (Y, X) that are multiples of {spec.multiple}, "
                                  f"got {patch}")
-        self.sampler = PatchSampler(self.items, patch, seed=cfg.seed, power=cfg.sample_power)
+        self.sampler = PatchSampler(self.items, patch, seed=cfg.seed, power=cfg.sample_power,
+                                    restretch=cfg.restretch)
         yield Progress("load", len(self.files), len(self.files),
                        f"{len(self.items)} {spec.ndim}D items, {self.sampler.n_pixels / 1e6:.1f} Mpx; patch {patch} "
                        f"batch {cfg.batch}")
@@ -342,7 +344,8 @@ class CodecTrainer(Trainer):
                 "git": git_revision(), "command": cfg.command or " ".join(sys.argv), "seed": cfg.seed,
                 "final_train": self.last, "init": cfg.init, "schedule": cfg.schedule,
                 "warmup": cfg.warmup, "restores": self.n_restores, "modality": cfg.modality,
-                "sample_power": cfg.sample_power, "quant": cfg.quant, "steps_total": self.step + int(cfg.steps_offset)}
+                "sample_power": cfg.sample_power, "quant": cfg.quant, "restretch": cfg.restretch,
+                "steps_total": self.step + int(cfg.steps_offset)}
 
     def finish(self) -> Generator[Progress, None, Dict[str, Any]]:
         cfg, spec = self.cfg, self.spec

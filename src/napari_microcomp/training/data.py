@@ -77,16 +77,23 @@ def load_items(files: Sequence[Path], ndim: int = 2, skipped: Optional[List[str]
     return items
 
 
+# a crop spanning less of its image's range keeps the image's stretch: stretching a nearly flat crop of
+# 8-bit data would train on posterised steps no real image of that size shows
+RESTRETCH_MIN_RANGE = 0.05
+
+
 class PatchSampler:
     """Draw batches of random normalised crops, shape ``(B, 1, *patch)``, float32 in [0, 1].
 
     Crops smaller than the image are taken uniformly; images smaller than the patch are padded by
     edge replication. Random flips and 90° rotations in the (Y, X) plane augment the data. Items are
-    drawn with probability proportional to ``size ** power`` (1: every pixel equally likely).
+    drawn with probability proportional to ``size ** power`` (1: every pixel equally likely). With probability
+    ``restretch`` a crop is mapped to [0, 1] by its own min/max instead of its image's: what the codec sees when
+    it is handed that crop, so training covers the contrasts of unseen images, not only the training files' own.
     """
 
     def __init__(self, items: Sequence[Item], patch: Sequence[int], seed: int = 0, augment: bool = True,
-                 power: float = 1.0):
+                 power: float = 1.0, restretch: float = 0.0):
         self.items = list(items)
         self.patch = tuple(int(p) for p in patch)
         nd = len(self.patch)
@@ -94,6 +101,9 @@ class PatchSampler:
             raise InputError(f"patch {self.patch} has {nd} dims but the items are not all {nd}D")
         if not 0.0 <= float(power) <= 1.0:
             raise InputError(f"sampling power must be in [0, 1], got {power}")
+        if not 0.0 <= float(restretch) <= 1.0:
+            raise InputError(f"restretch probability must be in [0, 1], got {restretch}")
+        self.restretch = float(restretch)
         sizes = np.array([float(np.prod(it.array.shape)) for it in self.items]) ** float(power)
         self.p = sizes / sizes.sum()
         self.rng = np.random.default_rng(seed)
@@ -113,6 +123,11 @@ class PatchSampler:
         if c.shape != self.patch:
             c = np.pad(c, [(0, w - s) for s, w in zip(c.shape, self.patch)], mode="edge")
         x = (c.astype(np.float32) - np.float32(it.lo)) / np.float32(it.hi - it.lo)
+        # rng drawn only when asked, so runs without it keep their crop sequence
+        if self.restretch and self.rng.random() < self.restretch:
+            lo, hi = float(x.min()), float(x.max())
+            if hi - lo >= RESTRETCH_MIN_RANGE:
+                x = (x - np.float32(lo)) / np.float32(hi - lo)
         if self.augment:
             if self.rng.random() < 0.5:
                 x = x[..., ::-1]
