@@ -122,6 +122,12 @@ def test_shipped_zstack_model_takes_the_whole_stack(make_napari_viewer, qtbot, i
     qtbot.addWidget(w)
     assert w.model.findText("unet-zstack-isl-dapi") >= 0  # shipped models are offered
     w.model.setCurrentText("unet-zstack-isl-dapi")
+    # the tooltip says where the chosen model was trained and validated; a path being typed drops it
+    assert w.model.toolTip().startswith("unet-zstack-isl-dapi: unet from a 13-slice z-stack; trained on")
+    assert "unvalidated" in w.model.toolTip()
+    w.model.setEditText("/no/such/mod")
+    assert "trained on" not in w.model.toolTip()
+    w.model.setCurrentText("unet-zstack-isl-dapi")
     w.image_picker.select("phase")
     w.target_picker.select("dapi")
     w.codec_combo.select("jpeg2k")

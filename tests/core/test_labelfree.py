@@ -186,6 +186,28 @@ def test_missing_and_bad_weights_give_clear_errors(tmp_path):
     assert set(zoo.available_models()) <= set(zoo.known_models())
 
 
+def test_provenance_says_what_a_model_was_trained_and_validated_on():
+    from napari_microcomp.labelfree.model import provenance
+
+    stack = {"layout": "zyx-channels", "n_slices": 13}
+    data = [{"role": "input", "name": "stack.tif"}, {"role": "target", "name": "dapi.tif"},
+            {"role": "aux-target", "name": "map2.tif"}, {"role": "aux-target", "name": "nfh.tif"}]
+    val = {"best_pearson_r": 0.7845}
+    main = provenance({"kind": "unet", "input": stack, "training": {"steps": 4996, "data": data, "validation": val}})
+    assert main.startswith("unet from a 13-slice z-stack; trained on stack.tif → dapi.tif (4,996 steps)")
+    assert "validation r 0.78" in main and "a single training image" in main
+    # an auxiliary output: its own target, and no claim from the main target's validation
+    aux = provenance({"kind": "unet", "input": stack, "training": {"data": data, "validation": val,
+                                                                   "exported_output": "auxiliary target 2"}})
+    assert "→ nfh.tif" in aux and "validation" not in aux
+    many = provenance({"kind": "pix2pix", "input": {"layout": "yx"},
+                       "training": {"data": [{"role": "input", "name": "a.tif"}, {"role": "input", "name": "b.tif"},
+                                             {"role": "target", "name": "fa.tif"}]}})
+    assert many == "pix2pix from one 2D image; trained on a.tif, b.tif → fa.tif"
+    assert provenance({"input": {}}) == "model from one 2D image; training data not recorded: predictions for " \
+        "other samples, microscopes or stains are unvalidated (compare with a ground truth before trusting them)"
+
+
 def test_shipped_name_without_weights_file(tmp_path, monkeypatch):
     from napari_microcomp.labelfree import available_models, load_model
     from napari_microcomp.weights import locate

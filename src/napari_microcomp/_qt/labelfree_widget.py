@@ -28,6 +28,7 @@ from ._workers import StepQueue, progress_status, start_worker
 
 ROWS = (("orig", "original vs ground truth"), ("rec", "reconstruction vs ground truth"),
         ("rec_vs_orig", "reconstruction vs original"))
+MODEL_TIP = "a shipped label-free model, or type the path of a .pt weights file"
 COLS = (("ssim", "SSIM"), ("psnr", "PSNR"), ("pearson", "r"))   # r: Pearson (header tooltip); fits the dock
 
 
@@ -44,8 +45,10 @@ class LabelFreeWidget(DockWidget):
         self.model = QComboBox()
         self.model.setEditable(True)
         narrow(self.model)
-        self.model.setToolTip("a shipped label-free model, or type the path of a .pt weights file")
+        self.model.setToolTip(MODEL_TIP)
         self._add_models()
+        self.model.currentTextChanged.connect(self._describe_model)
+        self._describe_model(self.model.currentText())
         self.by_codec = QRadioButton("compress now")
         self.by_codec.setToolTip("the reconstruction: compress the image now with this codec and quality")
         self.by_layer = QRadioButton("or use layer")
@@ -115,6 +118,23 @@ class LabelFreeWidget(DockWidget):
         add_labelfree_models(self.model)
         if not self.model.count():
             self.model.setPlaceholderText("no shipped model: type the path of a .pt file")
+
+    def _describe_model(self, name: str) -> None:
+        """The tooltip says what the chosen model was trained on and where it was validated."""
+        from pathlib import Path
+
+        known = name.strip() and (self.model.findText(name) >= 0 or name.endswith(".pt") and Path(name).is_file())
+        if not known:   # nothing chosen yet, or a path still being typed: no other model's description
+            if self.model.count():   # (with none shipped, the tooltip says why)
+                self.model.setToolTip(MODEL_TIP)
+            return
+        try:
+            from ..labelfree import load_model
+
+            tip = f"{name}: {load_model(name).provenance}"
+        except Exception as exc:   # a damaged file: said, not raised
+            tip = f"{name}: {exc}"
+        self.model.setToolTip(f"{tip}\n\n{MODEL_TIP}")
 
     def _target_reason(self, image, target) -> Optional[str]:
         """Why the ground truth cannot be compared with the image's prediction, naming both."""

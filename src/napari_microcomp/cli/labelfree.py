@@ -82,6 +82,7 @@ def run_predict(args: argparse.Namespace) -> int:
                                     precision="bf16" if args.bf16 else "fp32", tta=args.tta), desc="predict")
     write_image(args.output, pred, {"pixel_size": meta.get("pixel_size")})
     print(f"wrote {args.output}: {pred.shape} float32 prediction ({model!r})")
+    print(f"note: {model.provenance}")
     return 0
 
 

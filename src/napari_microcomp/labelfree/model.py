@@ -30,6 +30,36 @@ VERSION = LABELFREE_VERSION
 DEFAULT_INFERENCE = {"tile": 1024, "overlap": 128, "batch": 1}
 
 
+def provenance(meta: Dict[str, Any]) -> str:
+    """What a model was trained on and how far that was checked, from its metadata: a prediction looks
+    equally confident on a sample it has never seen, so the user is told where it was validated."""
+    t = meta.get("training") or {}
+    data = [d for d in t.get("data") or [] if isinstance(d, dict)]
+    names = lambda role: [str(d.get("name")) for d in data if d.get("role") == role]  # noqa: E731
+    inputs, targets = names("input"), names("target")
+    validation = t.get("validation") or {}
+    out = str(t.get("exported_output") or "")
+    if out.startswith("auxiliary target "):   # validated on the main target, not on this output
+        aux = names("aux-target")
+        k = int(out.rsplit(" ", 1)[-1]) - 1 if out.rsplit(" ", 1)[-1].isdigit() else -1
+        targets, validation = aux[k:k + 1] if 0 <= k < len(aux) else [], {}
+    inp = (f"a {meta['input'].get('n_slices')}-slice z-stack" if meta.get("input", {}).get("layout") == "zyx-channels"
+           else "one 2D image")
+    text = f"{meta.get('kind', 'model')} from {inp}"
+    if inputs or targets:
+        text += f"; trained on {', '.join(inputs) or '?'} → {', '.join(targets) or '?'}"
+    if t.get("steps"):
+        text += f" ({int(t['steps']):,} steps)"
+    r = validation.get("best_pearson_r")
+    if isinstance(r, (int, float)):
+        text += f"; validation r {r:.2f} on a strip held out of those images"
+    if len(set(inputs)) <= 1:
+        text += ("; a single training image" if inputs else "; training data not recorded") + (
+            ": predictions for other samples, microscopes or stains are unvalidated (compare with a ground truth "
+            "before trusting them)")
+    return text
+
+
 def resolve_device(device: str):
     """A torch.device for ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...; clear error when CUDA is absent."""
     import torch
@@ -77,6 +107,10 @@ class LabelFreeModel:
     @property
     def n_slices(self) -> int:
         return int(self.meta["input"].get("n_slices", 1))
+
+    @property
+    def provenance(self) -> str:
+        return provenance(self.meta)
 
     def __repr__(self) -> str:
         what = f"z-stack of {self.n_slices}" if self.zstack else "2D"
