@@ -54,6 +54,8 @@ class Tolerance:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (lo <= float(v) <= hi) \
                     or not math.isfinite(float(v)):
                 raise InputError(f"tolerance {k} must be a number in [{lo}, {hi}], got {v!r}")
+            if k == "bpp" and not float(v) > 0:   # no stream has 0 bits: a search that cannot succeed
+                raise InputError(f"tolerance bpp must be above 0 (a ceiling on bits per pixel), got {v!r}")
         if not self.items():
             raise InputError("give at least one tolerance (psnr, ssim, ms_ssim, max_error, r_drop or bpp)")
 

@@ -117,7 +117,8 @@ def test_r_drop_tolerance_uses_the_labelfree_model(shared_data, phase):
     assert 1 - metrics.pearson(model.predict(phase), model.predict(rec)) == pytest.approx(row.worst["r_drop"])
 
 
-@pytest.mark.parametrize("kw", [{}, {"ssim": 1.5}, {"psnr": float("nan")}, {"max_error": -1}, {"bpp": True}])
+@pytest.mark.parametrize("kw", [{}, {"ssim": 1.5}, {"psnr": float("nan")}, {"max_error": -1}, {"bpp": True},
+                                {"bpp": 0}])
 def test_bad_tolerances(kw):
     with pytest.raises(InputError):
         Tolerance(**kw)

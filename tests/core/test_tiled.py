@@ -89,6 +89,17 @@ def test_halo_and_crop_identity():
         np.testing.assert_array_equal(out[t.slices("core")], ref[t.core_in_outer()])
 
 
+def test_a_halo_larger_than_the_tile_is_refused(tmp_path):
+    a = smooth_image((4, 70, 90), np.uint16, seed=2)
+    with pytest.raises(CodecError, match="halo .* larger than the tile core"):
+        get_codec("tiled", inner="jpegxl", tile=[4, 32, 32], halo=[0, 40, 8]).encode(a)
+    with pytest.raises(CodecError, match="larger than the tile core"):
+        tiled.compress(a, tmp_path / "a.mcz", "jpegxl", tile=(4, 32, 32), halo=(0, 8, 33))
+    assert not list(tmp_path.iterdir())     # refused before anything is written
+    ok = get_codec("tiled", inner="jpegxl", tile=[4, 32, 32], halo=[4, 32, 32]).encode(a)   # equal: allowed
+    assert decode(ok).shape == a.shape
+
+
 @pytest.mark.parametrize("name,quality", [("jpegxl", 3), ("jpeg2k", 2)])
 def test_seams_within_documented_bound(name, quality):
     a = smooth_image((4, 192, 192), np.uint16, seed=4, bits=12)

@@ -21,7 +21,7 @@ def register(sub) -> None:
     p.add_argument("--quality", "-q", type=int, help="1 (smallest) … 8 (best)")
     p.add_argument("--tile", action=Ints, nargs="+",
                    help="core size per axis, e.g. 32 512 512 or 32,512,512 (default: the codec's)")
-    p.add_argument("--halo", action=Ints, nargs="+", help="halo per axis (default: the codec's)")
+    p.add_argument("--halo", action=Ints, nargs="+", help="halo per axis, at most the tile (default: the codec's)")
 
     p = command(sub, "decompress-tiled", cmd_decompress_tiled,
                 "decode a .mcz file tile by tile into a memory-mapped .npy/.tif")

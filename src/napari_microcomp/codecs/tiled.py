@@ -176,6 +176,10 @@ class TiledCodec(Codec):
             tile = (self.tile[0],) * nd
         halo = (as_axes(self.halo if len(self.halo) != 1 else self.halo * nd, nd, "halo")
                 if self.halo is not None else default_halo(self.inner, nd))
+        if self.halo is not None and any(h > t for h, t in zip(halo, tile)):
+            # (t + 2h) coded per axis for t kept: a halo over the core is a typo, not a seam strategy
+            raise CodecError(f"halo {list(halo)} is larger than the tile core {list(tile)} on some axis; "
+                             "each tile would code several times its core: use a halo no larger than the tile")
         return tile, halo, tile_grid(shape, tile, halo)
 
     def encode_tiles(self, volume) -> Tuple[container.Header, Iterator[Tuple[Tile, bytes]]]:
