@@ -86,6 +86,16 @@ def mse(original, reconstruction) -> float:
     return float(np.mean(d * d))
 
 
+def mean_error(original, reconstruction) -> float:
+    """Mean of reconstruction − original, in data units: a shift of every intensity, which PSNR and SSIM do
+    not sign and Pearson r cannot see, but which moves every background-subtracted measurement."""
+    x, y = _pair(original, reconstruction)
+    total = 0.0
+    for a, b in (zip(_rows(x), _rows(y)) if x.size > STRIP_PX else ((x, y),)):
+        total += float(np.sum(b.astype(np.float64) - a.astype(np.float64)))
+    return total / x.size
+
+
 def psnr(original, reconstruction, data_range_mode: DataRange = "image") -> float:
     """PSNR in dB; ``inf`` for an exact reconstruction."""
     m = mse(original, reconstruction)
@@ -250,6 +260,7 @@ def all_metrics(original, reconstruction, stream_bytes: int = None,
            "ssim": ssim(original, reconstruction, data_range_mode),
            "ms_ssim": ms_ssim(original, reconstruction, data_range_mode) if with_ms_ssim else float("nan"),
            "pearson_r": pearson(original, reconstruction),
+           "mean_error": mean_error(original, reconstruction),
            "data_range": data_range(original, data_range_mode)}
     if stream_bytes is not None:
         out["compressed_bytes"] = int(stream_bytes)

@@ -37,6 +37,7 @@ def test_quality_run_adds_reconstruction_and_error(make_napari_viewer, qtbot, ce
     assert tuple(recon.translate) == tuple(src.translate)
     assert w.metric_labels["psnr"].text() == fmt(expected.metrics["psnr"], 4)
     assert w.metric_labels["compression_ratio"].text() == fmt(expected.metrics["compression_ratio"], 4)
+    assert w.metric_labels["mean_error"].text() == fmt(expected.metrics["mean_error"], 4)   # the signed shift
     assert recon.metadata["microcomp"]["codec"] == expected.config
     assert recon.metadata["microcomp"]["stream"] == expected.data
     np.testing.assert_array_equal(src.data, before)  # the source is never modified

@@ -54,6 +54,7 @@ def test_rows_match_direct_computation(image):
         assert row["pearson_r"] == pytest.approx(metrics.pearson(image, recon))
         assert row["data_range"] == float(image.max()) - float(image.min())
         assert row["max_abs_error"] == np.abs(image.astype(float) - recon).max()
+        assert row["mean_error"] == pytest.approx((recon.astype(float) - image).mean(), abs=1e-12)
         assert math.isnan(row["ms_ssim"])  # 64×80 is too small for 5 scales: NaN, not a made-up number
         assert row["encode_s"] > 0 and row["decode_s"] > 0
         assert all(math.isnan(row[k]) for k in ROW_KEYS if k.startswith("p2_") or k == "predict_s")

@@ -60,6 +60,19 @@ def test_per_slice_uses_volume_range():
         metrics.per_slice(a[0], b[0])
 
 
+def test_mean_error_is_the_signed_shift_and_strips_agree(monkeypatch):
+    a = smooth_image((64, 80), np.uint16)
+    assert metrics.mean_error(a, a) == 0.0
+    b = a.astype(np.int64) - 3
+    b[0, 0] += 64 * 80                      # one pixel +5120 brighter: +1 on the mean
+    assert metrics.mean_error(a, b) == pytest.approx(-2.0)
+    assert metrics.mean_error(b, a) == pytest.approx(2.0)
+    assert metrics.psnr(a, a.astype(np.int64) + 2) == metrics.psnr(a, a.astype(np.int64) - 2)   # PSNR: no sign
+    monkeypatch.setattr(metrics, "STRIP_PX", 500)
+    assert metrics.mean_error(a, b) == pytest.approx(-2.0)
+    assert metrics.all_metrics(a, b, 100)["mean_error"] == pytest.approx(-2.0)
+
+
 def test_shape_mismatch_is_an_input_error():
     with pytest.raises(InputError, match="shapes differ"):
         metrics.psnr(np.zeros((4, 4)), np.zeros((4, 5)))

@@ -24,7 +24,7 @@ from ._workers import StepQueue, progress_status, start_worker
 TARGETS = {"PSNR (dB)": ("psnr", 40.0, 10.0, 100.0, 0.5), "SSIM": ("ssim", 0.95, 0.5, 0.9999, 0.01),
            "bpp": ("bpp", 0.5, 0.01, 16.0, 0.05), "compression ratio": ("cr", 20.0, 1.1, 1000.0, 1.0)}
 SHOWN = (("compression_ratio", "CR"), ("bpp", "bpp"), ("psnr", "PSNR (dB)"), ("ssim", "SSIM"),
-         ("ms_ssim", "MS-SSIM"), ("pearson_r", "Pearson r"))
+         ("ms_ssim", "MS-SSIM"), ("pearson_r", "Pearson r"), ("mean_error", "mean error"))
 
 
 class CompressWidget(DockWidget):
@@ -84,6 +84,9 @@ class CompressWidget(DockWidget):
         self.clear_button.clicked.connect(self.clear)
         self.status = status_label()
         self.metric_labels = {key: QLabel("–") for key, _ in SHOWN + (("time", ""),)}
+        self.metric_labels["mean_error"].setToolTip(
+            "mean of reconstruction − original, in the image's units: a shift of every intensity (PSNR and SSIM "
+            "do not show its sign, Pearson r not at all)")
 
         self._lay_out(quality_label)
         fit_width(self)

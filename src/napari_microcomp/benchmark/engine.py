@@ -36,6 +36,7 @@ bpp                 bits per pixel (per voxel in 3D) of the whole stream
 encode_s, decode_s  wall seconds of encode and decode (learned models are loaded beforehand)
 mse, psnr, ssim, ms_ssim, pearson_r, max_abs_error
                     reconstruction vs original (``metrics`` module; PSNR/SSIM peak = data_range)
+mean_error          mean of reconstruction − original (data units): an intensity shift, signed
 data_range          the peak used for PSNR/SSIM (``metrics.data_range`` of the original)
 p2_psnr, p2_ssim, p2_pearson_r
                     phase 2: prediction from the reconstruction vs ground truth

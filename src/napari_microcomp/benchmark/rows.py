@@ -24,7 +24,8 @@ CodecSpec = Union[str, Codec, Mapping[str, Any]]
 ID_KEYS = ("image", "shape", "dtype", "codec", "family", "label", "quality", "method", "config",
            "status", "error", "note")
 PHASE1_KEYS = ("raw_bytes", "compressed_bytes", "compression_ratio", "bpp", "encode_s", "decode_s",
-               "mse", "psnr", "ssim", "ms_ssim", "pearson_r", "max_abs_error", "data_range")
+               "mse", "psnr", "ssim", "ms_ssim", "pearson_r", "max_abs_error", "mean_error",
+               "data_range")
 PHASE2_KEYS = ("p2_psnr", "p2_ssim", "p2_pearson_r", "p2_ref_psnr", "p2_ref_ssim", "p2_ref_pearson_r",
                "p2_orig_psnr", "p2_orig_ssim", "p2_orig_pearson_r", "predict_s")
 ROW_KEYS = ID_KEYS + PHASE1_KEYS + PHASE2_KEYS

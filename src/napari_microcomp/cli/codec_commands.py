@@ -142,7 +142,8 @@ def _print_metrics(m: Dict[str, Any]) -> None:
 
     from ..advise import MIN_SIDE
 
-    keys = ["compressed_bytes", "compression_ratio", "bpp", "mse", "psnr", "ssim", "ms_ssim", "pearson_r"]
+    keys = ["compressed_bytes", "compression_ratio", "bpp", "mse", "psnr", "ssim", "ms_ssim", "pearson_r",
+            "mean_error"]
     shown = {k: m[k] for k in keys if k in m}
     undefined = [k for k, v in shown.items() if isinstance(v, float) and math.isnan(v)]
     print("  ".join(f"{k}=n/a" if k in undefined else f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
