@@ -204,7 +204,8 @@ def test_provenance_says_what_a_model_was_trained_and_validated_on():
                        "training": {"data": [{"role": "input", "name": "a.tif"}, {"role": "input", "name": "b.tif"},
                                              {"role": "target", "name": "fa.tif"}]}})
     assert many == "pix2pix from one 2D image; trained on a.tif, b.tif → fa.tif"
-    assert provenance({"input": {}}) == "model from one 2D image; training data not recorded: predictions for " \
+    assert provenance({"input": "?", "training": {"steps": "x", "data": 3, "validation": {"best_pearson_r": "y"}}}) \
+        == provenance({}) == provenance({"input": {}}) == "model from one 2D image; training data not recorded: predictions for " \
         "other samples, microscopes or stains are unvalidated (compare with a ground truth before trusting them)"
 
 

@@ -12,6 +12,7 @@ Weights file (``.pt``, read with ``torch.load(weights_only=True)``)::
 
 Predictions are in the target's normalized units (percentile scheme of ``meta``).
 """
+import math
 from typing import Any, Dict, Generator, Optional
 
 import numpy as np
@@ -32,26 +33,28 @@ DEFAULT_INFERENCE = {"tile": 1024, "overlap": 128, "batch": 1}
 
 def provenance(meta: Dict[str, Any]) -> str:
     """What a model was trained on and how far that was checked, from its metadata: a prediction looks
-    equally confident on a sample it has never seen, so the user is told where it was validated."""
-    t = meta.get("training") or {}
-    data = [d for d in t.get("data") or [] if isinstance(d, dict)]
-    names = lambda role: [str(d.get("name")) for d in data if d.get("role") == role]  # noqa: E731
+    equally confident on a sample it has never seen, so the user is told where it was validated. Fields that
+    are missing or malformed (a user's file) are left out, never raised on."""
+    d = lambda v: v if isinstance(v, dict) else {}  # noqa: E731
+    t = d(meta.get("training"))
+    data = [x for x in (t.get("data") if isinstance(t.get("data"), list) else []) if isinstance(x, dict)]
+    names = lambda role: [str(x.get("name")) for x in data if x.get("role") == role]  # noqa: E731
     inputs, targets = names("input"), names("target")
-    validation = t.get("validation") or {}
+    validation = d(t.get("validation"))
     out = str(t.get("exported_output") or "")
     if out.startswith("auxiliary target "):   # validated on the main target, not on this output
-        aux = names("aux-target")
-        k = int(out.rsplit(" ", 1)[-1]) - 1 if out.rsplit(" ", 1)[-1].isdigit() else -1
+        aux, k = names("aux-target"), out.rsplit(" ", 1)[-1]
+        k = int(k) - 1 if k.isdigit() else -1
         targets, validation = aux[k:k + 1] if 0 <= k < len(aux) else [], {}
-    inp = (f"a {meta['input'].get('n_slices')}-slice z-stack" if meta.get("input", {}).get("layout") == "zyx-channels"
-           else "one 2D image")
-    text = f"{meta.get('kind', 'model')} from {inp}"
+    inp = d(meta.get("input"))
+    text = f"{meta.get('kind', 'model')} from " + (f"a {inp.get('n_slices')}-slice z-stack"
+                                                    if inp.get("layout") == "zyx-channels" else "one 2D image")
     if inputs or targets:
         text += f"; trained on {', '.join(inputs) or '?'} → {', '.join(targets) or '?'}"
-    if t.get("steps"):
-        text += f" ({int(t['steps']):,} steps)"
+    if isinstance(t.get("steps"), int) and not isinstance(t.get("steps"), bool):
+        text += f" ({t['steps']:,} steps)"
     r = validation.get("best_pearson_r")
-    if isinstance(r, (int, float)):
+    if isinstance(r, float) and math.isfinite(r):
         text += f"; validation r {r:.2f} on a strip held out of those images"
     if len(set(inputs)) <= 1:
         text += ("; a single training image" if inputs else "; training data not recorded") + (
