@@ -36,6 +36,8 @@ def test_compress_now_with_ground_truth_on_current_slice(make_napari_viewer, qtb
     w.codec_combo.select("jpegxl")
     w.quality.setValue(2)
     _run(qtbot, w)
+    # a run describes the model it used (a user's file: what its metadata says)
+    assert w.model.toolTip().startswith(f"{tiny_model_file}: unet from one 2D image")
 
     comp = compress_array(phase[5], "jpegxl", quality=2)
     expected = compare(load_model(str(tiny_model_file)), phase[5], dapi, reconstruction=comp.reconstruction,
@@ -120,6 +122,7 @@ def test_shipped_zstack_model_takes_the_whole_stack(make_napari_viewer, qtbot, i
     viewer.add_image(dapi, name="dapi")
     w = LabelFreeWidget(viewer)
     qtbot.addWidget(w)
+    assert "trained on" not in w.model.toolTip()          # opening reads no weights file (no torch import)
     assert w.model.findText("unet-zstack-isl-dapi") >= 0  # shipped models are offered
     w.model.setCurrentText("unet-zstack-isl-dapi")
     # the tooltip says where the chosen model was trained and validated; a path being typed drops it

@@ -47,8 +47,8 @@ class LabelFreeWidget(DockWidget):
         narrow(self.model)
         self.model.setToolTip(MODEL_TIP)
         self._add_models()
+        # described on a change or a run, not on opening: reading a .pt imports torch (opening stays light)
         self.model.currentTextChanged.connect(self._describe_model)
-        self._describe_model(self.model.currentText())
         self.by_codec = QRadioButton("compress now")
         self.by_codec.setToolTip("the reconstruction: compress the image now with this codec and quality")
         self.by_layer = QRadioButton("or use layer")
@@ -159,6 +159,7 @@ class LabelFreeWidget(DockWidget):
         image, target = self.image_picker.layer(), self.target_picker.layer()
         recon = self.recon_picker.layer() if self.by_layer.isChecked() else None
         model = self.model.currentText().strip()
+        self._describe_model(model)
         reason = refuse_reason(image) or (target is not None and refuse_reason(target)) or None
         if reason is None and self.by_layer.isChecked():
             reason = refuse_reason(recon)

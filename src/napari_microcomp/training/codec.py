@@ -4,8 +4,7 @@ Rate–distortion training as CompressAI's ``examples/train.py``: loss = λ·255
 auxiliary loss (entropy-bottleneck quantiles) with its own Adam, gradient clipping at 1, a warm-up then a cosine (or
 step) decay over the budget (steps or wall-clock minutes, whichever runs out first). VBR architectures draw one of
 the eight rate levels per batch and use its λ (CompressAI's ``stage=2``). Convolutions run under bf16 autocast,
-channels-last, where the device has native bf16; likelihoods and the loss stay float32. 2D (``P×P`` patches) or 3D
-(``D×H×W`` crops), any architecture of the zoo.
+channels-last, where the device has native bf16; likelihoods and the loss stay float32. 2D or 3D, any zoo architecture.
 
 :func:`train` is a generator of Progress events that returns a summary dict (:class:`CodecTrainer`, a
 :class:`~.base.Trainer`); checkpoints (model, both optimizers, step, sampler state) are written atomically every
@@ -164,8 +163,7 @@ class CodecTrainer(Trainer):
         if any(p % spec.multiple for p in patch[-2:]):
             raise MicrocompError(f"{cfg.arch} needs --patch sizes (Y, X) that are multiples of {spec.multiple}, "
                                  f"got {patch}")
-        self.sampler = PatchSampler(self.items, patch, seed=cfg.seed, power=cfg.sample_power,
-                                    restretch=cfg.restretch)
+        self.sampler = PatchSampler(self.items, patch, cfg.seed, power=cfg.sample_power, restretch=cfg.restretch)
         yield Progress("load", len(self.files), len(self.files),
                        f"{len(self.items)} {spec.ndim}D items, {self.sampler.n_pixels / 1e6:.1f} Mpx; patch {patch} "
                        f"batch {cfg.batch}")
@@ -342,10 +340,9 @@ class CodecTrainer(Trainer):
                 "device": (torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"),
                 "bf16": bool(self.bf16), "torch": str(torch.__version__), "compressai": _compressai_version(),
                 "git": git_revision(), "command": cfg.command or " ".join(sys.argv), "seed": cfg.seed,
-                "final_train": self.last, "init": cfg.init, "schedule": cfg.schedule,
-                "warmup": cfg.warmup, "restores": self.n_restores, "modality": cfg.modality,
-                "sample_power": cfg.sample_power, "quant": cfg.quant, "restretch": cfg.restretch,
-                "steps_total": self.step + int(cfg.steps_offset)}
+                "final_train": self.last, "init": cfg.init, "schedule": cfg.schedule, "warmup": cfg.warmup,
+                "restores": self.n_restores, "modality": cfg.modality, "sample_power": cfg.sample_power,
+                "quant": cfg.quant, "restretch": cfg.restretch, "steps_total": self.step + int(cfg.steps_offset)}
 
     def finish(self) -> Generator[Progress, None, Dict[str, Any]]:
         cfg, spec = self.cfg, self.spec
