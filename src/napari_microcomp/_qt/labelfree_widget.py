@@ -47,7 +47,8 @@ class LabelFreeWidget(DockWidget):
         narrow(self.model)
         self.model.setToolTip(MODEL_TIP)
         self._add_models()
-        # described on a change or a run, not on opening: reading a .pt imports torch (opening stays light)
+        # described after a run (the worker has loaded it), or on a change once torch is loaded: reading a
+        # .pt imports torch, which must not stall the GUI thread when the dock opens or a name is picked
         self.model.currentTextChanged.connect(self._describe_model)
         self.by_codec = QRadioButton("compress now")
         self.by_codec.setToolTip("the reconstruction: compress the image now with this codec and quality")
@@ -121,10 +122,11 @@ class LabelFreeWidget(DockWidget):
 
     def _describe_model(self, name: str) -> None:
         """The tooltip says what the chosen model was trained on and where it was validated."""
+        import sys
         from pathlib import Path
 
         known = name.strip() and (self.model.findText(name) >= 0 or name.endswith(".pt") and Path(name).is_file())
-        if not known:   # nothing chosen yet, or a path still being typed: no other model's description
+        if not known or "torch" not in sys.modules:   # a path being typed, or torch not loaded yet: the plain tip
             if self.model.count():   # (with none shipped, the tooltip says why)
                 self.model.setToolTip(MODEL_TIP)
             return
@@ -159,7 +161,6 @@ class LabelFreeWidget(DockWidget):
         image, target = self.image_picker.layer(), self.target_picker.layer()
         recon = self.recon_picker.layer() if self.by_layer.isChecked() else None
         model = self.model.currentText().strip()
-        self._describe_model(model)
         reason = refuse_reason(image) or (target is not None and refuse_reason(target)) or None
         if reason is None and self.by_layer.isChecked():
             reason = refuse_reason(recon)
@@ -207,6 +208,7 @@ class LabelFreeWidget(DockWidget):
     def _show(self, scores, arrays, compression, z, image, recon, model: str, name: str) -> None:
         """Scores at once; the layers one per event-loop turn (see :class:`StepQueue`)."""
         self.scores = scores
+        self._describe_model(model)   # loaded and cached by the run
         for r, (key, _) in enumerate(ROWS):
             for c, (metric, _) in enumerate(COLS):
                 self.table.setItem(r, c, QTableWidgetItem(fmt(scores.get(f"{metric}_{key}"), 3)))
