@@ -1,16 +1,19 @@
 """Structure-aware input-file fuzzer, run as a child process by ``tests/core/test_fuzz_files.py``.
 
 Seeds are small valid files of what ``read_image`` and ``compress-tiled`` read: TIFF in strips and tiles (none,
-zlib, JPEG, PNG, JPEG 2000, JPEG XL, JPEG XR, LERC), OME-TIFF, ImageJ hyperstacks, PNG (16-bit, animated), NPY.
-Each case damages one: a TIFF tag's value or count (dimensions, offsets, compression), the first bytes of a strip
-or tile's own codestream, an OME-XML attribute, random bytes, or a truncation; then reads it with ``read_image``,
+zlib, JPEG, PNG, JPEG 2000, JPEG XL, JPEG XR, LERC), OME-TIFF, ImageJ hyperstacks, PNG (16-bit, animated), NPY,
+OME-Zarr and plain zarr stores. Each case damages one: a TIFF tag's value or count (dimensions, offsets,
+compression), the first bytes of a strip or tile's own codestream, an OME-XML attribute, a value of a store's
+.zarray/.zattrs, a store's chunk (bytes, truncation, removal), random bytes, or a truncation; then reads it with ``read_image``,
 ``open_lazy`` (a slice of it) and, for OME-TIFF, napari's reader. A case passes when each returns an array or
 raises a one-line ``InputError``; another exception, a crash or a hang fails. The last case started is written
 to ``--progress`` so the parent can name a case that killed the process.
 
     python tests/fuzz_files.py --cases 500 --seed 0 --progress /tmp/p --report /tmp/r.json
 """
+import json
 import re
+import shutil
 import struct
 import sys
 import tempfile
@@ -55,7 +58,54 @@ def make_seeds(tmp: Path):
     frames[0].save(tmp / "anim.png", save_all=True, append_images=frames[1:])
     np.save(tmp / "arr.npy", stack)
     seeds += [tmp / "grey16.png", tmp / "anim.png", tmp / "arr.npy"]
-    return seeds
+    return seeds + _zarr_seeds(tmp, img, stack)
+
+
+def _zarr_seeds(tmp: Path, img, stack):
+    import numcodecs
+    import zarr
+
+    g = zarr.open_group(str(tmp / "img.ome.zarr"), mode="w")
+    g.create_dataset("0", data=np.stack([stack, stack[::-1]])[None], chunks=(1, 1, 2, 16, 16),
+                     compressor=numcodecs.Zlib())
+    g.attrs["multiscales"] = [{"version": "0.4", "datasets": [{"path": "0", "coordinateTransformations": [
+        {"type": "scale", "scale": [1, 1, 2.0, 0.5, 0.5]}]}], "axes": [
+        {"name": "t", "type": "time"}, {"name": "c", "type": "channel"}] + [
+        {"name": n, "type": "space", "unit": "micrometer"} for n in "zyx"]}]
+    g.attrs["omero"] = {"channels": [{"label": "a"}, {"label": "b"}]}
+    z = zarr.open_array(str(tmp / "plain.zarr"), mode="w", shape=img.shape, chunks=(32, 40), dtype=">u2",
+                        order="F", compressor=numcodecs.Blosc("zstd", 3, numcodecs.Blosc.BITSHUFFLE))
+    z[:] = img
+    return [tmp / "img.ome.zarr", tmp / "plain.zarr"]
+
+
+ZARR_WEIRD = WEIRD + OME_WEIRD + [None, [], {}, -5, 1.5, [2 ** 31, 2 ** 31], "../x", "<f8", "|O", True]
+
+
+def mutate_store(seed: Path, target: Path, rng) -> None:
+    """``target``: a copy of the store ``seed`` with one file damaged: a JSON value, a chunk's bytes, or gone."""
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(seed, target)
+    files = sorted(f for f in target.rglob("*") if f.is_file())
+    f = files[int(rng.integers(0, len(files)))]
+    data = f.read_bytes()
+    if f.name in (".zarray", ".zattrs") and rng.random() < 0.7:
+        obj = json.loads(data)
+        slots = []
+
+        def walk(o):
+            for k in (range(len(o)) if isinstance(o, list) else o if isinstance(o, dict) else ()):
+                slots.append((o, k))
+                walk(o[k])
+        walk(obj)
+        if slots:
+            o, k = slots[int(rng.integers(0, len(slots)))]
+            o[k] = ZARR_WEIRD[int(rng.integers(0, len(ZARR_WEIRD)))]
+        f.write_text(json.dumps(obj))
+    elif rng.random() < 0.15:
+        f.unlink()
+    else:
+        f.write_bytes(mutate(f, data, rng))
 
 
 def _tiff_tags(data: bytes):
@@ -182,7 +232,7 @@ def main() -> int:
     warnings.simplefilter("ignore")
     tmp = Path(tempfile.mkdtemp(prefix="mcz-filefuzz-"))
     seeds = make_seeds(tmp) + [Path(p) for p in args.extra]
-    originals = {p: p.read_bytes() for p in seeds}
+    originals = {p: p.read_bytes() for p in seeds if p.is_file()}
     for p in seeds:   # warm the readers' imports, so that no case is charged with them
         _read(p)
     rng = np.random.default_rng(args.seed)
@@ -191,7 +241,10 @@ def main() -> int:
     def case(k):
         seed = seeds[int(rng.integers(0, len(seeds)))]
         target = tmp / "case" / seed.name
-        target.write_bytes(mutate(seed, originals[seed], np.random.default_rng([args.seed, k])))
+        if seed.is_dir():
+            mutate_store(seed, target, np.random.default_rng([args.seed, k]))
+        else:
+            target.write_bytes(mutate(seed, originals[seed], np.random.default_rng([args.seed, k])))
         def attempt():
             _read(target)   # an array: read; None means the outcome "read"
         return seed.name, attempt

@@ -1,4 +1,5 @@
-"""Reading images: TIFF/OME-TIFF, PNG, NPY, and CZI/ND2 through aicsimageio (writing: ``io_write``).
+"""Reading images: TIFF/OME-TIFF, PNG, NPY, OME-Zarr (``io_zarr``), and CZI/ND2 through aicsimageio
+(writing: ``io_write``).
 
 The core returns plain numpy arrays plus a small metadata dict (``pixel_size`` in µm as
 (z, y, x) where known, ``source`` path, ``channel_names``).
@@ -6,15 +7,16 @@ The core returns plain numpy arrays plus a small metadata dict (``pixel_size`` i
 import contextlib
 import importlib.util
 import logging
-import math
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
 from .errors import InputError, MicrocompError
+from .io_checks import check_declared, pick, pixel_size
+from .io_zarr import is_zarr, read_zarr
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".npy", ".czi", ".nd2", ".jpg", ".jpeg")
 
@@ -27,10 +29,15 @@ def _squeeze_to_zyx(a: np.ndarray) -> np.ndarray:
     return squeezed if squeezed.ndim >= 2 else a
 
 
+def is_folder(path) -> bool:
+    """A directory of images, as opposed to a zarr store (a directory that is one image)."""
+    return Path(path).is_dir() and not is_zarr(path)
+
+
 def regular_file(path) -> Path:
-    """``path`` as a Path if it is a readable regular file, else a clear InputError."""
+    """``path`` as a Path if it is a readable regular file (or a zarr store), else a clear InputError."""
     p = Path(path)
-    if p.is_file():
+    if p.is_file() or is_zarr(p):
         return p
     if p.is_dir():
         raise InputError(f"{p} is a directory, expected a file")
@@ -40,33 +47,31 @@ def regular_file(path) -> Path:
 
 
 def image_files(paths: Iterable) -> List[Path]:
-    """Files as given, folders expanded (recursively, sorted) into the image files they hold."""
+    """Files (and zarr stores) as given, folders expanded (recursively, sorted) into the images they hold."""
     out: List[Path] = []
     for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
-                          and not f.name.startswith("."))
+        if is_folder(p):
+            out += sorted(_images_in(p))
         else:
             out.append(regular_file(p))
     if not out:
-        raise InputError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, paths))}")
+        raise InputError(f"no image files ({', '.join(IMAGE_SUFFIXES)}, .zarr) in {', '.join(map(str, paths))}")
     return out
 
 
-def _check_declared(name: str, shape, dtype) -> None:
-    """Refuse a file whose header declares more pixels than the decode budget, before reading it: a
-    60000² TIFF of a few hundred bytes would otherwise take gigabytes (or the machine) to find out."""
-    from .container import ENV_BUDGET, decode_budget
-
-    nbytes = float(np.prod([float(s) for s in shape])) * np.dtype(dtype).itemsize
-    budget = decode_budget()
-    if nbytes > budget:
-        raise InputError(f"{name} declares a {np.dtype(dtype).name} image of shape {tuple(int(s) for s in shape)} "
-                         f"({nbytes / 2**30:.3g} GiB), above the decode budget of {budget / 2**30:.3g} GiB; "
-                         f"raise ${ENV_BUDGET} if it is genuine")
+def _images_in(folder: Path) -> Iterator[Path]:
+    for f in folder.iterdir():
+        if is_zarr(f):
+            yield f   # one image: its chunk files are not walked
+        elif f.is_dir():
+            yield from _images_in(f)
+        elif f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
+            yield f
 
 
-_KIND = {".czi": "CZI", ".nd2": "ND2", ".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG",
+
+
+_KIND = {".zarr": "zarr", ".czi": "CZI", ".nd2": "ND2", ".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG",
          ".jpeg": "JPEG", ".npy": "NPY"}
 _PIL_DTYPES = {"I;16": np.uint16, "I;16B": np.uint16, "I": np.int32, "F": np.float32}
 _READERS = {".czi": "aicspylibczi", ".nd2": "nd2"}   # the package aicsimageio needs for that format
@@ -89,12 +94,6 @@ def unreadable(path, exc: BaseException) -> InputError:
                       f"truncated or another format; {detail})")
 
 
-def _pick(p: Path, flag: str, value: Optional[int], n: int, what: str) -> int:
-    """The index ``--flag value`` selects among ``n`` (default 0; negative counts from the end, as in Python)."""
-    v = 0 if value is None else int(value)
-    if not -n <= v < n:
-        raise InputError(f"--{flag} {v} is out of range: {p.name} has {n} {what}")
-    return v % n
 
 
 def _has_samples(a: np.ndarray) -> bool:
@@ -107,10 +106,10 @@ def _select_sample(p: Path, a: np.ndarray, channel: Optional[int], meta: Dict[st
     if channel is None:
         return a
     if _has_samples(a):
-        c = _pick(p, "channel", channel, a.shape[-1], "channel(s) (samples of its last axis)")
+        c = pick(p, "channel", channel, a.shape[-1], "channel(s) (samples of its last axis)")
         meta["channel"] = c
         return a[..., c]
-    meta["channel"] = _pick(p, "channel", channel, 1, "channel(s)")
+    meta["channel"] = pick(p, "channel", channel, 1, "channel(s)")
     return a
 
 
@@ -121,21 +120,29 @@ def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
     TIFF/PNG/NPY are read directly; CZI, ND2 and multi-dimensional files go through aicsimageio,
     where ``channel``, ``scene`` and ``timepoint`` select the plane set (default: first of each;
     negative indices count from the end). Colour samples (RGB) count as channels: ``channel`` picks one.
+    A zarr store (OME-Zarr ≤ 0.4 or a plain array) is read by :func:`napari_microcomp.io_zarr.read_zarr`.
     """
+    if is_zarr(path):
+        try:
+            return read_zarr(path, channel, scene, timepoint)
+        except MicrocompError:
+            raise
+        except Exception as exc:  # e.g. a permission error deep in the store
+            raise unreadable(path, exc) from exc
     p = regular_file(path)
     suffix = p.suffix.lower()
     meta: Dict[str, Any] = {"source": str(p)}
     try:
         if suffix == ".npy":
             mapped = np.load(p, allow_pickle=False, mmap_mode="r")  # the header only, nothing read yet
-            _check_declared(p.name, mapped.shape, mapped.dtype)
+            check_declared(p.name, mapped.shape, mapped.dtype)
             return np.array(_select_sample(p, _squeeze_to_zyx(mapped), channel, meta)), meta
         if suffix in (".png", ".jpg", ".jpeg"):
             import imageio.v3 as iio
             from PIL import Image
             with Image.open(p) as im:   # the header: Pillow's bomb guard (179 Mpx) is far above a small budget
                 frames = getattr(im, "n_frames", 1)   # an animated PNG reads as a stack: every frame counts
-                _check_declared(p.name, (frames,) * (frames > 1) + im.size[::-1] + (len(im.getbands()),),
+                check_declared(p.name, (frames,) * (frames > 1) + im.size[::-1] + (len(im.getbands()),),
                                 _PIL_DTYPES.get(im.mode, np.uint8))
             return _select_sample(p, np.asarray(iio.imread(p)), channel, meta), meta
         if suffix in (".tif", ".tiff"):
@@ -148,7 +155,7 @@ def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
                 # channels or time points (ImageJ hyperstacks, shaped TIFFs too) are not z: aicsimageio picks
                 if (channel, scene, timepoint) == (None, None, None) and \
                         not any(n > 1 and a not in "YXZQSI" for a, n in zip(series.axes, series.shape)):
-                    _check_declared(p.name, series.shape, series.dtype)
+                    check_declared(p.name, series.shape, series.dtype)
                     arr = series.asarray()
                     if len(tf.series) > 1:
                         meta["notes"] = [_scene_note(p, len(tf.series))]
@@ -275,7 +282,7 @@ def _czi_pixels(p: Path):
             return None
     except Exception:
         return None
-    _check_declared(p.name, czi.size, dtype)  # outside the try: a budget refusal is the user's answer
+    check_declared(p.name, czi.size, dtype)  # outside the try: a budget refusal is the user's answer
     try:
         scenes = []
         for s in range(size.get("S", 1)):
@@ -307,26 +314,18 @@ def _scene_note(p: Path, n: int) -> str:
     return f"{p.name} holds {n} scenes (image series); using scene 0 (choose with --scene)"
 
 
-def pixel_size(v) -> Optional[float]:
-    """A file's physical pixel size as a float, or None where it records none usable (absent, 0, negative,
-    NaN, inf: a crafted or broken header; inf as a layer scale breaks napari's view, NaN a stream's meta)."""
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) and f > 0 else None
 
 
 def _read_aics(p: Path, channel, scene, timepoint, meta, checked: bool = False):
     img = open_aics(p, checked)
     if scene is not None:
-        img.set_scene(_pick(p, "scene", scene, len(img.scenes), "scene(s)"))
+        img.set_scene(pick(p, "scene", scene, len(img.scenes), "scene(s)"))
     dims = img.dims
     n_s = samples_of(img)
     names = plane_names(img)
-    c = _pick(p, "channel", channel, len(names), f"channel(s) {names}")
-    t = _pick(p, "timepoint", timepoint, dims.T, "time point(s)")
-    _check_declared(p.name, (dims.Z, dims.Y, dims.X), img.dtype)
+    c = pick(p, "channel", channel, len(names), f"channel(s) {names}")
+    t = pick(p, "timepoint", timepoint, dims.T, "time point(s)")
+    check_declared(p.name, (dims.Z, dims.Y, dims.X), img.dtype)
     select = {"C": c // n_s, "T": t, **({"S": c % n_s} if n_s > 1 else {})}
     arr = np.asarray(img.get_image_data("ZYX", **select))
     if arr.shape[0] == 1:

@@ -88,11 +88,11 @@ def read_inputs(paths, allow_3d: bool = True, **select):
 
     from .._validate import check_image
     from ..errors import InputError
-    from ..io import image_files
+    from ..io import image_files, is_folder
 
     out, skipped = [], []
     for given in map(Path, paths):
-        in_folder = given.is_dir()
+        in_folder = is_folder(given)
         for p in image_files([given]):
             try:
                 array, meta = read_input(p, **select)

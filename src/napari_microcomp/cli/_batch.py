@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Callable, Iterable, List, Optional, Sequence
 
 from ..errors import InputError
-from ..io import regular_file
+from ..io import is_folder, regular_file
 from ..io_write import check_output
 
 
@@ -33,14 +33,14 @@ def plan(paths: Sequence[str], kind: Kind, out_dir: Optional[str], overwrite: bo
     if len(paths) == 2 and _is_output(last, kind) and not last.is_dir():
         if out_dir:
             raise InputError(f"give either an output file or --out-dir, not both ({last.name})")
-        if paths[0].is_dir():
+        if is_folder(paths[0]):
             raise InputError(f"{paths[0]} is a folder: name an --out-dir for its files, not one output file")
         return [Job(_existing(paths[0]), check_output(last, overwrite), False)]
     if len(paths) == 2 and not last.exists() and last.suffix:
         raise InputError(f"output must end in {' or '.join(kind.outputs)}, got {last.name}")
     jobs: List[Job] = []
     for given in paths:
-        if given.is_dir():
+        if is_folder(given):
             try:
                 found = list(kind.folder_files(given))
             except InputError as exc:

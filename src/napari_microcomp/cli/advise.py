@@ -37,7 +37,7 @@ def register(sub) -> None:
                    help="write .mcz streams (default) or Zarr arrays with the project's numcodecs codec")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--channel", type=int, help="channel index (multi-channel files)")
-    p.add_argument("--scene", type=int, help="scene index (CZI/ND2)")
+    p.add_argument("--scene", type=int, help="scene index (CZI/ND2, bioformats2raw OME-Zarr)")
     p.add_argument("--timepoint", type=int, help="time point index")
 
 

@@ -39,7 +39,7 @@ def register(sub) -> None:
                 "Compress every image with every codec configuration, measure stream and reconstruction (phase 1) "
                 "and, with a label-free model and ground truth, the predicted fluorescence (phase 2). Without "
                 "IMAGES: the built-in real samples.")
-    p.add_argument("images", nargs="*", help="image files (TIFF, PNG, NPY, CZI, ND2) or folders of them (a file in a "
+    p.add_argument("images", nargs="*", help="image files (TIFF, PNG, NPY, CZI, ND2, OME-Zarr) or folders of them (a file in a "
                    "folder that cannot be read or coded is skipped, said, and the exit status is 1); default: "
                    "built-in samples")
     p.add_argument("--preset", choices=("tuned", "paper"), default="tuned",

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional
 from .. import codecs as _codecs
 from .. import container
 from ..errors import CodecError, InputError, MicrocompError, out_of_memory_message
-from ..io import image_files, regular_file
+from ..io import image_files, is_folder, regular_file
 from ..io_write import atomic_write_bytes, write_image
 from ..weights.locate import PROVISIONAL_NOTE
 from ._args import OVERWRITE_HELP, command, read_input
@@ -24,8 +24,8 @@ def register(sub) -> None:
                             f"to its own INPUT{EXT}, beside it or in --out-dir (a file there that cannot be read or "
                             "coded is skipped, said, and the exit status is 1).")
     p.add_argument("paths", nargs="+", metavar="INPUT",
-                   help=f"TIFF/OME-TIFF, PNG, NPY, CZI or ND2 files or folders of them; after a single input, "
-                        f"optionally the output {EXT} file (default: INPUT{EXT})")
+                   help=f"TIFF/OME-TIFF, PNG, NPY, CZI or ND2 files, OME-Zarr/zarr stores, or folders of them; "
+                        f"after a single input, optionally the output {EXT} file (default: INPUT{EXT})")
     p.add_argument("--out-dir", metavar="DIR", help=f"write the {EXT} files here (a folder's files keep their "
                                                     "sub-folders)")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
@@ -42,8 +42,8 @@ def register(sub) -> None:
     p.add_argument("--refine", type=int, metavar="N",
                    help="learned codecs: N steps of encode-time latent refinement (slower encode, smaller/better "
                         "stream, same decoder)")
-    p.add_argument("--channel", type=int, help="channel index (CZI/ND2/multi-channel files)")
-    p.add_argument("--scene", type=int, help="scene index (CZI/ND2)")
+    p.add_argument("--channel", type=int, help="channel index (CZI/ND2/OME-Zarr/multi-channel files)")
+    p.add_argument("--scene", type=int, help="scene index (CZI/ND2, bioformats2raw OME-Zarr)")
     p.add_argument("--timepoint", type=int, help="time point index")
     p.add_argument("--zarr", metavar="OUT.zarr", help="write a chunked zarr array with this codec instead")
     p.add_argument("--chunks", help="zarr chunk shape, e.g. 1,512,512")
@@ -165,7 +165,7 @@ def cmd_compress(args) -> int:
             params[key] = getattr(args, key)
     _codecs.get_codec(args.codec, quality=args.quality, lossless=args.lossless, **params)  # a bad codec: now
     if args.zarr:
-        if len(args.paths) != 1 or args.out_dir or Path(args.paths[0]).is_dir():
+        if len(args.paths) != 1 or args.out_dir or is_folder(args.paths[0]):
             raise InputError("--zarr writes one array: give one input file")
         if args.target:   # each chunk is its own stream: one setting for all, no search over the whole
             raise InputError("--target does not work with --zarr; give --quality (or find it first with "

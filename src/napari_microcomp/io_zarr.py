@@ -1,0 +1,289 @@
+"""Reading one image from a zarr store (format 2): OME-Zarr (NGFF ≤ 0.4, bioformats2raw layout) or a plain array.
+
+The store is read here, chunk by chunk, rather than through the zarr library: every size it declares is
+checked against the decode budget before anything is allocated, every chunk must decode to exactly its declared
+size (a zlib/bz2/lzma "bomb" is stopped at that size, a blosc/zstd/lz4 header that claims more is refused),
+chunk files must be regular files (a device or pipe would block or never end), and a store split into more than
+a million chunks for the image read is refused rather than walked for hours.
+"""
+import bz2
+import itertools
+import json
+import lzma
+import math
+import struct
+import zlib
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .errors import InputError
+from .io_checks import check_declared, pick, pixel_size
+
+_CODECS = ("blosc", "zstd", "lz4", "zlib", "gzip", "bz2", "lzma")
+_JSON_MAX = 4 << 20          # .zattrs/.zarray larger than this are not metadata
+_MAX_CHUNKS = 1_000_000
+_UNITS_UM = {"micrometer": 1.0, "nanometer": 1e-3, "millimeter": 1e3, "angstrom": 1e-4, "meter": 1e6,
+             "centimeter": 1e4, "picometer": 1e-6}
+
+
+def is_zarr(path) -> bool:
+    """Whether ``path`` is a zarr store (a directory holding zarr metadata), i.e. one image, not a folder."""
+    p = Path(path)
+    return p.is_dir() and any((p / n).is_file() for n in (".zarray", ".zgroup", ".zattrs", "zarr.json"))
+
+
+def _json(p: Path, name: str) -> Dict[str, Any]:
+    f = p / name
+    if not f.is_file():
+        return {}
+    if f.stat().st_size > _JSON_MAX:
+        raise InputError(f"{f} is {f.stat().st_size} bytes: too large for zarr metadata")
+    try:
+        out = json.loads(f.read_bytes())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{f} is not valid JSON ({exc})") from None
+    if not isinstance(out, dict):
+        raise InputError(f"{f} does not hold a JSON object")
+    return out
+
+
+def _inside(root: Path, rel: str, what: str) -> Path:
+    """``root/rel`` where ``rel`` is a relative path that stays inside ``root``."""
+    if not isinstance(rel, str) or not rel or rel.startswith(("/", "\\")) or ".." in Path(rel).parts:
+        raise InputError(f"{root.name}: {what} {rel!r} is not a path inside the store")
+    return root / rel
+
+
+def _image_root(store: Path, scene: Optional[int], notes: List[str]) -> Tuple[Path, Dict[str, Any], int]:
+    """The group (or array) holding the image ``scene`` selects, its attributes, and the scene index."""
+    attrs = _json(store, ".zattrs")
+    if (store / "zarr.json").is_file() and not (store / ".zattrs").is_file():
+        raise InputError(f"{store.name} is a zarr format 3 store (OME-Zarr 0.5); this reader takes zarr format 2 "
+                         "(OME-Zarr ≤ 0.4): convert it, e.g. with ome2024-ngff-challenge or bioformats2raw")
+    if "plate" in attrs or "well" in attrs:
+        raise InputError(f"{store.name} is an HCS plate/well; pass one field's image group, e.g. "
+                         f"{store.name}/A/1/0")
+    if "bioformats2raw.layout" in attrs:   # one image per numbered group: the scenes
+        series = sorted(int(d.name) for d in store.iterdir() if d.is_dir() and d.name.isdigit())
+        if not series:
+            raise InputError(f"{store.name}: a bioformats2raw layout without any image group")
+        s = pick(store, "scene", scene, len(series), "scene(s)")
+        if scene is None and len(series) > 1:
+            notes.append(f"{store.name} holds {len(series)} scenes (image series); using scene 0 (choose with --scene)")
+        root = store / str(series[s])
+        return root, _json(root, ".zattrs"), s
+    if scene not in (None, 0, -1):
+        raise InputError(f"--scene {scene} is out of range: {store.name} has 1 scene(s)")
+    return store, attrs, 0
+
+
+def _axes(ms: Dict[str, Any], ndim: int, name: str) -> List[str]:
+    """One letter per axis: t, c, z, y, x, or '?' for another kind (e.g. an angle), from NGFF 0.3/0.4 axes."""
+    axes = ms.get("axes")
+    if axes is None:   # NGFF ≤ 0.2: always TCZYX
+        return list("tczyx")[-ndim:] if ndim <= 5 else ["?"] * ndim
+    if not isinstance(axes, list) or len(axes) != ndim:
+        raise InputError(f"{name}: multiscales axes {axes!r} do not match the array's {ndim} dimensions")
+    out = []
+    for a in axes:
+        nm = a.get("name") if isinstance(a, dict) else a
+        kind = a.get("type") if isinstance(a, dict) else None
+        nm = str(nm).lower()
+        out.append("t" if kind == "time" or nm == "t" else "c" if kind == "channel" or nm == "c"
+                   else nm if nm in ("z", "y", "x") else "?")
+    if out.count("y") != 1 or out.count("x") != 1 or any(out.count(k) > 1 for k in "tcz"):
+        raise InputError(f"{name}: axes {[a for a in out]} need exactly one y and one x axis")
+    return out
+
+
+def _scale(ms: Dict[str, Any], dataset: Dict[str, Any], axes: List[str]) -> List[Optional[float]]:
+    """Pixel size in µm along z, y, x (None where unknown: no scale, or no or an unknown unit)."""
+    scale = [1.0] * len(axes)
+    for trans in (dataset.get("coordinateTransformations"), ms.get("coordinateTransformations")):
+        for t in trans if isinstance(trans, list) else ():
+            if isinstance(t, dict) and t.get("type") == "scale" and isinstance(t.get("scale"), list) \
+                    and len(t["scale"]) == len(axes):
+                scale = [pixel_size(a) and pixel_size(b) and a * b for a, b in zip(scale, t["scale"])]
+    units = [a.get("unit") if isinstance(a, dict) else None for a in ms.get("axes") or [None] * len(axes)]
+    out: List[Optional[float]] = []
+    for k in "zyx":
+        if k not in axes:
+            out.append(None)
+            continue
+        i = axes.index(k)
+        f = _UNITS_UM.get(units[i]) if isinstance(units[i], str) else None
+        out.append(pixel_size(scale[i] * f) if f and scale[i] else None)
+    return out
+
+
+def _array_meta(root: Path, name: str) -> Dict[str, Any]:
+    m = _json(root, ".zarray")
+    if not m:
+        arrays = sorted(d.name for d in root.iterdir() if (d / ".zarray").is_file())[:5] if root.is_dir() else []
+        hint = f"; pass an array inside it, e.g. {root / arrays[0]}" if arrays else ""
+        raise InputError(f"{name}: {root} is not a zarr array nor an OME-Zarr image (no multiscales){hint}")
+    if m.get("zarr_format") != 2:
+        raise InputError(f"{name}: zarr_format {m.get('zarr_format')!r} is not supported (format 2 is)")
+    shape, chunks = m.get("shape"), m.get("chunks")
+    ok = lambda v, lo: isinstance(v, list) and v and all(type(n) is int and n >= lo for n in v)  # noqa: E731
+    if not ok(shape, 0) or not ok(chunks, 1) or len(shape) != len(chunks):
+        raise InputError(f"{name}: invalid shape {shape!r} / chunks {chunks!r} in .zarray")
+    try:
+        dtype = np.dtype(m.get("dtype"))
+    except (TypeError, ValueError):
+        raise InputError(f"{name}: unsupported dtype {m.get('dtype')!r} in .zarray") from None
+    if dtype.kind not in "uifb" or dtype.itemsize > 8:
+        raise InputError(f"{name}: unsupported pixel type {dtype} (integer or floating-point pixels expected)")
+    if m.get("order", "C") not in ("C", "F"):
+        raise InputError(f"{name}: unknown memory order {m.get('order')!r}")
+    if m.get("filters"):
+        ids = [f.get("id") if isinstance(f, dict) else f for f in m["filters"]]
+        raise InputError(f"{name}: zarr filters {ids} are not supported; rewrite the array without filters")
+    comp = m.get("compressor")
+    if comp is not None and (not isinstance(comp, dict) or comp.get("id") not in _CODECS):
+        raise InputError(f"{name}: compressor {comp!r} is not supported (supported: {', '.join(_CODECS)})")
+    sep = m.get("dimension_separator", ".")
+    if sep not in (".", "/"):
+        raise InputError(f"{name}: dimension_separator {sep!r} is not '.' or '/'")
+    check_declared(f"{name} (one chunk)", chunks, dtype)   # each chunk is decoded whole
+    fill = m.get("fill_value")
+    try:
+        fill = dtype.type(0 if fill is None else fill)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{name}: fill_value {fill!r} does not fit {dtype}") from None
+    return {"shape": shape, "chunks": chunks, "dtype": dtype, "order": m.get("order", "C"),
+            "compressor": comp, "sep": sep, "fill": fill}
+
+
+def _decode(raw: bytes, comp: Optional[Dict[str, Any]], n: int, where: str) -> bytes:
+    """The chunk's ``n`` bytes from ``raw``, refusing anything that is not exactly ``n`` bytes."""
+    cid = comp.get("id") if comp else None
+    try:
+        if cid is None:
+            out = raw
+        elif cid == "blosc":
+            if len(raw) < 16:
+                raise ValueError("shorter than a blosc header")
+            nbytes, _, cbytes = struct.unpack_from("<III", raw, 4)
+            if nbytes != n or cbytes != len(raw):
+                raise ValueError(f"blosc header declares {nbytes} bytes in {cbytes}, the chunk holds {n} in "
+                                 f"{len(raw)}")
+            from numcodecs import blosc
+            out = blosc.decompress(raw)
+        elif cid == "lz4":
+            if len(raw) < 4 or struct.unpack_from("<I", raw)[0] != n:
+                raise ValueError("lz4 size header does not match the chunk")
+            from numcodecs.lz4 import LZ4
+            out = LZ4().decode(raw)
+        elif cid == "zstd":
+            import imagecodecs
+            out = imagecodecs.zstd_decode(raw, out=n)   # a frame that claims more fails, bounded
+        else:   # streams without a trusted size: decompress at most n + 1 bytes
+            d = (zlib.decompressobj(15 if cid == "zlib" else 31) if cid in ("zlib", "gzip")
+                 else bz2.BZ2Decompressor() if cid == "bz2" else lzma.LZMADecompressor(memlimit=256 << 20))
+            out = d.decompress(raw, n + 1)
+    except InputError:
+        raise
+    except Exception as exc:   # third-party decoders raise anything on a damaged chunk
+        raise InputError(f"{where}: damaged chunk ({type(exc).__name__}: {str(exc)[:160]})") from None
+    if len(out) != n:
+        raise InputError(f"{where}: chunk decodes to {len(out)} bytes, {n} expected (damaged or not this array's)")
+    return bytes(out)
+
+
+def _read_chunk(root: Path, key: str, m: Dict[str, Any], name: str) -> Optional[np.ndarray]:
+    f = root / key
+    if not f.exists():
+        return None   # an absent chunk is the fill value (zarr's sparse arrays)
+    if not f.is_file():
+        raise InputError(f"{name}: chunk {key} is not a regular file (a folder, pipe or device)")
+    n = int(np.prod(m["chunks"])) * m["dtype"].itemsize
+    with open(f, "rb") as fh:
+        raw = fh.read(2 * n + (1 << 16) + 1)   # no codec here makes a chunk larger than that
+    if len(raw) > 2 * n + (1 << 16):
+        raise InputError(f"{name}: chunk {key} is larger than any coding of its {n} bytes")
+    data = _decode(raw, m["compressor"], n, f"{name} chunk {key}")
+    return np.frombuffer(data, m["dtype"]).reshape(m["chunks"], order=m["order"])
+
+
+def _read_region(root: Path, m: Dict[str, Any], index: List[Optional[int]], name: str,
+                 notes: List[str]) -> np.ndarray:
+    """The array with the axes where ``index`` holds an int fixed there (the others whole)."""
+    shape, chunks = m["shape"], m["chunks"]
+    out_shape = [s for s, i in zip(shape, index) if i is None]
+    check_declared(name, out_shape, m["dtype"])
+    out = np.full(out_shape, m["fill"], dtype=m["dtype"].newbyteorder("="))
+    ranges = [range(math.ceil(s / c)) if i is None else [i // c] for s, c, i in zip(shape, chunks, index)]
+    if math.prod(len(r) for r in ranges) > _MAX_CHUNKS:
+        raise InputError(f"{name}: the image is split into {math.prod(len(r) for r in ranges)} chunks of "
+                         f"{chunks}; more than {_MAX_CHUNKS} are not read (rechunk it)")
+    absent = total = 0
+    for idx in itertools.product(*ranges):
+        total += 1
+        chunk = _read_chunk(root, m["sep"].join(map(str, idx)), m, name)
+        if chunk is None:
+            absent += 1
+            continue
+        src, dst = [], []
+        for ax, (k, c, s, i) in enumerate(zip(idx, chunks, shape, index)):
+            if i is not None:
+                src.append(i - k * c)
+            else:
+                stop = min(c, s - k * c)
+                src.append(slice(0, stop))
+                dst.append(slice(k * c, k * c + stop))
+        out[tuple(dst)] = chunk[tuple(src)]
+    if absent:
+        notes.append(f"{name}: {absent} of {total} chunk(s) absent, read as the fill value {m['fill']!r}")
+    return out
+
+
+def read_zarr(path, channel: Optional[int] = None, scene: Optional[int] = None,
+              timepoint: Optional[int] = None) -> Tuple[np.ndarray, Dict[str, Any]]:
+    """One single-channel (Z, Y, X) or (Y, X) image from a zarr store: the full-resolution level of an OME-Zarr
+    image (its first multiscales dataset), or a plain zarr array. ``channel``/``timepoint`` pick along the c/t axes,
+    ``scene`` the series of a bioformats2raw layout; pixel sizes (µm) come from the NGFF scale and units."""
+    store = Path(path)
+    notes: List[str] = []
+    root, attrs, s = _image_root(store, scene, notes)
+    ms_list = attrs.get("multiscales")
+    ms: Dict[str, Any] = ms_list[0] if isinstance(ms_list, list) and ms_list and isinstance(ms_list[0], dict) else {}
+    dataset: Dict[str, Any] = {}
+    if ms:
+        datasets = ms.get("datasets")
+        if not isinstance(datasets, list) or not datasets or not isinstance(datasets[0], dict):
+            raise InputError(f"{store.name}: multiscales without datasets")
+        dataset = datasets[0]
+        root = _inside(root, dataset.get("path"), "dataset path")
+    m = _array_meta(root, store.name)
+    axes = _axes(ms, len(m["shape"]), store.name) if ms else list("tczyx")[-len(m["shape"]):]
+    if len(axes) < len(m["shape"]):
+        raise InputError(f"{store.name}: {len(m['shape'])} dimensions without NGFF axes; expected at most 5 (TCZYX)")
+    size = dict(zip(axes, m["shape"]))
+    names = []
+    omero = attrs.get("omero")
+    chans = omero.get("channels") if isinstance(omero, dict) else None
+    if isinstance(chans, list) and len(chans) == size.get("c", 1):
+        names = [str(c.get("label", f"C{i}")) if isinstance(c, dict) else f"C{i}" for i, c in enumerate(chans)]
+    names = names or [f"C{i}" for i in range(size.get("c", 1))]
+    c = pick(store, "channel", channel, size.get("c", 1), f"channel(s) {names}")
+    t = pick(store, "timepoint", timepoint, size.get("t", 1), "time point(s)")
+    index: List[Optional[int]] = []
+    for a, n in zip(axes, m["shape"]):
+        if a == "?" and n > 1:
+            raise InputError(f"{store.name}: an axis that is not t, c, z, y or x has {n} planes; not supported")
+        index.append(c if a == "c" else t if a == "t" else 0 if a == "?" else None)
+    if channel is None and size.get("c", 1) > 1:
+        notes.append(f"{store.name} has {size['c']} channels {names}; using channel 0 (choose with --channel)")
+    if timepoint is None and size.get("t", 1) > 1:
+        notes.append(f"{store.name} has {size['t']} time points; using time point 0 (choose with --timepoint)")
+    arr = _read_region(root, m, index, store.name, notes)
+    if arr.ndim == 3 and arr.shape[0] == 1:
+        arr = arr[0]
+    meta: Dict[str, Any] = {"source": str(store), "pixel_size": _scale(ms, dataset, axes) if ms else [None] * 3,
+                            "channel_names": names, "channel": c, "scene": s, "timepoint": t}
+    if notes:
+        meta["notes"] = notes
+    return arr, meta
