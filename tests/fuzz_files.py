@@ -219,6 +219,10 @@ def _read(path: Path):
 
         for data, _, _ in read_microscopy(str(path)):
             np.asarray(data)
+    if path.is_dir():   # a zarr store: napari's layers (every channel and time point) too
+        from napari_microcomp._reader import read_zarr_layers
+
+        read_zarr_layers(str(path))
     return a
 
 

@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .container import MAGIC
+from .io_zarr import is_zarr
 
 PathLike = Union[str, Path]
 LayerData = Tuple[Any, Dict[str, Any], str]
@@ -49,7 +50,7 @@ def _is_vendor(path: PathLike) -> bool:
 
 def napari_get_reader(path: Union[PathLike, Sequence[PathLike]]) -> Optional[Callable]:
     """:func:`read_mcz` when every path is a microcomp stream, :func:`read_microscopy` when every
-    path is a CZI/ND2/LIF/OME-TIFF file, else None."""
+    path is a CZI/ND2/LIF/OME-TIFF file, :func:`read_zarr_layers` when every path is a zarr store, else None."""
     paths = [path] if isinstance(path, (str, Path)) else list(path)
     if not paths:
         return None
@@ -57,6 +58,8 @@ def napari_get_reader(path: Union[PathLike, Sequence[PathLike]]) -> Optional[Cal
         return read_mcz
     if all(_is_vendor(p) for p in paths):
         return read_microscopy
+    if all(is_zarr(p) for p in paths):
+        return read_zarr_layers
     return None
 
 
@@ -88,6 +91,44 @@ def read_microscopy(path: Union[PathLike, Sequence[PathLike]]) -> List[LayerData
                              "aicspylibczi; for .nd2, nd2)") from exc
         except Exception as exc:  # vendor readers raise anything on files they do not understand
             raise InputError(f"cannot open {p.name}: {type(exc).__name__}: {exc}") from exc
+    return layers
+
+
+def read_zarr_layers(path: Union[PathLike, Sequence[PathLike]]) -> List[LayerData]:
+    """Open OME-Zarr (≤ 0.4) / zarr stores like vendor files: one layer per channel and scene (up to
+    ``MAX_SCENES``), axes (T, Z, Y, X) with singletons dropped, NGFF pixel sizes as scale."""
+    from .io_zarr import read_zarr_all
+
+    layers: List[LayerData] = []
+    for p in map(Path, [path] if isinstance(path, (str, Path)) else path):
+        scene, n = 0, 1
+        while scene < min(n, MAX_SCENES):
+            arr, axes, meta = read_zarr_all(p, scene)
+            n = meta["n_scenes"]
+            for note in meta["notes"]:
+                warnings.warn(note, stacklevel=2)
+            arr = np.transpose(arr, [axes.index(a) for a in "tczyx" if a in axes])
+            axes = "".join(a for a in "tczyx" if a in axes)
+            if "c" not in axes:
+                arr, axes = arr[np.newaxis], "c" + axes
+            at = axes.index("c")
+            arr = np.moveaxis(arr, at, 0)
+            keep = [i for i, a in enumerate(axes.replace("c", "")) if a in "yx" or arr.shape[i + 1] > 1]
+            arr = arr.reshape((arr.shape[0],) + tuple(arr.shape[i + 1] for i in keep))
+            layer_axes = "".join(axes.replace("c", "")[i] for i in keep).upper()
+            z, y, x = (v or 1.0 for v in meta["pixel_size"])
+            scale = [{"T": 1.0, "Z": z, "Y": y, "X": x}[a] for a in layer_axes]
+            stem = p.name[: -len(".zarr")] if p.name.lower().endswith(".zarr") else p.name
+            prefix = (stem[: -len(".ome")] if stem.lower().endswith(".ome") else stem) + (f" [{scene}]" if n > 1 else "")
+            names = meta["channel_names"]
+            md = [{"microcomp": {"file": str(p), "axes": layer_axes, "channel": c, "scene": scene,
+                                 "pixel_size_um": scale}} for c in names]
+            if len(names) == 1:
+                layers.append((arr[0], {"name": f"{prefix} {names[0]}", "scale": scale, "metadata": md[0]}, "image"))
+            else:
+                layers.append((arr, {"name": [f"{prefix} {c}" for c in names], "scale": scale, "metadata": md,
+                                     "channel_axis": 0}, "image"))
+            scene += 1
     return layers
 
 

@@ -56,8 +56,8 @@ def _inside(root: Path, rel: str, what: str) -> Path:
     return root / rel
 
 
-def _image_root(store: Path, scene: Optional[int], notes: List[str]) -> Tuple[Path, Dict[str, Any], int]:
-    """The group (or array) holding the image ``scene`` selects, its attributes, and the scene index."""
+def _image_root(store: Path, scene: Optional[int], notes: List[str]) -> Tuple[Path, Dict[str, Any], int, int]:
+    """The group (or array) holding the image ``scene`` selects, its attributes, the scene index and count."""
     attrs = _json(store, ".zattrs")
     if (store / "zarr.json").is_file() and not (store / ".zattrs").is_file():
         raise InputError(f"{store.name} is a zarr format 3 store (OME-Zarr 0.5); this reader takes zarr format 2 "
@@ -73,10 +73,10 @@ def _image_root(store: Path, scene: Optional[int], notes: List[str]) -> Tuple[Pa
         if scene is None and len(series) > 1:
             notes.append(f"{store.name} holds {len(series)} scenes (image series); using scene 0 (choose with --scene)")
         root = store / str(series[s])
-        return root, _json(root, ".zattrs"), s
+        return root, _json(root, ".zattrs"), s, len(series)
     if scene not in (None, 0, -1):
         raise InputError(f"--scene {scene} is out of range: {store.name} has 1 scene(s)")
-    return store, attrs, 0
+    return store, attrs, 0, 1
 
 
 def _axes(ms: Dict[str, Any], ndim: int, name: str) -> List[str]:
@@ -240,14 +240,9 @@ def _read_region(root: Path, m: Dict[str, Any], index: List[Optional[int]], name
     return out
 
 
-def read_zarr(path, channel: Optional[int] = None, scene: Optional[int] = None,
-              timepoint: Optional[int] = None) -> Tuple[np.ndarray, Dict[str, Any]]:
-    """One single-channel (Z, Y, X) or (Y, X) image from a zarr store: the full-resolution level of an OME-Zarr
-    image (its first multiscales dataset), or a plain zarr array. ``channel``/``timepoint`` pick along the c/t axes,
-    ``scene`` the series of a bioformats2raw layout; pixel sizes (µm) come from the NGFF scale and units."""
-    store = Path(path)
-    notes: List[str] = []
-    root, attrs, s = _image_root(store, scene, notes)
+def _open(store: Path, scene: Optional[int], notes: List[str]) -> Dict[str, Any]:
+    """What a read needs: the level-0 array's metadata and folder, its axes, channel names, pixel sizes, scene."""
+    root, attrs, s, n_scenes = _image_root(store, scene, notes)
     ms_list = attrs.get("multiscales")
     ms: Dict[str, Any] = ms_list[0] if isinstance(ms_list, list) and ms_list and isinstance(ms_list[0], dict) else {}
     dataset: Dict[str, Any] = {}
@@ -261,29 +256,54 @@ def read_zarr(path, channel: Optional[int] = None, scene: Optional[int] = None,
     axes = _axes(ms, len(m["shape"]), store.name) if ms else list("tczyx")[-len(m["shape"]):]
     if len(axes) < len(m["shape"]):
         raise InputError(f"{store.name}: {len(m['shape'])} dimensions without NGFF axes; expected at most 5 (TCZYX)")
+    for a, n in zip(axes, m["shape"]):
+        if a == "?" and n > 1:
+            raise InputError(f"{store.name}: an axis that is not t, c, z, y or x has {n} planes; not supported")
     size = dict(zip(axes, m["shape"]))
     names = []
     omero = attrs.get("omero")
     chans = omero.get("channels") if isinstance(omero, dict) else None
     if isinstance(chans, list) and len(chans) == size.get("c", 1):
         names = [str(c.get("label", f"C{i}")) if isinstance(c, dict) else f"C{i}" for i, c in enumerate(chans)]
-    names = names or [f"C{i}" for i in range(size.get("c", 1))]
+    return {"root": root, "m": m, "axes": axes, "size": size, "scene": s, "n_scenes": n_scenes,
+            "names": names or [f"C{i}" for i in range(size.get("c", 1))],
+            "pixel_size": _scale(ms, dataset, axes) if ms else [None] * 3}
+
+
+def read_zarr(path, channel: Optional[int] = None, scene: Optional[int] = None,
+              timepoint: Optional[int] = None) -> Tuple[np.ndarray, Dict[str, Any]]:
+    """One single-channel (Z, Y, X) or (Y, X) image from a zarr store: the full-resolution level of an OME-Zarr
+    image (its first multiscales dataset), or a plain zarr array. ``channel``/``timepoint`` pick along the c/t axes,
+    ``scene`` the series of a bioformats2raw layout; pixel sizes (µm) come from the NGFF scale and units."""
+    store = Path(path)
+    notes: List[str] = []
+    o = _open(store, scene, notes)
+    size, names = o["size"], o["names"]
     c = pick(store, "channel", channel, size.get("c", 1), f"channel(s) {names}")
     t = pick(store, "timepoint", timepoint, size.get("t", 1), "time point(s)")
-    index: List[Optional[int]] = []
-    for a, n in zip(axes, m["shape"]):
-        if a == "?" and n > 1:
-            raise InputError(f"{store.name}: an axis that is not t, c, z, y or x has {n} planes; not supported")
-        index.append(c if a == "c" else t if a == "t" else 0 if a == "?" else None)
+    index = [c if a == "c" else t if a == "t" else 0 if a == "?" else None for a in o["axes"]]
     if channel is None and size.get("c", 1) > 1:
         notes.append(f"{store.name} has {size['c']} channels {names}; using channel 0 (choose with --channel)")
     if timepoint is None and size.get("t", 1) > 1:
         notes.append(f"{store.name} has {size['t']} time points; using time point 0 (choose with --timepoint)")
-    arr = _read_region(root, m, index, store.name, notes)
+    arr = _read_region(o["root"], o["m"], index, store.name, notes)
     if arr.ndim == 3 and arr.shape[0] == 1:
         arr = arr[0]
-    meta: Dict[str, Any] = {"source": str(store), "pixel_size": _scale(ms, dataset, axes) if ms else [None] * 3,
-                            "channel_names": names, "channel": c, "scene": s, "timepoint": t}
+    meta: Dict[str, Any] = {"source": str(store), "pixel_size": o["pixel_size"], "channel_names": names,
+                            "channel": c, "scene": o["scene"], "timepoint": t}
     if notes:
         meta["notes"] = notes
     return arr, meta
+
+
+def read_zarr_all(path, scene: Optional[int] = None) -> Tuple[np.ndarray, str, Dict[str, Any]]:
+    """Every channel and time point of a store's image (for napari): the array, its axes (a subset of "tczyx",
+    in store order, other axes of one plane dropped) and meta as :func:`read_zarr`'s plus ``n_scenes``."""
+    store = Path(path)
+    notes: List[str] = []
+    o = _open(store, scene, notes)
+    arr = _read_region(o["root"], o["m"], [0 if a == "?" else None for a in o["axes"]], store.name, notes)
+    axes = "".join(a for a in o["axes"] if a != "?")
+    meta = {"source": str(store), "pixel_size": o["pixel_size"], "channel_names": o["names"], "scene": o["scene"],
+            "n_scenes": o["n_scenes"], "notes": notes}
+    return arr, axes, meta

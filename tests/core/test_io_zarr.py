@@ -198,3 +198,19 @@ def test_cli_compresses_an_ome_zarr_with_its_pixel_size(tmp_path, capsys):
     data = (tmp_path / "o.mcz").read_bytes()
     np.testing.assert_array_equal(decode(data), a[0, 1, 0])
     assert container.read_header(data)[0].meta["pixel_size"] == [2.0, 0.25, 0.25]
+
+
+def test_napari_reader_opens_channels_as_layers_with_scale(tmp_path):
+    from napari_microcomp._reader import napari_get_reader
+
+    a = RNG.integers(0, 4000, (3, 2, 4, 24, 32)).astype(np.uint16)
+    p = ome_zarr(tmp_path / "img.ome.zarr", a)
+    layers = napari_get_reader(str(p))(str(p))
+    (data, kw, kind), = layers
+    assert kind == "image" and kw["channel_axis"] == 0 and kw["name"] == ["img ch0", "img ch1"]
+    np.testing.assert_array_equal(data, np.moveaxis(a, 1, 0))   # (C, T, Z, Y, X)
+    assert kw["scale"] == [1.0, 2.0, 0.25, 0.25] and kw["metadata"][1]["microcomp"]["axes"] == "TZYX"
+    b = RNG.integers(0, 9, (1, 1, 1, 16, 16)).astype(np.uint8)   # singleton t, c, z dropped
+    (data, kw, _), = napari_get_reader(str(ome_zarr(tmp_path / "b.zarr", b)))(str(tmp_path / "b.zarr"))
+    assert data.shape == (16, 16) and kw["metadata"]["microcomp"]["axes"] == "YX"
+    assert napari_get_reader(str(tmp_path)) is None   # a plain folder is not ours
