@@ -208,14 +208,17 @@ def _read_chunk(root: Path, key: str, m: Dict[str, Any], name: str) -> Optional[
     return np.frombuffer(data, m["dtype"]).reshape(m["chunks"], order=m["order"])
 
 
-def _read_region(root: Path, m: Dict[str, Any], index: List[Optional[int]], name: str,
-                 notes: List[str]) -> np.ndarray:
-    """The array with the axes where ``index`` holds an int fixed there (the others whole)."""
+def _read_region(root: Path, m: Dict[str, Any], sel: List[Any], name: str, notes: List[str]) -> np.ndarray:
+    """The part of the array ``sel`` selects: per axis an int (the axis is dropped), None (whole) or a slice
+    with step 1; only the chunks it touches are read."""
     shape, chunks = m["shape"], m["chunks"]
-    out_shape = [s for s, i in zip(shape, index) if i is None]
+    sel = [slice(0, n) if i is None else slice(*i.indices(n)) if isinstance(i, slice) else i
+           for i, n in zip(sel, shape)]
+    out_shape = [max(0, i.stop - i.start) for i in sel if isinstance(i, slice)]
     check_declared(name, out_shape, m["dtype"])
     out = np.full(out_shape, m["fill"], dtype=m["dtype"].newbyteorder("="))
-    ranges = [range(math.ceil(s / c)) if i is None else [i // c] for s, c, i in zip(shape, chunks, index)]
+    ranges = [range(i.start // c, math.ceil(i.stop / c)) if isinstance(i, slice) else [i // c]
+              for i, c in zip(sel, chunks)]
     if math.prod(len(r) for r in ranges) > _MAX_CHUNKS:
         raise InputError(f"{name}: the image is split into {math.prod(len(r) for r in ranges)} chunks of "
                          f"{chunks}; more than {_MAX_CHUNKS} are not read (rechunk it)")
@@ -227,13 +230,13 @@ def _read_region(root: Path, m: Dict[str, Any], index: List[Optional[int]], name
             absent += 1
             continue
         src, dst = [], []
-        for ax, (k, c, s, i) in enumerate(zip(idx, chunks, shape, index)):
-            if i is not None:
-                src.append(i - k * c)
+        for k, c, i in zip(idx, chunks, sel):
+            if isinstance(i, slice):
+                lo, hi = max(i.start, k * c), min(i.stop, k * c + c)
+                src.append(slice(lo - k * c, hi - k * c))
+                dst.append(slice(lo - i.start, hi - i.start))
             else:
-                stop = min(c, s - k * c)
-                src.append(slice(0, stop))
-                dst.append(slice(k * c, k * c + stop))
+                src.append(i - k * c)
         out[tuple(dst)] = chunk[tuple(src)]
     if absent:
         notes.append(f"{name}: {absent} of {total} chunk(s) absent, read as the fill value {m['fill']!r}")
@@ -307,3 +310,39 @@ def read_zarr_all(path, scene: Optional[int] = None) -> Tuple[np.ndarray, str, D
     meta = {"source": str(store), "pixel_size": o["pixel_size"], "channel_names": o["names"], "scene": o["scene"],
             "n_scenes": o["n_scenes"], "notes": notes}
     return arr, axes, meta
+
+
+class ZarrView:
+    """A lazy (Z, Y, X) or (Y, X) view of a store's image at one channel and time point (``compress-tiled``):
+    ``shape``, ``dtype``, ``ndim``, and slicing with ints and step-1 slices, which reads only the chunks it
+    touches. What a read noticed (absent chunks) collects in ``notes``."""
+
+    def __init__(self, path, channel: int = 0, timepoint: int = 0, scene: Optional[int] = None):
+        self._path = Path(path)
+        self.notes: List[str] = []
+        o = _open(self._path, scene, self.notes)
+        c = pick(self._path, "channel", channel, o["size"].get("c", 1), f"channel(s) {o['names']}")
+        t = pick(self._path, "timepoint", timepoint, o["size"].get("t", 1), "time point(s)")
+        self._root, self._m = o["root"], o["m"]
+        # fixed: c, t, other axes; dropped too: a z axis of one plane
+        self._fixed = [c if a == "c" else t if a == "t" else 0 if a == "?" or (a == "z" and n == 1) else None
+                       for a, n in zip(o["axes"], o["m"]["shape"])]
+        self.shape = tuple(n for n, i in zip(o["m"]["shape"], self._fixed) if i is None)
+        self.dtype, self.ndim = o["m"]["dtype"].newbyteorder("="), len(self.shape)
+        self.meta = {"pixel_size": o["pixel_size"], "channel_names": o["names"], "channel": c, "timepoint": t,
+                     "scene": o["scene"]}
+
+    def __getitem__(self, key) -> np.ndarray:
+        key = list(key if isinstance(key, tuple) else (key,))
+        if len(key) > self.ndim or any(not isinstance(k, (int, np.integer, slice)) or
+                                       (isinstance(k, slice) and k.step not in (None, 1)) for k in key):
+            raise IndexError(f"ZarrView takes up to {self.ndim} ints or step-1 slices, got {key!r}")
+        key += [slice(None)] * (self.ndim - len(key))
+        it = iter(key)
+        sel: List[Any] = []
+        for i, n in zip(self._fixed, self._m["shape"]):
+            k = i if i is not None else next(it)
+            if not isinstance(k, slice) and not -n <= int(k) < n:
+                raise IndexError(f"index {k} is out of range for an axis of {n}")
+            sel.append(k if isinstance(k, slice) else int(k) % n)
+        return _read_region(self._root, self._m, sel, self._path.name, self.notes)

@@ -39,6 +39,7 @@ from .codecs.base import Codec
 from .codecs.tiled import TiledCodec, _tiles_from_header
 from .errors import InputError, MicrocompError, StreamError
 from .io import regular_file, unreadable
+from .io_zarr import ZarrView, is_zarr
 from .io_write import temp_beside
 from .tiling import Box
 
@@ -47,7 +48,8 @@ _COPY_CHUNK = 1 << 20
 
 def open_lazy(path) -> Any:
     """Open an image file without loading it: ``.npy`` and uncompressed TIFF as read-only memory maps, other
-    TIFF (compressed, tiled) as a zarr view through tifffile (decodes only the pages/tiles a slice needs); any
+    TIFF (compressed, tiled) as a zarr view through tifffile (decodes only the pages/tiles a slice needs), a zarr
+    store (OME-Zarr) as a :class:`~napari_microcomp.io_zarr.ZarrView` (likewise, at channel 0 and time point 0); any
     other format is read whole with :func:`napari_microcomp.io.read_image`. Singleton axes are dropped.
 
     A damaged file raises InputError, also where the damage only shows when a tile is read."""
@@ -66,6 +68,8 @@ def open_lazy(path) -> Any:
                     a = tifffile.memmap(p, mode="r")
                 except ValueError:  # not memory-mappable (compressed, tiled or damaged): decode what a tile needs
                     return _tiff_zarr(p)
+        elif is_zarr(p):   # channel 0, time point 0 (what compress picks by default), read tile by tile
+            return ZarrView(p)
         else:
             from .io import read_image
             return read_image(p)[0]

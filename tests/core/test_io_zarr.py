@@ -214,3 +214,23 @@ def test_napari_reader_opens_channels_as_layers_with_scale(tmp_path):
     (data, kw, _), = napari_get_reader(str(ome_zarr(tmp_path / "b.zarr", b)))(str(tmp_path / "b.zarr"))
     assert data.shape == (16, 16) and kw["metadata"]["microcomp"]["axes"] == "YX"
     assert napari_get_reader(str(tmp_path)) is None   # a plain folder is not ours
+
+
+def test_lazy_view_reads_tiles_and_compress_tiled_matches_the_array(tmp_path):
+    from napari_microcomp.io_zarr import ZarrView
+    from napari_microcomp.tiled import compress_file, open_lazy
+
+    a = RNG.integers(0, 4000, (1, 2, 3, 70, 90)).astype(np.uint16)
+    p = ome_zarr(tmp_path / "v.zarr", a, chunks=(1, 1, 2, 32, 32), compressor=numcodecs.Zlib())
+    v = ZarrView(p, channel=1)
+    assert v.shape == (3, 70, 90) and v.ndim == 3 and v.dtype == np.uint16
+    np.testing.assert_array_equal(v[1:3, 10:50, -7], a[0, 1, 1:3, 10:50, -7])
+    np.testing.assert_array_equal(v[-1], a[0, 1, -1])
+    with pytest.raises(IndexError):
+        v[::2]
+    lazy = open_lazy(p)
+    assert isinstance(lazy, ZarrView) and lazy.meta["channel"] == 0
+    s1, s2 = tmp_path / "z.mcz", tmp_path / "n.mcz"
+    list(compress_file(lazy, s1, "zstd", tile=32))
+    list(compress_file(np.ascontiguousarray(a[0, 0]), s2, "zstd", tile=32))
+    assert s1.read_bytes() == s2.read_bytes()

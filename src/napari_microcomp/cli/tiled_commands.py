@@ -1,7 +1,7 @@
 """`microcomp compress-tiled | decompress-tiled`: volumes larger than memory, tile by tile.
 
 The input is memory-mapped (``.npy``, uncompressed TIFF) or read lazily through zarr (compressed or
-tiled TIFF); other formats are read whole. The output of ``decompress-tiled`` is written as a memory
+tiled TIFF; OME-Zarr stores chunk by chunk, channel 0 and time point 0); other formats are read whole. The output of ``decompress-tiled`` is written as a memory
 map (``.npy`` or ``.tif``). Peak memory follows the tile size, not the volume size.
 """
 from pathlib import Path
@@ -15,8 +15,9 @@ from ._args import Ints, command, in_out
 def register(sub) -> None:
     p = command(sub, "compress-tiled", cmd_compress_tiled, "compress a (large) volume tile by tile into one .mcz file",
                 "Any codec, applied to independent tiles with halos (seam-free cores); the volume is never loaded "
-                "whole when it is .npy or TIFF.")
-    in_out(p, ".npy, TIFF (memory-mapped or read lazily), or any format read_image reads", "output .mcz file")
+                "whole when it is .npy, TIFF or OME-Zarr.")
+    in_out(p, ".npy, TIFF (memory-mapped or read lazily), OME-Zarr (read chunk by chunk; channel 0, time "
+              "point 0), or any format read_image reads", "output .mcz file")
     p.add_argument("--codec", "-c", default="zstd", help="inner codec (see `microcomp codecs`)")
     p.add_argument("--quality", "-q", type=int, help="1 (smallest) … 8 (best)")
     p.add_argument("--tile", action=Ints, nargs="+",
