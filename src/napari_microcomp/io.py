@@ -35,15 +35,22 @@ def is_folder(path) -> bool:
 
 
 def regular_file(path) -> Path:
-    """``path`` as a Path if it is a readable regular file (or a zarr store), else a clear InputError."""
+    """``path`` as a Path if it is a readable regular file, else a clear InputError."""
     p = Path(path)
-    if p.is_file() or is_zarr(p):
+    if p.is_file():
         return p
+    if is_zarr(p):
+        raise InputError(f"{p} is a zarr store, expected a file")
     if p.is_dir():
         raise InputError(f"{p} is a directory, expected a file")
     if p.exists():   # a FIFO or device would block or stream forever
         raise InputError(f"{p} is not a regular file (a pipe, socket or device); save it to a file first")
     raise InputError(f"file not found: {p}")
+
+
+def image_source(path) -> Path:
+    """``path`` as a Path if it is an image: a regular file or a zarr store (a directory that is one image)."""
+    return Path(path) if is_zarr(path) else regular_file(path)
 
 
 def image_files(paths: Iterable) -> List[Path]:
@@ -53,7 +60,7 @@ def image_files(paths: Iterable) -> List[Path]:
         if is_folder(p):
             out += sorted(_images_in(p))
         else:
-            out.append(regular_file(p))
+            out.append(image_source(p))
     if not out:
         raise InputError(f"no image files ({', '.join(IMAGE_SUFFIXES)}, .zarr) in {', '.join(map(str, paths))}")
     return out

@@ -118,6 +118,12 @@ def _scale(ms: Dict[str, Any], dataset: Dict[str, Any], axes: List[str]) -> List
     return out
 
 
+def zarr_compressor(path) -> Optional[str]:
+    """The compressor id of a zarr array's chunks (None: uncompressed), without reading or checking the array."""
+    comp = _json(Path(path), ".zarray").get("compressor")
+    return str(comp.get("id")) if isinstance(comp, dict) else None
+
+
 def _array_meta(root: Path, name: str) -> Dict[str, Any]:
     m = _json(root, ".zarray")
     if not m:
@@ -142,6 +148,9 @@ def _array_meta(root: Path, name: str) -> Dict[str, Any]:
         ids = [f.get("id") if isinstance(f, dict) else f for f in m["filters"]]
         raise InputError(f"{name}: zarr filters {ids} are not supported; rewrite the array without filters")
     comp = m.get("compressor")
+    if isinstance(comp, dict) and comp.get("id") == "microcomp":
+        raise InputError(f"{name}: its chunks are microcomp streams (`microcomp compress --zarr`); decode it with "
+                         "`microcomp decompress` (or open it in napari with its zarr reader)")
     if comp is not None and (not isinstance(comp, dict) or comp.get("id") not in _CODECS):
         raise InputError(f"{name}: compressor {comp!r} is not supported (supported: {', '.join(_CODECS)})")
     sep = m.get("dimension_separator", ".")

@@ -38,7 +38,7 @@ from .codecs import codec_from_config
 from .codecs.base import Codec
 from .codecs.tiled import TiledCodec, _tiles_from_header
 from .errors import InputError, MicrocompError, StreamError
-from .io import regular_file, unreadable
+from .io import image_source, unreadable
 from .io_zarr import ZarrView, is_zarr
 from .io_write import temp_beside
 from .tiling import Box
@@ -53,7 +53,7 @@ def open_lazy(path) -> Any:
     other format is read whole with :func:`napari_microcomp.io.read_image`. Singleton axes are dropped.
 
     A damaged file raises InputError, also where the damage only shows when a tile is read."""
-    p = regular_file(path)
+    p = image_source(path)
     suffix = p.suffix.lower()
     try:
         if suffix == ".npy":

@@ -234,3 +234,24 @@ def test_lazy_view_reads_tiles_and_compress_tiled_matches_the_array(tmp_path):
     list(compress_file(lazy, s1, "zstd", tile=32))
     list(compress_file(np.ascontiguousarray(a[0, 0]), s2, "zstd", tile=32))
     assert s1.read_bytes() == s2.read_bytes()
+
+
+def test_cli_zarr_round_trip_and_clear_refusals(tmp_path, capsys):
+    from napari_microcomp.cli import main
+
+    a = RNG.integers(0, 4000, (48, 40)).astype(np.uint16)
+    np.save(tmp_path / "a.npy", a)
+    mc, img = tmp_path / "mc.zarr", ome_zarr(tmp_path / "img.zarr", a[None, None, None])
+    assert main(["compress", str(tmp_path / "a.npy"), "-c", "zstd", "--zarr", str(mc)]) == 0
+    assert main(["decompress", str(mc), str(tmp_path / "back.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "back.npy"), a)   # zstd: lossless
+    for argv, said in ((["compress", str(mc)], "microcomp streams"),
+                       (["decompress", str(img), str(tmp_path / "x.tif")], "OME-Zarr image or zarr group"),
+                       (["info", str(img)], "is a zarr store, expected a file")):
+        capsys.readouterr()
+        assert main(argv) != 0
+        assert said in capsys.readouterr().err
+    (mc / "0.0").write_bytes((mc / "0.0").read_bytes()[:-9])   # a damaged stream chunk: refused, not returned
+    capsys.readouterr()
+    assert main(["decompress", str(mc), str(tmp_path / "bad.npy"), "--overwrite"]) != 0
+    assert not (tmp_path / "bad.npy").exists() and "error" in capsys.readouterr().err

@@ -21,6 +21,7 @@ class Kind:
     outputs: Sequence[str]                      # suffixes an output file may have
     output_name: Callable[[str], str]           # input file name -> output file name
     folder_files: Callable[[Path], Iterable[Path]]
+    source: Callable[[Path], Path] = regular_file   # a named input as a Path, or a clear error
 
 
 def plan(paths: Sequence[str], kind: Kind, out_dir: Optional[str], overwrite: bool) -> List[Job]:
@@ -35,7 +36,7 @@ def plan(paths: Sequence[str], kind: Kind, out_dir: Optional[str], overwrite: bo
             raise InputError(f"give either an output file or --out-dir, not both ({last.name})")
         if is_folder(paths[0]):
             raise InputError(f"{paths[0]} is a folder: name an --out-dir for its files, not one output file")
-        return [Job(_existing(paths[0]), check_output(last, overwrite), False)]
+        return [Job(kind.source(paths[0]), check_output(last, overwrite), False)]
     if len(paths) == 2 and not last.exists() and last.suffix:
         raise InputError(f"output must end in {' or '.join(kind.outputs)}, got {last.name}")
     jobs: List[Job] = []
@@ -55,7 +56,7 @@ def plan(paths: Sequence[str], kind: Kind, out_dir: Optional[str], overwrite: bo
             raise InputError(f"{given.name}: an output file goes after a single input; with several inputs use "
                              "--out-dir")
         else:
-            f = _existing(given)
+            f = kind.source(given)
             jobs.append(Job(f, (Path(out_dir) if out_dir else f.parent) / kind.output_name(f.name), False))
     if not jobs:
         raise InputError(f"nothing to do in {', '.join(map(str, paths))}")
@@ -76,10 +77,6 @@ def plan(paths: Sequence[str], kind: Kind, out_dir: Optional[str], overwrite: bo
 
 def _is_output(p: Path, kind: Kind) -> bool:
     return p.name.lower().endswith(tuple(kind.outputs))
-
-
-def _existing(p: Path) -> Path:
-    return regular_file(p)
 
 
 __all__ = ["Job", "Kind", "plan"]

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional
 from .. import codecs as _codecs
 from .. import container
 from ..errors import CodecError, InputError, MicrocompError, out_of_memory_message
-from ..io import image_files, is_folder, regular_file
+from ..io import image_files, image_source, is_folder, regular_file
 from ..io_write import atomic_write_bytes, write_image
 from ..weights.locate import PROVISIONAL_NOTE
 from ._args import OVERWRITE_HELP, command, read_input
@@ -54,7 +54,8 @@ def register(sub) -> None:
                             f"to its name without {EXT} (a.tif.mcz -> a.tif; else NAME.tif), best in --out-dir (a "
                             "stream that cannot be decoded is skipped, said, and the exit status is 1).")
     p.add_argument("paths", nargs="+", metavar="INPUT",
-                   help=f"{EXT} files or folders of them; after a single input, the output .tif / .ome.tif / .npy")
+                   help=f"{EXT} files or folders of them, or zarr arrays written by `compress --zarr`; after a "
+                        "single input, the output .tif / .ome.tif / .npy")
     p.add_argument("--out-dir", metavar="DIR", help="write the images here (a folder's files keep their sub-folders)")
     p.add_argument("--format", choices=("tif", "npy"), help="output type (default: the output name's, else the "
                                                             "input name's, else tif)")
@@ -177,8 +178,8 @@ def cmd_compress(args) -> int:
         compress_to_zarr(array, args.zarr, codec, chunks=chunks)
         print(f"wrote {args.zarr} ({codec.label}, shape {array.shape})")
         return 0
-    jobs = _batch.plan(args.paths, _batch.Kind((EXT,), lambda name: name + EXT, lambda d: image_files([d])),
-                       args.out_dir, args.overwrite)
+    jobs = _batch.plan(args.paths, _batch.Kind((EXT,), lambda name: name + EXT, lambda d: image_files([d]),
+                                               image_source), args.out_dir, args.overwrite)
     if len(jobs) == 1 and not jobs[0].in_folder:
         return 0 if _compress_one(args, jobs[0].source, jobs[0].output, params)[2] else 1
     skipped, missed, done, raw, coded = [], [], 0, 0, 0
@@ -255,7 +256,8 @@ def cmd_decompress(args) -> int:
     from . import _batch
 
     kind = _batch.Kind(_IMAGE_OUT, lambda name: _decoded_name(name, args.format),
-                       lambda d: sorted(f for f in d.rglob("*" + EXT) if f.is_file() and not f.name.startswith(".")))
+                       lambda d: sorted(f for f in d.rglob("*" + EXT) if f.is_file() and not f.name.startswith(".")),
+                       _coded_source)
     jobs = _batch.plan(args.paths, kind, args.out_dir, args.overwrite)
     named = len(args.paths) == 2 and jobs[0].output == Path(args.paths[1])
     if named and args.format and not jobs[0].output.name.lower().endswith("." + args.format):
@@ -279,9 +281,41 @@ def cmd_decompress(args) -> int:
     return 0
 
 
+def _coded_source(p: Path) -> Path:
+    """A ``.mcz`` file, or a zarr array written by ``compress --zarr`` (its chunks are microcomp streams)."""
+    from ..io_zarr import is_zarr, zarr_compressor
+
+    if not is_zarr(p):
+        return regular_file(p)
+    comp = zarr_compressor(p) if (p / ".zarray").is_file() else "group"
+    if comp != "microcomp":
+        what = "an OME-Zarr image or zarr group" if comp == "group" else f"a zarr array of {comp or 'raw'} chunks"
+        raise InputError(f"{p.name} is {what}, not microcomp streams; `microcomp compress` codes it")
+    return p
+
+
+def _decompress_zarr(source: Path, out: Path) -> None:
+    from ..io_checks import check_declared
+    from ..zarr_codecs import open_zarr
+
+    z = open_zarr(source)
+    check_declared(source.name, z.shape, z.dtype)
+    try:
+        array = z[...]
+    except MicrocompError:
+        raise
+    except Exception as exc:   # zarr wraps nothing: a damaged chunk raises what its decoder raised
+        raise InputError(f"{source.name}: {type(exc).__name__}: {str(exc)[:200]}") from exc
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_image(out, array)
+    print(f"wrote {out}: {array.dtype}{list(array.shape)} from the microcomp zarr array {source.name}")
+
+
 def _decompress_one(source: Path, out: Path, verify: bool) -> None:
     import warnings
 
+    if source.is_dir():   # a zarr array of microcomp streams (``_coded_source``)
+        return _decompress_zarr(source, out)
     data = source.read_bytes()
     header = _codecs.info(data)
     with warnings.catch_warnings(record=True) as caught:
