@@ -96,11 +96,19 @@ def read_microscopy(path: Union[PathLike, Sequence[PathLike]]) -> List[LayerData
 
 def read_zarr_layers(path: Union[PathLike, Sequence[PathLike]]) -> List[LayerData]:
     """Open OME-Zarr (≤ 0.4) / zarr stores like vendor files: one layer per channel and scene (up to
-    ``MAX_SCENES``), axes (T, Z, Y, X) with singletons dropped, NGFF pixel sizes as scale."""
+    ``MAX_SCENES``), axes (T, Z, Y, X) with singletons dropped, NGFF pixel sizes as scale. A zarr array of
+    microcomp streams (``compress --zarr``) opens lazily, each chunk decoded and checked when shown."""
     from .io_zarr import read_zarr_all
+
+    from .io_zarr import zarr_compressor
 
     layers: List[LayerData] = []
     for p in map(Path, [path] if isinstance(path, (str, Path)) else path):
+        if (p / ".zarray").is_file() and zarr_compressor(p) == "microcomp":   # written by compress --zarr
+            from .zarr_codecs import open_zarr
+
+            layers.append((open_zarr(p), {"name": p.stem, "metadata": {"microcomp": {"file": str(p)}}}, "image"))
+            continue
         scene, n = 0, 1
         while scene < min(n, MAX_SCENES):
             arr, axes, meta = read_zarr_all(p, scene)

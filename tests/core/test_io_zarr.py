@@ -255,3 +255,14 @@ def test_cli_zarr_round_trip_and_clear_refusals(tmp_path, capsys):
     capsys.readouterr()
     assert main(["decompress", str(mc), str(tmp_path / "bad.npy"), "--overwrite"]) != 0
     assert not (tmp_path / "bad.npy").exists() and "error" in capsys.readouterr().err
+
+
+def test_napari_reader_opens_a_microcomp_zarr_array(tmp_path):
+    from napari_microcomp._reader import napari_get_reader
+    from napari_microcomp.zarr_codecs import compress_to_zarr
+
+    a = RNG.integers(0, 4000, (40, 48)).astype(np.uint16)
+    compress_to_zarr(a, tmp_path / "mc.zarr", "zstd", chunks=(16, 16))
+    (data, kw, kind), = napari_get_reader(str(tmp_path / "mc.zarr"))(str(tmp_path / "mc.zarr"))
+    np.testing.assert_array_equal(np.asarray(data[:]), a)
+    assert kind == "image" and kw["name"] == "mc"
