@@ -98,9 +98,7 @@ def read_zarr_layers(path: Union[PathLike, Sequence[PathLike]]) -> List[LayerDat
     """Open OME-Zarr (≤ 0.4) / zarr stores like vendor files: one layer per channel and scene (up to
     ``MAX_SCENES``), axes (T, Z, Y, X) with singletons dropped, NGFF pixel sizes as scale. A zarr array of
     microcomp streams (``compress --zarr``) opens lazily, each chunk decoded and checked when shown."""
-    from .io_zarr import read_zarr_all
-
-    from .io_zarr import zarr_compressor
+    from .io_zarr import read_zarr_all, zarr_compressor
 
     layers: List[LayerData] = []
     for p in map(Path, [path] if isinstance(path, (str, Path)) else path):
@@ -111,19 +109,19 @@ def read_zarr_layers(path: Union[PathLike, Sequence[PathLike]]) -> List[LayerDat
             continue
         scene, n = 0, 1
         while scene < min(n, MAX_SCENES):
-            arr, axes, meta = read_zarr_all(p, scene)
+            arr, axes, meta = read_zarr_all(p, scene, lazy_above=EAGER_BYTES)
             n = meta["n_scenes"]
             for note in meta["notes"]:
                 warnings.warn(note, stacklevel=2)
-            arr = np.transpose(arr, [axes.index(a) for a in "tczyx" if a in axes])
-            axes = "".join(a for a in "tczyx" if a in axes)
+            order = [axes.index(a) for a in "tczyx" if a in axes]   # numpy or dask alike from here
+            arr, axes = arr.transpose(order), "".join(axes[i] for i in order)
             if "c" not in axes:
-                arr, axes = arr[np.newaxis], "c" + axes
-            at = axes.index("c")
-            arr = np.moveaxis(arr, at, 0)
-            keep = [i for i, a in enumerate(axes.replace("c", "")) if a in "yx" or arr.shape[i + 1] > 1]
-            arr = arr.reshape((arr.shape[0],) + tuple(arr.shape[i + 1] for i in keep))
-            layer_axes = "".join(axes.replace("c", "")[i] for i in keep).upper()
+                arr, axes = arr[None], "c" + axes
+            first = [axes.index("c")] + [i for i, a in enumerate(axes) if a != "c"]
+            arr, axes = arr.transpose(first), "c" + axes.replace("c", "")
+            drop = tuple(0 if a in "tz" and arr.shape[i] == 1 else slice(None) for i, a in enumerate(axes))
+            arr = arr[drop]
+            layer_axes = "".join(a for a, d in zip(axes, drop) if a != "c" and not isinstance(d, int)).upper()
             z, y, x = (v or 1.0 for v in meta["pixel_size"])
             scale = [{"T": 1.0, "Z": z, "Y": y, "X": x}[a] for a in layer_axes]
             stem = p.name[: -len(".zarr")] if p.name.lower().endswith(".zarr") else p.name

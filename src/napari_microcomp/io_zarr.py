@@ -308,17 +308,38 @@ def read_zarr(path, channel: Optional[int] = None, scene: Optional[int] = None,
     return arr, meta
 
 
-def read_zarr_all(path, scene: Optional[int] = None) -> Tuple[np.ndarray, str, Dict[str, Any]]:
+def read_zarr_all(path, scene: Optional[int] = None, lazy_above: Optional[int] = None) -> Tuple[Any, str, Dict[str, Any]]:
     """Every channel and time point of a store's image (for napari): the array, its axes (a subset of "tczyx",
-    in store order, other axes of one plane dropped) and meta as :func:`read_zarr`'s plus ``n_scenes``."""
+    in store order, other axes of one plane dropped) and meta as :func:`read_zarr`'s plus ``n_scenes``. Larger
+    than ``lazy_above`` bytes, the array is a dask array whose chunks are the store's, each read when needed."""
     store = Path(path)
     notes: List[str] = []
     o = _open(store, scene, notes)
-    arr = _read_region(o["root"], o["m"], [0 if a == "?" else None for a in o["axes"]], store.name, notes)
+    sel = [0 if a == "?" else None for a in o["axes"]]
+    m = o["m"]
+    if lazy_above is not None and math.prod(m["shape"]) * m["dtype"].itemsize > lazy_above:
+        import dask.array as da
+        level = _Level(o["root"], m, store.name)
+        arr = da.from_array(level, chunks=tuple(m["chunks"]), asarray=True)[tuple(slice(None) if i is None else i
+                                                                                    for i in sel)]
+    else:
+        arr = _read_region(o["root"], m, sel, store.name, notes)
     axes = "".join(a for a in o["axes"] if a != "?")
     meta = {"source": str(store), "pixel_size": o["pixel_size"], "channel_names": o["names"], "scene": o["scene"],
             "n_scenes": o["n_scenes"], "notes": notes}
     return arr, axes, meta
+
+
+class _Level:
+    """A whole level of a store as dask reads it: ``shape``, ``dtype``, ``ndim``, slicing (``_read_region``)."""
+
+    def __init__(self, root: Path, m: Dict[str, Any], name: str):
+        self._root, self._m, self._name = root, m, name
+        self.shape, self.dtype, self.ndim = tuple(m["shape"]), m["dtype"].newbyteorder("="), len(m["shape"])
+
+    def __getitem__(self, key) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        return _read_region(self._root, self._m, list(key) + [None] * (self.ndim - len(key)), self._name, [])
 
 
 class ZarrView:

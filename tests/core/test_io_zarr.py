@@ -266,3 +266,20 @@ def test_napari_reader_opens_a_microcomp_zarr_array(tmp_path):
     (data, kw, kind), = napari_get_reader(str(tmp_path / "mc.zarr"))(str(tmp_path / "mc.zarr"))
     np.testing.assert_array_equal(np.asarray(data[:]), a)
     assert kind == "image" and kw["name"] == "mc"
+
+
+def test_napari_reader_is_lazy_for_large_stores(tmp_path, monkeypatch):
+    import dask.array as da
+
+    from napari_microcomp import _reader
+
+    monkeypatch.setattr(_reader, "EAGER_BYTES", 1000)
+    a = RNG.integers(0, 4000, (2, 2, 3, 40, 50)).astype(np.uint16)
+    p = ome_zarr(tmp_path / "big.zarr", a, chunks=(1, 1, 1, 16, 16), compressor=numcodecs.Zlib())
+    (data, kw, _), = _reader.read_zarr_layers(str(p))
+    assert isinstance(data, da.Array) and data.shape == (2, 2, 3, 40, 50)
+    np.testing.assert_array_equal(data[1, 0, 2].compute(), a[0, 1, 2])   # (C, T, Z, Y, X)
+    np.testing.assert_array_equal(data.compute(), np.moveaxis(a, 1, 0))
+    (p / "0" / "0.0.1.1.1").write_bytes(b"damaged")   # found when that chunk is shown, as one clear error
+    with pytest.raises(InputError, match="0.0.1.1.1"):
+        data[0, 0, 1].compute()
