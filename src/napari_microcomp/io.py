@@ -70,7 +70,7 @@ def _images_in(folder: Path) -> Iterator[Path]:
     for f in folder.iterdir():
         if is_zarr(f):
             yield f   # one image: its chunk files are not walked
-        elif f.is_dir():
+        elif f.is_dir() and not f.is_symlink():   # as rglob: a linked folder could loop back
             yield from _images_in(f)
         elif f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
             yield f

@@ -283,3 +283,9 @@ def test_napari_reader_is_lazy_for_large_stores(tmp_path, monkeypatch):
     (p / "0" / "0.0.1.1.1").write_bytes(b"damaged")   # found when that chunk is shown, as one clear error
     with pytest.raises(InputError, match="0.0.1.1.1"):
         data[0, 0, 1].compute()
+
+
+def test_folder_walk_does_not_follow_linked_folders(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((16, 16), np.uint8))
+    os.symlink(tmp_path, tmp_path / "loop")   # a folder linking back to its parent
+    assert image_files([tmp_path]) == [tmp_path / "a.npy"]
