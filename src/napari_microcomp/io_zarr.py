@@ -42,8 +42,8 @@ def _json(p: Path, name: str) -> Dict[str, Any]:
         raise InputError(f"{f} is {f.stat().st_size} bytes: too large for zarr metadata")
     try:
         out = json.loads(f.read_bytes())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"{f} is not valid JSON ({exc})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:   # RecursionError: "[[[[…" nested too deep
+        raise InputError(f"{f} is not valid JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
     if not isinstance(out, dict):
         raise InputError(f"{f} does not hold a JSON object")
     return out

@@ -162,7 +162,7 @@ def test_chunks_must_be_regular_files_and_paths_stay_inside(tmp_path):
 
 
 @pytest.mark.parametrize("attrs,match", [
-    ("[1, 2]", "JSON object"), ("{not json", "not valid JSON"),
+    ("[1, 2]", "JSON object"), ("{not json", "not valid JSON"), ("[" * 100_000, "not valid JSON"),
     ('{"plate": {}}', "HCS plate"),
     ('{"multiscales": [{"datasets": []}]}', "without datasets"),
     ('{"multiscales": [{"axes": ["y", "x"], "datasets": [{"path": "0"}]}]}', "do not match"),
