@@ -289,3 +289,30 @@ def test_folder_walk_does_not_follow_linked_folders(tmp_path):
     np.save(tmp_path / "a.npy", np.zeros((16, 16), np.uint8))
     os.symlink(tmp_path, tmp_path / "loop")   # a folder linking back to its parent
     assert image_files([tmp_path]) == [tmp_path / "a.npy"]
+
+
+def test_advise_apply_names_zarr_outputs_and_never_replaces_the_input(tmp_path, monkeypatch, capsys):
+    from napari_microcomp.cli import main
+
+    a = RNG.integers(0, 4000, (1, 1, 1, 48, 40)).astype(np.uint16)
+    p = ome_zarr(tmp_path / "b.zarr", a)
+    monkeypatch.chdir(tmp_path)
+    argv = ["advise", "b.zarr", "--psnr", "40", "--codecs", "zstd", "--apply", ".", "--apply-format", "zarr",
+            "--overwrite"]
+    assert main(argv) != 0 and "is the input itself" in capsys.readouterr().err
+    np.testing.assert_array_equal(read_image(p)[0], a[0, 0, 0])   # untouched
+    assert main(["advise", "b.zarr", "--psnr", "40", "--codecs", "zstd", "--apply", "out"]) == 0
+    assert (tmp_path / "out" / "b.mcz").is_file()
+
+
+def test_compress_zarr_output_overwrite_is_explicit_and_never_the_input(tmp_path, capsys):
+    from napari_microcomp.cli import main
+
+    np.save(tmp_path / "a.npy", RNG.integers(0, 99, (16, 16)).astype(np.uint16))
+    src, out = str(tmp_path / "a.npy"), str(tmp_path / "o.zarr")
+    assert main(["compress", src, "-c", "zstd", "--zarr", out]) == 0
+    assert main(["compress", src, "-c", "zstd", "--zarr", out]) != 0
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert main(["compress", src, "-c", "zstd", "--zarr", out, "--overwrite"]) == 0
+    assert main(["compress", out, "-c", "zstd", "--zarr", out, "--overwrite"]) != 0
+    assert "the input itself" in capsys.readouterr().err

@@ -61,9 +61,9 @@ def _print(advice) -> None:
 
 
 def _out_stem(src) -> str:
-    """``cell.1.npy`` -> ``cell.1``, ``a.ome.tif`` -> ``a``: only the image suffix goes."""
+    """``cell.1.npy`` -> ``cell.1``, ``a.ome.tif`` -> ``a``, ``b.ome.zarr`` -> ``b``: only the image suffix goes."""
     name = Path(src).name
-    for suffix in (".ome.tiff", ".ome.tif", *IMAGE_SUFFIXES):
+    for suffix in (".ome.tiff", ".ome.tif", ".ome.zarr", ".zarr", *IMAGE_SUFFIXES):
         if name.lower().endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
     return name
@@ -78,6 +78,8 @@ def _outputs(inputs, out_dir: Path, fmt: str, overwrite: bool):
             raise InputError(f"{src} and {seen[out]} would both be written to {out}; rename one, or apply them "
                              "in separate runs")
         seen[out] = src
+        if out.resolve() == Path(src).resolve():   # b.zarr applied as zarr into its own folder
+            raise InputError(f"{out} is the input itself; apply into another folder")
         if out.exists() and not overwrite:
             raise InputError(f"{out} exists; pass --overwrite to replace it")
         outs.append(out)

@@ -171,11 +171,15 @@ def cmd_compress(args) -> int:
         if args.target:   # each chunk is its own stream: one setting for all, no search over the whole
             raise InputError("--target does not work with --zarr; give --quality (or find it first with "
                              "`microcomp advise`)")
+        if Path(args.zarr).resolve() == Path(args.paths[0]).resolve():
+            raise InputError(f"{args.zarr} is the input itself; write the zarr array elsewhere")
+        if Path(args.zarr).exists() and not args.overwrite:
+            raise InputError(f"{args.zarr} exists; pass --overwrite to replace it")
         array, _ = read_input(args.paths[0], channel=args.channel, scene=args.scene, timepoint=args.timepoint)
         from ..zarr_codecs import compress_to_zarr
 
         codec = _codecs.get_codec(args.codec, quality=args.quality, lossless=args.lossless, **params)
-        compress_to_zarr(array, args.zarr, codec, chunks=chunks)
+        compress_to_zarr(array, args.zarr, codec, chunks=chunks, overwrite=args.overwrite)
         print(f"wrote {args.zarr} ({codec.label}, shape {array.shape})")
         return 0
     jobs = _batch.plan(args.paths, _batch.Kind((EXT,), lambda name: name + EXT, lambda d: image_files([d]),
