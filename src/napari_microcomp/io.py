@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 import numpy as np
 
 from .errors import InputError, MicrocompError
-from .io_checks import check_declared, pick, pixel_size
+from .io_checks import check_declared, default_notes, pick, pixel_size
 from .io_zarr import is_zarr, read_zarr
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".npy", ".czi", ".nd2", ".jpg", ".jpeg")
@@ -165,7 +165,7 @@ def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
                     check_declared(p.name, series.shape, series.dtype)
                     arr = series.asarray()
                     if len(tf.series) > 1:
-                        meta["notes"] = [_scene_note(p, len(tf.series))]
+                        meta["notes"] = default_notes(p.name, len(tf.series), [], 1)
                     if series.axes.endswith("S") and arr.shape[-1] in (3, 4):
                         return arr, meta
                     return _squeeze_to_zyx(arr), meta
@@ -317,10 +317,6 @@ def _czi_channel_names(meta, n: int) -> List[str]:
     return [f"Channel:{i}" for i in range(n)]
 
 
-def _scene_note(p: Path, n: int) -> str:
-    return f"{p.name} holds {n} scenes (image series); using scene 0 (choose with --scene)"
-
-
 
 
 def _read_aics(p: Path, channel, scene, timepoint, meta, checked: bool = False):
@@ -337,13 +333,7 @@ def _read_aics(p: Path, channel, scene, timepoint, meta, checked: bool = False):
     arr = np.asarray(img.get_image_data("ZYX", **select))
     if arr.shape[0] == 1:
         arr = arr[0]
-    notes = []
-    if scene is None and len(img.scenes) > 1:
-        notes.append(_scene_note(p, len(img.scenes)))
-    if channel is None and len(names) > 1:
-        notes.append(f"{p.name} has {len(names)} channels {names}; using channel 0 (choose with --channel)")
-    if timepoint is None and dims.T > 1:
-        notes.append(f"{p.name} has {dims.T} time points; using time point 0 (choose with --timepoint)")
+    notes = default_notes(p.name, len(img.scenes), names, dims.T, scene, channel, timepoint)
     if notes:
         meta["notes"] = notes
     with quiet_readers():

@@ -1,7 +1,7 @@
 """Checks every reader shares: declared sizes against the decode budget, plane selection, pixel sizes."""
 import math
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -37,3 +37,16 @@ def pixel_size(v) -> Optional[float]:
     except (TypeError, ValueError):
         return None
     return f if math.isfinite(f) and f > 0 else None
+
+
+def default_notes(name: str, scenes: int, names: Sequence[str], timepoints: int, scene=None, channel=None,
+                  timepoint=None) -> List[str]:
+    """What a reader says it picked by default: scene, channel and time point 0 of several."""
+    notes = []
+    if scene is None and scenes > 1:
+        notes.append(f"{name} holds {scenes} scenes (image series); using scene 0 (choose with --scene)")
+    if channel is None and len(names) > 1:
+        notes.append(f"{name} has {len(names)} channels {list(names)}; using channel 0 (choose with --channel)")
+    if timepoint is None and timepoints > 1:
+        notes.append(f"{name} has {timepoints} time points; using time point 0 (choose with --timepoint)")
+    return notes

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from .errors import InputError
-from .io_checks import check_declared, pick, pixel_size
+from .io_checks import check_declared, default_notes, pick, pixel_size
 
 _CODECS = ("blosc", "zstd", "lz4", "zlib", "gzip", "bz2", "lzma")
 _JSON_MAX = 4 << 20          # .zattrs/.zarray larger than this are not metadata
@@ -70,8 +70,6 @@ def _image_root(store: Path, scene: Optional[int], notes: List[str]) -> Tuple[Pa
         if not series:
             raise InputError(f"{store.name}: a bioformats2raw layout without any image group")
         s = pick(store, "scene", scene, len(series), "scene(s)")
-        if scene is None and len(series) > 1:
-            notes.append(f"{store.name} holds {len(series)} scenes (image series); using scene 0 (choose with --scene)")
         root = store / str(series[s])
         return root, _json(root, ".zattrs"), s, len(series)
     if scene not in (None, 0, -1):
@@ -294,10 +292,7 @@ def read_zarr(path, channel: Optional[int] = None, scene: Optional[int] = None,
     c = pick(store, "channel", channel, size.get("c", 1), f"channel(s) {names}")
     t = pick(store, "timepoint", timepoint, size.get("t", 1), "time point(s)")
     index = [c if a == "c" else t if a == "t" else 0 if a == "?" else None for a in o["axes"]]
-    if channel is None and size.get("c", 1) > 1:
-        notes.append(f"{store.name} has {size['c']} channels {names}; using channel 0 (choose with --channel)")
-    if timepoint is None and size.get("t", 1) > 1:
-        notes.append(f"{store.name} has {size['t']} time points; using time point 0 (choose with --timepoint)")
+    notes[:0] = default_notes(store.name, o["n_scenes"], names, size.get("t", 1), scene, channel, timepoint)
     arr = _read_region(o["root"], o["m"], index, store.name, notes)
     if arr.ndim == 3 and arr.shape[0] == 1:
         arr = arr[0]
