@@ -85,6 +85,32 @@ def lerc_dims(data: bytes):
     return rows, cols
 
 
+_WRAPPED_LERC_MAX = 1 << 28   # bytes a zstd-wrapped LERC blob may declare before it is unwrapped to be read
+
+
+def lerc_wrapped_dims(data: bytes):
+    """:func:`lerc_dims` of a Lerc2 blob as a TIFF strip or tile holds it: bare, or wrapped in deflate or zstd
+    (the LercParameters tag), unwrapped just enough to read its header."""
+    if data[:4] == b"\x28\xb5\x2f\xfd":
+        size = zstd_content_size(data)
+        if size is None:
+            raise ValueError("zstd frame without a content size")
+        if size > _WRAPPED_LERC_MAX:
+            raise Undecodable(f"its zstd frame declares {size:,} bytes")
+        import imagecodecs
+        try:
+            data = bytes(imagecodecs.zstd_decode(data, out=size))
+        except Exception as exc:   # incomplete (the caller reads more) or damaged
+            raise ValueError(f"zstd: {exc}") from None
+    elif len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0:   # a zlib header
+        import zlib
+        try:
+            data = zlib.decompressobj().decompress(data, 64)
+        except zlib.error as exc:
+            raise ValueError(f"deflate: {exc}") from None
+    return lerc_dims(data)
+
+
 def zstd_content_size(data: bytes):
     """The content size a zstd frame header declares (None if absent or not a zstd frame)."""
     if len(data) < 6 or data[:4] != b"\x28\xb5\x2f\xfd":

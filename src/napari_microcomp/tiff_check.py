@@ -8,10 +8,10 @@ file (``PlaneCount="999999999"``: 16 GB and ~3 minutes), its channel count into 
 import struct
 import xml.etree.ElementTree as ET
 
-from .codestreams import Undecodable, j2k_dims, jpeg_dims, jxl_dims, jxr_dims, lerc_dims, png_dims
+from .codestreams import Undecodable, j2k_dims, jpeg_dims, jxl_dims, jxr_dims, lerc_wrapped_dims, png_dims
 from .errors import InputError
 
-_PEEK = {"JPEG": jpeg_dims, "JPEG_99": jpeg_dims, "PNG": png_dims, "JPEGXL": jxl_dims, "LERC": lerc_dims,
+_PEEK = {"JPEG": jpeg_dims, "JPEG_99": jpeg_dims, "PNG": png_dims, "JPEGXL": jxl_dims, "LERC": lerc_wrapped_dims,
          "JPEGXR": jxr_dims, "JPEGXR_NDPI": jxr_dims, "JPEG2000": j2k_dims, "JPEG_2000_LOSSY": j2k_dims,
          "APERIO_JP2000_YCBC": j2k_dims, "APERIO_JP2000_RGB": j2k_dims}
 _HEAD, _MORE = 4096, 1 << 20   # bytes read for a header; retried with more when it was not found there

@@ -447,13 +447,42 @@ def test_a_tiff_tile_declaring_a_huge_image_is_refused_before_the_native_decoder
     assert rc == 2 and "declares 20000×20000" in err and not (tmp_path / "out.mcz").exists()
 
 
+@pytest.mark.parametrize("wrap", ["zstd", "deflate"])
+def test_a_wrapped_lerc_tile_declaring_a_huge_image_is_refused(tmp_path, wrap):
+    """LERC in a TIFF may be wrapped in zstd or deflate (LercParameters). A 32² tile whose (valid-checksum) blob
+    said 20000² made the LERC decoder allocate 1.6 GB for 1.6 s, and the tile came back as zeros, silently
+    (measured 2026-12-06); the blob is now unwrapped enough to read its header first."""
+    import struct
+    import zlib
+
+    import imagecodecs
+
+    path = tmp_path / "lerc.tif"
+    tifffile.imwrite(path, np.zeros((64, 64), np.float32) + 3, tile=(32, 32), compression="lerc",
+                     compressionargs={"compression": wrap})
+    b = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tf:
+        off, n = tf.pages[0].dataoffsets[0], tf.pages[0].databytecounts[0]
+        at_off, at_n = tf.pages[0].tags["TileOffsets"].valueoffset, tf.pages[0].tags["TileByteCounts"].valueoffset
+    seg = bytes(b[off:off + n])
+    blob = bytearray(imagecodecs.zstd_decode(seg) if wrap == "zstd" else zlib.decompress(seg))
+    struct.pack_into("<ii", blob, 14, 20000, 20000)   # Lerc2 v3+: rows, cols after the checksum
+    new = imagecodecs.zstd_encode(bytes(blob)) if wrap == "zstd" else zlib.compress(bytes(blob))
+    struct.pack_into("<I", b, at_off, len(b))
+    struct.pack_into("<I", b, at_n, len(new))
+    path.write_bytes(bytes(b) + new)
+    with pytest.raises(InputError, match=r"LERC tile of 32×32 pixels declares 20000×20000"):
+        read_image(path)
+
+
 def test_honest_compressed_tiffs_of_every_peeked_kind_read_as_written(tmp_path):
-    """No false alarm: strips whose last one is short, padded edge tiles, colour JPEG, and LERC wrapped in zstd
-    (whose header is not parsed: left to the decoder)."""
+    """No false alarm: strips whose last one is short, padded edge tiles, colour JPEG, and LERC bare and wrapped
+    in zstd or deflate."""
     a = np.round(smooth_image((101, 77), seed=4) * 200).astype(np.uint8)
     for compression, dtype, args in [("jpeg", np.uint8, {}), ("png", np.uint16, {}), ("jpegxl", np.uint16, {}),
                                      ("jpegxr", np.uint16, {}), ("jpeg2000", np.uint16, {}),
-                                     ("lerc", np.float32, {}), ("lerc", np.float32, {"compression": "zstd"})]:
+                                     ("lerc", np.float32, {}), ("lerc", np.float32, {"compression": "zstd"}),
+                                     ("lerc", np.float32, {"compression": "deflate"})]:
         for layout in ({"tile": (32, 32)}, {"rowsperstrip": 16}):
             path = tmp_path / "ok.tif"
             tifffile.imwrite(path, a.astype(dtype), compression=compression, compressionargs=args,
