@@ -119,7 +119,7 @@ RESTORABLE = ("int8", "int16", "int32", "int64", "uint32", "uint64", "float16", 
 # Header meta keys the codecs write for their own decoding; a caller's values for them (say, meta copied
 # from another stream's info) would steer the decoder, so they are dropped from user meta.
 INTERNAL_META = frozenset({"source_dtype", "int_offset", "constant", "work_dtype", "bits", "blocks", "native",
-                           "tiles", "outliers"})
+                           "tiles", "outliers", "dc"})
 
 
 def _plain(key: str, v: Any) -> Any:

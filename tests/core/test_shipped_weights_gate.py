@@ -28,3 +28,13 @@ def test_promoted_file_rechecks(path, shared_data):
     assert meta.get("campaign_job") and meta.get("gate"), "promoted files carry their gate record"
     assert gate.monotone(meta["gate"]["eval_mean"]) or len(meta["gate"]["eval_mean"]) == 1
     assert gate.recheck(path) == []
+
+
+def test_recheck_flags_a_file_worse_than_its_record_and_lets_a_better_one_pass(tmp_path, shared_data):
+    src = wt.SHIPPED_DIR / "transmitted" / "bmshj2018-factorized-relu-q2.pt"
+    d = torch.load(src, map_location="cpu", weights_only=True)
+    point = d["meta"]["gate"]["check_points"]["2"]
+    for shift, flagged in ((+0.5, True), (-0.5, False)):   # recorded better than measured: a regression
+        d["meta"]["gate"]["check_points"]["2"] = dict(point, psnr=point["psnr"] + shift)
+        torch.save(d, tmp_path / src.name)
+        assert bool(gate.recheck(tmp_path / src.name)) == flagged

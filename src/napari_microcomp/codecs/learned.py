@@ -37,6 +37,7 @@ from ..weights.download import cached_url, secure_url
 from ..weights.load import LoadedModel, encodable, load_by_id, load_url
 from ..weights.locate import ENV_WEIGHTS
 from .base import Codec
+from .dc import dc_offset, dc_offsets, to_dtype, with_dc
 from .latent_grid import GRID, GRIDS, OLD_GRID, latent_shape, on_grid
 from .weight_levels import MAX_THREADS, WeightLevels, default_threads
 from .vbr_level import check_level, vbr_gain
@@ -86,15 +87,6 @@ def _unpack_payload(data: bytes) -> Tuple[List[bytes], Tuple[int, ...]]:
         out.append(data[off:off + ln])
         off += ln
     return out, tuple(shape)
-
-
-def to_dtype(xhat: np.ndarray, lo: float, hi: float, dtype: np.dtype) -> np.ndarray:
-    """Invert the [0, 1] normalisation exactly the same way at encode and decode."""
-    v = xhat.astype(np.float64) * (hi - lo) + lo
-    dtype = np.dtype(dtype)
-    if dtype.kind == "u":
-        return np.clip(np.rint(v), 0, np.iinfo(dtype).max).astype(dtype)
-    return v.astype(dtype)
 
 
 class LearnedCodec(WeightLevels, Codec):
@@ -278,7 +270,7 @@ class LearnedCodec(WeightLevels, Codec):
             return []
         los, his = slice_ranges.bounds_per_slice(header.norm, len(planes), self.codec_id)
         recon = np.empty(planes.shape, dtype=a.dtype)
-        payloads = []
+        payloads, dcs = [], []
         tally = symbol_tally()
         with fixed_threads(threads), torch.inference_mode():
             n, k = len(planes) * len(grid), 0
@@ -291,7 +283,10 @@ class LearnedCodec(WeightLevels, Codec):
                     x = ((plane[y0:y1, x0:x1].astype(np.float64) - lo) / span).astype(np.float32)
                     payload, rec = self._code_tile(lm, x, tally)
                     payloads.append(payload)
-                    recon[z, y0:y1, x0:x1] = to_dtype(rec, lo, hi, a.dtype)
+                    dcs.append(dc_offset(plane[y0:y1, x0:x1], rec, lo, hi, a.dtype))
+                    recon[z, y0:y1, x0:x1] = to_dtype(with_dc(rec, dcs[-1]), lo, hi, a.dtype)
+        if any(dcs):
+            header.meta["dc"] = dcs
         header.check["crc32"] = container.array_crc32(outliers.with_current(recon.reshape(a.shape)))
         if tally.value is not None:
             header.check["symbols"] = container.symbols_check(header, tally.value)
@@ -326,6 +321,7 @@ class LearnedCodec(WeightLevels, Codec):
         if self._fraction() and self.params.get("gain") is None:
             raise StreamError(f"{self.codec_id}: a stream at level {self.params['level']} must record its latent "
                               "gain; damaged or crafted stream")
+        dcs = dc_offsets(header, n_tiles, self.codec_id)
         lm = self._load_for_decode()
         out = np.empty(planes_shape, dtype=header.dtype)
         threads = int(self.params.get("threads") or default_threads())
@@ -342,7 +338,7 @@ class LearnedCodec(WeightLevels, Codec):
                     self._check_payload(lm, strings, zshape, y1 - y0, x1 - x0)
                     with tally:
                         rec = self._decode_tile(lm, strings, zshape, y1 - y0, x1 - x0)
-                    out[z, y0:y1, x0:x1] = to_dtype(rec, lo, hi, header.dtype)
+                    out[z, y0:y1, x0:x1] = to_dtype(with_dc(rec, dcs[k - 1]), lo, hi, header.dtype)
         self.decoded_symbols = container.symbols_check(header, tally.value)
         return out.reshape(shape)
 

@@ -280,9 +280,10 @@ def recheck(path, tolerance_db: float = 0.1, root=None) -> List[str]:
         got = measure(get_codec(lm.arch, quality=int(q_str), weights=str(path)), images[name],
                       header_format=int(g.get("format", 1)))
         # the header names the weight file by path and records coding parameters added since the gate ran
-        # (e.g. ``grid``), so its length may differ by up to ~100 bytes; the PSNR check is the strict one
+        # (e.g. ``grid``), so its length may differ by up to ~100 bytes; the PSNR check is the strict one: no
+        # worse than recorded (coding added since may do better: the tile offsets of session 38, +0.28 dB here)
         slack = 0.005 * want["bpp"] + 8 * 128 / images[name].size
-        if abs(got["psnr"] - want["psnr"]) > tolerance_db or abs(got["bpp"] - want["bpp"]) > slack:
+        if got["psnr"] < want["psnr"] - tolerance_db or abs(got["bpp"] - want["bpp"]) > slack:
             bad.append(f"q{q_str}: recorded {want['bpp']:.4f} bpp / {want['psnr']:.2f} dB, "
                        f"measured {got['bpp']:.4f} / {got['psnr']:.2f}")
     return bad
