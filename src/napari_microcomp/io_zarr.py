@@ -24,8 +24,10 @@ from .io_checks import check_declared, default_notes, pick, pixel_size
 _CODECS = ("blosc", "zstd", "lz4", "zlib", "gzip", "bz2", "lzma")
 _JSON_MAX = 4 << 20          # .zattrs/.zarray larger than this are not metadata
 _MAX_CHUNKS = 1_000_000
+# NGFF's unit names, and the short ones some writers use instead
 _UNITS_UM = {"micrometer": 1.0, "nanometer": 1e-3, "millimeter": 1e3, "angstrom": 1e-4, "meter": 1e6,
-             "centimeter": 1e4, "picometer": 1e-6}
+             "centimeter": 1e4, "picometer": 1e-6, "um": 1.0, "µm": 1.0, "\u03bcm": 1.0, "micron": 1.0, "nm": 1e-3,
+             "mm": 1e3}
 
 
 def is_zarr(path) -> bool:
@@ -111,7 +113,7 @@ def _scale(ms: Dict[str, Any], dataset: Dict[str, Any], axes: List[str]) -> List
             out.append(None)
             continue
         i = axes.index(k)
-        f = _UNITS_UM.get(units[i]) if isinstance(units[i], str) else None
+        f = _UNITS_UM.get(units[i].strip().lower()) if isinstance(units[i], str) else None
         out.append(pixel_size(scale[i] * f) if f and scale[i] else None)
     return out
 
@@ -303,7 +305,8 @@ def read_zarr(path, channel: Optional[int] = None, scene: Optional[int] = None,
     return arr, meta
 
 
-def read_zarr_all(path, scene: Optional[int] = None, lazy_above: Optional[int] = None) -> Tuple[Any, str, Dict[str, Any]]:
+def read_zarr_all(path, scene: Optional[int] = None,
+                  lazy_above: Optional[int] = None) -> Tuple[Any, str, Dict[str, Any]]:
     """Every channel and time point of a store's image (for napari): the array, its axes (a subset of "tczyx",
     in store order, other axes of one plane dropped) and meta as :func:`read_zarr`'s plus ``n_scenes``. Larger
     than ``lazy_above`` bytes, the array is a dask array whose chunks are the store's, each read when needed."""

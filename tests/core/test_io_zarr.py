@@ -316,3 +316,10 @@ def test_compress_zarr_output_overwrite_is_explicit_and_never_the_input(tmp_path
     assert main(["compress", src, "-c", "zstd", "--zarr", out, "--overwrite"]) == 0
     assert main(["compress", out, "-c", "zstd", "--zarr", out, "--overwrite"]) != 0
     assert "the input itself" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("unit,um", [("µm", 0.5), ("um", 0.5), ("nm", 5e-4), ("parsec", None), (None, None)])
+def test_pixel_size_units_outside_ngff_names(tmp_path, unit, um):
+    axes = [{"name": n, "type": "space", **({"unit": unit} if unit else {})} for n in "yx"]
+    p = ome_zarr(tmp_path / "u.zarr", RNG.integers(0, 9, (16, 16)).astype(np.uint8), axes=axes, scale=(0.5, 0.5))
+    assert read_image(p)[1]["pixel_size"] == [None, um, um]
