@@ -125,7 +125,8 @@ def read_zarr_layers(path: Union[PathLike, Sequence[PathLike]]) -> List[LayerDat
             z, y, x = (v or 1.0 for v in meta["pixel_size"])
             scale = [{"T": 1.0, "Z": z, "Y": y, "X": x}[a] for a in layer_axes]
             stem = p.name[: -len(".zarr")] if p.name.lower().endswith(".zarr") else p.name
-            prefix = (stem[: -len(".ome")] if stem.lower().endswith(".ome") else stem) + (f" [{scene}]" if n > 1 else "")
+            stem = stem[: -len(".ome")] if stem.lower().endswith(".ome") else stem
+            prefix = stem + (f" [{scene}]" if n > 1 else "")
             names = meta["channel_names"]
             md = [{"microcomp": {"file": str(p), "axes": layer_axes, "channel": c, "scene": scene,
                                  "pixel_size_um": scale}} for c in names]
