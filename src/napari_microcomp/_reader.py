@@ -102,7 +102,7 @@ def read_zarr_layers(path: Union[PathLike, Sequence[PathLike]]) -> List[LayerDat
 
     layers: List[LayerData] = []
     for p in map(Path, [path] if isinstance(path, (str, Path)) else path):
-        if (p / ".zarray").is_file() and zarr_compressor(p) == "microcomp":   # written by compress --zarr
+        if zarr_compressor(p) == "microcomp":   # written by compress --zarr
             from .zarr_codecs import open_zarr
 
             layers.append((open_zarr(p), {"name": p.stem, "metadata": {"microcomp": {"file": str(p)}}}, "image"))

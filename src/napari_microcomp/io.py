@@ -76,8 +76,6 @@ def _images_in(folder: Path) -> Iterator[Path]:
             yield f
 
 
-
-
 _KIND = {".zarr": "zarr", ".czi": "CZI", ".nd2": "ND2", ".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG",
          ".jpeg": "JPEG", ".npy": "NPY"}
 _PIL_DTYPES = {"I;16": np.uint16, "I;16B": np.uint16, "I": np.int32, "F": np.float32}
@@ -99,8 +97,6 @@ def unreadable(path, exc: BaseException) -> InputError:
                           "Pillow refuses such PNG/JPEG files; if it is genuine, convert it to TIFF")
     return InputError(f"could not read {p.name}: not a readable {_KIND.get(suffix, suffix)} file (damaged, "
                       f"truncated or another format; {detail})")
-
-
 
 
 def _has_samples(a: np.ndarray) -> bool:
@@ -315,8 +311,6 @@ def _czi_channel_names(meta, n: int) -> List[str]:
         if len(names) == n and all(names):
             return names
     return [f"Channel:{i}" for i in range(n)]
-
-
 
 
 def _read_aics(p: Path, channel, scene, timepoint, meta, checked: bool = False):

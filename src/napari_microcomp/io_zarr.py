@@ -58,7 +58,7 @@ def _inside(root: Path, rel: str, what: str) -> Path:
     return root / rel
 
 
-def _image_root(store: Path, scene: Optional[int], notes: List[str]) -> Tuple[Path, Dict[str, Any], int, int]:
+def _image_root(store: Path, scene: Optional[int]) -> Tuple[Path, Dict[str, Any], int, int]:
     """The group (or array) holding the image ``scene`` selects, its attributes, the scene index and count."""
     attrs = _json(store, ".zattrs")
     if (store / "zarr.json").is_file() and not (store / ".zattrs").is_file():
@@ -252,9 +252,9 @@ def _read_region(root: Path, m: Dict[str, Any], sel: List[Any], name: str, notes
     return out
 
 
-def _open(store: Path, scene: Optional[int], notes: List[str]) -> Dict[str, Any]:
+def _open(store: Path, scene: Optional[int]) -> Dict[str, Any]:
     """What a read needs: the level-0 array's metadata and folder, its axes, channel names, pixel sizes, scene."""
-    root, attrs, s, n_scenes = _image_root(store, scene, notes)
+    root, attrs, s, n_scenes = _image_root(store, scene)
     ms_list = attrs.get("multiscales")
     ms: Dict[str, Any] = ms_list[0] if isinstance(ms_list, list) and ms_list and isinstance(ms_list[0], dict) else {}
     dataset: Dict[str, Any] = {}
@@ -287,19 +287,11 @@ def read_zarr(path, channel: Optional[int] = None, scene: Optional[int] = None,
     """One single-channel (Z, Y, X) or (Y, X) image from a zarr store: the full-resolution level of an OME-Zarr
     image (its first multiscales dataset), or a plain zarr array. ``channel``/``timepoint`` pick along the c/t axes,
     ``scene`` the series of a bioformats2raw layout; pixel sizes (µm) come from the NGFF scale and units."""
-    store = Path(path)
-    notes: List[str] = []
-    o = _open(store, scene, notes)
-    size, names = o["size"], o["names"]
-    c = pick(store, "channel", channel, size.get("c", 1), f"channel(s) {names}")
-    t = pick(store, "timepoint", timepoint, size.get("t", 1), "time point(s)")
-    index = [c if a == "c" else t if a == "t" else 0 if a == "?" else None for a in o["axes"]]
-    notes[:0] = default_notes(store.name, o["n_scenes"], names, size.get("t", 1), scene, channel, timepoint)
-    arr = _read_region(o["root"], o["m"], index, store.name, notes)
-    if arr.ndim == 3 and arr.shape[0] == 1:
-        arr = arr[0]
-    meta: Dict[str, Any] = {"source": str(store), "pixel_size": o["pixel_size"], "channel_names": names,
-                            "channel": c, "scene": o["scene"], "timepoint": t}
+    view = ZarrView(path, channel, timepoint, scene)
+    arr = view[()]
+    notes = default_notes(view.name, view.n_scenes, view.meta["channel_names"], view.n_timepoints, scene, channel,
+                          timepoint) + view.notes
+    meta: Dict[str, Any] = {"source": str(path), **view.meta}
     if notes:
         meta["notes"] = notes
     return arr, meta
@@ -312,7 +304,7 @@ def read_zarr_all(path, scene: Optional[int] = None,
     than ``lazy_above`` bytes, the array is a dask array whose chunks are the store's, each read when needed."""
     store = Path(path)
     notes: List[str] = []
-    o = _open(store, scene, notes)
+    o = _open(store, scene)
     sel = [0 if a == "?" else None for a in o["axes"]]
     m = o["m"]
     if lazy_above is not None and math.prod(m["shape"]) * m["dtype"].itemsize > lazy_above:
@@ -345,10 +337,13 @@ class ZarrView:
     ``shape``, ``dtype``, ``ndim``, and slicing with ints and step-1 slices, which reads only the chunks it
     touches. What a read noticed (absent chunks) collects in ``notes``."""
 
-    def __init__(self, path, channel: int = 0, timepoint: int = 0, scene: Optional[int] = None):
+    def __init__(self, path, channel: Optional[int] = None, timepoint: Optional[int] = None,
+                 scene: Optional[int] = None):
         self._path = Path(path)
+        self.name = self._path.name
         self.notes: List[str] = []
-        o = _open(self._path, scene, self.notes)
+        o = _open(self._path, scene)
+        self.n_scenes, self.n_timepoints = o["n_scenes"], o["size"].get("t", 1)
         c = pick(self._path, "channel", channel, o["size"].get("c", 1), f"channel(s) {o['names']}")
         t = pick(self._path, "timepoint", timepoint, o["size"].get("t", 1), "time point(s)")
         self._root, self._m = o["root"], o["m"]
@@ -373,4 +368,4 @@ class ZarrView:
             if not isinstance(k, slice) and not -n <= int(k) < n:
                 raise IndexError(f"index {k} is out of range for an axis of {n}")
             sel.append(k if isinstance(k, slice) else int(k) % n)
-        return _read_region(self._root, self._m, sel, self._path.name, self.notes)
+        return _read_region(self._root, self._m, sel, self.name, self.notes)
