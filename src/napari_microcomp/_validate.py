@@ -28,6 +28,16 @@ def pixel_type_error(dtype) -> InputError:
     return InputError(f"unsupported pixel type {dt}; expected integer or floating-point pixels")
 
 
+def looks_like_colour(shape) -> bool:
+    """(Y, X, 2..4): colour samples (RGB, RGBA, grey+alpha) last, not a stack of 2-4 planes."""
+    return len(shape) == 3 and shape[-1] in (2, 3, 4) and min(shape[:2]) > 4
+
+
+def colour_error(shape, fix: str = "pick one channel (e.g. --channel 0) or convert to grayscale") -> InputError:
+    return InputError(f"shape {tuple(shape)} looks like an RGB/RGBA or grey+alpha image; microcomp compresses "
+                      f"single-channel images: {fix}")
+
+
 def check_image(array, *, allow_3d: bool = True, offset: Optional[int] = None) -> np.ndarray:
     """Return ``array`` as a C-contiguous numpy array of a supported dtype, or raise InputError.
 
@@ -49,10 +59,8 @@ def check_image(array, *, allow_3d: bool = True, offset: Optional[int] = None) -
         raise pixel_type_error(a.dtype)
     if a.size == 0:
         raise InputError(f"the image is empty (shape {a.shape})")
-    if a.ndim == 3 and a.shape[-1] in (2, 3, 4) and min(a.shape[:2]) > 4:
-        raise InputError(
-            f"shape {a.shape} looks like an RGB/RGBA or grey+alpha image; microcomp compresses single-channel "
-            "images: pick one channel (e.g. --channel 0) or convert to grayscale")
+    if looks_like_colour(a.shape):
+        raise colour_error(a.shape)
     sq = tuple(n for n in a.shape if n != 1)
     if (a.ndim > 3 or (a.ndim == 3 and a.shape[-1] == 1)) and len(sq) in ((2, 3) if allow_3d else (2,)):
         # (Y, X, 1) or (1, 1, Z, Y, X): unambiguous once squeezed, but the reconstruction keeps the input's shape

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import container
 from .._progress import checkpoint
-from .._validate import check_image, int_offset, pixel_type_error, with_source_dtype
+from .._validate import check_image, colour_error, int_offset, looks_like_colour, pixel_type_error, with_source_dtype
 from ..errors import CodecError, InputError, StreamError
 from ..tiling import Box, Tile, as_axes, grid_edges, tile_grid, tiles_from_edges
 from .base import Codec
@@ -43,6 +43,10 @@ def default_halo(codec: Codec, ndim: int) -> Tuple[int, ...]:
     return ((z,) if ndim == 3 else ()) + (8, 8)
 
 
+# compress-tiled has no --channel: one channel must be taken out first
+TILED_COLOUR_FIX = "save one channel as its own file first (`microcomp compress --channel N` reads one)"
+
+
 # -- reading inputs --------------------------------------------------------------------------------
 def _out_dtype(dtype: np.dtype) -> np.dtype:
     """The dtype ``check_image`` turns every tile of ``dtype`` into (the same for all tiles)."""
@@ -64,6 +68,8 @@ def _check_volume(volume) -> Tuple[Tuple[int, ...], np.dtype]:
     shape = tuple(int(s) for s in shape)
     if len(shape) not in (2, 3):
         raise InputError(f"expected a 2D (Y, X) or 3D (Z, Y, X) single-channel array, got shape {shape}")
+    if looks_like_colour(shape):
+        raise colour_error(shape, TILED_COLOUR_FIX)
     if min(shape[-2:]) < 8:
         raise InputError(f"image too small to compress meaningfully: shape {shape} (need ≥ 8×8 in Y, X)")
     return shape, _out_dtype(dtype)
