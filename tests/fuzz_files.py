@@ -2,9 +2,9 @@
 
 Seeds are small valid files of what ``read_image`` and ``compress-tiled`` read: TIFF in strips and tiles (none,
 zlib, JPEG, PNG, JPEG 2000, JPEG XL, JPEG XR, LERC), OME-TIFF, ImageJ hyperstacks, PNG (16-bit, animated), NPY,
-OME-Zarr and plain zarr stores. Each case damages one: a TIFF tag's value or count (dimensions, offsets,
+OME-Zarr (0.4, and 0.5 on zarr format 3 with shards) and plain zarr stores. Each case damages one: a TIFF tag's value or count (dimensions, offsets,
 compression), the first bytes of a strip or tile's own codestream, an OME-XML attribute, a value of a store's
-.zarray/.zattrs, a store's chunk (bytes, truncation, removal), random bytes, or a truncation; then reads it with ``read_image``,
+.zarray/.zattrs/zarr.json, a store's chunk or shard (bytes, truncation, removal), random bytes, or a truncation; then reads it with ``read_image``,
 ``open_lazy`` (a slice of it) and, for OME-TIFF, napari's reader. A case passes when each returns an array or
 raises a one-line ``InputError``; another exception, a crash or a hang fails. The last case started is written
 to ``--progress`` so the parent can name a case that killed the process.
@@ -76,7 +76,9 @@ def _zarr_seeds(tmp: Path, img, stack):
     z = zarr.open_array(str(tmp / "plain.zarr"), mode="w", shape=img.shape, chunks=(32, 40), dtype=">u2",
                         order="F", compressor=numcodecs.Blosc("zstd", 3, numcodecs.Blosc.BITSHUFFLE))
     z[:] = img
-    return [tmp / "img.ome.zarr", tmp / "plain.zarr"]
+    # OME-Zarr 0.5 (zarr format 3, sharded, crc32c-checked index), as zarr-python 3 wrote it
+    shutil.copytree(Path(__file__).parent / "fixtures" / "ome05_sharded.zarr", tmp / "v3.ome.zarr")
+    return [tmp / "img.ome.zarr", tmp / "plain.zarr", tmp / "v3.ome.zarr"]
 
 
 ZARR_WEIRD = WEIRD + OME_WEIRD + [None, [], {}, -5, 1.5, [2 ** 31, 2 ** 31], "../x", "<f8", "|O", True]
@@ -89,7 +91,7 @@ def mutate_store(seed: Path, target: Path, rng) -> None:
     files = sorted(f for f in target.rglob("*") if f.is_file())
     f = files[int(rng.integers(0, len(files)))]
     data = f.read_bytes()
-    if f.name in (".zarray", ".zattrs") and rng.random() < 0.7:
+    if f.name in (".zarray", ".zattrs", "zarr.json") and rng.random() < 0.7:
         obj = json.loads(data)
         slots = []
 

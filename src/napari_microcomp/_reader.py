@@ -95,7 +95,7 @@ def read_microscopy(path: Union[PathLike, Sequence[PathLike]]) -> List[LayerData
 
 
 def read_zarr_layers(path: Union[PathLike, Sequence[PathLike]]) -> List[LayerData]:
-    """Open OME-Zarr (≤ 0.4) / zarr stores like vendor files: one layer per channel and scene (up to
+    """Open OME-Zarr (0.4/0.5) / zarr stores like vendor files: one layer per channel and scene (up to
     ``MAX_SCENES``), axes (T, Z, Y, X) with singletons dropped, NGFF pixel sizes as scale. A zarr array of
     microcomp streams (``compress --zarr``) opens lazily, each chunk decoded and checked when shown."""
     from .io_zarr import read_zarr_all, zarr_compressor

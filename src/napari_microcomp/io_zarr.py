@@ -1,18 +1,15 @@
-"""Reading one image from a zarr store (format 2): OME-Zarr (NGFF ≤ 0.4, bioformats2raw layout) or a plain array.
+"""Reading one image from a zarr store: OME-Zarr (NGFF ≤ 0.4 on zarr format 2, 0.5 on format 3, bioformats2raw
+layout) or a plain array.
 
 The store is read here, chunk by chunk, rather than through the zarr library: every size it declares is
 checked against the decode budget before anything is allocated, every chunk must decode to exactly its declared
 size (a zlib/bz2/lzma "bomb" is stopped at that size, a blosc/zstd/lz4 header that claims more is refused),
 chunk files must be regular files (a device or pipe would block or never end), and a store split into more than
-a million chunks for the image read is refused rather than walked for hours.
+a million chunks for the image read is refused rather than walked for hours. Format 3's own parts (codec
+pipelines, shards) are in :mod:`napari_microcomp.io_zarr3`.
 """
-import bz2
 import itertools
-import json
-import lzma
 import math
-import struct
-import zlib
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -20,10 +17,10 @@ import numpy as np
 
 from .errors import InputError
 from .io_checks import check_declared, default_notes, pick, pixel_size
+from .io_zarr3 import array_meta_v3, is_v3
+from .io_zarr_raw import CODECS, MAX_CHUNKS, check_grid, decode_bytes, read_chunk_file, read_json
+from .tiff_check import MAX_CHANNELS
 
-_CODECS = ("blosc", "zstd", "lz4", "zlib", "gzip", "bz2", "lzma")
-_JSON_MAX = 4 << 20          # .zattrs/.zarray larger than this are not metadata
-_MAX_CHUNKS = 1_000_000
 # NGFF's unit names, and the short ones some writers use instead
 _UNITS_UM = {"micrometer": 1.0, "nanometer": 1e-3, "millimeter": 1e3, "angstrom": 1e-4, "meter": 1e6,
              "centimeter": 1e4, "picometer": 1e-6, "um": 1.0, "µm": 1.0, "\u03bcm": 1.0, "micron": 1.0, "nm": 1e-3,
@@ -36,21 +33,6 @@ def is_zarr(path) -> bool:
     return p.is_dir() and any((p / n).is_file() for n in (".zarray", ".zgroup", ".zattrs", "zarr.json"))
 
 
-def _json(p: Path, name: str) -> Dict[str, Any]:
-    f = p / name
-    if not f.is_file():
-        return {}
-    if f.stat().st_size > _JSON_MAX:
-        raise InputError(f"{f} is {f.stat().st_size} bytes: too large for zarr metadata")
-    try:
-        out = json.loads(f.read_bytes())
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:   # RecursionError: "[[[[…" nested too deep
-        raise InputError(f"{f} is not valid JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
-    if not isinstance(out, dict):
-        raise InputError(f"{f} does not hold a JSON object")
-    return out
-
-
 def _inside(root: Path, rel: str, what: str) -> Path:
     """``root/rel`` where ``rel`` is a relative path that stays inside ``root``."""
     if not isinstance(rel, str) or not rel or rel.startswith(("/", "\\")) or ".." in Path(rel).parts:
@@ -60,10 +42,7 @@ def _inside(root: Path, rel: str, what: str) -> Path:
 
 def _image_root(store: Path, scene: Optional[int]) -> Tuple[Path, Dict[str, Any], int, int]:
     """The group (or array) holding the image ``scene`` selects, its attributes, the scene index and count."""
-    attrs = _json(store, ".zattrs")
-    if (store / "zarr.json").is_file() and not (store / ".zattrs").is_file():
-        raise InputError(f"{store.name} is a zarr format 3 store (OME-Zarr 0.5); this reader takes zarr format 2 "
-                         "(OME-Zarr ≤ 0.4): convert it, e.g. with ome2024-ngff-challenge or bioformats2raw")
+    attrs = _attrs(store)
     if "plate" in attrs or "well" in attrs:
         raise InputError(f"{store.name} is an HCS plate/well; pass one field's image group, e.g. "
                          f"{store.name}/A/1/0")
@@ -73,7 +52,7 @@ def _image_root(store: Path, scene: Optional[int]) -> Tuple[Path, Dict[str, Any]
             raise InputError(f"{store.name}: a bioformats2raw layout without any image group")
         s = pick(store, "scene", scene, len(series), "scene(s)")
         root = store / str(series[s])
-        return root, _json(root, ".zattrs"), s, len(series)
+        return root, _attrs(root), s, len(series)
     if scene not in (None, 0, -1):
         raise InputError(f"--scene {scene} is out of range: {store.name} has 1 scene(s)")
     return store, attrs, 0, 1
@@ -98,6 +77,11 @@ def _axes(ms: Dict[str, Any], ndim: int, name: str) -> List[str]:
     return out
 
 
+def _product(a, b) -> Optional[float]:
+    pa, pb = pixel_size(a), pixel_size(b)   # a crafted "2" is a string, not a number to multiply
+    return pa * pb if pa and pb else None
+
+
 def _scale(ms: Dict[str, Any], dataset: Dict[str, Any], axes: List[str]) -> List[Optional[float]]:
     """Pixel size in µm along z, y, x (None where unknown: no scale, or no or an unknown unit)."""
     scale = [1.0] * len(axes)
@@ -105,7 +89,7 @@ def _scale(ms: Dict[str, Any], dataset: Dict[str, Any], axes: List[str]) -> List
         for t in trans if isinstance(trans, list) else ():
             if isinstance(t, dict) and t.get("type") == "scale" and isinstance(t.get("scale"), list) \
                     and len(t["scale"]) == len(axes):
-                scale = [pixel_size(a) and pixel_size(b) and a * b for a, b in zip(scale, t["scale"])]
+                scale = [_product(a, b) for a, b in zip(scale, t["scale"])]
     units = [a.get("unit") if isinstance(a, dict) else None for a in ms.get("axes") or [None] * len(axes)]
     out: List[Optional[float]] = []
     for k in "zyx":
@@ -118,24 +102,36 @@ def _scale(ms: Dict[str, Any], dataset: Dict[str, Any], axes: List[str]) -> List
     return out
 
 
+def _attrs(p: Path) -> Dict[str, Any]:
+    """A node's attributes: its .zattrs (format 2) or those in its zarr.json, OME-Zarr 0.5's "ome" ones lifted."""
+    if not is_v3(p):
+        return read_json(p, ".zattrs")
+    a = read_json(p, "zarr.json").get("attributes") or {}
+    if not isinstance(a, dict):
+        raise InputError(f"{p / 'zarr.json'}: attributes are not a JSON object")
+    return {**a, **a["ome"]} if isinstance(a.get("ome"), dict) else a
+
+
 def zarr_compressor(path) -> Optional[str]:
     """The compressor id of a zarr array's chunks (None: uncompressed), without reading or checking the array."""
-    comp = _json(Path(path), ".zarray").get("compressor")
+    comp = read_json(Path(path), ".zarray").get("compressor")
     return str(comp.get("id")) if isinstance(comp, dict) else None
 
 
 def _array_meta(root: Path, name: str) -> Dict[str, Any]:
-    m = _json(root, ".zarray")
+    """What reading the array at ``root`` needs: shape, chunks, dtype (native order), fill value, and per chunk
+    its file (``key``), the most bytes any coding of it takes (``max_bytes``) and its decoder (``decode``)."""
+    if is_v3(root):
+        return array_meta_v3(root, name)
+    m = read_json(root, ".zarray")
     if not m:
-        arrays = sorted(d.name for d in root.iterdir() if (d / ".zarray").is_file())[:5] if root.is_dir() else []
+        arrays = sorted(d.name for d in root.iterdir()
+                        if (d / ".zarray").is_file() or is_v3(d))[:5] if root.is_dir() else []
         hint = f"; pass an array inside it, e.g. {root / arrays[0]}" if arrays else ""
         raise InputError(f"{name}: {root} is not a zarr array nor an OME-Zarr image (no multiscales){hint}")
     if m.get("zarr_format") != 2:
         raise InputError(f"{name}: zarr_format {m.get('zarr_format')!r} is not supported (format 2 is)")
-    shape, chunks = m.get("shape"), m.get("chunks")
-    ok = lambda v, lo: isinstance(v, list) and v and all(type(n) is int and n >= lo for n in v)  # noqa: E731
-    if not ok(shape, 0) or not ok(chunks, 1) or len(shape) != len(chunks):
-        raise InputError(f"{name}: invalid shape {shape!r} / chunks {chunks!r} in .zarray")
+    shape, chunks = check_grid(m.get("shape"), m.get("chunks"), f"{name}: .zarray")
     try:
         dtype = np.dtype(m.get("dtype"))
     except (TypeError, ValueError):
@@ -151,8 +147,8 @@ def _array_meta(root: Path, name: str) -> Dict[str, Any]:
     if isinstance(comp, dict) and comp.get("id") == "microcomp":
         raise InputError(f"{name}: its chunks are microcomp streams (`microcomp compress --zarr`); decode it with "
                          "`microcomp decompress` (or open it in napari with its zarr reader)")
-    if comp is not None and (not isinstance(comp, dict) or comp.get("id") not in _CODECS):
-        raise InputError(f"{name}: compressor {comp!r} is not supported (supported: {', '.join(_CODECS)})")
+    if comp is not None and (not isinstance(comp, dict) or comp.get("id") not in CODECS):
+        raise InputError(f"{name}: compressor {comp!r} is not supported (supported: {', '.join(CODECS)})")
     sep = m.get("dimension_separator", ".")
     if sep not in (".", "/"):
         raise InputError(f"{name}: dimension_separator {sep!r} is not '.' or '/'")
@@ -162,59 +158,21 @@ def _array_meta(root: Path, name: str) -> Dict[str, Any]:
         fill = dtype.type(0 if fill is None else fill)
     except (TypeError, ValueError, OverflowError):
         raise InputError(f"{name}: fill_value {fill!r} does not fit {dtype}") from None
-    return {"shape": shape, "chunks": chunks, "dtype": dtype, "order": m.get("order", "C"),
-            "compressor": comp, "sep": sep, "fill": fill}
+    n = math.prod(chunks) * dtype.itemsize
+    order = m.get("order", "C")
+
+    def decode(raw: bytes, where: str) -> np.ndarray:
+        a = np.frombuffer(decode_bytes(raw, comp, n, where), dtype).reshape(chunks, order=order)
+        return a.astype(dtype.newbyteorder("="), copy=False)
+
+    return {"shape": shape, "chunks": chunks, "dtype": dtype.newbyteorder("="), "fill": fill,
+            "key": lambda idx: sep.join(map(str, idx)), "max_bytes": 2 * n + (1 << 16), "decode": decode}
 
 
-def _decode(raw: bytes, comp: Optional[Dict[str, Any]], n: int, where: str) -> bytes:
-    """The chunk's ``n`` bytes from ``raw``, refusing anything that is not exactly ``n`` bytes."""
-    cid = comp.get("id") if comp else None
-    try:
-        if cid is None:
-            out = raw
-        elif cid == "blosc":
-            if len(raw) < 16:
-                raise ValueError("shorter than a blosc header")
-            nbytes, _, cbytes = struct.unpack_from("<III", raw, 4)
-            if nbytes != n or cbytes != len(raw):
-                raise ValueError(f"blosc header declares {nbytes} bytes in {cbytes}, the chunk holds {n} in "
-                                 f"{len(raw)}")
-            from numcodecs import blosc
-            out = blosc.decompress(raw)
-        elif cid == "lz4":
-            if len(raw) < 4 or struct.unpack_from("<I", raw)[0] != n:
-                raise ValueError("lz4 size header does not match the chunk")
-            from numcodecs.lz4 import LZ4
-            out = LZ4().decode(raw)
-        elif cid == "zstd":
-            import imagecodecs
-            out = imagecodecs.zstd_decode(raw, out=n)   # a frame that claims more fails, bounded
-        else:   # streams without a trusted size: decompress at most n + 1 bytes
-            d = (zlib.decompressobj(15 if cid == "zlib" else 31) if cid in ("zlib", "gzip")
-                 else bz2.BZ2Decompressor() if cid == "bz2" else lzma.LZMADecompressor(memlimit=256 << 20))
-            out = d.decompress(raw, n + 1)
-    except InputError:
-        raise
-    except Exception as exc:   # third-party decoders raise anything on a damaged chunk
-        raise InputError(f"{where}: damaged chunk ({type(exc).__name__}: {str(exc)[:160]})") from None
-    if len(out) != n:
-        raise InputError(f"{where}: chunk decodes to {len(out)} bytes, {n} expected (damaged or not this array's)")
-    return bytes(out)
-
-
-def _read_chunk(root: Path, key: str, m: Dict[str, Any], name: str) -> Optional[np.ndarray]:
-    f = root / key
-    if not f.exists():
-        return None   # an absent chunk is the fill value (zarr's sparse arrays)
-    if not f.is_file():
-        raise InputError(f"{name}: chunk {key} is not a regular file (a folder, pipe or device)")
-    n = int(np.prod(m["chunks"])) * m["dtype"].itemsize
-    with open(f, "rb") as fh:
-        raw = fh.read(2 * n + (1 << 16) + 1)   # no codec here makes a chunk larger than that
-    if len(raw) > 2 * n + (1 << 16):
-        raise InputError(f"{name}: chunk {key} is larger than any coding of its {n} bytes")
-    data = _decode(raw, m["compressor"], n, f"{name} chunk {key}")
-    return np.frombuffer(data, m["dtype"]).reshape(m["chunks"], order=m["order"])
+def _read_chunk(root: Path, idx: Tuple[int, ...], m: Dict[str, Any], name: str) -> Optional[np.ndarray]:
+    key = m["key"](idx)
+    raw = read_chunk_file(root, key, m["max_bytes"], name)
+    return None if raw is None else m["decode"](raw, f"{name} chunk {key}")
 
 
 def _read_region(root: Path, m: Dict[str, Any], sel: List[Any], name: str, notes: List[str]) -> np.ndarray:
@@ -225,16 +183,17 @@ def _read_region(root: Path, m: Dict[str, Any], sel: List[Any], name: str, notes
            for i, n in zip(sel, shape)]
     out_shape = [max(0, i.stop - i.start) for i in sel if isinstance(i, slice)]
     check_declared(name, out_shape, m["dtype"])
-    out = np.full(out_shape, m["fill"], dtype=m["dtype"].newbyteorder("="))
+    out = np.full(out_shape, m["fill"], dtype=m["dtype"])
     ranges = [range(i.start // c, math.ceil(i.stop / c)) if isinstance(i, slice) else [i // c]
               for i, c in zip(sel, chunks)]
-    if math.prod(len(r) for r in ranges) > _MAX_CHUNKS:
-        raise InputError(f"{name}: the image is split into {math.prod(len(r) for r in ranges)} chunks of "
-                         f"{chunks}; more than {_MAX_CHUNKS} are not read (rechunk it)")
+    n_chunks = math.prod(len(r) for r in ranges) * m.get("per_chunk", 1)   # inner chunks of shards count
+    if n_chunks > MAX_CHUNKS:
+        raise InputError(f"{name}: the image is split into {n_chunks} chunks of {chunks}; more than {MAX_CHUNKS} "
+                         "are not read (rechunk it)")
     absent = total = 0
     for idx in itertools.product(*ranges):
         total += 1
-        chunk = _read_chunk(root, m["sep"].join(map(str, idx)), m, name)
+        chunk = _read_chunk(root, idx, m, name)
         if chunk is None:
             absent += 1
             continue
@@ -272,6 +231,8 @@ def _open(store: Path, scene: Optional[int]) -> Dict[str, Any]:
         if a == "?" and n > 1:
             raise InputError(f"{store.name}: an axis that is not t, c, z, y or x has {n} planes; not supported")
     size = dict(zip(axes, m["shape"]))
+    if size.get("c", 1) > MAX_CHANNELS:   # each would become a name here, and a layer in napari
+        raise InputError(f"{store.name} declares {size['c']:,} channels; more than {MAX_CHANNELS:,} are not read")
     names = []
     omero = attrs.get("omero")
     chans = omero.get("channels") if isinstance(omero, dict) else None
@@ -325,7 +286,7 @@ class _Level:
 
     def __init__(self, root: Path, m: Dict[str, Any], name: str):
         self._root, self._m, self._name = root, m, name
-        self.shape, self.dtype, self.ndim = tuple(m["shape"]), m["dtype"].newbyteorder("="), len(m["shape"])
+        self.shape, self.dtype, self.ndim = tuple(m["shape"]), m["dtype"], len(m["shape"])
 
     def __getitem__(self, key) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
@@ -351,7 +312,7 @@ class ZarrView:
         self._fixed = [c if a == "c" else t if a == "t" else 0 if a == "?" or (a == "z" and n == 1) else None
                        for a, n in zip(o["axes"], o["m"]["shape"])]
         self.shape = tuple(n for n, i in zip(o["m"]["shape"], self._fixed) if i is None)
-        self.dtype, self.ndim = o["m"]["dtype"].newbyteorder("="), len(self.shape)
+        self.dtype, self.ndim = o["m"]["dtype"], len(self.shape)
         self.meta = {"pixel_size": o["pixel_size"], "channel_names": o["names"], "channel": c, "timepoint": t,
                      "scene": o["scene"]}
 

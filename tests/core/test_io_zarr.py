@@ -175,11 +175,11 @@ def test_hostile_group_metadata(tmp_path, attrs, match):
         read_image(q)
 
 
-def test_zarr_v3_and_groups_without_an_image_say_what_to_do(tmp_path):
+def test_groups_without_an_image_say_what_to_do(tmp_path):
     v3 = tmp_path / "v3.zarr"
     v3.mkdir()
     (v3 / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group"}')
-    with pytest.raises(InputError, match="zarr format 3"):
+    with pytest.raises(InputError, match="not a zarr array nor an OME-Zarr image"):
         read_image(v3)
     g = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
     g.create_dataset("raw", data=np.zeros((16, 16), np.uint8))
@@ -323,3 +323,17 @@ def test_pixel_size_units_outside_ngff_names(tmp_path, unit, um):
     axes = [{"name": n, "type": "space", **({"unit": unit} if unit else {})} for n in "yx"]
     p = ome_zarr(tmp_path / "u.zarr", RNG.integers(0, 9, (16, 16)).astype(np.uint8), axes=axes, scale=(0.5, 0.5))
     assert read_image(p)[1]["pixel_size"] == [None, um, um]
+
+
+def test_crafted_scale_and_channel_count(tmp_path):
+    # found by fuzzing the OME-Zarr 0.5 seed: a scale given as a string crashed, 10⁹ channels built 10⁹ names
+    p = ome_zarr(tmp_path / "o.zarr", RNG.integers(0, 9, (1, 2, 1, 16, 16)).astype(np.uint8))
+    attrs = json.loads((p / ".zattrs").read_text())
+    attrs["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"] = [1, 1, "2", 0.5, 0.5]
+    (p / ".zattrs").write_text(json.dumps(attrs))
+    assert read_image(p)[1]["pixel_size"] == [2.0, 0.0005, 0.0005]   # y, x in nanometres
+    zarray = json.loads((p / "0" / ".zarray").read_text())
+    zarray["shape"][1] = 10 ** 9
+    (p / "0" / ".zarray").write_text(json.dumps(zarray))
+    with pytest.raises(InputError, match="channels; more than 10,000"):
+        read_image(p)
