@@ -1,7 +1,7 @@
 """Structure-aware input-file fuzzer, run as a child process by ``tests/core/test_fuzz_files.py``.
 
 Seeds are small valid files of what ``read_image`` and ``compress-tiled`` read: TIFF in strips and tiles (none,
-zlib, JPEG, PNG, JPEG 2000, JPEG XL, JPEG XR, LERC), OME-TIFF, ImageJ hyperstacks, PNG (16-bit, animated), NPY,
+zlib, JPEG, PNG, JPEG 2000, JPEG XL, JPEG XR, LERC), OME-TIFF, ImageJ hyperstacks, PNG (16-bit, animated), NPY, a zstd CZI,
 OME-Zarr (0.4, and 0.5 on zarr format 3 with shards) and plain zarr stores. Each case damages one: a TIFF tag's value or count (dimensions, offsets,
 compression), the first bytes of a strip or tile's own codestream, an OME-XML attribute, a value of a store's
 .zarray/.zattrs/zarr.json, a store's chunk or shard (bytes, truncation, removal), random bytes, or a truncation; then reads it with ``read_image``,
@@ -57,7 +57,9 @@ def make_seeds(tmp: Path):
     frames = [Image.fromarray(u8[k:k + 40]) for k in range(3)]
     frames[0].save(tmp / "anim.png", save_all=True, append_images=frames[1:])
     np.save(tmp / "arr.npy", stack)
-    seeds += [tmp / "grey16.png", tmp / "anim.png", tmp / "arr.npy"]
+    # a zstd-compressed CZI (ZEN's "zstd1" with its hi/lo byte split), as pylibCZIrw 5 wrote it
+    shutil.copy(Path(__file__).parent / "fixtures" / "zstd1_2ch.czi", tmp / "zstd1_2ch.czi")
+    seeds += [tmp / "grey16.png", tmp / "anim.png", tmp / "arr.npy", tmp / "zstd1_2ch.czi"]
     return seeds + _zarr_seeds(tmp, img, stack)
 
 

@@ -121,6 +121,18 @@ def dapi_gfp(shared_data):
     return f
 
 
+def test_zstd_compressed_czi_reads_exactly(tmp_path, capsys):
+    # ZEN saves CZI subblocks zstd-compressed ("zstd1": hi/lo bytes split first); written by pylibCZIrw 5
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
+    want = np.load(fixtures / "zstd1_2ch.expected.npy")
+    for c in (0, 1):
+        np.testing.assert_array_equal(read_image(fixtures / "zstd1_2ch.czi", channel=c)[0], want[c])
+    rc, _, err = run(["compress", fixtures / "zstd1_2ch.czi", tmp_path / "o.mcz", "-c", "zstd", "--channel", "1"],
+                     capsys)
+    assert rc == 0, err
+    np.testing.assert_array_equal(decode((tmp_path / "o.mcz").read_bytes()), want[1])
+
+
 def test_czi_without_scaling_opens_through_aicspylibczi(dapi_gfp):
     from aicspylibczi import CziFile
 
