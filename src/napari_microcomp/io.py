@@ -162,9 +162,8 @@ def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
                     arr = series.asarray()
                     if len(tf.series) > 1:
                         meta["notes"] = default_notes(p.name, len(tf.series), [], 1)
-                    if "S" in series.axes and arr.shape[series.axes.index("S")] > 1:
-                        # planar RGB (SYX) is colour, not a 3-slice stack: refused or picked like interleaved
-                        return np.moveaxis(arr, series.axes.index("S"), -1), meta
+                    if series.axes.endswith("S") and arr.shape[-1] in (3, 4):
+                        return arr, meta
                     return _squeeze_to_zyx(arr), meta
         if suffix in (".czi", ".nd2", ".tif", ".tiff"):
             return _read_aics(p, channel, scene, timepoint, meta, checked=suffix in (".tif", ".tiff"))

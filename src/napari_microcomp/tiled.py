@@ -33,10 +33,10 @@ import numpy as np
 
 from . import container
 from ._progress import Progress, result_of
-from ._validate import colour_error, restore_dtype
+from ._validate import restore_dtype
 from .codecs import codec_from_config
 from .codecs.base import Codec
-from .codecs.tiled import TILED_COLOUR_FIX, TiledCodec, _tiles_from_header
+from .codecs.tiled import TiledCodec, _tiles_from_header
 from .errors import InputError, MicrocompError, StreamError
 from .io import image_source, unreadable
 from .io_zarr import ZarrView, is_zarr
@@ -64,10 +64,6 @@ def open_lazy(path) -> Any:
             from .io import check_tiff_file, quiet_readers
             check_tiff_file(p)
             with quiet_readers(p):   # refuses a truncated file, which tifffile would open as its first pages
-                with tifffile.TiffFile(p) as tf:   # planar RGB maps as (S, Y, X): it would pass for a stack
-                    series = tf.series[0]
-                    if dict(zip(series.axes, series.shape)).get("S", 1) > 1:
-                        raise colour_error(series.shape, TILED_COLOUR_FIX)
                 try:
                     a = tifffile.memmap(p, mode="r")
                 except ValueError:  # not memory-mappable (compressed, tiled or damaged): decode what a tile needs

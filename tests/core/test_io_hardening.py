@@ -75,25 +75,16 @@ def test_channel_selects_rgb_sample(tmp_path, capsys, name):
     np.testing.assert_array_equal(decode((tmp_path / "o.mcz").read_bytes()), a[..., 2])
 
 
-def test_planar_rgb_tiff_is_colour_not_a_stack(tmp_path, capsys):
-    # tifffile reads planar RGB as (S, Y, X): it had been coded as a 3-slice z-stack, silently
-    a = np.stack([smooth_image((32, 40), np.uint16, seed=s) for s in range(3)])
-    src = tmp_path / "planar.tif"
-    tifffile.imwrite(src, a, photometric="rgb", planarconfig="separate")
-    rc, _, err = run(["compress", src, tmp_path / "o.mcz", "-c", "zstd"], capsys)
-    assert rc == 2 and "RGB" in err and "--channel" in err
-    np.testing.assert_array_equal(read_image(src, channel=1)[0], a[1])
-    for f in (src, _planar_zlib(tmp_path, a)):   # memory-mapped and decoded tile by tile
-        rc, _, err = run(["compress-tiled", f, tmp_path / "t.mcz"], capsys)
-        assert rc == 2 and "RGB" in err, err
-    np.save(tmp_path / "rgb.npy", np.moveaxis(a, 0, -1))
-    rc, _, err = run(["compress-tiled", tmp_path / "rgb.npy", tmp_path / "t.mcz"], capsys)
-    assert rc == 2 and "RGB" in err, err   # was "image too small"
-
-
-def _planar_zlib(tmp_path, a):
-    tifffile.imwrite(tmp_path / "planar_zlib.tif", a, photometric="rgb", planarconfig="separate", compression="zlib")
-    return tmp_path / "planar_zlib.tif"
+def test_interleaved_rgb_is_called_colour_by_compress_tiled(tmp_path, capsys):
+    a = np.dstack([smooth_image((32, 40), np.uint16, seed=s) for s in range(3)])
+    np.save(tmp_path / "rgb.npy", a)
+    tifffile.imwrite(tmp_path / "rgb.tif", a, photometric="rgb")
+    for f in ("rgb.npy", "rgb.tif"):
+        rc, _, err = run(["compress-tiled", tmp_path / f, tmp_path / "t.mcz"], capsys)
+        assert rc == 2 and "RGB" in err, err   # was "image too small"
+    # planar samples (S, Y, X) stay planes: tifffile itself writes a (3, Y, X) stack that way by default
+    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(a, -1, 0), photometric="rgb", planarconfig="separate")
+    assert read_image(tmp_path / "planar.tif")[0].shape == (3, 32, 40)
 
 
 def test_channel_on_grey_npy_is_checked_not_ignored(tmp_path):
