@@ -4,6 +4,7 @@ Usage: python scripts/pack_training_data.py OUT_DIR
 
 OUT_DIR/isl/phase_stack_train.tif   13×1024×768 ISL phase z-stack, columns x < 768
 OUT_DIR/isl/phase_z6_train.tif      its middle slice (the 2D label-free input)
+OUT_DIR/isl/slices/phase_z{0..12}_train.tif   every slice on its own (the 2D model's training inputs since session 39)
 OUT_DIR/isl/dapi_train.tif          DAPI target, x < 768
 OUT_DIR/isl/map2_train.tif, nfh_train.tif   the other two stains of the same field, x < 768
 OUT_DIR/codec2d/*.tif               other 2D training planes (codec2d_split("train") minus ISL)
@@ -30,6 +31,8 @@ def main(out: str) -> None:
     phase, dapi = datasets.labelfree_split("train", zstack=True)
     _write(root / "isl" / "phase_stack_train.tif", phase)
     _write(root / "isl" / "phase_z6_train.tif", phase[6])
+    for z, plane in enumerate(phase):
+        _write(root / "isl" / "slices" / f"phase_z{z}_train.tif", plane)
     _write(root / "isl" / "dapi_train.tif", dapi)
     for stain in ("MAP2", "NFH"):
         _write(root / "isl" / f"{stain.lower()}_train.tif", datasets.isl_target(channel=stain)[:, :datasets.ISL_SPLIT_X])
