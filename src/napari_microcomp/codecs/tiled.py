@@ -44,7 +44,7 @@ def default_halo(codec: Codec, ndim: int) -> Tuple[int, ...]:
 
 
 # compress-tiled has no --channel: one channel must be taken out first
-TILED_COLOUR_FIX = "save one channel as its own file first (`microcomp compress --channel N` reads one)"
+_COLOUR_FIX = "save one channel as its own file first (`microcomp compress --channel N` reads one)"
 
 
 # -- reading inputs --------------------------------------------------------------------------------
@@ -69,7 +69,7 @@ def _check_volume(volume) -> Tuple[Tuple[int, ...], np.dtype]:
     if len(shape) not in (2, 3):
         raise InputError(f"expected a 2D (Y, X) or 3D (Z, Y, X) single-channel array, got shape {shape}")
     if looks_like_colour(shape):
-        raise colour_error(shape, TILED_COLOUR_FIX)
+        raise colour_error(shape, _COLOUR_FIX)
     if min(shape[-2:]) < 8:
         raise InputError(f"image too small to compress meaningfully: shape {shape} (need ≥ 8×8 in Y, X)")
     return shape, _out_dtype(dtype)
