@@ -1,6 +1,8 @@
 """Tiled label-free inference is seam-free (issue 15): on a real phase image, the mean gradient of the
-prediction where tiles start, end or their blending ramps begin is within 10 % of the mean gradient
-everywhere; without overlap the same measure sees the seams."""
+prediction where tiles start, end or their blending ramps begin, relative to the mean gradient everywhere, is
+within 0.1 of the same ratio for the untiled prediction at the same rows and columns (the content there has its
+own gradient: 1.19 along y for the 2D model of session 39, tiled or not); without overlap the measure sees the
+seams."""
 import numpy as np
 import pytest
 
@@ -33,10 +35,13 @@ def test_blended_tiles_leave_no_seams(model_and_image):
     model, img = model_and_image
     overlap = DEFAULT_INFERENCE["overlap"]
     pred = model.predict(img, tile=256, overlap=overlap)   # 256² tiles: 9 of them, 8 seams to look at
+    whole = model.predict(img, tile=1024, overlap=overlap)  # one tile: no seam can exist
     _, tshape, pos = plan_tiles(img.shape, 256, overlap, model.net.multiple)
     assert len(pos) > 1
-    ratios = [_seam_ratio(pred, pos, tshape, overlap, ax) for ax in (0, 1)]
-    assert max(ratios) <= 1.1, ratios
+    excess = [_seam_ratio(pred, pos, tshape, overlap, ax) - _seam_ratio(whole, pos, tshape, overlap, ax)
+              for ax in (0, 1)]
+    assert max(excess) <= 0.1, excess
+    assert np.abs(pred - whole).max() <= 0.02 * np.ptp(whole)
 
 
 def test_the_measure_sees_seams_without_overlap(model_and_image):
