@@ -7,6 +7,8 @@ import numpy as np
 
 from .errors import InputError
 
+MAX_CHANNELS = 10**4   # channels a file may declare: each becomes a name (and a napari layer)
+
 
 def check_declared(name: str, shape, dtype) -> None:
     """Refuse a file whose header declares more pixels than the decode budget, before reading it: a

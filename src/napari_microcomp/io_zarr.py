@@ -16,10 +16,9 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from .errors import InputError
-from .io_checks import check_declared, default_notes, pick, pixel_size
+from .io_checks import MAX_CHANNELS, check_declared, default_notes, pick, pixel_size
 from .io_zarr3 import array_meta_v3, is_v3
 from .io_zarr_raw import CODECS, MAX_CHUNKS, check_grid, decode_bytes, read_chunk_file, read_json
-from .tiff_check import MAX_CHANNELS
 
 # NGFF's unit names, and the short ones some writers use instead
 _UNITS_UM = {"micrometer": 1.0, "nanometer": 1e-3, "millimeter": 1e3, "angstrom": 1e-4, "meter": 1e6,

@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 
 from .codestreams import Undecodable, j2k_dims, jpeg_dims, jxl_dims, jxr_dims, lerc_wrapped_dims, png_dims
 from .errors import InputError
+from .io_checks import MAX_CHANNELS
 
 _PEEK = {"JPEG": jpeg_dims, "JPEG_99": jpeg_dims, "PNG": png_dims, "JPEGXL": jxl_dims, "LERC": lerc_wrapped_dims,
          "JPEGXR": jxr_dims, "JPEGXR_NDPI": jxr_dims, "JPEG2000": j2k_dims, "JPEG_2000_LOSSY": j2k_dims,
@@ -17,7 +18,6 @@ _PEEK = {"JPEG": jpeg_dims, "JPEG_99": jpeg_dims, "PNG": png_dims, "JPEGXL": jxl
 _HEAD, _MORE = 4096, 1 << 20   # bytes read for a header; retried with more when it was not found there
 _SLACK = 65536                 # pixels: writers' padding of a strip or tile is never near this
 MAX_PLANES = 10**7             # planes one OME image may declare (10^7 of 512² uint16 would be 5 TB)
-MAX_CHANNELS = 10**4
 _SAMPLES = 4                   # an OME plane per sample of an RGB(A) page
 
 
