@@ -202,6 +202,15 @@ def test_cli_apply_refuses_before_the_search(tmp_path, cell, capsys):
     assert (tmp_path / "out" / "cell.mcz").read_bytes() == b"keep" and not (tmp_path / "z").exists()
 
 
+def test_cli_without_a_tolerance_shows_how_to_give_one(tmp_path, cell, capsys):
+    from napari_microcomp.cli import main
+
+    np.save(tmp_path / "cell.npy", cell)
+    assert main(["advise", str(tmp_path / "cell.npy")]) == 2
+    err = capsys.readouterr().err
+    assert "--ssim 0.95" in err and "--psnr" in err and "ms_ssim" not in err   # flags, not field names
+
+
 def test_zarr_apply_recheck_names_a_missed_tolerance(tmp_path, cell):
     """Zarr chunks are coded one by one: the array written is re-measured against the tolerance."""
     from napari_microcomp.advise import Tolerance, advise

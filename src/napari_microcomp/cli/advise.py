@@ -44,7 +44,11 @@ def register(sub) -> None:
 def _tolerance(args):
     from ..advise import Tolerance
 
-    return Tolerance(**{n: getattr(args, n) for n, _, _ in _TOL_FLAGS})
+    vals = {n: getattr(args, n) for n, _, _ in _TOL_FLAGS}
+    if all(v is None for v in vals.values()):   # the library's message names fields, not flags
+        raise InputError("give at least one tolerance, e.g. `microcomp advise FILE --ssim 0.95` "
+                         "(or --psnr, --ms-ssim, --max-error, --r-drop with --labelfree, --bpp)")
+    return Tolerance(**vals)
 
 
 def _print(advice) -> None:
