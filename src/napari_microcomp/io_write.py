@@ -96,17 +96,23 @@ _OME_DTYPES = ("bool", "int8", "int16", "int32", "uint8", "uint16", "uint32", "f
                "complex64", "complex128")
 
 
+def check_image_output(path) -> Path:
+    """Refuse an output name :func:`write_image` cannot write, before any work is done for it."""
+    p = Path(path)
+    if p.suffix.lower() not in (".npy", ".tif", ".tiff"):
+        raise InputError(f"output must be .tif/.tiff/.ome.tif or .npy, got {p.name}")
+    return p
+
+
 def write_image(path, array: np.ndarray, metadata: Optional[Dict[str, Any]] = None) -> None:
     """Write a 2D/3D array as (OME-)TIFF or NPY atomically, keeping pixel sizes when known."""
     import tifffile
 
-    p = Path(path)
+    p = check_image_output(path)
     if p.suffix.lower() == ".npy":
         with atomic_target(p, suffix=".npy") as tmp:
             np.save(tmp, array)
         return
-    if p.suffix.lower() not in (".tif", ".tiff"):
-        raise InputError(f"output must be .tif/.tiff/.ome.tif or .npy, got {p.name}")
     md: Dict[str, Any] = {"axes": "ZYX" if array.ndim == 3 else "YX"}
     ps = (metadata or {}).get("pixel_size")
     if ps and ps[-1]:

@@ -195,15 +195,20 @@ def test_provenance_says_what_a_model_was_trained_and_validated_on():
     val = {"best_pearson_r": 0.7845}
     main = provenance({"kind": "unet", "input": stack, "training": {"steps": 4996, "data": data, "validation": val}})
     assert main.startswith("unet from a 13-slice z-stack; trained on stack.tif → dapi.tif (4,996 steps)")
-    assert "validation r 0.78" in main and "a single training image" in main
+    assert "validation r 0.78" in main and "a single training field of view" in main
     # an auxiliary output: its own target, and no claim from the main target's validation
     aux = provenance({"kind": "unet", "input": stack, "training": {"data": data, "validation": val,
                                                                    "exported_output": "auxiliary target 2"}})
     assert "→ nfh.tif" in aux and "validation" not in aux
     many = provenance({"kind": "pix2pix", "input": {"layout": "yx"},
                        "training": {"data": [{"role": "input", "name": "a.tif"}, {"role": "input", "name": "b.tif"},
-                                             {"role": "target", "name": "fa.tif"}]}})
-    assert many == "pix2pix from one 2D image; trained on a.tif, b.tif → fa.tif"
+                                             {"role": "target", "name": "fa.tif"}, {"role": "target", "name": "fb.tif"}]}})
+    assert many == "pix2pix from one 2D image; trained on a.tif, b.tif → fa.tif, fb.tif"
+    # 13 focal planes of one field, each paired with the same target: listed compactly, still one field
+    planes = [{"role": "input", "name": f"z{k}.tif"} for k in range(13)] + [{"role": "target", "name": "dapi.tif"}] * 13
+    one_field = provenance({"kind": "unet", "input": {"layout": "yx"}, "training": {"data": planes}})
+    assert one_field.startswith("unet from one 2D image; trained on z0.tif … z12.tif (13 files) → dapi.tif; "
+                                "a single training field of view: predictions for other samples")
     assert provenance({"input": "?", "training": {"steps": "x", "data": 3, "validation": {"best_pearson_r": "y"}}}) \
         == provenance({}) == provenance({"input": {}}) == "model from one 2D image; training data not recorded: predictions for " \
         "other samples, microscopes or stains are unvalidated (compare with a ground truth before trusting them)"
@@ -269,3 +274,13 @@ def test_compare_without_ground_truth_scores_reconstruction_vs_original(phase_pa
     peak = float(a["original"].max() - a["original"].min())
     assert (row["psnr_rec_vs_orig"], row["ssim_rec_vs_orig"], row["pearson_rec_vs_orig"]) == \
         prediction_scores(a["original"], a["reconstruction"], peak)
+
+
+def test_predict_refuses_an_unwritable_output_name_before_predicting(tmp_path, capsys, monkeypatch):
+    from napari_microcomp import labelfree
+    from napari_microcomp.cli import main
+
+    np.save(tmp_path / "img.npy", np.zeros((32, 32), np.uint16))
+    monkeypatch.setattr(labelfree, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    assert main(["predict", str(tmp_path / "img.npy"), str(tmp_path / "pred.xyz")]) == 2
+    assert "output must be .tif/.tiff/.ome.tif or .npy, got pred.xyz" in capsys.readouterr().err

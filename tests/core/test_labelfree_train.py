@@ -131,7 +131,7 @@ def test_cli_train_then_predict(isl_files, tmp_path, capsys):
     assert pred.shape == (96, 128) and pred.dtype == np.float32
     said = capsys.readouterr().out    # where the model was trained, so a confident-looking map is not over-read
     assert f"trained on {isl_files['z6'].name} → {isl_files['dapi'].name} (2 steps)" in said
-    assert "a single training image" in said and "unvalidated" in said
+    assert "a single training field of view" in said and "unvalidated" in said
     assert main(["predict", str(isl_files["z6"]), str(pred_path), "--model", "unet2d-nope", "--overwrite"]) == 2
     assert "unknown label-free model" in capsys.readouterr().err
     assert main(["predict", str(isl_files["stack"]), str(pred_path), "--model", str(out), "--overwrite"]) == 2

@@ -62,10 +62,10 @@ def register(sub) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     from .._progress import drain
-    from ..io_write import check_output, write_image
+    from ..io_write import check_image_output, check_output, write_image
     from ..labelfree import load_model
 
-    check_output(args.output, args.overwrite)
+    check_image_output(check_output(args.output, args.overwrite))
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be 1 or more, got {args.threads}")
     if args.threads:

@@ -31,6 +31,14 @@ VERSION = LABELFREE_VERSION
 DEFAULT_INFERENCE = {"tile": 1024, "overlap": 128, "batch": 1}
 
 
+def _names(names) -> str:
+    """File names once each, the middle elided past three (13 focal planes paired with one target)."""
+    u = list(dict.fromkeys(names))
+    if not u:
+        return "?"
+    return ", ".join(u) if len(u) <= 3 else f"{u[0]} … {u[-1]} ({len(u)} files)"
+
+
 def provenance(meta: Dict[str, Any]) -> str:
     """What a model was trained on and how far that was checked, from its metadata: a prediction looks
     equally confident on a sample it has never seen, so the user is told where it was validated. Fields that
@@ -50,14 +58,15 @@ def provenance(meta: Dict[str, Any]) -> str:
     text = f"{meta.get('kind', 'model')} from " + (f"a {inp.get('n_slices')}-slice z-stack"
                                                     if inp.get("layout") == "zyx-channels" else "one 2D image")
     if inputs or targets:
-        text += f"; trained on {', '.join(inputs) or '?'} → {', '.join(targets) or '?'}"
+        text += f"; trained on {_names(inputs)} → {_names(targets)}"
     if isinstance(t.get("steps"), int) and not isinstance(t.get("steps"), bool):
         text += f" ({t['steps']:,} steps)"
     r = validation.get("best_pearson_r")
     if isinstance(r, float) and math.isfinite(r):
         text += f"; validation r {r:.2f} on a strip held out of those images"
-    if len(set(inputs)) <= 1:
-        text += ("; a single training image" if inputs else "; training data not recorded") + (
+    # one target image is one field of view, however many inputs (focal planes) were paired with it
+    if len(set(targets or inputs)) <= 1:
+        text += ("; a single training field of view" if inputs else "; training data not recorded") + (
             ": predictions for other samples, microscopes or stains are unvalidated (compare with a ground truth "
             "before trusting them)")
     return text
