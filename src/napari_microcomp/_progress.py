@@ -72,7 +72,9 @@ def drain(gen: Generator[Any, None, T], desc: str = "", show: bool = True) -> T:
             if bar is None:
                 from tqdm.auto import tqdm
 
-                bar = tqdm(total=event.total, desc=desc or event.stage, leave=False)
+                # no it/s: steps are set, not counted, so tqdm's rate read 80,000 it/s on the first jump
+                bar = tqdm(total=event.total, desc=desc or event.stage, leave=False,
+                           bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
             bar.total = event.total
             bar.n = event.done
             if event.message:
