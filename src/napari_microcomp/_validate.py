@@ -8,6 +8,9 @@ from .errors import InputError
 SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32)
 
 
+FLOAT_EXACT = 2 ** 24   # float32 holds every integer of magnitude up to this exactly
+
+
 def int_offset(lo: int, hi: int, offset: Optional[int] = None) -> int:
     """What is subtracted from integer pixels (values ``lo``..``hi``) to code them as uint16: ``offset`` if
     given, else nothing when they fit and their minimum when not (exact for any data spanning at most 65,536
@@ -15,7 +18,17 @@ def int_offset(lo: int, hi: int, offset: Optional[int] = None) -> int:
     off = (0 if lo >= 0 and hi <= 65535 else int(lo)) if offset is None else int(offset)
     if lo - off < 0 or hi - off > 65535:
         raise InputError(f"integer values {lo}..{hi} span more than 65,536 levels, so they cannot be coded "
-                         "exactly as uint16; convert to float32 or rescale")
+                         "exactly as uint16 here; convert to float32 or rescale")
+    return off
+
+
+def wide_int_offset(lo: int, hi: int, offset: Optional[int] = None) -> int:
+    """What is subtracted from integer pixels spanning more than 65,536 levels to code them, exactly, as
+    float32: ``offset`` if given, else nothing when they lie within ±2**24 and their minimum when not."""
+    off = (0 if -FLOAT_EXACT <= lo and hi <= FLOAT_EXACT else int(lo)) if offset is None else int(offset)
+    if lo - off < -FLOAT_EXACT or hi - off > FLOAT_EXACT:
+        raise InputError(f"integer values {lo}..{hi} span more than 2**24 (16,777,216) levels, so neither uint16 "
+                         "nor float32 holds them exactly; rescale them (or convert to float32, rounding them)")
     return off
 
 
@@ -38,12 +51,15 @@ def colour_error(shape, fix: str = "pick one channel (e.g. --channel 0) or conve
                       f"single-channel images: {fix}")
 
 
-def check_image(array, *, allow_3d: bool = True, offset: Optional[int] = None) -> np.ndarray:
+def check_image(array, *, allow_3d: bool = True, offset: Optional[int] = None,
+                as_float: Optional[bool] = None) -> np.ndarray:
     """Return ``array`` as a C-contiguous numpy array of a supported dtype, or raise InputError.
 
     Accepts 2D (Y, X) and, when ``allow_3d``, 3D (Z, Y, X). float64 is converted to float32,
     other integer types to uint16 after subtracting ``offset`` (default: :func:`int_offset` of their
-    range; the stream records it, see :func:`with_source_dtype`).
+    range; the stream records it, see :func:`with_source_dtype`), or, when they span more than 65,536
+    levels (``as_float`` None: decided by their range; without an ``offset`` only), to float32 after
+    subtracting :func:`wide_int_offset`: exact either way.
     """
     if array is None:
         raise InputError("no image given")
@@ -86,11 +102,21 @@ def check_image(array, *, allow_3d: bool = True, offset: Optional[int] = None) -
             raise InputError(f"values up to {big:.3g} exceed the float32 range (±3.4e38); rescale the image first")
         a = _to_float32(a)
     elif a.dtype.kind in "iu" and a.dtype not in (np.uint8, np.uint16):
-        off = int_offset(int(a.min()), int(a.max()), offset)
-        # modular uint16 arithmetic is exact here: every a - off lies in 0..65535 (no int64 copy needed)
-        a = a.astype(np.uint16)
-        if off:
-            a -= np.uint16(off % 65536)
+        lo, hi = int(a.min()), int(a.max())
+        if as_float is None:
+            as_float = offset is None and hi - lo > 65535
+        if as_float:
+            off = wide_int_offset(lo, hi, offset)
+            if off:   # a - off lies within ±2**24: modular arithmetic in the source type, read as signed, is exact
+                d = a - a.dtype.type(off)
+                a = d.view(d.dtype.str.replace("u", "i")) if d.dtype.kind == "u" else d
+            a = a.astype(np.float32)
+        else:
+            off = int_offset(lo, hi, offset)
+            # modular uint16 arithmetic is exact here: every a - off lies in 0..65535 (no int64 copy needed)
+            a = a.astype(np.uint16)
+            if off:
+                a -= np.uint16(off % 65536)
     return np.ascontiguousarray(a)
 
 
@@ -126,8 +152,8 @@ RESTORABLE = ("int8", "int16", "int32", "int64", "uint32", "uint64", "float16", 
 
 # Header meta keys the codecs write for their own decoding; a caller's values for them (say, meta copied
 # from another stream's info) would steer the decoder, so they are dropped from user meta.
-INTERNAL_META = frozenset({"source_dtype", "int_offset", "constant", "work_dtype", "bits", "blocks", "native",
-                           "tiles", "outliers", "dc"})
+INTERNAL_META = frozenset({"source_dtype", "int_offset", "int_as_float", "constant", "work_dtype", "bits", "blocks",
+                           "native", "tiles", "outliers", "dc"})
 
 
 def _plain(key: str, v: Any) -> Any:
@@ -161,6 +187,8 @@ def with_source_dtype(source, coded: np.ndarray, meta: Optional[Dict[str, Any]] 
     if name != coded.dtype.name and name in RESTORABLE:
         out["source_dtype"] = name
         if np.dtype(name).kind in "iu":
+            if coded.dtype.kind == "f":   # more than 65,536 levels, coded as float32 (check_image)
+                out["int_as_float"] = True
             if offset is None:
                 offset = int(np.asarray(source).flat[0]) - int(coded.flat[0])
             if offset:
@@ -185,15 +213,22 @@ def restore_dtype(out: np.ndarray, meta: Dict[str, Any]) -> np.ndarray:
             out = np.clip(out, -65504, 65504)
         return out.astype(dt)
     info = np.iinfo(dt)
-    if out.dtype != np.uint16 or isinstance(off, bool) or not isinstance(off, int) \
-            or not info.min <= off <= info.max:
+    wide = meta.get("int_as_float", False)
+    if not isinstance(wide, bool) or out.dtype != (np.float32 if wide else np.uint16) or isinstance(off, bool) \
+            or not isinstance(off, int) or not info.min <= off <= info.max:
         raise StreamError(f"the stream's integer offset {off!r} (coded as {out.dtype}) does not fit its source "
                           f"type {name}")
     # clip a lossy overshoot to what the source type holds; then modular arithmetic in that type is exact
-    lo, hi = max(0, info.min - off), min(65535, info.max - off)
+    if wide:
+        if not np.isfinite(out).all():
+            raise StreamError(f"the stream decodes to non-finite values for integer source type {name}")
+        lo, hi = max(-FLOAT_EXACT, info.min - off), min(FLOAT_EXACT, info.max - off)
+        out = np.clip(np.rint(out.astype(np.float64)), lo, hi).astype(np.int64)
+    else:
+        lo, hi = max(0, info.min - off), min(65535, info.max - off)
     if out.size and (int(out.min()) < lo or int(out.max()) > hi):
         out = np.clip(out, lo, hi)
-    r = out.astype(dt)
+    r = out.astype(dt)   # int64 → unsigned wraps a negative value; adding the offset below unwraps it
     if off:
         r += dt.type(off)
     return r
@@ -202,7 +237,7 @@ def restore_dtype(out: np.ndarray, meta: Dict[str, Any]) -> np.ndarray:
 def as_coded(decoded: np.ndarray, meta: Dict[str, Any]) -> np.ndarray:
     """A decoded image back in the type its stream (header ``meta``) coded, the inverse of
     :func:`restore_dtype`: what metrics compare with ``check_image``'s copy of the source."""
-    return check_image(decoded, offset=meta.get("int_offset", 0))
+    return check_image(decoded, offset=meta.get("int_offset", 0), as_float=meta.get("int_as_float") is True)
 
 
 def used_bits(a: np.ndarray) -> int:

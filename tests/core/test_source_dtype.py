@@ -102,6 +102,62 @@ def test_a_forged_integer_offset_is_refused():
         decode(container.pack(header, payloads))
 
 
-def test_integer_ranges_no_offset_can_fix_are_refused():
-    with pytest.raises(InputError, match="more than 65,536 levels"):
-        get_codec("zstd").encode(np.array([[-70000, 0]] * 8 * 4, np.int32).reshape(8, 8))
+def _wide():
+    """Integer images spanning more than 65,536 levels (a photon-counting sum, a background-subtracted
+    x10 image), at the extremes of their types too."""
+    f = smooth_image((40, 48), np.float32, seed=5)
+    f = (f - f.min()) / (f.max() - f.min())
+    return {"uint32": (f * 900_000).astype(np.uint32),
+            "int32": (f * 300_000 - 150_000).astype(np.int32),
+            "uint64": np.iinfo(np.uint64).max - np.uint64(2_000_000) + (f * 1_000_000).astype(np.uint64),
+            "int64": np.iinfo(np.int64).min + 7 + (f * 5_000_000).astype(np.int64)}
+
+
+@pytest.mark.parametrize("name", ["uint32", "int32", "uint64", "int64"])
+def test_wide_integer_ranges_are_coded_exactly_as_float32(name):
+    a = _wide()[name]
+    assert int(a.max()) - int(a.min()) > 65535
+    for codec in (get_codec("zstd"), get_codec("lerc", lossless=True)):
+        data = codec.encode(a)
+        meta = container.unpack(data)[0].meta
+        assert meta["int_as_float"] is True and meta["source_dtype"] == name
+        out = decode(data)
+        assert out.dtype == a.dtype
+        np.testing.assert_array_equal(out, a)
+    res = compress_array(a, "jpeg2k", quality=5)
+    assert res.reconstruction.dtype == a.dtype
+    err = res.reconstruction.astype(np.int64) - a.astype(np.int64) if name != "uint64" else \
+        (res.reconstruction - a).view(np.int64)   # modular difference, read signed: exact near 2**64
+    assert res.metrics["mse"] == pytest.approx(float(np.mean(err.astype(np.float64) ** 2)), rel=1e-4)
+    assert 30 < res.metrics["psnr"] < 80
+
+
+def test_integer_ranges_beyond_float32_are_refused_and_lossless_codecs_without_floats_say_why():
+    with pytest.raises(InputError, match="more than 2\\*\\*24"):
+        get_codec("zstd").encode(np.array([[-2 ** 24, 2 ** 24 + 1]] * 32, np.int64).reshape(8, 8))
+    with pytest.raises(Exception, match="spanning more than 65,536 levels are coded as float32"):
+        get_codec("jpegxl-lossless").encode(_wide()["uint32"])
+
+
+def test_a_forged_wide_integer_flag_is_refused():
+    data = get_codec("zstd").encode(_wide()["int32"])
+    header, payloads = container.unpack(data)
+    header.meta["int_as_float"] = 1                 # not a boolean
+    with pytest.raises(StreamError, match="offset"):
+        decode(container.pack(header, payloads))
+    narrow = get_codec("zstd").encode(_signed())     # coded as uint16: the flag cannot apply
+    header, payloads = container.unpack(narrow)
+    header.meta["int_as_float"] = True
+    with pytest.raises(StreamError, match="offset"):
+        decode(container.pack(header, payloads))
+
+
+def test_saving_a_wide_integer_layer_falls_back_to_a_lossless_float_codec():
+    from napari_microcomp._writer import encode_lossless
+
+    a = _wide()["int32"]
+    data = encode_lossless(a, {})
+    assert container.unpack(data)[0].codec["id"] in ("zstd", "lerc")   # JPEG XL cannot; the next one that can
+    out = decode(data)
+    assert out.dtype == np.int32
+    np.testing.assert_array_equal(out, a)

@@ -89,7 +89,8 @@ class ImagecodecsCodec(SliceCodec):
         kind = None
         if a.dtype == np.float32 and not self.native_float:
             if self.lossless:
-                raise CodecError(f"{self.codec_id} cannot store floating-point pixels losslessly; use lerc or zstd")
+                raise CodecError(f"{self.codec_id} cannot store floating-point pixels losslessly (integers spanning more "
+                                 "than 65,536 levels are coded as float32); use lerc or zstd")
             kind = "affine16"
         elif self.stretch_int and not self.lossless and a.dtype.kind == "u":
             kind = "stretch16"   # a constant image becomes all zeros, coded exactly
