@@ -104,10 +104,28 @@ def _has_samples(a: np.ndarray) -> bool:
     return a.ndim == 3 and 2 <= a.shape[-1] <= 4 and min(a.shape[:2]) > 4
 
 
-def _select_sample(p: Path, a: np.ndarray, channel: Optional[int], meta: Dict[str, Any]) -> np.ndarray:
-    """``--channel`` on a plain array picks a sample of its trailing RGB(A) axis; without one it has 1 channel."""
-    if channel is None:
+def _grey_if_equal(p: Path, a: np.ndarray, meta: Dict[str, Any]) -> np.ndarray:
+    """A grey image stored as RGB(A) or grey+alpha (equal colour samples, an opaque or constant alpha: a palette
+    PNG, an ImageJ "RGB Color" save) as its one channel, said in a note; anything else unchanged."""
+    if not _has_samples(a):
         return a
+    colour, alpha = (a[..., :3], a[..., 3]) if a.shape[-1] == 4 else \
+        (a[..., :1], a[..., 1]) if a.shape[-1] == 2 else (a, None)
+    first = colour[..., 0]
+    if any(not np.array_equal(colour[..., k], first) for k in range(1, colour.shape[-1])) or \
+            (alpha is not None and alpha.size and not (alpha == alpha.flat[0]).all()):
+        return a
+    how = "equal colour samples" + (", a constant alpha" if alpha is not None else "")
+    meta.setdefault("notes", []).append(f"{p.name} holds a grey image as {a.shape[-1]} samples per pixel ({how}); "
+                                        "reading it as one channel")
+    return np.ascontiguousarray(first)
+
+
+def _select_sample(p: Path, a: np.ndarray, channel: Optional[int], meta: Dict[str, Any]) -> np.ndarray:
+    """``--channel`` on a plain array picks a sample of its trailing RGB(A) axis; without one it has 1 channel
+    (a grey image stored as equal colour samples is read as that channel)."""
+    if channel is None:
+        return _grey_if_equal(p, a, meta)
     if _has_samples(a):
         c = pick(p, "channel", channel, a.shape[-1], "channel(s) (samples of its last axis)")
         meta["channel"] = c
@@ -163,7 +181,7 @@ def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
                     if len(tf.series) > 1:
                         meta["notes"] = default_notes(p.name, len(tf.series), [], 1)
                     if series.axes.endswith("S") and arr.shape[-1] in (3, 4):
-                        return arr, meta
+                        return _grey_if_equal(p, arr, meta), meta
                     return _squeeze_to_zyx(arr), meta
         if suffix in (".czi", ".nd2", ".tif", ".tiff"):
             return _read_aics(p, channel, scene, timepoint, meta, checked=suffix in (".tif", ".tiff"))

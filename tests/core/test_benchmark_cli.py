@@ -96,7 +96,7 @@ def test_a_stray_file_in_a_folder_is_skipped_and_said_a_named_one_is_an_error(tw
     folder.mkdir()
     (folder / "img0.tif").write_bytes(open(two_images[0], "rb").read())
     (folder / "broken.tif").write_bytes(open(two_images[1], "rb").read()[:40])      # truncated
-    tifffile.imwrite(folder / "rgb.tif", np.zeros((32, 32, 3), np.uint8), photometric="rgb")
+    tifffile.imwrite(folder / "rgb.tif", np.dstack([np.full((32, 32), v, np.uint8) for v in (0, 1, 2)]), photometric="rgb")
     out = tmp_path / "res"
     assert main(["benchmark", str(folder), "--codecs", "jpegxl", "--qualities", "2", "--out", str(out),
                  "--no-ms-ssim", "--quiet"]) == 1     # results for the rest, a non-zero exit for the skipped

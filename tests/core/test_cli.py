@@ -73,7 +73,7 @@ def test_lossless_and_target_and_native_param(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("array,message", [
-    (np.zeros((40, 40, 3), np.uint16), "RGB"),
+    (np.dstack([np.full((40, 40), v, np.uint16) for v in (0, 1, 2)]), "RGB"),   # equal samples would be grey
     (np.zeros((2, 2, 40, 40), np.uint16), "4D"),
     (np.zeros((0, 40), np.uint16), "empty"),
     (np.full((40, 40), np.nan, np.float32), "NaN"),
@@ -154,7 +154,7 @@ def test_compress_many_files_and_folders(tmp_path, capsys):
     a, b = smooth_image((48, 40), np.uint16, seed=1, bits=12), smooth_image((2, 32, 32), np.uint16, seed=2)
     tifffile.imwrite(src / "a.tif", a)
     np.save(src / "sub" / "b.npy", b)
-    tifffile.imwrite(src / "rgb.tif", np.zeros((32, 32, 3), np.uint8), photometric="rgb")
+    tifffile.imwrite(src / "rgb.tif", np.dstack([np.full((32, 32), v, np.uint8) for v in (0, 1, 2)]), photometric="rgb")
     out = tmp_path / "out"
     rc, text, err = run(["compress", src, "--out-dir", out, "-c", "jpegxl", "--lossless"], capsys)
     assert rc == 1 and "skipped" in err and "rgb.tif" in err          # the rest is done, the stray one said

@@ -75,6 +75,24 @@ def test_channel_selects_rgb_sample(tmp_path, capsys, name):
     np.testing.assert_array_equal(decode((tmp_path / "o.mcz").read_bytes()), a[..., 2])
 
 
+@pytest.mark.parametrize("name", ["grey.tif", "grey.png", "grey.npy"])
+def test_a_grey_image_stored_as_rgb_is_read_as_its_one_channel(tmp_path, capsys, name):
+    g = smooth_image((32, 40), np.uint8, seed=4)
+    src = tmp_path / name
+    _write(src, np.dstack([g] * 3))
+    got, meta = read_image(src)
+    np.testing.assert_array_equal(got, g)
+    assert "grey image as 3 samples" in " ".join(meta["notes"])
+    rc, text, err = run(["compress", src, tmp_path / "o.mcz", "-c", "zstd", "--no-metrics"], capsys)
+    assert rc == 0 and "reading it as one channel" in text + err, err
+    np.testing.assert_array_equal(decode((tmp_path / "o.mcz").read_bytes()), g)
+    # grey + opaque alpha, RGBA with equal colours: grey; one differing sample or a varying alpha: colour
+    for a, grey in ((np.dstack([g, np.full_like(g, 255)]), True), (np.dstack([g, g, g, np.full_like(g, 9)]), True),
+                    (np.dstack([g, g + 1, g]), False), (np.dstack([g, g[::-1]]), False)):
+        np.save(tmp_path / "x.npy", a)
+        assert read_image(tmp_path / "x.npy")[0].shape == ((32, 40) if grey else a.shape)
+
+
 def test_interleaved_rgb_is_called_colour_by_compress_tiled(tmp_path, capsys):
     a = np.dstack([smooth_image((32, 40), np.uint16, seed=s) for s in range(3)])
     np.save(tmp_path / "rgb.npy", a)
