@@ -48,7 +48,10 @@ def make_seeds(tmp: Path):
              ("jpegxr", dict(quality=5), stack), ("jpegxl-lossless", dict(), img),
              ("mbt2018-mean-vbr", dict(quality=5), img), ("bmshj2018-factorized", dict(quality=3), img),
              ("bmshj2018-hyperprior", dict(quality=3, tile=64), smooth_image((130, 70), seed=4)),
-             ("mbt2018-mean-vbr", dict(quality=2), np.full((40, 40), 77, np.uint16))]
+             ("mbt2018-mean-vbr", dict(quality=2), np.full((40, 40), 77, np.uint16)),
+             # integers spanning more than 65,536 levels, coded as float32 and rounded back (int_as_float)
+             ("zstd", dict(lossless=True), img.astype(np.int32) * 8 - 200_000),
+             ("jpeg2k", dict(quality=4), (img.astype(np.uint32) * 40))]
     seeds = []
     for cid, kw, a in specs:
         data = get_codec(cid, **kw).encode(a)
