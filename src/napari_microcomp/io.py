@@ -192,6 +192,16 @@ def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
     raise InputError(f"unsupported file type {suffix!r}; supported: {', '.join(IMAGE_SUFFIXES)}")
 
 
+def channel_count(path, scene: Optional[int] = None, timepoint: Optional[int] = None) -> Tuple[int, List[str]]:
+    """(number of channels, their names) of an image file, as ``read_image``'s ``channel`` counts them: a
+    file's channels (× colour samples), or the samples of a plain RGB(A) array; 1 for a grey image."""
+    a, meta = read_image(path, None, scene, timepoint)
+    names = [str(n) for n in meta.get("channel_names") or []]
+    if names:
+        return len(names), names
+    return (a.shape[-1], []) if _has_samples(a) else (1, [])
+
+
 def samples_of(img) -> int:
     """The number of colour samples (aicsimageio's ``S`` axis: RGB) per channel of ``img``."""
     return int(dict(zip(img.dims.order, img.shape)).get("S", 1))

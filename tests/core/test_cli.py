@@ -230,3 +230,43 @@ def test_an_undefined_metric_is_said_not_printed_as_nan(tmp_path, capsys):
     rc, text, err = run(["compress", src, tmp_path / "s.mcz", "-c", "jpeg2k", "-q", "4"], capsys)
     assert rc == 0, err
     assert "ms_ssim=n/a" in text and "(ms_ssim: undefined below 161 px a side)" in text and "nan" not in text
+
+
+def test_channel_all_codes_benchmarks_and_advises_every_channel(tmp_path, capsys):
+    chans = np.stack([smooth_image((48, 56), np.uint16, seed=s, bits=12) for s in range(3)])
+    src = tmp_path / "cells.ome.tif"
+    tifffile.imwrite(src, chans, metadata={"axes": "CYX", "Channel": {"Name": ["BF", "DAPI", "GFP"]}})
+    rc, text, err = run(["compress", src, "--channel", "all", "-c", "zstd", "--no-metrics"], capsys)
+    assert rc == 0, err
+    assert "compressed 3 of 3 image(s)" in text
+    for c in range(3):
+        np.testing.assert_array_equal(decode((tmp_path / f"cells.ome.tif.c{c}.mcz").read_bytes()), chans[c])
+    # every output is checked before anything is written
+    (tmp_path / "cells.ome.tif.c0.mcz").unlink()
+    before = (tmp_path / "cells.ome.tif.c2.mcz").read_bytes()
+    rc, _, err = run(["compress", src, "--channel", "all", "-c", "jpegxl"], capsys)
+    assert rc == 2 and "c1.mcz exists" in err and not (tmp_path / "cells.ome.tif.c0.mcz").exists()
+    assert (tmp_path / "cells.ome.tif.c2.mcz").read_bytes() == before
+    rc, _, err = run(["compress", src, "--channel", "all", "--zarr", tmp_path / "z.zarr"], capsys)
+    assert rc == 2 and "pick one channel" in err
+    with pytest.raises(SystemExit):   # argparse's own exit
+        run(["compress", src, "--channel", "x"], capsys)
+    assert "a channel index or 'all'" in capsys.readouterr().err
+    # benchmark: one row set per channel, named after it
+    rc, text, err = run(["benchmark", src, "--channel", "all", "--codecs", "jpegxl", "--qualities", "3",
+                         "--no-phase2", "--out", tmp_path / "b"], capsys)
+    assert rc == 0, err
+    rows = json.loads((tmp_path / "b" / "results.json").read_text())["rows"]
+    assert sorted({r["image"] for r in rows}) == ["cells.ome.tif c0 BF", "cells.ome.tif c1 DAPI",
+                                                   "cells.ome.tif c2 GFP"]
+    # advise: the worst case over the channels, applied to each
+    rc, text, err = run(["advise", src, "--channel", "all", "--psnr", "40", "--codecs", "jpegxl",
+                         "--apply", tmp_path / "a"], capsys)
+    assert rc == 0, err
+    for c in range(3):
+        out = decode((tmp_path / "a" / f"cells.c{c}.mcz").read_bytes())
+        assert out.shape == chans[c].shape and np.abs(out.astype(int) - chans[c]).max() < 400
+    # a one-channel file under --channel all: one image, named as usual
+    np.save(tmp_path / "g.npy", chans[0])
+    rc, text, err = run(["compress", tmp_path / "g.npy", "--channel", "all", "-c", "zstd", "--no-metrics"], capsys)
+    assert rc == 0 and (tmp_path / "g.npy.mcz").exists(), err

@@ -27,6 +27,37 @@ class Ints(argparse.Action):
         setattr(namespace, self.dest, out)
 
 
+CHANNEL_HELP = "channel index of multi-channel files (CZI/ND2/OME-Zarr/OME-TIFF, RGB samples), or 'all'"
+
+
+def channel(value: str):
+    """``--channel``: an index (negative counts from the end) or ``all`` (every channel, one image each)."""
+    if value.strip().lower() == "all":
+        return "all"
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a channel index or 'all', got {value!r}") from None
+
+
+def channel_label(path, c: int, names) -> str:
+    """How channel ``c`` of ``path`` is named when every channel is read: ``cells.nd2 c1 DAPI``."""
+    from pathlib import Path
+
+    return f"{Path(path).name} c{c}" + (f" {names[c]}" if c < len(names) else "")
+
+
+def each_channel(path, channel, scene=None, timepoint=None):
+    """The channel indices to read from ``path``: ``[channel]``, or every channel for ``"all"`` (``[None]``
+    when the file has one), with the file's channel names."""
+    if channel != "all":
+        return [channel], []
+    from ..io import channel_count
+
+    n, names = channel_count(path, scene, timepoint)
+    return (list(range(n)) if n > 1 else [None]), names
+
+
 def command(sub, name: str, func, help: str, description: str = None):
     """A subcommand whose ``func(args) -> int`` runs it."""
     p = sub.add_parser(name, help=help, description=description)
@@ -95,14 +126,20 @@ def read_inputs(paths, allow_3d: bool = True, **select):
         in_folder = is_folder(given)
         for p in image_files([given]):
             try:
-                array, meta = read_input(p, **select)
-                check_image(array, allow_3d=allow_3d)
+                chans, names = each_channel(p, select.get("channel"), select.get("scene"), select.get("timepoint"))
+                read = []
+                for c in chans:
+                    array, meta = read_input(p, **{**select, "channel": c})
+                    check_image(array, allow_3d=allow_3d)
+                    if len(chans) > 1:
+                        meta["label"] = channel_label(p, c, names)
+                    read.append((str(p), array, meta))
             except InputError as exc:
                 if not in_folder:
                     raise InputError(f"{p.name}: {exc}" if p.name not in str(exc) else str(exc)) from None
                 skipped.append(f"skipped {p}: {exc}")
                 continue
-            out.append((str(p), array, meta))
+            out += read
     if not out:
         raise InputError("no readable single-channel image in " + ", ".join(map(str, paths))
                          + (f" ({len(skipped)} skipped; first: {skipped[0]})" if skipped else ""))

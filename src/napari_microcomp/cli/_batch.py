@@ -13,6 +13,23 @@ class Job:
     source: Path
     output: Path
     in_folder: bool    # found in a named folder (not named itself)
+    channel: Optional[int] = None   # under --channel all: the one this job reads
+
+
+def per_channel(jobs: List[Job], count, overwrite: bool) -> List[Job]:
+    """``--channel all``: each job as one job per channel of its input (``count(path) -> (n, names)``), writing
+    ``NAME.cK.mcz``; every new output checked before anything is written."""
+    out = []
+    for j in jobs:
+        n, _ = count(j.source)
+        if n == 1:
+            out.append(j)
+            continue
+        stem, dot, ext = j.output.name.rpartition(".")
+        for c in range(n):
+            name = f"{stem}.c{c}.{ext}" if dot else f"{j.output.name}.c{c}"
+            out.append(Job(j.source, check_output(j.output.with_name(name), overwrite), j.in_folder, c))
+    return out
 
 
 @dataclass

@@ -7,7 +7,7 @@ import numpy as np
 from ..errors import InputError
 from ..io import IMAGE_SUFFIXES
 from ..io_write import atomic_write_bytes, check_output
-from ._args import OVERWRITE_HELP, command, names, read_inputs
+from ._args import CHANNEL_HELP, OVERWRITE_HELP, channel, command, names, read_inputs
 
 _TOL_FLAGS = (("psnr", "DB", "PSNR floor in dB (against each image's value range)"),
               ("ssim", "X", "SSIM floor, e.g. 0.95"),
@@ -36,7 +36,7 @@ def register(sub) -> None:
     p.add_argument("--apply-format", choices=("mcz", "zarr"), default="mcz",
                    help="write .mcz streams (default) or Zarr arrays with the project's numcodecs codec")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
-    p.add_argument("--channel", type=int, help="channel index (multi-channel files)")
+    p.add_argument("--channel", type=channel, help=CHANNEL_HELP + " (the worst case over them)")
     p.add_argument("--scene", type=int, help="scene index (CZI/ND2, bioformats2raw OME-Zarr)")
     p.add_argument("--timepoint", type=int, help="time point index")
 
@@ -73,11 +73,12 @@ def _out_stem(src) -> str:
     return name
 
 
-def _outputs(inputs, out_dir: Path, fmt: str, overwrite: bool):
-    """One output path per input, all checked before anything is written (two inputs never share one)."""
+def _outputs(inputs, out_dir: Path, fmt: str, overwrite: bool, channels=None):
+    """One output path per input (``NAME.cK`` per channel under --channel all), all checked before anything is
+    written (two inputs never share one)."""
     outs, seen = [], {}
-    for src in inputs:
-        out = out_dir / f"{_out_stem(src)}.{fmt}"
+    for src, c in zip(inputs, channels or [None] * len(inputs)):
+        out = out_dir / f"{_out_stem(src)}{'' if c is None else f'.c{c}'}.{fmt}"
         if out in seen:
             raise InputError(f"{src} and {seen[out]} would both be written to {out}; rename one, or apply them "
                              "in separate runs")
@@ -156,10 +157,12 @@ def cmd_advise(args) -> int:
         print(f"note: {line}", file=sys.stderr)
     args.inputs = [p for p, _, _ in items]
     arrays = [(a, meta) for _, a, meta in items]
+    labels = [meta.get("label") or Path(p).name for p, _, meta in items]
     outs = None
     if args.apply:   # every output checked before the search, not after it
         _check_apply(arrays, args.apply_format)
-        outs = _outputs(args.inputs, Path(args.apply), args.apply_format, args.overwrite)
+        outs = _outputs(args.inputs, Path(args.apply), args.apply_format, args.overwrite,
+                        [meta.get("channel") if "label" in meta else None for _, meta in arrays])
     codecs = names(args.codecs) if args.codecs else \
         default_codecs(learned=args.learned)
     model = None
@@ -168,7 +171,7 @@ def cmd_advise(args) -> int:
 
         model = load_model(args.labelfree)
     advice = drain(iter_advise([a for a, _ in arrays], tol, codecs, labelfree_model=model,
-                               max_trials=args.max_trials, names=[Path(p).name for p in args.inputs]),
+                               max_trials=args.max_trials, names=labels),
                    desc="advise")
     _print(advice)
     if args.json:

@@ -20,7 +20,7 @@ import numpy as np
 from .._progress import drain
 from ..errors import InputError, MicrocompError, WeightsNotFoundError
 from ..io import image_files
-from ._args import Ints, command, names, read_input, read_inputs
+from ._args import CHANNEL_HELP, Ints, channel, command, names, read_input, read_inputs
 
 MAIN_MODEL = "unet2d-isl-dapi"
 MAIN_PHASE2_IMAGE = "isl_phase_z6"
@@ -66,7 +66,7 @@ def register(sub) -> None:
     p.add_argument("--no-ms-ssim", action="store_true", help="skip MS-SSIM (saves time)")
     p.add_argument("--anchor", default="jpeg2k", help="anchor method of the BD-rate table (default jpeg2k)")
     p.add_argument("--data-range", default="image", help="PSNR/SSIM peak: image, dtype, bits or a number")
-    p.add_argument("--channel", type=int, help="channel of multi-channel files")
+    p.add_argument("--channel", type=channel, help=CHANNEL_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bar, no tables")
 
 
@@ -84,8 +84,8 @@ def _data_range(text: str):
 
 def _named(items) -> List[Tuple[str, np.ndarray]]:
     out, seen = [], set()
-    for p, arr, _ in items:
-        name = Path(p).name
+    for p, arr, meta in items:
+        name = meta.get("label") or Path(p).name   # "cells.nd2 c1 DAPI" under --channel all
         while name in seen:  # same file name in two folders
             name = f"{name}_"
         seen.add(name)

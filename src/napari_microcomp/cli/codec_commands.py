@@ -10,7 +10,7 @@ from ..errors import CodecError, InputError, MicrocompError, out_of_memory_messa
 from ..io import image_files, image_source, is_folder, regular_file
 from ..io_write import atomic_write_bytes, write_image
 from ..weights.locate import PROVISIONAL_NOTE
-from ._args import OVERWRITE_HELP, command, read_input
+from ._args import CHANNEL_HELP, OVERWRITE_HELP, channel, command, read_input
 
 EXT = ".mcz"
 
@@ -42,7 +42,7 @@ def register(sub) -> None:
     p.add_argument("--refine", type=int, metavar="N",
                    help="learned codecs: N steps of encode-time latent refinement (slower encode, smaller/better "
                         "stream, same decoder)")
-    p.add_argument("--channel", type=int, help="channel index (CZI/ND2/OME-Zarr/multi-channel files)")
+    p.add_argument("--channel", type=channel, help=CHANNEL_HELP + " (one NAME.cK.mcz per channel)")
     p.add_argument("--scene", type=int, help="scene index (CZI/ND2, bioformats2raw OME-Zarr)")
     p.add_argument("--timepoint", type=int, help="time point index")
     p.add_argument("--zarr", metavar="OUT.zarr", help="write a chunked zarr array with this codec instead")
@@ -168,6 +168,9 @@ def cmd_compress(args) -> int:
     if args.zarr:
         if len(args.paths) != 1 or args.out_dir or is_folder(args.paths[0]):
             raise InputError("--zarr writes one array: give one input file")
+        if args.channel == "all":
+            raise InputError("--zarr writes one array, --channel all one stream per channel: pick one channel "
+                             "for --zarr, or drop --zarr")
         if args.target:   # each chunk is its own stream: one setting for all, no search over the whole
             raise InputError("--target does not work with --zarr; give --quality (or find it first with "
                              "`microcomp advise`)")
@@ -184,12 +187,16 @@ def cmd_compress(args) -> int:
         return 0
     jobs = _batch.plan(args.paths, _batch.Kind((EXT,), lambda name: name + EXT, lambda d: image_files([d]),
                                                image_source), args.out_dir, args.overwrite)
+    if args.channel == "all":
+        from ..io import channel_count
+
+        jobs = _batch.per_channel(jobs, lambda f: channel_count(f, args.scene, args.timepoint), args.overwrite)
     if len(jobs) == 1 and not jobs[0].in_folder:
-        return 0 if _compress_one(args, jobs[0].source, jobs[0].output, params)[2] else 1
+        return 0 if _compress_one(args, jobs[0], params)[2] else 1
     skipped, missed, done, raw, coded = [], [], 0, 0, 0
     for job in jobs:
         try:
-            n_in, n_out, met = _compress_one(args, job.source, job.output, dict(params))
+            n_in, n_out, met = _compress_one(args, job, dict(params))
         except (MicrocompError, MemoryError) as exc:
             why = out_of_memory_message(exc) if isinstance(exc, MemoryError) else str(exc)
             skipped.append(f"{job.source}: {why}")
@@ -198,20 +205,23 @@ def cmd_compress(args) -> int:
         done, raw, coded = done + 1, raw + n_in, coded + n_out
         missed += [] if met else [str(job.source)]
     ratio = f", CR {raw / coded:.2f}" if coded else ""
-    print(f"compressed {done} of {len(jobs)} file(s): {raw / 1e6:.1f} MB of pixels in {coded / 1e6:.2f} MB{ratio}")
+    what = "image(s)" if args.channel == "all" else "file(s)"   # one per channel
+    print(f"compressed {done} of {len(jobs)} {what}: {raw / 1e6:.1f} MB of pixels in {coded / 1e6:.2f} MB{ratio}")
     if skipped:
-        print(f"microcomp compress: {len(skipped)} file(s) skipped (first: {skipped[0]})", file=sys.stderr)
+        print(f"microcomp compress: {len(skipped)} {what} skipped (first: {skipped[0]})", file=sys.stderr)
     if missed:
         print(f"microcomp compress: {len(missed)} file(s) missed --target {args.target} (first: {missed[0]})",
               file=sys.stderr)
     return 1 if skipped or missed else 0
 
 
-def _compress_one(args, source: Path, out: Path, params: Dict[str, Any]):
-    """Compress one file to ``out``; return (pixel bytes, stream bytes, whether a --target was met)."""
+def _compress_one(args, job, params: Dict[str, Any]):
+    """Compress one job's input to its output; return (pixel bytes, stream bytes, whether a --target was met)."""
     from ..api import compress_array
 
-    array, meta = read_input(source, channel=args.channel, scene=args.scene, timepoint=args.timepoint)
+    out = job.output
+    array, meta = read_input(job.source, channel=job.channel if args.channel == "all" else args.channel,
+                             scene=args.scene, timepoint=args.timepoint)
     out.parent.mkdir(parents=True, exist_ok=True)
     keep = {k: v for k, v in meta.items()
             if k in ("pixel_size", "channel_names", "channel", "scene", "timepoint", "source")}
