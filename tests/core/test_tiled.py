@@ -72,10 +72,20 @@ def test_streamed_signed_volumes_use_one_offset_for_every_tile(tmp_path):
     lossy = tiled.decompress(tmp_path / "c.mcz")
     assert lossy.dtype == np.int32 and np.abs(lossy.astype(np.int64) - a).max() < 3000
     wide = a.copy()
-    wide[0, 0, 0] = 40000           # the volume spans 70,500 levels: refused before anything is written
-    with pytest.raises(InputError, match="65,536 levels"):
-        tiled.compress(wide, tmp_path / "d.mcz", "zstd", tile=(1, 16, 16))
-    assert not (tmp_path / "d.mcz").exists()
+    wide[0, 0, 0] = 40000           # the volume spans 70,500 levels: every tile coded as float32, exactly
+    tiled.compress(wide, tmp_path / "d.mcz", "zstd", tile=(1, 16, 16), halo=(0, 0, 0))
+    assert container.read_header((tmp_path / "d.mcz").read_bytes())[0].meta["int_as_float"] is True
+    for out in (tiled.decompress(tmp_path / "d.mcz"), decode((tmp_path / "d.mcz").read_bytes())):
+        assert out.dtype == np.int32
+        np.testing.assert_array_equal(out, wide)
+    tiled.compress(wide, tmp_path / "e.mcz", "jpeg2k", quality=7)
+    lossy = tiled.decompress(tmp_path / "e.mcz")
+    assert lossy.dtype == np.int32 and np.abs(lossy.astype(np.int64) - wide).max() < 3000
+    huge = wide.astype(np.int64)
+    huge[0, 0, 0] = 2 ** 30         # beyond float32's exact integers: refused before anything is written
+    with pytest.raises(InputError, match="2\\*\\*24"):
+        tiled.compress(huge, tmp_path / "f.mcz", "zstd", tile=(1, 16, 16))
+    assert not (tmp_path / "f.mcz").exists()
 
 
 def test_halo_and_crop_identity():

@@ -10,7 +10,8 @@ import numpy as np
 
 from .. import container
 from .._progress import checkpoint
-from .._validate import check_image, colour_error, int_offset, looks_like_colour, pixel_type_error, with_source_dtype
+from .._validate import (check_image, colour_error, int_offset, looks_like_colour, pixel_type_error, wide_int_offset,
+                         with_source_dtype)
 from ..errors import CodecError, InputError, StreamError
 from ..tiling import Box, Tile, as_axes, grid_edges, tile_grid, tiles_from_edges
 from .base import Codec
@@ -75,18 +76,21 @@ def _check_volume(volume) -> Tuple[Tuple[int, ...], np.dtype]:
     return shape, _out_dtype(dtype)
 
 
-def _volume_offset(volume, tiles: Sequence[Tile]) -> Optional[int]:
-    """For integer types coded as uint16 (int16, int32, uint32, ...): the one offset every tile is coded with,
-    from the whole volume's range (one extra read); None for other types."""
+def _volume_offset(volume, tiles: Sequence[Tile]) -> Tuple[Optional[int], bool]:
+    """For integer types other than uint8/16 (int16, int32, uint32, ...): the one offset every tile is coded
+    with, from the whole volume's range (one extra read), and whether they are coded as float32 (a span over
+    65,536 levels; ``check_image``); (None, False) for other types."""
     dt = np.dtype(volume.dtype)
     if dt.kind not in "iu" or dt in (np.uint8, np.uint16):
-        return None
+        return None, False
     lo = hi = None
     for t in tiles:
         block = _read(volume, t.core)
         lo = int(block.min()) if lo is None else min(lo, int(block.min()))
         hi = int(block.max()) if hi is None else max(hi, int(block.max()))
-    return int_offset(lo, hi)   # refuses a span no offset fits, before any tile is written
+    if hi - lo > 65535:
+        return wide_int_offset(lo, hi), True
+    return int_offset(lo, hi), False   # refuses a span no offset fits, before any tile is written
 
 
 def _read(volume, box: Box) -> np.ndarray:
@@ -192,7 +196,9 @@ class TiledCodec(Codec):
         """The header (payload table still empty) and a lazy iterator of (tile, stream): one tile in memory."""
         shape, dtype = _check_volume(volume)
         tile, halo, tiles = self.plan(shape)
-        off = _volume_offset(volume, tiles)
+        off, wide = _volume_offset(volume, tiles)
+        if wide:
+            dtype = np.dtype(np.float32)
         # tiles hold the coded type; the volume's own (int32, float64, ...) and offset are recorded once
         meta = {"tiles": _tiles_meta(shape, tile, halo),
                 **with_source_dtype(volume, np.empty(0, dtype), offset=off)}
@@ -202,7 +208,7 @@ class TiledCodec(Codec):
         def streams() -> Iterator[Tuple[Tile, bytes]]:
             for k, t in enumerate(tiles):
                 checkpoint("encode", k, len(tiles), f"tile {k + 1}/{len(tiles)}")
-                block = check_image(_read(volume, t.outer), offset=off)
+                block = check_image(_read(volume, t.outer), offset=off, as_float=wide)
                 if block.dtype != dtype:   # e.g. an int64 tile whose values need float: never write a mixed file
                     raise InputError(f"tile {k + 1} converts to {block.dtype}, the others to {dtype}")
                 yield t, self.inner.encode(block)
