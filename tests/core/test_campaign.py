@@ -295,6 +295,8 @@ def test_a_gate_error_keeps_the_job_and_a_rerun_gates_it(sandbox, monkeypatch):
     status = json.loads((wd / "status.json").read_text())
     assert status["a"]["state"] == "trained (gate error)" and "ImportError" in status["a"]["gate"]
     assert (wd / "a.ckpt").exists() and any("[b] gate:" in m for m in log)
+    # the way out it names gates the export as it is (a time-budgeted job run again would train on)
+    assert any("train-zoo --gate-only --only a" in m for m in log)
     monkeypatch.setattr(campaign, "promote", real)
     log.clear()
     campaign.run(plan, wd, only=["a"], log=log.append, threads=1, gate_crop=64)

@@ -695,12 +695,16 @@ def test_masks_and_grey_alpha_get_advice_not_a_wrong_reason(tmp_path):
     # a grey+alpha PNG (Y, X, 2) was refused as "too small"
     from PIL import Image
 
-    Image.fromarray(np.full((40, 50), 90, np.uint8)).convert("LA").save(tmp_path / "la.png")
+    la = np.dstack([np.full((40, 50), 90, np.uint8), np.tile(np.arange(50, dtype=np.uint8), (40, 1))])
+    Image.fromarray(la, "LA").save(tmp_path / "la.png")   # a varying alpha: not a plain grey image
     with pytest.raises(InputError, match="grey\+alpha"):
         compress_array(np.zeros((40, 50, 2), np.uint8), "jpeg2k", quality=4)
     assert main(["compress", str(tmp_path / "la.png"), str(tmp_path / "la.mcz"), "-c", "jpeg2k"]) == 2
     assert main(["compress", str(tmp_path / "la.png"), str(tmp_path / "la.mcz"), "-c", "jpeg2k",
                  "--channel", "0"]) == 0
+    # an opaque alpha adds nothing: read as the grey image it is
+    Image.fromarray(la[..., 0]).convert("LA").save(tmp_path / "opaque.png")
+    assert main(["compress", str(tmp_path / "opaque.png"), str(tmp_path / "o.mcz"), "-c", "jpeg2k"]) == 0
 
 
 def _tiff_declaring(path, side: int) -> None:

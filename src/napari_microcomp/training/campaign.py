@@ -288,8 +288,9 @@ def run(plan_path, workdir, only: Optional[List[str]] = None, log: Callable[[str
                 try:
                     ok = promote(job, out, status, log, gate_crop, root)
                 except Exception as exc:   # e.g. code edited under a long run: the queue goes on, nothing is lost
-                    log(f"[{job['name']}] gate error ({type(exc).__name__}: {exc}); the job keeps its checkpoint: "
-                        "run it again to gate it")
+                    # running the job again would train on (a fresh schedule): gate the export as it is
+                    log(f"[{job['name']}] gate error ({type(exc).__name__}: {exc}); {out} and the checkpoint are kept: "
+                        f"gate it with `microcomp train-zoo --gate-only --only {job['name']}` (same --plan, --workdir)")
                     status.set(job["name"], state="trained (gate error)", gate=f"{type(exc).__name__}: {exc}"[:200])
                     continue
                 promoted += ok
