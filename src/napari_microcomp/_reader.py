@@ -187,6 +187,10 @@ def _display_vector(meta: Dict[str, Any], key: str, ndim: int, positive: bool) -
 def _layer_kwargs(header: Dict[str, Any], ndim: int, default_name: str) -> Dict[str, Any]:
     meta = dict(header.get("meta") or {})
     name = meta.get("name")
+    names, c = meta.get("channel_names"), meta.get("channel")
+    if isinstance(names, list) and len(names) > 1 and isinstance(c, int) and not isinstance(c, bool) \
+            and 0 <= c < len(names):   # one channel of a multi-channel file: say which
+        default_name = f"{default_name} {str(names[c])[:40]}"
     kwargs: Dict[str, Any] = {"name": name if isinstance(name, str) and name else default_name}
     ps = meta.get("pixel_size")
     if meta.get("scale") is None and isinstance(ps, (list, tuple)) and len(ps) >= ndim:

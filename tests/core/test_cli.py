@@ -252,6 +252,10 @@ def test_channel_all_codes_benchmarks_and_advises_every_channel(tmp_path, capsys
     with pytest.raises(SystemExit):   # argparse's own exit
         run(["compress", src, "--channel", "x"], capsys)
     assert "a channel index or 'all'" in capsys.readouterr().err
+    # the napari reader names a channel's stream after its channel
+    from napari_microcomp._reader import read_mcz
+
+    assert read_mcz(tmp_path / "cells.ome.tif.c1.mcz")[0][1]["name"] == "cells.ome.tif.c1 DAPI"
     # benchmark: one row set per channel, named after it
     rc, text, err = run(["benchmark", src, "--channel", "all", "--codecs", "jpegxl", "--qualities", "3",
                          "--no-phase2", "--out", tmp_path / "b"], capsys)
