@@ -270,6 +270,12 @@ def test_channel_all_codes_benchmarks_and_advises_every_channel(tmp_path, capsys
     for c in range(3):
         out = decode((tmp_path / "a" / f"cells.c{c}.mcz").read_bytes())
         assert out.shape == chans[c].shape and np.abs(out.astype(int) - chans[c]).max() < 400
+    # in a folder, a file that cannot be read is skipped, the others' channels are coded
+    (tmp_path / "d").mkdir()
+    tifffile.imwrite(tmp_path / "d" / "cells.ome.tif", chans, metadata={"axes": "CYX"})
+    (tmp_path / "d" / "broken.tif").write_bytes(b"II*\0garbage")
+    rc, text, err = run(["compress", tmp_path / "d", "--channel", "all", "-c", "zstd", "--no-metrics"], capsys)
+    assert rc == 1 and "broken.tif" in err and "compressed 3 of 4 image(s)" in text
     # a one-channel file under --channel all: one image, named as usual
     np.save(tmp_path / "g.npy", chans[0])
     rc, text, err = run(["compress", tmp_path / "g.npy", "--channel", "all", "-c", "zstd", "--no-metrics"], capsys)

@@ -21,7 +21,12 @@ def per_channel(jobs: List[Job], count, overwrite: bool) -> List[Job]:
     ``NAME.cK.mcz``; every new output checked before anything is written."""
     out = []
     for j in jobs:
-        n, _ = count(j.source)
+        try:
+            n, _ = count(j.source)
+        except InputError:
+            if not j.in_folder:
+                raise
+            n = 1   # a stray file in a folder: its own job says why it is skipped
         if n == 1:
             out.append(j)
             continue
