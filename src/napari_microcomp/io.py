@@ -194,7 +194,20 @@ def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
 
 def channel_count(path, scene: Optional[int] = None, timepoint: Optional[int] = None) -> Tuple[int, List[str]]:
     """(number of channels, their names) of an image file, as ``read_image``'s ``channel`` counts them: a
-    file's channels (× colour samples), or the samples of a plain RGB(A) array; 1 for a grey image."""
+    file's channels (× colour samples), or the samples of a plain RGB(A) array; 1 for a grey image.
+    CZI/ND2 are counted from their metadata: their pixels are read once, per channel, afterwards."""
+    p = Path(path)
+    if p.suffix.lower() in (".czi", ".nd2") and p.is_file():
+        try:
+            img = open_aics(p)
+            if scene is not None:
+                img.set_scene(pick(p, "scene", scene, len(img.scenes), "scene(s)"))
+            names = [str(n) for n in plane_names(img)]
+        except MicrocompError:
+            raise
+        except Exception as exc:  # third-party readers raise anything on a corrupt file
+            raise unreadable(p, exc) from exc
+        return len(names), names
     a, meta = read_image(path, None, scene, timepoint)
     names = [str(n) for n in meta.get("channel_names") or []]
     if names:
