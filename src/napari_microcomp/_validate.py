@@ -46,6 +46,20 @@ def looks_like_colour(shape) -> bool:
     return len(shape) == 3 and shape[-1] in (2, 3, 4) and min(shape[:2]) > 4
 
 
+def grey_samples(a: np.ndarray) -> Optional[np.ndarray]:
+    """The one channel of a grey image whose last axis holds 2–4 samples (RGB(A) or grey+alpha with equal
+    colour samples and a constant alpha: a palette PNG, an ImageJ "RGB Color" save); None for real colour."""
+    if a.ndim < 3 or not 2 <= a.shape[-1] <= 4:
+        return None
+    colour, alpha = (a[..., :3], a[..., 3]) if a.shape[-1] == 4 else \
+        (a[..., :1], a[..., 1]) if a.shape[-1] == 2 else (a, None)
+    first = colour[..., 0]
+    if any(not np.array_equal(colour[..., k], first) for k in range(1, colour.shape[-1])) or \
+            (alpha is not None and alpha.size and not (alpha == alpha.flat[0]).all()):
+        return None
+    return first
+
+
 def colour_error(shape, fix: str = "pick one channel (e.g. --channel 0) or convert to grayscale") -> InputError:
     return InputError(f"shape {tuple(shape)} looks like an RGB/RGBA or grey+alpha image; microcomp compresses "
                       f"single-channel images: {fix}")

@@ -14,6 +14,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
+from ._validate import grey_samples
 from .errors import InputError, MicrocompError
 from .io_checks import check_declared, default_notes, pick, pixel_size
 from .io_zarr import is_zarr, read_zarr
@@ -105,17 +106,12 @@ def _has_samples(a: np.ndarray) -> bool:
 
 
 def _grey_if_equal(p: Path, a: np.ndarray, meta: Dict[str, Any]) -> np.ndarray:
-    """A grey image stored as RGB(A) or grey+alpha (equal colour samples, an opaque or constant alpha: a palette
-    PNG, an ImageJ "RGB Color" save) as its one channel, said in a note; anything else unchanged."""
-    if not _has_samples(a):
+    """A grey image stored as RGB(A) or grey+alpha (:func:`grey_samples`) as its one channel, said in a note;
+    anything else unchanged."""
+    first = grey_samples(a) if _has_samples(a) else None
+    if first is None:
         return a
-    colour, alpha = (a[..., :3], a[..., 3]) if a.shape[-1] == 4 else \
-        (a[..., :1], a[..., 1]) if a.shape[-1] == 2 else (a, None)
-    first = colour[..., 0]
-    if any(not np.array_equal(colour[..., k], first) for k in range(1, colour.shape[-1])) or \
-            (alpha is not None and alpha.size and not (alpha == alpha.flat[0]).all()):
-        return a
-    how = "equal colour samples" + (", a constant alpha" if alpha is not None else "")
+    how = "equal colour samples" + (", a constant alpha" if a.shape[-1] in (2, 4) else "")
     meta.setdefault("notes", []).append(f"{p.name} holds a grey image as {a.shape[-1]} samples per pixel ({how}); "
                                         "reading it as one channel")
     return np.ascontiguousarray(first)

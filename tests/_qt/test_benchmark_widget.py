@@ -189,7 +189,7 @@ def test_phase_two_with_model_and_ground_truth(make_napari_viewer, qtbot, isl_cr
 
 def test_bad_inputs_are_refused(make_napari_viewer, qtbot, cell, errors_shown):
     viewer = make_napari_viewer()
-    viewer.add_image(np.zeros((32, 32, 3), np.uint8), name="4d", rgb=True)
+    viewer.add_image(np.dstack([np.full((32, 32), v, np.uint8) for v in (10, 20, 30)]), name="4d", rgb=True)
     viewer.add_image(cell, name="cell")
     w = _widget(viewer, qtbot, [], ["jpegxl"], [4])
     w.run_button.click()

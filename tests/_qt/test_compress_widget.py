@@ -76,8 +76,8 @@ def test_target_run_on_3d(make_napari_viewer, qtbot, nuclei_crop):
 @pytest.mark.parametrize("kind", ["rgb", "labels only"])
 def test_bad_layers_are_refused(make_napari_viewer, qtbot, errors_shown, kind):
     viewer = make_napari_viewer()
-    if kind == "rgb":
-        viewer.add_image(np.zeros((32, 32, 3), np.uint8), name="bad", rgb=True)
+    if kind == "rgb":   # real colour: the channels differ
+        viewer.add_image(np.dstack([np.full((32, 32), v, np.uint8) for v in (10, 20, 30)]), name="bad", rgb=True)
         word = "RGB"
     else:  # a labels layer is never offered: there is nothing to compress
         viewer.add_labels(np.zeros((32, 32), np.uint8), name="bad")
@@ -90,6 +90,22 @@ def test_bad_layers_are_refused(make_napari_viewer, qtbot, errors_shown, kind):
     assert word in w.status.text()
     assert any(word in m for m in errors_shown())
     assert len(viewer.layers) == n
+
+
+def test_grey_image_saved_as_rgb_is_coded_as_its_one_channel(make_napari_viewer, qtbot, cell):
+    """napari opens a grey PNG/JPEG saved as RGB(A) as an RGB layer: equal channels are one image, said."""
+    viewer = make_napari_viewer()
+    rgba = np.dstack([cell, cell, cell, np.full(cell.shape, 255, np.uint8)])
+    src = viewer.add_image(rgba, name="grey", rgb=True)
+    w = CompressWidget(viewer)
+    qtbot.addWidget(w)
+    w.codec_combo.select("jpeg2k")
+    w.quality.setValue(3)
+    _run(qtbot, w)
+    recon = viewer.layers["grey [jpeg2k q3]"]
+    np.testing.assert_array_equal(recon.data, compress_array(cell, "jpeg2k", quality=3).reconstruction)
+    assert recon.data.shape == cell.shape and not recon.rgb
+    np.testing.assert_array_equal(src.data[..., 0], cell)   # the source layer is untouched
 
 
 @pytest.mark.parametrize("kind, word", [("nan", "NaN"), ("tiny", "too small")])

@@ -93,6 +93,19 @@ def test_a_grey_image_stored_as_rgb_is_read_as_its_one_channel(tmp_path, capsys,
         assert read_image(tmp_path / "x.npy")[0].shape == ((32, 40) if grey else a.shape)
 
 
+def test_grey_samples_of_a_stack_saved_as_rgb():
+    """The napari docks use it on RGB layers of any dimension: (Z, Y, X, 3) too."""
+    from napari_microcomp._validate import grey_samples
+
+    z = np.stack([smooth_image((16, 20), np.uint16, seed=s) for s in range(3)])
+    got = grey_samples(np.stack([z] * 3, axis=-1))
+    np.testing.assert_array_equal(got, z)
+    colour = np.stack([z, z, z], axis=-1)
+    colour[2, 3, 4, 1] += 1   # one sample of one pixel of one slice
+    assert grey_samples(colour) is None
+    assert grey_samples(z) is None   # 20 values on the last axis are not colour samples
+
+
 def test_interleaved_rgb_is_called_colour_by_compress_tiled(tmp_path, capsys):
     a = np.dstack([smooth_image((32, 40), np.uint16, seed=s) for s in range(3)])
     np.save(tmp_path / "rgb.npy", a)

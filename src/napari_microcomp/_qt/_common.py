@@ -7,11 +7,12 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 from napari.layers import Image
-from napari.utils.notifications import show_error, show_warning
+from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (QComboBox, QFrame, QLabel, QListWidget, QListWidgetItem, QScrollArea, QSizePolicy,
                             QVBoxLayout, QWidget)
 
+from .._validate import grey_samples
 from ..errors import MicrocompError, out_of_memory_message
 
 
@@ -137,7 +138,7 @@ def refuse_reason(layer) -> Optional[str]:
         return "select an image layer first"
     if not isinstance(layer, Image):
         return f"layer {layer.name!r} is a {type(layer).__name__} layer, not an image"
-    if layer.rgb:
+    if layer.rgb and grey_of_rgb(layer) is None:
         return (f"layer {layer.name!r} is RGB; microcomp compresses single-channel images "
                 "(split the channels first: right-click > Split RGB)")
     if layer.multiscale:
@@ -147,6 +148,33 @@ def refuse_reason(layer) -> Optional[str]:
     if 0 in layer.data.shape:
         return f"layer {layer.name!r} is empty (shape {tuple(layer.data.shape)})"
     return None
+
+
+GREY_RGB_MAX_BYTES = 1 << 30   # compared on the GUI thread: ~0.3 s for 1 GiB; lazy or larger data is not read
+
+
+def grey_of_rgb(layer) -> Optional[np.ndarray]:
+    """The one channel of an RGB layer whose colour channels are equal (napari opens a grey PNG/JPEG/TIFF
+    saved as RGB as an RGB layer); None for real colour, and for lazy or larger data."""
+    data = layer.data
+    if not layer.rgb or not isinstance(data, np.ndarray) or data.nbytes > GREY_RGB_MAX_BYTES:
+        return None
+    return grey_samples(data)
+
+
+def layer_shape(layer) -> tuple:
+    """``layer``'s shape without an RGB layer's colour axis."""
+    return tuple(layer.data.shape)[:layer.ndim]
+
+
+def layer_array(layer):
+    """What a dock codes of ``layer``: its data, or the one channel of a grey image saved as RGB (said)."""
+    grey = grey_of_rgb(layer) if layer.rgb else None
+    if grey is None:
+        return layer.data
+    show_info(f"napari-microcomp: layer {layer.name!r} is RGB with equal channels (a grey image); "
+              "using one channel")
+    return grey
 
 
 def leading_index(layer, viewer, keep: int = 3) -> tuple:
@@ -161,12 +189,13 @@ def leading_index(layer, viewer, keep: int = 3) -> tuple:
 def current_block(layer, viewer):
     """(data, name) to process: the layer, or for 4D+ layers (time-lapse z-stacks, ...) the 3D
     block shown in the viewer (pick the time point with the viewer's slider), named after it."""
+    data = layer_array(layer)
     idx = leading_index(layer, viewer)
     if not idx:
-        return layer.data, layer.name
+        return data, layer.name
     axes = str((layer.metadata.get("microcomp") or {}).get("axes", ""))
     labels = axes[:len(idx)].lower() if len(axes) == layer.ndim else "i" * len(idx)
-    return layer.data[idx], f"{layer.name} " + " ".join(f"{a}{i}" for a, i in zip(labels, idx))
+    return data[idx], f"{layer.name} " + " ".join(f"{a}{i}" for a, i in zip(labels, idx))
 
 
 def follow_layers(viewer, widget, method: str) -> None:

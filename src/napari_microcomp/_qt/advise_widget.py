@@ -16,7 +16,7 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, Q
 from ..advise import TOLERANCES, Tolerance, default_codecs
 from .. import jobs
 from ..errors import InputError
-from ._common import (LayerChecklist, add_or_replace_image, fit_width, refuse_reason, report_error,
+from ._common import (LayerChecklist, add_or_replace_image, fit_width, layer_array, refuse_reason, report_error,
                       scrolling_layout, set_status, status_label)
 from ._dock import DockWidget, add_labelfree_models, spin_box
 from ._codecs import CodecChecklist
@@ -174,7 +174,7 @@ class AdviseWidget(DockWidget):
             self.run_finished.emit()
             return
         self._layer_names = names
-        self._arrays = [np.asarray(layer.data) for layer in layers]
+        self._arrays = [np.asarray(layer_array(layer)) for layer in layers]
         self.progress.setRange(0, len(self.codecs.checked()))
         self.progress.setValue(0)
         set_status(self.status, "advising…")

@@ -16,7 +16,7 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGri
 from .. import jobs
 from ..errors import InputError
 from ._common import (LayerChecklist, LayerPicker, add_or_replace_image, current_block, display_label, fit_width,
-                      fmt, leading_index, narrow, reconstruction_metadata, refuse_reason, report_error,
+                      fmt, layer_array, leading_index, narrow, reconstruction_metadata, refuse_reason, report_error,
                       scrolling_layout, set_status, status_label)
 from ._dock import DockWidget, add_labelfree_models
 from ._codecs import CodecChecklist, weight_qualities
@@ -181,7 +181,7 @@ class BenchmarkWidget(DockWidget):
         set_status(self.status, f"preparing {len(entries)} image(s)…")
         self.worker = worker = start_worker(
             jobs.benchmark, entries,
-            None if gt is None else gt.data, model, self.codec_specs(), self.qualities(),
+            None if gt is None else layer_array(gt), model, self.codec_specs(), self.qualities(),
             desc="benchmark", on_yield=self._on_event,
             on_return=lambda rows: set_status(self.status, f"done: {len(rows)} rows in {self._eta.text()}"),
             on_error=lambda exc: report_error(exc, self.status, "benchmark failed"),
@@ -213,8 +213,9 @@ class BenchmarkWidget(DockWidget):
         if layer.ndim > 3 and self.all_times.isChecked():
             axes = str((layer.metadata.get("microcomp") or {}).get("axes", ""))
             labels = axes[:layer.ndim - 3].lower() if len(axes) == layer.ndim else "i" * (layer.ndim - 3)
-            return [(f"{layer.name} " + " ".join(f"{a}{i}" for a, i in zip(labels, idx)), layer.data[idx], z)
-                    for idx in np.ndindex(*layer.data.shape[:layer.ndim - 3])]
+            data = layer_array(layer)
+            return [(f"{layer.name} " + " ".join(f"{a}{i}" for a, i in zip(labels, idx)), data[idx], z)
+                    for idx in np.ndindex(*data.shape[:layer.ndim - 3])]
         data, name = current_block(layer, self.viewer)
         return [(name, data, z if np.ndim(data) == 3 else None)]
 

@@ -18,9 +18,9 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QHea
 
 from .. import jobs
 from ..errors import InputError
-from ._common import (LayerPicker, activate_layer, current_block, display_label, fit_width, fmt, leading_index,
-                      narrow, reconstruction_metadata, refuse_reason, report_error, scrolling_layout, set_status,
-                      status_label)
+from ._common import (LayerPicker, activate_layer, current_block, display_label, fit_width, fmt, layer_shape,
+                      leading_index, narrow, reconstruction_metadata, refuse_reason, report_error, scrolling_layout,
+                      set_status, status_label)
 from ._compare import clear_results, hide_all_but, prewarm_title, side_by_side_steps
 from ._dock import DockWidget, add_labelfree_models
 from ._codecs import CodecCombo, QualitySlider, quality_levels
@@ -140,14 +140,14 @@ class LabelFreeWidget(DockWidget):
 
     def _target_reason(self, image, target) -> Optional[str]:
         """Why the ground truth cannot be compared with the image's prediction, naming both."""
-        img_yx = tuple(image.data.shape[-2:])
-        t_shape = tuple(target.data.shape)
+        img_yx = layer_shape(image)[-2:]
+        t_shape = layer_shape(target)
         if target.ndim != 2 and target.ndim != image.ndim:
             return (f"the ground truth {target.name!r} is {target.ndim}D {t_shape}; pick a 2D fluorescence "
                     f"image (or a layer shaped like the transmitted-light image {image.name!r})")
         if t_shape[-2:] != img_yx:
             return (f"the ground truth {target.name!r} {t_shape} does not match the transmitted-light image "
-                    f"{image.name!r} {tuple(image.data.shape)} in (Y, X)")
+                    f"{image.name!r} {layer_shape(image)} in (Y, X)")
         return None
 
     def _z(self, layer) -> Optional[int]:
@@ -164,9 +164,9 @@ class LabelFreeWidget(DockWidget):
         reason = refuse_reason(image) or (target is not None and refuse_reason(target)) or None
         if reason is None and self.by_layer.isChecked():
             reason = refuse_reason(recon)
-            if reason is None and recon.data.shape != image.data.shape:
-                reason = (f"the reconstruction {recon.name!r} {tuple(recon.data.shape)} and the image "
-                          f"{image.name!r} {tuple(image.data.shape)} differ in shape")
+            if reason is None and layer_shape(recon) != layer_shape(image):
+                reason = (f"the reconstruction {recon.name!r} {layer_shape(recon)} and the image "
+                          f"{image.name!r} {layer_shape(image)} differ in shape")
         if reason is None and target is not None:
             reason = self._target_reason(image, target)
         if reason is None and not model:
