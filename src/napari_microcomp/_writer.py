@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from ._validate import grey_samples
 from .errors import CodecError, InputError, MicrocompError
 
 DEFAULT_CODEC = "jpegxl"
@@ -93,12 +94,14 @@ def save_layer(path: str, data: Any, meta: Dict[str, Any], codec: Optional[str] 
     from .io_write import atomic_write_bytes
 
     name = meta.get("name") or Path(path).stem
-    if meta.get("rgb"):
-        raise InputError(f"layer {name!r} is RGB; .mcz stores single-channel images "
-                         "(split the channels first: right-click > Split RGB)")
     if meta.get("multiscale"):
         data = data[0]  # full resolution level
     array = np.asarray(data)
+    if meta.get("rgb"):   # a grey image saved as RGB (equal channels) is stored as its one channel
+        array = grey_samples(array)
+        if array is None:
+            raise InputError(f"layer {name!r} is RGB; .mcz stores single-channel images "
+                             "(split the channels first: right-click > Split RGB)")
     p = Path(path)
     if p.suffix.lower() != ".mcz":
         p = p.with_suffix(p.suffix + ".mcz") if p.suffix else p.with_suffix(".mcz")
@@ -134,10 +137,19 @@ def _notify_refusal(path: str, meta: Dict[str, Any], exc: BaseException) -> List
     return []
 
 
+def _saved(paths: List[str], meta: Dict[str, Any]) -> List[str]:
+    if paths and meta.get("rgb"):
+        from napari.utils.notifications import show_info
+
+        show_info(f"napari-microcomp: layer {meta.get('name')!r} is RGB with equal channels (a grey image); "
+                  "saved its one channel")
+    return paths
+
+
 def write_single_image(path: str, data: Any, meta: Dict[str, Any]) -> List[str]:
     """npe2 writer "microcomp lossless": the layer's own stream, else lossless JPEG XL."""
     try:
-        return save_layer(path, data, meta)
+        return _saved(save_layer(path, data, meta), meta)
     except (MicrocompError, OSError) as exc:
         return _notify_refusal(path, meta, exc)
 
@@ -150,6 +162,6 @@ def write_single_image_choose(path: str, data: Any, meta: Dict[str, Any]) -> Lis
     if choice is None:
         return []  # the user cancelled the dialog
     try:
-        return save_layer(path, data, meta, *choice)
+        return _saved(save_layer(path, data, meta, *choice), meta)
     except (MicrocompError, OSError) as exc:
         return _notify_refusal(path, meta, exc)

@@ -25,7 +25,8 @@ def test_refusals_are_napari_notifications_in_the_plugins_words(make_napari_view
                                                                  errors_shown, cell, kind, expected):
     viewer = make_napari_viewer()
     if kind == "rgb":
-        layer = viewer.add_image(np.stack([cell[:64, :64]] * 3, axis=-1), name="colour", rgb=True)
+        c = cell[:64, :64]
+        layer = viewer.add_image(np.stack([c, c[::-1], c], axis=-1), name="colour", rgb=True)
     elif kind == "nan":
         a = cell[:64, :64].astype(np.float32)
         a[3, 4] = np.nan
@@ -39,6 +40,16 @@ def test_refusals_are_napari_notifications_in_the_plugins_words(make_napari_view
     assert shown, errors_shown()
     assert expected in shown[0] and repr(layer.name) in shown[0]
     assert not (tmp_path / "x.mcz").exists()
+
+
+def test_grey_image_saved_as_rgb_is_stored_as_its_one_channel(make_napari_viewer, plugin, tmp_path, cell):
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(np.stack([cell] * 3, axis=-1), name="grey", rgb=True)
+    viewer.layers.selection = {layer}
+    written = viewer.layers.save(str(tmp_path / "g.mcz"), selected=True, plugin="napari-microcomp")
+    assert [Path(p) for p in written] == [tmp_path / "g.mcz"]
+    [(data, _, _)] = read_mcz(str(tmp_path / "g.mcz"))
+    np.testing.assert_array_equal(data, cell)   # lossless, one channel
 
 
 def test_choose_codec_writer_uses_the_dialogs_codec_and_quality(make_napari_viewer, plugin, tmp_path,
