@@ -60,6 +60,22 @@ def grey_samples(a: np.ndarray) -> Optional[np.ndarray]:
     return first
 
 
+def label_like(a: np.ndarray) -> Optional[int]:
+    """The number of values of an integer image that looks like a label image or a mask (piecewise constant: at
+    least 80 % of the pixels off the most common value equal their right neighbour), else None. Labels differ only
+    at object borders (a disc of radius 4 px: 87 % equal); microscopy differs from pixel to pixel (at most 38 % in
+    the 60 real images of the shared data, 8- to 16-bit, bright-field and fluorescence)."""
+    if a.dtype not in (np.uint8, np.uint16) or a.shape[-1] < 2:
+        return None
+    bg = int(np.argmax(np.bincount(a.ravel(), minlength=1)))
+    left, right = a[..., :-1], a[..., 1:]
+    fg = left != bg
+    n = int(fg.sum())
+    if n < 64 or np.count_nonzero(left[fg] == right[fg]) < 0.8 * n:
+        return None
+    return int(np.count_nonzero(np.bincount(a.ravel())))
+
+
 def colour_error(shape, fix: str = "pick one channel (e.g. --channel 0) or convert to grayscale") -> InputError:
     return InputError(f"shape {tuple(shape)} looks like an RGB/RGBA or grey+alpha image; microcomp compresses "
                       f"single-channel images: {fix}")

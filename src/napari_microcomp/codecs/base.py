@@ -14,13 +14,22 @@ import numpy as np
 
 from .. import container, outliers, slice_ranges
 from .._progress import checkpoint
-from .._validate import check_image, real_number, restore_dtype, with_source_dtype
+from .._validate import check_image, label_like, real_number, restore_dtype, with_source_dtype
 from ..errors import CodecError, DecodeDriftWarning, InputError, MicrocompError, StreamError
 
 QUALITIES = tuple(range(1, 9))
 # False only inside ``decode(..., verify=False)`` (nested streams included): data rescue, see registry.decode
 VERIFY = contextvars.ContextVar("microcomp_verify", default=True)
 DEFAULT_QUALITY = 4
+
+
+def _labels_note(a: np.ndarray) -> Optional[str]:
+    n = label_like(a)
+    if n is None:
+        return None
+    return (f"the image looks like a label image or a mask ({n} values, constant within objects): lossy coding can "
+            "change values at object borders (labels, areas and counts change); code it losslessly (--lossless, "
+            "zstd or jpegxl-lossless)")
 
 
 class Codec(abc.ABC):
@@ -98,7 +107,8 @@ class Codec(abc.ABC):
     def notes(self, a: np.ndarray, header: container.Header) -> List[str]:
         """What the user should know about coding ``a`` into the stream with ``header`` (API/CLI, napari, benchmark
         rows): the weights picked, hot pixels coded beside the image, slices with a range of their own."""
-        found = (self.weights_note(a), outliers.note(header.meta.get("outliers")), slice_ranges.note(header.norm, a))
+        found = (self.weights_note(a), outliers.note(header.meta.get("outliers")), slice_ranges.note(header.norm, a),
+                 None if self.lossless or self.lossless_only else _labels_note(a))
         return [n for n in found if n]
 
     def get_config(self) -> Dict[str, Any]:
