@@ -16,7 +16,7 @@ import numpy as np
 
 from . import metrics
 from ._progress import Progress, result_of
-from ._validate import check_image
+from ._validate import check_image, label_like
 from .codecs import available_codecs, codec_class, codec_from_config, decode, is_wrapper
 from .errors import InputError, MicrocompError
 from .ratecontrol import axis_for, image_span, iter_search
@@ -263,6 +263,12 @@ def iter_advise(images: Sequence, tolerance: Tolerance, codecs: Optional[Sequenc
                 raise InputError(f"{TOLERANCES[k][0]} is undefined below {side} px; too small: {', '.join(small)}")
     codecs = list(codecs) if codecs else default_codecs()
     model, preds, notes = None, None, []
+    for n, a in zip(names, arrays):
+        k = label_like(a)
+        if k is not None and tolerance.max_error != 0:
+            notes.append(f"{n} looks like a label image or a mask ({k} values, constant within objects): a lossy "
+                         "setting within the tolerance can still change values at object borders (labels, areas, "
+                         "counts); --max-error 0 keeps every value")
     if tolerance.r_drop is not None:
         if labelfree_model is None or not callable(getattr(labelfree_model, "predict", None)):
             raise InputError("an r_drop tolerance needs a loaded label-free model (--labelfree MODEL)")

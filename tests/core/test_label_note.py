@@ -44,3 +44,12 @@ def test_lossy_coding_of_labels_is_said(codec, said):
 
 def test_microscopy_gets_no_label_note(cell):
     assert not any("label image" in n for n in compress_array(cell, "jpeg2k", quality=4).notes)
+
+
+def test_advise_says_so_unless_every_value_is_kept():
+    from napari_microcomp.advise import Tolerance, advise
+
+    lab = _labels()
+    said = advise([lab], Tolerance(ssim=0.95), ["jpeg2k", "zstd"], names=["nuclei labels"]).notes
+    assert any(n.startswith("nuclei labels looks like a label image") for n in said), said
+    assert not advise([lab], Tolerance(max_error=0), ["zstd"], names=["nuclei labels"]).notes

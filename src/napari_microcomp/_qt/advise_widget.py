@@ -17,7 +17,7 @@ from ..advise import TOLERANCES, Tolerance, default_codecs
 from .. import jobs
 from ..errors import InputError
 from ._common import (LayerChecklist, add_or_replace_image, fit_width, layer_array, refuse_reason, report_error,
-                      scrolling_layout, set_status, status_label)
+                      report_notes, scrolling_layout, set_status, status_label)
 from ._dock import DockWidget, add_labelfree_models, spin_box
 from ._codecs import CodecChecklist
 from ._workers import start_worker
@@ -207,7 +207,7 @@ class AdviseWidget(DockWidget):
 
     def _show(self, advice) -> None:
         self.advice = advice
-        set_status(self.status, f"done: {len(advice.rows)} codecs")
+        set_status(self.status, f"done: {len(advice.rows)} codecs" + report_notes(advice.notes, self.status))
         self.answer.setText(f"<b>{advice.summary()}</b><br>within {advice.tolerance.describe()}")
         keys = [k for k, _ in advice.tolerance.items() if k != "bpp"]
         cols = list(COLUMNS) + [f"worst {TOLERANCES[k][0]}" for k in keys]

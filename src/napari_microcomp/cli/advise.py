@@ -62,6 +62,8 @@ def _print(advice) -> None:
         print(f"{i:>2} {r.codec:26} {r.setting:22} {'yes' if r.met else 'no':5} {r.compression_ratio:>9.2f} "
               f"{r.bpp:>8.4f} {vals}" + (f"  ({r.note})" if r.note else ""))
     print(advice.summary())
+    for note in advice.notes:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def _out_stem(src) -> str:
