@@ -163,7 +163,7 @@ def _to_float32(a: np.ndarray) -> np.ndarray:
     tol = (hi - lo) / 65536 if hi > lo else max(abs(lo), abs(hi)) * 1e-6
     if err > tol:
         raise InputError(f"converting {a.dtype} to float32 (the type microcomp works in) would change values by up to "
-                         f"{err:.3g} (values {lo:.7g}..{hi:.7g}); subtract the offset or rescale the image first")
+                         f"{err:.3g} (values {lo!r}..{hi!r}); subtract the offset or rescale the image first")
     return f
 
 

@@ -11,6 +11,7 @@ pytest.importorskip("compressai")
 
 from helpers import smooth_image  # noqa: E402
 from napari_microcomp import container  # noqa: E402
+from napari_microcomp._validate import check_image  # noqa: E402
 from napari_microcomp.api import compress_array  # noqa: E402
 from napari_microcomp.codecs import decode, get_codec  # noqa: E402
 from napari_microcomp.errors import CodecError, InputError, MicrocompError, StreamError  # noqa: E402
@@ -89,6 +90,10 @@ def test_float64_that_float32_cannot_hold_is_refused_not_zeroed(make):
     for codec in ("jpeg2k", "zstd"):
         with pytest.raises(InputError, match="float32"):
             compress_array(a, codec, quality=5, with_ms_ssim=False)
+    with pytest.raises(InputError) as info:
+        check_image(a)
+    lo, hi = str(info.value).split("(values ")[1].split(")")[0].split("..")
+    assert lo != hi or a.min() == a.max()   # the message tells the bounds apart ("1000000..1000000" did not)
     ok = np.random.default_rng(0).random((16, 16)) * 1e-30 + 0.5e-30   # small but within float32: coded
     assert compress_array(ok, "jpeg2k", quality=8, with_ms_ssim=False).metrics["pearson_r"] > 0.99
 
