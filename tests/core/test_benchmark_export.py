@@ -88,3 +88,12 @@ def test_rd_figure_panels_only_for_images_with_values():
     rows = [row("a", q, 0.8 + 0.01 * q) for q in (1, 2, 3)] + [row("b", q, float("nan")) for q in (1, 2, 3)]
     assert len(rd_figure(rows, "p2_pearson_r", panels=True).axes) == 1
     assert len(rd_figure(rows, "psnr", panels=True).axes) == 2
+
+
+def test_row_notes_reach_the_markdown_once_per_image_and_note(rows, tmp_path):
+    noted = [dict(r, note="the image looks like a label image") if r["codec"] == "jpeg2k" else r for r in rows]
+    md = export_all(noted, tmp_path, notes=["a run note"])["markdown"].read_text()
+    notes = md.split("### Notes")[1].split("### All rows")[0]
+    labels = ", ".join(r["label"] for r in rows if r["codec"] == "jpeg2k")
+    assert "- a run note" in notes
+    assert notes.count("label image") == 1 and f"img ({labels}): the image looks like a label image" in notes

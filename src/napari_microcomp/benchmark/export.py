@@ -266,13 +266,24 @@ def summary_markdown(rows: Sequence[Row], anchor: str = DEFAULT_ANCHOR, ssim_min
     return "".join(parts)
 
 
+def row_notes(rows: Sequence[Row]) -> List[str]:
+    """The rows' own notes (weights of another modality, a label image coded lossily, …), once per image and
+    note, with the rows that carry it."""
+    groups: Dict[tuple, List[str]] = {}
+    for r in rows:
+        if r.get("note"):
+            groups.setdefault((r.get("image"), r["note"]), []).append(str(r.get("label") or r.get("codec")))
+    return [f"{image} ({', '.join(labels)}): {note}" for (image, note), labels in groups.items()]
+
+
 def export_markdown(rows: Sequence[Row], path, title: str = "Benchmark results", anchor: str = DEFAULT_ANCHOR,
                     notes: Sequence[str] = (), meta: Optional[Mapping[str, Any]] = None) -> Path:
-    """Write a Markdown report: summary, BD-rate table, notes, and the full per-row table."""
+    """Write a Markdown report: summary, BD-rate table, notes (the run's and the rows'), and the per-row table."""
     parts = [f"# {title}\n\n"]
     for k, v in (meta or {}).items():
         parts.append(f"- {k}: {v}\n")
     parts += ["\n", summary_markdown(rows, anchor)]
+    notes = [*notes, *row_notes(rows)]
     if notes:
         parts += ["\n### Notes\n\n"] + [f"- {n}\n" for n in notes]
     parts += ["\n### All rows\n\n", markdown_table(rows)]
