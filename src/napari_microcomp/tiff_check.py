@@ -84,6 +84,7 @@ def check_segments(tf, series, name: str) -> None:
         if page is None:
             continue
         key = getattr(page, "keyframe", None) or page
+        _check_layout(page, key, name)
         peek = _PEEK.get(getattr(key.compression, "name", ""))
         if peek is None:
             continue
@@ -98,6 +99,26 @@ def check_segments(tf, series, name: str) -> None:
                 raise InputError(f"{name}: a {key.compression.name} {'tile' if key.is_tiled else 'strip'} of "
                                  f"{rows}×{cols} pixels declares {dims[0]}×{dims[1]}; the file is damaged or "
                                  f"crafted, refusing to decode it")
+
+
+def _check_layout(page, key, name: str) -> None:
+    """Refuse a page whose strips or tiles cannot hold the image it declares: fewer segments than its size needs
+    (a 4×4 page edited to 2³¹ rows kept `compress-tiled` reading fill for hours), or a segment past the end of
+    the file (truncated)."""
+    chunked = getattr(key, "chunked", None)
+    offsets, counts = page.dataoffsets, page.databytecounts
+    expected = 1
+    for n in chunked or ():
+        expected *= int(n)
+    what = "tiles" if key.is_tiled else "strips"
+    if chunked and len(offsets) != expected:
+        raise InputError(f"{name}: a page of shape {tuple(key.shape)} needs {expected:,} {what} but lists "
+                         f"{len(offsets):,}; the file is damaged or crafted, refusing to read it")
+    size = getattr(getattr(page.parent, "filehandle", None), "size", None)
+    end = max((o + c for o, c in zip(offsets, counts) if c), default=0)
+    if size is not None and end > size:
+        raise InputError(f"{name}: its {what} run to byte {end:,} but the file has {size:,}; the file is truncated "
+                         "or damaged, refusing to read it")
 
 
 def _declared(fh, peek, off: int, n: int):

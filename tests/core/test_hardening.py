@@ -713,7 +713,7 @@ def test_masks_and_grey_alpha_get_advice_not_a_wrong_reason(tmp_path):
 
 
 def _tiff_declaring(path, side: int) -> None:
-    """A 64x64 zlib TIFF whose header is edited to declare ``side`` x ``side`` pixels."""
+    """A 64x64 zlib TIFF whose header is edited to declare ``side`` x ``side`` pixels in its one strip."""
     import io as _io
     import struct
 
@@ -726,7 +726,7 @@ def _tiff_declaring(path, side: int) -> None:
     for i in range(struct.unpack("<H", b[off:off + 2])[0]):
         e = off + 2 + 12 * i
         tag, typ = struct.unpack("<HH", b[e:e + 4])
-        if tag in (256, 257):  # ImageWidth, ImageLength
+        if tag in (256, 257, 278):  # ImageWidth, ImageLength, RowsPerStrip (one strip, as listed)
             b[e + 8:e + 12] = struct.pack("<H", side) + b"\0\0" if typ == 3 else struct.pack("<I", side)
     path.write_bytes(bytes(b))
 

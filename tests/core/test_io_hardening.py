@@ -194,10 +194,13 @@ def _damaged(folder, kind):
     elif kind == "random.tif":
         (folder / kind).write_bytes(rng.bytes(3000))
     else:  # a TIFF cut inside its pixel data
-        tifffile.imwrite(folder / "full.tif", img, compression="zlib" if kind == "zlib_cut.tif" else None)
+        tifffile.imwrite(folder / "full.tif", img, compression="zlib" if kind.startswith("zlib") else None)
         data = (folder / "full.tif").read_bytes()
         (folder / "full.tif").unlink()
-        (folder / kind).write_bytes(data[: len(data) - 200] if kind == "zlib_cut.tif" else data[: len(data) // 2])
+        if kind == "zlib_zeroed.tif":   # same length, the strip's last 200 bytes zeroed: only decoding shows it
+            data = data[: len(data) - 200] + bytes(200)
+        (folder / kind).write_bytes(data[: len(data) - 200] if kind == "zlib_cut.tif" else
+                                    data if kind == "zlib_zeroed.tif" else data[: len(data) // 2])
     return folder / kind
 
 
@@ -205,16 +208,36 @@ def _damaged(folder, kind):
 def test_compress_tiled_damaged_input_clean_error_no_output(tmp_path, capsys, kind):
     src = _damaged(tmp_path, kind)
     rc, _, err = run(["compress-tiled", src, tmp_path / "o.mcz"], capsys)
-    assert rc == 2 and f"could not read {kind}" in err and "Traceback" not in err
+    said = f"{kind}: its strips run to byte" if "cut" in kind else f"could not read {kind}"   # cut: from the header
+    assert rc == 2 and said in err and "Traceback" not in err, err
     only(tmp_path, kind)
 
 
 def test_tiff_damaged_inside_a_strip_fails_cleanly_when_the_tile_is_read(tmp_path):
-    src = _damaged(tmp_path, "zlib_cut.tif")
+    src = _damaged(tmp_path, "zlib_zeroed.tif")
     vol = tiled.open_lazy(src)  # the header is fine: the damage shows only when pixels are decoded
-    with pytest.raises(InputError, match="could not read zlib_cut.tif: not a readable TIFF"):
+    with pytest.raises(InputError, match="could not read zlib_zeroed.tif: not a readable TIFF"):
         tiled.compress(vol, tmp_path / "o.mcz")
-    only(tmp_path, "zlib_cut.tif")
+    only(tmp_path, "zlib_zeroed.tif")
+
+
+def test_tiff_whose_strips_cannot_hold_its_declared_size_is_refused(tmp_path, capsys):
+    """A 4×4 TIFF edited to declare 2³¹−1 rows and columns: compress-tiled read fill for hours (one strip listed)."""
+    import struct
+
+    path = tmp_path / "giant.tif"
+    tifffile.imwrite(path, np.zeros((4, 4), np.uint8))
+    raw = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tf:
+        for tag in ("ImageWidth", "ImageLength"):
+            t = tf.pages[0].tags[tag]
+            fmt = "<I" if t.dtype == 4 else "<H"
+            raw[t.valueoffset:t.valueoffset + struct.calcsize(fmt)] = struct.pack(fmt, 60000 if fmt == "<H" else 2**31 - 1)
+    path.write_bytes(bytes(raw))
+    for cmd in ("compress-tiled", "compress"):
+        rc, _, err = run([cmd, path, tmp_path / "o.mcz"], capsys)
+        assert rc == 2 and "strips but lists 1" in err, err
+    only(tmp_path, "giant.tif")
 
 
 # 5. crafted .mcz display metadata -------------------------------------------------------------------------
