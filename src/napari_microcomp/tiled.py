@@ -26,6 +26,7 @@ band (tiles sharing their Z and Y ranges). Inputs may be numpy arrays, np.memmap
 """
 import mmap
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Dict, Generator, List, Optional, Tuple, Union
 
@@ -240,6 +241,11 @@ def _open_output(out, shape: Tuple[int, ...], dtype: np.dtype):
         if suffix not in (".npy", ".tif", ".tiff"):
             raise InputError(f"output must be .npy or .tif/.tiff, got {dst.name}")
         dst.parent.mkdir(parents=True, exist_ok=True)
+        need = float(np.prod([float(n) for n in shape])) * np.dtype(dtype).itemsize
+        free = shutil.disk_usage(dst.parent).free
+        if need > free:   # a memory map filled past the free space kills the process (SIGBUS), it raises nothing
+            raise InputError(f"{dst.name} needs {need / 2**30:.3g} GiB and {dst.parent} has {free / 2**30:.3g} GiB "
+                             "free; write it elsewhere or free some space")
         tmp = str(temp_beside(dst, ".part" + suffix))
         import tifffile
         if suffix == ".npy":

@@ -42,6 +42,21 @@ def test_lossless_odd_shape_exact_in_memory_and_file(tmp_path):
     np.testing.assert_array_equal(tiled.decompress(tmp_path / "a.mcz"), a)
 
 
+def test_an_output_larger_than_the_free_disk_space_is_refused_before_writing(tmp_path, monkeypatch):
+    """A memory map filled past the free space kills the process with SIGBUS: measured first, refused."""
+    import shutil
+    from collections import namedtuple
+
+    a = smooth_image((4, 32, 40), np.uint16)
+    tiled.compress(a, tmp_path / "a.mcz", "zstd", tile=(4, 32, 32))
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 1000, 1000))
+    for out in ("b.npy", "b.tif"):
+        with pytest.raises(InputError, match=f"{out} needs .* GiB free"):
+            tiled.decompress(tmp_path / "a.mcz", tmp_path / out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mcz"]
+
+
 @pytest.mark.parametrize("dtype", ["int32", "uint64", "float64", "float16"])
 def test_streamed_files_of_other_pixel_types_decode_to_that_type(tmp_path, dtype):
     # before: each tile recorded its own int32/float64 type, and the finished file failed to decode
