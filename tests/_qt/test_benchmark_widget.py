@@ -226,3 +226,18 @@ def test_gui_stays_responsive_during_benchmark(make_napari_viewer, qtbot, nuclei
     assert len(w.rows) == 8 and len(ticks) > 10
     assert worst_ms < 1000, f"the GUI froze for {worst_ms:.0f} ms"
     assert not math.isnan(worst_ms)
+
+
+def test_a_rows_note_is_shown_once_per_image_and_on_its_status_cell(make_napari_viewer, qtbot):
+    from napari.utils.notifications import notification_manager
+
+    mask = np.zeros((96, 96), np.uint8)
+    mask[20:60, 30:80] = 255
+    viewer = make_napari_viewer()
+    viewer.add_image(mask, name="mask")
+    w = _widget(viewer, qtbot, ["mask"], ["jpeg2k"], [2, 6])
+    start = len(notification_manager.records)
+    _run(qtbot, w)
+    shown = [str(n.message) for n in notification_manager.records[start:] if "label image" in str(n.message)]
+    assert len(shown) == 1 and shown[0].startswith("napari-microcomp: mask: the image looks like a label image")
+    assert _column(w, "status")[1] == ["ok (note)", "ok (note)"]

@@ -70,8 +70,10 @@ class ResultsTable(QTableWidget):
             is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
             item = _NumberItem(value) if is_number else QTableWidgetItem("–" if value is None else str(value))
             item.setData(ROW_INDEX, index)
-            if key == "status" and value != "ok":
-                item.setToolTip(str(row.get("error")))
+            if key == "status" and (value != "ok" or row.get("note")):
+                item.setToolTip(str(row.get("error") if value != "ok" else row.get("note")))
+                if value == "ok":
+                    item.setText("ok (note)")
             self.setItem(r, c, item)
         self.setSortingEnabled(True)
 

@@ -17,7 +17,7 @@ from .. import jobs
 from ..errors import InputError
 from ._common import (LayerChecklist, LayerPicker, add_or_replace_image, current_block, display_label, fit_width,
                       fmt, layer_array, leading_index, narrow, reconstruction_metadata, refuse_reason, report_error,
-                      scrolling_layout, set_status, status_label)
+                      report_notes, scrolling_layout, set_status, status_label)
 from ._dock import DockWidget, add_labelfree_models
 from ._codecs import CodecChecklist, weight_qualities
 from ._workers import Eta, Step, step_text, start_worker
@@ -38,6 +38,7 @@ class BenchmarkWidget(DockWidget):
         self.images: Dict[str, np.ndarray] = {}
         self.sources: Dict[str, Any] = {}
         self._failed: set = set()
+        self._noted: set = set()
         self._total, self._inner, self._eta = 0, 0.0, Eta()
 
         self.layer_list = LayerChecklist(napari_viewer)
@@ -162,7 +163,7 @@ class BenchmarkWidget(DockWidget):
             return
         gt = self.ground_truth.layer()
         model = self.model.currentText().strip()
-        self.rows, self.images, self._failed = [], {}, set()
+        self.rows, self.images, self._failed, self._noted = [], {}, set(), set()
         per_layer = [(layer, self._entries(layer)) for layer in layers]
         entries = [e for _, es in per_layer for e in es]
         self.sources = {layer.name: layer for layer in layers}
@@ -269,6 +270,10 @@ class BenchmarkWidget(DockWidget):
         if row.get("status") != "ok" and row.get("codec") not in self._failed:
             self._failed.add(row.get("codec"))  # one notification per failing codec
             report_error(InputError(f"{row.get('label')} on {row.get('image')}: {row.get('error')}"))
+        note = (row.get("image"), row.get("note"))
+        if row.get("note") and note not in self._noted:   # once per image and note, as the Markdown lists them
+            self._noted.add(note)
+            report_notes([f"{note[0]}: {note[1]}"])
         self.table.add_row(row, len(self.rows) - 1)
         have = plot_metrics(self.rows)
         if have != [self.metric.itemData(i) for i in range(self.metric.count())]:
