@@ -77,7 +77,7 @@ def label_like(a: np.ndarray) -> Optional[int]:
 
 
 def colour_error(shape, fix: str = "pick one channel (e.g. --channel 0) or convert to grayscale") -> InputError:
-    return InputError(f"shape {tuple(shape)} looks like an RGB/RGBA or grey+alpha image; microcomp compresses "
+    return InputError(f"shape {tuple(shape)} looks like an RGB/RGBA or grey+alpha image; microcomp works on "
                       f"single-channel images: {fix}")
 
 
