@@ -34,6 +34,10 @@ def test_labels_and_masks_are_recognised_microscopy_is_not(cell):
     assert label_like(few_photons) is None
     assert label_like(lab.astype(np.float32)) is None                   # floats are never labels here
     assert label_like(np.full((32, 32), 7, np.uint16)) is None          # constant: nothing off the background
+    y, x = np.mgrid[:256, :256]
+    vignette = (128 + 6 * np.exp(-((x - 128) ** 2 + (y - 128) ** 2) / 2 / 80 ** 2)).astype(np.uint8)
+    assert label_like(vignette) is None              # smooth and noiseless: plateaus one level apart
+    assert label_like((lab > 0).astype(np.uint8)) == 2                  # a 0/1 mask: unit steps, still a mask
 
 
 @pytest.mark.parametrize("codec, said", [("jpeg2k", True), ("jpegxl", True), ("zstd", False), ("jpegxl-lossless", False)])
