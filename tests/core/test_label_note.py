@@ -57,3 +57,11 @@ def test_advise_says_so_unless_every_value_is_kept():
     said = advise([lab], Tolerance(ssim=0.95), ["jpeg2k", "zstd"], names=["nuclei labels"]).notes
     assert any(n.startswith("nuclei labels looks like a label image") for n in said), said
     assert not advise([lab], Tolerance(max_error=0), ["zstd"], names=["nuclei labels"]).notes
+
+
+def test_large_images_are_judged_on_evenly_spaced_rows(monkeypatch):
+    import napari_microcomp._validate as v
+
+    lab = np.tile(_labels((96, 120)), (40, 1))          # 3840 rows
+    monkeypatch.setattr(v, "LABEL_SAMPLE_PX", 120 * 64)  # 64 rows looked at
+    assert v.label_like(lab) == len(np.unique(lab))
