@@ -143,7 +143,20 @@ def _with_description(data: bytes, text: str) -> bytes:
 def _czi_fields(data: bytes):
     """(offset, 4, 0) of every Start, Size and StoredSize of the CZI's subblock directory entries (in the
     directory segment and in each subblock), walking the segments from the file header."""
-    out, pos = [], 0
+    out: list = []
+    _czi_walk(data, out, [])
+    return out
+
+
+def _czi_data_starts(data: bytes):
+    """Where each subblock's pixel data (its codestream, when compressed) begins."""
+    starts: list = []
+    _czi_walk(data, [], starts)
+    return starts
+
+
+def _czi_walk(data: bytes, out: list, starts: list) -> None:
+    pos = 0
 
     def entry(at):   # a DirectoryEntryDV: fields, then its dimension entries of 20 bytes each
         if data[at:at + 2] != b"DV" or at + 32 > len(data):
@@ -163,11 +176,12 @@ def _czi_fields(data: bytes):
             for _ in range(max(0, min(count, 4096))):
                 at = entry(at)
         elif sid == b"ZISRAWSUBBLOCK":
-            entry(body + 16)
+            end = entry(body + 16)
+            meta = struct.unpack_from("<i", data, body)[0]
+            starts.append(body + max(256, end - body) + max(meta, 0))
         if alloc <= 0:
             break
         pos = body + alloc
-    return out
 
 
 def mutate(path: Path, data: bytes, rng) -> bytes:
@@ -178,6 +192,13 @@ def mutate(path: Path, data: bytes, rng) -> bytes:
         if fields:
             off = fields[int(rng.integers(0, len(fields)))][0]
             struct.pack_into("<I", b, off, WEIRD[int(rng.integers(0, len(WEIRD)))] % (1 << 32))
+            return bytes(b)
+    if path.suffix == ".czi" and kind < 0.75:   # a subblock's codestream header (JPEG XR, zstd)
+        starts = [s for s in _czi_data_starts(data) if s < len(b)]
+        if starts:
+            off = starts[int(rng.integers(0, len(starts)))]
+            for j in rng.integers(off, min(off + 64, len(b)), int(rng.integers(1, 5))):
+                b[int(j)] = int(rng.integers(0, 256))
             return bytes(b)
     if path.name.endswith(".ome.tif") and kind < 0.35:
         xml = re.search(rb"<OME.*</OME>", data, re.S)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from helpers import smooth_image
+from helpers import jxr_czi, smooth_image
 from napari_microcomp import container, tiled
 from napari_microcomp._reader import napari_get_reader, read_mcz, read_microscopy
 from napari_microcomp.cli import main
@@ -155,34 +155,6 @@ def test_zstd_compressed_czi_reads_exactly(tmp_path, capsys):
     np.testing.assert_array_equal(decode((tmp_path / "o.mcz").read_bytes()), want[1])
 
 
-def _jxr_czi(src: Path, dst: Path, edit=None) -> None:
-    """``src`` (uncompressed Gray8 subblocks) with every subblock re-coded as lossless JPEG XR, as ZEN can save it;
-    ``edit(codestream)`` may change the first one's codestream (a bytearray) in place."""
-    import struct
-
-    import imagecodecs
-
-    b = bytearray(src.read_bytes())
-    d = b.find(b"ZISRAWDIRECTORY")
-    e = d + 32 + 128
-    for k in range(struct.unpack_from("<i", b, d + 32)[0]):
-        pos, n = struct.unpack_from("<q", b, e + 6)[0], struct.unpack_from("<i", b, e + 28)[0]
-        dims = {bytes(b[e + 32 + 20 * j:e + 36 + 20 * j]).rstrip(b"\0"): struct.unpack_from("<i", b, e + 48 + 20 * j)[0]
-                for j in range(n)}
-        meta_size, _, size = struct.unpack_from("<iiq", b, pos + 32)
-        start = pos + 32 + max(256, 48 + 20 * n) + meta_size
-        plane = np.frombuffer(bytes(b[start:start + size]), np.uint8).reshape(dims[b"Y"], dims[b"X"])
-        jxr = bytearray(imagecodecs.jpegxr_encode(plane, level=1.0))
-        if edit is not None and k == 0:
-            edit(jxr)
-        b[start:start + len(jxr)] = jxr
-        struct.pack_into("<q", b, pos + 40, len(jxr))   # the subblock's DataSize
-        for entry in (e, pos + 48):                      # JpgXr, in the directory and in the subblock's own entry
-            struct.pack_into("<i", b, entry + 18, 4)
-        e += 32 + 20 * n
-    dst.write_bytes(bytes(b))
-
-
 def test_jpeg_xr_czi_reads_and_a_header_that_crashes_jxrlib_is_refused(dapi_gfp, tmp_path):
     """libCZI decodes JPEG XR subblocks with jxrlib, in this process: a plane header with a reserved colour format
     (byte 0xa0) killed it with SIGSEGV (measured); such headers are refused first, as for .mcz and TIFF tiles."""
@@ -191,7 +163,7 @@ def test_jpeg_xr_czi_reads_and_a_header_that_crashes_jxrlib_is_refused(dapi_gfp,
 
     from aicspylibczi import CziFile
 
-    _jxr_czi(dapi_gfp, tmp_path / "jxr.czi")
+    jxr_czi(dapi_gfp, tmp_path / "jxr.czi")
     raw, _ = CziFile(str(dapi_gfp)).read_image()
     with pytest.warns(UserWarning):
         np.testing.assert_array_equal(read_image(tmp_path / "jxr.czi", channel=1)[0], raw[0, 1])   # lossless
@@ -199,7 +171,7 @@ def test_jpeg_xr_czi_reads_and_a_header_that_crashes_jxrlib_is_refused(dapi_gfp,
     def crash(jxr):
         i = bytes(jxr).find(b"WMPHOTO\0")
         jxr[i + (16 if jxr[i + 10] & 0x80 else 20)] = 0xA0   # the image plane header's colour format byte
-    _jxr_czi(dapi_gfp, tmp_path / "bad.czi", crash)
+    jxr_czi(dapi_gfp, tmp_path / "bad.czi", crash)
 
     def grow(jxr):   # 20000 columns, in the image header (short: width − 1) and in the directory (tag 0xBC80)
         import struct
@@ -211,7 +183,7 @@ def test_jpeg_xr_czi_reads_and_a_header_that_crashes_jxrlib_is_refused(dapi_gfp,
         for k in range(struct.unpack_from("<H", jxr, ifd)[0]):
             if struct.unpack_from("<H", jxr, ifd + 2 + 12 * k)[0] == 0xBC80:
                 struct.pack_into("<I", jxr, ifd + 2 + 12 * k + 8, 20000)
-    _jxr_czi(dapi_gfp, tmp_path / "big.czi", grow)
+    jxr_czi(dapi_gfp, tmp_path / "big.czi", grow)
     code = ("import sys\nfrom napari_microcomp.io import read_image\nfrom napari_microcomp.errors import InputError\n"
             "try:\n    read_image(sys.argv[1])\nexcept InputError as e:\n    print(e)")
     for name, said in (("bad.czi", "reserved colour format"), ("big.czi", "of 640×640 pixels declares 640×20000")):
