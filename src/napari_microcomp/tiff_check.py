@@ -103,7 +103,7 @@ def check_segments(tf, series, name: str) -> None:
 
 def _check_layout(page, key, name: str) -> None:
     """Refuse a page whose strips or tiles cannot hold the image it declares: fewer segments than its size needs
-    (a 4×4 page edited to 2³¹ rows kept `compress-tiled` reading fill for hours), or a segment past the end of
+    (a 4×4 page edited to 2³¹ rows had `compress-tiled` read fill until it was stopped), or a segment past the end of
     the file (truncated)."""
     chunked = getattr(key, "chunked", None)
     offsets, counts = page.dataoffsets, page.databytecounts
