@@ -98,7 +98,8 @@ class WeightLevels:
         if find_source(self.arch, self._q(), m) or not find_source(self.arch, self._q()):
             return None
         other = next((o for o in MODALITIES if o != m and find_source(self.arch, self._q(), o)), "other")
-        return (f"this image looks like {m}; {self.codec_id} has no {m} weights at q{self._q()}, so its {other} "   # type: ignore[attr-defined]
+        # the level is left out: rows of several levels share the note (the row's label names its level)
+        return (f"this image looks like {m}; {self.codec_id} has no {m} weights at this level, so its {other} "   # type: ignore[attr-defined]
                 f"weights were used: trained on another kind of image, they compress this one less well")
 
     def _named_model(self, want: Optional[str], weights: Any = None) -> LoadedModel:
