@@ -16,6 +16,16 @@ def _run(qtbot, widget):
     assert widget.run_button.isEnabled() and not widget.cancel_button.isEnabled()
 
 
+def _run_with(qtbot, viewer, codec, quality):
+    """A new widget on ``viewer``, run with ``codec`` at ``quality``."""
+    w = CompressWidget(viewer)
+    qtbot.addWidget(w)
+    w.codec_combo.select(codec)
+    w.quality.setValue(quality)
+    _run(qtbot, w)
+    return w
+
+
 def test_quality_run_adds_reconstruction_and_error(make_napari_viewer, qtbot, cell):
     viewer = make_napari_viewer()
     src = viewer.add_image(cell, name="cell", scale=(0.5, 0.5), translate=(3, 4))
@@ -97,11 +107,7 @@ def test_grey_image_saved_as_rgb_is_coded_as_its_one_channel(make_napari_viewer,
     viewer = make_napari_viewer()
     rgba = np.dstack([cell, cell, cell, np.full(cell.shape, 255, np.uint8)])
     src = viewer.add_image(rgba, name="grey", rgb=True)
-    w = CompressWidget(viewer)
-    qtbot.addWidget(w)
-    w.codec_combo.select("jpeg2k")
-    w.quality.setValue(3)
-    _run(qtbot, w)
+    _run_with(qtbot, viewer, "jpeg2k", 3)
     recon = viewer.layers["grey [jpeg2k q3]"]
     np.testing.assert_array_equal(recon.data, compress_array(cell, "jpeg2k", quality=3).reconstruction)
     assert recon.data.shape == cell.shape and not recon.rgb
@@ -285,11 +291,7 @@ def test_4d_layer_compresses_the_time_point_shown(make_napari_viewer, qtbot, nuc
     layer = viewer.add_image(stack, name="movie", scale=(1, 0.29, 0.26, 0.26),
                              metadata={"microcomp": {"axes": "TZYX"}})
     viewer.dims.set_point(0, 2)
-    w = CompressWidget(viewer)
-    qtbot.addWidget(w)
-    w.codec_combo.select("jpeg2k")
-    w.quality.setValue(5)
-    _run(qtbot, w)
+    _run_with(qtbot, viewer, "jpeg2k", 5)
     recon = viewer.layers["movie t2 [jpeg2k q5]"]
     np.testing.assert_array_equal(recon.data, compress_array(stack[2], "jpeg2k", quality=5).reconstruction)
     assert tuple(recon.scale) == tuple(layer.scale)[1:]
