@@ -5,6 +5,7 @@ tifffile checks it against the strip or tile (a 15 kB JPEG XR tile edited to say
 60000² would take 7.2 GB). An OME-XML's plane counts are expanded into lists before they are checked against the
 file (``PlaneCount="999999999"``: 16 GB and ~3 minutes), its channel count into per-channel coordinates
 (``SizeC="60000"``: 42 s)."""
+import math
 import struct
 import xml.etree.ElementTree as ET
 
@@ -107,9 +108,7 @@ def _check_layout(page, key, name: str) -> None:
     the file (truncated)."""
     chunked = getattr(key, "chunked", None)
     offsets, counts = page.dataoffsets, page.databytecounts
-    expected = 1
-    for n in chunked or ():
-        expected *= int(n)
+    expected = math.prod(int(n) for n in chunked or ())
     what = "tiles" if key.is_tiled else "strips"
     if chunked and len(offsets) != expected:
         raise InputError(f"{name}: a page of shape {tuple(key.shape)} needs {expected:,} {what} but lists "

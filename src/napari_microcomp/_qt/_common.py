@@ -151,21 +151,15 @@ def refuse_reason(layer) -> Optional[str]:
 
 
 GREY_RGB_MAX_BYTES = 128 << 20   # compared on the GUI thread: ~0.1 s for 128 MB (measured)
-_grey_seen: list = [None, None]  # (weak reference to the layer data last compared, its one channel or None)
 
 
 def grey_of_rgb(layer) -> Optional[np.ndarray]:
     """The one channel of an RGB layer whose colour channels are equal (napari opens a grey PNG/JPEG/TIFF
-    saved as RGB as an RGB layer); None for real colour, and for lazy or larger data. The answer is kept until
-    :func:`layer_array` takes it: a run asks twice (refuse or not, then the data)."""
+    saved as RGB as an RGB layer); None for real colour, and for lazy or larger data."""
     data = layer.data
     if not layer.rgb or not isinstance(data, np.ndarray) or data.nbytes > GREY_RGB_MAX_BYTES:
         return None
-    if _grey_seen[0] is not None and _grey_seen[0]() is data:
-        return _grey_seen[1]
-    grey = grey_samples(data)
-    _grey_seen[:] = [weakref.ref(data), grey]
-    return grey
+    return grey_samples(data)
 
 
 def layer_shape(layer) -> tuple:
@@ -176,7 +170,6 @@ def layer_shape(layer) -> tuple:
 def layer_array(layer):
     """What a dock codes of ``layer``: its data, or the one channel of a grey image saved as RGB (said)."""
     grey = grey_of_rgb(layer) if layer.rgb else None
-    _grey_seen[:] = [None, None]   # kept from the refusal check to here only: the data may change before a rerun
     if grey is None:
         return layer.data
     show_info(f"napari-microcomp: layer {layer.name!r} is RGB with equal channels (a grey image); "
