@@ -3,27 +3,49 @@ from typing import Any, Dict
 
 import torch
 
-from ..codecs.refine import eb_medians, ste_round
+from ..codecs.refine import _context_params, _mean_scale, eb_medians, ste_round
 from ..errors import MicrocompError
 
 
 def check_quant(quant: str, model, arch: str) -> None:
     if quant not in ("noise", "mixed"):
         raise MicrocompError(f"quant must be 'noise' or 'mixed', got {quant!r}")
-    if quant == "mixed" and (not hasattr(model, "entropy_bottleneck") or hasattr(model, "h_a")
-                             or not hasattr(model, "g_s")):
-        raise MicrocompError(f"quant 'mixed' is for the factorized architectures, not {arch}")
+    # 2D fixed-rate models only: the VBR ones train on rounded latents already (stage 2), the 3D ones differ
+    if quant == "mixed" and (not hasattr(model, "entropy_bottleneck") or not hasattr(model, "g_s")
+                             or hasattr(model, "Gain") or getattr(model, "ndim", 2) != 2):
+        raise MicrocompError(f"quant 'mixed' is for the 2D fixed-rate architectures, not {arch}")
+
+
+def _eb_mixed(eb, v: torch.Tensor):
+    """(likelihoods of noisy ``v``, ``round(v − median) + median`` with a straight-through gradient)."""
+    _, lik = eb(v)
+    med = eb_medians(eb, v.ndim)
+    v = v.float()
+    return lik, ste_round(v - med) + med
 
 
 def mixed_forward(model, x: torch.Tensor) -> Dict[str, Any]:
-    """A factorized model's forward pass with the decoder fed ``round(y − median) + median`` (straight-through).
+    """A forward pass whose rate terms see uniform noise but whose decoders see the rounded latents a real
+    stream decodes to (straight-through gradient): noise training leaves the synthesis, the hyper-synthesis
+    and a context model a train/test mismatch.
 
-    Uniform noise stands in for rounding in the rate term only; the decoder learns from the latents it will
-    actually receive from a real stream, where noise training leaves it a train/test mismatch.
+    Factorized models: ``round(y − median) + median``. Hyperpriors: ``z`` likewise (into ``h_s``), ``y``
+    rounded around the predicted means (zero for the scale-only one). Context models: the means come from
+    the causal decoding approximated as refinement does (``refine._context_params``).
     """
-    eb = model.entropy_bottleneck
     y = model.g_a(x)
-    _, lik = eb(y)
-    med = eb_medians(eb, y.ndim)
-    y_hat = ste_round(y - med) + med
-    return {"x_hat": model.g_s(y_hat), "likelihoods": {"y": lik}}
+    if not hasattr(model, "h_a"):
+        lik, y_hat = _eb_mixed(model.entropy_bottleneck, y)
+        return {"x_hat": model.g_s(y_hat), "likelihoods": {"y": lik}}
+    z_lik, z_hat = _eb_mixed(model.entropy_bottleneck, model.h_a(y if _mean_scale(model) else torch.abs(y)))
+    params = model.h_s(z_hat)
+    if hasattr(model, "context_prediction"):
+        scales, means = _context_params(model, params, y, None, torch.tensor(1.0))
+    elif params.shape[1] == 2 * y.shape[1]:
+        scales, means = params.chunk(2, 1)
+    else:
+        scales, means = params, None
+    _, y_lik = model.gaussian_conditional(y, scales, means=means)
+    y = y.float()
+    y_hat = ste_round(y) if means is None else ste_round(y - means.float()) + means.float()
+    return {"x_hat": model.g_s(y_hat), "likelihoods": {"y": y_lik, "z": z_lik}}
