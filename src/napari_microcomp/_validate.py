@@ -41,6 +41,16 @@ def pixel_type_error(dtype) -> InputError:
     return InputError(f"unsupported pixel type {dt}; expected integer or floating-point pixels")
 
 
+MASK_NOTE = "holds a boolean (1-bit) mask; coding it as uint8 0/1"
+
+
+def mask_as_uint8(a):
+    """A boolean (1-bit) image as uint8 0/1, the nearest type a codec takes (lazy arrays stay lazy); None
+    for any other image. The API refuses bool arrays (:func:`pixel_type_error`); readers and the napari
+    docks, whose users cannot convert, use this and say so (:data:`MASK_NOTE`)."""
+    return a.astype(np.uint8) if getattr(a, "dtype", None) == bool else None
+
+
 def looks_like_colour(shape) -> bool:
     """(Y, X, 2..4): colour samples (RGB, RGBA, grey+alpha) last, not a stack of 2-4 planes."""
     return len(shape) == 3 and shape[-1] in (2, 3, 4) and min(shape[:2]) > 4

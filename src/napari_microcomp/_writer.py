@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from ._validate import grey_samples
+from ._validate import MASK_NOTE, grey_samples, mask_as_uint8
 from .errors import CodecError, InputError, MicrocompError
 
 DEFAULT_CODEC = "jpegxl"
@@ -102,6 +102,7 @@ def save_layer(path: str, data: Any, meta: Dict[str, Any], codec: Optional[str] 
         if array is None:
             raise InputError(f"layer {name!r} is RGB; .mcz stores single-channel images "
                              "(split the channels first: right-click > Split RGB)")
+    array = mask_as_uint8(array) if array.dtype == bool else array
     p = Path(path)
     if p.suffix.lower() != ".mcz":
         p = p.with_suffix(p.suffix + ".mcz") if p.suffix else p.with_suffix(".mcz")
@@ -137,19 +138,21 @@ def _notify_refusal(path: str, meta: Dict[str, Any], exc: BaseException) -> List
     return []
 
 
-def _saved(paths: List[str], meta: Dict[str, Any]) -> List[str]:
-    if paths and meta.get("rgb"):
-        from napari.utils.notifications import show_info
+def _saved(paths: List[str], meta: Dict[str, Any], data: Any) -> List[str]:
+    from napari.utils.notifications import show_info
 
+    if paths and meta.get("rgb"):
         show_info(f"napari-microcomp: layer {meta.get('name')!r} is RGB with equal channels (a grey image); "
                   "saved its one channel")
+    if paths and getattr(data, "dtype", None) == bool:
+        show_info(f"napari-microcomp: layer {meta.get('name')!r} {MASK_NOTE}")
     return paths
 
 
 def write_single_image(path: str, data: Any, meta: Dict[str, Any]) -> List[str]:
     """npe2 writer "microcomp lossless": the layer's own stream, else lossless JPEG XL."""
     try:
-        return _saved(save_layer(path, data, meta), meta)
+        return _saved(save_layer(path, data, meta), meta, data)
     except (MicrocompError, OSError) as exc:
         return _notify_refusal(path, meta, exc)
 
@@ -162,6 +165,6 @@ def write_single_image_choose(path: str, data: Any, meta: Dict[str, Any]) -> Lis
     if choice is None:
         return []  # the user cancelled the dialog
     try:
-        return _saved(save_layer(path, data, meta, *choice), meta)
+        return _saved(save_layer(path, data, meta, *choice), meta, data)
     except (MicrocompError, OSError) as exc:
         return _notify_refusal(path, meta, exc)

@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from ._validate import grey_samples
+from ._validate import MASK_NOTE, grey_samples, mask_as_uint8
 from .errors import InputError, MicrocompError
 from .io_checks import check_declared, default_notes, pick, pixel_size
 from .io_zarr import is_zarr, read_zarr
@@ -138,7 +138,17 @@ def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
     where ``channel``, ``scene`` and ``timepoint`` select the plane set (default: first of each;
     negative indices count from the end). Colour samples (RGB) count as channels: ``channel`` picks one.
     A zarr store (OME-Zarr ≤ 0.4 or a plain array) is read by :func:`napari_microcomp.io_zarr.read_zarr`.
+    A boolean (1-bit) mask is read as uint8 0/1, said in ``meta["notes"]``.
     """
+    arr, meta = _read_image(path, channel, scene, timepoint)
+    as_uint8 = mask_as_uint8(arr)
+    if as_uint8 is None:
+        return arr, meta
+    meta.setdefault("notes", []).append(f"{Path(path).name} {MASK_NOTE}")
+    return as_uint8, meta
+
+
+def _read_image(path, channel, scene, timepoint) -> Tuple[np.ndarray, Dict[str, Any]]:
     if is_zarr(path):
         try:
             return read_zarr(path, channel, scene, timepoint)

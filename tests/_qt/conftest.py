@@ -30,15 +30,25 @@ def nuclei_crop():
     return np.ascontiguousarray(nuclei[22:38])
 
 
-@pytest.fixture
-def errors_shown():
-    """The error notifications napari shows during the test (their messages)."""
+def _shown(severity: str):
     start = len(notification_manager.records)
 
     def messages():
         return [str(n.message) for n in notification_manager.records[start:]
-                if getattr(n.severity, "value", n.severity) == "error"]
+                if getattr(n.severity, "value", n.severity) == severity]
     return messages
+
+
+@pytest.fixture
+def errors_shown():
+    """The error notifications napari shows during the test (their messages)."""
+    return _shown("error")
+
+
+@pytest.fixture
+def infos_shown():
+    """The information notifications napari shows during the test (their messages)."""
+    return _shown("info")
 
 
 @pytest.fixture(scope="session")

@@ -114,6 +114,14 @@ def test_grey_image_saved_as_rgb_is_coded_as_its_one_channel(make_napari_viewer,
     np.testing.assert_array_equal(src.data[..., 0], cell)   # the source layer is untouched
 
 
+def test_a_boolean_mask_layer_is_coded_as_uint8(make_napari_viewer, qtbot, cell, infos_shown):
+    viewer = make_napari_viewer()
+    src = viewer.add_image(cell > 100, name="mask")
+    _run_with(qtbot, viewer, "zstd", 4)
+    np.testing.assert_array_equal(viewer.layers["mask [zstd lossless]"].data, (cell > 100).astype(np.uint8))
+    assert any("1-bit" in m for m in infos_shown()) and src.data.dtype == bool
+
+
 @pytest.mark.parametrize("kind, word", [("nan", "NaN"), ("tiny", "too small")])
 def test_core_refusal_is_shown_and_button_reenabled(make_napari_viewer, qtbot, errors_shown, cell,
                                                     kind, word):

@@ -52,6 +52,17 @@ def test_grey_image_saved_as_rgb_is_stored_as_its_one_channel(make_napari_viewer
     np.testing.assert_array_equal(data, cell)   # lossless, one channel
 
 
+def test_a_boolean_mask_layer_is_stored_as_uint8(make_napari_viewer, plugin, tmp_path, cell, infos_shown):
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(cell > 100, name="mask")
+    viewer.layers.selection = {layer}
+    viewer.layers.save(str(tmp_path / "m.mcz"), selected=True, plugin="napari-microcomp")
+    [(data, _, _)] = read_mcz(str(tmp_path / "m.mcz"))
+    np.testing.assert_array_equal(data, (cell > 100).astype(np.uint8))
+    assert any("1-bit" in m for m in infos_shown())
+    assert layer.data.dtype == bool   # the layer is untouched
+
+
 def test_choose_codec_writer_uses_the_dialogs_codec_and_quality(make_napari_viewer, plugin, tmp_path,
                                                                 cell, monkeypatch):
     from napari_microcomp._qt import save_dialog

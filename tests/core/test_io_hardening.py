@@ -93,6 +93,27 @@ def test_a_grey_image_stored_as_rgb_is_read_as_its_one_channel(tmp_path, capsys,
         assert read_image(tmp_path / "x.npy")[0].shape == ((32, 40) if grey else a.shape)
 
 
+@pytest.mark.parametrize("name", ["mask.png", "mask.tif", "mask.npy"])
+def test_a_boolean_mask_is_read_as_uint8_and_said(tmp_path, capsys, name):
+    """A 1-bit PNG/TIFF or a bool NPY (a segmentation) was refused with advice only the API could follow."""
+    m = smooth_image((32, 40), np.uint8, seed=5) > 128
+    src = tmp_path / name
+    if name.endswith(".png"):
+        from PIL import Image
+        Image.fromarray(m).save(src)   # mode "1": one bit per pixel
+    elif name.endswith(".tif"):
+        tifffile.imwrite(src, m)
+    else:
+        np.save(src, m)
+    got, meta = read_image(src)
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, m.astype(np.uint8))
+    assert "boolean (1-bit) mask" in " ".join(meta["notes"])
+    rc, text, err = run(["compress", src, tmp_path / "o.mcz", "-c", "zstd", "--no-metrics"], capsys)
+    assert rc == 0 and "coding it as uint8 0/1" in text + err, err
+    np.testing.assert_array_equal(decode((tmp_path / "o.mcz").read_bytes()), m.astype(np.uint8))
+
+
 def test_grey_samples_of_a_stack_saved_as_rgb():
     """The napari docks use it on RGB layers of any dimension: (Z, Y, X, 3) too."""
     from napari_microcomp._validate import grey_samples

@@ -12,7 +12,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (QComboBox, QFrame, QLabel, QListWidget, QListWidgetItem, QScrollArea, QSizePolicy,
                             QVBoxLayout, QWidget)
 
-from .._validate import grey_samples
+from .._validate import MASK_NOTE, grey_samples, mask_as_uint8
 from ..errors import MicrocompError, out_of_memory_message
 
 
@@ -168,9 +168,14 @@ def layer_shape(layer) -> tuple:
 
 
 def layer_array(layer):
-    """What a dock codes of ``layer``: its data, or the one channel of a grey image saved as RGB (said)."""
+    """What a dock codes of ``layer``: its data, the one channel of a grey image saved as RGB, or a boolean
+    mask as uint8 0/1 (both said)."""
     grey = grey_of_rgb(layer) if layer.rgb else None
     if grey is None:
+        as_uint8 = mask_as_uint8(layer.data)
+        if as_uint8 is not None:
+            show_info(f"napari-microcomp: layer {layer.name!r} {MASK_NOTE}")
+            return as_uint8
         return layer.data
     show_info(f"napari-microcomp: layer {layer.name!r} is RGB with equal channels (a grey image); "
               "using one channel")
