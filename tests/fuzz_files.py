@@ -1,9 +1,10 @@
 """Structure-aware input-file fuzzer, run as a child process by ``tests/core/test_fuzz_files.py``.
 
 Seeds are small valid files of what ``read_image`` and ``compress-tiled`` read: TIFF in strips and tiles (none,
-zlib, JPEG, PNG, JPEG 2000, JPEG XL, JPEG XR, LERC), OME-TIFF, ImageJ hyperstacks, PNG (16-bit, animated), NPY, a zstd CZI,
+zlib, JPEG, PNG, JPEG 2000, JPEG XL, JPEG XR, LERC), OME-TIFF, ImageJ hyperstacks, PNG (16-bit, animated), JPEG
+(baseline, progressive), NPY, a zstd CZI,
 OME-Zarr (0.4, and 0.5 on zarr format 3 with shards) and plain zarr stores. Each case damages one: a TIFF tag's value or count (dimensions, offsets,
-compression), the first bytes of a strip or tile's own codestream, an OME-XML attribute, a value of a store's
+compression), a JPEG segment length or frame size, the first bytes of a strip or tile's own codestream, an OME-XML attribute, a value of a store's
 .zarray/.zattrs/zarr.json, a store's chunk or shard (bytes, truncation, removal), random bytes, or a truncation; then reads it with ``read_image``,
 ``open_lazy`` (a slice of it) and, for OME-TIFF, napari's reader. A case passes when each returns an array or
 raises a one-line ``InputError``; another exception, a crash or a hang fails. The last case started is written
@@ -56,10 +57,13 @@ def make_seeds(tmp: Path):
     Image.fromarray(img).save(tmp / "grey16.png")
     frames = [Image.fromarray(u8[k:k + 40]) for k in range(3)]
     frames[0].save(tmp / "anim.png", save_all=True, append_images=frames[1:])
+    Image.fromarray(u8).save(tmp / "grey.jpg", quality=90)
+    Image.fromarray(u8).save(tmp / "prog.jpg", quality=90, progressive=True)
     np.save(tmp / "arr.npy", stack)
     # a zstd-compressed CZI (ZEN's "zstd1" with its hi/lo byte split), as pylibCZIrw 5 wrote it
     shutil.copy(Path(__file__).parent / "fixtures" / "zstd1_2ch.czi", tmp / "zstd1_2ch.czi")
-    seeds += [tmp / "grey16.png", tmp / "anim.png", tmp / "arr.npy", tmp / "zstd1_2ch.czi"]
+    seeds += [tmp / "grey16.png", tmp / "anim.png", tmp / "grey.jpg", tmp / "prog.jpg", tmp / "arr.npy",
+              tmp / "zstd1_2ch.czi"]
     return seeds + _zarr_seeds(tmp, img, stack)
 
 
@@ -184,9 +188,32 @@ def _czi_walk(data: bytes, out: list, starts: list) -> None:
         pos = body + alloc
 
 
+def _jpeg_fields(data: bytes):
+    """Offsets of the 16-bit fields before a JPEG's first scan: segment lengths, a frame's height and width."""
+    out, i = [], 2
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xD8 or 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            i += 2
+            continue
+        out.append(i + 2)
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):   # a frame header (SOFn)
+            out += [i + 5, i + 7]
+        if marker == 0xDA:   # the scan: entropy-coded data follows
+            break
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return out
+
+
 def mutate(path: Path, data: bytes, rng) -> bytes:
     b = bytearray(data)
     kind = rng.random()
+    if path.suffix == ".jpg" and kind < 0.6:
+        fields = _jpeg_fields(data)
+        if fields:
+            off = fields[int(rng.integers(0, len(fields)))]
+            struct.pack_into(">H", b, off, WEIRD[int(rng.integers(0, len(WEIRD)))] % (1 << 16))
+            return bytes(b)
     if path.suffix == ".czi" and kind < 0.6:
         fields = _czi_fields(data)
         if fields:
