@@ -9,7 +9,7 @@ pytest.importorskip("compressai")
 
 from napari_microcomp.cli import main  # noqa: E402
 from napari_microcomp.codecs import decode, get_codec  # noqa: E402
-from napari_microcomp.errors import InputError  # noqa: E402
+from napari_microcomp.errors import InputError, MicrocompError  # noqa: E402
 from napari_microcomp.training.data import PatchSampler, collect_files, load_items  # noqa: E402
 
 
@@ -290,7 +290,21 @@ def test_mixed_quantization_feeds_the_decoder_what_a_stream_decodes_to(data_dir,
     capsys.readouterr()
     assert main(["train-codec", "--arch", "mbt2018-mean-vbr", "--data", str(data_dir), "--steps", "1",
                  "--widths", "N=8,M=8", "--quant", "mixed", "--out", str(tmp_path / "m.pt"), *ARGS]) == 2
-    assert "for the 2D fixed-rate architectures" in capsys.readouterr().err and not (tmp_path / "m.pt").exists()
+    assert "for the fixed-rate architectures" in capsys.readouterr().err and not (tmp_path / "m.pt").exists()
+
+
+@pytest.mark.parametrize("arch, ok", [("factorized3d", True), ("hyperprior3d", False), ("mbt2018-mean-vbr3d", False),
+                                     ("bmshj2018-hyperprior-vbr", False), ("cheng2020-anchor", True)])
+def test_which_architectures_take_mixed_quantization(arch, ok):
+    from napari_microcomp.models.registry import build_model, get_arch
+    from napari_microcomp.training.quant import check_quant
+
+    model = build_model(arch, None if get_arch(arch).vbr else 2, N=8, **({} if arch.startswith("cheng") else {"M": 8}))
+    if ok:
+        check_quant("mixed", model, arch)
+    else:
+        with pytest.raises(MicrocompError, match="fixed-rate architectures"):
+            check_quant("mixed", model, arch)
 
 
 @pytest.mark.parametrize("arch, exact", [("bmshj2018-hyperprior", True), ("mbt2018-mean", True), ("mbt2018", False)])

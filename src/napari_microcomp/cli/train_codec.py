@@ -53,7 +53,7 @@ def register(subparsers) -> None:
                    help="share of training crops mapped to [0, 1] by their own min/max rather than their image's "
                         "(contrast augmentation: the codec stretches whatever image it is given)")
     p.add_argument("--quant", choices=("noise", "mixed"), default="noise",
-                   help="how training stands in for rounding: uniform noise (default) or, for the 2D fixed-rate "
+                   help="how training stands in for rounding: uniform noise (default) or, for the fixed-rate "
                         "models, noise for the rate and rounded latents (straight-through) for the decoders")
     p.add_argument("--modality", choices=("transmitted", "fluorescence"), default=None,
                    help="recorded in the weights' metadata; put the file in a folder of that name to serve it")

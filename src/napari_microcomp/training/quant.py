@@ -10,10 +10,11 @@ from ..errors import MicrocompError
 def check_quant(quant: str, model, arch: str) -> None:
     if quant not in ("noise", "mixed"):
         raise MicrocompError(f"quant must be 'noise' or 'mixed', got {quant!r}")
-    # 2D fixed-rate models only: the VBR ones train on rounded latents already (stage 2), the 3D ones differ
+    # fixed-rate models (the VBR ones train on rounded latents already, stage 2); of the 3D ones the factorized
+    # only (the hyperprior 3D models code their latent slices through a 2D hyperprior)
     if quant == "mixed" and (not hasattr(model, "entropy_bottleneck") or not hasattr(model, "g_s")
-                             or hasattr(model, "Gain") or getattr(model, "ndim", 2) != 2):
-        raise MicrocompError(f"quant 'mixed' is for the 2D fixed-rate architectures, not {arch}")
+                             or hasattr(model, "Gain") or (hasattr(model, "h_a") and getattr(model, "ndim", 2) != 2)):
+        raise MicrocompError(f"quant 'mixed' is for the fixed-rate architectures (3D: factorized), not {arch}")
 
 
 def _eb_mixed(eb, v: torch.Tensor):
