@@ -55,6 +55,22 @@ def _context_params(model, params: torch.Tensor, y: torch.Tensor, tau, g: torch.
     return scales, means
 
 
+def gaussian_params(model, params: torch.Tensor, y: torch.Tensor, tau=None, g: Optional[torch.Tensor] = None):
+    """(scales, means) of ``y``'s Gaussian entropy model from the hyper-synthesis output ``params``: a context
+    model's (:func:`_context_params`), a mean-scale model's two halves, or a scale-only model's (means zero)."""
+    if hasattr(model, "context_prediction"):
+        return _context_params(model, params, y, tau, torch.tensor(1.0) if g is None else g)
+    if params.shape[1] == 2 * y.shape[1]:
+        return params.chunk(2, 1)
+    return params, torch.zeros_like(y)
+
+
+def hyper_input(model, y: torch.Tensor) -> torch.Tensor:
+    """What ``h_a`` analyses: the mean-scale hyperpriors ``y`` itself, the scale-only ones ``|y|`` (as their
+    ``compress`` does)."""
+    return y if _mean_scale(model) else torch.abs(y)
+
+
 def with_latents(model: nn.Module, y: torch.Tensor, z: Optional[torch.Tensor]) -> nn.Module:
     """A shallow copy of ``model`` (shared weights) whose analysis transforms return ``y`` and ``z``."""
     m = copy.copy(model)
@@ -132,12 +148,7 @@ def _rd(model, x, y, z, lam: float, s: Optional[int], n_px: int, gain: Optional[
             g = torch.tensor(float(gain))
         else:
             g = torch.abs(model.Gain[s]).detach() if s is not None else torch.tensor(1.0)
-        if hasattr(model, "context_prediction"):
-            scales, means = _context_params(model, params, y, tau, g)
-        elif params.shape[1] == 2 * y.shape[1]:
-            scales, means = params.chunk(2, 1)
-        else:
-            scales, means = params, torch.zeros_like(y)
+        scales, means = gaussian_params(model, params, y, tau, g)
         q = _quant((y - means) * g, tau)
         lik = gc.likelihood_lower_bound(gc._likelihood(q, scales * g))
         bits = bits - torch.log2(lik).sum()
@@ -180,9 +191,7 @@ def refine_latents(model: nn.Module, x: torch.Tensor, lam: float, steps: int, s:
         x = x.detach().clone().contiguous()
         y = model.g_a(x).detach().clone().requires_grad_(True)
         has_z = hasattr(model, "h_a")
-        # the scale-only hyperpriors analyse |y|, the mean-scale ones y itself (as their compress does)
-        z = (model.h_a(y if _mean_scale(model) else torch.abs(y))
-             .detach().clone().requires_grad_(True)) if has_z else None
+        z = model.h_a(hyper_input(model, y)).detach().clone().requires_grad_(True) if has_z else None
         leaves = [y] + ([z] if has_z else [])
         opt = torch.optim.Adam(leaves, lr=lr)
         gen = torch.Generator().manual_seed(0)      # same image, same stream

@@ -3,7 +3,7 @@ from typing import Any, Dict
 
 import torch
 
-from ..codecs.refine import _context_params, _mean_scale, eb_medians, ste_round
+from ..codecs.refine import eb_medians, gaussian_params, hyper_input, ste_round
 from ..errors import MicrocompError
 
 
@@ -32,21 +32,15 @@ def mixed_forward(model, x: torch.Tensor) -> Dict[str, Any]:
 
     Factorized models: ``round(y − median) + median``. Hyperpriors: ``z`` likewise (into ``h_s``), ``y``
     rounded around the predicted means (zero for the scale-only one). Context models: the means come from
-    the causal decoding approximated as refinement does (``refine._context_params``).
+    the causal decoding approximated as refinement does (``refine.gaussian_params``).
     """
     y = model.g_a(x)
     if not hasattr(model, "h_a"):
         lik, y_hat = _eb_mixed(model.entropy_bottleneck, y)
         return {"x_hat": model.g_s(y_hat), "likelihoods": {"y": lik}}
-    z_lik, z_hat = _eb_mixed(model.entropy_bottleneck, model.h_a(y if _mean_scale(model) else torch.abs(y)))
-    params = model.h_s(z_hat)
-    if hasattr(model, "context_prediction"):
-        scales, means = _context_params(model, params, y, None, torch.tensor(1.0))
-    elif params.shape[1] == 2 * y.shape[1]:
-        scales, means = params.chunk(2, 1)
-    else:
-        scales, means = params, None
+    z_lik, z_hat = _eb_mixed(model.entropy_bottleneck, model.h_a(hyper_input(model, y)))
+    scales, means = gaussian_params(model, model.h_s(z_hat), y)
     _, y_lik = model.gaussian_conditional(y, scales, means=means)
-    y = y.float()
-    y_hat = ste_round(y) if means is None else ste_round(y - means.float()) + means.float()
+    means = means.float()
+    y_hat = ste_round(y.float() - means) + means
     return {"x_hat": model.g_s(y_hat), "likelihoods": {"y": y_lik, "z": z_lik}}
