@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fuzz_harness import arguments, run_cases  # noqa: E402
-from helpers import smooth_image  # noqa: E402
+from helpers import smooth_image, write_lsm  # noqa: E402
 
 WEIRD = [0, 1, 2, 3, 7, 255, 256, 4095, 65535, 65536, 2 ** 20, 2 ** 31 - 1, 2 ** 32 - 1]
 OME_WEIRD = ["0", "-1", "1", "3", "60000", "999999999", "5000000000", "x", "", "1e400", "2.5"]
@@ -60,10 +60,12 @@ def make_seeds(tmp: Path):
     Image.fromarray(u8).save(tmp / "grey.jpg", quality=90)
     Image.fromarray(u8).save(tmp / "prog.jpg", quality=90, progressive=True)
     np.save(tmp / "arr.npy", stack)
+    write_lsm(tmp / "zc.lsm", np.stack([stack, stack[::-1]], 1)[None])   # T, Z, C, Y, X
+    write_lsm(tmp / "tz.lsm", np.stack([stack[:2]] * 2)[:, :, None], scan_type=6)
     # a zstd-compressed CZI (ZEN's "zstd1" with its hi/lo byte split), as pylibCZIrw 5 wrote it
     shutil.copy(Path(__file__).parent / "fixtures" / "zstd1_2ch.czi", tmp / "zstd1_2ch.czi")
     seeds += [tmp / "grey16.png", tmp / "anim.png", tmp / "grey.jpg", tmp / "prog.jpg", tmp / "arr.npy",
-              tmp / "zstd1_2ch.czi"]
+              tmp / "zc.lsm", tmp / "tz.lsm", tmp / "zstd1_2ch.czi"]
     return seeds + _zarr_seeds(tmp, img, stack)
 
 
@@ -144,9 +146,23 @@ def _with_description(data: bytes, text: str) -> bytes:
         return Path(f.name).read_bytes()
 
 
+def _lsm_fields(data: bytes):
+    """(offset, struct format) of CZ_LSMINFO's dimension, scan type and voxel size fields."""
+    from tifffile import TIFF
+
+    at = next((o for o, _, code in _tiff_tags(data) if code == 34412), None)
+    if at is None:
+        return []
+    dt = np.dtype(TIFF.CZ_LSMINFO)
+    fmts = {"u4": "<I", "i4": "<I", "u2": "<H", "f8": "<d", "i2": "<H"}   # signed as raw bits: -1 is 2³²-1
+    return [(at + off, fmts[t.str[1:]]) for name, (t, off) in dt.fields.items()
+            if name.startswith(("Dimension", "ScanType", "VoxelSize")) and t.str[1:] in fmts]
+
+
 def _czi_fields(data: bytes):
     """(offset, 4, 0) of every Start, Size and StoredSize of the CZI's subblock directory entries (in the
-    directory segment and in each subblock), walking the segments from the file header."""
+    directory segment and in each subblock) and of each subblock's own sizes, walking the segments from the file
+    header."""
     out: list = []
     _czi_walk(data, out, [])
     return out
@@ -180,6 +196,8 @@ def _czi_walk(data: bytes, out: list, starts: list) -> None:
             for _ in range(max(0, min(count, 4096))):
                 at = entry(at)
         elif sid == b"ZISRAWSUBBLOCK":
+            # its metadata, attachment and data sizes (the data size's two halves), then the segment's sizes
+            out.extend([(body + k, 4, 0) for k in (0, 4, 8, 12)] + [(pos + 16, 4, 0), (pos + 24, 4, 0)])
             end = entry(body + 16)
             meta = struct.unpack_from("<i", data, body)[0]
             starts.append(body + max(256, end - body) + max(meta, 0))
@@ -236,7 +254,14 @@ def mutate(path: Path, data: bytes, rng) -> bytes:
             new = re.sub(rf'\b{name}="[^"]*"', f'{name}="{OME_WEIRD[int(rng.integers(0, len(OME_WEIRD)))]}"',
                          text, count=1)
             return _with_description(data, new)
-    if path.suffix in (".tif", ".tiff") and kind < 0.75:
+    if path.suffix == ".lsm" and kind < 0.4:   # the CZ_LSMINFO fields that lay out the planes
+        fields = _lsm_fields(data)
+        if fields:
+            off, fmt = fields[int(rng.integers(0, len(fields)))]
+            v = WEIRD[int(rng.integers(0, len(WEIRD)))]
+            struct.pack_into(fmt, b, off, v if fmt == "<d" else v % (1 << (8 * struct.calcsize(fmt))))
+            return bytes(b)
+    if path.suffix in (".tif", ".tiff", ".lsm") and kind < 0.75:
         try:
             tags = _tiff_tags(data)
         except Exception:  # noqa: BLE001 - an unreadable seed mutation is simply byte damage below
@@ -266,7 +291,7 @@ def _read(path: Path):
     a = read_image(path)[0]
     lazy = open_lazy(path)
     np.asarray(lazy[(0,) * (lazy.ndim - 2)] if lazy.ndim > 2 else lazy[:])
-    if path.name.endswith((".ome.tif", ".czi", ".nd2")):   # napari's reader for vendor files (aicsimageio)
+    if path.name.endswith((".ome.tif", ".czi", ".nd2", ".lsm")):   # napari's reader for vendor files (aicsimageio)
         from napari_microcomp._reader import read_microscopy
 
         for data, _, _ in read_microscopy(str(path)):

@@ -43,3 +43,51 @@ def jxr_czi(src, dst, edit=None) -> None:
             struct.pack_into("<i", b, entry + 18, 4)
         e += 32 + 20 * n
     Path(dst).write_bytes(bytes(b))
+
+
+def write_lsm(path, data, scan_type=0, voxel_m=(1e-6, 2e-7, 2e-7), declare=None, thumbnails=True) -> None:
+    """A Zeiss LSM file as LSM 510-880 write one: each image page holds one plane's channels (planar), followed
+    by a reduced thumbnail page; a CZ_LSMINFO block (tag 34412) on the first page says the dimensions and scan
+    type. ``data`` is (T, Z, C, Y, X); ``declare`` overrides CZ_LSMINFO fields (a damaged header)."""
+    import tifffile
+    from tifffile import TIFF
+
+    n_t, n_z, n_c, y, x = data.shape
+    rec = np.zeros(1, np.dtype(TIFF.CZ_LSMINFO))
+    fields = dict(MagicNumber=67127628, StructureSize=rec.dtype.itemsize, DimensionX=x, DimensionY=y,
+                  DimensionZ=n_z, DimensionChannels=n_c, DimensionTime=n_t, ScanType=scan_type,
+                  DataType=1 if data.dtype == np.uint8 else 2, VoxelSizeX=voxel_m[2], VoxelSizeY=voxel_m[1],
+                  VoxelSizeZ=voxel_m[0])
+    fields.update(declare or {})
+    for k, v in fields.items():
+        rec[k] = v
+    info = rec.tobytes()
+    with tifffile.TiffWriter(path) as tw:
+        for i, plane in enumerate(data.reshape(n_t * n_z, n_c, y, x)):
+            tw.write(plane if n_c > 1 else plane[0], photometric="minisblack", planarconfig="separate",
+                     metadata=None, extratags=[(34412, "B", len(info), info, True)] if i == 0 else [])
+            if thumbnails:
+                thumb = plane[:, ::4, ::4].copy()
+                tw.write(thumb if n_c > 1 else thumb[0], photometric="minisblack", planarconfig="separate",
+                         subfiletype=1, metadata=None)
+    if n_c == 2:
+        _lsm_bits_at_offset(path)
+
+
+def _lsm_bits_at_offset(path) -> None:
+    """Zeiss stores two channels' BitsPerSample (two uint16, which would fit in the entry) at an offset; tifffile
+    reads an LSM's 2-value BitsPerSample that way, so the file must too."""
+    import struct
+
+    b = bytearray(Path(path).read_bytes())
+    at = struct.unpack_from("<I", b, 4)[0]
+    while at:
+        n = struct.unpack_from("<H", b, at)[0]
+        for e in range(at + 2, at + 2 + 12 * n, 12):
+            tag, _, count = struct.unpack_from("<HHI", b, e)
+            if tag == 258 and count == 2:
+                values = bytes(b[e + 8:e + 12])
+                b[e + 8:e + 12] = struct.pack("<I", len(b))
+                b += values
+        at = struct.unpack_from("<I", b, at + 2 + 12 * n)[0]
+    Path(path).write_bytes(bytes(b))

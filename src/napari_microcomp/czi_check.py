@@ -55,6 +55,25 @@ def _jxr_subblock(f, pos: int):
     raise Undecodable(f"its JPEG XR header cannot be read: {why}")
 
 
+def _check_subblock(f, pos: int, file_size: int, name: str) -> None:
+    """Refuse a subblock whose own header says it holds more than its segment: a data size edited to 2⁶² had libCZI
+    crash the process (SIGSEGV). A segment that is not where the directory says is left to the reader."""
+    f.seek(pos)
+    head = f.read(_SEGMENT + 16 + 32)
+    if len(head) < _SEGMENT + 48 or not head.startswith(b"ZISRAWSUBBLOCK"):
+        return
+    allocated = struct.unpack_from("<q", head, 16)[0]
+    meta, attach, data = struct.unpack_from("<iiq", head, _SEGMENT)
+    n = struct.unpack_from("<i", head, _SEGMENT + 16 + 28)[0]
+    need = max(256, 16 + 32 + 20 * max(n, 0)) + meta + attach + data
+    if min(meta, attach, data, allocated) < 0 or need > allocated:
+        raise InputError(f"{name}: a subblock at byte {pos:,} says it holds {need:,} bytes in a segment of "
+                         f"{allocated:,}; the file is damaged or crafted, refusing to decode it")
+    if pos + _SEGMENT + need > file_size:
+        raise InputError(f"{name}: a subblock at byte {pos:,} runs to byte {pos + _SEGMENT + need:,} but the file has "
+                         f"{file_size:,}; the file is truncated or damaged, refusing to read it")
+
+
 def check_czi(path) -> None:
     """Refuse a CZI whose directory puts a non-spatial index (channel, z, time, scene, mosaic tile…) beyond what
     its subblocks can fill: in a real file every index of such a dimension holds at least one subblock. A file
@@ -72,17 +91,20 @@ def check_czi(path) -> None:
         if not 0 < count <= _MAX_ENTRIES:
             return
         lo, hi, jxr = {}, {}, []
+        file_size = p.stat().st_size
         try:
-            for entry, compression, pos in _entries(f, count):
-                if compression == _JPGXR:
-                    jxr.append((pos, entry))
-                for dim, (start, size, _) in entry.items():
-                    if dim in ("X", "Y"):
-                        continue
-                    lo[dim] = min(lo.get(dim, start), start)
-                    hi[dim] = max(hi.get(dim, start + size), start + size)
+            entries = list(_entries(f, count))   # read whole first: the checks below move the file position
         except (ValueError, struct.error, UnicodeDecodeError):
             return
+        for entry, compression, pos in entries:
+            _check_subblock(f, pos, file_size, p.name)
+            if compression == _JPGXR:
+                jxr.append((pos, entry))
+            for dim, (start, size, _) in entry.items():
+                if dim in ("X", "Y"):
+                    continue
+                lo[dim] = min(lo.get(dim, start), start)
+                hi[dim] = max(hi.get(dim, start + size), start + size)
         for pos, entry in jxr:   # libCZI's jxrlib crashes the process on some headers (SIGSEGV): checked first
             stored = tuple(entry.get(d, (0, 0, 0))[2] or entry.get(d, (0, 0, 0))[1] for d in ("Y", "X"))
             try:

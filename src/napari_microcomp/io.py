@@ -1,5 +1,5 @@
-"""Reading images: TIFF/OME-TIFF, PNG, NPY, OME-Zarr (``io_zarr``), and CZI/ND2 through aicsimageio
-(writing: ``io_write``).
+"""Reading images: TIFF/OME-TIFF, PNG, JPEG, NPY, OME-Zarr (``io_zarr``), Zeiss LSM (``io_lsm``), and CZI/ND2
+through aicsimageio (writing: ``io_write``).
 
 The core returns plain numpy arrays plus a small metadata dict (``pixel_size`` in µm as
 (z, y, x) where known, ``source`` path, ``channel_names``).
@@ -19,7 +19,7 @@ from .errors import InputError, MicrocompError
 from .io_checks import check_declared, default_notes, pick, pixel_size
 from .io_zarr import is_zarr, read_zarr
 
-IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".npy", ".czi", ".nd2", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".npy", ".czi", ".nd2", ".lsm", ".jpg", ".jpeg")
 
 
 def _squeeze_to_zyx(a: np.ndarray) -> np.ndarray:
@@ -77,8 +77,8 @@ def _images_in(folder: Path) -> Iterator[Path]:
             yield f
 
 
-_KIND = {".zarr": "zarr", ".czi": "CZI", ".nd2": "ND2", ".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG",
-         ".jpeg": "JPEG", ".npy": "NPY"}
+_KIND = {".zarr": "zarr", ".czi": "CZI", ".nd2": "ND2", ".lsm": "Zeiss LSM", ".tif": "TIFF", ".tiff": "TIFF",
+         ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".npy": "NPY"}
 _PIL_DTYPES = {"I;16": np.uint16, "I;16B": np.uint16, "I": np.int32, "F": np.float32}
 _READERS = {".czi": "aicspylibczi", ".nd2": "nd2"}   # the package aicsimageio needs for that format
 
@@ -189,7 +189,7 @@ def _read_image(path, channel, scene, timepoint) -> Tuple[np.ndarray, Dict[str, 
                     if series.axes.endswith("S") and arr.shape[-1] in (3, 4):
                         return _grey_if_equal(p, arr, meta), meta
                     return _squeeze_to_zyx(arr), meta
-        if suffix in (".czi", ".nd2", ".tif", ".tiff"):
+        if suffix in (".czi", ".nd2", ".lsm", ".tif", ".tiff"):
             return _read_aics(p, channel, scene, timepoint, meta, checked=suffix in (".tif", ".tiff"))
     except MicrocompError:
         raise
@@ -297,6 +297,8 @@ def open_aics(path, checked: bool = False):
     if p.suffix.lower() == ".czi":
         from .czi_check import check_czi
         check_czi(p)
+    if p.suffix.lower() == ".lsm":
+        return _open_lsm(p)
     if p.suffix.lower() in (".tif", ".tiff") and not checked:   # read_image has checked it already
         check_tiff_file(p)
     try:
@@ -313,6 +315,14 @@ def open_aics(path, checked: bool = False):
         warnings.warn(f"{p.name}: aicsimageio could not parse its metadata ({type(exc).__name__}: {exc}); "
                       "read the pixels with aicspylibczi, physical pixel size unknown", stacklevel=2)
         return fallback
+
+
+def _open_lsm(p: Path):
+    import tifffile
+
+    from .io_lsm import lsm_image
+    with quiet_readers(p), tifffile.TiffFile(p) as tf:
+        return lsm_image(p, tf)
 
 
 _CZI_DTYPES = {"gray8": np.uint8, "gray16": np.uint16, "gray32float": np.float32}

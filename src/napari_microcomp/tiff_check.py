@@ -26,7 +26,7 @@ def check_tiff(tf, name: str) -> None:
     """:func:`check_ome`, then :func:`check_segments` for every series of the open TiffFile ``tf``."""
     check_ome(tf, name)
     for series in tf.series:
-        check_segments(tf, series, name)
+        check_segments(tf, series.pages, name)
 
 
 def check_ome(tf, name: str) -> None:
@@ -76,12 +76,12 @@ def _count(v):
         return None
 
 
-def check_segments(tf, series, name: str) -> None:
-    """Refuse ``series`` of the open TiffFile ``tf`` if a segment's codestream declares far more pixels than
+def check_segments(tf, pages, name: str) -> None:
+    """Refuse ``pages`` (of a series) of the open TiffFile ``tf`` if a segment's codestream declares far more pixels than
     the segment holds, or whose header says what its decoder would crash on. Segments whose header cannot be
     parsed are left to the decoder (which fails safely on garbage); only a parsed header is held to account."""
     fh = tf.filehandle
-    for page in series.pages:
+    for page in pages:
         if page is None:
             continue
         key = getattr(page, "keyframe", None) or page
@@ -118,6 +118,13 @@ def _check_layout(page, key, name: str) -> None:
     if size is not None and end > size:
         raise InputError(f"{name}: its {what} run to byte {end:,} but the file has {size:,}; the file is truncated "
                          "or damaged, refusing to read it")
+    if size is not None and int(key.compression) == 1 and offsets:
+        # uncompressed data is read by the page's declared size from its first offset, whatever the byte counts say
+        need = math.prod(int(n) for n in key.shape) * int(key.bitspersample) // 8
+        if min(offsets) + need > size:
+            raise InputError(f"{name}: a page of shape {tuple(key.shape)} needs {need:,} bytes from byte "
+                             f"{min(offsets):,} but the file has {size:,}; the file is truncated or damaged, "
+                             "refusing to read it")
 
 
 def _declared(fh, peek, off: int, n: int):

@@ -27,7 +27,7 @@ def test_manifest_validates_and_imports():
     assert pm.name == "napari-microcomp"
     assert {w.display_name for w in pm.contributions.widgets} == {"Compress", "Label-free prediction",
                                                                   "Benchmark", "Advise"}
-    assert [r.filename_patterns for r in pm.contributions.readers] == [["*.mcz", "*.czi", "*.nd2", "*.lif", "*.ome.tif", "*.ome.tiff", "*.zarr"]]
+    assert [r.filename_patterns for r in pm.contributions.readers] == [["*.mcz", "*.czi", "*.lsm", "*.nd2", "*.lif", "*.ome.tif", "*.ome.tiff", "*.zarr"]]
     assert [w.filename_extensions for w in pm.contributions.writers] == [[".mcz"], [".mcz"]]
     assert {s.key for s in pm.contributions.sample_data} == {"isl_phase_dapi", "hipsc_nuclei", "skimage_cell"}
     # the top-level napari.yaml is a relative link to the shipped one: one source of truth

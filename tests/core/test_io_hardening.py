@@ -176,6 +176,27 @@ def test_zstd_compressed_czi_reads_exactly(tmp_path, capsys):
     np.testing.assert_array_equal(decode((tmp_path / "o.mcz").read_bytes()), want[1])
 
 
+@pytest.mark.parametrize("field, value", [("data", 0x64 << 56), ("data", -5), ("meta", 10**6)])
+def test_czi_subblock_claiming_more_than_its_segment_is_refused(tmp_path, field, value):
+    """The file fuzzer's find: the top byte of the second subblock's data size set (0x64) had libCZI kill the
+    process with SIGSEGV inside read_image; the subblock's own header is now held to its segment first."""
+    import struct
+
+    src = Path(__file__).resolve().parents[1] / "fixtures" / "zstd1_2ch.czi"
+    b = bytearray(src.read_bytes())
+    at = b.find(b"ZISRAWSUBBLOCK", b.find(b"ZISRAWSUBBLOCK") + 1) + 32   # MetadataSize, AttachmentSize, DataSize
+    if field == "data":
+        struct.pack_into("<q", b, at + 8, value)
+    else:
+        struct.pack_into("<i", b, at, value)
+    bad = tmp_path / "bad.czi"
+    bad.write_bytes(bytes(b))
+    with pytest.raises(InputError, match=r"bad.czi: a subblock at byte [\d,]+ says it holds"):
+        read_image(bad, channel=1)
+    with pytest.raises(InputError, match="says it holds"):
+        read_microscopy(str(bad))
+
+
 def test_jpeg_xr_czi_reads_and_a_header_that_crashes_jxrlib_is_refused(dapi_gfp, tmp_path):
     """libCZI decodes JPEG XR subblocks with jxrlib, in this process: a plane header with a reserved colour format
     (byte 0xa0) killed it with SIGSEGV (measured); such headers are refused first, as for .mcz and TIFF tiles."""
@@ -230,13 +251,17 @@ def test_czi_without_scaling_opens_through_aicspylibczi(dapi_gfp):
 def test_damaged_czi_still_reported_as_damaged(dapi_gfp, tmp_path):
     bad = tmp_path / "cut.czi"
     bad.write_bytes(dapi_gfp.read_bytes()[:400_000])
-    with pytest.raises(InputError, match="not a readable CZI file"):
+    with pytest.raises(InputError, match=r"cut.czi: a subblock at byte [\d,]+ runs to byte [\d,]+ but the file has "
+                                         "400,000; the file is truncated"):
         read_image(bad)
-    with pytest.raises(InputError, match="cannot open cut.czi"):
+    with pytest.raises(InputError, match="cut.czi: .* truncated"):
         read_microscopy(str(bad))
-    head = tmp_path / "head.czi"   # cut inside its header: aicsimageio asks to install a reader that is installed
+    head = tmp_path / "head.czi"   # cut in its first subblock: aicsimageio would ask to install a reader it has
     head.write_bytes(dapi_gfp.read_bytes()[:20_000])
-    with pytest.raises(InputError, match="aicspylibczi is installed and could not open it") as err:
+    with pytest.raises(InputError, match="head.czi: .* but the file has 20,000; the file is truncated"):
+        read_image(head)
+    head.write_bytes(dapi_gfp.read_bytes()[:3_000])   # cut before its directory: left to aicsimageio, which asks to
+    with pytest.raises(InputError, match="aicspylibczi is installed and could not open it") as err:   # install it
         read_image(head)
     assert "pip install" not in str(err.value)
 
@@ -296,6 +321,27 @@ def test_tiff_whose_strips_cannot_hold_its_declared_size_is_refused(tmp_path, ca
         rc, _, err = run([cmd, path, tmp_path / "o.mcz"], capsys)
         assert rc == 2 and "strips but lists 1" in err, err
     only(tmp_path, "giant.tif")
+
+
+def test_uncompressed_page_wider_than_the_file_is_refused_in_every_reader(tmp_path, capsys):
+    """A page of a multi-page TIFF edited to be 60000 pixels wide (one strip, its byte count unchanged): tifffile
+    reads uncompressed data by the declared size, so napari's lazy layer raised a bare ValueError when shown."""
+    import struct
+
+    path = tmp_path / "wide.tif"
+    tifffile.imwrite(path, smooth_image((3, 40, 48), seed=4), photometric="minisblack", metadata=None)
+    raw = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tf:
+        t = tf.pages[1].tags["ImageWidth"]
+        raw[t.valueoffset:t.valueoffset + 2] = struct.pack("<H", 60000)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match=r"wide.tif: a page of shape \(40, 60000\) needs 4,800,000 bytes"):
+        read_image(path)
+    with pytest.raises(InputError, match="needs 4,800,000 bytes"):
+        read_microscopy(str(path))
+    rc, _, err = run(["compress-tiled", path, tmp_path / "o.mcz"], capsys)
+    assert rc == 2 and "needs 4,800,000 bytes" in err, err
+    only(tmp_path, "wide.tif")
 
 
 # 5. crafted .mcz display metadata -------------------------------------------------------------------------
