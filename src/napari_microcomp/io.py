@@ -4,10 +4,7 @@ through aicsimageio (writing: ``io_write``).
 The core returns plain numpy arrays plus a small metadata dict (``pixel_size`` in µm as
 (z, y, x) where known, ``source`` path, ``channel_names``).
 """
-import contextlib
 import importlib.util
-import logging
-import threading
 import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
@@ -16,7 +13,7 @@ import numpy as np
 
 from ._validate import MASK_NOTE, grey_samples, mask_as_uint8
 from .errors import InputError, MicrocompError
-from .io_checks import check_declared, default_notes, pick, pixel_size
+from .io_checks import check_declared, default_notes, pick, pixel_size, quiet_readers, tiff_pixel_size
 from .io_zarr import is_zarr, read_zarr
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".npy", ".czi", ".nd2", ".lsm", ".jpg", ".jpeg")
@@ -186,8 +183,15 @@ def _read_image(path, channel, scene, timepoint) -> Tuple[np.ndarray, Dict[str, 
                     arr = series.asarray()
                     if len(tf.series) > 1:
                         meta["notes"] = default_notes(p.name, len(tf.series), [], 1)
-                    if series.axes.endswith("S") and arr.shape[-1] in (3, 4):
-                        return _grey_if_equal(p, arr, meta), meta
+                    size = tiff_pixel_size(tf)
+                    if size is not None:
+                        meta["pixel_size"] = size
+                    at = series.axes.find("S")
+                    if at >= 0 and series.shape[at] in (2, 3, 4) and (at == arr.ndim - 1 or not tf.is_shaped):
+                        # colour samples, interleaved or planar (S, Y, X), not z planes; except in a file tifffile
+                        # wrote (its "shape" is the array it was given): it tags a (3, Y, X) stack as planar RGB
+                        arr = np.moveaxis(arr, at, -1)
+                        return _select_sample(p, _squeeze_to_zyx(arr), channel, meta), meta
                     return _squeeze_to_zyx(arr), meta
         if suffix in (".czi", ".nd2", ".lsm", ".tif", ".tiff"):
             return _read_aics(p, channel, scene, timepoint, meta, checked=suffix in (".tif", ".tiff"))
@@ -233,51 +237,6 @@ def plane_names(img) -> List[str]:
     return names if n_s == 1 else [f"{c} sample {s}" for c in names for s in range(n_s)]
 
 
-# what tifffile logs (and then reads past) when a file's page list or a tag points beyond its end: a truncated
-# multi-page TIFF would otherwise come back as its first page(s), without its OME metadata, as if whole
-_TIFF_DAMAGE = ("corrupted tag list", "invalid offset to page", "invalid page offset", "invalid offset to first page",
-                "invalid value offset", "invalid next page")
-
-
-class _Damage(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.found: List[str] = []
-        self.thread = threading.get_ident()   # another thread's file is not this one's damage
-
-    def emit(self, record: logging.LogRecord) -> None:
-        msg = record.getMessage()
-        if record.thread == self.thread and any(k in msg for k in _TIFF_DAMAGE):
-            self.found.append(msg)
-
-
-@contextlib.contextmanager
-def quiet_readers(path=None):
-    """aicsimageio warns about plain TIFFs without a pixel-size unit (the size stays unknown, None in meta);
-    it and tifffile log what they tried on a damaged file, where the caller raises one clear error. A file
-    tifffile reports as truncated (see ``_TIFF_DAMAGE``) is refused here rather than read in part."""
-    logs = [logging.getLogger(n) for n in ("aicsimageio.aics_image", "tifffile")]
-    saved = [(log.level, log.propagate) for log in logs]
-    damage = _Damage()
-    logs[0].setLevel(logging.CRITICAL)
-    logs[1].setLevel(logging.WARNING)
-    logs[1].propagate = False   # collected by ``damage``, not printed
-    logs[1].addHandler(damage)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Could not parse tiff pixel size")
-            yield
-    finally:
-        logs[1].removeHandler(damage)
-        for log, (level, propagate) in zip(logs, saved):
-            log.setLevel(level)
-            log.propagate = propagate
-    if damage.found:
-        name = Path(path).name if path is not None else "the file"
-        raise InputError(f"{name} is damaged or truncated (tifffile: {damage.found[0][:160]}); refusing to read "
-                         "part of it as if it were whole")
-
-
 def check_tiff_file(p: Path) -> None:
     """:func:`napari_microcomp.tiff_check.check_tiff` on the file ``p`` (opened for it, logs captured)."""
     import tifffile
@@ -298,7 +257,8 @@ def open_aics(path, checked: bool = False):
         from .czi_check import check_czi
         check_czi(p)
     if p.suffix.lower() == ".lsm":
-        return _open_lsm(p)
+        from .io_lsm import open_lsm
+        return open_lsm(p)
     if p.suffix.lower() in (".tif", ".tiff") and not checked:   # read_image has checked it already
         check_tiff_file(p)
     try:
@@ -315,14 +275,6 @@ def open_aics(path, checked: bool = False):
         warnings.warn(f"{p.name}: aicsimageio could not parse its metadata ({type(exc).__name__}: {exc}); "
                       "read the pixels with aicspylibczi, physical pixel size unknown", stacklevel=2)
         return fallback
-
-
-def _open_lsm(p: Path):
-    import tifffile
-
-    from .io_lsm import lsm_image
-    with quiet_readers(p), tifffile.TiffFile(p) as tf:
-        return lsm_image(p, tf)
 
 
 _CZI_DTYPES = {"gray8": np.uint8, "gray16": np.uint16, "gray32float": np.float32}
@@ -389,6 +341,10 @@ def _read_aics(p: Path, channel, scene, timepoint, meta, checked: bool = False):
         meta["notes"] = notes
     with quiet_readers():
         ps = img.physical_pixel_sizes
-    meta.update(pixel_size=[pixel_size(v) for v in (ps.Z, ps.Y, ps.X)], channel_names=names, channel=c, scene=img.current_scene,
-                timepoint=t)
+    sizes = [pixel_size(v) for v in (ps.Z, ps.Y, ps.X)]
+    if not any(sizes) and p.suffix.lower() in (".tif", ".tiff"):   # aicsimageio reads OME's only, not ImageJ's
+        import tifffile
+        with quiet_readers(p), tifffile.TiffFile(p) as tf:
+            sizes = tiff_pixel_size(tf) or sizes
+    meta.update(pixel_size=sizes, channel_names=names, channel=c, scene=img.current_scene, timepoint=t)
     return arr, meta

@@ -1,5 +1,10 @@
-"""Checks every reader shares: declared sizes against the decode budget, plane selection, pixel sizes."""
+"""Checks every reader shares: declared sizes against the decode budget, plane selection, pixel sizes, and the
+capture of what tifffile and aicsimageio log (a truncated TIFF refused)."""
+import contextlib
+import logging
 import math
+import threading
+import warnings
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -52,3 +57,104 @@ def default_notes(name: str, scenes: int, names: Sequence[str], timepoints: int,
     if timepoint is None and timepoints > 1:
         notes.append(f"{name} has {timepoints} time points; using time point 0 (choose with --timepoint)")
     return notes
+
+
+# a length unit as TIFF metadata spells it -> µm; ImageJ writes "micron" or "\u00B5m" (escaped), OME "µm" by default
+_UM = {"µm": 1.0, "μm": 1.0, "um": 1.0, "micron": 1.0, "microns": 1.0, "\\u00b5m": 1.0, "nm": 1e-3, "mm": 1e3,
+       "cm": 1e4, "m": 1e6}
+
+
+def tiff_pixel_size(tf) -> Optional[List[Optional[float]]]:
+    """(z, y, x) in µm that the open TiffFile ``tf`` records: OME-XML's PhysicalSize*, else ImageJ's unit with the
+    X/YResolution tags (and its z spacing), else X/YResolution in pixels per centimetre; None where it records none
+    (pixels per inch is a print resolution, not a pixel size)."""
+    if tf.is_ome:
+        return _ome_pixel_size(tf.ome_metadata)
+    page = tf.pages[0]
+    ij = tf.imagej_metadata or {}
+    scale = _UM.get(str(ij.get("unit", "")).strip().lower())
+    z = None
+    if scale is not None:
+        z = _num(ij.get("spacing"))
+    elif getattr(page.tags.get(296), "value", None) == 3:   # ResolutionUnit: centimetre
+        scale = 1e4
+    if scale is None:
+        return None
+
+    def per_pixel(code):
+        value = getattr(page.tags.get(code), "value", None)
+        try:
+            num, den = value
+            return pixel_size(scale * den / num) if num else None
+        except (TypeError, ValueError):
+            return None
+    return [pixel_size(z * scale) if z is not None else None, per_pixel(283), per_pixel(282)]
+
+
+def _ome_pixel_size(xml) -> Optional[List[Optional[float]]]:
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(xml)
+    except (ET.ParseError, TypeError, ValueError):
+        return None
+    pixels = next((el for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "Pixels"), None)
+    if pixels is None:
+        return None
+    out = []
+    for a in "ZYX":
+        v, unit = _num(pixels.get(f"PhysicalSize{a}")), pixels.get(f"PhysicalSize{a}Unit", "µm")
+        out.append(pixel_size(v * _UM[unit]) if v is not None and unit in _UM else None)
+    return out if any(out) else None
+
+
+def _num(v) -> Optional[float]:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+# what tifffile logs (and then reads past) when a file's page list or a tag points beyond its end: a truncated
+# multi-page TIFF would otherwise come back as its first page(s), without its OME metadata, as if whole
+_TIFF_DAMAGE = ("corrupted tag list", "invalid offset to page", "invalid page offset", "invalid offset to first page",
+                "invalid value offset", "invalid next page")
+
+
+class _Damage(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.found: List[str] = []
+        self.thread = threading.get_ident()   # another thread's file is not this one's damage
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if record.thread == self.thread and any(k in msg for k in _TIFF_DAMAGE):
+            self.found.append(msg)
+
+
+@contextlib.contextmanager
+def quiet_readers(path=None):
+    """aicsimageio warns about plain TIFFs without a pixel-size unit (the size stays unknown, None in meta);
+    it and tifffile log what they tried on a damaged file, where the caller raises one clear error. A file
+    tifffile reports as truncated (see ``_TIFF_DAMAGE``) is refused here rather than read in part."""
+    logs = [logging.getLogger(n) for n in ("aicsimageio.aics_image", "tifffile")]
+    saved = [(log.level, log.propagate) for log in logs]
+    damage = _Damage()
+    logs[0].setLevel(logging.CRITICAL)
+    logs[1].setLevel(logging.WARNING)
+    logs[1].propagate = False   # collected by ``damage``, not printed
+    logs[1].addHandler(damage)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Could not parse tiff pixel size")
+            yield
+    finally:
+        logs[1].removeHandler(damage)
+        for log, (level, propagate) in zip(logs, saved):
+            log.setLevel(level)
+            log.propagate = propagate
+    if damage.found:
+        name = Path(path).name if path is not None else "the file"
+        raise InputError(f"{name} is damaged or truncated (tifffile: {damage.found[0][:160]}); refusing to read "
+                         "part of it as if it were whole")

@@ -10,7 +10,7 @@ from typing import Any, Dict, List
 import numpy as np
 
 from .errors import InputError
-from .io_checks import MAX_CHANNELS, check_declared, pixel_size
+from .io_checks import MAX_CHANNELS, check_declared, pixel_size, quiet_readers
 from .tiff_check import check_segments
 
 # CZ_LSMINFO ScanType -> the axes the image pages run over (each page holds one plane's channels); line, point
@@ -19,6 +19,14 @@ _PAGE_AXES = {0: "Z", 3: "T", 6: "TZ"}
 _SCAN_NAMES = {1: "a z-scan (x-z plane)", 2: "a line scan", 4: "a time series of x-z scans", 5: "a mean-of-ROIs "
                "series", 7: "a spline scan", 8: "a spline plane (x-z)", 9: "a time series of spline planes",
                10: "a point scan"}
+
+
+def open_lsm(p: Path):
+    """:func:`lsm_image` of the file ``p`` (tifffile's logs captured, a truncated file refused)."""
+    import tifffile
+
+    with quiet_readers(p), tifffile.TiffFile(p) as tf:
+        return lsm_image(p, tf)
 
 
 def lsm_image(p: Path, tf):
