@@ -168,6 +168,9 @@ def _read_image(path, channel, scene, timepoint) -> Tuple[np.ndarray, Dict[str, 
                 frames = getattr(im, "n_frames", 1)   # an animated PNG reads as a stack: every frame counts
                 check_declared(p.name, (frames,) * (frames > 1) + im.size[::-1] + (len(im.getbands()),),
                                 _PIL_DTYPES.get(im.mode, np.uint8))
+                if im.mode == "CMYK":   # as ink: its first sample is inverted cyan, not an intensity
+                    meta["notes"] = [f"{p.name} is a CMYK image; converted to RGB as viewers show it"]
+                    return _select_sample(p, np.asarray(im.convert("RGB")), channel, meta), meta
             return _select_sample(p, np.asarray(iio.imread(p)), channel, meta), meta
         if suffix in (".tif", ".tiff"):
             import tifffile

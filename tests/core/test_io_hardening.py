@@ -721,3 +721,19 @@ def test_czi_directory_spanning_more_indices_than_subblocks_is_refused_before_ai
         with pytest.raises(InputError, match=r"subblock directory spans C indices \d+\.\.65535 with \d+ subblocks"):
             read(str(path) if read is read_microscopy else path)
     assert time.monotonic() - t < 20
+
+
+def test_cmyk_jpeg_is_read_as_viewers_show_it_not_as_inverted_ink(tmp_path, capsys):
+    from PIL import Image
+
+    grey = (smooth_image((64, 80), seed=7, bits=8)).astype(np.uint8)
+    path = tmp_path / "print.jpg"
+    Image.fromarray(np.dstack([grey] * 3)).convert("CMYK").save(path, quality=95)
+    a, meta = read_image(path)
+    assert a.shape == grey.shape and np.abs(a.astype(int) - grey).mean() < 3   # the cyan sample would be 255 - grey
+    assert any("CMYK" in n for n in meta["notes"])
+    colour = tmp_path / "colour.jpg"
+    Image.fromarray(np.dstack([grey, grey // 2, 255 - grey])).convert("CMYK").save(colour, quality=95)
+    rc, _, err = run(["compress", colour, tmp_path / "o.mcz", "-c", "zstd"], capsys)
+    assert rc == 2 and "RGB" in err
+    assert np.abs(read_image(colour, channel=1)[0].astype(int) - grey // 2).mean() < 4
