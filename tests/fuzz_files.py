@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fuzz_harness import arguments, run_cases  # noqa: E402
-from helpers import smooth_image, write_lsm  # noqa: E402
+from helpers import smooth_image, write_lsm, write_stk  # noqa: E402
 
 WEIRD = [0, 1, 2, 3, 7, 255, 256, 4095, 65535, 65536, 2 ** 20, 2 ** 31 - 1, 2 ** 32 - 1]
 OME_WEIRD = ["0", "-1", "1", "3", "60000", "999999999", "5000000000", "x", "", "1e400", "2.5"]
@@ -62,10 +62,11 @@ def make_seeds(tmp: Path):
     np.save(tmp / "arr.npy", stack)
     write_lsm(tmp / "zc.lsm", np.stack([stack, stack[::-1]], 1)[None])   # T, Z, C, Y, X
     write_lsm(tmp / "tz.lsm", np.stack([stack[:2]] * 2)[:, :, None], scan_type=6)
+    write_stk(tmp / "t.stk", stack, times=[0, 100, 200])
     # a zstd-compressed CZI (ZEN's "zstd1" with its hi/lo byte split), as pylibCZIrw 5 wrote it
     shutil.copy(Path(__file__).parent / "fixtures" / "zstd1_2ch.czi", tmp / "zstd1_2ch.czi")
     seeds += [tmp / "grey16.png", tmp / "anim.png", tmp / "grey.jpg", tmp / "prog.jpg", tmp / "arr.npy",
-              tmp / "zc.lsm", tmp / "tz.lsm", tmp / "zstd1_2ch.czi"]
+              tmp / "zc.lsm", tmp / "tz.lsm", tmp / "t.stk", tmp / "zstd1_2ch.czi"]
     return seeds + _zarr_seeds(tmp, img, stack)
 
 
@@ -261,7 +262,7 @@ def mutate(path: Path, data: bytes, rng) -> bytes:
             v = WEIRD[int(rng.integers(0, len(WEIRD)))]
             struct.pack_into(fmt, b, off, v if fmt == "<d" else v % (1 << (8 * struct.calcsize(fmt))))
             return bytes(b)
-    if path.suffix in (".tif", ".tiff", ".lsm") and kind < 0.75:
+    if path.suffix in (".tif", ".tiff", ".lsm", ".stk") and kind < 0.75:
         try:
             tags = _tiff_tags(data)
         except Exception:  # noqa: BLE001 - an unreadable seed mutation is simply byte damage below

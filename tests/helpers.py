@@ -91,3 +91,28 @@ def _lsm_bits_at_offset(path) -> None:
                 b += values
         at = struct.unpack_from("<I", b, at + 2 + 12 * n)[0]
     Path(path).write_bytes(bytes(b))
+
+
+def write_stk(path, stack, z_step=0.5, times=None) -> None:
+    """A MetaMorph STK: one TIFF page whose strip holds every plane in turn, its UIC2Tag one entry per plane (z
+    distance as a rational, dates and times); z distances 0 with rising ``times`` (ms) make it a time series."""
+    import struct
+
+    import tifffile
+
+    n, y, x = stack.shape
+    uic2 = []
+    for k in range(n):
+        z = 0 if times is not None else int(round(z_step * 1000))
+        uic2 += [z, 1000, 2460000, times[k] if times is not None else 0, 2460000, 0]
+    tifffile.imwrite(path, stack.reshape(n * y, x), photometric="minisblack", metadata=None, rowsperstrip=n * y,
+                     extratags=[(33628, 4, 1, [28], True), (33629, 5, 3 * n, uic2, True)])
+    b = bytearray(Path(path).read_bytes())
+    at = struct.unpack_from("<I", b, 4)[0]
+    for e in range(at + 2, at + 2 + 12 * struct.unpack_from("<H", b, at)[0], 12):
+        tag = struct.unpack_from("<H", b, e)[0]
+        if tag == 257:   # ImageLength: one plane
+            struct.pack_into("<I" if struct.unpack_from("<H", b, e + 2)[0] == 4 else "<H", b, e + 8, y)
+        elif tag == 33629:   # UIC2Tag counts planes, each six uint32
+            struct.pack_into("<I", b, e + 4, n)
+    Path(path).write_bytes(bytes(b))

@@ -16,7 +16,8 @@ from .errors import InputError, MicrocompError
 from .io_checks import check_declared, default_notes, pick, pixel_size, quiet_readers, tiff_pixel_size
 from .io_zarr import is_zarr, read_zarr
 
-IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".npy", ".czi", ".nd2", ".lsm", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".npy", ".czi", ".nd2", ".lsm", ".stk", ".jpg", ".jpeg")
+_TIFFS = (".tif", ".tiff", ".stk")   # read by tifffile's series (MetaMorph STK: planes after the one page)
 
 
 def _squeeze_to_zyx(a: np.ndarray) -> np.ndarray:
@@ -74,8 +75,8 @@ def _images_in(folder: Path) -> Iterator[Path]:
             yield f
 
 
-_KIND = {".zarr": "zarr", ".czi": "CZI", ".nd2": "ND2", ".lsm": "Zeiss LSM", ".tif": "TIFF", ".tiff": "TIFF",
-         ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".npy": "NPY"}
+_KIND = {".zarr": "zarr", ".czi": "CZI", ".nd2": "ND2", ".lsm": "Zeiss LSM", ".stk": "MetaMorph STK", ".tif": "TIFF",
+         ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".npy": "NPY"}
 _PIL_DTYPES = {"I;16": np.uint16, "I;16B": np.uint16, "I": np.int32, "F": np.float32}
 _READERS = {".czi": "aicspylibczi", ".nd2": "nd2"}   # the package aicsimageio needs for that format
 
@@ -172,7 +173,7 @@ def _read_image(path, channel, scene, timepoint) -> Tuple[np.ndarray, Dict[str, 
                     meta["notes"] = [f"{p.name} is a CMYK image; converted to RGB as viewers show it"]
                     return _select_sample(p, np.asarray(im.convert("RGB")), channel, meta), meta
             return _select_sample(p, np.asarray(iio.imread(p)), channel, meta), meta
-        if suffix in (".tif", ".tiff"):
+        if suffix in _TIFFS:
             import tifffile
 
             from .tiff_check import check_tiff
@@ -196,8 +197,8 @@ def _read_image(path, channel, scene, timepoint) -> Tuple[np.ndarray, Dict[str, 
                         arr = np.moveaxis(arr, at, -1)
                         return _select_sample(p, _squeeze_to_zyx(arr), channel, meta), meta
                     return _squeeze_to_zyx(arr), meta
-        if suffix in (".czi", ".nd2", ".lsm", ".tif", ".tiff"):
-            return _read_aics(p, channel, scene, timepoint, meta, checked=suffix in (".tif", ".tiff"))
+        if suffix in (".czi", ".nd2", ".lsm") + _TIFFS:
+            return _read_aics(p, channel, scene, timepoint, meta, checked=suffix in _TIFFS)
     except MicrocompError:
         raise
     except Exception as exc:  # third-party readers raise anything on a corrupt file
@@ -262,11 +263,11 @@ def open_aics(path, checked: bool = False):
     if p.suffix.lower() == ".lsm":
         from .io_lsm import open_lsm
         return open_lsm(p)
-    if p.suffix.lower() in (".tif", ".tiff") and not checked:   # read_image has checked it already
+    if p.suffix.lower() in _TIFFS and not checked:   # read_image has checked it already
         check_tiff_file(p)
     try:
         with quiet_readers(p):
-            img = AICSImage(str(p))
+            img = AICSImage(str(p), **_tiff_reader(p))
             _ = img.dims  # parsed now (lazily it would fail later, outside this fallback)
         return img
     except ImportError:
@@ -278,6 +279,14 @@ def open_aics(path, checked: bool = False):
         warnings.warn(f"{p.name}: aicsimageio could not parse its metadata ({type(exc).__name__}: {exc}); "
                       "read the pixels with aicspylibczi, physical pixel size unknown", stacklevel=2)
         return fallback
+
+
+def _tiff_reader(p: Path) -> Dict[str, Any]:
+    """aicsimageio's reader for a MetaMorph STK: its own choice would be Bio-Formats (Java)."""
+    if p.suffix.lower() != ".stk":
+        return {}
+    from aicsimageio.readers import TiffReader
+    return {"reader": TiffReader}
 
 
 _CZI_DTYPES = {"gray8": np.uint8, "gray16": np.uint16, "gray32float": np.float32}
@@ -345,9 +354,10 @@ def _read_aics(p: Path, channel, scene, timepoint, meta, checked: bool = False):
     with quiet_readers():
         ps = img.physical_pixel_sizes
     sizes = [pixel_size(v) for v in (ps.Z, ps.Y, ps.X)]
-    if not any(sizes) and p.suffix.lower() in (".tif", ".tiff"):   # aicsimageio reads OME's only, not ImageJ's
+    if p.suffix.lower() in _TIFFS:   # aicsimageio reads OME's (kept, per scene); otherwise resolution without a unit
         import tifffile
         with quiet_readers(p), tifffile.TiffFile(p) as tf:
-            sizes = tiff_pixel_size(tf) or sizes
+            if not tf.is_ome:
+                sizes = tiff_pixel_size(tf) or [None, None, None]
     meta.update(pixel_size=sizes, channel_names=names, channel=c, scene=img.current_scene, timepoint=t)
     return arr, meta
