@@ -1,5 +1,5 @@
-"""Reading images: TIFF/OME-TIFF, PNG, JPEG, NPY, OME-Zarr (``io_zarr``), Zeiss LSM (``io_lsm``), and CZI/ND2
-through aicsimageio (writing: ``io_write``).
+"""Reading images: TIFF/OME-TIFF, MetaMorph STK, PNG, JPEG, NPY, OME-Zarr (``io_zarr``), Zeiss LSM (``io_lsm``),
+and CZI/ND2 through aicsimageio (writing: ``io_write``).
 
 The core returns plain numpy arrays plus a small metadata dict (``pixel_size`` in µm as
 (z, y, x) where known, ``source`` path, ``channel_names``).
