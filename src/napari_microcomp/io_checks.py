@@ -59,9 +59,15 @@ def default_notes(name: str, scenes: int, names: Sequence[str], timepoints: int,
     return notes
 
 
-# a length unit as TIFF metadata spells it -> µm; ImageJ writes "micron" or "\u00B5m" (escaped), OME "µm" by default
-_UM = {"µm": 1.0, "μm": 1.0, "um": 1.0, "micron": 1.0, "microns": 1.0, "\\u00b5m": 1.0, "nm": 1e-3, "mm": 1e3,
-       "cm": 1e4, "m": 1e6}
+# a length unit -> µm: NGFF's names, OME's symbols (default "µm"), ImageJ's "micron" or "\u00B5m" (escaped)
+_UNITS_UM = {"micrometer": 1.0, "nanometer": 1e-3, "millimeter": 1e3, "angstrom": 1e-4, "meter": 1e6,
+             "centimeter": 1e4, "picometer": 1e-6, "um": 1.0, "µm": 1.0, "\u03bcm": 1.0, "micron": 1.0,
+             "microns": 1.0, "\\u00b5m": 1.0, "nm": 1e-3, "mm": 1e3, "cm": 1e4, "m": 1e6}
+
+
+def um_per(unit) -> Optional[float]:
+    """Micrometres per ``unit`` (a name or symbol, any case), or None where it is not a known length unit."""
+    return _UNITS_UM.get(unit.strip().lower()) if isinstance(unit, str) else None
 
 
 def tiff_pixel_size(tf) -> Optional[List[Optional[float]]]:
@@ -72,7 +78,7 @@ def tiff_pixel_size(tf) -> Optional[List[Optional[float]]]:
         return _ome_pixel_size(tf.ome_metadata)
     page = tf.pages[0]
     ij = tf.imagej_metadata or {}
-    scale = _UM.get(str(ij.get("unit", "")).strip().lower())
+    scale = um_per(ij.get("unit"))
     z = None
     if scale is not None:
         z = _num(ij.get("spacing"))
@@ -103,8 +109,8 @@ def _ome_pixel_size(xml) -> Optional[List[Optional[float]]]:
         return None
     out = []
     for a in "ZYX":
-        v, unit = _num(pixels.get(f"PhysicalSize{a}")), pixels.get(f"PhysicalSize{a}Unit", "µm")
-        out.append(pixel_size(v * _UM[unit]) if v is not None and unit in _UM else None)
+        v, f = _num(pixels.get(f"PhysicalSize{a}")), um_per(pixels.get(f"PhysicalSize{a}Unit", "µm"))
+        out.append(pixel_size(v * f) if v is not None and f else None)
     return out if any(out) else None
 
 

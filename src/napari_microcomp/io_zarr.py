@@ -16,15 +16,9 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from .errors import InputError
-from .io_checks import MAX_CHANNELS, check_declared, default_notes, pick, pixel_size
+from .io_checks import MAX_CHANNELS, check_declared, default_notes, pick, pixel_size, um_per
 from .io_zarr3 import array_meta_v3, is_v3
 from .io_zarr_raw import CODECS, MAX_CHUNKS, check_grid, decode_bytes, read_chunk_file, read_json
-
-# NGFF's unit names, and the short ones some writers use instead
-_UNITS_UM = {"micrometer": 1.0, "nanometer": 1e-3, "millimeter": 1e3, "angstrom": 1e-4, "meter": 1e6,
-             "centimeter": 1e4, "picometer": 1e-6, "um": 1.0, "µm": 1.0, "\u03bcm": 1.0, "micron": 1.0, "nm": 1e-3,
-             "mm": 1e3}
-
 
 def is_zarr(path) -> bool:
     """Whether ``path`` is a zarr store (a directory holding zarr metadata), i.e. one image, not a folder."""
@@ -96,7 +90,7 @@ def _scale(ms: Dict[str, Any], dataset: Dict[str, Any], axes: List[str]) -> List
             out.append(None)
             continue
         i = axes.index(k)
-        f = _UNITS_UM.get(units[i].strip().lower()) if isinstance(units[i], str) else None
+        f = um_per(units[i])
         out.append(pixel_size(scale[i] * f) if f and scale[i] else None)
     return out
 
