@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fuzz_harness import arguments, run_cases  # noqa: E402
-from helpers import smooth_image, write_lsm, write_stk  # noqa: E402
+from helpers import lif_image, smooth_image, write_lif, write_lsm, write_stk  # noqa: E402
 
 WEIRD = [0, 1, 2, 3, 7, 255, 256, 4095, 65535, 65536, 2 ** 20, 2 ** 31 - 1, 2 ** 32 - 1]
 OME_WEIRD = ["0", "-1", "1", "3", "60000", "999999999", "5000000000", "x", "", "1e400", "2.5"]
@@ -63,10 +63,14 @@ def make_seeds(tmp: Path):
     write_lsm(tmp / "zc.lsm", np.stack([stack, stack[::-1]], 1)[None])   # T, Z, C, Y, X
     write_lsm(tmp / "tz.lsm", np.stack([stack[:2]] * 2)[:, :, None], scan_type=6)
     write_stk(tmp / "t.stk", stack, times=[0, 100, 200])
+    zc = np.stack([stack, stack[::-1]])[None]   # T, C, Z, Y, X
+    write_lif(tmp / "two.lif", [lif_image("zc", zc), lif_image("snap", zc[:, :1, :1], "channels-last")],
+              block_order=[1, 0])
+    write_lif(tmp / "rgb.lif", [lif_image("rgb", np.stack([u8] * 3)[None, :, None], "interleaved", tags=[1, 2, 3])])
     # a zstd-compressed CZI (ZEN's "zstd1" with its hi/lo byte split), as pylibCZIrw 5 wrote it
     shutil.copy(Path(__file__).parent / "fixtures" / "zstd1_2ch.czi", tmp / "zstd1_2ch.czi")
     seeds += [tmp / "grey16.png", tmp / "anim.png", tmp / "grey.jpg", tmp / "prog.jpg", tmp / "arr.npy",
-              tmp / "zc.lsm", tmp / "tz.lsm", tmp / "t.stk", tmp / "zstd1_2ch.czi"]
+              tmp / "zc.lsm", tmp / "tz.lsm", tmp / "t.stk", tmp / "zstd1_2ch.czi", tmp / "two.lif", tmp / "rgb.lif"]
     return seeds + _zarr_seeds(tmp, img, stack)
 
 
@@ -158,6 +162,29 @@ def _lsm_fields(data: bytes):
     fmts = {"u4": "<I", "i4": "<I", "u2": "<H", "f8": "<d", "i2": "<H"}   # signed as raw bits: -1 is 2³²-1
     return [(at + off, fmts[t.str[1:]]) for name, (t, off) in dt.fields.items()
             if name.startswith(("Dimension", "ScanType", "VoxelSize")) and t.str[1:] in fmts]
+
+
+_LIF_ATTRS = ("BytesInc", "NumberOfElements", "Size", "Resolution", "DataType", "DimID", "Length", "MemoryBlockID")
+
+
+def _lif_mutation(data: bytes, rng) -> bytes:
+    """One layout attribute of the LIF's XML header set to a weird value (the header rebuilt around it), or a
+    memory block header's size field."""
+    n = struct.unpack_from("<I", data, 9)[0]
+    xml = data[13:13 + 2 * n].decode("utf-16-le")
+    if rng.random() < 0.25:   # the first memory block's size (64-bit in a version-2 file)
+        b = bytearray(data)
+        at = 13 + 2 * n + 9
+        if at + 8 <= len(b):
+            struct.pack_into("<Q", b, at, WEIRD[int(rng.integers(0, len(WEIRD)))])
+        return bytes(b)
+    spots = [m for m in re.finditer(r'\b(%s)="([^"]*)"' % "|".join(_LIF_ATTRS), xml)]
+    m = spots[int(rng.integers(0, len(spots)))]
+    weird = WEIRD if rng.random() < 0.8 else OME_WEIRD
+    v = str(weird[int(rng.integers(0, len(weird)))])
+    xml = xml[:m.start(2)] + v + xml[m.end(2):]
+    head = xml.encode("utf-16-le")
+    return struct.pack("<II", 0x70, len(head) + 5) + b"\x2a" + struct.pack("<I", len(xml)) + head + data[13 + 2 * n:]
 
 
 def _czi_fields(data: bytes):
@@ -262,6 +289,8 @@ def mutate(path: Path, data: bytes, rng) -> bytes:
             v = WEIRD[int(rng.integers(0, len(WEIRD)))]
             struct.pack_into(fmt, b, off, v if fmt == "<d" else v % (1 << (8 * struct.calcsize(fmt))))
             return bytes(b)
+    if path.suffix == ".lif" and kind < 0.5:   # the XML attributes that lay out the pixels, or a block header
+        return _lif_mutation(data, rng)
     if path.suffix in (".tif", ".tiff", ".lsm", ".stk") and kind < 0.75:
         try:
             tags = _tiff_tags(data)
@@ -292,7 +321,7 @@ def _read(path: Path):
     a = read_image(path)[0]
     lazy = open_lazy(path)
     np.asarray(lazy[(0,) * (lazy.ndim - 2)] if lazy.ndim > 2 else lazy[:])
-    if path.name.endswith((".ome.tif", ".czi", ".nd2", ".lsm")):   # napari's reader for vendor files (aicsimageio)
+    if path.name.endswith((".ome.tif", ".czi", ".nd2", ".lsm", ".lif")):   # napari's reader for vendor files
         from napari_microcomp._reader import read_microscopy
 
         for data, _, _ in read_microscopy(str(path)):

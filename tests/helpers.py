@@ -116,3 +116,92 @@ def write_stk(path, stack, z_step=0.5, times=None) -> None:
         elif tag == 33629:   # UIC2Tag counts planes, each six uint32
             struct.pack_into("<I", b, e + 4, n)
     Path(path).write_bytes(bytes(b))
+
+
+def lif_image(name, data, layout="planes", voxel_m=(1e-6, 2e-7, 2e-7), bits=None, tags=None, luts=None,
+              extra_dims=(), declare=None) -> dict:
+    """One image of :func:`write_lif`: ``data`` (T, C, Z, Y, X). ``layout``: "planes" (the channels of a plane
+    follow each other, then z, then t: LAS X's confocal stacks), "channels-last" (each channel's whole z-stack in
+    turn) or "interleaved" (a colour camera's RGB: the channels of a pixel side by side). ``extra_dims``:
+    (DimID, count) entries declared beyond the data's; ``declare``: attributes written over the computed ones
+    per DimID (ints) or "memory" (a damaged header)."""
+    return dict(name=name, data=np.ascontiguousarray(data), layout=layout, voxel_m=voxel_m, bits=bits, tags=tags,
+                luts=luts, extra_dims=extra_dims, declare=declare or {})
+
+
+def _lif_layout(img):
+    """(strides of T, Z, Y, X; channel byte offsets; block size) as LAS X lays out ``img``'s data."""
+    n_t, n_c, n_z, y, x = img["data"].shape
+    item = img["data"].dtype.itemsize
+    if img["layout"] == "interleaved":
+        px = n_c * item
+        return (px * x * y * n_z, px * x * y, px * x, px), [c * item for c in range(n_c)], px * x * y * n_z * n_t
+    plane = item * x * y
+    if img["layout"] == "planes":
+        offs = [c * plane for c in range(n_c)]
+        return (plane * n_c * n_z, plane * n_c, item * x, item), offs, plane * n_c * n_z * n_t
+    return (plane * n_z, plane, item * x, item), [c * plane * n_z * n_t for c in range(n_c)], plane * n_c * n_z * n_t
+
+
+def _lif_element(img, block_id, size) -> str:
+    n_t, n_c, n_z, y, x = img["data"].shape
+    (s_t, s_z, s_y, s_x), offs, _ = _lif_layout(img)
+    kind = 1 if img["data"].dtype.kind == "f" else 0
+    bits = img["bits"] or img["data"].dtype.itemsize * 8
+    tags, luts = img["tags"] or [0] * n_c, img["luts"] or ["Gray"] * n_c
+    chans = "".join(f'<ChannelDescription DataType="{kind}" ChannelTag="{t}" Resolution="{bits}" '
+                    f'NameOfMeasuredQuantity="" Min="0" Max="0" Unit="" LUTName="{lut}" IsLUTInverted="0" '
+                    f'BytesInc="{o}" BitInc="0"/>'
+                    for o, t, lut in zip(offs, tags, luts))
+    dims = [(1, x, s_x, img["voxel_m"][2]), (2, y, s_y, img["voxel_m"][1])]
+    dims += [(3, n_z, s_z, img["voxel_m"][0])] if n_z > 1 else []
+    dims += [(4, n_t, s_t, 1.0)] if n_t > 1 else []
+    dims += [(d, n, 0, 1.0) for d, n in img["extra_dims"]]
+    text = ""
+    for dim_id, n, inc, step in dims:
+        attrs = dict(DimID=dim_id, NumberOfElements=n, Origin="0", Length=f"{step * max(n - 1, 0):.6e}",
+                     Unit="s" if dim_id == 4 else "m", BitInc=0, BytesInc=inc)
+        attrs.update(img["declare"].get(dim_id, {}))
+        text += "<DimensionDescription " + " ".join(f'{k}="{v}"' for k, v in attrs.items()) + "/>"
+    size = img["declare"].get("memory", size)
+    return (f'<Element Name="{img["name"]}" Visibility="1" CopyOption="1" UniqueID="u-{block_id}"><Data><Image>'
+            f'<ImageDescription><Channels>{chans}</Channels><Dimensions>{text}</Dimensions></ImageDescription>'
+            f'<Attachment Name="HardwareSetting"/></Image></Data><Memory Size="{size}" MemoryBlockID="{block_id}"/>'
+            '<Children/></Element>')
+
+
+def _lif_block(block_id: str, payload: bytes, wide: bool) -> bytes:
+    import struct
+
+    name = block_id.encode("utf-16-le")
+    size = struct.pack("<Q" if wide else "<I", len(payload))
+    return (struct.pack("<II", 0x70, 1 + len(size) + 1 + 4 + len(name)) + b"\x2a" + size + b"\x2a"
+            + struct.pack("<I", len(block_id)) + name + payload)
+
+
+def write_lif(path, images, version=2, folder="Project", block_order=None) -> None:
+    """A Leica LIF file as LAS X writes one: a UTF-16 XML header (the project tree: a folder element holding
+    one element per image, each naming its memory block), then the memory blocks (the root's empty one first).
+    ``block_order``: the order the image blocks are written in (default: the images')."""
+    import struct
+
+    elements, blocks = "", []
+    for i, img in enumerate(images):
+        (s_t, s_z, s_y, s_x), offs, size = _lif_layout(img)
+        buf = np.zeros(size, np.uint8)
+        d = img["data"].astype(img["data"].dtype.newbyteorder("<"))
+        for c, off in enumerate(offs):
+            view = np.ndarray(d.shape[:1] + d.shape[2:], d.dtype, buffer=buf, offset=off, strides=(s_t, s_z, s_y, s_x))
+            view[...] = d[:, c]
+        block_id = f"MemBlock_{101 + i}"
+        elements += _lif_element(img, block_id, size)
+        blocks.append((block_id, buf.tobytes()))
+    xml = (f'<LMSDataContainerHeader Version="{version}"><Element Name="{folder}" Visibility="1" CopyOption="1" '
+           f'UniqueID="root"><Data><Experiment Path="x.lif"/></Data><Memory Size="0" MemoryBlockID="MemBlock_100"/>'
+           f'<Children>{elements}</Children></Element></LMSDataContainerHeader>')
+    head = xml.encode("utf-16-le")
+    out = struct.pack("<II", 0x70, len(head) + 5) + b"\x2a" + struct.pack("<I", len(xml)) + head
+    out += _lif_block("MemBlock_100", b"", version != 1)
+    for j in (block_order or range(len(blocks))):
+        out += _lif_block(*blocks[j], version != 1)
+    Path(path).write_bytes(out)
