@@ -93,9 +93,11 @@ def _lsm_bits_at_offset(path) -> None:
     Path(path).write_bytes(bytes(b))
 
 
-def write_stk(path, stack, z_step=0.5, times=None) -> None:
+def write_stk(path, stack, z_step=0.5, times=None, calibration=None) -> None:
     """A MetaMorph STK: one TIFF page whose strip holds every plane in turn, its UIC2Tag one entry per plane (z
-    distance as a rational, dates and times); z distances 0 with rising ``times`` (ms) make it a time series."""
+    distance as a rational, dates and times); z distances 0 with rising ``times`` (ms) make it a time series.
+    ``calibration``: (x, y, units, on) written as MetaMorph does, in the UIC1Tag: SpatialCalibration inline,
+    X/YCalibration (rationals) and CalibrationUnits (a counted string) at offsets."""
     import struct
 
     import tifffile
@@ -105,8 +107,9 @@ def write_stk(path, stack, z_step=0.5, times=None) -> None:
     for k in range(n):
         z = 0 if times is not None else int(round(z_step * 1000))
         uic2 += [z, 1000, 2460000, times[k] if times is not None else 0, 2460000, 0]
+    uic1 = [28, 0] if calibration is None else [3, int(calibration[3]), 4, 0, 5, 0, 6, 0]
     tifffile.imwrite(path, stack.reshape(n * y, x), photometric="minisblack", metadata=None, rowsperstrip=n * y,
-                     extratags=[(33628, 4, 1, [28], True), (33629, 5, 3 * n, uic2, True)])
+                     extratags=[(33628, 4, len(uic1), uic1, True), (33629, 5, 3 * n, uic2, True)])
     b = bytearray(Path(path).read_bytes())
     at = struct.unpack_from("<I", b, 4)[0]
     for e in range(at + 2, at + 2 + 12 * struct.unpack_from("<H", b, at)[0], 12):
@@ -115,6 +118,16 @@ def write_stk(path, stack, z_step=0.5, times=None) -> None:
             struct.pack_into("<I" if struct.unpack_from("<H", b, e + 2)[0] == 4 else "<H", b, e + 8, y)
         elif tag == 33629:   # UIC2Tag counts planes, each six uint32
             struct.pack_into("<I", b, e + 4, n)
+        elif tag == 33628:   # UIC1Tag counts (id, value) pairs
+            struct.pack_into("<I", b, e + 4, len(uic1) // 2)
+            values = struct.unpack_from("<I", b, e + 8)[0]
+            if calibration is not None:
+                units = calibration[2].encode("latin-1") + b"\0"
+                extra = [struct.pack("<II", round(v * 1e6), 1000000) for v in calibration[:2]]
+                extra.append(struct.pack("<I", len(units)) + units)
+                for k, chunk in enumerate(extra):
+                    struct.pack_into("<I", b, values + 8 * (k + 1) + 4, len(b))
+                    b += chunk
     Path(path).write_bytes(bytes(b))
 
 

@@ -76,6 +76,8 @@ def tiff_pixel_size(tf) -> Optional[List[Optional[float]]]:
     (pixels per inch is a print resolution, not a pixel size)."""
     if tf.is_ome:
         return _ome_pixel_size(tf.ome_metadata)
+    if tf.is_stk:
+        return _stk_pixel_size(tf.stk_metadata or {})
     page = tf.pages[0]
     ij = tf.imagej_metadata or {}
     scale = um_per(ij.get("unit"))
@@ -95,6 +97,19 @@ def tiff_pixel_size(tf) -> Optional[List[Optional[float]]]:
         except (TypeError, ValueError):
             return None
     return [pixel_size(z * scale) if z is not None else None, per_pixel(283), per_pixel(282)]
+
+
+def _stk_pixel_size(meta) -> Optional[List[Optional[float]]]:
+    """MetaMorph's calibration (UIC1/UIC4: X/YCalibration per pixel in CalibrationUnits, used where
+    SpatialCalibration is on) and, where every plane records the same one, the z distance (µm) of its UIC2Tag."""
+    scale = um_per(meta.get("CalibrationUnits") or "um")
+    if not meta.get("SpatialCalibration") or scale is None:
+        return None
+    z = np.asarray(meta.get("ZDistance", []), dtype=float).ravel()
+    step = float(z[0]) if z.size > 1 and np.all(z == z[0]) else None
+    return [pixel_size(step) if step is not None else None,
+            *(pixel_size(_num(meta.get(k)) * scale) if _num(meta.get(k)) is not None else None
+              for k in ("YCalibration", "XCalibration"))]
 
 
 def _ome_pixel_size(xml) -> Optional[List[Optional[float]]]:

@@ -43,3 +43,24 @@ def test_truncated_stk_is_refused(tmp_path, capsys):
         read_image(path)
     assert main(["compress", str(path), str(tmp_path / "o.mcz"), "-c", "zstd"]) == 2
     assert "cut.stk" in capsys.readouterr().err and not (tmp_path / "o.mcz").exists()
+
+
+@pytest.mark.parametrize("calibration, times, want", [
+    ((0.325, 0.33, "um", 1), None, [0.5, 0.33, 0.325]),              # z from the planes' equal z distance
+    ((650.0, 650.0, "nm", 1), None, [0.5, 0.65, 0.65]),
+    ((0.325, 0.325, "um", 1), [0, 100, 200, 300], [None, 0.325, 0.325]),   # a time series: no z step
+    ((0.325, 0.325, "um", 0), None, None),                           # calibration switched off
+    ((0.325, 0.325, "pixel", 1), None, None),                        # not a length unit
+])
+def test_metamorph_calibration_gives_the_pixel_size(tmp_path, calibration, times, want):
+    src = tmp_path / "cal.stk"
+    write_stk(src, STACK, times=times, calibration=calibration)
+    a, meta = read_image(src, timepoint=0 if times else None)
+    if want is None:
+        assert not any(meta.get("pixel_size") or [])
+    else:
+        assert meta["pixel_size"] == [pytest.approx(v) if v else None for v in want]
+    if times is None:
+        assert main(["compress", str(src), str(tmp_path / "o.mcz"), "-c", "zstd", "--no-metrics"]) == 0
+        assert main(["decompress", str(tmp_path / "o.mcz"), str(tmp_path / "o.ome.tif")]) == 0
+        assert read_image(tmp_path / "o.ome.tif")[1].get("pixel_size") == meta.get("pixel_size")
