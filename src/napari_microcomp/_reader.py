@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .container import MAGIC
+from .container import is_stream
 from .io_zarr import is_zarr
 
 PathLike = Union[str, Path]
@@ -28,14 +28,7 @@ LayerData = Tuple[Any, Dict[str, Any], str]
 
 
 def _is_mcz(path: PathLike) -> bool:
-    p = Path(path)
-    if not p.is_file():
-        return False
-    try:
-        with open(p, "rb") as f:
-            return f.read(len(MAGIC)) == MAGIC
-    except OSError:
-        return False
+    return Path(path).is_file() and is_stream(path)
 
 
 VENDOR_SUFFIXES = (".czi", ".nd2", ".lsm", ".lif", ".ome.tif", ".ome.tiff")

@@ -262,3 +262,12 @@ def unpack(data) -> "tuple[Header, List[bytes]]":
         payloads.append(chunk)
         offset += n
     return header, payloads
+
+
+def is_stream(path) -> bool:
+    """Whether the file ``path`` starts with a microcomp stream's magic bytes."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False

@@ -280,3 +280,16 @@ def test_channel_all_codes_benchmarks_and_advises_every_channel(tmp_path, capsys
     np.save(tmp_path / "g.npy", chans[0])
     rc, text, err = run(["compress", tmp_path / "g.npy", "--channel", "all", "-c", "zstd", "--no-metrics"], capsys)
     assert rc == 0 and (tmp_path / "g.npy.mcz").exists(), err
+
+
+def test_info_describes_an_image_file_and_still_checks_a_damaged_stream(tmp_path, capsys):
+    src = tmp_path / "hyper.tif"
+    tifffile.imwrite(src, np.zeros((3, 2, 40, 50), np.uint16), imagej=True, metadata={"axes": "ZCYX", "unit": "um"},
+                     resolution=(2.0, 2.0))
+    assert main(["info", str(src)]) == 0
+    out = capsys.readouterr().out
+    assert "TIFF image, 1 scene" in out and "uint16 Z=3 Y=40 X=50" in out and "0.5 µm, 0.5 µm" in out
+    assert "2 channels" in out   # the note that says which channel compress picks
+    (tmp_path / "bad.mcz").write_bytes(b"\x89MCZ" + b"\0" * 4)
+    assert main(["info", str(tmp_path / "bad.mcz")]) == 2
+    assert "truncated" in capsys.readouterr().err

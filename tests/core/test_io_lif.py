@@ -156,3 +156,20 @@ def test_unsupported_images_are_skipped_with_a_warning_when_others_read(tmp_path
         img = open_aics(path)
     assert img.scenes == ("Project/Series002",)
     np.testing.assert_array_equal(img.data, data)
+
+
+def test_cli_info_lists_the_scenes_channels_and_pixel_sizes(tmp_path, capsys):
+    import json
+
+    path = tmp_path / "exp.lif"
+    write_lif(path, [lif_image("stack", _data(), luts=["Green", "Red"]), lif_image("snap", _data(n_c=1, n_z=1))])
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "Leica LIF image, 2 scenes" in out and "Project/stack: uint16 C=2 Z=3 Y=40 X=48" in out
+    assert "0=Green, 1=Red" in out and "1 µm, 0.2 µm, 0.2 µm" in out and "scene 1:" in out
+    assert main(["info", str(path), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert [s["axes"] for s in d["scenes"]] == [{"C": 2, "Z": 3, "Y": 40, "X": 48}, {"Y": 40, "X": 48}]
+    _cut(path, path.stat().st_size - 10)
+    assert main(["info", str(path)]) == 2
+    assert "truncated" in capsys.readouterr().err

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional
 from .. import codecs as _codecs
 from .. import container
 from ..errors import CodecError, InputError, MicrocompError, out_of_memory_message
-from ..io import image_files, image_source, is_folder, regular_file
+from ..io import IMAGE_SUFFIXES, image_files, image_source, is_folder, regular_file
 from ..io_write import atomic_write_bytes, write_image
 from ..weights.locate import PROVISIONAL_NOTE
 from ._args import CHANNEL_HELP, OVERWRITE_HELP, channel, command, read_input
@@ -64,7 +64,8 @@ def register(sub) -> None:
                    help="data rescue: write the reconstruction even if it does not match the checksum its encoder "
                         "recorded (a stream from a computer whose decoder rounds a few pixels differently)")
 
-    p = command(sub, "info", cmd_info, "show the header of a .mcz stream")
+    p = command(sub, "info", cmd_info, "show the header of a .mcz stream, or what an image file holds (its "
+                                       "scenes, axes, channels and pixel size)")
     p.add_argument("input")
     p.add_argument("--json", action="store_true")
 
@@ -345,7 +346,13 @@ def _decompress_one(source: Path, out: Path, verify: bool) -> None:
 
 
 def cmd_info(args) -> int:
-    p = regular_file(args.input)
+    p = image_source(args.input)
+    if p.is_dir() or (p.suffix.lower() in IMAGE_SUFFIXES and not container.is_stream(p)):
+        from ..io_describe import describe_image, format_description
+
+        d = describe_image(p)
+        print(json.dumps(d, indent=2) if args.json else "\n".join(format_description(d)))
+        return 0
     data = p.read_bytes()
     d = _codecs.info(data)
     container.unpack(data)  # the payloads too: a truncated or corrupted file is reported, not described

@@ -1,0 +1,62 @@
+"""What an image file holds, without coding it: its scenes (image series), each one's axes, type, channel names
+and pixel size, so that a user can pick ``--scene`` / ``--channel`` / ``--timepoint`` (``microcomp info``)."""
+from typing import Any, Dict, List
+
+from .io_checks import pixel_size, quiet_readers
+
+MAX_LISTED = 50   # scenes described; a plate scan can hold thousands
+_BY_AICS = (".czi", ".nd2", ".lif", ".lsm", ".ome.tif", ".ome.tiff")   # files with scenes; the rest as read_image
+
+
+def describe_image(path) -> Dict[str, Any]:
+    """{"file", "kind", "scenes": [{"name", "dtype", "axes": {axis: size}, "channels", "pixel_size_um"}],
+    "scene_count"} for an image file or zarr store (a damaged one raises InputError, as ``read_image``)."""
+    from .io import _KIND, image_source, open_aics, plane_names, read_image, unreadable
+    from .errors import MicrocompError
+
+    p = image_source(path)
+    suffix = p.suffix.lower()
+    out: Dict[str, Any] = {"file": str(p), "kind": _KIND.get(suffix, suffix.lstrip(".").upper() or "zarr")}
+    if p.name.lower().endswith(_BY_AICS) and p.is_file():
+        try:
+            img = open_aics(p)
+            scenes: List[Dict[str, Any]] = []
+            for name in list(img.scenes)[:MAX_LISTED]:
+                img.set_scene(name)
+                with quiet_readers():
+                    ps = img.physical_pixel_sizes
+                axes = {a: int(n) for a, n in zip(img.dims.order, img.shape) if n > 1 or a in "YX"}
+                scenes.append({"name": str(name), "dtype": str(img.dtype), "axes": axes,
+                               "channels": plane_names(img), "pixel_size_um": [pixel_size(v) for v in ps]})
+            out.update(scene_count=len(img.scenes), scenes=scenes)
+            return out
+        except MicrocompError:
+            raise
+        except Exception as exc:  # third-party readers raise anything on a corrupt file
+            raise unreadable(p, exc) from exc
+    a, meta = read_image(p)   # what compress reads by default; its notes name the other channels and planes
+    axes = dict(zip("ZYX"[-a.ndim:] if a.ndim <= 3 else "ZYXS", (int(n) for n in a.shape)))
+    out.update(scene_count=1, scenes=[{"name": p.name, "dtype": str(a.dtype), "axes": axes,
+                                       "channels": list(meta.get("channel_names") or []),
+                                       "pixel_size_um": list(meta.get("pixel_size") or [None] * 3)}],
+               notes=list(meta.get("notes") or []))
+    return out
+
+
+def format_description(d: Dict[str, Any]) -> List[str]:
+    """``describe_image``'s result as the lines ``microcomp info`` prints."""
+    n = d["scene_count"]
+    lines = [f"file:       {d['file']} ({d['kind']} image, {n} scene{'s' if n != 1 else ''})"]
+    for i, s in enumerate(d["scenes"]):
+        axes = " ".join(f"{a}={k}" for a, k in s["axes"].items())
+        lines.append(f"scene {i}:{' ' * max(1, 4 - len(str(i)))}{s['name']}: {s['dtype']} {axes}")
+        if s["channels"]:
+            lines.append(f"            channels: {', '.join(f'{c}={name}' for c, name in enumerate(s['channels']))}")
+        sizes = s["pixel_size_um"]
+        if any(sizes):
+            lines.append("            pixel size (z, y, x): " + ", ".join("?" if v is None else f"{v:g} µm"
+                                                                            for v in sizes))
+    if n > len(d["scenes"]):
+        lines.append(f"            … and {n - len(d['scenes'])} more scene(s)")
+    lines += [f"note:       {t}" for t in d.get("notes", [])]
+    return lines
