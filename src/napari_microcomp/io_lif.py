@@ -47,24 +47,30 @@ def parse_lif(p: Path) -> Tuple[ET.Element, Dict[str, Tuple[int, int]]]:
             root = ET.fromstring(f.read(2 * n).decode("utf-16-le"))
         except (UnicodeDecodeError, ET.ParseError) as exc:
             raise _fail(p, f"its XML header is damaged ({exc})") from exc
-        wide = root.get("Version", "2") != "1"   # version 2 (LAS AF 2+) has 64-bit block sizes
-        return root, _blocks(p, f, 13 + 2 * n, size, wide)
+        return root, _blocks(p, f, 13 + 2 * n, size)
 
 
-def _blocks(p: Path, f, at: int, size: int, wide: bool) -> Dict[str, Tuple[int, int]]:
+def _blocks(p: Path, f, at: int, size: int) -> Dict[str, Tuple[int, int]]:
+    """Each memory block: magic, a length, 0x2A, its size (32-bit in version 1 files, 64-bit in version 2: told
+    apart by where the next 0x2A lies, as files do not always say), 0x2A, its name (UTF-16), its data."""
     blocks: Dict[str, Tuple[int, int]] = {}
-    fmt = "<IIBQBI" if wide else "<IIBIBI"
-    n_head = struct.calcsize(fmt)
     while at < size:
         f.seek(at)
-        head = f.read(n_head)
-        if len(head) < n_head:
+        head = f.read(22)
+        if len(head) < 18:
             raise _fail(p, f"truncated inside a memory block header at byte {at}")
-        magic, _, s1, n_bytes, s2, n_chars = struct.unpack(fmt, head)
-        if magic != _MAGIC or s1 != _SEP or s2 != _SEP:
+        magic, _, s1 = struct.unpack_from("<IIB", head)
+        wide = head[13] != _SEP
+        fmt = "<QBI" if wide else "<IBI"
+        if magic != _MAGIC or s1 != _SEP or len(head) < 9 + struct.calcsize(fmt):
             raise _fail(p, f"damaged memory block header at byte {at}")
+        n_bytes, s2, n_chars = struct.unpack_from(fmt, head, 9)
+        if s2 != _SEP:
+            raise _fail(p, f"damaged memory block header at byte {at}")
+        start = at + 9 + struct.calcsize(fmt)
+        f.seek(start)
         name = f.read(2 * n_chars)
-        start = at + n_head + 2 * n_chars
+        start += 2 * n_chars
         if len(name) < 2 * n_chars or start + n_bytes > size:
             raise InputError(f"{p.name} is truncated: a memory block that starts at byte {at} needs "
                              f"{start + n_bytes} bytes, the file has {size}; refusing to read it")
