@@ -1,7 +1,7 @@
 """npe2 reader: opens microcomp compressed files (``.mcz``) and vendor microscopy files as image layers.
 
 Vendor files (Zeiss CZI and LSM, Nikon ND2, OME-TIFF, Leica LIF) are
-read with aicsimageio (LSM by ``io_lsm``, as an in-memory AICSImage; LIF by ``io_lif``, memory-mapped): one layer per channel (napari's
+read with aicsimageio (LSM by ``io_lsm``, as an in-memory AICSImage; LIF by ``io_lif``, plane by plane): one layer per channel (napari's
 ``channel_axis``), named after the channel (and per colour sample of RGB files: "… sample 0", "… sample 1", …), with the physical pixel sizes as
 layer scale; singleton T/Z axes are dropped, so a layer is (T, Z, Y, X), (T, Y, X), (Z, Y, X)
 or (Y, X). Every scene is opened. The axes are kept in ``layer.metadata["microcomp"]["axes"]``;

@@ -3,7 +3,7 @@
 Why not aicsimageio's LifReader: it needs readlif, whose current release requires numpy >= 2 (CompressAI needs
 < 2), and readlif pairs memory blocks with images by their order, pads a truncated file with blank planes and
 ignores each channel's byte offset (interleaved RGB reads wrong). Here every image finds its block by
-MemoryBlockID, every pixel is addressed by the byte increments the file declares, and a layout that does not fit
+MemoryBlockID, every pixel is addressed by the byte increments the file declares (read plane by plane), and a layout that does not fit
 its block, or a block that the file does not hold, is refused. One scene per image element, axes (T, C, Z, Y, X).
 """
 import struct
@@ -143,10 +143,20 @@ class LifImage:
         if end > self.block[1]:
             raise self._bad(f"its pixels need {end} bytes, its memory block holds {self.block[1]}")
 
-    def planes(self, mm) -> List[np.ndarray]:
-        """One strided (T, Z, Y, X) view per channel into ``mm`` (the file, memory-mapped)."""
-        return [np.ndarray(self.shape[:1] + self.shape[2:], dt, buffer=mm, offset=self.block[0] + off,
-                           strides=self.strides) for dt, off in zip(self.dtypes, self.offsets)]
+    def plane(self, f, t: int, c: int, z: int) -> np.ndarray:
+        """The (Y, X) plane of channel ``c`` at (``t``, ``z``), read from the open file ``f`` (read, not
+        memory-mapped: a file cut short while napari shows it raises here instead of killing the process)."""
+        s_t, s_z, s_y, s_x = self.strides
+        dt = np.dtype(self.dtypes[c])
+        y, x = self.shape[3:]
+        start = self.block[0] + self.offsets[c] + t * s_t + z * s_z
+        span = (y - 1) * s_y + (x - 1) * s_x + dt.itemsize
+        f.seek(start)
+        buf = f.read(span)
+        if len(buf) < span:
+            raise InputError(f"{self.path.name}, image {self.name!r}: the file ends inside a plane (it was cut "
+                             "short after it was opened?)")
+        return np.ndarray((y, x), dt, buffer=buf, strides=(s_y, s_x)).astype(self.dtype)
 
     @property
     def dtype(self) -> np.dtype:
