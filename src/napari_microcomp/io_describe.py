@@ -1,8 +1,11 @@
 """What an image file holds, without coding it: its scenes (image series), each one's axes, type, channel names
 and pixel size, so that a user can pick ``--scene`` / ``--channel`` / ``--timepoint`` (``microcomp info``)."""
+import json
 from typing import Any, Dict, List
 
 from .io_checks import pixel_size, quiet_readers
+from .io_zarr import is_zarr, zarr_compressor
+from .io_zarr_raw import check_grid, read_json
 
 MAX_LISTED = 50   # scenes described; a plate scan can hold thousands
 _BY_AICS = (".czi", ".nd2", ".lif", ".lsm", ".ome.tif", ".ome.tiff")   # files with scenes; the rest as read_image
@@ -17,6 +20,8 @@ def describe_image(path) -> Dict[str, Any]:
     p = image_source(path)
     suffix = p.suffix.lower()
     out: Dict[str, Any] = {"file": str(p), "kind": _KIND.get(suffix, suffix.lstrip(".").upper() or "zarr")}
+    if is_zarr(p) and zarr_compressor(p) == "microcomp":
+        return _stream_store(p, out)
     if p.name.lower().endswith(_BY_AICS) and p.is_file():
         try:
             img = open_aics(p)
@@ -43,6 +48,24 @@ def describe_image(path) -> Dict[str, Any]:
     return out
 
 
+def _stream_store(p, out: Dict[str, Any]) -> Dict[str, Any]:
+    """A zarr array of microcomp streams (``compress --zarr``): its shape, type, chunks and codec, from .zarray."""
+    import numpy as np
+
+    from .errors import InputError
+
+    m = read_json(p, ".zarray")
+    shape, chunks = check_grid(m.get("shape"), m.get("chunks"), f"{p.name}: .zarray")
+    try:
+        dtype = str(np.dtype(m.get("dtype")).newbyteorder("="))
+    except (TypeError, ValueError):
+        raise InputError(f"{p.name}: unsupported dtype {m.get('dtype')!r} in .zarray") from None
+    axes = dict(zip("TCZYX"[-len(shape):] if len(shape) <= 5 else range(len(shape)), shape))
+    out.update(kind="zarr of microcomp streams", scene_count=1, chunks=chunks, codec=m.get("compressor"),
+               scenes=[{"name": p.name, "dtype": dtype, "axes": axes, "channels": [], "pixel_size_um": [None] * 3}])
+    return out
+
+
 def format_description(d: Dict[str, Any]) -> List[str]:
     """``describe_image``'s result as the lines ``microcomp info`` prints."""
     n = d["scene_count"]
@@ -56,6 +79,8 @@ def format_description(d: Dict[str, Any]) -> List[str]:
         if any(sizes):
             lines.append("            pixel size (z, y, x): " + ", ".join("?" if v is None else f"{v:g} µm"
                                                                             for v in sizes))
+    if d.get("codec"):
+        lines.append(f"codec:      {json.dumps(d['codec'])}, chunks {d['chunks']}")
     if n > len(d["scenes"]):
         lines.append(f"            … and {n - len(d['scenes'])} more scene(s)")
     lines += [f"note:       {t}" for t in d.get("notes", [])]

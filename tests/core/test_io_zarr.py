@@ -246,11 +246,13 @@ def test_cli_zarr_round_trip_and_clear_refusals(tmp_path, capsys):
     assert main(["decompress", str(mc), str(tmp_path / "back.npy")]) == 0
     np.testing.assert_array_equal(np.load(tmp_path / "back.npy"), a)   # zstd: lossless
     for argv, said in ((["compress", str(mc)], "microcomp streams"),
-                       (["decompress", str(img), str(tmp_path / "x.tif")], "OME-Zarr image or zarr group"),
-                       (["info", str(img)], "is a zarr store, expected a file")):
+                       (["decompress", str(img), str(tmp_path / "x.tif")], "OME-Zarr image or zarr group")):
         capsys.readouterr()
         assert main(argv) != 0
         assert said in capsys.readouterr().err
+    for store in (img, mc):   # info describes a store as an image file: what compress would read
+        assert main(["info", str(store)]) == 0
+        assert "uint16 Y=48 X=40" in capsys.readouterr().out
     (mc / "0.0").write_bytes((mc / "0.0").read_bytes()[:-9])   # a damaged stream chunk: refused, not returned
     capsys.readouterr()
     assert main(["decompress", str(mc), str(tmp_path / "bad.npy"), "--overwrite"]) != 0
