@@ -3,8 +3,9 @@
 Why not aicsimageio's LifReader: it needs readlif, whose current release requires numpy >= 2 (CompressAI needs
 < 2), and readlif pairs memory blocks with images by their order, pads a truncated file with blank planes and
 ignores each channel's byte offset (interleaved RGB reads wrong). Here every image finds its block by
-MemoryBlockID, every pixel is addressed by the byte increments the file declares (read plane by plane), and a layout that does not fit
-its block, or a block that the file does not hold, is refused. One scene per image element, axes (T, C, Z, Y, X).
+MemoryBlockID, every pixel is addressed by the byte increments the file declares (read plane by plane), and a
+layout that does not fit its block, or a block that the file does not hold, is refused. One scene per image
+element, axes (T, C, Z, Y, X).
 """
 import struct
 import warnings
@@ -25,8 +26,8 @@ _OTHER_DIMS = {5: "a λ (spectral) scan", 6: "a rotation series", 9: "an excitat
 
 
 class Unsupported(InputError):
-    """An image of a kind not read here (a λ scan, mosaic tiles, a line scan, 24-bit samples): skipped when the
-    project holds others."""
+    """An image of a kind not read here (a λ scan, mosaic tiles, a line scan, 24-bit samples); like an image whose
+    own header is damaged, skipped (with a warning) when the project holds others that read."""
 
 
 def _fail(p: Path, what: str) -> InputError:
@@ -118,7 +119,7 @@ class LifImage:
         self._check_layout()
 
     def _bad(self, what: str) -> InputError:
-        return InputError(f"{self.path.name}, image {self.name!r}: {what}; the file is damaged, refusing to read it")
+        return InputError(f"{self.path.name}, image {self.name!r}: {what}; its header is damaged, not read")
 
     def _check_layout(self) -> None:
         """Every pixel of every channel lies inside the block and no two share a byte."""
@@ -202,7 +203,8 @@ def _step(d: Optional[ET.Element], n: int) -> Optional[float]:
 
 def lif_images(p: Path) -> List[LifImage]:
     """Every image element of the LIF file ``p`` that is read here, in the order of its project tree (the
-    others skipped with a warning; a file with none refused)."""
+    others skipped with a warning; a file with none refused). Damage to the file itself (truncation, a missing
+    block, a block of another size than its image says) refuses the whole file."""
     root, blocks = parse_lif(p)
     found: List[LifImage] = []
     skipped: List[str] = []
@@ -222,7 +224,7 @@ def lif_images(p: Path) -> List[LifImage]:
                                      f"the header says {_int(mem, 'Size')}; the file is damaged")
                 try:
                     found.append(LifImage(p, name, child, blocks[key]))
-                except Unsupported as exc:
+                except InputError as exc:   # of a kind not read, or its own header damaged: the others still read
                     skipped.append(str(exc))
             walk(child, name)
 

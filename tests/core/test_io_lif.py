@@ -189,3 +189,13 @@ def test_a_file_cut_short_after_opening_raises_instead_of_crashing(tmp_path):
     _cut(path, path.stat().st_size - 4000)
     with pytest.raises(InputError, match="ends inside a plane"):
         lazy[1, 1, 2].compute()
+
+
+def test_an_image_with_a_damaged_layout_is_skipped_when_others_read(tmp_path):
+    data = _data(seed=7)
+    path = tmp_path / "partly.lif"
+    write_lif(path, [lif_image("bad", _data(), declare={2: {"BytesInc": 2}}), lif_image("good", data)])
+    with pytest.warns(UserWarning, match="'Project/bad'.*overlap.*header is damaged"):
+        img = open_aics(path)
+    assert img.scenes == ("Project/good",)
+    np.testing.assert_array_equal(img.data, data)
