@@ -1,9 +1,9 @@
 """npe2 reader: opens microcomp compressed files (``.mcz``) and vendor microscopy files as image layers.
 
-Vendor files (Zeiss CZI and LSM, Nikon ND2, OME-TIFF, Leica LIF) are
-read with aicsimageio (LSM by ``io_lsm``, as an in-memory AICSImage; LIF by ``io_lif``, plane by plane): one layer per channel (napari's
-``channel_axis``), named after the channel (and per colour sample of RGB files: "… sample 0", "… sample 1", …), with the physical pixel sizes as
-layer scale; singleton T/Z axes are dropped, so a layer is (T, Z, Y, X), (T, Y, X), (Z, Y, X)
+Vendor files (Zeiss CZI and LSM, Nikon ND2, OME-TIFF, Leica LIF) are read with aicsimageio (LSM by ``io_lsm``,
+as an in-memory AICSImage; LIF by ``io_lif``, plane by plane): one layer per channel (napari's ``channel_axis``),
+named after the channel (and per colour sample of RGB files: "… sample 0", "… sample 1", …), with the physical
+pixel sizes as layer scale; singleton T/Z axes are dropped, so a layer is (T, Z, Y, X), (T, Y, X), (Z, Y, X)
 or (Y, X). Every scene is opened. The axes are kept in ``layer.metadata["microcomp"]["axes"]``;
 the widgets process the time point shown in the viewer for 4D layers. A CZI whose metadata
 aicsimageio cannot parse is read with aicspylibczi (:func:`napari_microcomp.io.open_aics`).

@@ -75,8 +75,9 @@ def _images_in(folder: Path) -> Iterator[Path]:
             yield f
 
 
-_KIND = {".zarr": "zarr", ".czi": "CZI", ".nd2": "ND2", ".lsm": "Zeiss LSM", ".lif": "Leica LIF", ".stk": "MetaMorph STK", ".tif": "TIFF",
-         ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".npy": "NPY"}
+FILE_KINDS = {".zarr": "zarr", ".czi": "CZI", ".nd2": "ND2", ".lsm": "Zeiss LSM", ".lif": "Leica LIF",
+              ".stk": "MetaMorph STK", ".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG",
+              ".jpeg": "JPEG", ".npy": "NPY"}
 _PIL_DTYPES = {"I;16": np.uint16, "I;16B": np.uint16, "I": np.int32, "F": np.float32}
 _READERS = {".czi": "aicspylibczi", ".nd2": "nd2"}   # the package aicsimageio needs for that format
 
@@ -94,7 +95,7 @@ def unreadable(path, exc: BaseException) -> InputError:
     if type(exc).__name__ == "DecompressionBombError":   # Pillow's guard: the file is fine, just declared huge
         return InputError(f"could not read {p.name}: {lines[0][:200].rstrip('.') if lines else 'too many pixels'}; "
                           "Pillow refuses such PNG/JPEG files; if it is genuine, convert it to TIFF")
-    return InputError(f"could not read {p.name}: not a readable {_KIND.get(suffix, suffix)} file (damaged, "
+    return InputError(f"could not read {p.name}: not a readable {FILE_KINDS.get(suffix, suffix)} file (damaged, "
                       f"truncated or another format; {detail})")
 
 

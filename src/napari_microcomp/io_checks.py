@@ -107,9 +107,9 @@ def _stk_pixel_size(meta) -> Optional[List[Optional[float]]]:
         return None
     z = np.asarray(meta.get("ZDistance", []), dtype=float).ravel()
     step = float(z[0]) if z.size > 1 and np.all(z == z[0]) else None
-    return [pixel_size(step) if step is not None else None,
-            *(pixel_size(_num(meta.get(k)) * scale) if _num(meta.get(k)) is not None else None
-              for k in ("YCalibration", "XCalibration"))]
+    y, x = (_num(meta.get(k)) for k in ("YCalibration", "XCalibration"))
+    return [pixel_size(step), pixel_size(y * scale) if y is not None else None,
+            pixel_size(x * scale) if x is not None else None]
 
 
 def _ome_pixel_size(xml) -> Optional[List[Optional[float]]]:

@@ -3,6 +3,10 @@ and pixel size, so that a user can pick ``--scene`` / ``--channel`` / ``--timepo
 import json
 from typing import Any, Dict, List
 
+import numpy as np
+
+from .errors import InputError, MicrocompError
+from .io import FILE_KINDS, image_source, open_aics, plane_names, read_image, unreadable
 from .io_checks import pixel_size, quiet_readers
 from .io_zarr import is_zarr, zarr_compressor
 from .io_zarr_raw import check_grid, read_json
@@ -14,12 +18,9 @@ _BY_AICS = (".czi", ".nd2", ".lif", ".lsm", ".ome.tif", ".ome.tiff")   # files w
 def describe_image(path) -> Dict[str, Any]:
     """{"file", "kind", "scenes": [{"name", "dtype", "axes": {axis: size}, "channels", "pixel_size_um"}],
     "scene_count"} for an image file or zarr store (a damaged one raises InputError, as ``read_image``)."""
-    from .io import _KIND, image_source, open_aics, plane_names, read_image, unreadable
-    from .errors import MicrocompError
-
     p = image_source(path)
     suffix = p.suffix.lower()
-    out: Dict[str, Any] = {"file": str(p), "kind": _KIND.get(suffix, suffix.lstrip(".").upper() or "zarr")}
+    out: Dict[str, Any] = {"file": str(p), "kind": FILE_KINDS.get(suffix, suffix.lstrip(".").upper() or "zarr")}
     if is_zarr(p) and zarr_compressor(p) == "microcomp":
         return _stream_store(p, out)
     if p.name.lower().endswith(_BY_AICS) and p.is_file():
@@ -50,10 +51,6 @@ def describe_image(path) -> Dict[str, Any]:
 
 def _stream_store(p, out: Dict[str, Any]) -> Dict[str, Any]:
     """A zarr array of microcomp streams (``compress --zarr``): its shape, type, chunks and codec, from .zarray."""
-    import numpy as np
-
-    from .errors import InputError
-
     m = read_json(p, ".zarray")
     shape, chunks = check_grid(m.get("shape"), m.get("chunks"), f"{p.name}: .zarray")
     try:

@@ -20,6 +20,7 @@ from .io_checks import MAX_CHANNELS, check_declared, default_notes, pick, pixel_
 from .io_zarr3 import array_meta_v3, is_v3
 from .io_zarr_raw import CODECS, MAX_CHUNKS, check_grid, decode_bytes, read_chunk_file, read_json
 
+
 def is_zarr(path) -> bool:
     """Whether ``path`` is a zarr store (a directory holding zarr metadata), i.e. one image, not a folder."""
     p = Path(path)
