@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fuzz_harness import arguments, run_cases  # noqa: E402
-from helpers import lif_image, smooth_image, write_lif, write_lsm, write_stk  # noqa: E402
+from helpers import lif_image, smooth_image, write_dv, write_lif, write_lsm, write_stk  # noqa: E402
 
 WEIRD = [0, 1, 2, 3, 7, 255, 256, 4095, 65535, 65536, 2 ** 20, 2 ** 31 - 1, 2 ** 32 - 1]
 OME_WEIRD = ["0", "-1", "1", "3", "60000", "999999999", "5000000000", "x", "", "1e400", "2.5"]
@@ -67,10 +67,11 @@ def make_seeds(tmp: Path):
     write_lif(tmp / "two.lif", [lif_image("zc", zc), lif_image("snap", zc[:, :1, :1], "channels-last")],
               block_order=[1, 0])
     write_lif(tmp / "rgb.lif", [lif_image("rgb", np.stack([u8] * 3)[None, :, None], "interleaved", tags=[1, 2, 3])])
+    write_dv(tmp / "tcz.dv", np.stack([zc[0], zc[0][:, ::-1]]), imgseq=1)   # T, C, Z, Y, X in Priism's WZT order
     # a zstd-compressed CZI (ZEN's "zstd1" with its hi/lo byte split), as pylibCZIrw 5 wrote it
     shutil.copy(Path(__file__).parent / "fixtures" / "zstd1_2ch.czi", tmp / "zstd1_2ch.czi")
     seeds += [tmp / "grey16.png", tmp / "anim.png", tmp / "grey.jpg", tmp / "prog.jpg", tmp / "arr.npy",
-              tmp / "zc.lsm", tmp / "tz.lsm", tmp / "t.stk", tmp / "zstd1_2ch.czi", tmp / "two.lif", tmp / "rgb.lif"]
+              tmp / "zc.lsm", tmp / "tz.lsm", tmp / "t.stk", tmp / "zstd1_2ch.czi", tmp / "two.lif", tmp / "rgb.lif", tmp / "tcz.dv"]
     return seeds + _zarr_seeds(tmp, img, stack)
 
 
@@ -163,6 +164,9 @@ def _lsm_fields(data: bytes):
     return [(at + off, fmts[t.str[1:]]) for name, (t, off) in dt.fields.items()
             if name.startswith(("Dimension", "ScanType", "VoxelSize")) and t.str[1:] in fmts]
 
+
+# DV header fields that lay out the pixels: nx, ny, sections, mode, next (ints); nt, imgseq, nw (shorts)
+_DV_FIELDS = [(0, "<I"), (4, "<I"), (8, "<I"), (12, "<I"), (92, "<I"), (180, "<H"), (182, "<H"), (196, "<H")]
 
 _LIF_ATTRS = ("BytesInc", "NumberOfElements", "Size", "Resolution", "DataType", "DimID", "Length", "MemoryBlockID")
 
@@ -291,6 +295,11 @@ def mutate(path: Path, data: bytes, rng) -> bytes:
             return bytes(b)
     if path.suffix == ".lif" and kind < 0.5:   # the XML attributes that lay out the pixels, or a block header
         return _lif_mutation(data, rng)
+    if path.suffix == ".dv" and kind < 0.6:   # a header field: sizes, pixel type, extended header length, order
+        at, fmt = _DV_FIELDS[int(rng.integers(0, len(_DV_FIELDS)))]
+        v = WEIRD[int(rng.integers(0, len(WEIRD)))] if rng.random() < 0.8 else -int(rng.integers(1, 5000))
+        struct.pack_into(fmt, b, at, v % (1 << (8 * struct.calcsize(fmt))))
+        return bytes(b)
     if path.suffix in (".tif", ".tiff", ".lsm", ".stk") and kind < 0.75:
         try:
             tags = _tiff_tags(data)
@@ -321,7 +330,7 @@ def _read(path: Path):
     a = read_image(path)[0]
     lazy = open_lazy(path)
     np.asarray(lazy[(0,) * (lazy.ndim - 2)] if lazy.ndim > 2 else lazy[:])
-    if path.name.endswith((".ome.tif", ".czi", ".nd2", ".lsm", ".lif")):   # napari's reader for vendor files
+    if path.name.endswith((".ome.tif", ".czi", ".nd2", ".lsm", ".lif", ".dv")):   # napari's reader for vendor files
         from napari_microcomp._reader import read_microscopy
 
         for data, _, _ in read_microscopy(str(path)):
@@ -338,11 +347,12 @@ def main() -> int:
     import warnings
 
     args = arguments(500, (("--extra",), dict(nargs="*", default=[], help="more seed files (e.g. CZI, ND2 and TIFF "
-                                                                          "of the shared data; read in place)")))
+                                                                          "of the shared data; read in place)")),
+                     (("--only",), dict(default="", help="fuzz only the seeds whose names end so (e.g. .dv)")))
     logging.disable(logging.WARNING)   # tifffile logs what it tolerates; the outcome is what counts
     warnings.simplefilter("ignore")
     tmp = Path(tempfile.mkdtemp(prefix="mcz-filefuzz-"))
-    seeds = make_seeds(tmp) + [Path(p) for p in args.extra]
+    seeds = [p for p in make_seeds(tmp) + [Path(p) for p in args.extra] if p.name.endswith(args.only)]
     originals = {p: p.read_bytes() for p in seeds if p.is_file()}
     for p in seeds:   # warm the readers' imports, so that no case is charged with them
         _read(p)

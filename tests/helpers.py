@@ -218,3 +218,33 @@ def write_lif(path, images, version=2, folder="Project", block_order=None) -> No
     for j in (block_order or range(len(blocks))):
         out += _lif_block(*blocks[j], version != 1)
     Path(path).write_bytes(out)
+
+
+# A DeltaVision (Priism) header: 1024 bytes; the field names of ``dv_header``'s keys, in file order.
+_DV_FIELDS = ("nx ny sections mode nxst nyst nzst mx my mz dx dy dz alpha beta gamma mapc mapr maps amin amax amean "
+              "ispg next dvid nblank ntst extra nint nreal nres nzfact min2 max2 min3 max3 min4 max4 type lensnum "
+              "n1 n2 v1 v2 min5 max5 nt imgseq xtilt ytilt ztilt nw w1 w2 w3 w4 w5 zorig xorig yorig ntitle title")
+_DV_FORMAT = "10i6f3i3f2i2hi24s4h6f6h2f2h3f6h3fi800s"
+_DV_ORDER = {0: "CTZ", 1: "TZC", 2: "TCZ"}   # sections, slowest first (Priism: ZTW, WZT, ZWT, fastest first)
+_DV_MODES = {np.dtype(np.uint8): 0, np.dtype(np.int16): 1, np.dtype(np.float32): 2, np.dtype(np.uint16): 6,
+             np.dtype(np.int32): 7}
+
+
+def write_dv(path, data, sizes=(0.3, 0.1, 0.1), waves=None, imgseq=0, ext=b"", big_endian=False, **fields) -> None:
+    """A DeltaVision file of ``data`` (T, C, Z, Y, X): the 1024-byte header, ``ext`` (an extended header), the
+    sections in the order ``imgseq`` names. ``fields``: header values to override (e.g. ``sections``, ``mode``)."""
+    import struct
+
+    t, c, z, y, x = data.shape
+    head = dict.fromkeys(_DV_FIELDS.split(), 0)
+    head.update(nx=x, ny=y, sections=t * c * z, mode=_DV_MODES[data.dtype], mx=x, my=y, mz=z, dz=sizes[0],
+                dy=sizes[1], dx=sizes[2], alpha=90.0, beta=90.0, gamma=90.0, mapc=1, mapr=2, maps=3, next=len(ext),
+                dvid=-16224, extra=b"", nt=t, imgseq=imgseq, nw=c, title=b"")
+    for i, w in enumerate((waves or [500 + 100 * k for k in range(c)])[:5]):
+        head[f"w{i + 1}"] = w
+    head.update(fields)
+    bo = ">" if big_endian else "<"
+    out = struct.pack(bo + _DV_FORMAT, *head.values()) + ext
+    axes = {"T": 0, "C": 1, "Z": 2}
+    order = [axes[a] for a in _DV_ORDER.get(imgseq, "CTZ")] + [3, 4]
+    Path(path).write_bytes(out + np.ascontiguousarray(data.transpose(order)).astype(data.dtype.newbyteorder(bo)).tobytes())

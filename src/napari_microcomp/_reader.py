@@ -1,8 +1,8 @@
 """npe2 reader: opens microcomp compressed files (``.mcz``) and vendor microscopy files as image layers.
 
-Vendor files (Zeiss CZI and LSM, Nikon ND2, OME-TIFF, Leica LIF) are read with aicsimageio (LSM by ``io_lsm``,
-as an in-memory AICSImage; LIF by ``io_lif``, plane by plane): one layer per channel (napari's ``channel_axis``),
-named after the channel (and per colour sample of RGB files: "… sample 0", "… sample 1", …), with the physical
+Vendor files (Zeiss CZI and LSM, Nikon ND2, OME-TIFF, Leica LIF, DeltaVision DV) are read with aicsimageio (LSM by
+``io_lsm``, as an in-memory AICSImage; LIF and DV by ``io_lif`` / ``io_dv``, plane by plane): one layer per
+channel (napari's ``channel_axis``), named after the channel (and per colour sample of RGB files: "… sample 0", "… sample 1", …), with the physical
 pixel sizes as layer scale; singleton T/Z axes are dropped, so a layer is (T, Z, Y, X), (T, Y, X), (Z, Y, X)
 or (Y, X). Every scene is opened. The axes are kept in ``layer.metadata["microcomp"]["axes"]``;
 the widgets process the time point shown in the viewer for 4D layers. A CZI whose metadata
@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .container import is_stream
+from .io import VENDOR_SUFFIXES
 from .io_zarr import is_zarr
 
 PathLike = Union[str, Path]
@@ -31,7 +32,6 @@ def _is_mcz(path: PathLike) -> bool:
     return Path(path).is_file() and is_stream(path)
 
 
-VENDOR_SUFFIXES = (".czi", ".nd2", ".lsm", ".lif", ".ome.tif", ".ome.tiff")
 EAGER_BYTES = 512 * 2**20  # larger files are opened lazily (dask)
 MAX_SCENES = 16
 
@@ -43,7 +43,7 @@ def _is_vendor(path: PathLike) -> bool:
 
 def napari_get_reader(path: Union[PathLike, Sequence[PathLike]]) -> Optional[Callable]:
     """:func:`read_mcz` when every path is a microcomp stream, :func:`read_microscopy` when every
-    path is a CZI/LSM/ND2/LIF/OME-TIFF file, :func:`read_zarr_layers` when every path is a zarr store, else None."""
+    path is a CZI/LSM/ND2/LIF/DV/OME-TIFF file, :func:`read_zarr_layers` when every path is a zarr store, else None."""
     paths = [path] if isinstance(path, (str, Path)) else list(path)
     if not paths:
         return None
@@ -63,7 +63,7 @@ def _size(v) -> float:
 
 
 def read_microscopy(path: Union[PathLike, Sequence[PathLike]]) -> List[LayerData]:
-    """Open CZI/LSM/ND2/LIF/OME-TIFF files: one layer per channel and scene, with pixel sizes as scale."""
+    """Open CZI/LSM/ND2/LIF/DV/OME-TIFF files: one layer per channel and scene, with pixel sizes as scale."""
     from .errors import InputError
     from .io import open_aics
 

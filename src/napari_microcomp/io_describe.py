@@ -6,13 +6,12 @@ from typing import Any, Dict, List
 import numpy as np
 
 from .errors import InputError, MicrocompError
-from .io import FILE_KINDS, image_source, open_aics, plane_names, read_image, unreadable
+from .io import FILE_KINDS, VENDOR_SUFFIXES, image_source, open_aics, plane_names, read_image, unreadable
 from .io_checks import pixel_size, quiet_readers
 from .io_zarr import is_zarr, zarr_compressor
 from .io_zarr_raw import check_grid, read_json
 
 MAX_LISTED = 50   # scenes described; a plate scan can hold thousands
-_BY_AICS = (".czi", ".nd2", ".lif", ".lsm", ".ome.tif", ".ome.tiff")   # files with scenes; the rest as read_image
 
 
 def describe_image(path) -> Dict[str, Any]:
@@ -23,7 +22,7 @@ def describe_image(path) -> Dict[str, Any]:
     out: Dict[str, Any] = {"file": str(p), "kind": FILE_KINDS.get(suffix, suffix.lstrip(".").upper() or "zarr")}
     if is_zarr(p) and zarr_compressor(p) == "microcomp":
         return _stream_store(p, out)
-    if p.name.lower().endswith(_BY_AICS) and p.is_file():
+    if p.name.lower().endswith(VENDOR_SUFFIXES) and p.is_file():
         try:
             img = open_aics(p)
             scenes: List[Dict[str, Any]] = []

@@ -242,9 +242,9 @@ def open_lif(p: Path):
     """The LIF file ``p`` as an AICSImage: one scene per image, (T, C, Z, Y, X), pixel sizes in µm."""
     from aicsimageio import AICSImage
 
-    from .io_lif_aics import LifScenes
+    from .io_planes import PlaneScenes
 
     images = lif_images(p)
     for img in images:
         check_declared(f"{p.name} ({img.name})", img.shape, img.dtype)
-    return AICSImage(images, reader=LifScenes)
+    return AICSImage(images, reader=PlaneScenes)

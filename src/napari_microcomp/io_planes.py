@@ -1,4 +1,6 @@
-"""The aicsimageio Reader over ``io_lif``'s parsed images: each channel an array-like read plane by plane."""
+"""The aicsimageio Reader over images parsed by ``io_lif`` and ``io_dv``: each channel an array-like read plane
+by plane. An image has ``path``, ``name``, ``shape`` (T, C, Z, Y, X), ``dtype``, ``names``, ``sizes`` (z, y, x in µm)
+and ``plane(f, t, c, z)``."""
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
@@ -9,8 +11,8 @@ from aicsimageio.types import PhysicalPixelSizes
 _DIMS = ["T", "C", "Z", "Y", "X"]
 
 
-class LifChannel:
-    """One channel of a LIF image as a (T, Z, Y, X) array-like (what ``dask.array.from_array`` needs): a
+class PlaneChannel:
+    """One channel of an image as a (T, Z, Y, X) array-like (what ``dask.array.from_array`` needs): a
     selection reads only the planes it touches."""
 
     def __init__(self, img, c: int):
@@ -28,15 +30,15 @@ class LifChannel:
         return out[(0 if np.ndim(ts) == 0 else slice(None), 0 if np.ndim(zs) == 0 else slice(None))]
 
 
-class LifScenes(Reader):
-    """``image``: the list of ``io_lif.LifImage`` of one file (scenes in that order)."""
+class PlaneScenes(Reader):
+    """``image``: the list of parsed images of one file (scenes in that order)."""
 
     def __init__(self, image: List[Any], fs_kwargs: Dict[str, Any] = {}, **kwargs: Any):
         self._images = list(image)
         self._path = str(self._images[0].path)
 
     @staticmethod
-    def _is_supported_image(fs, path, **kwargs) -> bool:  # constructed directly by io_lif only
+    def _is_supported_image(fs, path, **kwargs) -> bool:  # constructed directly by io_lif and io_dv only
         return False
 
     @property
@@ -52,7 +54,7 @@ class LifScenes(Reader):
 
     def _channels(self):
         img = self._images[self.current_scene_index]
-        return img, [LifChannel(img, c) for c in range(img.shape[1])]
+        return img, [PlaneChannel(img, c) for c in range(img.shape[1])]
 
     def _read_delayed(self):
         import dask.array as da
@@ -60,7 +62,7 @@ class LifScenes(Reader):
 
         img, chans = self._channels()
         y, x = img.shape[3:]
-        arrays = [da.from_array(ch, chunks=(1, 1, y, x), name=f"lif-{self._path}-{self.current_scene_index}-{c}",
+        arrays = [da.from_array(ch, chunks=(1, 1, y, x), name=f"planes-{self._path}-{self.current_scene_index}-{c}",
                                 asarray=True) for c, ch in enumerate(chans)]
         return xr.DataArray(da.stack(arrays, axis=1), dims=_DIMS, coords={"C": img.names})
 

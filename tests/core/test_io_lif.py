@@ -176,14 +176,14 @@ def test_cli_info_lists_the_scenes_channels_and_pixel_sizes(tmp_path, capsys):
 
 
 def test_a_file_cut_short_after_opening_raises_instead_of_crashing(tmp_path):
-    from napari_microcomp.io_lif_aics import LifChannel
+    from napari_microcomp.io_planes import PlaneChannel
 
     data = _data(n_t=2)
     path = tmp_path / "live.lif"
     write_lif(path, [lif_image("ts", data, "interleaved")])
     img = open_aics(path)
     lazy = img.dask_data
-    ch = LifChannel(img.reader._images[0], 1)
+    ch = PlaneChannel(img.reader._images[0], 1)
     np.testing.assert_array_equal(ch[1, 2], data[1, 1, 2])                 # ints drop their axes
     np.testing.assert_array_equal(ch[:, ::2, 5:9, -3:], data[:, 1, ::2, 5:9, -3:])
     _cut(path, path.stat().st_size - 4000)
