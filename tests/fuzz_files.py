@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fuzz_harness import arguments, run_cases  # noqa: E402
-from helpers import lif_image, smooth_image, write_dv, write_lif, write_lsm, write_stk  # noqa: E402
+from helpers import lif_image, smooth_image, write_dv, write_lif, write_lsm, write_oib, write_stk  # noqa: E402
 
 WEIRD = [0, 1, 2, 3, 7, 255, 256, 4095, 65535, 65536, 2 ** 20, 2 ** 31 - 1, 2 ** 32 - 1]
 OME_WEIRD = ["0", "-1", "1", "3", "60000", "999999999", "5000000000", "x", "", "1e400", "2.5"]
@@ -67,11 +67,14 @@ def make_seeds(tmp: Path):
     write_lif(tmp / "two.lif", [lif_image("zc", zc), lif_image("snap", zc[:, :1, :1], "channels-last")],
               block_order=[1, 0])
     write_lif(tmp / "rgb.lif", [lif_image("rgb", np.stack([u8] * 3)[None, :, None], "interleaved", tags=[1, 2, 3])])
+    write_oib(tmp / "cz.oib", np.stack([stack, stack[::-1]]), dyes=["DAPI", "GFP"])   # planes in the mini stream
+    write_oib(tmp / "big.oib", smooth_image((2, 1, 70, 80), seed=3, bits=12))   # planes in sectors of their own
     write_dv(tmp / "tcz.dv", np.stack([zc[0], zc[0][:, ::-1]]), imgseq=1)   # T, C, Z, Y, X in Priism's WZT order
     # a zstd-compressed CZI (ZEN's "zstd1" with its hi/lo byte split), as pylibCZIrw 5 wrote it
     shutil.copy(Path(__file__).parent / "fixtures" / "zstd1_2ch.czi", tmp / "zstd1_2ch.czi")
     seeds += [tmp / "grey16.png", tmp / "anim.png", tmp / "grey.jpg", tmp / "prog.jpg", tmp / "arr.npy",
-              tmp / "zc.lsm", tmp / "tz.lsm", tmp / "t.stk", tmp / "zstd1_2ch.czi", tmp / "two.lif", tmp / "rgb.lif", tmp / "tcz.dv"]
+              tmp / "zc.lsm", tmp / "tz.lsm", tmp / "t.stk", tmp / "zstd1_2ch.czi", tmp / "two.lif", tmp / "rgb.lif",
+              tmp / "tcz.dv", tmp / "cz.oib", tmp / "big.oib"]
     return seeds + _zarr_seeds(tmp, img, stack)
 
 
@@ -163,6 +166,21 @@ def _lsm_fields(data: bytes):
     fmts = {"u4": "<I", "i4": "<I", "u2": "<H", "f8": "<d", "i2": "<H"}   # signed as raw bits: -1 is 2³²-1
     return [(at + off, fmts[t.str[1:]]) for name, (t, off) in dt.fields.items()
             if name.startswith(("Dimension", "ScanType", "VoxelSize")) and t.str[1:] in fmts]
+
+
+def _cfb_field(data: bytes, rng) -> int:
+    """The offset of a 32-bit link in a compound file: a header field (sector counts and starts), an entry of the
+    allocation table (sector 0) or of the mini FAT, or a directory entry's siblings, child, start or size."""
+    dir_start, mfat = struct.unpack_from("<I", data, 48)[0], struct.unpack_from("<I", data, 60)[0]
+    where = rng.random()
+    if where < 0.2:
+        return int(rng.choice([44, 48, 60, 64, 68, 72, 76]))
+    if where < 0.5:
+        return 512 + 4 * int(rng.integers(0, 128))
+    if where < 0.65 and 512 + 512 * mfat + 512 <= len(data):
+        return 512 + 512 * mfat + 4 * int(rng.integers(0, 128))
+    entry = 512 + 512 * dir_start + 128 * int(rng.integers(0, 4))
+    return min(entry + int(rng.choice([68, 72, 76, 116, 120])), len(data) - 4)
 
 
 # DV header fields that lay out the pixels: nx, ny, sections, mode, next (ints); nt, imgseq, nw (shorts)
@@ -295,6 +313,11 @@ def mutate(path: Path, data: bytes, rng) -> bytes:
             return bytes(b)
     if path.suffix == ".lif" and kind < 0.5:   # the XML attributes that lay out the pixels, or a block header
         return _lif_mutation(data, rng)
+    if path.suffix == ".oib" and kind < 0.6:   # a compound file's links: header, allocation tables, directory
+        at = _cfb_field(data, rng)
+        struct.pack_into("<I", b, at, WEIRD[int(rng.integers(0, len(WEIRD)))] % (1 << 32)
+                         if rng.random() < 0.7 else int(rng.integers(0, 64)))
+        return bytes(b)
     if path.suffix == ".dv" and kind < 0.6:   # a header field: sizes, pixel type, extended header length, order
         at, fmt = _DV_FIELDS[int(rng.integers(0, len(_DV_FIELDS)))]
         v = WEIRD[int(rng.integers(0, len(WEIRD)))] if rng.random() < 0.8 else -int(rng.integers(1, 5000))
@@ -330,7 +353,7 @@ def _read(path: Path):
     a = read_image(path)[0]
     lazy = open_lazy(path)
     np.asarray(lazy[(0,) * (lazy.ndim - 2)] if lazy.ndim > 2 else lazy[:])
-    if path.name.endswith((".ome.tif", ".czi", ".nd2", ".lsm", ".lif", ".dv")):   # napari's reader for vendor files
+    if path.name.endswith((".ome.tif", ".czi", ".nd2", ".lsm", ".lif", ".dv", ".oib")):   # napari's reader for vendor files
         from napari_microcomp._reader import read_microscopy
 
         for data, _, _ in read_microscopy(str(path)):

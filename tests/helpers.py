@@ -247,4 +247,121 @@ def write_dv(path, data, sizes=(0.3, 0.1, 0.1), waves=None, imgseq=0, ext=b"", b
     out = struct.pack(bo + _DV_FORMAT, *head.values()) + ext
     axes = {"T": 0, "C": 1, "Z": 2}
     order = [axes[a] for a in _DV_ORDER.get(imgseq, "CTZ")] + [3, 4]
-    Path(path).write_bytes(out + np.ascontiguousarray(data.transpose(order)).astype(data.dtype.newbyteorder(bo)).tobytes())
+    pixels = np.ascontiguousarray(data.transpose(order)).astype(data.dtype.newbyteorder(bo))
+    Path(path).write_bytes(out + pixels.tobytes())
+
+
+def write_cfb(path, streams) -> None:
+    """A Microsoft compound file (version 3, 512-byte sectors) holding ``streams`` {"a/b": bytes} ("a" a storage):
+    streams under 4096 bytes in the mini stream (64-byte sectors), the others in sectors of their own."""
+    import struct
+
+    end, free, fatsect, nostream = 0xFFFFFFFE, 0xFFFFFFFF, 0xFFFFFFFD, 0xFFFFFFFF
+    entries = [{"name": "Root Entry", "type": 5, "kids": []}]
+    where = {"": 0}
+    for full in streams:
+        parts = full.split("/")
+        for i in range(1, len(parts) + 1):
+            key = "/".join(parts[:i])
+            if key not in where:
+                where[key] = len(entries)
+                entries.append({"name": parts[i - 1], "type": 2 if i == len(parts) else 1, "kids": []})
+                entries[where["/".join(parts[:i - 1])]]["kids"].append(where[key])
+    mini, big = bytearray(), []
+    for full, data in streams.items():
+        e = entries[where[full]]
+        e["size"] = len(data)
+        if len(data) < 4096:
+            e["start"] = len(mini) // 64 if data else end
+            e["mini"] = -(-len(data) // 64)
+            mini += data + bytes(-len(data) % 64)
+        else:
+            big.append((e, data + bytes(-len(data) % 512)))
+    n_dir = -(-len(entries) // 4)
+    n_mfat = -(-(len(mini) // 64) // 128)
+    n_mini = len(mini) // 512 + (len(mini) % 512 > 0)
+    rest = n_dir + n_mfat + n_mini + sum(len(d) // 512 for _, d in big)
+    n_fat = 1
+    while n_fat * 128 < n_fat + rest:
+        n_fat += 1
+    fat = [fatsect] * n_fat
+    def chain(n):
+        start = len(fat)
+        fat.extend(list(range(start + 1, start + n)) + [end])
+        return start if n else end
+    dir_start, mfat_start = chain(n_dir), chain(n_mfat)
+    root_start = chain(n_mini)
+    body = bytearray()
+    for e, data in big:
+        e["start"] = chain(len(data) // 512)
+    fat += [free] * (-len(fat) % 128)
+    minifat = []
+    for e in entries:
+        if e.get("mini"):
+            minifat.extend(list(range(e["start"] + 1, e["start"] + e["mini"])) + [end])
+    minifat += [free] * (-len(minifat) % 128)
+    entries[0].update(start=root_start if mini else end, size=len(mini))
+    for e in entries:   # each storage's children as a right-leaning chain, sorted as CFB orders names
+        kids = sorted(e["kids"], key=lambda k: (len(entries[k]["name"]), entries[k]["name"].upper()))
+        e["child"] = kids[0] if kids else nostream
+        for a, b in zip(kids, kids[1:] + [None]):
+            entries[a]["right"] = b if b is not None else nostream
+    dirs = bytearray()
+    for e in entries:
+        name = e["name"].encode("utf-16-le") + b"\0\0"
+        dirs += struct.pack("<64sHBBIII16sIQQIQ", name, len(name), e["type"], 1, nostream, e.get("right", nostream),
+                            e["child"], bytes(16), 0, 0, 0, e.get("start", end), e.get("size", 0))
+    dirs += bytes(-len(dirs) % 512)
+    for e, data in big:
+        body += data
+    head = struct.pack("<8s16sHHHHH6sIIIIIIIII", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", bytes(16), 0x3E, 3, 0xFFFE, 9, 6,
+                       bytes(6), 0, n_fat, dir_start, 0, 4096, mfat_start if n_mfat else end, n_mfat, end, 0)
+    head += struct.pack("<109I", *(list(range(n_fat)) + [free] * (109 - n_fat)))
+    out = head + struct.pack(f"<{len(fat)}I", *fat) + dirs + struct.pack(f"<{len(minifat)}I", *minifat)[:n_mfat * 512]
+    out += bytes(mini) + bytes(-len(mini) % 512) + body
+    Path(path).write_bytes(out)
+
+
+def _ini(sections) -> bytes:
+    """An Olympus settings file: UTF-16 with a byte order mark, CRLF lines."""
+    text = "".join(f"[{name}]\r\n" + "".join(f"{k}={v}\r\n" for k, v in items.items())
+                   for name, items in sections.items())
+    return b"\xff\xfe" + text.encode("utf-16-le")
+
+
+def write_oib(path, data, um_per_px=0.2, dyes=None, name="cells", skip=(), swap=None) -> None:
+    """An Olympus OIB file (FluoView) of ``data`` (C, Z, Y, X) or (T, C, Z, Y, X): each plane a TIFF
+    ``s_C001Z001[T001].tif`` in storage ``Storage00001``, the main settings (.oif) and OibInfo.txt.
+    ``skip``: plane numbers (from 1, in file order) left out; ``swap``: {plane number: array} stored instead."""
+    import io
+
+    import tifffile
+
+    d = data if data.ndim == 5 else data[None]
+    t, c, z = d.shape[:3]
+    info = {"Name": name, "Version": "2.0.0.0", "MainFileName": "Stream00000", "Stream00000": f"{name}.oif",
+            "Storage00001": f"{name}.oif.files"}
+    streams = {}
+    k = 0
+    for ti in range(t):
+        for ci in range(c):
+            for zi in range(z):
+                k += 1
+                if k in skip:
+                    continue
+                fname = f"s_C{ci + 1:03d}" + (f"Z{zi + 1:03d}" if z > 1 else "") + (f"T{ti + 1:03d}" if t > 1 else "")
+                buf = io.BytesIO()
+                tifffile.imwrite(buf, (swap or {}).get(k, d[ti, ci, zi]), photometric="minisblack")
+                info[f"Stream{k:05d}"] = f"{name}.oif.files/{fname}.tif"
+                streams[f"Storage00001/Stream{k:05d}"] = buf.getvalue()
+    axes = {"Axis Parameter Common": {"AxisCount": 5, "AxisOrder": '"XYCZT"'}}
+    for i, (code, n) in enumerate((("X", d.shape[4]), ("Y", d.shape[3]), ("C", c), ("Z", z), ("T", t), ("A", 0),
+                                   ("L", 0), ("P", 0))):
+        axes[f"Axis {i} Parameters Common"] = {"AxisCode": f'"{code}"', "MaxSize": n}
+    main = {**axes, "Reference Image Parameter": {"ValidBitCounts": 12, "WidthConvertValue": um_per_px,
+                                                  "HeightConvertValue": um_per_px, "WidthUnit": '"um"',
+                                                  "HeightUnit": '"um"'}}
+    for ci in range(c):
+        main[f"Channel {ci + 1} Parameters"] = {"DyeName": f'"{(dyes or [f"Dye{i}" for i in range(c)])[ci]}"'}
+    streams = {"OibInfo.txt": _ini({"OibSaveInfo": info}), "Stream00000": _ini(main), **streams}
+    write_cfb(path, streams)

@@ -1,10 +1,10 @@
 """npe2 reader: opens microcomp compressed files (``.mcz``) and vendor microscopy files as image layers.
 
-Vendor files (Zeiss CZI and LSM, Nikon ND2, OME-TIFF, Leica LIF, DeltaVision DV) are read with aicsimageio (LSM by
-``io_lsm``, as an in-memory AICSImage; LIF and DV by ``io_lif`` / ``io_dv``, plane by plane): one layer per
-channel (napari's ``channel_axis``), named after the channel (and per colour sample of RGB files: "… sample 0", "… sample 1", …), with the physical
-pixel sizes as layer scale; singleton T/Z axes are dropped, so a layer is (T, Z, Y, X), (T, Y, X), (Z, Y, X)
-or (Y, X). Every scene is opened. The axes are kept in ``layer.metadata["microcomp"]["axes"]``;
+Vendor files (Zeiss CZI and LSM, Nikon ND2, OME-TIFF, Leica LIF, DeltaVision DV, Olympus OIB) are read with
+aicsimageio (LSM by ``io_lsm``, as an in-memory AICSImage; LIF, DV and OIB by ``io_lif`` / ``io_dv`` / ``io_oib``,
+plane by plane): one layer per channel (napari's ``channel_axis``), named after the channel (and per colour sample
+of RGB files: "… sample 0", "… sample 1", …), with the physical pixel sizes as layer scale; singleton T/Z axes
+are dropped, so a layer is (T, Z, Y, X), (T, Y, X), (Z, Y, X) or (Y, X). Every scene is opened. The axes are kept in ``layer.metadata["microcomp"]["axes"]``;
 the widgets process the time point shown in the viewer for 4D layers. A CZI whose metadata
 aicsimageio cannot parse is read with aicspylibczi (:func:`napari_microcomp.io.open_aics`).
 
@@ -42,8 +42,8 @@ def _is_vendor(path: PathLike) -> bool:
 
 
 def napari_get_reader(path: Union[PathLike, Sequence[PathLike]]) -> Optional[Callable]:
-    """:func:`read_mcz` when every path is a microcomp stream, :func:`read_microscopy` when every
-    path is a CZI/LSM/ND2/LIF/DV/OME-TIFF file, :func:`read_zarr_layers` when every path is a zarr store, else None."""
+    """:func:`read_mcz` when every path is a microcomp stream, :func:`read_microscopy` when every path is a
+    CZI/LSM/ND2/LIF/DV/OIB/OME-TIFF file, :func:`read_zarr_layers` when every path is a zarr store, else None."""
     paths = [path] if isinstance(path, (str, Path)) else list(path)
     if not paths:
         return None
@@ -63,7 +63,7 @@ def _size(v) -> float:
 
 
 def read_microscopy(path: Union[PathLike, Sequence[PathLike]]) -> List[LayerData]:
-    """Open CZI/LSM/ND2/LIF/DV/OME-TIFF files: one layer per channel and scene, with pixel sizes as scale."""
+    """Open CZI/LSM/ND2/LIF/DV/OIB/OME-TIFF files: one layer per channel and scene, with pixel sizes as scale."""
     from .errors import InputError
     from .io import open_aics
 

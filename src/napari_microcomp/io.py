@@ -1,5 +1,6 @@
 """Reading images: TIFF/OME-TIFF, MetaMorph STK, PNG, JPEG, NPY, OME-Zarr (``io_zarr``), Zeiss LSM (``io_lsm``),
-Leica LIF (``io_lif``), DeltaVision DV (``io_dv``), and CZI/ND2 through aicsimageio (writing: ``io_write``).
+Leica LIF (``io_lif``), DeltaVision DV (``io_dv``), Olympus OIB (``io_oib``), and CZI/ND2 through aicsimageio
+(writing: ``io_write``).
 
 The core returns plain numpy arrays plus a small metadata dict (``pixel_size`` in µm as
 (z, y, x) where known, ``source`` path, ``channel_names``).
@@ -16,9 +17,10 @@ from .errors import InputError, MicrocompError
 from .io_checks import check_declared, default_notes, pick, pixel_size, quiet_readers, tiff_pixel_size
 from .io_zarr import is_zarr, read_zarr
 
-IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".npy", ".czi", ".nd2", ".lsm", ".lif", ".dv", ".stk", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".npy", ".czi", ".nd2", ".lsm", ".lif", ".dv", ".oib", ".stk", ".jpg",
+                  ".jpeg")
 # files of scenes and channels, read through an AICSImage (OME-TIFF too, told by its name)
-VENDOR_SUFFIXES = (".czi", ".nd2", ".lsm", ".lif", ".dv", ".ome.tif", ".ome.tiff")
+VENDOR_SUFFIXES = (".czi", ".nd2", ".lsm", ".lif", ".dv", ".oib", ".ome.tif", ".ome.tiff")
 _TIFFS = (".tif", ".tiff", ".stk")   # read by tifffile's series (MetaMorph STK: planes after the one page)
 
 
@@ -77,7 +79,8 @@ def _images_in(folder: Path) -> Iterator[Path]:
             yield f
 
 
-FILE_KINDS = {".zarr": "zarr", ".czi": "CZI", ".nd2": "ND2", ".lsm": "Zeiss LSM", ".lif": "Leica LIF", ".dv": "DeltaVision",
+FILE_KINDS = {".zarr": "zarr", ".czi": "CZI", ".nd2": "ND2", ".lsm": "Zeiss LSM", ".lif": "Leica LIF",
+              ".dv": "DeltaVision", ".oib": "Olympus OIB",
               ".stk": "MetaMorph STK", ".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG",
               ".jpeg": "JPEG", ".npy": "NPY"}
 _PIL_DTYPES = {"I;16": np.uint16, "I;16B": np.uint16, "I": np.int32, "F": np.float32}
@@ -135,7 +138,7 @@ def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
                timepoint: Optional[int] = None) -> Tuple[np.ndarray, Dict[str, Any]]:
     """Read one single-channel 2D or 3D image from ``path``.
 
-    TIFF/PNG/NPY are read directly; CZI, ND2, LSM, LIF, DV and multi-dimensional files go through aicsimageio,
+    TIFF/PNG/NPY are read directly; CZI, ND2, LSM, LIF, DV, OIB and multi-dimensional files go through aicsimageio,
     where ``channel``, ``scene`` and ``timepoint`` select the plane set (default: first of each;
     negative indices count from the end). Colour samples (RGB) count as channels: ``channel`` picks one.
     A zarr store (OME-Zarr ≤ 0.4 or a plain array) is read by :func:`napari_microcomp.io_zarr.read_zarr`.
@@ -200,7 +203,7 @@ def _read_image(path, channel, scene, timepoint) -> Tuple[np.ndarray, Dict[str, 
                         arr = np.moveaxis(arr, at, -1)
                         return _select_sample(p, _squeeze_to_zyx(arr), channel, meta), meta
                     return _squeeze_to_zyx(arr), meta
-        if suffix in (".czi", ".nd2", ".lsm", ".lif", ".dv") + _TIFFS:
+        if suffix in (".czi", ".nd2", ".lsm", ".lif", ".dv", ".oib") + _TIFFS:
             return _read_aics(p, channel, scene, timepoint, meta, checked=suffix in _TIFFS)
     except MicrocompError:
         raise
@@ -212,9 +215,9 @@ def _read_image(path, channel, scene, timepoint) -> Tuple[np.ndarray, Dict[str, 
 def channel_count(path, scene: Optional[int] = None, timepoint: Optional[int] = None) -> Tuple[int, List[str]]:
     """(number of channels, their names) of an image file, as ``read_image``'s ``channel`` counts them: a
     file's channels (× colour samples), or the samples of a plain RGB(A) array; 1 for a grey image.
-    CZI/ND2/LIF/DV are counted from their metadata: their pixels are read once, per channel, afterwards."""
+    CZI/ND2/LIF/DV/OIB are counted from their metadata: their pixels are read once, per channel, afterwards."""
     p = Path(path)
-    if p.suffix.lower() in (".czi", ".nd2", ".lif", ".dv") and p.is_file():
+    if p.suffix.lower() in (".czi", ".nd2", ".lif", ".dv", ".oib") and p.is_file():
         try:
             img = open_aics(p)
             if scene is not None:
@@ -272,6 +275,9 @@ def open_aics(path, checked: bool = False):
     if p.suffix.lower() == ".dv":
         from .io_dv import open_dv
         return open_dv(p)
+    if p.suffix.lower() == ".oib":
+        from .io_oib import open_oib
+        return open_oib(p)
     if p.suffix.lower() in _TIFFS and not checked:   # read_image has checked it already
         check_tiff_file(p)
     try:

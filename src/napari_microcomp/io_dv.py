@@ -54,7 +54,8 @@ class DvImage:
         self.order = [(a, sizes[a]) for a in order]   # slowest first, as the sections are stored
         self.offset = 1024 + hdr.ext_hdr_len
         self.names = _names([getattr(hdr, f"wave{i + 1}") for i in range(n_c)])
-        self.sizes: List[Optional[float]] = [pixel_size(f"{v:.7g}") for v in (hdr.dz, hdr.dy, hdr.dx)]  # float32 in the file
+        # float32 in the file: 0.1 is stored as 0.10000000149
+        self.sizes: List[Optional[float]] = [pixel_size(f"{v:.7g}") for v in (hdr.dz, hdr.dy, hdr.dx)]
         self.sizes[0] = self.sizes[0] if sizes["Z"] > 1 else None
         check_declared(p.name, self.shape, self.dtype)
         end = self.offset + n_s * hdr.height * hdr.width * self.file_dtype.itemsize

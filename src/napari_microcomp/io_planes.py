@@ -1,6 +1,6 @@
-"""The aicsimageio Reader over images parsed by ``io_lif`` and ``io_dv``: each channel an array-like read plane
-by plane. An image has ``path``, ``name``, ``shape`` (T, C, Z, Y, X), ``dtype``, ``names``, ``sizes`` (z, y, x in µm)
-and ``plane(f, t, c, z)``."""
+"""The aicsimageio Reader over images parsed by ``io_lif``, ``io_dv`` and ``io_oib``: each channel an array-like
+read plane by plane. An image has ``path``, ``name``, ``shape`` (T, C, Z, Y, X), ``dtype``, ``names``, ``sizes``
+(z, y, x in µm) and ``plane(f, t, c, z)``."""
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
@@ -38,7 +38,7 @@ class PlaneScenes(Reader):
         self._path = str(self._images[0].path)
 
     @staticmethod
-    def _is_supported_image(fs, path, **kwargs) -> bool:  # constructed directly by io_lif and io_dv only
+    def _is_supported_image(fs, path, **kwargs) -> bool:  # constructed directly by io_lif, io_dv and io_oib only
         return False
 
     @property

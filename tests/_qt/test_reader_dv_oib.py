@@ -1,4 +1,4 @@
-"""A DeltaVision file dropped on napari opens through the plugin's reader: one layer per channel, µm scale."""
+"""DeltaVision and Olympus OIB files dropped on napari open through the plugin's reader: one layer per channel."""
 from pathlib import Path
 
 import numpy as np
@@ -23,3 +23,17 @@ def test_dv_opens_in_napari_one_layer_per_channel(make_napari_viewer, npe2pm, tm
         np.testing.assert_array_equal(np.asarray(layer.data), stack[0, c])
         assert tuple(layer.scale) == pytest.approx((0.125, 0.08, 0.08))
         assert layer.metadata["microcomp"]["axes"] == "ZYX"
+
+
+def test_oib_opens_in_napari_one_layer_per_channel(make_napari_viewer, npe2pm, tmp_path):
+    from helpers import write_oib
+
+    npe2pm.register(PluginManifest.from_file(MANIFEST))
+    stack = smooth_image((2 * 3, 40, 48), seed=8, bits=12).reshape(2, 3, 40, 48)   # C, Z, Y, X
+    path = tmp_path / "fv.oib"
+    write_oib(path, stack, um_per_px=0.31, dyes=["DAPI", "Alexa Fluor 568"])
+    layers = make_napari_viewer().open(str(path), plugin="napari-microcomp")
+    assert [layer.name for layer in layers] == ["fv DAPI", "fv Alexa Fluor 568"]
+    for c, layer in enumerate(layers):
+        np.testing.assert_array_equal(np.asarray(layer.data), stack[c])
+        assert tuple(layer.scale) == pytest.approx((1.0, 0.31, 0.31))
