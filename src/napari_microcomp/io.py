@@ -79,10 +79,11 @@ def _images_in(folder: Path) -> Iterator[Path]:
             yield f
 
 
-FILE_KINDS = {".zarr": "zarr", ".czi": "CZI", ".nd2": "ND2", ".lsm": "Zeiss LSM", ".lif": "Leica LIF",
-              ".dv": "DeltaVision", ".oib": "Olympus OIB",
-              ".stk": "MetaMorph STK", ".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG",
-              ".jpeg": "JPEG", ".npy": "NPY"}
+FILE_KINDS = {".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".npy": "NPY",
+              ".czi": "CZI", ".nd2": "ND2", ".lsm": "Zeiss LSM", ".lif": "Leica LIF", ".dv": "DeltaVision",
+              ".oib": "Olympus OIB", ".stk": "MetaMorph STK", ".zarr": "zarr"}
+# for help texts: every kind read (OME-TIFF is a TIFF)
+READ_FORMATS = ", ".join(dict.fromkeys(k for k in FILE_KINDS.values() if k != "zarr")) + " files, OME-Zarr/zarr stores"
 _PIL_DTYPES = {"I;16": np.uint16, "I;16B": np.uint16, "I": np.int32, "F": np.float32}
 _READERS = {".czi": "aicspylibczi", ".nd2": "nd2"}   # the package aicsimageio needs for that format
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from .._progress import drain
 from ..errors import InputError, MicrocompError, WeightsNotFoundError
-from ..io import image_files
+from ..io import READ_FORMATS, image_files
 from ._args import CHANNEL_HELP, Ints, channel, command, names, read_input, read_inputs
 
 MAIN_MODEL = "unet2d-isl-dapi"
@@ -39,9 +39,8 @@ def register(sub) -> None:
                 "Compress every image with every codec configuration, measure stream and reconstruction (phase 1) "
                 "and, with a label-free model and ground truth, the predicted fluorescence (phase 2). Without "
                 "IMAGES: the built-in real samples.")
-    p.add_argument("images", nargs="*", help="image files (TIFF, PNG, NPY, CZI, ND2, OME-Zarr) or folders of them (a file in a "
-                   "folder that cannot be read or coded is skipped, said, and the exit status is 1); default: "
-                   "built-in samples")
+    p.add_argument("images", nargs="*", help=f"{READ_FORMATS}, or folders of them (a file in a folder that cannot "
+                   "be read or coded is skipped, said, and the exit status is 1); default: built-in samples")
     p.add_argument("--preset", choices=("tuned", "paper"), default="tuned",
                    help="tuned: whole-image codecs, every level (default); paper: the study's 12 methods")
     p.add_argument("--codecs", nargs="+", metavar="CODEC",

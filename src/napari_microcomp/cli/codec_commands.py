@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional
 from .. import codecs as _codecs
 from .. import container
 from ..errors import CodecError, InputError, MicrocompError, out_of_memory_message
-from ..io import IMAGE_SUFFIXES, image_files, image_source, is_folder, regular_file
+from ..io import IMAGE_SUFFIXES, READ_FORMATS, image_files, image_source, is_folder, regular_file
 from ..io_write import atomic_write_bytes, write_image
 from ..weights.locate import PROVISIONAL_NOTE
 from ._args import CHANNEL_HELP, OVERWRITE_HELP, channel, command, read_input
@@ -24,7 +24,7 @@ def register(sub) -> None:
                             f"to its own INPUT{EXT}, beside it or in --out-dir (a file there that cannot be read or "
                             "coded is skipped, said, and the exit status is 1).")
     p.add_argument("paths", nargs="+", metavar="INPUT",
-                   help=f"TIFF/OME-TIFF, PNG, NPY, CZI or ND2 files, OME-Zarr/zarr stores, or folders of them; "
+                   help=f"{READ_FORMATS}, or folders of them; "
                         f"after a single input, optionally the output {EXT} file (default: INPUT{EXT})")
     p.add_argument("--out-dir", metavar="DIR", help=f"write the {EXT} files here (a folder's files keep their "
                                                     "sub-folders)")

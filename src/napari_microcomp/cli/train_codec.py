@@ -33,7 +33,7 @@ def register(subparsers) -> None:
     g.add_argument("--lambda", dest="lmbda", type=float, help="explicit λ (instead of --quality)")
     p.add_argument("--lambdas", type=float, nargs=8, metavar="L",
                    help="VBR architectures: the eight λ of the rate levels (default CompressAI's 0.0018…0.18)")
-    p.add_argument("--data", nargs="+", required=True, help="image files or folders (TIFF/PNG/NPY/CZI/ND2/OME-Zarr)")
+    p.add_argument("--data", nargs="+", required=True, help="image files or folders (any format compress reads)")
     p.add_argument("--steps", type=int, default=100_000, help="maximum optimizer steps")
     p.add_argument("--patch", action=Ints, nargs="+", default=None,
                    help="crop size: P (P×P, or P×P×P for 3D) or D H W for 3D (default 256 / 16 64 64)")
