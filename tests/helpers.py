@@ -332,7 +332,9 @@ def _ini(sections) -> bytes:
 def write_oib(path, data, um_per_px=0.2, dyes=None, name="cells", skip=(), swap=None) -> None:
     """An Olympus OIB file (FluoView) of ``data`` (C, Z, Y, X) or (T, C, Z, Y, X): each plane a TIFF
     ``s_C001Z001[T001].tif`` in storage ``Storage00001``, the main settings (.oif) and OibInfo.txt.
-    ``skip``: plane numbers (from 1, in file order) left out; ``swap``: {plane number: array} stored instead."""
+    ``skip``: plane numbers (from 1, in file order) left out; ``swap``: {plane number: array} stored instead.
+    A path ending in ``.oif`` writes the folder format instead: the main settings there, the planes in
+    ``<name>.oif.files/``."""
     import io
 
     import tifffile
@@ -358,10 +360,18 @@ def write_oib(path, data, um_per_px=0.2, dyes=None, name="cells", skip=(), swap=
     for i, (code, n) in enumerate((("X", d.shape[4]), ("Y", d.shape[3]), ("C", c), ("Z", z), ("T", t), ("A", 0),
                                    ("L", 0), ("P", 0))):
         axes[f"Axis {i} Parameters Common"] = {"AxisCode": f'"{code}"', "MaxSize": n}
-    main = {**axes, "Reference Image Parameter": {"ValidBitCounts": 12, "WidthConvertValue": um_per_px,
+    main = {"ProfileSaveInfo": {"Name": f'"{name}"', "Version": '"2.0.0.0"'}, **axes, "Reference Image Parameter": {"ValidBitCounts": 12, "WidthConvertValue": um_per_px,
                                                   "HeightConvertValue": um_per_px, "WidthUnit": '"um"',
                                                   "HeightUnit": '"um"'}}
     for ci in range(c):
         main[f"Channel {ci + 1} Parameters"] = {"DyeName": f'"{(dyes or [f"Dye{i}" for i in range(c)])[ci]}"'}
+    if str(path).endswith(".oif"):
+        folder = Path(f"{path}.files")
+        folder.mkdir()
+        for key, rel in info.items():
+            if key.startswith("Stream") and key != "Stream00000":
+                (folder / rel.rsplit("/", 1)[-1]).write_bytes(streams[f"Storage00001/{key}"])
+        Path(path).write_bytes(_ini(main))
+        return
     streams = {"OibInfo.txt": _ini({"OibSaveInfo": info}), "Stream00000": _ini(main), **streams}
     write_cfb(path, streams)

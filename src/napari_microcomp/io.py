@@ -1,5 +1,5 @@
 """Reading images: TIFF/OME-TIFF, MetaMorph STK, PNG, JPEG, NPY, OME-Zarr (``io_zarr``), Zeiss LSM (``io_lsm``),
-Leica LIF (``io_lif``), DeltaVision DV (``io_dv``), Olympus OIB (``io_oib``), and CZI/ND2 through aicsimageio
+Leica LIF (``io_lif``), DeltaVision DV (``io_dv``), Olympus OIB/OIF (``io_oib``), and CZI/ND2 through aicsimageio
 (writing: ``io_write``).
 
 The core returns plain numpy arrays plus a small metadata dict (``pixel_size`` in µm as
@@ -17,10 +17,10 @@ from .errors import InputError, MicrocompError
 from .io_checks import check_declared, default_notes, pick, pixel_size, quiet_readers, tiff_pixel_size
 from .io_zarr import is_zarr, read_zarr
 
-IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".npy", ".czi", ".nd2", ".lsm", ".lif", ".dv", ".oib", ".stk", ".jpg",
-                  ".jpeg")
 # files of scenes and channels, read through an AICSImage (OME-TIFF too, told by its name)
-VENDOR_SUFFIXES = (".czi", ".nd2", ".lsm", ".lif", ".dv", ".oib", ".ome.tif", ".ome.tiff")
+_SCENE_FILES = (".czi", ".nd2", ".lsm", ".lif", ".dv", ".oib", ".oif")
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".npy", ".stk", ".jpg", ".jpeg") + _SCENE_FILES
+VENDOR_SUFFIXES = _SCENE_FILES + (".ome.tif", ".ome.tiff")
 _TIFFS = (".tif", ".tiff", ".stk")   # read by tifffile's series (MetaMorph STK: planes after the one page)
 
 
@@ -73,6 +73,8 @@ def _images_in(folder: Path) -> Iterator[Path]:
     for f in folder.iterdir():
         if is_zarr(f):
             yield f   # one image: its chunk files are not walked
+        elif f.name.lower().endswith(".oif.files") and f.with_name(f.name[:-6]).is_file():
+            continue   # an OIF's planes: read through its .oif
         elif f.is_dir() and not f.is_symlink():   # as rglob: a linked folder could loop back
             yield from _images_in(f)
         elif f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
@@ -81,7 +83,7 @@ def _images_in(folder: Path) -> Iterator[Path]:
 
 FILE_KINDS = {".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".npy": "NPY",
               ".czi": "CZI", ".nd2": "ND2", ".lsm": "Zeiss LSM", ".lif": "Leica LIF", ".dv": "DeltaVision",
-              ".oib": "Olympus OIB", ".stk": "MetaMorph STK", ".zarr": "zarr"}
+              ".oib": "Olympus OIB", ".oif": "Olympus OIF", ".stk": "MetaMorph STK", ".zarr": "zarr"}
 # for help texts: every kind read (OME-TIFF is a TIFF)
 READ_FORMATS = ", ".join(dict.fromkeys(k for k in FILE_KINDS.values() if k != "zarr")) + " files, OME-Zarr/zarr stores"
 _PIL_DTYPES = {"I;16": np.uint16, "I;16B": np.uint16, "I": np.int32, "F": np.float32}
@@ -139,7 +141,7 @@ def read_image(path, channel: Optional[int] = None, scene: Optional[int] = None,
                timepoint: Optional[int] = None) -> Tuple[np.ndarray, Dict[str, Any]]:
     """Read one single-channel 2D or 3D image from ``path``.
 
-    TIFF/PNG/NPY are read directly; CZI, ND2, LSM, LIF, DV, OIB and multi-dimensional files go through aicsimageio,
+    TIFF/PNG/NPY are read directly; CZI, ND2, LSM, LIF, DV, OIB/OIF and multi-dimensional files go through aicsimageio,
     where ``channel``, ``scene`` and ``timepoint`` select the plane set (default: first of each;
     negative indices count from the end). Colour samples (RGB) count as channels: ``channel`` picks one.
     A zarr store (OME-Zarr ≤ 0.4 or a plain array) is read by :func:`napari_microcomp.io_zarr.read_zarr`.
@@ -204,7 +206,7 @@ def _read_image(path, channel, scene, timepoint) -> Tuple[np.ndarray, Dict[str, 
                         arr = np.moveaxis(arr, at, -1)
                         return _select_sample(p, _squeeze_to_zyx(arr), channel, meta), meta
                     return _squeeze_to_zyx(arr), meta
-        if suffix in (".czi", ".nd2", ".lsm", ".lif", ".dv", ".oib") + _TIFFS:
+        if suffix in _SCENE_FILES + _TIFFS:
             return _read_aics(p, channel, scene, timepoint, meta, checked=suffix in _TIFFS)
     except MicrocompError:
         raise
@@ -216,9 +218,9 @@ def _read_image(path, channel, scene, timepoint) -> Tuple[np.ndarray, Dict[str, 
 def channel_count(path, scene: Optional[int] = None, timepoint: Optional[int] = None) -> Tuple[int, List[str]]:
     """(number of channels, their names) of an image file, as ``read_image``'s ``channel`` counts them: a
     file's channels (× colour samples), or the samples of a plain RGB(A) array; 1 for a grey image.
-    CZI/ND2/LIF/DV/OIB are counted from their metadata: their pixels are read once, per channel, afterwards."""
+    CZI/ND2/LIF/DV/OIB/OIF are counted from their metadata: their pixels are read once, per channel, afterwards."""
     p = Path(path)
-    if p.suffix.lower() in (".czi", ".nd2", ".lif", ".dv", ".oib") and p.is_file():
+    if p.suffix.lower() in _SCENE_FILES and p.suffix.lower() != ".lsm" and p.is_file():
         try:
             img = open_aics(p)
             if scene is not None:
@@ -276,7 +278,7 @@ def open_aics(path, checked: bool = False):
     if p.suffix.lower() == ".dv":
         from .io_dv import open_dv
         return open_dv(p)
-    if p.suffix.lower() == ".oib":
+    if p.suffix.lower() in (".oib", ".oif"):
         from .io_oib import open_oib
         return open_oib(p)
     if p.suffix.lower() in _TIFFS and not checked:   # read_image has checked it already

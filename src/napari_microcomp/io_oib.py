@@ -1,5 +1,5 @@
-"""Olympus OIB files (FluoView): the compound file checked by ``cfb_check``, its settings and its plane TIFFs
-(``s_C001Z001T001.tif``, one per plane) read by oiffile, each plane as napari shows it (the shared plane
+"""Olympus OIB files (FluoView) and their folder form, OIF (``x.oif`` beside ``x.oif.files/``): the compound file
+checked by ``cfb_check``, the settings and the plane TIFFs (``s_C001Z001T001.tif``, one per plane) read by oiffile, each plane as napari shows it (the shared plane
 Reader of ``io_planes``). One scene, axes (T, C, Z, Y, X); x-y pixel size from the reference image parameters
 (the z step is not read: its settings key is not documented well enough to trust).
 """
@@ -14,10 +14,11 @@ from .errors import InputError
 from .io_checks import MAX_CHANNELS, check_declared, pixel_size, um_per
 
 _INDEX = re.compile(r"([CZT])(\d+)")
+_MAX_SETTINGS = 64 * 2**20
 
 
 def _fail(p: Path, what: str) -> InputError:
-    return InputError(f"{p.name} is not a readable Olympus OIB file: {what}")
+    return InputError(f"{p.name} is not a readable Olympus {p.suffix[1:].upper()} file: {what}")
 
 
 class OibImage:
@@ -28,7 +29,10 @@ class OibImage:
 
         from .cfb_check import check_cfb
 
-        check_cfb(p)
+        if p.suffix.lower() == ".oib":
+            check_cfb(p)
+        elif p.stat().st_size > _MAX_SETTINGS:   # oiffile reads the settings whole
+            raise _fail(p, f"{p.stat().st_size} bytes of settings")
         self.path, self.name = p, p.stem
         self._lock = threading.Lock()   # napari reads planes from threads; the file is one handle
         self._of = OifFile(str(p))
@@ -100,7 +104,7 @@ def _size(value, unit):
 
 
 def open_oib(p: Path):
-    """The OIB file ``p`` as an AICSImage: one scene, (T, C, Z, Y, X), x-y pixel size in µm."""
+    """The OIB or OIF file ``p`` as an AICSImage: one scene, (T, C, Z, Y, X), x-y pixel size in µm."""
     from aicsimageio import AICSImage
 
     from .io_planes import PlaneScenes

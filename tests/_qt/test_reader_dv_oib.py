@@ -25,12 +25,13 @@ def test_dv_opens_in_napari_one_layer_per_channel(make_napari_viewer, npe2pm, tm
         assert layer.metadata["microcomp"]["axes"] == "ZYX"
 
 
-def test_oib_opens_in_napari_one_layer_per_channel(make_napari_viewer, npe2pm, tmp_path):
+@pytest.mark.parametrize("suffix", [".oib", ".oif"])
+def test_oib_and_oif_open_in_napari_one_layer_per_channel(make_napari_viewer, npe2pm, tmp_path, suffix):
     from helpers import write_oib
 
     npe2pm.register(PluginManifest.from_file(MANIFEST))
     stack = smooth_image((2 * 3, 40, 48), seed=8, bits=12).reshape(2, 3, 40, 48)   # C, Z, Y, X
-    path = tmp_path / "fv.oib"
+    path = tmp_path / f"fv{suffix}"
     write_oib(path, stack, um_per_px=0.31, dyes=["DAPI", "Alexa Fluor 568"])
     layers = make_napari_viewer().open(str(path), plugin="napari-microcomp")
     assert [layer.name for layer in layers] == ["fv DAPI", "fv Alexa Fluor 568"]

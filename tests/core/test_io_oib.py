@@ -104,3 +104,22 @@ def test_not_a_compound_file(tmp_path):
     p.write_bytes(b"II*\x00" + bytes(3000))
     with pytest.raises(InputError, match="x.oib"):
         read_image(p)
+
+
+def test_the_oif_folder_form_reads_and_a_folder_walk_takes_the_oif_not_its_planes(tmp_path):
+    from napari_microcomp.io import image_files
+
+    d = _tczyx(t=1, c=2, z=2)[0]
+    p = tmp_path / "scan.oif"
+    write_oib(p, d, dyes=["DAPI", "GFP"])
+    a, meta = read_image(p, channel=1)
+    np.testing.assert_array_equal(a, d[1])
+    assert meta["channel_names"] == ["DAPI", "GFP"] and meta["pixel_size"] == [None, 0.2, 0.2]
+    assert [f.name for f in image_files([tmp_path])] == ["scan.oif"]
+    (tmp_path / "scan.oif.files" / "s_C002Z002.tif").unlink()
+    with pytest.raises(InputError, match="planes are missing"):
+        read_image(p)
+    lone = tmp_path / "lone.oif"
+    lone.write_bytes(p.read_bytes())   # no lone.oif.files folder
+    with pytest.raises(InputError, match="lone.oif"):
+        read_image(lone)
