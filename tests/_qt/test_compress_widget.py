@@ -386,3 +386,26 @@ def test_weights_of_another_modality_are_a_warning_and_a_status_hint(make_napari
     warned = [str(n.message) for n in notification_manager.records[start:]]
     assert any("looks like fluorescence" in m for m in warned), warned
     assert "(see the note)" in w.status.text() and "transmitted weights" in w.status.toolTip()
+
+
+def test_a_multiscale_layer_codes_its_full_resolution_level(make_napari_viewer, qtbot, cell):
+    viewer = make_napari_viewer()
+    viewer.add_image([cell, cell[::2, ::2], cell[::4, ::4]], name="pyramid", multiscale=True)
+    w = _run_with(qtbot, viewer, "jpeg2k", 3)
+    recon = viewer.layers["pyramid [jpeg2k q3]"]
+    np.testing.assert_array_equal(recon.data, compress_array(cell, "jpeg2k", quality=3).reconstruction)
+    assert w.result is not None
+
+
+def test_a_lazy_layer_larger_than_the_budget_is_refused_before_reading(make_napari_viewer, qtbot, monkeypatch):
+    import dask.array as da
+
+    from napari_microcomp._qt._common import refuse_reason
+
+    viewer = make_napari_viewer()
+    big = da.zeros((4, 30000, 30000), dtype=np.uint16, chunks=(1, 4096, 4096))
+    layer = viewer.add_image([big, big[:, ::4, ::4]], name="scan", multiscale=True)
+    monkeypatch.setenv("MICROCOMP_DECODE_BUDGET", "1G")
+    assert "above the memory budget of 1.0 GiB" in refuse_reason(layer)
+    monkeypatch.setenv("MICROCOMP_DECODE_BUDGET", "100G")
+    assert refuse_reason(layer) is None

@@ -141,13 +141,28 @@ def refuse_reason(layer) -> Optional[str]:
     if layer.rgb and grey_of_rgb(layer) is None:
         return (f"layer {layer.name!r} is RGB; microcomp works on single-channel images "
                 "(split the channels first: right-click > Split RGB)")
-    if layer.multiscale:
-        return f"layer {layer.name!r} is multiscale; open a single resolution level"
     if layer.ndim < 2:
         return f"layer {layer.name!r} is {layer.ndim}D; microcomp needs a 2D or 3D image"
     if 0 in layer.data.shape:
         return f"layer {layer.name!r} is empty (shape {tuple(layer.data.shape)})"
-    return None
+    return too_large(layer)
+
+
+def too_large(layer) -> Optional[str]:
+    """Why a lazy or multiscale layer cannot be coded whole: the block a dock reads (its last three axes; a
+    pyramid's full-resolution level) exceeds the memory budget. In-memory layers are not refused: already held."""
+    from ..container import ENV_BUDGET, decode_budget
+
+    if isinstance(layer.data, np.ndarray) and not layer.multiscale:
+        return None
+    shape = layer_shape(layer)[-3:]
+    need = int(np.prod(shape, dtype=np.float64)) * np.dtype(layer.dtype).itemsize
+    budget = decode_budget()
+    if need <= budget:
+        return None
+    return (f"layer {layer.name!r}: its {'full-resolution level' if layer.multiscale else 'image'} {shape} would be "
+            f"read whole ({need / 2**30:.1f} GiB), above the memory budget of {budget / 2**30:.1f} GiB "
+            f"(${ENV_BUDGET}); crop it, or code the file with `microcomp compress-tiled`")
 
 
 GREY_RGB_MAX_BYTES = 128 << 20   # compared on the GUI thread: ~0.1 s for 128 MB (measured)
@@ -168,15 +183,19 @@ def layer_shape(layer) -> tuple:
 
 
 def layer_array(layer):
-    """What a dock codes of ``layer``: its data, the one channel of a grey image saved as RGB, or a boolean
-    mask as uint8 0/1 (both said)."""
+    """What a dock codes of ``layer``: its data (a multiscale layer's full-resolution level), the one channel of a
+    grey image saved as RGB, or a boolean mask as uint8 0/1 (all three said)."""
     grey = grey_of_rgb(layer) if layer.rgb else None
     if grey is None:
-        as_uint8 = mask_as_uint8(layer.data)
+        data = layer.data[0] if layer.multiscale else layer.data
+        if layer.multiscale:
+            show_info(f"napari-microcomp: layer {layer.name!r} is multiscale; using its full-resolution level "
+                      f"{tuple(data.shape)}")
+        as_uint8 = mask_as_uint8(data)
         if as_uint8 is not None:
             show_info(f"napari-microcomp: layer {layer.name!r} {MASK_NOTE}")
             return as_uint8
-        return layer.data
+        return data
     show_info(f"napari-microcomp: layer {layer.name!r} is RGB with equal channels (a grey image); "
               "using one channel")
     return grey
