@@ -35,27 +35,36 @@ class OibImage:
             raise _fail(p, f"{p.stat().st_size} bytes of settings")
         self.path, self.name = p, p.stem
         self._lock = threading.Lock()   # napari reads planes from threads; the file is one handle
-        self._of = OifFile(str(p))
-        self.files, (n_t, n_c, n_z) = _plane_grid(p, list(self._of.glob("*.tif")))
-        if n_c > MAX_CHANNELS:
-            raise _fail(p, f"{n_c} channels")
-        first = self._tiff(self.files[(0, 0, 0)])
-        self.dtype = first.dtype
-        self.shape = (n_t, n_c, n_z) + first.shape
-        check_declared(p.name, self.shape, self.dtype)
+        self._of = OifFile(str(p))   # open while the image is: napari reads its planes as they are shown
+        try:
+            self.files, (n_t, n_c, n_z) = _plane_grid(p, list(self._of.glob("*.tif")))
+            if n_c > MAX_CHANNELS:
+                raise _fail(p, f"{n_c} channels")
+            first = self._tiff(self.files[(0, 0, 0)])
+            self.dtype = first.dtype
+            self.shape = (n_t, n_c, n_z) + first.shape
+            check_declared(p.name, self.shape, self.dtype)
+        except BaseException:
+            self._of.close()
+            raise
         main = self._of.mainfile
         ref = main.get("Reference Image Parameter", {})
         self.sizes = [None] + [_size(ref.get(f"{a}ConvertValue"), ref.get(f"{a}Unit")) for a in ("Height", "Width")]
         dyes = [str(main.get(f"Channel {c + 1} Parameters", {}).get("DyeName", "")).strip() for c in range(n_c)]
         self.names = dyes if all(dyes) and len(set(dyes)) == n_c else [f"C{c}" for c in range(n_c)]
 
+    def __del__(self):
+        of = getattr(self, "_of", None)
+        if of is not None:
+            of.close()
+
     def _tiff(self, name: str) -> np.ndarray:
         import tifffile
 
         from .tiff_check import check_tiff
         with self._lock:
-            fh = self._of.open_file(name)
-        with tifffile.TiffFile(fh, name=name) as tf:
+            fh = self._of.open_file(name)   # OIF: a file of the folder, which tifffile leaves open
+        with fh, tifffile.TiffFile(fh, name=name) as tf:
             check_tiff(tf, f"{self.path.name} ({name})")
             a = tf.asarray()
         if a.ndim != 2:
