@@ -106,6 +106,14 @@ def colour_error(shape, fix: str = "pick one channel (e.g. --channel 0) or conve
                       f"single-channel images: {fix}")
 
 
+def as_array(array) -> np.ndarray:
+    """``np.asarray(array)``, with an InputError for what numpy cannot make an array of (ragged nested lists)."""
+    try:
+        return np.asarray(array)
+    except ValueError as exc:
+        raise InputError(f"not an image: {str(exc).split('.')[0]} (e.g. nested lists of unequal lengths)") from exc
+
+
 def check_image(array, *, allow_3d: bool = True, offset: Optional[int] = None,
                 as_float: Optional[bool] = None) -> np.ndarray:
     """Return ``array`` as a C-contiguous numpy array of a supported dtype, or raise InputError.
@@ -122,7 +130,7 @@ def check_image(array, *, allow_3d: bool = True, offset: Optional[int] = None,
     if n_masked:   # a stream has no place for the mask: coding the values beneath it would drop it silently
         raise InputError(f"the masked array has {n_masked} masked pixel(s), and a stream cannot store a mask; "
                          "fill them first (e.g. m.filled(0)) or pass m.data to code the values beneath the mask")
-    a = np.asarray(array)
+    a = as_array(array)
     if a.dtype.kind == "c":
         raise InputError(f"complex pixel values ({a.dtype}) are not supported; compress the magnitude "
                          "(numpy.abs) or the real and imaginary parts as separate images")

@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional, Union
 import numpy as np
 
 from . import container, metrics
-from ._validate import as_coded, check_image
+from ._validate import as_array, as_coded, check_image
 from .codecs import Codec, decode, get_codec
 from .ratecontrol import compress_to_target
 
@@ -33,7 +33,7 @@ def compress_array(array, codec: Union[str, Codec], quality: Optional[int] = Non
     decode the stream back and measure it. ``meta`` (e.g. pixel sizes) goes into the header.
     The input array is never modified."""
     if isinstance(array, (list, tuple)):   # so the reconstruction keeps the type numpy gives the list
-        array = np.asarray(array)
+        array = as_array(array)
     a = check_image(array)
     target_info = None
     if target:

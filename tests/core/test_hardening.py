@@ -312,6 +312,10 @@ def test_api_fixes():
     res = compress_array(rows, "zstd")
     assert res.reconstruction.dtype == np.asarray(rows).dtype
     assert np.array_equal(res.reconstruction, np.asarray(rows))
+    # ragged nested lists are not an image: one clear line, in the API and in the codec directly
+    for call in (lambda: compress_array([[1, 2], [3]], "zstd"), lambda: get_codec("zstd").encode([[1, 2], [3]])):
+        with pytest.raises(InputError, match="nested lists of unequal lengths"):
+            call()
 
 
 def test_learned_tile_size_is_recorded(weights):

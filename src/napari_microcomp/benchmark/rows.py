@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import container, metrics
 from .._progress import checkpoint
-from .._validate import check_image
+from .._validate import as_array, check_image
 from ..codecs import QUALITIES, Codec, codec_class, codec_from_config
 from ..errors import InputError
 from ..labelfree.compare import prediction_scores
@@ -128,7 +128,7 @@ def method_name(config: Mapping[str, Any]) -> str:
 
 def source_of(array) -> Tuple[str, int]:
     """(dtype name, bytes) of the caller's array, which may be coded in another type (float16 as float32)."""
-    a = np.asarray(array)
+    a = as_array(array)
     return a.dtype.name, int(a.nbytes)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import container, outliers, slice_ranges
 from .._progress import checkpoint
-from .._validate import check_image, label_like, real_number, restore_dtype, with_source_dtype
+from .._validate import as_array, check_image, label_like, real_number, restore_dtype, with_source_dtype
 from ..errors import CodecError, DecodeDriftWarning, InputError, MicrocompError, StreamError
 
 QUALITIES = tuple(range(1, 9))
@@ -146,7 +146,7 @@ class Codec(abc.ABC):
     # -- encode / decode -------------------------------------------------------------------
     def encode(self, array, meta: Optional[Dict[str, Any]] = None) -> bytes:
         """Compress ``array``; return the complete container stream."""
-        src = np.asarray(array)
+        src = as_array(array)
         a = check_image(src)
         if (self.lossless or self.lossless_only) and src.dtype.kind == "f" and src.dtype.itemsize > 4 \
                 and not np.array_equal(a.astype(src.dtype), src):
