@@ -1,7 +1,8 @@
-"""Olympus OIB files (FluoView) and their folder form, OIF (``x.oif`` beside ``x.oif.files/``): the compound file
-checked by ``cfb_check``, the settings and the plane TIFFs (``s_C001Z001T001.tif``, one per plane) read by oiffile, each plane as napari shows it (the shared plane
-Reader of ``io_planes``). One scene, axes (T, C, Z, Y, X); x-y pixel size from the reference image parameters
-(the z step is not read: its settings key is not documented well enough to trust).
+"""Olympus OIB files (FluoView) and their folder form, OIF (``x.oif`` beside ``x.oif.files/``): an OIB's compound
+file checked by ``cfb_check``; the settings and the plane TIFFs (``s_C001Z001T001.tif``, one per plane) read by
+oiffile, each plane as napari shows it (the shared plane Reader of ``io_planes``). One scene, axes (T, C, Z, Y, X);
+x-y pixel size from the reference image parameters (the z step is not read: its settings key is not documented well
+enough to trust).
 """
 import re
 import threading
