@@ -4,9 +4,10 @@ Vendor files (Zeiss CZI and LSM, Nikon ND2, OME-TIFF, Leica LIF, DeltaVision DV,
 aicsimageio (LSM by ``io_lsm``, as an in-memory AICSImage; LIF, DV and OIB by ``io_lif`` / ``io_dv`` / ``io_oib``,
 plane by plane): one layer per channel (napari's ``channel_axis``), named after the channel (and per colour sample
 of RGB files: "… sample 0", "… sample 1", …), with the physical pixel sizes as layer scale; singleton T/Z axes
-are dropped, so a layer is (T, Z, Y, X), (T, Y, X), (Z, Y, X) or (Y, X). Every scene is opened. The axes are kept in ``layer.metadata["microcomp"]["axes"]``;
-the widgets process the time point shown in the viewer for 4D layers. A CZI whose metadata
-aicsimageio cannot parse is read with aicspylibczi (:func:`napari_microcomp.io.open_aics`).
+are dropped, so a layer is (T, Z, Y, X), (T, Y, X), (Z, Y, X) or (Y, X). Every scene is opened (up to
+``MAX_SCENES``, and ``MAX_CHANNEL_LAYERS`` channels each, said in a warning). The axes are kept in
+``layer.metadata["microcomp"]["axes"]``; the widgets process the time point shown in the viewer for 4D layers. A
+CZI whose metadata aicsimageio cannot parse is read with aicspylibczi (:func:`napari_microcomp.io.open_aics`).
 
 Files are recognised by their magic bytes (``b"\\x89MCZ"``), not only their extension. The
 stream is decoded with :func:`napari_microcomp.codecs.decode`, which checks every payload and,
@@ -34,6 +35,15 @@ def _is_mcz(path: PathLike) -> bool:
 
 EAGER_BYTES = 512 * 2**20  # larger files are opened lazily (dask)
 MAX_SCENES = 16
+MAX_CHANNEL_LAYERS = 256   # each channel is a napari layer (~0.1 s to add): a file may declare thousands
+
+
+def _capped(p: Path, n: int, cap: int, what: str, option: str) -> int:
+    """``min(n, cap)``, with a warning (napari shows it) where the file holds more."""
+    if n > cap:
+        warnings.warn(f"{p.name} holds {n:,} {what}; opened the first {cap} (the CLI reads any other with "
+                      f"{option})", stacklevel=3)
+    return min(n, cap)
 
 
 def _is_vendor(path: PathLike) -> bool:
@@ -73,7 +83,7 @@ def read_microscopy(path: Union[PathLike, Sequence[PathLike]]) -> List[LayerData
         p = Path(p)
         try:
             img = open_aics(p)
-            scenes = list(img.scenes)[:MAX_SCENES]
+            scenes = list(img.scenes)[:_capped(p, len(img.scenes), MAX_SCENES, "scenes", "--scene")]
             for scene in scenes:
                 img.set_scene(scene)
                 layers.append(_scene_layer(img, p, scene if len(scenes) > 1 else None))
@@ -103,7 +113,8 @@ def read_zarr_layers(path: Union[PathLike, Sequence[PathLike]]) -> List[LayerDat
         scene, n = 0, 1
         while scene < min(n, MAX_SCENES):
             arr, axes, meta = read_zarr_all(p, scene, lazy_above=EAGER_BYTES)
-            n = meta["n_scenes"]
+            if scene == 0:
+                n = _capped(p, meta["n_scenes"], MAX_SCENES, "scenes", "--scene")
             for note in meta["notes"]:
                 warnings.warn(note, stacklevel=2)
             order = [axes.index(a) for a in "tczyx" if a in axes]   # numpy or dask alike from here
@@ -120,7 +131,8 @@ def read_zarr_layers(path: Union[PathLike, Sequence[PathLike]]) -> List[LayerDat
             stem = p.name[: -len(".zarr")] if p.name.lower().endswith(".zarr") else p.name
             stem = stem[: -len(".ome")] if stem.lower().endswith(".ome") else stem
             prefix = stem + (f" [{scene}]" if n > 1 else "")
-            names = meta["channel_names"]
+            k = _capped(p, len(meta["channel_names"]), MAX_CHANNEL_LAYERS, "channels", "--channel")
+            arr, names = arr[:k], meta["channel_names"][:k]
             md = [{"microcomp": {"file": str(p), "axes": layer_axes, "channel": c, "scene": scene,
                                  "pixel_size_um": scale}} for c in names]
             if len(names) == 1:
@@ -148,7 +160,9 @@ def _scene_layer(img, p: Path, scene: Optional[str]) -> LayerData:
     data = data.reshape(data.shape[:at] + (-1,) + data.shape[at + len(stack):])  # (C, S) -> one axis
     ps = img.physical_pixel_sizes
     sizes = {"T": 1.0, "Z": _size(ps.Z), "Y": _size(ps.Y), "X": _size(ps.X)}
-    names = plane_names(img)
+    k = _capped(p, data.shape[at], MAX_CHANNEL_LAYERS, "channels" + (f" in scene {scene}" if scene else ""),
+                "--channel")
+    data, names = data[(slice(None),) * at + (slice(0, k),)], plane_names(img)[:k]
     prefix = p.stem + (f" [{scene}]" if scene else "")
     meta = [{"microcomp": {"file": str(p), "axes": axes, "channel": c, "scene": img.current_scene,
                            "pixel_size_um": [sizes[a] for a in axes]}} for c in names]

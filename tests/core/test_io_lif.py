@@ -199,3 +199,19 @@ def test_an_image_with_a_damaged_layout_is_skipped_when_others_read(tmp_path):
         img = open_aics(path)
     assert img.scenes == ("Project/good",)
     np.testing.assert_array_equal(img.data, data)
+
+
+def test_napari_reader_caps_scenes_and_channel_layers_and_says_so(tmp_path, monkeypatch):
+    from napari_microcomp import _reader
+
+    monkeypatch.setattr(_reader, "MAX_CHANNEL_LAYERS", 3)
+    plates = tmp_path / "plate.lif"
+    write_lif(plates, [lif_image(f"well{i}", np.full((1, 1, 1, 4, 5), i, np.uint8)) for i in range(18)])
+    with pytest.warns(UserWarning, match="holds 18 scenes; opened the first 16"):
+        layers = _reader.read_microscopy(str(plates))
+    assert len(layers) == 16 and [int(np.asarray(d).max()) for d, _, _ in layers] == list(range(16))
+    spectral = tmp_path / "lambda.lif"
+    write_lif(spectral, [lif_image("cube", np.arange(5 * 20, dtype=np.uint8).reshape(1, 5, 1, 4, 5))])
+    with pytest.warns(UserWarning, match="holds 5 channels; opened the first 3"):
+        (data, kwargs, _), = _reader.read_microscopy(str(spectral))
+    assert np.asarray(data).shape == (3, 4, 5) and len(kwargs["name"]) == 3

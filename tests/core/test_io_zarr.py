@@ -285,6 +285,10 @@ def test_napari_reader_is_lazy_for_large_stores(tmp_path, monkeypatch):
     (p / "0" / "0.0.1.1.1").write_bytes(b"damaged")   # found when that chunk is shown, as one clear error
     with pytest.raises(InputError, match="0.0.1.1.1"):
         data[0, 0, 1].compute()
+    monkeypatch.setattr(_reader, "MAX_CHANNEL_LAYERS", 1)   # a store declaring more channels than layers to add
+    with pytest.warns(UserWarning, match="holds 2 channels; opened the first 1"):
+        (data, kw, _), = _reader.read_zarr_layers(str(tmp_path / "big.zarr"))
+    assert data.shape == (2, 3, 40, 50) and kw["name"] == "big ch0"   # one channel: one layer
 
 
 def test_folder_walk_does_not_follow_linked_folders(tmp_path):
