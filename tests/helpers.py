@@ -253,10 +253,11 @@ def write_dv(path, data, sizes=(0.3, 0.1, 0.1), waves=None, imgseq=0, ext=b"", b
 
 def write_cfb(path, streams) -> None:
     """A Microsoft compound file (version 3, 512-byte sectors) holding ``streams`` {"a/b": bytes} ("a" a storage):
-    streams under 4096 bytes in the mini stream (64-byte sectors), the others in sectors of their own."""
+    streams under 4096 bytes in the mini stream (64-byte sectors), the others in sectors of their own; beyond 109
+    allocation-table sectors (files over ~7 MB) their list goes on in DIFAT sectors."""
     import struct
 
-    end, free, fatsect, nostream = 0xFFFFFFFE, 0xFFFFFFFF, 0xFFFFFFFD, 0xFFFFFFFF
+    end, free, fatsect, difsect, nostream = 0xFFFFFFFE, 0xFFFFFFFF, 0xFFFFFFFD, 0xFFFFFFFC, 0xFFFFFFFF
     entries = [{"name": "Root Entry", "type": 5, "kids": []}]
     where = {"": 0}
     for full in streams:
@@ -281,10 +282,11 @@ def write_cfb(path, streams) -> None:
     n_mfat = -(-(len(mini) // 64) // 128)
     n_mini = len(mini) // 512 + (len(mini) % 512 > 0)
     rest = n_dir + n_mfat + n_mini + sum(len(d) // 512 for _, d in big)
-    n_fat = 1
-    while n_fat * 128 < n_fat + rest:
+    n_fat, n_difat = 1, 0
+    while n_fat * 128 < n_fat + n_difat + rest:
         n_fat += 1
-    fat = [fatsect] * n_fat
+        n_difat = -(-max(n_fat - 109, 0) // 127)
+    fat = [fatsect] * n_fat + [difsect] * n_difat
     def chain(n):
         start = len(fat)
         fat.extend(list(range(start + 1, start + n)) + [end])
@@ -294,7 +296,7 @@ def write_cfb(path, streams) -> None:
     body = bytearray()
     for e, data in big:
         e["start"] = chain(len(data) // 512)
-    fat += [free] * (-len(fat) % 128)
+    fat += [free] * (n_fat * 128 - len(fat))
     minifat = []
     for e in entries:
         if e.get("mini"):
@@ -315,9 +317,14 @@ def write_cfb(path, streams) -> None:
     for e, data in big:
         body += data
     head = struct.pack("<8s16sHHHHH6sIIIIIIIII", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", bytes(16), 0x3E, 3, 0xFFFE, 9, 6,
-                       bytes(6), 0, n_fat, dir_start, 0, 4096, mfat_start if n_mfat else end, n_mfat, end, 0)
-    head += struct.pack("<109I", *(list(range(n_fat)) + [free] * (109 - n_fat)))
-    out = head + struct.pack(f"<{len(fat)}I", *fat) + dirs + struct.pack(f"<{len(minifat)}I", *minifat)[:n_mfat * 512]
+                       bytes(6), 0, n_fat, dir_start, 0, 4096, mfat_start if n_mfat else end, n_mfat,
+                       n_fat if n_difat else end, n_difat)
+    head += struct.pack("<109I", *(list(range(min(n_fat, 109))) + [free] * (109 - min(n_fat, 109))))
+    difat = b""
+    for k in range(n_difat):   # each: the next 127 FAT sector ids, then the next DIFAT sector's
+        ids = list(range(109 + 127 * k, min(n_fat, 109 + 127 * (k + 1))))
+        difat += struct.pack("<128I", *(ids + [free] * (127 - len(ids)) + [n_fat + k + 1 if k + 1 < n_difat else end]))
+    out = head + struct.pack(f"<{len(fat)}I", *fat) + difat + dirs + struct.pack(f"<{len(minifat)}I", *minifat)[:n_mfat * 512]
     out += bytes(mini) + bytes(-len(mini) % 512) + body
     Path(path).write_bytes(out)
 

@@ -123,3 +123,12 @@ def test_the_oif_folder_form_reads_and_a_folder_walk_takes_the_oif_not_its_plane
     lone.write_bytes(p.read_bytes())   # no lone.oif.files folder
     with pytest.raises(InputError, match="lone.oif"):
         read_image(lone)
+
+
+def test_a_file_past_109_allocation_sectors_reads_through_its_difat(tmp_path):
+    d = smooth_image((2, 1024, 1800), seed=5, bits=12)   # 7.4 MB of planes: the FAT needs DIFAT sectors
+    p = tmp_path / "large.oib"
+    write_oib(p, d[:, None])
+    assert struct.unpack_from("<I", p.read_bytes(), 72)[0] >= 1   # DIFAT sectors declared
+    for c in range(2):
+        np.testing.assert_array_equal(read_image(p, channel=c)[0], d[c])
