@@ -104,8 +104,21 @@ def check_image_output(path) -> Path:
     return p
 
 
+def channel_name(meta: Dict[str, Any]) -> Optional[str]:
+    """The name of the coded channel (``channel_names[channel]`` of a stream's metadata) as OME-XML attribute text:
+    printable characters only (a file may name a channel anything), at most 200, escaped (tifffile inserts it as
+    it is: "A&B" made the XML unreadable)."""
+    from xml.sax.saxutils import escape
+
+    names, c = meta.get("channel_names"), meta.get("channel")
+    if not isinstance(names, list) or isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < len(names):
+        return None
+    text = "".join(ch for ch in str(names[c]) if ch.isprintable())[:200].strip()
+    return escape(text, {'"': "&quot;"}) or None
+
+
 def write_image(path, array: np.ndarray, metadata: Optional[Dict[str, Any]] = None) -> None:
-    """Write a 2D/3D array as (OME-)TIFF or NPY atomically, keeping pixel sizes when known."""
+    """Write a 2D/3D array as (OME-)TIFF or NPY atomically, keeping pixel sizes and the channel's name when known."""
     import tifffile
 
     p = check_image_output(path)
@@ -119,6 +132,9 @@ def write_image(path, array: np.ndarray, metadata: Optional[Dict[str, Any]] = No
         md["PhysicalSizeX"], md["PhysicalSizeY"] = float(ps[-1]), float(ps[-2] or ps[-1])
         if array.ndim == 3 and ps[0]:
             md["PhysicalSizeZ"] = float(ps[0])
+    name = channel_name(metadata or {})
+    if name:
+        md["Channel"] = {"Name": [name]}
     if array.dtype.name in _OME_DTYPES:
         with atomic_target(p, suffix=".part.ome.tif") as tmp:
             tifffile.imwrite(tmp, array, ome=True, metadata=md, photometric="minisblack")

@@ -549,6 +549,21 @@ def test_write_image_keeps_the_pixel_size_of_a_plain_tiff_in_its_resolution_tags
         assert tags["ResolutionUnit"].value == 3   # centimetre
 
 
+@pytest.mark.parametrize("names, channel, expected", [
+    (["DAPI", 'A&B <x> "q"'], 1, 'A&B <x> "q"'),   # XML's special characters: the OME-XML still parses
+    (["tab\tbell\x07 Ω"], 0, "tabbell Ω"),        # control characters left out
+    (["DAPI"], 3, None), (["DAPI"], True, None), ("DAPI", 0, None),   # no such channel: no name
+])
+def test_the_coded_channels_name_reaches_the_ome_tiff(tmp_path, names, channel, expected):
+    from aicsimageio import AICSImage
+
+    from napari_microcomp.io_write import write_image
+
+    p = tmp_path / "x.ome.tif"
+    write_image(p, np.zeros((2, 8, 8), np.uint16), {"channel_names": names, "channel": channel})
+    assert AICSImage(p).channel_names == [expected or "Channel:0:0"]
+
+
 @pytest.mark.parametrize("dtype, bytes_per_pixel", [("float16", 2), ("int32", 4), ("float64", 8)])
 def test_compression_ratio_counts_the_callers_array_not_its_coded_copy(dtype, bytes_per_pixel):
     from napari_microcomp.api import compress_array
