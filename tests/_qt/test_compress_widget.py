@@ -400,7 +400,7 @@ def test_a_multiscale_layer_codes_its_full_resolution_level(make_napari_viewer, 
 def test_a_lazy_layer_larger_than_the_budget_is_refused_before_reading(make_napari_viewer, qtbot, monkeypatch):
     import dask.array as da
 
-    from napari_microcomp._qt._common import refuse_reason
+    from napari_microcomp._qt._layer_data import refuse_reason
 
     viewer = make_napari_viewer()
     big = da.zeros((4, 30000, 30000), dtype=np.uint16, chunks=(1, 4096, 4096))

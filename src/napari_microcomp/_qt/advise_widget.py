@@ -16,8 +16,9 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, Q
 from ..advise import TOLERANCES, Tolerance, default_codecs
 from .. import jobs
 from ..errors import InputError
-from ._common import (LayerChecklist, add_or_replace_image, fit_width, layer_array, refuse_reason, report_error,
-                      report_notes, scrolling_layout, set_status, status_label)
+from ._common import (LayerChecklist, add_or_replace_image, fit_width, report_error, report_notes, scrolling_layout,
+                      set_status, status_label)
+from ._layer_data import layer_array, refuse_reason
 from ._dock import DockWidget, add_labelfree_models, spin_box
 from ._codecs import CodecChecklist
 from ._workers import start_worker

@@ -15,9 +15,9 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGri
 
 from .. import jobs
 from ..errors import InputError
-from ._common import (LayerChecklist, LayerPicker, add_or_replace_image, current_block, display_label, fit_width,
-                      fmt, layer_array, leading_index, narrow, reconstruction_metadata, refuse_reason, report_error,
-                      report_notes, scrolling_layout, set_status, status_label)
+from ._common import (LayerChecklist, LayerPicker, add_or_replace_image, display_label, fit_width, fmt, narrow,
+                      reconstruction_metadata, report_error, report_notes, scrolling_layout, set_status, status_label)
+from ._layer_data import current_block, layer_array, leading_index, refuse_reason
 from ._dock import DockWidget, add_labelfree_models
 from ._codecs import CodecChecklist, weight_qualities
 from ._workers import Eta, Step, step_text, start_worker

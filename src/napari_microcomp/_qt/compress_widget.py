@@ -13,9 +13,9 @@ from qtpy.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout
 
 from .. import jobs
 from ..errors import InputError
-from ._common import (LayerPicker, activate_layer, current_block, display_label, fit_width, fmt,
-                      reconstruction_metadata, refuse_reason, report_error, report_notes, scrolling_layout,
-                      set_status, status_label)
+from ._common import (LayerPicker, activate_layer, display_label, fit_width, fmt, reconstruction_metadata,
+                      report_error, report_notes, scrolling_layout, set_status, status_label)
+from ._layer_data import current_block, refuse_reason
 from ._compare import clear_results
 from ._dock import DockWidget, spin_box
 from ._codecs import CodecCombo, QualitySlider, quality_levels, weights_hint

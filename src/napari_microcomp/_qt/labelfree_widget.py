@@ -18,9 +18,9 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QHea
 
 from .. import jobs
 from ..errors import InputError
-from ._common import (LayerPicker, activate_layer, current_block, display_label, fit_width, fmt, layer_shape,
-                      leading_index, narrow, reconstruction_metadata, refuse_reason, report_error, scrolling_layout,
-                      set_status, status_label)
+from ._common import (LayerPicker, activate_layer, display_label, fit_width, fmt, narrow, reconstruction_metadata,
+                      report_error, scrolling_layout, set_status, status_label)
+from ._layer_data import current_block, layer_shape, leading_index, refuse_reason
 from ._compare import clear_results, hide_all_but, prewarm_title, side_by_side_steps
 from ._dock import DockWidget, add_labelfree_models
 from ._codecs import CodecCombo, QualitySlider, quality_levels
