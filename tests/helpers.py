@@ -324,7 +324,8 @@ def write_cfb(path, streams) -> None:
     for k in range(n_difat):   # each: the next 127 FAT sector ids, then the next DIFAT sector's
         ids = list(range(109 + 127 * k, min(n_fat, 109 + 127 * (k + 1))))
         difat += struct.pack("<128I", *(ids + [free] * (127 - len(ids)) + [n_fat + k + 1 if k + 1 < n_difat else end]))
-    out = head + struct.pack(f"<{len(fat)}I", *fat) + difat + dirs + struct.pack(f"<{len(minifat)}I", *minifat)[:n_mfat * 512]
+    out = head + struct.pack(f"<{len(fat)}I", *fat) + difat + dirs
+    out += struct.pack(f"<{len(minifat)}I", *minifat)[:n_mfat * 512]
     out += bytes(mini) + bytes(-len(mini) % 512) + body
     Path(path).write_bytes(out)
 
@@ -336,7 +337,7 @@ def _ini(sections) -> bytes:
     return b"\xff\xfe" + text.encode("utf-16-le")
 
 
-def write_oib(path, data, um_per_px=0.2, dyes=None, name="cells", skip=(), swap=None) -> None:
+def write_oib(path, data, um_per_px=0.2, dyes=None, name="cells", skip=(), swap=None, z_nm=500.0) -> None:
     """An Olympus OIB file (FluoView) of ``data`` (C, Z, Y, X) or (T, C, Z, Y, X): each plane a TIFF
     ``s_C001Z001[T001].tif`` in storage ``Storage00001``, the main settings (.oif) and OibInfo.txt.
     ``skip``: plane numbers (from 1, in file order) left out; ``swap``: {plane number: array} stored instead.
@@ -367,9 +368,11 @@ def write_oib(path, data, um_per_px=0.2, dyes=None, name="cells", skip=(), swap=
     for i, (code, n) in enumerate((("X", d.shape[4]), ("Y", d.shape[3]), ("C", c), ("Z", z), ("T", t), ("A", 0),
                                    ("L", 0), ("P", 0))):
         axes[f"Axis {i} Parameters Common"] = {"AxisCode": f'"{code}"', "MaxSize": n}
-    main = {"ProfileSaveInfo": {"Name": f'"{name}"', "Version": '"2.0.0.0"'}, **axes, "Reference Image Parameter": {"ValidBitCounts": 12, "WidthConvertValue": um_per_px,
-                                                  "HeightConvertValue": um_per_px, "WidthUnit": '"um"',
-                                                  "HeightUnit": '"um"'}}
+        if code == "Z":   # FluoView's z step: an interval in nm (descending stacks have negative ones)
+            axes[f"Axis {i} Parameters Common"].update(Interval=z_nm, UnitName='"nm"')
+    main = {"ProfileSaveInfo": {"Name": f'"{name}"', "Version": '"2.0.0.0"'}, **axes,
+            "Reference Image Parameter": {"ValidBitCounts": 12, "WidthConvertValue": um_per_px,
+                                          "HeightConvertValue": um_per_px, "WidthUnit": '"um"', "HeightUnit": '"um"'}}
     for ci in range(c):
         main[f"Channel {ci + 1} Parameters"] = {"DyeName": f'"{(dyes or [f"Dye{i}" for i in range(c)])[ci]}"'}
     if str(path).endswith(".oif"):

@@ -1,13 +1,12 @@
 """Olympus OIB files (FluoView) and their folder form, OIF (``x.oif`` beside ``x.oif.files/``): an OIB's compound
 file checked by ``cfb_check``; the settings and the plane TIFFs (``s_C001Z001T001.tif``, one per plane) read by
 oiffile, each plane as napari shows it (the shared plane Reader of ``io_planes``). One scene, axes (T, C, Z, Y, X);
-x-y pixel size from the reference image parameters (the z step is not read: its settings key is not documented well
-enough to trust).
+x-y pixel size from the reference image parameters, the z step from the Z axis's ``Interval`` (in its ``UnitName``).
 """
 import re
 import threading
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -50,7 +49,8 @@ class OibImage:
             raise
         main = self._of.mainfile
         ref = main.get("Reference Image Parameter", {})
-        self.sizes = [None] + [_size(ref.get(f"{a}ConvertValue"), ref.get(f"{a}Unit")) for a in ("Height", "Width")]
+        self.sizes = [_z_step(main) if n_z > 1 else None] + [_size(ref.get(f"{a}ConvertValue"), ref.get(f"{a}Unit"))
+                                                             for a in ("Height", "Width")]
         dyes = [str(main.get(f"Channel {c + 1} Parameters", {}).get("DyeName", "")).strip() for c in range(n_c)]
         self.names = dyes if all(dyes) and len(set(dyes)) == n_c else [f"C{c}" for c in range(n_c)]
 
@@ -105,10 +105,22 @@ def _plane_grid(p: Path, names: List[str]) -> Tuple[Dict[Tuple[int, int, int], s
     return files, grid
 
 
+def _z_step(main) -> Optional[float]:
+    """The z step in µm: the ``Interval`` of the axis whose ``AxisCode`` is Z, in its ``UnitName`` (FluoView: nm)."""
+    for i in range(8):
+        axis = main.get(f"Axis {i} Parameters Common")
+        if isinstance(axis, dict) and axis.get("AxisCode") == "Z":
+            try:
+                return _size(abs(float(axis.get("Interval"))), axis.get("UnitName"))
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
 def _size(value, unit):
     per = um_per(str(unit)) if unit is not None else None
-    try:
-        return pixel_size(float(value) * per) if per is not None else None
+    try:   # 9 digits: 350 nm is 0.35 µm, not 0.35000000000000003
+        return pixel_size(float(f"{float(value) * per:.9g}")) if per is not None else None
     except (TypeError, ValueError):
         return None
 

@@ -37,4 +37,4 @@ def test_oib_and_oif_open_in_napari_one_layer_per_channel(make_napari_viewer, np
     assert [layer.name for layer in layers] == ["fv DAPI", "fv Alexa Fluor 568"]
     for c, layer in enumerate(layers):
         np.testing.assert_array_equal(np.asarray(layer.data), stack[c])
-        assert tuple(layer.scale) == pytest.approx((1.0, 0.31, 0.31))
+        assert tuple(layer.scale) == pytest.approx((0.5, 0.31, 0.31))

@@ -18,12 +18,12 @@ def _tczyx(t=2, c=2, z=3, y=24, x=30, seed=0):
 def test_every_plane_reads_back_with_names_and_pixel_size(tmp_path):
     d = _tczyx()
     p = tmp_path / "confocal.oib"
-    write_oib(p, d, um_per_px=0.124, dyes=["DAPI", "Alexa Fluor 488"])
+    write_oib(p, d, um_per_px=0.124, dyes=["DAPI", "Alexa Fluor 488"], z_nm=-350)
     for t in range(2):
         for c in range(2):
             a, meta = read_image(p, channel=c, timepoint=t)
             np.testing.assert_array_equal(a, d[t, c])
-    assert meta["pixel_size"] == [None, 0.124, 0.124]
+    assert meta["pixel_size"] == [0.35, 0.124, 0.124]
     assert channel_count(p) == (2, ["DAPI", "Alexa Fluor 488"])
     info = describe_image(p)
     assert info["kind"] == "Olympus OIB" and info["scenes"][0]["axes"] == {"T": 2, "C": 2, "Z": 3, "Y": 24, "X": 30}
@@ -114,7 +114,7 @@ def test_the_oif_folder_form_reads_and_a_folder_walk_takes_the_oif_not_its_plane
     write_oib(p, d, dyes=["DAPI", "GFP"])
     a, meta = read_image(p, channel=1)
     np.testing.assert_array_equal(a, d[1])
-    assert meta["channel_names"] == ["DAPI", "GFP"] and meta["pixel_size"] == [None, 0.2, 0.2]
+    assert meta["channel_names"] == ["DAPI", "GFP"] and meta["pixel_size"] == [0.5, 0.2, 0.2]
     assert [f.name for f in image_files([tmp_path])] == ["scan.oif"]
     (tmp_path / "scan.oif.files" / "s_C002Z002.tif").unlink()
     with pytest.raises(InputError, match="planes are missing"):
