@@ -13,7 +13,7 @@ import numpy as np
 from .errors import InputError
 from .io_checks import check_declared, pixel_size
 
-_DTYPES = {0: "u1", 1: "i2", 2: "f4", 5: "i2", 6: "u2", 7: "i4"}   # DV pixel types (3, 4: complex)
+_DTYPES = (0, 1, 2, 5, 6, 7)   # DV pixel types read: u1, i2, f4, i2, u2, i4 (3, 4: complex)
 _MAX_WAVES = 5   # the header has room for five wavelengths
 
 
@@ -39,12 +39,12 @@ class DvImage:
     def __init__(self, p: Path):
         self.path, self.name = p, p.stem
         dv = _header(p)
-        hdr, order, byte_order = dv.hdr, dv.hdr.sequence_order, dv._byte_order
+        hdr, order = dv.hdr, dv.hdr.sequence_order
         if hdr.img_seq not in (0, 1, 2):   # mrc would assume an order: the planes could come out shuffled
             raise _fail(p, f"unknown section order {hdr.img_seq} (damaged)")
         if hdr.pixel_type not in _DTYPES:
             raise _fail(p, f"pixel type {hdr.pixel_type} ({'complex' if hdr.pixel_type in (3, 4) else 'unknown'})")
-        self.file_dtype = np.dtype(byte_order + _DTYPES[hdr.pixel_type])
+        self.file_dtype = np.dtype(dv.dtype)   # in the file's byte order
         n_t, n_c, n_s = hdr.nt or 1, hdr.nc or 1, hdr.n_sections
         if min(hdr.width, hdr.height, n_t, n_c, n_s) < 1 or n_c > _MAX_WAVES or n_s % (n_t * n_c):
             raise _fail(p, f"its header declares {hdr.width} × {hdr.height} pixels, {n_s} sections, {n_c} "
