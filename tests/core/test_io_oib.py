@@ -132,3 +132,16 @@ def test_a_file_past_109_allocation_sectors_reads_through_its_difat(tmp_path):
     assert struct.unpack_from("<I", p.read_bytes(), 72)[0] >= 1   # DIFAT sectors declared
     for c in range(2):
         np.testing.assert_array_equal(read_image(p, channel=c)[0], d[c])
+
+
+def test_two_streams_sharing_sectors_are_refused(tmp_path):
+    p = tmp_path / "cross.oib"
+    write_oib(p, _tczyx(t=1, c=1, z=2, y=70, x=80)[0])   # two planes in ordinary sectors
+    b = bytearray(p.read_bytes())
+    at = 512 + 512 * struct.unpack_from("<I", b, 48)[0]   # the directory: two sectors, one after the other here
+    entries = {bytes(b[at + k:at + k + 64]).decode("utf-16-le").split("\0")[0]: at + k for k in range(0, 1024, 128)}
+    start = struct.unpack_from("<I", b, entries["Stream00001"] + 116)[0]
+    struct.pack_into("<I", b, entries["Stream00002"] + 116, start)   # the second plane starts where the first does
+    p.write_bytes(bytes(b))
+    with pytest.raises(InputError, match="chain of a stream is broken"):
+        read_image(p)
