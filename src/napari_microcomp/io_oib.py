@@ -13,7 +13,7 @@ import numpy as np
 from .errors import InputError
 from .io_checks import MAX_CHANNELS, check_declared, pixel_size, um_per
 
-_INDEX = re.compile(r"([CZT])(\d+)")
+_INDEX = re.compile(r"([A-Z])(\d+)")
 _MAX_SETTINGS = 64 * 2**20
 
 
@@ -94,6 +94,10 @@ def _plane_grid(p: Path, names: List[str]) -> Tuple[Dict[Tuple[int, int, int], s
     files: Dict[Tuple[int, int, int], str] = {}
     for n in max(groups.values(), key=len):
         idx = {a: int(v) - 1 for a, v in _INDEX.findall(n.rsplit("/", 1)[-1])}
+        other = sorted(set(idx) - set("CZT"))
+        if other:   # e.g. L (a λ scan) or P (positions)
+            raise _fail(p, f"its planes ({n.rsplit('/', 1)[-1]}) have a {'/'.join(other)} axis; only channels, z "
+                           "and time are read")
         key = (idx.get("T", 0), idx.get("C", 0), idx.get("Z", 0))
         if min(key) < 0 or key in files:
             raise _fail(p, f"plane names {files.get(key)!r} and {n!r} (damaged)")

@@ -145,3 +145,12 @@ def test_two_streams_sharing_sectors_are_refused(tmp_path):
     p.write_bytes(bytes(b))
     with pytest.raises(InputError, match="chain of a stream is broken"):
         read_image(p)
+
+
+def test_planes_along_another_axis_are_refused_by_name(tmp_path):
+    p = tmp_path / "lambda.oif"
+    write_oib(p, _tczyx(t=1, c=1, z=2)[0])
+    for f in (tmp_path / "lambda.oif.files").glob("*.tif"):
+        f.rename(f.with_name(f.name.replace("Z", "L")))   # s_C001L001.tif: a λ scan
+    with pytest.raises(InputError, match="have a L axis; only channels, z and time are read"):
+        read_image(p)
