@@ -347,13 +347,13 @@ def mutate(path: Path, data: bytes, rng) -> bytes:
 
 
 def _read(path: Path):
-    from napari_microcomp.io import read_image
+    from napari_microcomp.io import VENDOR_SUFFIXES, read_image
     from napari_microcomp.tiled import open_lazy
 
     a = read_image(path)[0]
     lazy = open_lazy(path)
     np.asarray(lazy[(0,) * (lazy.ndim - 2)] if lazy.ndim > 2 else lazy[:])
-    if path.name.endswith((".ome.tif", ".czi", ".nd2", ".lsm", ".lif", ".dv", ".oib")):   # napari's reader for vendor files
+    if path.name.endswith(VENDOR_SUFFIXES):   # napari's reader for vendor files
         from napari_microcomp._reader import read_microscopy
 
         for data, _, _ in read_microscopy(str(path)):

@@ -9,6 +9,8 @@ import struct
 from pathlib import Path
 from typing import List
 
+import numpy as np
+
 from .errors import InputError
 
 _SIG = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -39,8 +41,6 @@ def _chain(p: Path, start: int, table, limit: int, what: str, seen: bytearray) -
 def check_cfb(p: Path) -> None:
     """Refuse (InputError) a compound file whose chains loop, cross, leave the file or fall short of their
     streams."""
-    import numpy as np
-
     size = p.stat().st_size
     with open(p, "rb") as f:
         head = f.read(512)
