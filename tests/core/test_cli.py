@@ -180,6 +180,11 @@ def test_compress_many_files_and_folders(tmp_path, capsys):
     # several named files without --out-dir: each beside its input
     rc, text, _ = run(["compress", src / "a.tif", src / "sub" / "b.npy", "-c", "zstd", "--no-metrics"], capsys)
     assert rc == 0 and (src / "a.tif.mcz").is_file() and (src / "sub" / "b.npy.mcz").is_file()
+    # -o OUTPUT: the same as naming the output after the single input
+    rc, _, _ = run(["compress", src / "a.tif", "-o", tmp_path / "o1.mcz", "-c", "zstd", "--no-metrics"], capsys)
+    assert rc == 0 and np.array_equal(decode((tmp_path / "o1.mcz").read_bytes()), a)
+    rc, _, _ = run(["decompress", tmp_path / "o1.mcz", "--output", tmp_path / "o.npy"], capsys)
+    assert rc == 0 and np.array_equal(np.load(tmp_path / "o.npy"), a)
     (tmp_path / "empty").mkdir()
     for argv, message in [
         (["compress", src / "a.tif", src / "sub" / "b.npy", tmp_path / "o.mcz"], "use --out-dir"),
@@ -191,6 +196,12 @@ def test_compress_many_files_and_folders(tmp_path, capsys):
         (["compress", src / "a.tif", tmp_path / "empty"], "use --out-dir"),      # an empty folder named last
         (["compress", src, "--zarr", tmp_path / "z.zarr"], "one input"),
         (["decompress", out / "sub" / "b.npy.mcz", tmp_path / "x.tif", "--format", "npy"], "contradicts"),
+        (["compress", src / "a.tif", src / "sub" / "b.npy", "-o", tmp_path / "o.mcz"], "single input"),
+        (["compress", src / "a.tif", "-o", tmp_path / "o.tif"], "output must end in .mcz"),
+        (["compress", src / "a.tif", "-o", tmp_path / "empty"], "use --out-dir"),
+        (["compress", src / "a.tif", "-o", tmp_path / "o.mcz", "--out-dir", out], "not both"),
+        (["compress", src / "a.tif", "-o", tmp_path / "o.mcz", "--zarr", tmp_path / "z.zarr"], "one input"),
+        (["decompress", out / "sub" / "b.npy.mcz", "-o", tmp_path / "x.tif", "--format", "npy"], "contradicts"),
     ]:
         rc, _, err = run(argv, capsys)
         assert rc == 2 and message in err, (argv, err)

@@ -46,12 +46,16 @@ class Kind:
     source: Callable[[Path], Path] = regular_file   # a named input as a Path, or a clear error
 
 
-def plan(paths: Sequence[str], kind: Kind, out_dir: Optional[str], overwrite: bool) -> List[Job]:
-    """``INPUT [OUTPUT]`` or ``INPUT... [--out-dir DIR]``: one job per input file, every output checked first.
+def plan(paths: Sequence[str], kind: Kind, out_dir: Optional[str], overwrite: bool,
+         output: Optional[str] = None) -> List[Job]:
+    """``INPUT [OUTPUT]``, ``INPUT -o OUTPUT`` or ``INPUT... [--out-dir DIR]``: one job per input file, every output
+    checked first.
 
     An output is named by ``kind.output_name`` beside its input, or in ``out_dir`` (a named folder's files keep
     their sub-folders there). Existing outputs are refused before anything is written, unless ``overwrite``."""
     paths = [Path(p) for p in paths]
+    if output is not None:
+        paths = _with_output(paths, Path(output), kind)
     last = paths[-1]
     if len(paths) == 2 and _is_output(last, kind) and not last.is_dir():
         if out_dir:
@@ -95,6 +99,17 @@ def plan(paths: Sequence[str], kind: Kind, out_dir: Optional[str], overwrite: bo
     for j in jobs:   # after the plan is known to be consistent: "exists" is not the first thing to fix
         check_output(j.output, overwrite)
     return jobs
+
+
+def _with_output(paths: List[Path], output: Path, kind: Kind) -> List[Path]:
+    """``-o OUTPUT`` as the positional output, checked so that it cannot be read as one more input."""
+    if len(paths) != 1:
+        raise InputError(f"-o/--output names the output of a single input, got {len(paths)} inputs; use --out-dir")
+    if output.is_dir():
+        raise InputError(f"-o/--output {output} is a folder; use --out-dir {output}")
+    if not _is_output(output, kind):
+        raise InputError(f"output must end in {' or '.join(kind.outputs)}, got {output.name}")
+    return paths + [output]
 
 
 def _is_output(p: Path, kind: Kind) -> bool:

@@ -26,6 +26,8 @@ def register(sub) -> None:
     p.add_argument("paths", nargs="+", metavar="INPUT",
                    help=f"{READ_FORMATS}, or folders of them; "
                         f"after a single input, optionally the output {EXT} file (default: INPUT{EXT})")
+    p.add_argument("--output", "-o", metavar=f"OUTPUT{EXT}", help="the output file of a single input (the same as "
+                                                                  "naming it after the input)")
     p.add_argument("--out-dir", metavar="DIR", help=f"write the {EXT} files here (a folder's files keep their "
                                                     "sub-folders)")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
@@ -56,6 +58,8 @@ def register(sub) -> None:
     p.add_argument("paths", nargs="+", metavar="INPUT",
                    help=f"{EXT} files or folders of them, or zarr arrays written by `compress --zarr`; after a "
                         "single input, the output .tif / .ome.tif / .npy")
+    p.add_argument("--output", "-o", metavar="OUTPUT", help="the output file of a single input (the same as naming "
+                                                            "it after the input)")
     p.add_argument("--out-dir", metavar="DIR", help="write the images here (a folder's files keep their sub-folders)")
     p.add_argument("--format", choices=("tif", "npy"), help="output type (default: the output name's, else the "
                                                             "input name's, else tif)")
@@ -167,8 +171,8 @@ def cmd_compress(args) -> int:
             params[key] = getattr(args, key)
     _codecs.get_codec(args.codec, quality=args.quality, lossless=args.lossless, **params)  # a bad codec: now
     if args.zarr:
-        if len(args.paths) != 1 or args.out_dir or is_folder(args.paths[0]):
-            raise InputError("--zarr writes one array: give one input file")
+        if len(args.paths) != 1 or args.out_dir or args.output or is_folder(args.paths[0]):
+            raise InputError("--zarr writes one array: give one input file (and no -o/--out-dir)")
         if args.channel == "all":
             raise InputError("--zarr writes one array, --channel all one stream per channel: pick one channel "
                              "for --zarr, or drop --zarr")
@@ -187,7 +191,7 @@ def cmd_compress(args) -> int:
         print(f"wrote {args.zarr} ({codec.label}, shape {array.shape})")
         return 0
     jobs = _batch.plan(args.paths, _batch.Kind((EXT,), lambda name: name + EXT, lambda d: image_files([d]),
-                                               image_source), args.out_dir, args.overwrite)
+                                               image_source), args.out_dir, args.overwrite, args.output)
     if args.channel == "all":
         from ..io import channel_count
 
@@ -273,8 +277,8 @@ def cmd_decompress(args) -> int:
     kind = _batch.Kind(_IMAGE_OUT, lambda name: _decoded_name(name, args.format),
                        lambda d: sorted(f for f in d.rglob("*" + EXT) if f.is_file() and not f.name.startswith(".")),
                        _coded_source)
-    jobs = _batch.plan(args.paths, kind, args.out_dir, args.overwrite)
-    named = len(args.paths) == 2 and jobs[0].output == Path(args.paths[1])
+    jobs = _batch.plan(args.paths, kind, args.out_dir, args.overwrite, args.output)
+    named = args.output is not None or (len(args.paths) == 2 and jobs[0].output == Path(args.paths[1]))
     if named and args.format and not jobs[0].output.name.lower().endswith("." + args.format):
         raise InputError(f"--format {args.format} contradicts the output name {jobs[0].output.name}: "
                          "give one or the other")
