@@ -76,7 +76,8 @@ def _images_in(folder: Path) -> Iterator[Path]:
         elif f.name.lower().endswith(".oif.files") and f.with_name(f.name[:-6]).is_file():
             continue   # an OIF's planes: read through its .oif
         elif f.is_dir() and not f.is_symlink():   # as rglob: a linked folder could loop back
-            yield from _images_in(f)
+            if not f.name.startswith("."):   # .git, .venv, .ipynb_checkpoints: not the user's images
+                yield from _images_in(f)
         elif f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
             yield f
 

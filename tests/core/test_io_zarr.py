@@ -297,6 +297,31 @@ def test_folder_walk_does_not_follow_linked_folders(tmp_path):
     assert image_files([tmp_path]) == [tmp_path / "a.npy"]
 
 
+def test_folder_walks_skip_hidden_folders(tmp_path, capsys):
+    """`compress .` in a project folder walked .venv's test images and .git; dot-folders are not the user's."""
+    from napari_microcomp.cli import main
+
+    np.save(tmp_path / "a.npy", np.zeros((16, 16), np.uint8))
+    for hidden in (".venv/lib", ".ipynb_checkpoints"):
+        (tmp_path / hidden).mkdir(parents=True)
+        np.save(tmp_path / hidden / "b.npy", np.zeros((16, 16), np.uint8))
+    assert image_files([tmp_path]) == [tmp_path / "a.npy"]
+    assert main(["compress", str(tmp_path), "--out-dir", str(tmp_path / "o"), "-c", "zstd", "--no-metrics"]) == 0
+    (tmp_path / "o" / ".old").mkdir()
+    (tmp_path / "o" / "a.npy.mcz").rename(tmp_path / "o" / ".old" / "a.npy.mcz")
+    assert main(["decompress", str(tmp_path / "o"), "--out-dir", str(tmp_path / "d")]) == 2
+    assert "nothing to do" in capsys.readouterr().err
+
+
+def test_an_empty_argument_is_refused_not_read_as_the_current_folder(tmp_path, monkeypatch, capsys):
+    from napari_microcomp.cli import main
+
+    np.save(tmp_path / "a.npy", np.zeros((16, 16), np.uint8))
+    monkeypatch.chdir(tmp_path)
+    assert main(["compress", "", "-c", "zstd"]) == 2
+    assert "argument 2 is empty" in capsys.readouterr().err and not (tmp_path / "a.npy.mcz").exists()
+
+
 def test_advise_apply_names_zarr_outputs_and_never_replaces_the_input(tmp_path, monkeypatch, capsys):
     from napari_microcomp.cli import main
 

@@ -271,11 +271,16 @@ def _decoded_name(name: str, fmt: Optional[str]) -> str:
     return (stem[: -len(own)] if own else stem) + "." + (fmt or "tif")
 
 
+def _hidden(f: Path, folder: Path) -> bool:
+    """A dot-file, or a file in a dot-folder (.git, .ipynb_checkpoints) below ``folder``: skipped in a walk."""
+    return any(part.startswith(".") for part in f.relative_to(folder).parts)
+
+
 def cmd_decompress(args) -> int:
     from . import _batch
 
     kind = _batch.Kind(_IMAGE_OUT, lambda name: _decoded_name(name, args.format),
-                       lambda d: sorted(f for f in d.rglob("*" + EXT) if f.is_file() and not f.name.startswith(".")),
+                       lambda d: sorted(f for f in d.rglob("*" + EXT) if f.is_file() and not _hidden(f, d)),
                        _coded_source)
     jobs = _batch.plan(args.paths, kind, args.out_dir, args.overwrite, args.output)
     named = args.output is not None or (len(args.paths) == 2 and jobs[0].output == Path(args.paths[1]))
