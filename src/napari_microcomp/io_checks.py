@@ -23,9 +23,11 @@ def check_declared(name: str, shape, dtype) -> None:
     nbytes = float(np.prod([float(s) for s in shape])) * np.dtype(dtype).itemsize
     budget = decode_budget()
     if nbytes > budget:
+        tiled = "; `microcomp compress-tiled` codes it tile by tile" \
+            if name.lower().endswith((".npy", ".tif", ".tiff", ".zarr")) else ""
         raise InputError(f"{name} declares a {np.dtype(dtype).name} image of shape {tuple(int(s) for s in shape)} "
                          f"({nbytes / 2**30:.3g} GiB), above the decode budget of {budget / 2**30:.3g} GiB; "
-                         f"raise ${ENV_BUDGET} if it is genuine")
+                         f"raise ${ENV_BUDGET} if it is genuine{tiled}")
 
 
 def pick(p: Path, flag: str, value: Optional[int], n: int, what: str) -> int:

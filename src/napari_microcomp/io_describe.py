@@ -1,10 +1,11 @@
 """What an image file holds, without coding it: its scenes (image series), each one's axes, type, channel names
 and pixel size, so that a user can pick ``--scene`` / ``--channel`` / ``--timepoint`` (``microcomp info``)."""
 import json
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from .container import decode_budget
 from .errors import InputError, MicrocompError
 from .io import FILE_KINDS, VENDOR_SUFFIXES, image_source, open_aics, plane_names, read_image, unreadable
 from .io_checks import pixel_size, quiet_readers
@@ -12,6 +13,7 @@ from .io_zarr import is_zarr, zarr_compressor
 from .io_zarr_raw import check_grid, read_json
 
 MAX_LISTED = 50   # scenes described; a plate scan can hold thousands
+HEADER_ONLY_BYTES = 256 * 2**20   # above this, a plain NPY/TIFF is described from its header, not read
 
 
 def describe_image(path) -> Dict[str, Any]:
@@ -39,6 +41,13 @@ def describe_image(path) -> Dict[str, Any]:
             raise
         except Exception as exc:  # third-party readers raise anything on a corrupt file
             raise unreadable(p, exc) from exc
+    head = _large_plain_file(p, suffix)
+    if head is not None:
+        out.update(scene_count=1, scenes=[head])
+        out["notes"] = [f"{p.name} is large ({_gib(head)} GiB): described from its header, not read"
+                        + ("; above the decode budget, `microcomp compress-tiled` codes it tile by tile"
+                           if _nbytes(head) > decode_budget() else "")]
+        return out
     a, meta = read_image(p)   # what compress reads by default; its notes name the other channels and planes
     axes = dict(zip("ZYX"[-a.ndim:] if a.ndim <= 3 else "ZYXS", (int(n) for n in a.shape)))
     out.update(scene_count=1, scenes=[{"name": p.name, "dtype": str(a.dtype), "axes": axes,
@@ -46,6 +55,44 @@ def describe_image(path) -> Dict[str, Any]:
                                        "pixel_size_um": list(meta.get("pixel_size") or [None] * 3)}],
                notes=list(meta.get("notes") or []))
     return out
+
+
+def _large_plain_file(p, suffix: str) -> Optional[Dict[str, Any]]:
+    """A scene's description from the header of a large NPY or single-series grey TIFF (Z, Y, X), which reading
+    would take long or be refused by the decode budget; None for anything else (read as compress reads it)."""
+    size = None
+    if suffix == ".npy":
+        a = np.load(p, mmap_mode="r", allow_pickle=False)   # the header only
+        shape, dtype = tuple(n for n in a.shape if n != 1), a.dtype
+        samples = len(shape) == 3 and 2 <= shape[-1] <= 4 and min(shape[:2]) > 4   # RGB(A): the reader decides
+        letters = "ZYX"[-len(shape):] if 2 <= len(shape) <= 3 and not samples and dtype.kind in "uif" else ""
+    elif suffix in (".tif", ".tiff"):
+        import tifffile
+
+        from .io import check_tiff_file
+        from .io_checks import tiff_pixel_size
+        check_tiff_file(p)
+        with quiet_readers(p), tifffile.TiffFile(p) as tf:
+            series = tf.series[0]
+            shape, dtype, letters = series.shape, series.dtype, series.axes
+            if len(tf.series) > 1 or set(letters) - set("ZQIYX"):
+                return None   # channels, samples, time or more series: the readers' choices apply
+            size = tiff_pixel_size(tf)
+    else:
+        return None
+    if not letters or float(np.prod([float(n) for n in shape])) * np.dtype(dtype).itemsize <= HEADER_ONLY_BYTES:
+        return None
+    axes = {("Z" if a in "QI" else a): int(n) for a, n in zip(letters, shape) if n > 1 or a in "YX"}
+    return {"name": p.name, "dtype": str(np.dtype(dtype).newbyteorder("=")), "axes": axes, "channels": [],
+            "pixel_size_um": list(size or [None] * 3)}
+
+
+def _nbytes(scene: Dict[str, Any]) -> float:
+    return float(np.prod(list(scene["axes"].values()))) * np.dtype(scene["dtype"]).itemsize
+
+
+def _gib(scene: Dict[str, Any]) -> str:
+    return f"{_nbytes(scene) / 2**30:.3g}"
 
 
 def _stream_store(p, out: Dict[str, Any]) -> Dict[str, Any]:

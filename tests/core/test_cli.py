@@ -304,3 +304,28 @@ def test_info_describes_an_image_file_and_still_checks_a_damaged_stream(tmp_path
     (tmp_path / "bad.mcz").write_bytes(b"\x89MCZ" + b"\0" * 4)
     assert main(["info", str(tmp_path / "bad.mcz")]) == 2
     assert "truncated" in capsys.readouterr().err
+
+
+def test_info_describes_a_large_plain_file_from_its_header_as_reading_would(tmp_path, monkeypatch, capsys):
+    """`info` of a 3 GB TIFF read it all (or was refused by the decode budget); a header says as much."""
+    from napari_microcomp import io_describe
+
+    files = {"a.npy": np.zeros((1, 30, 40), np.uint16), "z.npy": np.zeros((5, 30, 40), np.float32),
+             "rgb.npy": np.zeros((30, 40, 3), np.uint8)}
+    for name, a in files.items():
+        np.save(tmp_path / name, a)
+    tifffile.imwrite(tmp_path / "s.tif", np.zeros((4, 30, 40), np.uint16), imagej=True,
+                     metadata={"axes": "ZYX", "unit": "um", "spacing": 2.5}, resolution=(2.0, 2.0))
+    tifffile.imwrite(tmp_path / "c.tif", np.zeros((2, 30, 40), np.uint16), imagej=True, metadata={"axes": "CYX"})
+    read = {n: io_describe.describe_image(tmp_path / n) for n in [*files, "s.tif", "c.tif"]}
+    monkeypatch.setattr(io_describe, "HEADER_ONLY_BYTES", 1000)
+    for name, want in read.items():
+        got = io_describe.describe_image(tmp_path / name)
+        assert got["scenes"] == want["scenes"], name
+        assert any("from its header" in t for t in got.get("notes", [])) == (name not in ("rgb.npy", "c.tif")), name
+    monkeypatch.setenv("MICROCOMP_DECODE_BUDGET", "2000")   # what compress refuses, info still describes
+    assert main(["info", str(tmp_path / "s.tif")]) == 0
+    out = capsys.readouterr().out
+    assert "uint16 Z=4 Y=30 X=40" in out and "2.5 µm, 0.5 µm, 0.5 µm" in out and "compress-tiled" in out
+    assert main(["compress", str(tmp_path / "s.tif"), "-c", "zstd"]) == 2
+    assert "compress-tiled" in capsys.readouterr().err

@@ -319,7 +319,7 @@ def test_an_empty_argument_is_refused_not_read_as_the_current_folder(tmp_path, m
     np.save(tmp_path / "a.npy", np.zeros((16, 16), np.uint8))
     monkeypatch.chdir(tmp_path)
     assert main(["compress", "", "-c", "zstd"]) == 2
-    assert "argument 2 is empty" in capsys.readouterr().err and not (tmp_path / "a.npy.mcz").exists()
+    assert "argument 2 is an empty value" in capsys.readouterr().err and not (tmp_path / "a.npy.mcz").exists()
 
 
 def test_advise_apply_names_zarr_outputs_and_never_replaces_the_input(tmp_path, monkeypatch, capsys):

@@ -69,7 +69,9 @@ def _exit_cleanly_on_sigterm():
 def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     if "" in argv:   # `microcomp compress "$F"` with F unset would read "" as "." and walk the current folder
-        print(f"microcomp: error: argument {argv.index('') + 1} is empty (an unset shell variable?)", file=sys.stderr)
+        i = argv.index("")
+        what = f"{argv[i - 1]} is given" if i and argv[i - 1].startswith("-") else f"argument {i + 1} is"
+        print(f"microcomp: error: {what} an empty value (an unset shell variable?)", file=sys.stderr)
         return 2
     parser = build_parser()
     args = parser.parse_args(argv)
