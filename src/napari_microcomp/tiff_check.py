@@ -6,7 +6,9 @@ tifffile checks it against the strip or tile (a 15 kB JPEG XR tile edited to say
 file (``PlaneCount="999999999"``: 16 GB and ~3 minutes), its channel count into per-channel coordinates
 (``SizeC="60000"``: 42 s)."""
 import math
+import os
 import struct
+from pathlib import PurePath
 import xml.etree.ElementTree as ET
 
 from .codestreams import Undecodable, j2k_dims, jpeg_dims, jxl_dims, jxr_dims, lerc_wrapped_dims, png_dims
@@ -19,6 +21,7 @@ _PEEK = {"JPEG": jpeg_dims, "JPEG_99": jpeg_dims, "PNG": png_dims, "JPEGXL": jxl
 _HEAD, _MORE = 4096, 1 << 20   # bytes read for a header; retried with more when it was not found there
 _SLACK = 65536                 # pixels: writers' padding of a strip or tile is never near this
 MAX_PLANES = 10**7             # planes one OME image may declare (10^7 of 512² uint16 would be 5 TB)
+MAX_FILES = 10**4              # files one multi-file OME-TIFF may name (Micro-Manager: one per 4 GB)
 _SAMPLES = 4                   # an OME plane per sample of an RGB(A) page
 
 
@@ -38,7 +41,7 @@ def check_ome(tf, name: str) -> None:
         root = ET.fromstring(tf.ome_metadata)
     except (ET.ParseError, TypeError, ValueError):
         return
-    total, largest, others = 0, 0, False
+    total, largest, others = 0, 0, set()
     for el in root.iter():
         tag = el.tag.rsplit("}", 1)[-1]
         if tag == "Pixels":
@@ -54,9 +57,9 @@ def check_ome(tf, name: str) -> None:
             raise InputError(f"{name}: its OME-XML says one TiffData holds {el.get('PlaneCount')} planes (at most "
                              f"{MAX_PLANES:,}); the metadata is damaged or crafted, refusing to read it")
         elif tag == "UUID" and el.get("FileName") not in (None, name):
-            others = True
+            others.add(el.get("FileName"))
     if others:
-        return
+        return _check_companions(tf, name, others)
     # one file holds them all: SizeT="60000" on 6 pages had aicsimageio work 91 s and take 1.2 GB, and
     # SizeX="999999999" on 40×48 pages made it allocate 15 GB
     pages = len(tf.pages)
@@ -67,6 +70,24 @@ def check_ome(tf, name: str) -> None:
     if largest > page_px:
         raise InputError(f"{name}: its OME-XML declares planes of {largest:,} pixels but no page of the file has "
                          f"more than {page_px:,}; its metadata is damaged, refusing to read it")
+
+
+def _check_companions(tf, name: str, files) -> None:
+    """A multi-file OME-TIFF (Micro-Manager, Bio-Formats): every other file its OME-XML names must lie beside it,
+    by a plain relative name. tifffile fills a missing file's planes with zeros (a warning in a log), so a
+    stack missing one file would have been coded as if those planes were black."""
+    folder = getattr(tf.filehandle, "dirname", "")
+    if len(files) > MAX_FILES:
+        raise InputError(f"{name}: its OME-XML names {len(files):,} other files (at most {MAX_FILES:,}); the metadata "
+                         "is damaged or crafted, refusing to read it")
+    for f in sorted(files):
+        parts = PurePath(f).parts
+        if not folder or not parts or PurePath(f).is_absolute() or ".." in parts or "\\" in f:
+            raise InputError(f"{name}: its OME-XML takes planes from {f!r}, which is not a file name beside it; "
+                             "refusing to read it")
+        if not os.path.isfile(os.path.join(folder, f)):
+            raise InputError(f"{name} is one file of a multi-file OME-TIFF whose file {f} is missing (its planes "
+                             "would read as zeros); put the set's files together in one folder")
 
 
 def _count(v):
@@ -80,10 +101,10 @@ def check_segments(tf, pages, name: str) -> None:
     """Refuse ``pages`` (of a series) of the open TiffFile ``tf`` if a segment's codestream declares far more pixels than
     the segment holds, or whose header says what its decoder would crash on. Segments whose header cannot be
     parsed are left to the decoder (which fails safely on garbage); only a parsed header is held to account."""
-    fh = tf.filehandle
     for page in pages:
         if page is None:
             continue
+        fh = getattr(page.parent, "filehandle", None) or tf.filehandle   # a multi-file OME series: the page's file
         key = getattr(page, "keyframe", None) or page
         _check_layout(page, key, name)
         peek = _PEEK.get(getattr(key.compression, "name", ""))

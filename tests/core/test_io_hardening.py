@@ -526,6 +526,44 @@ def test_a_truncated_stack_is_refused_not_read_as_its_first_pages(tmp_path, caps
             read_microscopy(str(cut))
 
 
+def _ome_set(folder, names, planes):
+    """A multi-file OME-TIFF as Micro-Manager and Bio-Formats write it: plane z in file ``names[z]``, each file's
+    OME-XML naming all of them by UUID and FileName."""
+    import uuid
+
+    ids = [f"urn:uuid:{uuid.uuid4()}" for _ in names]
+    tds = "".join(f'<TiffData IFD="0" FirstZ="{z}" PlaneCount="1"><UUID FileName="{n}">{u}</UUID></TiffData>'
+                  for z, (n, u) in enumerate(zip(names, ids)))
+    y, x = planes[0].shape
+    for i, name in enumerate(names):
+        xml = (f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06" '
+               f'UUID="{ids[i]}"><Image ID="Image:0"><Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="uint16" '
+               f'SizeX="{x}" SizeY="{y}" SizeZ="{len(names)}" SizeC="1" SizeT="1"><Channel ID="Channel:0:0" '
+               f'SamplesPerPixel="1"/>{tds}</Pixels></Image></OME>')
+        if "/" not in name and ".." not in name:
+            tifffile.imwrite(folder / name, planes[i], description=xml, metadata=None)
+    return folder / names[0]
+
+
+def test_a_multi_file_ome_tiff_missing_a_file_is_refused_not_read_with_black_planes(tmp_path, capsys):
+    """tifffile fills the planes of a missing file with zeros and only logs it: the stack was coded with them."""
+    planes = [smooth_image((40, 48), seed=s) for s in range(2)]
+    first = _ome_set(tmp_path, ["set_0.ome.tif", "set_1.ome.tif"], planes)
+    assert np.array_equal(read_image(first)[0], np.stack(planes))        # the whole set, from its first file
+    (tmp_path / "set_1.ome.tif").unlink()
+    with pytest.raises(InputError, match="set_1.ome.tif is missing"):
+        read_image(first)
+    with pytest.raises(InputError, match="is missing"):
+        read_microscopy(str(first))
+    for cmd in ("compress", "compress-tiled"):
+        rc, _, err = run([cmd, first, tmp_path / "o.mcz", "-c", "zstd"], capsys)
+        assert rc == 2 and "is missing" in err and not (tmp_path / "o.mcz").exists()
+    for bad in ("/etc/passwd", "../x.ome.tif"):   # planes from a file elsewhere on the disk
+        (tmp_path / "b").mkdir(exist_ok=True)
+        with pytest.raises(InputError, match="not a file name beside it"):
+            read_image(_ome_set(tmp_path / "b", ["b_0.ome.tif", bad], planes))
+
+
 @pytest.mark.parametrize("dtype", ["float16", "int64", "uint64"])
 def test_decompress_to_tiff_keeps_pixel_types_ome_xml_cannot_describe(tmp_path, capsys, dtype):
     # OME-XML has no float16/int64/uint64: the writer used to raise from inside tifffile (a traceback)
