@@ -61,7 +61,8 @@ def image_files(paths: Iterable) -> List[Path]:
     out: List[Path] = []
     for p in map(Path, paths):
         if is_folder(p):
-            out += sorted(_images_in(p))
+            from .tiff_check import one_per_ome_set
+            out += one_per_ome_set(sorted(_images_in(p)))
         else:
             out.append(image_source(p))
     if not out:

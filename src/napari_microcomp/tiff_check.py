@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 
 from .codestreams import Undecodable, j2k_dims, jpeg_dims, jxl_dims, jxr_dims, lerc_wrapped_dims, png_dims
 from .errors import InputError
-from .io_checks import MAX_CHANNELS
+from .io_checks import MAX_CHANNELS, quiet_readers
 
 _PEEK = {"JPEG": jpeg_dims, "JPEG_99": jpeg_dims, "PNG": png_dims, "JPEGXL": jxl_dims, "LERC": lerc_wrapped_dims,
          "JPEGXR": jxr_dims, "JPEGXR_NDPI": jxr_dims, "JPEG2000": j2k_dims, "JPEG_2000_LOSSY": j2k_dims,
@@ -88,6 +88,34 @@ def _check_companions(tf, name: str, files) -> None:
         if not os.path.isfile(os.path.join(folder, f)):
             raise InputError(f"{name} is one file of a multi-file OME-TIFF whose file {f} is missing (its planes "
                              "would read as zeros); put the set's files together in one folder")
+
+
+def one_per_ome_set(files):
+    """The files of a folder walk with each multi-file OME-TIFF (Micro-Manager) once, by the file holding its first
+    plane: any of its files reads the whole set."""
+    names = {(f.parent, f.name) for f in files}
+    keep = []
+    for f in files:
+        head = ome_set_head(f) if f.name.lower().endswith((".ome.tif", ".ome.tiff")) else f.name
+        if head == f.name or (f.parent, head) not in names:
+            keep.append(f)
+    return keep
+
+
+def ome_set_head(path) -> str:
+    """The name of the file that holds the first plane of the multi-file OME-TIFF that ``path`` belongs to (its
+    own name when it is alone, or anything about it cannot be read: reading it will say what)."""
+    import tifffile
+
+    name = os.path.basename(path)
+    try:
+        with quiet_readers(path), tifffile.TiffFile(path) as tf:
+            root = ET.fromstring(tf.ome_metadata) if tf.is_ome else None
+    except Exception:   # damaged: left to the reader, which refuses it with the reason
+        return name
+    first = next((el.get("FileName") for el in (root.iter() if root is not None else ())
+                  if el.tag.rsplit("}", 1)[-1] == "UUID" and el.get("FileName")), None)
+    return first if first and PurePath(first).name == first else name
 
 
 def _count(v):

@@ -14,7 +14,7 @@ from napari_microcomp._reader import napari_get_reader, read_mcz, read_microscop
 from napari_microcomp.cli import main
 from napari_microcomp.codecs import decode, get_codec
 from napari_microcomp.errors import InputError
-from napari_microcomp.io import read_image
+from napari_microcomp.io import image_files, read_image
 
 RGB = np.dstack([np.full((16, 16), v, np.uint8) for v in (10, 20, 30)])
 
@@ -550,6 +550,8 @@ def test_a_multi_file_ome_tiff_missing_a_file_is_refused_not_read_with_black_pla
     planes = [smooth_image((40, 48), seed=s) for s in range(2)]
     first = _ome_set(tmp_path, ["set_0.ome.tif", "set_1.ome.tif"], planes)
     assert np.array_equal(read_image(first)[0], np.stack(planes))        # the whole set, from its first file
+    np.save(tmp_path / "other.npy", planes[0])
+    assert image_files([tmp_path]) == [tmp_path / "other.npy", first]   # a folder walk codes the set once
     (tmp_path / "set_1.ome.tif").unlink()
     with pytest.raises(InputError, match="set_1.ome.tif is missing"):
         read_image(first)
