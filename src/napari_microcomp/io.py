@@ -14,7 +14,8 @@ import numpy as np
 
 from ._validate import MASK_NOTE, grey_samples, mask_as_uint8
 from .errors import InputError, MicrocompError
-from .io_checks import check_declared, default_notes, pick, pixel_size, quiet_readers, tiff_pixel_size
+from .io_checks import (check_declared, default_notes, photometric_notes, pick, pixel_size, quiet_readers,
+                        tiff_pixel_size)
 from .io_zarr import is_zarr, read_zarr
 
 # files of scenes and channels, read through an AICSImage (OME-TIFF too, told by its name)
@@ -190,6 +191,9 @@ def _read_image(path, channel, scene, timepoint) -> Tuple[np.ndarray, Dict[str, 
             from .tiff_check import check_tiff
             with quiet_readers(p), tifffile.TiffFile(p) as tf:
                 check_tiff(tf, p.name)
+                said = photometric_notes(p.name, tf.pages.first)
+                if said:
+                    meta["notes"] = said
                 series = tf.series[0]
                 # channels or time points (ImageJ hyperstacks, shaped TIFFs too) are not z: aicsimageio picks
                 if (channel, scene, timepoint) == (None, None, None) and \
@@ -197,7 +201,7 @@ def _read_image(path, channel, scene, timepoint) -> Tuple[np.ndarray, Dict[str, 
                     check_declared(p.name, series.shape, series.dtype)
                     arr = series.asarray()
                     if len(tf.series) > 1:
-                        meta["notes"] = default_notes(p.name, len(tf.series), [], 1)
+                        meta["notes"] = default_notes(p.name, len(tf.series), [], 1) + said
                     size = tiff_pixel_size(tf)
                     if size is not None:
                         meta["pixel_size"] = size
@@ -368,7 +372,7 @@ def _read_aics(p: Path, channel, scene, timepoint, meta, checked: bool = False):
     arr = np.asarray(img.get_image_data("ZYX", **select))
     if arr.shape[0] == 1:
         arr = arr[0]
-    notes = default_notes(p.name, len(img.scenes), names, dims.T, scene, channel, timepoint)
+    notes = meta.get("notes", []) + default_notes(p.name, len(img.scenes), names, dims.T, scene, channel, timepoint)
     if notes:
         meta["notes"] = notes
     with quiet_readers():

@@ -61,6 +61,17 @@ def default_notes(name: str, scenes: int, names: Sequence[str], timepoints: int,
     return notes
 
 
+def photometric_notes(name: str, page) -> List[str]:
+    """What a TIFF page's photometric interpretation means for the values coded (they are coded as stored)."""
+    kind = getattr(getattr(page, "photometric", None), "name", "")
+    if kind == "PALETTE":   # ImageJ saves an 8-bit image with a LUT so: the indices are the intensities
+        return [f"{name} is a palette (colour map) image: its indices are coded, its colour map is not kept"]
+    if kind == "MINISWHITE":
+        return [f"{name} stores 0 as white (MinIsWhite): the values are coded as stored, and a decoded TIFF stores "
+                "0 as black, so viewers show it inverted"]
+    return []
+
+
 # a length unit -> µm: NGFF's names, OME's symbols (default "µm"), ImageJ's "micron" or "\u00B5m" (escaped)
 _UNITS_UM = {"micrometer": 1.0, "nanometer": 1e-3, "millimeter": 1e3, "angstrom": 1e-4, "meter": 1e6,
              "centimeter": 1e4, "picometer": 1e-6, "um": 1.0, "µm": 1.0, "\u03bcm": 1.0, "micron": 1.0,

@@ -97,3 +97,22 @@ def test_three_plane_stack_tifffile_tags_as_rgb_stays_a_stack(tmp_path):
         assert tf.series[0].axes == "SYX" and tf.is_shaped
     a, _ = read_image(path)
     np.testing.assert_array_equal(a, STACK)
+
+
+def test_palette_and_min_is_white_tiffs_are_coded_as_stored_and_said(tmp_path):
+    """ImageJ saves an 8-bit image with a LUT as a palette TIFF (the indices are the intensities); a MinIsWhite
+    TIFF's values decode to a MinIsBlack TIFF: both are coded as stored, and the user is told what is not kept."""
+    idx = (smooth_image((40, 48), seed=3) // 257).astype(np.uint8)
+    lut = np.stack([np.zeros(256), np.arange(256) * 257, np.zeros(256)]).astype(np.uint16)   # ImageJ's "Green"
+    tifffile.imwrite(tmp_path / "green.tif", idx, photometric="palette", colormap=lut)
+    tifffile.imwrite(tmp_path / "hyper.tif", np.stack([idx, idx]), imagej=True, metadata={"axes": "CYX"},
+                     photometric="palette", colormap=lut)
+    tifffile.imwrite(tmp_path / "white.tif", STACK, photometric="miniswhite")
+    tifffile.imwrite(tmp_path / "black.tif", STACK)
+    for name, want, said in [("green.tif", idx, "colour map is not kept"), ("hyper.tif", idx, "colour map"),
+                             ("white.tif", STACK, "MinIsWhite"), ("black.tif", STACK, None)]:
+        a, meta = read_image(tmp_path / name)
+        np.testing.assert_array_equal(a, want)
+        notes = " ".join(meta.get("notes", []))
+        assert (said in notes) if said else "colour" not in notes and "White" not in notes, (name, notes)
+    assert "2 channels" in " ".join(read_image(tmp_path / "hyper.tif")[1]["notes"])   # the other notes stay
