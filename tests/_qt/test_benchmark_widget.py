@@ -77,6 +77,9 @@ def test_run_table_sort_export_and_click(make_napari_viewer, qtbot, cell, tmp_pa
     assert len(load_json(written["JSON"])) == 4
     assert "jpegxl q6" in written["Markdown"].read_text()
     assert written["PNG"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    kept = tmp_path / "old.xyz"   # a plot that cannot be written leaves the file there as it was
+    kept.write_bytes(b"keep")
+    assert w.export("PNG", str(kept)) is None and kept.read_bytes() == b"keep" and "failed" in w.status.text()
     assert json.loads(written["JSON"].read_text())["rows"][0]["image"] == "cell"
 
     # click the best row: its reconstruction appears, equal to the core API's

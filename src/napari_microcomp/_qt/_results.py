@@ -1,5 +1,6 @@
 """The benchmark widget's result views: a sortable rows table and a rate–distortion plot."""
 import math
+from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
 from qtpy.QtCore import Qt, Signal
@@ -162,5 +163,11 @@ class RDPlot(QLabel):
         size: an export from a narrow dock was cramped; at 720x420 the legend sits outside, right."""
         if self._last is None:
             raise ValueError("nothing plotted yet")
+        import io
+
+        from ..io_write import atomic_write_bytes
         rows, metric, per_image, _ = self._last
-        rd_figure(rows, metric, per_image, size=size).savefig(path, dpi=dpi)
+        buf = io.BytesIO()   # rendered first: a failing save leaves the old file, never half a new one
+        rd_figure(rows, metric, per_image, size=size).savefig(buf, format=Path(path).suffix[1:].lower() or "png",
+                                                              dpi=dpi)
+        atomic_write_bytes(path, buf.getvalue())
