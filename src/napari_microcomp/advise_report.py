@@ -110,21 +110,21 @@ def plot_metric(advice: Advice) -> str:
 def figure(advice: Advice, metric: Optional[str] = None, size=(6.5, 4.5)):
     """Every trial of every codec (metric vs bpp; the worst image counts), the tolerance as a line and
     the winner starred. Returns a matplotlib Figure (no pyplot, safe off the GUI thread)."""
-    from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from .benchmark.plots import method_colors
     metric = metric or plot_metric(advice)
     fig = Figure(figsize=size, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    ax.set_prop_cycle(color=colormaps["tab10"].colors)
+    colors = method_colors((r.codec, r.codec) for r in advice.rows)   # by codec, not by rank
     for r in advice.rows:
         pts = sorted((p for p in r.points if p.get("complete") and _finite(p.get(metric)) and p["bpp"] > 0),
                      key=lambda p: p["bpp"])
         if pts:
             ax.plot([p["bpp"] for p in pts], [p[metric] for p in pts], "o-" if len(pts) > 1 else "o",
-                    ms=3, lw=0.8, label=r.codec)
+                    ms=3, lw=0.8, label=r.codec, color=colors[r.codec])
     tol = dict(advice.tolerance.items()).get(metric)
     if tol is not None:
         ax.axhline(tol, color="k", ls="--", lw=1, label=f"tolerance {TOLERANCES[metric][0]} "

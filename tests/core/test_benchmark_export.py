@@ -90,6 +90,27 @@ def test_rd_figure_panels_only_for_images_with_values():
     assert len(rd_figure(rows, "psnr", panels=True).axes) == 2
 
 
+def test_a_method_keeps_its_colour_in_every_panel_and_in_the_advice_plot():
+    """Colours came from each panel's curve order: a panel without JPEG 2000 gave JPEG XL JPEG 2000's colour."""
+    from types import SimpleNamespace
+
+    from napari_microcomp.advise_report import figure
+    from napari_microcomp.benchmark.plots import rd_figure
+
+    def row(image, codec, q):
+        return {"image": image, "method": codec, "codec": codec, "family": "classical", "status": "ok",
+                "bpp": 0.1 * q, "psnr": 30.0 + q}
+    rows = [row("a", c, q) for c in ("jpeg2k", "jpegxl") for q in (1, 2)] + [row("b", "jpegxl", q) for q in (1, 2)]
+    colours = [{line.get_label(): line.get_color() for line in ax.get_lines()}
+               for ax in rd_figure(rows, "psnr", panels=True).axes]
+    assert colours[0]["jpegxl"] == colours[1]["jpegxl"] != colours[0]["jpeg2k"]
+    point = {"complete": True, "bpp": 0.2, "psnr": 40.0}
+    advice = SimpleNamespace(rows=[SimpleNamespace(codec=c, points=[point]) for c in ("jpegxl", "jpeg2k")],
+                             tolerance={"psnr": 35.0}, winner=None)   # ranked: JPEG XL first
+    advised = {line.get_label(): line.get_color() for line in figure(advice, "psnr").axes[0].get_lines()}
+    assert advised["jpeg2k"] == colours[0]["jpeg2k"] and advised["jpegxl"] == colours[0]["jpegxl"]
+
+
 def test_row_notes_reach_the_markdown_once_per_image_and_note(rows, tmp_path):
     noted = [dict(r, note="the image looks like a label image") if r["codec"] == "jpeg2k" else r for r in rows]
     md = export_all(noted, tmp_path, notes=["a run note"])["markdown"].read_text()

@@ -38,14 +38,27 @@ def _curves(rows, metric: str, per_image: bool) -> Tuple[Dict[str, List], Dict[s
     return {k: sorted(v) for k, v in curves.items()}, styles
 
 
-def _draw(ax, rows, metric: str, per_image: bool) -> bool:
+def method_colors(methods) -> Dict[str, Any]:
+    """(method, codec) pairs -> {method: colour}: 20 distinct colours given in the codec registry's order, so that a
+    method keeps its colour in every panel of a figure whatever curves each panel has (and not its rank)."""
+    from matplotlib import colormaps
+
+    from ..codecs import available_codecs
+    order = {n: i for i, n in enumerate(available_codecs(include_unavailable=True))}
+    palette = list(colormaps["tab10"].colors) + list(colormaps["tab20"].colors[1::2])   # then the light tints
+    ranked = sorted(set(methods), key=lambda mc: (order.get(mc[1], len(order)), str(mc[0])))
+    return {m: palette[i % len(palette)] for i, (m, _) in enumerate(ranked)}
+
+
+def _draw(ax, rows, metric: str, per_image: bool, colors=None) -> bool:
     from matplotlib import colormaps
     from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     curves, styles = _curves(rows, metric, per_image)
-    ax.set_prop_cycle(color=colormaps["tab20"].colors)   # up to 20 methods without repeating a colour
+    ax.set_prop_cycle(color=colormaps["tab20"].colors)   # per image: up to 20 curves without repeating a colour
     for key, pts in curves.items():
-        ax.plot(*zip(*pts), styles[key], marker="o", markersize=3, label=key)
+        extra = {"color": colors[key]} if colors and key in colors else {}
+        ax.plot(*zip(*pts), styles[key], marker="o", markersize=3, label=key, **extra)
     if metric.startswith("p2_") and curves:
         ref = [r.get(metric.replace("p2_", "p2_orig_")) for r in rows if r.get("status") == "ok"]
         ref = [v for v in ref if finite(v)]
@@ -76,6 +89,7 @@ def rd_figure(rows: Sequence[Dict[str, Any]], metric: str, per_image: bool = Fal
     from matplotlib.figure import Figure
 
     rows = list(rows)
+    colors = method_colors((r["method"], r.get("codec")) for r in rows if r.get("method")) if not per_image else None
     if panels:
         images = list(dict.fromkeys(r["image"] for r in rows if _curves([r], metric, False)[0]))  # with values
         ncols = max(1, min(2, len(images)))
@@ -84,7 +98,7 @@ def rd_figure(rows: Sequence[Dict[str, Any]], metric: str, per_image: bool = Fal
         FigureCanvasAgg(fig)
         for k, image in enumerate(images or [""]):
             ax = fig.add_subplot(nrows, ncols, k + 1)
-            if _draw(ax, [r for r in rows if r.get("image") == image], metric, False):
+            if _draw(ax, [r for r in rows if r.get("image") == image], metric, False, colors):
                 ax.legend(fontsize=6, ncol=2)
             ax.set_title(str(image))
         return fig
@@ -98,7 +112,7 @@ def rd_figure(rows: Sequence[Dict[str, Any]], metric: str, per_image: bool = Fal
     bottom = (50 + (14 * legend_rows + 10 if legend_rows else 0)) / h
     fig.subplots_adjust(left=62 / w, right=right, bottom=min(bottom, 0.6), top=1 - 12 / h)
     ax = fig.add_subplot()
-    if _draw(ax, rows, metric, per_image):
+    if _draw(ax, rows, metric, per_image, colors):
         if legend_right:
             ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0,
                       frameon=False)
