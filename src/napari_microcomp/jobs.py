@@ -52,6 +52,10 @@ def predict(model_name: str, image, target, z, recon_data, codec: Optional[str],
     row = yield from iter_compare(model, img, None if target is None else np.asarray(target), reconstruction=rec,
                                   return_arrays=True, tta=tta)   # without ground truth: rec. vs original only
     arrays = row.pop("arrays")
+    from .labelfree.model import input_caveat
+    caveat = input_caveat(img)
+    if caveat:
+        row["caveat"] = caveat
     arrays["limits"] = tuple(float(v) for v in np.percentile(arrays["original"], [0.5, 99.5]))
     return row, arrays, compression, z
 

@@ -124,6 +124,24 @@ def test_model_style_predictor_normalizes_the_ground_truth(image):
     assert row["p2_orig_pearson_r"] == pytest.approx(1.0)
 
 
+def test_a_label_free_model_on_a_fluorescence_image_is_noted(image):
+    class Model:   # normalize_target: a label-free model, which takes transmitted light
+        def __call__(self, a):
+            return a.astype(np.float32)
+
+        def normalize_target(self, t):
+            return t.astype(np.float32)
+
+    rng = np.random.default_rng(0)
+    fluo = (100 + rng.normal(0, 3, (64, 80))).astype(np.uint16)
+    fluo[20:26, 30:36] = 4000   # one bright nucleus on a dark background
+    rows = result_of(iter_benchmark({"f": fluo, "t": image}, ["jpegls"], qualities=[8], predictor=Model()))
+    notes = {r["image"]: r.get("note") or "" for r in rows}
+    assert "phase 2: the input looks like fluorescence" in notes["f"] and "fluorescence" not in notes["t"]
+    plain = result_of(iter_benchmark({"f": fluo}, ["jpegls"], qualities=[8], predictor=np.asarray))
+    assert "fluorescence" not in (plain[0].get("note") or "")   # any other predictor: nothing assumed
+
+
 def test_cancel_between_rows(image):
     seen = []
     gen = iter_benchmark({"x": image}, CODECS, qualities=LEVELS, should_stop=lambda: len(seen) >= 2)

@@ -284,3 +284,29 @@ def test_predict_refuses_an_unwritable_output_name_before_predicting(tmp_path, c
     monkeypatch.setattr(labelfree, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
     assert main(["predict", str(tmp_path / "img.npy"), str(tmp_path / "pred.xyz")]) == 2
     assert "output must be .tif/.tiff/.ome.tif or .npy, got pred.xyz" in capsys.readouterr().err
+
+
+def test_a_fluorescence_input_is_warned_about(phase_patch, tmp_path, capsys, monkeypatch):
+    """The models predict fluorescence from transmitted light: fed a fluorescence image, they said nothing."""
+    from napari_microcomp import labelfree
+    from napari_microcomp.cli import main
+    from napari_microcomp.jobs import predict
+    from napari_microcomp.labelfree.model import input_caveat
+
+    phase, _ = phase_patch
+    yy, xx = np.mgrid[:161, :203]
+    rng = np.random.default_rng(0)
+    dapi = 100 + rng.normal(0, 5, yy.shape)   # sparse nuclei on a dark background
+    for cy, cx in rng.integers(20, 140, (6, 2)):
+        dapi += 3000 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 60.0)
+    dapi = dapi.astype(np.uint16)
+    assert input_caveat(phase[6]) is None and input_caveat(phase) is None
+    assert "looks like fluorescence" in input_caveat(dapi)
+    model = _tiny_model()
+    monkeypatch.setattr(labelfree, "load_model", lambda *a, **k: model)
+    for image, warned in ((dapi, True), (phase[6], False)):
+        np.save(tmp_path / "in.npy", image)
+        assert main(["predict", str(tmp_path / "in.npy"), str(tmp_path / "p.npy"), "--overwrite"]) == 0
+        assert ("looks like fluorescence" in capsys.readouterr().err) == warned
+        scores = result_of(predict("tiny", image, None, None, image, None, 4))[0]   # the napari dock's job
+        assert ("caveat" in scores) == warned

@@ -19,7 +19,7 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QHea
 from .. import jobs
 from ..errors import InputError
 from ._common import (LayerPicker, activate_layer, display_label, fit_width, fmt, narrow, reconstruction_metadata,
-                      report_error, scrolling_layout, set_status, status_label)
+                      report_error, report_notes, scrolling_layout, set_status, status_label)
 from ._layer_data import current_block, layer_shape, leading_index, refuse_reason
 from ._compare import clear_results, hide_all_but, prewarm_title, side_by_side_steps
 from ._dock import DockWidget, add_labelfree_models
@@ -247,8 +247,9 @@ class LabelFreeWidget(DockWidget):
 
         def finish():
             activate_layer(self.viewer, layers[1] if len(layers) > 1 else None)  # from the reconstruction
+            caveat = [scores["caveat"]] if scores.get("caveat") else []
             set_status(self.status, f"done: r(reconstruction vs original) = "
-                                    f"{fmt(scores.get('pearson_rec_vs_orig'), 4)}")
+                                    f"{fmt(scores.get('pearson_rec_vs_orig'), 4)}{report_notes(caveat, self.status)}")
         self.steps.add(link)
         if together:
             title = "  |  ".join(t for _, _, t in shown)

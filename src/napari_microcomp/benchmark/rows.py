@@ -15,6 +15,7 @@ from .._validate import as_array, check_image
 from ..codecs import QUALITIES, Codec, codec_class, codec_from_config
 from ..errors import InputError
 from ..labelfree.compare import prediction_scores
+from ..labelfree.model import input_caveat
 
 Row = Dict[str, Any]
 Predictor = Callable[[np.ndarray], np.ndarray]
@@ -160,8 +161,10 @@ def image_reference(image: np.ndarray, predictor: Predictor,
     pred = np.asarray(predictor(image), dtype=np.float32)
     out: Dict[str, Any] = {"prediction": pred, "predict_s": time.perf_counter() - t0, "ground_truth": None,
                            "error": None, "peak": metrics.data_range(pred, "image")}
+    norm = getattr(predictor, "normalize_target", None)
+    if callable(norm):   # a label-free model (transmitted light in): a fluorescence image is said
+        out["caveat"] = input_caveat(image)
     if ground_truth is not None:
-        norm = getattr(predictor, "normalize_target", None)
         gt = np.asarray(norm(ground_truth) if callable(norm) else ground_truth, dtype=np.float32)
         out["ground_truth"] = gt
         out["peak"] = metrics.data_range(gt, "image")
@@ -217,6 +220,7 @@ def _phase2(row: Row, image: np.ndarray, recon: np.ndarray, predictor: Predictor
     if reference.get("error"):
         _add_note(row, f"phase 2 skipped: {reference['error']}")
         return
+    _add_note(row, reference.get("caveat") and f"phase 2: {reference['caveat']}")
     try:
         t0 = time.perf_counter()
         pred = np.asarray(predictor(recon), dtype=np.float32)   # lossless rows too: predict_s is a real time

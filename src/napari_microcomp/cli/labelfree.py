@@ -64,6 +64,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from .._progress import drain
     from ..io_write import check_image_output, check_output, write_image
     from ..labelfree import load_model
+    from ..labelfree.model import input_caveat
 
     check_image_output(check_output(args.output, args.overwrite))
     if args.threads is not None and args.threads < 1:
@@ -83,6 +84,9 @@ def run_predict(args: argparse.Namespace) -> int:
     write_image(args.output, pred, {"pixel_size": meta.get("pixel_size")})
     print(f"wrote {args.output}: {pred.shape} float32 prediction ({model!r})")
     print(f"note: {model.provenance}")
+    caveat = input_caveat(image)
+    if caveat:
+        print(f"warning: {args.input}: {caveat}", file=sys.stderr)
     return 0
 
 

@@ -72,6 +72,17 @@ def provenance(meta: Dict[str, Any]) -> str:
     return text
 
 
+def input_caveat(image) -> Optional[str]:
+    """A warning when ``image`` looks like fluorescence (:func:`~napari_microcomp.modality.detect_modality`): the
+    models predict fluorescence from transmitted light, so a prediction from fluorescence means nothing."""
+    from ..modality import detect_modality
+
+    if detect_modality(image) != "fluorescence":
+        return None
+    return ("the input looks like fluorescence (a dark background with bright signal), not bright-field or phase: "
+            "the label-free models predict fluorescence from transmitted light, so this prediction is not meaningful")
+
+
 def resolve_device(device: str):
     """A torch.device for ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...; clear error when CUDA is absent."""
     import torch
