@@ -5,8 +5,8 @@ zlib, JPEG, PNG, JPEG 2000, JPEG XL, JPEG XR, LERC), OME-TIFF, ImageJ hyperstack
 (baseline, progressive), NPY, a zstd CZI,
 OME-Zarr (0.4, and 0.5 on zarr format 3 with shards) and plain zarr stores. Each case damages one: a TIFF tag's value or count (dimensions, offsets,
 compression), a JPEG segment length or frame size, the first bytes of a strip or tile's own codestream, an OME-XML attribute, a value of a store's
-.zarray/.zattrs/zarr.json, a store's chunk or shard (bytes, truncation, removal), random bytes, or a truncation; then reads it with ``read_image``,
-``open_lazy`` (a slice of it) and, for OME-TIFF, napari's reader. A case passes when each returns an array or
+.zarray/.zattrs/zarr.json, a store's chunk or shard (bytes, truncation, removal), random bytes, or a truncation; then describes it (``microcomp info``) and reads it with
+``read_image``, ``open_lazy`` (a slice of it) and, for OME-TIFF, napari's reader. A case passes when each returns an array or
 raises a one-line ``InputError``; another exception, a crash or a hang fails. The last case started is written
 to ``--progress`` so the parent can name a case that killed the process.
 
@@ -350,6 +350,9 @@ def _read(path: Path):
     from napari_microcomp.io import VENDOR_SUFFIXES, read_image
     from napari_microcomp.tiled import open_lazy
 
+    from napari_microcomp.io_describe import describe_image
+
+    describe_image(path)   # `microcomp info`: headers only for large files, else what read_image reads
     a = read_image(path)[0]
     lazy = open_lazy(path)
     np.asarray(lazy[(0,) * (lazy.ndim - 2)] if lazy.ndim > 2 else lazy[:])

@@ -41,7 +41,12 @@ def describe_image(path) -> Dict[str, Any]:
             raise
         except Exception as exc:  # third-party readers raise anything on a corrupt file
             raise unreadable(p, exc) from exc
-    head = _large_plain_file(p, suffix)
+    try:
+        head = _large_plain_file(p, suffix)
+    except MicrocompError:
+        raise
+    except Exception as exc:  # a damaged header: the reason, as read_image gives it
+        raise unreadable(p, exc) from exc
     if head is not None:
         out.update(scene_count=1, scenes=[head])
         out["notes"] = [f"{p.name} is large ({_gib(head)} GiB): described from its header, not read"

@@ -329,3 +329,7 @@ def test_info_describes_a_large_plain_file_from_its_header_as_reading_would(tmp_
     assert "uint16 Z=4 Y=30 X=40" in out and "2.5 µm, 0.5 µm, 0.5 µm" in out and "compress-tiled" in out
     assert main(["compress", str(tmp_path / "s.tif"), "-c", "zstd"]) == 2
     assert "compress-tiled" in capsys.readouterr().err
+    liar = tmp_path / "liar.npy"   # a header declaring far more than the file holds: one line, no traceback
+    liar.write_bytes((tmp_path / "z.npy").read_bytes().replace(b"(5, 30, 40)", b"(5, 3000, 4000)"))
+    assert main(["info", str(liar)]) == 2
+    assert "not a readable NPY file" in capsys.readouterr().err
