@@ -42,6 +42,7 @@ def check_ome(tf, name: str) -> None:
     except (ET.ParseError, TypeError, ValueError):
         return
     total, largest, others = 0, 0, set()
+    own = (root.get("UUID") or "").strip()
     for el in root.iter():
         tag = el.tag.rsplit("}", 1)[-1]
         if tag == "Pixels":
@@ -56,7 +57,7 @@ def check_ome(tf, name: str) -> None:
         elif tag == "TiffData" and (_count(el.get("PlaneCount")) or 0) > MAX_PLANES:
             raise InputError(f"{name}: its OME-XML says one TiffData holds {el.get('PlaneCount')} planes (at most "
                              f"{MAX_PLANES:,}); the metadata is damaged or crafted, refusing to read it")
-        elif tag == "UUID" and el.get("FileName") not in (None, name):
+        elif tag == "UUID" and el.get("FileName") not in (None, name) and not _is_own(el, own):
             others.add(el.get("FileName"))
     if others:
         return _check_companions(tf, name, others)
@@ -113,9 +114,18 @@ def ome_set_head(path) -> str:
             root = ET.fromstring(tf.ome_metadata) if tf.is_ome else None
     except Exception:   # damaged: left to the reader, which refuses it with the reason
         return name
-    first = next((el.get("FileName") for el in (root.iter() if root is not None else ())
+    own = (root.get("UUID") or "").strip() if root is not None else ""
+    first = next((el for el in (root.iter() if root is not None else ())
                   if el.tag.rsplit("}", 1)[-1] == "UUID" and el.get("FileName")), None)
-    return first if first and PurePath(first).name == first else name
+    if first is None or _is_own(first, own) or PurePath(first.get("FileName")).name != first.get("FileName"):
+        return name
+    return first.get("FileName")
+
+
+def _is_own(el, own: str) -> bool:
+    """A TiffData's UUID that is the file's own (its OME root's UUID): the file itself, whatever name the XML
+    gives it (tifffile matches by UUID, so a renamed file still reads)."""
+    return bool(own) and (el.text or "").strip() == own
 
 
 def _count(v):

@@ -560,6 +560,13 @@ def test_a_multi_file_ome_tiff_missing_a_file_is_refused_not_read_with_black_pla
     for cmd in ("compress", "compress-tiled"):
         rc, _, err = run([cmd, first, tmp_path / "o.mcz", "-c", "zstd"], capsys)
         assert rc == 2 and "is missing" in err and not (tmp_path / "o.mcz").exists()
+    # a renamed single-file OME-TIFF names its old name, under its own UUID: still itself (tifffile matches by UUID)
+    renamed = tmp_path / "renamed.ome.tif"
+    _ome_set(tmp_path, ["original.ome.tif"], planes[:1])
+    (tmp_path / "original.ome.tif").rename(renamed)
+    assert np.array_equal(read_image(renamed)[0], planes[0])
+    from napari_microcomp.tiff_check import ome_set_head
+    assert ome_set_head(renamed) == "renamed.ome.tif" and ome_set_head(first) == "set_0.ome.tif"
     for bad in ("/etc/passwd", "../x.ome.tif"):   # planes from a file elsewhere on the disk
         (tmp_path / "b").mkdir(exist_ok=True)
         with pytest.raises(InputError, match="not a file name beside it"):
