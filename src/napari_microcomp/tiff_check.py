@@ -29,6 +29,11 @@ def check_tiff(tf, name: str) -> None:
     """:func:`check_ome`, then :func:`check_segments` for every series of the open TiffFile ``tf``."""
     check_ome(tf, name)
     for series in tf.series:
+        missing = sum(page is None for page in series.pages)
+        if missing:   # tifffile reads a plane its OME-XML points past the pages (or to a missing file) as zeros
+            raise InputError(f"{name}: {missing:,} of the {len(series.pages):,} planes its metadata "
+                             "lists are not in the file (they would read as zeros); the file is damaged or incomplete, "
+                             "refusing to read it")
         check_segments(tf, series.pages, name)
 
 

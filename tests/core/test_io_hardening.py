@@ -567,6 +567,17 @@ def test_a_multi_file_ome_tiff_missing_a_file_is_refused_not_read_with_black_pla
     assert np.array_equal(read_image(renamed)[0], planes[0])
     from napari_microcomp.tiff_check import ome_set_head
     assert ome_set_head(renamed) == "renamed.ome.tif" and ome_set_head(first) == "set_0.ome.tif"
+    # a single file whose OME-XML points past its pages: the plane read as zeros too
+    (tmp_path / "p").mkdir()
+    past = _ome_set(tmp_path / "p", ["past.ome.tif"], planes[:1])
+    with tifffile.TiffFile(past) as tf:
+        xml = tf.ome_metadata.replace('IFD="0"', 'IFD="1"').replace('SizeZ="1"', 'SizeZ="2"')
+        xml = xml.replace('PlaneCount="1"', 'PlaneCount="2"')   # planes at pages 1 and 2 of two
+    with tifffile.TiffWriter(past) as tw:
+        tw.write(planes[0], description=xml, metadata=None)
+        tw.write(planes[1], metadata=None)
+    with pytest.raises(InputError, match="1 of the 2 planes its metadata lists are not in the file"):
+        read_image(past)
     for bad in ("/etc/passwd", "../x.ome.tif"):   # planes from a file elsewhere on the disk
         (tmp_path / "b").mkdir(exist_ok=True)
         with pytest.raises(InputError, match="not a file name beside it"):
