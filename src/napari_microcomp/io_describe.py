@@ -74,10 +74,10 @@ def _large_plain_file(p, suffix: str) -> Optional[Dict[str, Any]]:
     elif suffix in (".tif", ".tiff"):
         import tifffile
 
-        from .io import check_tiff_file
         from .io_checks import tiff_pixel_size
-        check_tiff_file(p)
+        from .tiff_check import check_tiff
         with quiet_readers(p), tifffile.TiffFile(p) as tf:
+            check_tiff(tf, p.name)   # before its series are parsed (OME plane counts, missing files)
             series = tf.series[0]
             shape, dtype, letters = series.shape, series.dtype, series.axes
             if len(tf.series) > 1 or set(letters) - set("ZQIYX"):

@@ -39,6 +39,7 @@ def predict(model_name: str, image, target, z, recon_data, codec: Optional[str],
 
     ``tta``: average the 8 rotations/flips of each input (8x the time; smoother, usually better r)."""
     from .labelfree import iter_compare, load_model
+    from .labelfree.model import input_caveat
 
     model = load_model(model_name)
     img = _plane(image, z, model.zstack)
@@ -52,7 +53,6 @@ def predict(model_name: str, image, target, z, recon_data, codec: Optional[str],
     row = yield from iter_compare(model, img, None if target is None else np.asarray(target), reconstruction=rec,
                                   return_arrays=True, tta=tta)   # without ground truth: rec. vs original only
     arrays = row.pop("arrays")
-    from .labelfree.model import input_caveat
     caveat = input_caveat(img)
     if caveat:
         row["caveat"] = caveat

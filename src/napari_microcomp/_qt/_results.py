@@ -1,4 +1,5 @@
 """The benchmark widget's result views: a sortable rows table and a rate–distortion plot."""
+import io
 import math
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
@@ -163,8 +164,6 @@ class RDPlot(QLabel):
         size: an export from a narrow dock was cramped; at 720x420 the legend sits outside, right."""
         if self._last is None:
             raise ValueError("nothing plotted yet")
-        import io
-
         from ..io_write import atomic_write_bytes
         rows, metric, per_image, _ = self._last
         buf = io.BytesIO()   # rendered first: a failing save leaves the old file, never half a new one
