@@ -5,6 +5,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from ._validate import looks_like_colour
 from .container import decode_budget
 from .errors import InputError, MicrocompError
 from .io import FILE_KINDS, VENDOR_SUFFIXES, image_source, open_aics, plane_names, read_image, unreadable
@@ -54,12 +55,25 @@ def describe_image(path) -> Dict[str, Any]:
                            if _nbytes(head) > decode_budget() else "")]
         return out
     a, meta = read_image(p)   # what compress reads by default; its notes name the other channels and planes
-    axes = dict(zip("ZYX"[-a.ndim:] if a.ndim <= 3 else "ZYXS", (int(n) for n in a.shape)))
+    axes = dict(zip(_letters(a.shape), (int(n) for n in a.shape)))
     out.update(scene_count=1, scenes=[{"name": p.name, "dtype": str(a.dtype), "axes": axes,
                                        "channels": list(meta.get("channel_names") or []),
                                        "pixel_size_um": list(meta.get("pixel_size") or [None] * 3)}],
                notes=list(meta.get("notes") or []))
+    if looks_like_colour(a.shape):
+        out["notes"].append(f"{p.name} holds {a.shape[-1]} colour samples per pixel; microcomp codes one channel: "
+                            "choose it with --channel N")
     return out
+
+
+def _letters(shape) -> List[str]:
+    """Axis names for an array as compress reads it: Z Y X, colour samples as S, and more axes than an image has
+    as axis0, axis1, … (compress refuses those and asks for one channel or plane; naming them Z or S misleads)."""
+    if looks_like_colour(shape):
+        return ["Y", "X", "S"]
+    if len(shape) <= 3:
+        return list("ZYX"[-len(shape):]) if shape else []
+    return [f"axis{i}" for i in range(len(shape) - 2)] + ["Y", "X"]
 
 
 def _large_plain_file(p, suffix: str) -> Optional[Dict[str, Any]]:

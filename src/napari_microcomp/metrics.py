@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Union
 
 import numpy as np
 
+from . import strips
 from ._validate import used_bits
 from .errors import InputError
 
@@ -67,11 +68,7 @@ def _strip_rows(a: np.ndarray) -> int:
 
 
 def _rows(x: np.ndarray):
-    """``x`` as (rows, X) blocks of at most STRIP_PX pixels (views, no copy of the image)."""
-    flat = x.reshape(-1, x.shape[-1])
-    step = max(1, STRIP_PX // max(1, x.shape[-1]))
-    for a in range(0, flat.shape[0], step):
-        yield flat[a:a + step]
+    return strips.rows(x, STRIP_PX)
 
 
 def mse(original, reconstruction) -> float:

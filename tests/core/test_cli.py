@@ -333,3 +333,21 @@ def test_info_describes_a_large_plain_file_from_its_header_as_reading_would(tmp_
     liar.write_bytes((tmp_path / "z.npy").read_bytes().replace(b"(5, 30, 40)", b"(5, 3000, 4000)"))
     assert main(["info", str(liar)]) == 2
     assert "not a readable NPY file" in capsys.readouterr().err
+
+
+def test_info_names_colour_samples_and_extra_axes_as_compress_reads_them(tmp_path, capsys):
+    """An RGB file was listed as Z=64 Y=80 X=3 and a 4D array as Z Y X S: info named axes compress does not see."""
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "rgb.npy", rng.integers(0, 255, (64, 80, 3), dtype=np.uint8))
+    np.save(tmp_path / "four.npy", np.zeros((2, 3, 16, 20), np.uint16))
+    np.save(tmp_path / "z.npy", np.zeros((3, 16, 20), np.uint16))   # a stack of three planes stays Z
+    assert main(["info", str(tmp_path / "rgb.npy")]) == 0
+    out = capsys.readouterr().out
+    assert "uint8 Y=64 X=80 S=3" in out and "3 colour samples" in out and "--channel" in out
+    assert main(["compress", str(tmp_path / "rgb.npy"), "--channel", "1", "-c", "zstd", "--no-metrics"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "four.npy")]) == 0
+    assert "uint16 axis0=2 axis1=3 Y=16 X=20" in capsys.readouterr().out
+    assert main(["info", str(tmp_path / "z.npy")]) == 0
+    out = capsys.readouterr().out
+    assert "uint16 Z=3 Y=16 X=20" in out and "colour samples" not in out

@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 
 from .. import container, slice_ranges
+from ..strips import map_rows
 from .._validate import used_bits
 from ..errors import CodecError
 from .base import SliceCodec
@@ -129,20 +130,23 @@ class ImagecodecsCodec(SliceCodec):
         n = header.norm
         if n.get("kind") == "affine16":
             # float64: in float32, a - offset overflows for ranges near ±3.4e38 and every value clipped
-            return np.clip(np.rint((a.astype(np.float64) - n["offset"]) / n["scale"]), 0, 65535).astype(np.uint16)
+            return map_rows(a, lambda b: np.clip(np.rint((b.astype(np.float64) - n["offset"]) / n["scale"]), 0, 65535),
+                            np.uint16)
         if n.get("kind") == "stretch16":
-            return np.clip(np.rint((a.astype(np.float64) - n["offset"]) * n["scale"]), 0, 65535).astype(np.uint16)
+            return map_rows(a, lambda b: np.clip(np.rint((b.astype(np.float64) - n["offset"]) * n["scale"]), 0, 65535),
+                            np.uint16)
         return a
 
     def _from_work(self, w: np.ndarray, header: container.Header) -> np.ndarray:
         n = header.norm
         if n.get("kind") == "affine16":
-            return (w.astype(np.float64) * n["scale"] + n["offset"]).astype(np.float32)
+            return map_rows(w, lambda b: b.astype(np.float64) * n["scale"] + n["offset"], np.float32)
         if n.get("kind") == "stretch16":
             if not (isinstance(n.get("scale"), (int, float)) and n["scale"] >= 1.0):
                 raise ValueError(f"bad stretch scale {n.get('scale')!r}")
             top = np.iinfo(np.dtype(header.dtype)).max
-            return np.clip(np.rint(w.astype(np.float64) / n["scale"] + n["offset"]), 0, top).astype(header.dtype)
+            return map_rows(w, lambda b: np.clip(np.rint(b.astype(np.float64) / n["scale"] + n["offset"]), 0, top),
+                            header.dtype)
         return w.astype(header.dtype, copy=False)
 
     def _kwargs(self, header: container.Header) -> Dict[str, Any]:
