@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 
 from .errors import StreamError
+from .memory import parse_size
 
 MAGIC = b"\x89MCZ"
 FORMAT_VERSION = 2
@@ -170,12 +171,8 @@ def decode_budget() -> int:
     else half the physical memory. Checked before anything is allocated or decoded."""
     env = os.environ.get(ENV_BUDGET, "").strip().upper()
     if env:
-        mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(env[-1:], 1)
         try:
-            n = int(float(env.rstrip("KMGT")) * mult)
-            if n <= 0:
-                raise ValueError(env)
-            return n
+            return parse_size(env)
         except (ValueError, OverflowError):
             raise StreamError(f"${ENV_BUDGET}={env!r} is not a size (e.g. 8G, 500M, 1000000)") from None
     try:

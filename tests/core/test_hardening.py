@@ -75,6 +75,31 @@ def test_declared_size_above_budget_is_refused_before_allocating(monkeypatch):
         decode(data)
 
 
+def test_an_image_whose_coding_would_not_fit_in_memory_is_refused_with_the_way_round(monkeypatch, tmp_path, capsys):
+    """A 0.84 GiB uint8 TIFF passed the decode budget and took 9.5 GB and rising to code whole: past the machine's
+    memory the kernel kills the process without a word. The working set is checked first, and said."""
+    from napari_microcomp import memory
+    from napari_microcomp.cli import main
+
+    monkeypatch.setattr(memory, "_SMALL", 0)
+    monkeypatch.setenv(memory.ENV_WORK, "4M")
+    small, big = smooth_image((64, 64), seed=1), smooth_image((512, 512), seed=2)   # 0.08 MiB / 5 MiB of work
+    assert decode(get_codec("jpeg2k", quality=4).encode(small)).shape == small.shape
+    with pytest.raises(InputError, match=r"needs about 5 MiB of memory, and 4 MiB is available.*compress-tiled"):
+        get_codec("jpeg2k", quality=4).encode(big)
+    assert decode(get_codec("tiled", inner="zstd", tile=128).encode(big)).shape == big.shape   # 8 B/px: 3 MiB
+    np.save(tmp_path / "big.npy", big)
+    assert main(["compress", str(tmp_path / "big.npy"), "-c", "jpegxl"]) == 2
+    assert "compress-tiled" in capsys.readouterr().err and not (tmp_path / "big.npy.mcz").exists()
+    monkeypatch.setenv(memory.ENV_WORK, "64G")
+    assert decode(get_codec("jpeg2k", quality=4).encode(big)).shape == big.shape
+    monkeypatch.setenv(memory.ENV_WORK, "plenty")
+    with pytest.raises(InputError, match="not a size"):
+        get_codec("jpeg2k", quality=4).encode(big)
+    monkeypatch.delenv(memory.ENV_WORK)
+    have = memory.available()
+    assert have is None or have > 0
+
 def test_floats_beyond_float32_are_refused():
     a = np.full((16, 16), 1e39, dtype=np.float64)
     a[0, 0] = 0

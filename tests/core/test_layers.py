@@ -2,7 +2,7 @@
 
 Lowest first; a module may import its own layer and the layers below, never above::
 
-    0 errors, _progress, _validate, _triton_guard, slice_ranges, modality, strips, the package itself
+    0 errors, _progress, _validate, _triton_guard, slice_ranges, modality, strips, memory, the package itself
     1 container, outliers, io, io_checks, io_lsm, io_lif, io_dv, io_oib, cfb_check, io_planes, io_describe, io_zarr, io_zarr3, io_zarr_raw, io_write, codestreams, tiff_check, czi_check, metrics, bdrate, tiling, samples, datasets
     2 models                       (architectures: CompressAI 1-channel, 3D, label-free nets)
     3 weights                      (finding, loading, exporting, downloading weight files)
@@ -19,7 +19,7 @@ from typing import Dict, Set
 
 PKG = Path(__file__).resolve().parents[2] / "src" / "napari_microcomp"
 LAYERS = {
-    0: ("errors", "_progress", "_validate", "_triton_guard", "slice_ranges", "modality", "strips", ""),
+    0: ("errors", "_progress", "_validate", "_triton_guard", "slice_ranges", "modality", "strips", "memory", ""),
     1: ("container", "outliers", "io", "io_checks", "io_lsm", "io_lif", "io_dv", "io_oib", "cfb_check", "io_planes", "io_describe", "io_zarr", "io_zarr3", "io_zarr_raw", "io_write", "codestreams", "tiff_check", "czi_check", "metrics", "bdrate", "tiling", "samples", "datasets"),
     2: ("models",),
     3: ("weights",),

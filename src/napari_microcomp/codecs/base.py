@@ -16,6 +16,7 @@ from .. import container, outliers, slice_ranges
 from .._progress import checkpoint
 from .._validate import as_array, check_image, label_like, real_number, restore_dtype, with_source_dtype
 from ..errors import CodecError, DecodeDriftWarning, InputError, MicrocompError, StreamError
+from ..memory import BYTES_PER_PIXEL, check_working_memory
 
 QUALITIES = tuple(range(1, 9))
 # False only inside ``decode(..., verify=False)`` (nested streams included): data rescue, see registry.decode
@@ -45,6 +46,7 @@ class Codec(abc.ABC):
     lossless_only: ClassVar[bool] = False
     native_3d: ClassVar[bool] = False         # encodes a whole volume, not slices
     wrapper: ClassVar[bool] = False           # runs another codec in a container of its own (not a method)
+    plane_work_bytes: ClassVar[float] = BYTES_PER_PIXEL   # working memory per pixel of a plane (memory.py)
     # rate control's axis for a continuous native parameter: (low, high, log scale, larger = better quality)
     search_range: ClassVar[Optional[Tuple[float, float, bool, bool]]] = None
     # checksum of the latent symbols the last ``_decode`` recovered (learned codecs; None: nothing to vouch for)
@@ -148,6 +150,7 @@ class Codec(abc.ABC):
         """Compress ``array``; return the complete container stream."""
         src = as_array(array)
         a = check_image(src)
+        check_working_memory(a.shape, a.dtype, self.plane_work_bytes)
         if (self.lossless or self.lossless_only) and src.dtype.kind == "f" and src.dtype.itemsize > 4 \
                 and not np.array_equal(a.astype(src.dtype), src):
             raise InputError(f"{self.codec_id}: these {src.dtype} values are not exactly float32 numbers, and "

@@ -144,6 +144,7 @@ class TiledCodec(Codec):
     """
 
     codec_id = "tiled"
+    plane_work_bytes = 8       # tiles are small; what is left is MS-SSIM's two float32 planes
     supports_lossless = True   # as lossless as its inner codec
     family = "wrapper"  # listed apart from the codecs it wraps; instances take the inner family
     description = "any codec, tile by tile with halos, for volumes larger than memory"
