@@ -80,6 +80,8 @@ def read_chunk_file(root: Path, key: str, max_bytes: int, name: str) -> Optional
     than ``max_bytes``, which no coding of the chunk reaches."""
     f = root / key
     if not f.exists():
+        if f.is_symlink():   # a link to nothing, or to itself: the data is missing, not sparse
+            raise InputError(f"{name}: chunk {key} is a broken link (its target is missing or a loop)")
         return None   # an absent chunk is the fill value (zarr's sparse arrays)
     if not f.is_file():
         raise InputError(f"{name}: chunk {key} is not a regular file (a folder, pipe or device)")

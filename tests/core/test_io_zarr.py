@@ -153,6 +153,11 @@ def test_chunks_must_be_regular_files_and_paths_stay_inside(tmp_path):
     os.mkfifo(p / "0.0")   # reading it would block forever
     with pytest.raises(InputError, match="not a regular file"):
         read_image(p)
+    for target in (tmp_path / "gone", p / "0.0"):   # a link to nothing, or to itself, was read as sparse (zeros)
+        (p / "0.0").unlink()
+        os.symlink(target, p / "0.0")
+        with pytest.raises(InputError, match="chunk 0.0 is a broken link"):
+            read_image(p)
     q = ome_zarr(tmp_path / "o.zarr", RNG.integers(0, 9, (1, 1, 1, 16, 16)).astype(np.uint8))
     attrs = json.loads((q / ".zattrs").read_text())
     attrs["multiscales"][0]["datasets"][0]["path"] = "../h.zarr"
