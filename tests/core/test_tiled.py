@@ -307,3 +307,16 @@ def test_one_tile_size_serves_every_axis(tmp_path, capsys):
     assert np.array_equal(decode(out.read_bytes()), np.load(src))
     with pytest.raises(CodecError, match="must be 2 non-negative"):
         tiling.as_axes([8, 8, 8], 2, "tile")
+
+
+@pytest.mark.parametrize("tile,halo", [(float("nan"), 2), (64.5, 2), ("abc", 2), (64, [2, float("inf")]), ([], 2)])
+def test_tile_and_halo_must_be_whole_numbers_in_calls_and_streams(tile, halo):
+    """NaN was cast to a huge negative size and 64.5 to 64, with only a RuntimeWarning."""
+    with pytest.raises(CodecError, match="whole numbers"):
+        get_codec("tiled", inner="zstd", tile=tile, halo=halo)
+    data = get_codec("tiled", inner="zstd", tile=64, halo=2).encode(smooth_image((70, 90), seed=5))
+    h, payloads = container.unpack(data)
+    h.codec.update(tile=tile, halo=halo)
+    with pytest.raises(StreamError):
+        decode(container.pack(h, payloads))
+    assert get_codec("tiled", inner="zstd", tile=64.0, halo=[2]).tile == [64]

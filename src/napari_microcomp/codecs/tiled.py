@@ -129,6 +129,19 @@ def _tiles_from_header(header: container.Header) -> List[Tile]:
     return tiles
 
 
+def _whole_numbers(v, what: str) -> List[int]:
+    """``v`` (a number or a sequence) as ints; CodecError for a fraction, NaN, inf or text (a cast had made
+    NaN a huge negative size and 2.7 a 2, with only a RuntimeWarning)."""
+    try:
+        f = np.atleast_1d(np.asarray(v, dtype=np.float64))
+    except (TypeError, ValueError):
+        f = None
+    if f is None or f.ndim != 1 or not f.size or not np.all(np.isfinite(f)) or np.any(f != np.round(f)) \
+            or np.any(np.abs(f) > 2**31):
+        raise CodecError(f"{what} must be whole numbers, got {v!r}")
+    return [int(x) for x in f]
+
+
 @register_codec
 class TiledCodec(Codec):
     """Wrap any codec: encode a volume as independent tiles with halos (see module docstring).
@@ -159,8 +172,8 @@ class TiledCodec(Codec):
             raise CodecError("a tiled codec cannot wrap another tiled codec")
         super().__init__(lossless=inner.lossless)
         self.inner = inner
-        self.tile = None if tile is None else list(np.atleast_1d(tile).astype(int).tolist())
-        self.halo = None if halo is None else list(np.atleast_1d(halo).astype(int).tolist())
+        self.tile = None if tile is None else _whole_numbers(tile, "tile")
+        self.halo = None if halo is None else _whole_numbers(halo, "halo")
         self.quality = inner.quality   # the inner codec's level (None for a native parameter)
         self.family = inner.family
         self.native_3d = inner.native_3d
