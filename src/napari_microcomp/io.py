@@ -49,6 +49,8 @@ def regular_file(path) -> Path:
         raise InputError(f"{p} is a directory, expected a file")
     if p.exists():   # a FIFO or device would block or stream forever
         raise InputError(f"{p} is not a regular file (a pipe, socket or device); save it to a file first")
+    if p.is_symlink():
+        raise InputError(f"{p} is a broken link (its target is missing or a loop)")
     raise InputError(f"file not found: {p}")
 
 

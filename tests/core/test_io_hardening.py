@@ -811,3 +811,14 @@ def test_cmyk_jpeg_is_read_as_viewers_show_it_not_as_inverted_ink(tmp_path, caps
     rc, _, err = run(["compress", colour, tmp_path / "o.mcz", "-c", "zstd"], capsys)
     assert rc == 2 and "RGB" in err
     assert np.abs(read_image(colour, channel=1)[0].astype(int) - grey // 2).mean() < 4
+
+
+@pytest.mark.parametrize("command", ["compress", "info"])
+def test_a_broken_link_is_named_as_one(tmp_path, capsys, command):
+    """A link to itself was reported as "file not found", which sends a user looking for a file that is there."""
+    import os
+
+    for name, target in (("loop.tif", "loop.tif"), ("gone.tif", "nowhere.tif")):
+        os.symlink(target, tmp_path / name)
+        rc, _, err = run([command, tmp_path / name], capsys)
+        assert rc == 2 and f"{name} is a broken link" in err
