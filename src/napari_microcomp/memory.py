@@ -9,10 +9,13 @@ import numpy as np
 from .errors import InputError
 
 ENV_WORK = "MICROCOMP_WORK_MEMORY"
-# Peak of encode (its check decode included) and metrics beyond the image and its reconstruction, measured in
-# session 47 with /proc/self/status on 16–67 Mpx images: OpenJPEG ~9, MS-SSIM's float32 planes 8, learned ~16–20.
-BYTES_PER_PIXEL = 16
-_SMALL = 256 << 20   # jobs below this are not checked (no /proc read for every tile)
+# Working set of encode (its check decode included) and metrics beyond the image and its reconstruction, measured
+# with benchmarks/encode_memory.py (session 47; 2048²–8192² uint8, JPEG 2000 and mbt2018-mean-vbr): a fixed part
+# (SSIM's 2-Mpx strips, a learned model's tiles: 280–330 MB) and 10–12 bytes per plane pixel (OpenJPEG, MS-SSIM's
+# float32 planes).
+BYTES_PER_PIXEL = 12
+FIXED_BYTES = 320 << 20
+_SMALL = 512 << 20   # jobs below this are not checked (no /proc read for every tile)
 
 
 def parse_size(text: str) -> int:
@@ -44,11 +47,11 @@ def available() -> Optional[int]:
 
 def check_working_memory(shape, dtype, per_plane_px: float = BYTES_PER_PIXEL) -> None:
     """InputError if coding an array of ``shape``/``dtype`` whole (its (Y, X) planes one at a time) and measuring
-    it would need more than is available: the image, its reconstruction, and ``per_plane_px`` bytes per pixel of
-    one plane."""
+    it would need more than is available: the image, its reconstruction, ``per_plane_px`` bytes per pixel of one
+    plane and a fixed part."""
     px = float(np.prod([float(n) for n in shape]))
     nbytes = px * np.dtype(dtype).itemsize
-    need = 2 * nbytes + per_plane_px * float(np.prod([float(n) for n in shape[-2:]]))
+    need = 2 * nbytes + per_plane_px * float(np.prod([float(n) for n in shape[-2:]])) + FIXED_BYTES
     if need < _SMALL:
         return
     have = available()
