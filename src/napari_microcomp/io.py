@@ -49,7 +49,7 @@ def regular_file(path) -> Path:
         raise InputError(f"{p} is a directory, expected a file")
     if p.exists():   # a FIFO or device would block or stream forever
         raise InputError(f"{p} is not a regular file (a pipe, socket or device); save it to a file first")
-    if p.is_symlink():
+    if _broken_link(p):
         raise InputError(f"{p} is a broken link (its target is missing or a loop)")
     raise InputError(f"file not found: {p}")
 
@@ -82,8 +82,12 @@ def _images_in(folder: Path) -> Iterator[Path]:
         elif f.is_dir() and not f.is_symlink():   # as rglob: a linked folder could loop back
             if not f.name.startswith("."):   # .git, .venv, .ipynb_checkpoints: not the user's images
                 yield from _images_in(f)
-        elif f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
-            yield f
+        elif (f.is_file() or _broken_link(f)) and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
+            yield f   # a broken link too: reading it says so, where skipping it would say nothing
+
+
+def _broken_link(f: Path) -> bool:
+    return f.is_symlink() and not f.exists()
 
 
 FILE_KINDS = {".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".npy": "NPY",

@@ -3,6 +3,7 @@ capture of what tifffile and aicsimageio log (a truncated TIFF refused)."""
 import contextlib
 import logging
 import math
+import os
 import threading
 import warnings
 from pathlib import Path
@@ -13,6 +14,12 @@ import numpy as np
 from .errors import InputError
 
 MAX_CHANNELS = 10**4   # channels a file may declare: each becomes a name (and a napari layer)
+
+
+def real_path(p) -> Path:
+    """``p`` with ``~`` and every link resolved, as far as they go (Path.resolve raised RuntimeError on a link
+    loop, a traceback where a user named a broken file)."""
+    return Path(os.path.realpath(os.path.expanduser(str(p))))
 
 
 def check_declared(name: str, shape, dtype) -> None:

@@ -822,3 +822,22 @@ def test_a_broken_link_is_named_as_one(tmp_path, capsys, command):
         os.symlink(target, tmp_path / name)
         rc, _, err = run([command, tmp_path / name], capsys)
         assert rc == 2 and f"{name} is a broken link" in err
+
+
+def test_broken_links_in_a_folder_are_skipped_aloud_and_a_looping_weights_link_is_one_line(tmp_path, capsys):
+    """A folder walk skipped broken links without a word; with them listed, a link loop made Path.resolve raise
+    RuntimeError (a traceback), as it did for --weights naming one."""
+    import os
+
+    d = tmp_path / "d"
+    d.mkdir()
+    np.save(d / "a.npy", smooth_image((32, 32), seed=1))
+    os.symlink("loop.ome.tif", d / "loop.ome.tif")
+    os.symlink(tmp_path / "nowhere.tif", d / "gone.tif")
+    rc, out, err = run(["compress", d, "-c", "zstd", "--no-metrics"], capsys)
+    assert rc == 1 and "compressed 1 of 3" in out and (d / "a.npy.mcz").exists()
+    assert "loop.ome.tif is a broken link" in err and "gone.tif is a broken link" in err
+    os.symlink("w.pt", tmp_path / "w.pt")
+    rc, _, err = run(["compress", d / "a.npy", tmp_path / "b.mcz", "-c", "mbt2018-mean-vbr", "--weights",
+                      tmp_path / "w.pt"], capsys)
+    assert rc == 2 and "weight file not found" in err and "Traceback" not in err

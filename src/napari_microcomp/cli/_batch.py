@@ -5,6 +5,7 @@ from typing import Callable, Iterable, List, Optional, Sequence
 
 from ..errors import InputError
 from ..io import is_folder, regular_file
+from ..io_checks import real_path
 from ..io_write import check_output
 
 
@@ -88,12 +89,12 @@ def plan(paths: Sequence[str], kind: Kind, out_dir: Optional[str], overwrite: bo
         raise InputError(f"nothing to do in {', '.join(map(str, paths))}")
     seen = {}
     for j in jobs:
-        key = j.output.resolve()
-        if key in seen and seen[key].resolve() == j.source.resolve():
+        key = real_path(j.output)
+        if key in seen and real_path(seen[key]) == real_path(j.source):
             raise InputError(f"{j.source} is named more than once")
         if key in seen:
             raise InputError(f"{seen[key]} and {j.source} would both be written to {j.output}")
-        if j.output.resolve() == j.source.resolve():
+        if key == real_path(j.source):
             raise InputError(f"{j.source} would be overwritten by its own output; use --out-dir")
         seen[key] = j.source
     for j in jobs:   # after the plan is known to be consistent: "exists" is not the first thing to fix

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import IMAGE_SUFFIXES
+from ..io_checks import real_path
 from ..io_write import atomic_write_bytes, check_output
 from ._args import CHANNEL_HELP, OVERWRITE_HELP, channel, command, names, read_inputs
 
@@ -85,7 +86,7 @@ def _outputs(inputs, out_dir: Path, fmt: str, overwrite: bool, channels=None):
             raise InputError(f"{src} and {seen[out]} would both be written to {out}; rename one, or apply them "
                              "in separate runs")
         seen[out] = src
-        if out.resolve() == Path(src).resolve():   # b.zarr applied as zarr into its own folder
+        if real_path(out) == real_path(src):   # b.zarr applied as zarr into its own folder
             raise InputError(f"{out} is the input itself; apply into another folder")
         if out.exists() and not overwrite:
             raise InputError(f"{out} exists; pass --overwrite to replace it")

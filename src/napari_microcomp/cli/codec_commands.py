@@ -8,6 +8,7 @@ from .. import codecs as _codecs
 from .. import container
 from ..errors import CodecError, InputError, MicrocompError, out_of_memory_message
 from ..io import IMAGE_SUFFIXES, READ_FORMATS, image_files, image_source, is_folder, regular_file
+from ..io_checks import real_path
 from ..io_write import atomic_write_bytes, write_image
 from ..weights.locate import PROVISIONAL_NOTE
 from ._args import CHANNEL_HELP, OVERWRITE_HELP, channel, command, read_input
@@ -179,7 +180,7 @@ def cmd_compress(args) -> int:
         if args.target:   # each chunk is its own stream: one setting for all, no search over the whole
             raise InputError("--target does not work with --zarr; give --quality (or find it first with "
                              "`microcomp advise`)")
-        if Path(args.zarr).resolve() == Path(args.paths[0]).resolve():
+        if real_path(args.zarr) == real_path(args.paths[0]):
             raise InputError(f"{args.zarr} is the input itself; write the zarr array elsewhere")
         if Path(args.zarr).exists() and not args.overwrite:
             raise InputError(f"{args.zarr} exists; pass --overwrite to replace it")

@@ -5,6 +5,7 @@ Shipped files live in ``napari_microcomp/weights/labelfree/`` (provenance in its
 from pathlib import Path
 
 from ..weights.locate import available_models, known_models, labelfree_path
+from ..io_checks import real_path
 
 __all__ = ["available_models", "known_models", "load_model", "weights_path"]
 
@@ -31,6 +32,6 @@ def load_model(name_or_path, device: str = "cpu"):
     if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?", device):
         raise InputError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
 
-    p = labelfree_path(name_or_path).resolve()
+    p = real_path(labelfree_path(name_or_path))
     # The file's identity (mtime, size) is part of the key so a retrained file is reloaded.
     return cached(file_key("labelfree", p, str(device)), lambda: LabelFreeModel.from_file(p, device=device))

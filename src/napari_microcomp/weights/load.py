@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Hashable, Optional, Tuple
 
 from ..errors import MicrocompError, WeightsNotFoundError
+from ..io_checks import real_path
 from . import locate
 from .download import fetch_url, secure_url
 from .fingerprint import file_id
@@ -122,7 +123,7 @@ def encodable(lm: LoadedModel, codec_id: str) -> LoadedModel:
 
 def load_weights(path, arch: Optional[str] = None, quality: Optional[int] = None) -> LoadedModel:
     """Load a codec weight file written by :func:`~.export.export_weights` (cached by path, size and mtime)."""
-    p = Path(path).expanduser().resolve()
+    p = real_path(path)
     if not p.is_file():
         raise WeightsNotFoundError(f"weight file not found: {p}")
     lm = cached(file_key("file", p), lambda: _read_codec_file(p))

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import WeightsNotFoundError
+from ..io_checks import real_path
 
 SHIPPED_ROOT = Path(__file__).resolve().parent
 SHIPPED_DIR = SHIPPED_ROOT / "codecs"
@@ -116,7 +117,7 @@ def _retired_id(p: Path) -> Optional[str]:
 
 
 def is_shipped(p: Path) -> bool:
-    return SHIPPED_DIR.resolve() in Path(p).resolve().parents
+    return real_path(SHIPPED_DIR) in real_path(p).parents
 
 
 PROVISIONAL_NOTE = "provisional weights: a short 2026-11-26 GPU run, far from converged"
