@@ -14,8 +14,8 @@ import numpy as np
 
 from ._validate import MASK_NOTE, grey_samples, mask_as_uint8
 from .errors import InputError, MicrocompError
-from .io_checks import (check_declared, default_notes, photometric_notes, pick, pixel_size, quiet_readers,
-                        tiff_pixel_size)
+from .io_checks import (broken_link, check_declared, default_notes, photometric_notes, pick, pixel_size,
+                        quiet_readers, tiff_pixel_size)
 from .io_zarr import is_zarr, read_zarr
 
 # files of scenes and channels, read through an AICSImage (OME-TIFF too, told by its name)
@@ -49,7 +49,7 @@ def regular_file(path) -> Path:
         raise InputError(f"{p} is a directory, expected a file")
     if p.exists():   # a FIFO or device would block or stream forever
         raise InputError(f"{p} is not a regular file (a pipe, socket or device); save it to a file first")
-    if _broken_link(p):
+    if broken_link(p):
         raise InputError(f"{p} is a broken link (its target is missing or a loop)")
     raise InputError(f"file not found: {p}")
 
@@ -82,13 +82,8 @@ def _images_in(folder: Path) -> Iterator[Path]:
         elif f.is_dir() and not f.is_symlink():   # as rglob: a linked folder could loop back
             if not f.name.startswith("."):   # .git, .venv, .ipynb_checkpoints: not the user's images
                 yield from _images_in(f)
-        elif (f.is_file() or _broken_link(f)) and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
+        elif (f.is_file() or broken_link(f)) and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
             yield f   # a broken link too: reading it says so, where skipping it would say nothing
-
-
-def _broken_link(f: Path) -> bool:
-    return f.is_symlink() and not f.exists()
-
 
 FILE_KINDS = {".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".npy": "NPY",
               ".czi": "CZI", ".nd2": "ND2", ".lsm": "Zeiss LSM", ".lif": "Leica LIF", ".dv": "DeltaVision",

@@ -22,6 +22,11 @@ def real_path(p) -> Path:
     return Path(os.path.realpath(os.path.expanduser(str(p))))
 
 
+def broken_link(p: Path) -> bool:
+    """A link whose target is missing or a loop (``exists`` is False for it, as for a path that is not there)."""
+    return p.is_symlink() and not p.exists()
+
+
 def check_declared(name: str, shape, dtype) -> None:
     """Refuse a file whose header declares more pixels than the decode budget, before reading it: a
     60000² TIFF of a few hundred bytes would otherwise take gigabytes (or the machine) to find out."""

@@ -20,7 +20,7 @@ def map_rows(x: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], dtype,
     """``fn(x).astype(dtype)`` for an elementwise ``fn``, computed strip by strip into one output array."""
     strip_px = strip_px or STRIP_PX
     out = np.empty(x.shape, dtype)
-    if x.size <= strip_px or x.ndim == 0:
+    if x.size <= strip_px:
         out[...] = fn(x)
         return out
     for src, dst in zip(rows(x, strip_px), rows(out, strip_px)):
