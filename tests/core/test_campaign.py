@@ -329,11 +329,16 @@ def test_init_file_and_job_lambda(sandbox):
     with pytest.raises(MicrocompError, match="both"):
         campaign.load_plan(_plan(sandbox, [{"name": "a", **small},
                                            {"name": "b", **small, "init": "a", "init_file": "x.pt"}]))
-    jobs = {j["name"]: j for j in campaign.load_plan(_plan(sandbox, [{"name": "f", **small, "lmbda": 0.5}]))}
+    with pytest.raises(MicrocompError, match="bf16 must be true or false"):
+        campaign.load_plan(_plan(sandbox, [{"name": "a", **small, "bf16": "no"}]))
+    # bf16 false: the plan's way round a CPU whose bf16 kernels fail (they did on one AVX-512 machine)
+    jobs = {j["name"]: j for j in campaign.load_plan(_plan(sandbox, [{"name": "f", **small, "lmbda": 0.5,
+                                                                       "bf16": False}]))}
     wd = sandbox / "work"
     wd.mkdir()
     out = campaign.run_job(jobs["f"], wd, jobs, threading.Event(), campaign.Status(wd), lambda m: None, threads=1)
-    assert torch.load(out, weights_only=True)["meta"]["lambda"] == 0.5
+    meta = torch.load(out, weights_only=True)["meta"]
+    assert meta["lambda"] == 0.5 and meta["bf16"] is False
     (wt.SHIPPED_DIR).mkdir(parents=True)
     src = wt.SHIPPED_DIR / "start.pt"
     src.write_bytes(out.read_bytes())

@@ -107,6 +107,28 @@ def test_3d_architecture_gets_3d_crops(data_dir, tmp_path):
     assert m["patch"] == [4, 16, 16] and m["n_items"] == 1     # only the stack is a 3D item
 
 
+def test_training_batches_reach_the_model_in_standard_layout(data_dir, tmp_path, monkeypatch):
+    """A 1-channel batch in true channels-last strides (what a batch of rotated crops became under bf16)
+    corrupted the heap in the first convolution's backward (torch 2.14 CPU, AVX-512 EPYC, bf16 and fp32)."""
+    draw = PatchSampler.batch
+    # np.stack of crops that were all rotated by 90° keeps their transposed layout: every batch here is so
+    monkeypatch.setattr(PatchSampler, "batch", lambda self, n: np.swapaxes(draw(self, n), -1, -2))
+    seen = []
+
+    def first_layer_inputs(mod, args):
+        if isinstance(mod, torch.nn.Conv2d) and mod.in_channels == 1:
+            x = args[0]
+            seen.append(x.stride() == torch.empty(x.shape).stride())
+
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(first_layer_inputs)
+    try:
+        rc = main(["train-codec", "--arch", "cheng2020-anchor", "--quality", "2", "--data", str(data_dir),
+                   "--steps", "6", "--widths", "N=8", "--out", str(tmp_path / "c.pt"), *ARGS, "--bf16"])
+    finally:
+        hook.remove()
+    assert rc == 0 and len(seen) >= 6 and all(seen)
+
+
 def test_sampler_shapes_range_and_padding(data_dir):
     files = collect_files([data_dir])
     assert [f.name for f in files] == ["dapi.tif", "phase_stack.tif"]

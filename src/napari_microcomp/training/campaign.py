@@ -12,7 +12,8 @@ recorded in the weights; e.g. a wider range for transmitted light), ``lmbda`` (f
 e.g. the level of a VBR table other models of the zoo were trained at), ``init_file`` (a weight file,
 relative to the shipped codecs folder, that warm-starts a job with no ``init`` job), ``sample_power``
 (images drawn ∝ size**power; default 1), ``quant`` ("mixed": the factorized models' decoder trains on rounded
-latents; default "noise"), ``restretch`` (share of crops stretched by their own min/max; default 0).
+latents; default "noise"), ``restretch`` (share of crops stretched by their own min/max; default 0), ``bf16``
+(true/false: bf16 autocast on or off; default: on where the CPU has native bf16; false where its kernels fail).
 
 For each job the runner packs the modality's training split once (``WORKDIR/data/MODALITY``), then
 trains with checkpoints every ``ckpt_every`` steps. It resumes from ``WORKDIR/NAME.ckpt`` when the
@@ -53,6 +54,8 @@ def load_plan(path) -> List[Dict[str, Any]]:
             raise MicrocompError(f"{path}: job {j['name']} starts from {j['init']!r}, which is not an earlier job")
         if j.get("init") and j.get("init_file"):
             raise MicrocompError(f"{path}: job {j['name']} gives both init and init_file")
+        if "bf16" in j and not isinstance(j["bf16"], bool):
+            raise MicrocompError(f"{path}: job {j['name']}: bf16 must be true or false, got {j['bf16']!r}")
         names.add(j["name"])
     return jobs
 
@@ -162,7 +165,7 @@ def run_job(job: Dict[str, Any], workdir: Path, jobs_by_name: Dict[str, Dict], s
                       lambdas=job.get("lambdas"), lmbda=job.get("lmbda"),
                       modality=job["modality"], seed=int(job.get("seed", 0)),
                       sample_power=float(job.get("sample_power", 1.0)), quant=str(job.get("quant", "noise")),
-                      restretch=float(job.get("restretch", 0.0)),
+                      restretch=float(job.get("restretch", 0.0)), bf16=job.get("bf16"),
                       log_every=int(job.get("log_every", 100)), steps_offset=int(done_steps or 0),
                       command=f"microcomp train-zoo --plan PLAN --only {name}")
     log(f"[{name}] start: {'resume ' + resume if resume else 'init ' + init if init else 'from scratch'}, "

@@ -185,7 +185,7 @@ class CodecTrainer(Trainer):
         self.last = {"loss": float("nan"), "bpp": float("nan"), "psnr": float("nan"), **ckpt_last}
 
     def setup(self) -> Generator[Progress, None, None]:
-        cfg, spec, device = self.cfg, self.spec, self.device
+        cfg, device = self.cfg, self.device
         self.prev_threads = torch.get_num_threads()   # restored in close(): a library call leaves global state alone
         torch.set_num_threads(int(cfg.threads or (1 if device.type == "cuda" else self.prev_threads)))
         torch.manual_seed(cfg.seed)
@@ -195,7 +195,6 @@ class CodecTrainer(Trainer):
         ckpt = self._build_model()
         yield from self._load_data()
         model = self.model.to(device)
-        self.mf = torch.channels_last if spec.ndim == 2 else torch.channels_last_3d
         if self.bf16:
             channels_last_by_rank(model, training=True)
         _fp32_entropy(model, device.type)
@@ -277,9 +276,9 @@ class CodecTrainer(Trainer):
         lr = cfg.lr * self.lr_scale * lr_factor(self.step, frac, cfg)
         for g in self.opt.param_groups:
             g["lr"] = lr * g.get("lr_mult", 1.0)
-        x = self.prefetch.next()
-        if self.bf16:
-            x = x.contiguous(memory_format=self.mf)
+        # a 1-channel batch in true channels-last strides (what a transposed crop became) corrupted the heap
+        # in the first convolution's backward (torch 2.14 CPU, AVX-512 EPYC; bf16 and fp32): standard layout
+        x = self.prefetch.next().contiguous()
         loss, bpp, mse, level = self._forward(x)
         lv = float(loss.detach())
         hist = self.recent.setdefault(level, [])
