@@ -276,8 +276,8 @@ class CodecTrainer(Trainer):
         lr = cfg.lr * self.lr_scale * lr_factor(self.step, frac, cfg)
         for g in self.opt.param_groups:
             g["lr"] = lr * g.get("lr_mult", 1.0)
-        # a 1-channel batch in true channels-last strides (what a transposed crop became) corrupted the heap
-        # in the first convolution's backward (torch 2.14 CPU, AVX-512 EPYC; bf16 and fp32): standard layout
+        # a stack of rotated 1-channel crops, made channels-last, corrupted the heap in the first
+        # convolution's backward (torch 2.14 CPU, AVX-512 EPYC; bf16 and fp32): standard layout
         x = self.prefetch.next().contiguous()
         loss, bpp, mse, level = self._forward(x)
         lv = float(loss.detach())
